@@ -1,0 +1,165 @@
+// swift-tools-version:6.1
+// The distributed cache framework with secure replication: cache-node (a Redis-compatible server),
+// ReplicationSec (the secure channel), CacheFramework (the offer-based scheduler) and cachectl.
+import PackageDescription
+
+/// Strict settings for every target of ours (Swift 6 mode is the default for tools 6.x).
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+/// The hot path is compiled with exclusivity checks off in release builds, as swift-nio does.
+let hotPathSettings: [SwiftSetting] =
+    strictSettings + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "cache-framework",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "cache-node", targets: ["CacheNodeServer"]),
+        .executable(name: "cachectl", targets: ["cachectl"]),
+        .executable(name: "cache-bench", targets: ["CacheBench"]),
+        .library(name: "CacheNode", targets: ["CacheNode"]),
+        .library(name: "ReplicationSec", targets: ["ReplicationSec"]),
+        .library(name: "CacheFramework", targets: ["CacheFramework"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+    ],
+    targets: [
+        // MARK: cache node layers: protocol facade, storage engine, command families, executable.
+        .target(
+            name: "RESPServer",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: hotPathSettings
+        ),
+        .target(name: "CacheStore", swiftSettings: hotPathSettings),
+        .target(
+            name: "CacheNode",
+            dependencies: [
+                "RESPServer", "CacheStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: hotPathSettings
+        ),
+        .executableTarget(
+            name: "CacheNodeServer",
+            dependencies: [
+                "CacheNode",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/cache-node",
+            swiftSettings: strictSettings
+        ),
+
+        // MARK: secure channel
+        .target(
+            name: "ReplicationSec",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        // MARK: scheduler framework
+        .target(
+            name: "CacheFramework",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        // MARK: command line
+        .executableTarget(
+            name: "cachectl",
+            dependencies: [
+                "ReplicationSec", "CacheFramework",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        // MARK: libhiredis and the load generator built on it
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev", "libevent-dev"])]
+        ),
+        .executableTarget(
+            name: "CacheBench",
+            dependencies: [
+                "CHiredis",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "benchmarks/LoadGenerator",
+            swiftSettings: strictSettings
+        ),
+
+        // MARK: tests (folders mirror Sources/)
+        .testTarget(
+            name: "RESPServerTests",
+            dependencies: [
+                "RESPServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(name: "CacheStoreTests", dependencies: ["CacheStore"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "CacheNodeTests",
+            dependencies: [
+                "CacheNode", "RESPServer", "CacheStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["CHiredis"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "ReplicationSecTests",
+            dependencies: [
+                "ReplicationSec",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(name: "CacheFrameworkTests", dependencies: ["CacheFramework"], swiftSettings: strictSettings),
+    ]
+)

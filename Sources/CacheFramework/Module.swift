@@ -1,0 +1,2 @@
+// Placeholder replaced by the CacheFramework implementation.
+public enum CacheFrameworkModule {}

@@ -1,0 +1,2 @@
+// Placeholder replaced by the ReplicationSec implementation.
+public enum ReplicationSecModule {}

@@ -1,0 +1,3 @@
+// cache-node entry point (placeholder).
+import CacheNode
+print("cache-node")
