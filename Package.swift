@@ -12,7 +12,9 @@ let strictSettings: [SwiftSetting] = [
 
 /// The hot path is compiled with exclusivity checks off in release builds, as swift-nio does.
 let hotPathSettings: [SwiftSetting] =
-    strictSettings + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+    strictSettings + [
+        .unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"], .when(configuration: .release))
+    ]
 
 let package = Package(
     name: "cache-framework",
@@ -33,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
     ],
     targets: [
         // MARK: cache node layers: protocol facade, storage engine, command families, executable.
@@ -46,18 +49,24 @@ let package = Package(
             ],
             swiftSettings: hotPathSettings
         ),
-        .target(name: "CacheStore", swiftSettings: hotPathSettings),
+        .target(
+            name: "CacheStore",
+            dependencies: [.product(name: "DequeModule", package: "swift-collections")],
+            swiftSettings: hotPathSettings
+        ),
         .target(
             name: "CacheNode",
             dependencies: [
-                "RESPServer", "CacheStore",
+                "RESPServer", "CacheStore", "CProcessStats",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: hotPathSettings
         ),
+        .target(name: "CProcessStats"),
         .executableTarget(
             name: "CacheNodeServer",
             dependencies: [
@@ -108,7 +117,6 @@ let package = Package(
         // MARK: libhiredis and the load generator built on it
         .systemLibrary(
             name: "CHiredis",
-            pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev", "libevent-dev"])]
         ),
         .executableTarget(

@@ -1,0 +1,85 @@
+// What a command handler sees: its arguments, the client's session, the node, and the time of this command.
+// Side effects the dispatcher acts on after the locks are released (waking blocked clients, suspending this
+// client) are recorded here rather than performed under a lock.
+public import CacheStore
+public import RESPServer
+public import Synchronization
+
+/// The context of one command execution.
+public struct CommandContext {
+    /// The arguments, `arguments[0]` being the command name as sent.
+    public let arguments: CommandArguments
+    /// The command being run.
+    public let spec: CommandSpec
+    /// The client's state.
+    public let session: ClientSession
+    /// Node-wide state.
+    public let node: NodeState
+    /// The time this command runs at (unix ms), read once.
+    public let now: Int64
+    /// Whether the command runs inside EXEC (blocking commands must not block).
+    public let inTransaction: Bool
+    /// Keys that became non-empty lists or sorted sets (blocked clients waiting on them get a chance).
+    public internal(set) var readyKeys: [DatabaseKey] = []
+    /// Set by blocking commands that had to wait: the connection suspends until resumed.
+    public var suspends = false
+    /// Set by QUIT: the connection closes once the reply is sent.
+    public var closesConnection = false
+
+    var cachedKey: KeyRef?
+    var cachedKeyIndex = -1
+
+    init(arguments: CommandArguments, spec: CommandSpec, session: ClientSession, node: NodeState, now: Int64, inTransaction: Bool) {
+        self.arguments = arguments
+        self.spec = spec
+        self.session = session
+        self.node = node
+        self.now = now
+        self.inTransaction = inTransaction
+    }
+
+    /// The client's selected database at this command's time.
+    public var db: Database { node.keyspace.database(session.database, now: now) }
+
+    /// The keyspace.
+    public var keyspace: Keyspace { node.keyspace }
+
+    /// Argument `index` as a key.
+    public func key(_ index: Int) -> KeyRef {
+        if index == cachedKeyIndex, let cachedKey { return cachedKey }
+        return arguments.withBytes(index) { KeyRef($0) }
+    }
+
+    /// Argument `index` as owned bytes (a member, field or value to store).
+    public func bytes(_ index: Int) -> CompactBytes {
+        arguments.withBytes(index) { CompactBytes($0) }
+    }
+
+    /// Argument `index` as an integer, or the standard "not an integer" error.
+    public func integer(_ index: Int) throws(CommandError) -> Int {
+        guard let value = arguments.integer(index) else { throw .notInteger }
+        return value
+    }
+
+    /// Argument `index` as a float, or the standard "not a valid float" error.
+    public func double(_ index: Int) throws(CommandError) -> Double {
+        guard let value = arguments.double(index) else { throw .notFloat }
+        return value
+    }
+
+    /// Counts a keyspace hit or miss (INFO `keyspace_hits`/`keyspace_misses`).
+    public func recordLookup(found: Bool) {
+        if found {
+            session.stats.keyspaceHits.add(1, ordering: .relaxed)
+        } else {
+            session.stats.keyspaceMisses.add(1, ordering: .relaxed)
+        }
+    }
+
+    /// Records that `key` in the current database may now satisfy blocked clients.
+    public mutating func signalReady(_ key: KeyRef) {
+        if node.blocking.hasWaiters {
+            readyKeys.append(DatabaseKey(database: session.database, key: key.bytes))
+        }
+    }
+}

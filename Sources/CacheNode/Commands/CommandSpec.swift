@@ -1,0 +1,155 @@
+// Command metadata as data: name, arity, flags, key positions, group and docs. The dispatcher checks arity, auth,
+// transaction and memory rules from these fields in one place (redis server.c processCommand); COMMAND INFO/DOCS
+// are generated from them; handlers only implement the command.
+public import RESPServer
+
+/// How a command behaves, as redis's command flags (server.h `CMD_*`).
+public struct CommandFlags: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// May modify the keyspace (refused on read-only replicas; propagated to replicas).
+    public static let write = CommandFlags(rawValue: 1 << 0)
+    /// Only reads.
+    public static let readonly = CommandFlags(rawValue: 1 << 1)
+    /// May grow memory: refused with OOM when over `maxmemory` and nothing can be evicted.
+    public static let denyOOM = CommandFlags(rawValue: 1 << 2)
+    /// Administrative (CONFIG, FLUSHALL…).
+    public static let admin = CommandFlags(rawValue: 1 << 3)
+    /// Pub/sub related.
+    public static let pubsub = CommandFlags(rawValue: 1 << 4)
+    /// May block the client (BLPOP).
+    public static let blocking = CommandFlags(rawValue: 1 << 5)
+    /// O(1) or O(log N) (reported by COMMAND).
+    public static let fast = CommandFlags(rawValue: 1 << 6)
+    /// Allowed before AUTH (AUTH, HELLO, QUIT…).
+    public static let noAuth = CommandFlags(rawValue: 1 << 7)
+    /// Allowed in RESP2 subscriber mode.
+    public static let allowedWhileSubscribed = CommandFlags(rawValue: 1 << 8)
+    /// Not queued inside MULTI but run immediately (EXEC, DISCARD, MULTI, WATCH, QUIT, RESET).
+    public static let transactionControl = CommandFlags(rawValue: 1 << 9)
+    /// Needs every stripe locked (whole-keyspace commands: KEYS, SCAN, FLUSHALL, SWAPDB, DBSIZE…).
+    public static let wholeKeyspace = CommandFlags(rawValue: 1 << 10)
+    /// Runs without keyspace locks (connection and server commands that touch no keys).
+    public static let noKeyspace = CommandFlags(rawValue: 1 << 11)
+    /// Allowed while loading / stale (reported only).
+    public static let loading = CommandFlags(rawValue: 1 << 12)
+    public static let stale = CommandFlags(rawValue: 1 << 13)
+    /// Not allowed inside MULTI (SUBSCRIBE under RESP2, WATCH).
+    public static let noMulti = CommandFlags(rawValue: 1 << 14)
+
+    /// The flag names COMMAND reports.
+    public var names: [String] {
+        var result: [String] = []
+        let table: [(CommandFlags, String)] = [
+            (.write, "write"), (.readonly, "readonly"), (.denyOOM, "denyoom"), (.admin, "admin"),
+            (.pubsub, "pubsub"), (.blocking, "blocking"), (.loading, "loading"), (.stale, "stale"),
+            (.noAuth, "no_auth"), (.noMulti, "no_multi"), (.fast, "fast"),
+        ]
+        for (flag, name) in table where contains(flag) { result.append(name) }
+        return result
+    }
+}
+
+/// Where a command's keys are among its arguments.
+public enum KeySpec: Sendable {
+    /// No keys.
+    case none
+    /// Keys at `first`, `first + step`, … up to `last` (negative counts from the end: -1 is the last argument).
+    case range(first: Int, last: Int, step: Int)
+    /// A key count at `countIndex` followed by that many keys, optionally with a destination key before it
+    /// (ZUNIONSTORE dest numkeys key…; ZINTERCARD numkeys key…).
+    case counted(destination: Int?, countIndex: Int)
+    /// Computed from the arguments (for commands whose keys follow keywords).
+    case custom(@Sendable (CommandArguments) -> [Int])
+
+    /// One key at position 1 (most commands).
+    public static let first = KeySpec.range(first: 1, last: 1, step: 1)
+
+    /// The positions of the keys in `arguments` (arity already checked).
+    public func positions(in arguments: CommandArguments) -> [Int] {
+        switch self {
+        case .none:
+            return []
+        case .range(let first, let last, let step):
+            let end = last < 0 ? arguments.count + last : min(last, arguments.count - 1)
+            guard first <= end else { return [] }
+            return Array(stride(from: first, through: end, by: step))
+        case .counted(let destination, let countIndex):
+            var positions: [Int] = destination.map { [$0] } ?? []
+            guard countIndex < arguments.count, let count = arguments.integer(countIndex), count > 0 else {
+                return positions
+            }
+            let end = min(countIndex + count, arguments.count - 1)
+            if countIndex + 1 <= end { positions.append(contentsOf: (countIndex + 1)...end) }
+            return positions
+        case .custom(let compute):
+            return compute(arguments)
+        }
+    }
+
+    /// redis's legacy (first, last, step) triple for COMMAND INFO.
+    public var legacyTriple: (Int, Int, Int) {
+        switch self {
+        case .none, .custom: return (0, 0, 0)
+        case .range(let first, let last, let step): return (first, last, step)
+        case .counted(let destination, _): return destination.map { ($0, $0, 1) } ?? (0, 0, 0)
+        }
+    }
+
+    /// Whether key positions depend on the arguments (COMMAND's `movablekeys`).
+    public var isMovable: Bool {
+        switch self {
+        case .counted, .custom: return true
+        default: return false
+        }
+    }
+}
+
+/// The documentation group of a command (COMMAND DOCS `group`).
+public enum CommandGroup: String, Sendable {
+    case generic, string, list, set, sortedSet = "sorted-set", hash, pubsub, transactions, connection, server, cluster
+}
+
+/// Executes a command: reads arguments from `context`, writes one reply into `reply`.
+public typealias CommandHandler = @Sendable (inout CommandContext, inout ReplyWriter) throws(CommandError) -> Void
+
+/// One command's metadata and implementation.
+public struct CommandSpec: Sendable {
+    /// Lowercase name (`get`), or `container|sub` for subcommands.
+    public let name: String
+    /// Argument count including the name; negative means "at least -arity".
+    public let arity: Int
+    public let flags: CommandFlags
+    public let keys: KeySpec
+    public let group: CommandGroup
+    /// One line for COMMAND DOCS.
+    public let summary: String
+    /// The redis version that introduced it (COMMAND DOCS `since`).
+    public let since: String
+    /// Subcommands (CONFIG GET…), for COMMAND INFO/DOCS; the handler dispatches them.
+    public let subcommands: [CommandSpec]
+    public let handler: CommandHandler
+
+    public init(
+        _ name: String, arity: Int, flags: CommandFlags, keys: KeySpec = .none, group: CommandGroup,
+        summary: String, since: String = "1.0.0", subcommands: [CommandSpec] = [],
+        handler: @escaping CommandHandler
+    ) {
+        self.name = name
+        self.arity = arity
+        self.flags = flags
+        self.keys = keys
+        self.group = group
+        self.summary = summary
+        self.since = since
+        self.subcommands = subcommands
+        self.handler = handler
+    }
+
+    /// Whether `count` arguments satisfy the arity.
+    @inline(__always)
+    public func acceptsArgumentCount(_ count: Int) -> Bool {
+        arity >= 0 ? count == arity : count >= -arity
+    }
+}

@@ -1,0 +1,186 @@
+// The one place where every command is checked before it runs (redis processCommand): lookup, arity,
+// authentication, subscriber-mode and transaction rules, maxmemory; then the stripes of its keys are locked, the
+// handler runs, the locks are released, and blocked clients are woken if the command fed their keys.
+public import CacheStore
+public import RESPServer
+import NIOCore
+public import Synchronization
+
+/// Executes commands against a node's state; the protocol layer's ``CommandDispatcher``.
+public struct NodeDispatcher: CommandDispatcher {
+    public typealias Session = ClientSession
+
+    /// The node this dispatcher serves.
+    public let node: NodeState
+
+    public init(node: NodeState) {
+        self.node = node
+    }
+
+    public func openSession(for connection: ClientConnection) -> ClientSession {
+        let stats = node.stats.block(for: ObjectIdentifier(connection.eventLoop))
+        let session = ClientSession(
+            connection: connection,
+            createdAt: node.clock.nowMilliseconds(),
+            isAuthenticated: node.configuration.requirePass == nil,
+            stats: stats
+        )
+        stats.connectionsReceived.add(1, ordering: .relaxed)
+        stats.connectedClients.add(1, ordering: .relaxed)
+        node.register(session)
+        return session
+    }
+
+    public func isAuthenticated(_ session: ClientSession) -> Bool {
+        session.isAuthenticated
+    }
+
+    public func closeSession(_ session: inout ClientSession) {
+        node.blocking.cancel(session)
+        node.pubsub.unsubscribeAll(session)
+        TransactionState.unwatchAll(session, keyspace: node.keyspace)
+        session.stats.connectedClients.add(-1, ordering: .relaxed)
+        node.unregister(session)
+    }
+
+    public func dispatch(_ arguments: CommandArguments, session: inout ClientSession, reply: inout ReplyWriter) -> DispatchOutcome {
+        guard let commandIndex = node.commands.lookupIndex(arguments) else {
+            return reject(Self.unknownCommand(arguments), session: session, reply: &reply, flagTransaction: true)
+        }
+        let spec = node.commands.commands[commandIndex]
+        session.lastCommand.store(commandIndex, ordering: .relaxed)
+        guard spec.acceptsArgumentCount(arguments.count) else {
+            return reject(.wrongArity(spec.name), session: session, reply: &reply, flagTransaction: true)
+        }
+        if !session.isAuthenticated && !spec.flags.contains(.noAuth) {
+            return reject(.noAuth, session: session, reply: &reply, flagTransaction: true)
+        }
+        if session.isInSubscriberMode && reply.protocolVersion == .v2 && !spec.flags.contains(.allowedWhileSubscribed) {
+            return reject(
+                CommandError(
+                    "Can't execute '\(spec.name)': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+                ), session: session, reply: &reply, flagTransaction: false)
+        }
+        if session.transaction != nil && !spec.flags.contains(.transactionControl) {
+            if spec.flags.contains(.noMulti) {
+                return reject(CommandError("Command not allowed inside a transaction"), session: session, reply: &reply, flagTransaction: true)
+            }
+            session.transaction!.append(QueuedCommand(spec: spec, arguments: arguments))
+            session.updateInfo { $0.multiQueued = session.transaction?.count ?? -1 }
+            reply.buffer.writeStaticString("+QUEUED\r\n")
+            return .proceed
+        }
+        return execute(spec, arguments, session: session, reply: &reply)
+    }
+
+    /// Runs one command now: memory check, locks, handler, unlock, wake-ups.
+    func execute(_ spec: CommandSpec, _ arguments: CommandArguments, session: ClientSession, reply: inout ReplyWriter) -> DispatchOutcome {
+        let keyspace = node.keyspace
+        if keyspace.maxMemory > 0 && needsMemory(spec, session: session) {
+            if case .outOfMemory = keyspace.evictIfNeeded(now: node.clock.nowMilliseconds(), baseline: node.baselineMemory.load(ordering: .relaxed)) {
+                session.stats.rejectedCommandsOOM.add(1, ordering: .relaxed)
+                return reject(.outOfMemory, session: session, reply: &reply, flagTransaction: false)
+            }
+        }
+        var context = CommandContext(
+            arguments: arguments, spec: spec, session: session, node: node, now: node.clock.nowMilliseconds(),
+            inTransaction: false)
+        session.stats.commandsProcessed.add(1, ordering: .relaxed)
+        session.lastInteraction.store(context.now, ordering: .relaxed)
+
+        if spec.flags.contains(.wholeKeyspace) {
+            keyspace.lockAll()
+            run(spec, &context, &reply)
+            keyspace.unlockAll()
+        } else {
+            switch spec.keys {
+            case .none:
+                run(spec, &context, &reply)
+            case .range(1, 1, _):
+                // The common single-key command: hash the key once, reuse it in the handler.
+                let key = arguments.withBytes(1) { KeyRef($0) }
+                context.cachedKey = key
+                context.cachedKeyIndex = 1
+                let stripe = keyspace.stripeIndex(for: key)
+                keyspace.lock(stripe: stripe)
+                run(spec, &context, &reply)
+                keyspace.unlock(stripe: stripe)
+            default:
+                let positions = spec.keys.positions(in: arguments)
+                var stripes = positions.map { position in arguments.withBytes(position) { keyspace.stripeIndex(for: KeyRef($0)) } }
+                stripes.sort()
+                var previous = -1
+                for stripe in stripes where stripe != previous {
+                    keyspace.lock(stripe: stripe)
+                    previous = stripe
+                }
+                run(spec, &context, &reply)
+                previous = -1
+                for stripe in stripes.reversed() where stripe != previous {
+                    keyspace.unlock(stripe: stripe)
+                    previous = stripe
+                }
+            }
+        }
+        if !context.readyKeys.isEmpty {
+            node.blocking.signal(context.readyKeys, node: node)
+        }
+        if context.closesConnection { return .closeAfterReply }
+        return context.suspends ? .suspend : .proceed
+    }
+
+    /// Runs the handler, turning a thrown error into an error reply.
+    private func run(_ spec: CommandSpec, _ context: inout CommandContext, _ reply: inout ReplyWriter) {
+        do {
+            try spec.handler(&context, &reply)
+            if spec.flags.contains(.write) { node.dirty.add(1, ordering: .relaxed) }
+        } catch {
+            context.session.stats.errorReplies.add(1, ordering: .relaxed)
+            reply.error(code: error.code, message: error.message)
+        }
+    }
+
+    private func needsMemory(_ spec: CommandSpec, session: ClientSession) -> Bool {
+        if spec.flags.contains(.denyOOM) { return true }
+        if spec.name == "exec", let queued = session.transaction {
+            return queued.contains { $0.spec.flags.contains(.denyOOM) }
+        }
+        return false
+    }
+
+    private func reject(_ error: CommandError, session: ClientSession, reply: inout ReplyWriter, flagTransaction: Bool) -> DispatchOutcome {
+        if flagTransaction && session.transaction != nil { session.transactionHasErrors = true }
+        session.stats.errorReplies.add(1, ordering: .relaxed)
+        reply.error(code: error.code, message: error.message)
+        return .proceed
+    }
+
+    /// redis's wording: `unknown command 'foo', with args beginning with: 'a' 'b' `.
+    static func unknownCommand(_ arguments: CommandArguments) -> CommandError {
+        let name = arguments.count > 0 ? String(arguments.string(0).prefix(128)) : ""
+        var rest = ""
+        if arguments.count > 1 {
+            for index in 1..<arguments.count {
+                let argument = arguments.string(index)
+                if rest.count + argument.count > 128 { break }
+                rest += "'\(argument)' "
+            }
+        }
+        return CommandError("unknown command '\(name)', with args beginning with: \(rest)")
+    }
+
+    /// Runs a queued command inside EXEC, with every stripe already locked. Returns keys made ready.
+    static func runQueued(_ queued: QueuedCommand, session: ClientSession, node: NodeState, now: Int64, reply: inout ReplyWriter) -> [DatabaseKey] {
+        var context = CommandContext(
+            arguments: queued.arguments, spec: queued.spec, session: session, node: node, now: now, inTransaction: true)
+        session.stats.commandsProcessed.add(1, ordering: .relaxed)
+        do {
+            try queued.spec.handler(&context, &reply)
+            if queued.spec.flags.contains(.write) { node.dirty.add(1, ordering: .relaxed) }
+        } catch {
+            session.stats.errorReplies.add(1, ordering: .relaxed)
+            reply.error(code: error.code, message: error.message)
+        }
+        return context.readyKeys
+    }
+}

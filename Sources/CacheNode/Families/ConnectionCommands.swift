@@ -1,0 +1,326 @@
+// Connection commands (redis networking.c / server.c): PING, ECHO, QUIT, RESET, AUTH, HELLO and CLIENT.
+public import CacheStore
+public import RESPServer
+import NIOCore
+public import Synchronization
+
+extension CommandTable {
+    static let connectionCommands: [CommandSpec] = [
+        // PING [message]
+        CommandSpec("ping", arity: -1, flags: [.fast, .allowedWhileSubscribed, .loading, .stale], group: .connection,
+                    summary: "Returns the server's liveliness response.") { context, reply throws(CommandError) in
+            guard context.arguments.count <= 2 else { throw .wrongArity("ping") }
+            if context.session.isInSubscriberMode && reply.protocolVersion == .v2 {
+                // In RESP2 subscriber mode PING answers as a pub/sub message: ["pong", message].
+                reply.arrayHeader(2)
+                reply.bulk("pong")
+                if context.arguments.count == 2 { reply.bulk(context.arguments.buffer(1)) } else { reply.bulk("") }
+            } else if context.arguments.count == 2 {
+                reply.bulk(context.arguments.buffer(1))
+            } else {
+                reply.buffer.writeStaticString("+PONG\r\n")
+            }
+        },
+        // ECHO message
+        CommandSpec("echo", arity: 2, flags: [.fast, .loading, .stale], group: .connection,
+                    summary: "Returns the given string.") { context, reply throws(CommandError) in
+            reply.bulk(context.arguments.buffer(1))
+        },
+        // QUIT
+        CommandSpec("quit", arity: -1, flags: [.fast, .noAuth, .allowedWhileSubscribed, .transactionControl, .loading, .stale],
+                    group: .connection, summary: "Closes the connection.") { context, reply throws(CommandError) in
+            reply.ok()
+            context.closesConnection = true
+        },
+        // RESET
+        CommandSpec("reset", arity: 1, flags: [.fast, .noAuth, .allowedWhileSubscribed, .transactionControl, .loading, .stale],
+                    group: .connection, summary: "Resets the connection.", since: "6.2.0") { context, reply throws(CommandError) in
+            let session = context.session
+            session.transaction = nil
+            session.transactionHasErrors = false
+            TransactionState.unwatchAll(session, keyspace: context.keyspace)
+            context.node.pubsub.unsubscribeAll(session)
+            session.database = 0
+            session.protocolVersion = .v2
+            session.replyMode = .on
+            session.isAuthenticated = context.node.configuration.requirePass == nil
+            session.updateInfo { $0.name = "" }
+            reply.protocolVersion = .v2
+            reply.simpleString("RESET")
+        },
+        // AUTH [username] password
+        CommandSpec("auth", arity: -2, flags: [.fast, .noAuth, .loading, .stale], group: .connection,
+                    summary: "Authenticates the connection.") { context, reply throws(CommandError) in
+            let arguments = context.arguments
+            guard arguments.count <= 3 else { throw .syntax }
+            guard let password = context.node.configuration.requirePass else {
+                if arguments.count == 2 {
+                    throw CommandError("AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+                }
+                // With no password, the default user accepts any password (redis's `nopass`).
+                guard arguments.matches(1, "default") else { throw .wrongPass }
+                context.session.isAuthenticated = true
+                reply.ok()
+                return
+            }
+            try ConnectionFamily.authenticate(context.session, arguments: arguments, usernameIndex: arguments.count == 3 ? 1 : nil,
+                                              passwordIndex: arguments.count - 1, password: password)
+            reply.ok()
+        },
+        // HELLO [protover [AUTH username password] [SETNAME clientname]]
+        CommandSpec("hello", arity: -1, flags: [.fast, .noAuth, .loading, .stale], group: .connection,
+                    summary: "Handshakes with the Redis server.", since: "6.0.0") { context, reply throws(CommandError) in
+            try ConnectionFamily.hello(&context, &reply)
+        },
+        // CLIENT <subcommand> [...]
+        CommandSpec("client", arity: -2, flags: [.loading, .stale], group: .connection,
+                    summary: "A container for client connection commands.", since: "2.4.0",
+                    subcommands: ConnectionFamily.clientSubcommands) { context, reply throws(CommandError) in
+            try ConnectionFamily.client(&context, &reply)
+        },
+    ]
+}
+
+/// Shared implementations of the connection commands.
+enum ConnectionFamily {
+    /// The version cache-node reports to clients (they select features by it); its commands follow redis 7.2.
+    static let compatibleRedisVersion = "7.2.4"
+
+    static func authenticate(_ session: ClientSession, arguments: CommandArguments, usernameIndex: Int?, passwordIndex: Int,
+                             password: String) throws(CommandError) {
+        if let usernameIndex, !arguments.matches(usernameIndex, "default") { throw .wrongPass }
+        let given = arguments.bytes(passwordIndex)
+        let expected = Array(password.utf8)
+        // Compare in constant time for the password length.
+        var difference = given.count ^ expected.count
+        for index in 0..<max(given.count, expected.count) {
+            let a = index < given.count ? given[index] : 0
+            let b = index < expected.count ? expected[index] : 0
+            difference |= Int(a ^ b)
+        }
+        guard difference == 0 else { throw .wrongPass }
+        session.isAuthenticated = true
+    }
+
+    static func hello(_ context: inout CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
+        let arguments = context.arguments
+        let session = context.session
+        var version = reply.protocolVersion
+        var index = 1
+        if arguments.count >= 2 {
+            guard let requested = arguments.integer(1) else { throw CommandError("Protocol version is not an integer or out of range") }
+            guard let parsed = RESPVersion(rawValue: requested) else {
+                throw CommandError(code: "NOPROTO", "unsupported protocol version")
+            }
+            version = parsed
+            index = 2
+        }
+        var newName: String?
+        while index < arguments.count {
+            if arguments.matches(index, "auth") && index + 2 < arguments.count {
+                if let password = context.node.configuration.requirePass {
+                    try authenticate(session, arguments: arguments, usernameIndex: index + 1, passwordIndex: index + 2, password: password)
+                } else if !arguments.matches(index + 1, "default") {
+                    throw .wrongPass
+                }
+                index += 3
+            } else if arguments.matches(index, "setname") && index + 1 < arguments.count {
+                newName = try validatedName(arguments.string(index + 1))
+                index += 2
+            } else {
+                throw CommandError("Syntax error in HELLO option '\(arguments.string(index))'")
+            }
+        }
+        guard session.isAuthenticated else {
+            throw CommandError(code: "NOAUTH", "HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+        }
+        if let newName { session.updateInfo { $0.name = newName } }
+        session.protocolVersion = version
+        reply.protocolVersion = version
+        reply.mapHeader(7)
+        reply.bulk("server"); reply.bulk("redis")
+        reply.bulk("version"); reply.bulk(compatibleRedisVersion)
+        reply.bulk("proto"); reply.integer(version.rawValue)
+        reply.bulk("id"); reply.integer(session.connection.id)
+        reply.bulk("mode"); reply.bulk("standalone")
+        reply.bulk("role"); reply.bulk("master")
+        reply.bulk("modules"); reply.arrayHeader(0)
+    }
+
+    static func validatedName(_ name: String) throws(CommandError) -> String {
+        for scalar in name.unicodeScalars where scalar.value < 33 || scalar.value > 126 {
+            throw CommandError("Client names cannot contain spaces, newlines or special characters.")
+        }
+        return name
+    }
+
+    static let clientSubcommands: [CommandSpec] = [
+        "id", "setname", "getname", "list", "info", "kill", "setinfo", "reply", "no-evict", "no-touch", "help",
+    ].map { name in
+        CommandSpec("client|\(name)", arity: -2, flags: [.loading, .stale], group: .connection,
+                    summary: "CLIENT \(name.uppercased())", since: "2.4.0") { _, _ throws(CommandError) in }
+    }
+
+    static func client(_ context: inout CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
+        let arguments = context.arguments
+        let session = context.session
+        let sub = arguments.lowercased(1)
+        switch (sub, arguments.count) {
+        case ("id", 2):
+            reply.integer(session.connection.id)
+        case ("setname", 3):
+            let name = try validatedName(arguments.string(2))
+            session.updateInfo { $0.name = name }
+            reply.ok()
+        case ("getname", 2):
+            let name = session.snapshot.name
+            if name.isEmpty { reply.null() } else { reply.bulk(name) }
+        case ("setinfo", 4):
+            let value = arguments.string(3)
+            for scalar in value.unicodeScalars where scalar.value < 33 || scalar.value > 126 {
+                throw CommandError("\(arguments.string(2)) cannot contain spaces, newlines or special characters.")
+            }
+            if arguments.matches(2, "lib-name") {
+                session.updateInfo { $0.libraryName = value }
+            } else if arguments.matches(2, "lib-ver") {
+                session.updateInfo { $0.libraryVersion = value }
+            } else {
+                throw CommandError("Unrecognized option '\(arguments.string(2))'")
+            }
+            reply.ok()
+        case ("info", 2):
+            reply.verbatim(describe(session, now: context.now, commands: context.node.commands) + "\n")
+        case ("list", _):
+            var clients = context.node.clients
+            var index = 2
+            while index < arguments.count {
+                if arguments.matches(index, "id") {
+                    var ids = Set<Int>()
+                    index += 1
+                    while index < arguments.count, let id = arguments.integer(index) {
+                        ids.insert(id)
+                        index += 1
+                    }
+                    guard !ids.isEmpty else { throw .syntax }
+                    clients = clients.filter { ids.contains($0.connection.id) }
+                } else if arguments.matches(index, "type") && index + 1 < arguments.count {
+                    let type = arguments.lowercased(index + 1)
+                    guard ["normal", "master", "replica", "slave", "pubsub"].contains(type) else {
+                        throw CommandError("Unknown client type '\(arguments.string(index + 1))'")
+                    }
+                    clients = clients.filter { client in
+                        switch type {
+                        case "normal": return !client.isInSubscriberMode
+                        case "pubsub": return client.isInSubscriberMode
+                        default: return false
+                        }
+                    }
+                    index += 2
+                } else {
+                    throw .syntax
+                }
+            }
+            reply.verbatim(clients.map { describe($0, now: context.now, commands: context.node.commands) + "\n" }.joined())
+        case ("kill", _):
+            try kill(&context, &reply)
+        case ("reply", 3):
+            if arguments.matches(2, "on") {
+                session.replyMode = .on
+                reply.ok()
+            } else if arguments.matches(2, "off") {
+                session.replyMode = .off
+            } else if arguments.matches(2, "skip") {
+                session.replyMode = .skipNext
+            } else {
+                throw .syntax
+            }
+        case ("no-evict", 3), ("no-touch", 3):
+            guard arguments.matches(2, "on") || arguments.matches(2, "off") else { throw .syntax }
+            reply.ok()
+        case ("help", 2):
+            let lines = [
+                "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GETNAME", "    Return the name of the current connection.",
+                "ID", "    Return the ID of the current connection.",
+                "INFO", "    Return information about the current client connection.",
+                "KILL <ip:port>", "    Kill connection made from <ip:port>.",
+                "KILL <option> <value> [<option> <value> [...]]", "    Kill connections. Options are: ID, ADDR, LADDR, TYPE, USER, SKIPME.",
+                "LIST [options ...]", "    Return information about client connections. Options: TYPE, ID.",
+                "REPLY (ON|OFF|SKIP)", "    Control the replies sent to the current connection.",
+                "SETNAME <name>", "    Assign the name <name> to the current connection.",
+                "SETINFO <option> <value>", "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+                "HELP", "    Print this help.",
+            ]
+            reply.arrayHeader(lines.count)
+            for line in lines { reply.simpleString(line) }
+        default:
+            throw .unknownSubcommand(arguments.string(1), of: "client")
+        }
+    }
+
+    /// One CLIENT LIST line, with redis's field names.
+    static func describe(_ client: ClientSession, now: Int64, commands: CommandTable) -> String {
+        let info = client.snapshot
+        let age = max(0, (now - client.createdAt) / 1000)
+        let idle = max(0, (now - client.lastInteraction.load(ordering: .relaxed)) / 1000)
+        let last = client.lastCommand.load(ordering: .relaxed)
+        let command = last >= 0 && last < commands.commands.count ? commands.commands[last].name : "NULL"
+        return "id=\(client.connection.id) addr=\(client.connection.remoteAddress) laddr=\(client.connection.localAddress) "
+            + "fd=-1 name=\(info.name) age=\(age) idle=\(idle) flags=\(info.subscriptions + info.patternSubscriptions > 0 ? "P" : "N") "
+            + "db=\(info.database) sub=\(info.subscriptions) psub=\(info.patternSubscriptions) ssub=0 multi=\(info.multiQueued) "
+            + "qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=\(command) "
+            + "user=default redir=-1 resp=\(info.protocolVersion) lib-name=\(info.libraryName) lib-ver=\(info.libraryVersion)"
+    }
+
+    /// CLIENT KILL addr | CLIENT KILL <filter> <value> ...
+    static func kill(_ context: inout CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
+        let arguments = context.arguments
+        let me = context.session
+        if arguments.count == 3 {
+            let address = arguments.string(2)
+            guard let target = context.node.clients.first(where: { $0.connection.remoteAddress == address }) else {
+                throw CommandError("No such client")
+            }
+            target.connection.close()
+            reply.ok()
+            return
+        }
+        guard arguments.count >= 4 && arguments.count % 2 == 0 else { throw .syntax }
+        var candidates = context.node.clients
+        var skipMe = true
+        var index = 2
+        while index + 1 < arguments.count {
+            let value = arguments.string(index + 1)
+            switch arguments.lowercased(index) {
+            case "id":
+                guard let id = Int(value), id > 0 else { throw CommandError("client-id should be greater than 0") }
+                candidates = candidates.filter { $0.connection.id == id }
+            case "addr": candidates = candidates.filter { $0.connection.remoteAddress == value }
+            case "laddr": candidates = candidates.filter { $0.connection.localAddress == value }
+            case "user": candidates = value == "default" ? candidates : []
+            case "type":
+                switch value.lowercased() {
+                case "normal": candidates = candidates.filter { !$0.isInSubscriberMode }
+                case "pubsub": candidates = candidates.filter { $0.isInSubscriberMode }
+                case "master", "replica", "slave": candidates = []
+                default: throw CommandError("Unknown client type '\(value)'")
+                }
+            case "skipme":
+                switch value.lowercased() {
+                case "yes": skipMe = true
+                case "no": skipMe = false
+                default: throw .syntax
+                }
+            default:
+                throw .syntax
+            }
+            index += 2
+        }
+        var killed = 0
+        for client in candidates where !(skipMe && client === me) {
+            client.connection.close()
+            killed += 1
+        }
+        reply.integer(killed)
+    }
+}

@@ -1,0 +1,435 @@
+// The generic key family (redis db.c, expire.c, object.c): existence, deletion, renaming, expiry, iteration and
+// per-database commands. Expiry setters share `expireGeneric`, readers share `ttlGeneric`.
+public import CacheStore
+public import RESPServer
+
+extension CommandTable {
+    static let keyCommands: [CommandSpec] = [
+        // DEL key [key ...]
+        CommandSpec("del", arity: -2, flags: [.write], keys: .range(first: 1, last: -1, step: 1), group: .generic,
+                    summary: "Deletes one or more keys.") { context, reply throws(CommandError) in
+            KeyFamily.deleteGeneric(&context, &reply)
+        },
+        // UNLINK key [key ...]
+        CommandSpec("unlink", arity: -2, flags: [.write, .fast], keys: .range(first: 1, last: -1, step: 1), group: .generic,
+                    summary: "Asynchronously deletes one or more keys.", since: "4.0.0") { context, reply throws(CommandError) in
+            KeyFamily.deleteGeneric(&context, &reply)
+        },
+        // EXISTS key [key ...]
+        CommandSpec("exists", arity: -2, flags: [.readonly, .fast], keys: .range(first: 1, last: -1, step: 1), group: .generic,
+                    summary: "Determines whether one or more keys exist.") { context, reply throws(CommandError) in
+            let db = context.db
+            var count = 0
+            for index in 1..<context.arguments.count where db.exists(context.key(index)) { count += 1 }
+            reply.integer(count)
+        },
+        // TOUCH key [key ...]
+        CommandSpec("touch", arity: -2, flags: [.readonly, .fast], keys: .range(first: 1, last: -1, step: 1), group: .generic,
+                    summary: "Returns the number of existing keys out of those specified after updating the time they were last accessed.",
+                    since: "3.2.1") { context, reply throws(CommandError) in
+            let db = context.db
+            var count = 0
+            for index in 1..<context.arguments.count where db.value(context.key(index)) != nil { count += 1 }
+            reply.integer(count)
+        },
+        // TYPE key
+        CommandSpec("type", arity: 2, flags: [.readonly, .fast], keys: .first, group: .generic,
+                    summary: "Determines the type of value stored at a key.") { context, reply throws(CommandError) in
+            reply.simpleString(context.db.peek(context.key(1))?.type.rawValue ?? "none")
+        },
+        // RENAME key newkey
+        CommandSpec("rename", arity: 3, flags: [.write], keys: .range(first: 1, last: 2, step: 1), group: .generic,
+                    summary: "Renames a key and overwrites the destination.") { context, reply throws(CommandError) in
+            if try KeyFamily.renameGeneric(&context, onlyIfMissing: false) { reply.ok() }
+        },
+        // RENAMENX key newkey
+        CommandSpec("renamenx", arity: 3, flags: [.write, .fast], keys: .range(first: 1, last: 2, step: 1), group: .generic,
+                    summary: "Renames a key only when the target key name doesn't exist.") { context, reply throws(CommandError) in
+            reply.integer(try KeyFamily.renameGeneric(&context, onlyIfMissing: true) ? 1 : 0)
+        },
+        // COPY source destination [DB destination-db] [REPLACE]
+        CommandSpec("copy", arity: -3, flags: [.write, .denyOOM], keys: .range(first: 1, last: 2, step: 1), group: .generic,
+                    summary: "Copies the value of a key to a new key.", since: "6.2.0") { context, reply throws(CommandError) in
+            let arguments = context.arguments
+            var targetDatabase = context.session.database
+            var replace = false
+            var index = 3
+            while index < arguments.count {
+                if arguments.matches(index, "replace") {
+                    replace = true
+                } else if arguments.matches(index, "db") && index + 1 < arguments.count {
+                    guard let number = arguments.integer(index + 1) else { throw .notInteger }
+                    guard number >= 0 && number < context.keyspace.databaseCount else { throw .invalidDatabase }
+                    targetDatabase = number
+                    index += 1
+                } else {
+                    throw .syntax
+                }
+                index += 1
+            }
+            let source = context.key(1)
+            let destination = context.key(2)
+            let sourceDatabase = context.db
+            if targetDatabase == context.session.database && source.bytes == destination.bytes {
+                throw CommandError("source and destination objects are the same")
+            }
+            guard let value = sourceDatabase.peek(source) else {
+                reply.integer(0)
+                return
+            }
+            let target = context.keyspace.database(targetDatabase, now: context.now)
+            if target.exists(destination) && !replace {
+                reply.integer(0)
+                return
+            }
+            let expiry: ExpiryUpdate
+            if case .expiresAt(let at) = sourceDatabase.expiry(source) { expiry = .at(at) } else { expiry = .remove }
+            target.set(destination, value.duplicate(), expiry: expiry)
+            reply.integer(1)
+        },
+        // MOVE key db
+        CommandSpec("move", arity: 3, flags: [.write, .fast], keys: .first, group: .generic,
+                    summary: "Moves a key to another database.") { context, reply throws(CommandError) in
+            guard let number = context.arguments.integer(2) else { throw .notInteger }
+            guard number >= 0 && number < context.keyspace.databaseCount else { throw .invalidDatabase }
+            guard number != context.session.database else { throw CommandError("source and destination objects are the same") }
+            let key = context.key(1)
+            let target = context.keyspace.database(number, now: context.now)
+            guard context.db.exists(key), !target.exists(key), let (value, expireAt) = context.db.take(key) else {
+                reply.integer(0)
+                return
+            }
+            target.set(key, value, expiry: expireAt.map { .at($0) } ?? .remove)
+            reply.integer(1)
+        },
+        // EXPIRE key seconds [NX | XX | GT | LT]
+        CommandSpec("expire", arity: -3, flags: [.write, .fast], keys: .first, group: .generic,
+                    summary: "Sets the expiration time of a key in seconds.") { context, reply throws(CommandError) in
+            try KeyFamily.expireGeneric(&context, &reply, unitMilliseconds: 1000, relative: true)
+        },
+        // PEXPIRE key milliseconds [NX | XX | GT | LT]
+        CommandSpec("pexpire", arity: -3, flags: [.write, .fast], keys: .first, group: .generic,
+                    summary: "Sets the expiration time of a key in milliseconds.", since: "2.6.0") { context, reply throws(CommandError) in
+            try KeyFamily.expireGeneric(&context, &reply, unitMilliseconds: 1, relative: true)
+        },
+        // EXPIREAT key unix-time-seconds [NX | XX | GT | LT]
+        CommandSpec("expireat", arity: -3, flags: [.write, .fast], keys: .first, group: .generic,
+                    summary: "Sets the expiration time of a key to a Unix timestamp.", since: "1.2.0") { context, reply throws(CommandError) in
+            try KeyFamily.expireGeneric(&context, &reply, unitMilliseconds: 1000, relative: false)
+        },
+        // PEXPIREAT key unix-time-milliseconds [NX | XX | GT | LT]
+        CommandSpec("pexpireat", arity: -3, flags: [.write, .fast], keys: .first, group: .generic,
+                    summary: "Sets the expiration time of a key to a Unix milliseconds timestamp.", since: "2.6.0") {
+            context, reply throws(CommandError) in
+            try KeyFamily.expireGeneric(&context, &reply, unitMilliseconds: 1, relative: false)
+        },
+        // TTL key
+        CommandSpec("ttl", arity: 2, flags: [.readonly, .fast], keys: .first, group: .generic,
+                    summary: "Returns the expiration time in seconds of a key.") { context, reply throws(CommandError) in
+            KeyFamily.ttlGeneric(context, &reply) { at, now in (at - now + 500) / 1000 }
+        },
+        // PTTL key
+        CommandSpec("pttl", arity: 2, flags: [.readonly, .fast], keys: .first, group: .generic,
+                    summary: "Returns the expiration time in milliseconds of a key.", since: "2.6.0") { context, reply throws(CommandError) in
+            KeyFamily.ttlGeneric(context, &reply) { at, now in at - now }
+        },
+        // EXPIRETIME key
+        CommandSpec("expiretime", arity: 2, flags: [.readonly, .fast], keys: .first, group: .generic,
+                    summary: "Returns the expiration time of a key as a Unix timestamp.", since: "7.0.0") { context, reply throws(CommandError) in
+            KeyFamily.ttlGeneric(context, &reply) { at, _ in at / 1000 }
+        },
+        // PEXPIRETIME key
+        CommandSpec("pexpiretime", arity: 2, flags: [.readonly, .fast], keys: .first, group: .generic,
+                    summary: "Returns the expiration time of a key as a Unix milliseconds timestamp.", since: "7.0.0") {
+            context, reply throws(CommandError) in
+            KeyFamily.ttlGeneric(context, &reply) { at, _ in at }
+        },
+        // PERSIST key
+        CommandSpec("persist", arity: 2, flags: [.write, .fast], keys: .first, group: .generic,
+                    summary: "Removes the expiration time of a key.", since: "2.2.0") { context, reply throws(CommandError) in
+            let key = context.key(1)
+            guard case .expiresAt = context.db.expiry(key) else {
+                reply.integer(0)
+                return
+            }
+            context.db.setExpiry(key, at: nil)
+            reply.integer(1)
+        },
+        // KEYS pattern
+        CommandSpec("keys", arity: 2, flags: [.readonly, .wholeKeyspace], group: .generic,
+                    summary: "Returns all key names that match a pattern.") { context, reply throws(CommandError) in
+            var matches: [CompactBytes] = []
+            let pattern = context.arguments.bytes(1)
+            let matchesAll = pattern == [UInt8(ascii: "*")]
+            pattern.withUnsafeBytes { patternBytes in
+                context.db.forEachKey { key, _ in
+                    if matchesAll || key.withBytes({ GlobPattern.matches(patternBytes, $0) }) { matches.append(key) }
+                }
+            }
+            reply.arrayHeader(matches.count)
+            for key in matches { key.withBytes { reply.bulk($0) } }
+        },
+        // SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
+        CommandSpec("scan", arity: -2, flags: [.readonly, .wholeKeyspace], group: .generic,
+                    summary: "Iterates over the key names in the database.", since: "2.8.0") { context, reply throws(CommandError) in
+            let scan = try ScanOptions.parse(context.arguments, cursorIndex: 1, allowType: true)
+            var found: [CompactBytes] = []
+            let next = context.db.scan(cursor: scan.cursor, count: scan.count) { key, value in
+                if let type = scan.type, value.type != type { return }
+                if scan.matches(key) { found.append(key) }
+            }
+            reply.arrayHeader(2)
+            reply.bulk(String(next))
+            reply.arrayHeader(found.count)
+            for key in found { key.withBytes { reply.bulk($0) } }
+        },
+        // RANDOMKEY
+        CommandSpec("randomkey", arity: 1, flags: [.readonly, .wholeKeyspace], group: .generic,
+                    summary: "Returns a random key name from the database.") { context, reply throws(CommandError) in
+            if let key = context.db.randomKey() {
+                key.withBytes { reply.bulk($0) }
+            } else {
+                reply.null()
+            }
+        },
+        // DBSIZE
+        CommandSpec("dbsize", arity: 1, flags: [.readonly, .fast, .wholeKeyspace], group: .server,
+                    summary: "Returns the number of keys in the database.") { context, reply throws(CommandError) in
+            reply.integer(context.db.count)
+        },
+        // SELECT index
+        CommandSpec("select", arity: 2, flags: [.fast, .loading, .stale], group: .connection,
+                    summary: "Changes the selected database.") { context, reply throws(CommandError) in
+            guard let number = context.arguments.integer(1) else { throw CommandError("invalid DB index") }
+            guard number >= 0 && number < context.keyspace.databaseCount else { throw .invalidDatabase }
+            context.session.database = number
+            reply.ok()
+        },
+        // SWAPDB index1 index2
+        CommandSpec("swapdb", arity: 3, flags: [.write, .fast, .wholeKeyspace], group: .server,
+                    summary: "Swaps two Redis databases.", since: "4.0.0") { context, reply throws(CommandError) in
+            guard let first = context.arguments.integer(1) else { throw CommandError("invalid first DB index") }
+            guard let second = context.arguments.integer(2) else { throw CommandError("invalid second DB index") }
+            let count = context.keyspace.databaseCount
+            guard first >= 0 && first < count && second >= 0 && second < count else { throw .invalidDatabase }
+            if first != second { context.keyspace.swapDatabases(first, second) }
+            reply.ok()
+        },
+        // FLUSHDB [ASYNC | SYNC]
+        CommandSpec("flushdb", arity: -1, flags: [.write, .wholeKeyspace], group: .server,
+                    summary: "Removes all keys from the current database.") { context, reply throws(CommandError) in
+            try KeyFamily.checkFlushOption(context.arguments)
+            context.db.removeAll()
+            reply.ok()
+        },
+        // FLUSHALL [ASYNC | SYNC]
+        CommandSpec("flushall", arity: -1, flags: [.write, .wholeKeyspace], group: .server,
+                    summary: "Removes all keys from all databases.") { context, reply throws(CommandError) in
+            try KeyFamily.checkFlushOption(context.arguments)
+            context.keyspace.flushAll()
+            reply.ok()
+        },
+        // OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT|HELP key
+        CommandSpec("object", arity: -2, flags: [.readonly], keys: .custom({ $0.count > 2 ? [2] : [] }), group: .generic,
+                    summary: "A container for object introspection commands.", since: "2.2.3") { context, reply throws(CommandError) in
+            try KeyFamily.object(&context, &reply)
+        },
+    ]
+}
+
+/// Parsed SCAN/SSCAN/HSCAN/ZSCAN options.
+struct ScanOptions {
+    var cursor: UInt64 = 0
+    var count = 10
+    var pattern: CompactBytes?
+    var type: ValueType?
+
+    /// Parses `cursor [MATCH pattern] [COUNT count] [TYPE type]` (TYPE only for SCAN).
+    static func parse(_ arguments: CommandArguments, cursorIndex: Int, allowType: Bool) throws(CommandError) -> ScanOptions {
+        var options = ScanOptions()
+        guard let cursor = arguments.withBytes(cursorIndex, { bytes -> UInt64? in
+            UInt64(String(decoding: bytes, as: UTF8.self))
+        }) else { throw CommandError("invalid cursor") }
+        options.cursor = cursor
+        var index = cursorIndex + 1
+        while index < arguments.count {
+            guard index + 1 < arguments.count else { throw .syntax }
+            if arguments.matches(index, "count") {
+                guard let count = arguments.integer(index + 1) else { throw .notInteger }
+                guard count >= 1 else { throw .syntax }
+                options.count = count
+            } else if arguments.matches(index, "match") {
+                let pattern = arguments.withBytes(index + 1) { CompactBytes($0) }
+                options.pattern = pattern == CompactBytes("*") ? nil : pattern
+            } else if allowType && arguments.matches(index, "type") {
+                // An unknown type matches nothing, as in redis 7.0.
+                options.type = ValueType(rawValue: arguments.lowercased(index + 1))
+                if options.type == nil { options.count = max(options.count, 1); options.pattern = CompactBytes("\u{0}never\u{0}") }
+            } else {
+                throw .syntax
+            }
+            index += 2
+        }
+        return options
+    }
+
+    /// Whether `element` matches the MATCH pattern.
+    func matches(_ element: CompactBytes) -> Bool {
+        guard let pattern else { return true }
+        return pattern.withBytes { p in element.withBytes { GlobPattern.matches(p, $0) } }
+    }
+}
+
+/// Shared implementations of the key commands.
+enum KeyFamily {
+    static func deleteGeneric(_ context: inout CommandContext, _ reply: inout ReplyWriter) {
+        let db = context.db
+        var deleted = 0
+        for index in 1..<context.arguments.count where db.delete(context.key(index)) { deleted += 1 }
+        reply.integer(deleted)
+    }
+
+    /// RENAME/RENAMENX. Returns whether the rename happened; throws "no such key" when the source is missing.
+    static func renameGeneric(_ context: inout CommandContext, onlyIfMissing: Bool) throws(CommandError) -> Bool {
+        let db = context.db
+        let source = context.key(1)
+        let destination = context.key(2)
+        guard db.exists(source) else { throw .noSuchKey }
+        if source.bytes == destination.bytes { return !onlyIfMissing }
+        if onlyIfMissing && db.exists(destination) { return false }
+        guard let (value, expireAt) = db.take(source) else { throw .noSuchKey }
+        db.set(destination, value, expiry: expireAt.map { .at($0) } ?? .remove)
+        if value.type == .list || value.type == .zset { context.signalReady(destination) }
+        return true
+    }
+
+    /// EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT with NX/XX/GT/LT (redis expireGenericCommand).
+    static func expireGeneric(_ context: inout CommandContext, _ reply: inout ReplyWriter, unitMilliseconds: Int, relative: Bool)
+        throws(CommandError)
+    {
+        let arguments = context.arguments
+        var nx = false, xx = false, gt = false, lt = false
+        for index in 3..<max(3, arguments.count) {
+            if arguments.matches(index, "nx") { nx = true }
+            else if arguments.matches(index, "xx") { xx = true }
+            else if arguments.matches(index, "gt") { gt = true }
+            else if arguments.matches(index, "lt") { lt = true }
+            else { throw CommandError("Unsupported option \(arguments.string(index))") }
+        }
+        if nx && (xx || gt || lt) { throw CommandError("NX and XX, GT or LT options at the same time are not compatible") }
+        if gt && lt { throw CommandError("GT and LT options at the same time are not compatible") }
+        let name = context.spec.name
+        guard let amount = arguments.integer(2) else { throw .notInteger }
+        let (scaled, overflow) = amount.multipliedReportingOverflow(by: unitMilliseconds)
+        guard !overflow else { throw .invalidExpire(name) }
+        var expireAt = Int64(scaled)
+        if relative {
+            let (sum, overflow2) = expireAt.addingReportingOverflow(context.now)
+            guard !overflow2 else { throw .invalidExpire(name) }
+            expireAt = sum
+        }
+        let key = context.key(1)
+        let db = context.db
+        let current = db.expiry(key)
+        switch current {
+        case .missing:
+            reply.integer(0)
+            return
+        case .persistent:
+            if xx || gt {
+                reply.integer(0)
+                return
+            }
+        case .expiresAt(let at):
+            if nx || (gt && expireAt <= at) || (lt && expireAt >= at) {
+                reply.integer(0)
+                return
+            }
+        }
+        db.setExpiry(key, at: expireAt)
+        reply.integer(1)
+    }
+
+    /// TTL and friends: -2 missing, -1 persistent, else `transform(expireAt, now)`.
+    static func ttlGeneric(_ context: CommandContext, _ reply: inout ReplyWriter, _ transform: (Int64, Int64) -> Int64) {
+        switch context.db.expiry(context.key(1)) {
+        case .missing: reply.integer(-2)
+        case .persistent: reply.integer(-1)
+        case .expiresAt(let at): reply.integer(Int(max(0, transform(at, context.now))))
+        }
+    }
+
+    static func checkFlushOption(_ arguments: CommandArguments) throws(CommandError) {
+        if arguments.count > 2 { throw .syntax }
+        if arguments.count == 2 && !arguments.matches(1, "async") && !arguments.matches(1, "sync") { throw .syntax }
+    }
+
+    /// OBJECT subcommands.
+    static func object(_ context: inout CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
+        let arguments = context.arguments
+        if arguments.matches(1, "help") {
+            let lines = [
+                "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "ENCODING <key>", "    Return the kind of internal representation used in order to store the value",
+                "    associated with a <key>.",
+                "FREQ <key>", "    Return the access frequency index of the <key>. The returned integer is",
+                "    proportional to the logarithm of the recent access frequency of the key.",
+                "IDLETIME <key>", "    Return the idle time of the <key>, that is the approximated number of",
+                "    seconds elapsed since the last access to the key.",
+                "REFCOUNT <key>", "    Return the number of references of the value associated with the specified",
+                "    <key>.", "HELP", "    Print this help.",
+            ]
+            reply.arrayHeader(lines.count)
+            for line in lines { reply.simpleString(line) }
+            return
+        }
+        guard arguments.count == 3 else { throw .unknownSubcommand(arguments.string(1), of: "object") }
+        let key = context.key(2)
+        let db = context.db
+        guard let value = db.peek(key), let access = db.accessClock(key) else {
+            reply.null()
+            return
+        }
+        if arguments.matches(1, "encoding") {
+            reply.bulk(ObjectEncoding.name(of: value))
+        } else if arguments.matches(1, "refcount") {
+            reply.integer(1)
+        } else if arguments.matches(1, "idletime") {
+            guard !context.keyspace.evictionPolicy.usesLFU else {
+                throw CommandError("An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.")
+            }
+            reply.integer(context.keyspace.idleSeconds(access: access, now: context.now))
+        } else if arguments.matches(1, "freq") {
+            guard context.keyspace.evictionPolicy.usesLFU else {
+                throw CommandError("An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.")
+            }
+            reply.integer(context.keyspace.frequency(access: access, now: context.now))
+        } else {
+            throw .unknownSubcommand(arguments.string(1), of: "object")
+        }
+    }
+}
+
+/// The encoding names OBJECT ENCODING reports, following redis 7.2's thresholds so tools see familiar values.
+enum ObjectEncoding {
+    static func name(of value: StoredValue) -> String {
+        switch value {
+        case .shortString, .string:
+            let length = value.stringLength ?? 0
+            if length <= 20, value.withStringBytes({ RESPNumberParsing.parseInteger($0) }) != nil { return "int" }
+            return length <= 44 ? "embstr" : "raw"
+        case .list(let list):
+            return list.items.count <= 128 && list.items.allSatisfy({ $0.count <= 64 }) ? "listpack" : "quicklist"
+        case .hash(let hash):
+            return hash.fields.count <= 128 && hash.fields.allSatisfy({ $0.key.count <= 64 && $0.value.count <= 64 })
+                ? "listpack" : "hashtable"
+        case .set(let set):
+            if set.members.count <= 512 && set.members.allSatisfy({ $0.withBytes { RESPNumberParsing.parseInteger($0) } != nil }) {
+                return "intset"
+            }
+            return set.members.count <= 128 && set.members.allSatisfy({ $0.count <= 64 }) ? "listpack" : "hashtable"
+        case .sortedSet(let zset):
+            return zset.scores.count <= 128 && zset.scores.keys.allSatisfy({ $0.count <= 64 }) ? "listpack" : "skiplist"
+        }
+    }
+}

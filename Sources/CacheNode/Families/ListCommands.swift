@@ -1,0 +1,6 @@
+// The List command family (to be implemented).
+public import RESPServer
+
+extension CommandTable {
+    static let listCommands: [CommandSpec] = []
+}

@@ -1,0 +1,6 @@
+// The PubSub command family (to be implemented).
+public import RESPServer
+
+extension CommandTable {
+    static let pubSubCommands: [CommandSpec] = []
+}

@@ -1,0 +1,277 @@
+// Server commands (redis server.c, config.c): INFO with redis's section and field names, CONFIG, COMMAND
+// (generated from the command table), TIME, LASTSAVE, MEMORY, SHUTDOWN.
+import CProcessStats
+public import CacheStore
+import Foundation
+public import RESPServer
+public import Synchronization
+
+extension CommandTable {
+    static let serverCommands: [CommandSpec] = [
+        // INFO [section [section ...]]
+        CommandSpec("info", arity: -1, flags: [.loading, .stale, .wholeKeyspace], group: .server,
+                    summary: "Returns information and statistics about the server.") { context, reply throws(CommandError) in
+            var sections: [String] = []
+            for index in 1..<max(1, context.arguments.count) { sections.append(context.arguments.lowercased(index)) }
+            reply.verbatim(ServerInfo.render(sections: sections, context: context))
+        },
+        // CONFIG GET|SET|RESETSTAT|REWRITE|HELP
+        CommandSpec("config", arity: -2, flags: [.admin, .loading, .stale], group: .server,
+                    summary: "A container for server configuration commands.", since: "2.0.0",
+                    subcommands: ["get", "set", "resetstat", "rewrite", "help"].map { name in
+                        CommandSpec("config|\(name)", arity: -2, flags: [.admin, .loading, .stale], group: .server,
+                                    summary: "CONFIG \(name.uppercased())", since: "2.0.0") { _, _ throws(CommandError) in }
+                    }) { context, reply throws(CommandError) in
+            try ServerFamily.config(&context, &reply)
+        },
+        // COMMAND [COUNT | INFO name... | DOCS name... | LIST | GETKEYS command args...]
+        CommandSpec("command", arity: -1, flags: [.loading, .stale], group: .server,
+                    summary: "Returns detailed information about all commands.", since: "2.8.13") { context, reply throws(CommandError) in
+            try ServerFamily.command(&context, &reply)
+        },
+        // TIME
+        CommandSpec("time", arity: 1, flags: [.fast, .loading, .stale], group: .server,
+                    summary: "Returns the server time.", since: "2.6.0") { context, reply throws(CommandError) in
+            var spec = timespec()
+            clock_gettime(CLOCK_REALTIME, &spec)
+            reply.arrayHeader(2)
+            reply.bulk(String(spec.tv_sec))
+            reply.bulk(String(spec.tv_nsec / 1000))
+        },
+        // LASTSAVE
+        CommandSpec("lastsave", arity: 1, flags: [.fast, .loading, .stale], group: .server,
+                    summary: "Returns the Unix timestamp of the last successful save to disk.") { context, reply throws(CommandError) in
+            reply.integer(Int(context.node.lastSave.load(ordering: .relaxed)))
+        },
+        // MEMORY USAGE key [SAMPLES count] | MEMORY STATS | MEMORY DOCTOR | MEMORY HELP
+        CommandSpec("memory", arity: -2, flags: [.readonly], keys: .custom({ $0.count > 2 && $0.matches(1, "usage") ? [2] : [] }),
+                    group: .server, summary: "A container for memory diagnostics commands.", since: "4.0.0") { context, reply throws(CommandError) in
+            let arguments = context.arguments
+            if arguments.matches(1, "usage") && arguments.count >= 3 {
+                guard let value = context.db.peek(context.key(2)) else {
+                    reply.null()
+                    return
+                }
+                let key = context.key(2)
+                reply.integer(MemoryLayout<Entry>.stride + 16 + key.bytes.heapSize + value.heapSize)
+            } else if arguments.matches(1, "doctor") {
+                reply.verbatim("Sam, I detected no memory problems in this instance.")
+            } else if arguments.matches(1, "stats") {
+                let usage = ProcessMemory.current()
+                reply.mapHeader(4)
+                reply.bulk("peak.allocated"); reply.integer(usage.heap)
+                reply.bulk("total.allocated"); reply.integer(usage.heap)
+                reply.bulk("startup.allocated"); reply.integer(context.node.baselineMemory.load(ordering: .relaxed))
+                reply.bulk("dataset.bytes"); reply.integer(context.keyspace.estimatedBytes(locked: false))
+            } else {
+                throw .unknownSubcommand(arguments.string(1), of: "memory")
+            }
+        },
+        // SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]
+        CommandSpec("shutdown", arity: -1, flags: [.admin, .noAuth, .loading, .stale], group: .server,
+                    summary: "Synchronously saves the database(s) to disk and shuts down the Redis server.") { context, reply throws(CommandError) in
+            guard context.session.isAuthenticated || context.node.configuration.requirePass == nil else { throw .noAuth }
+            context.node.requestShutdown()
+            context.closesConnection = true
+        },
+    ]
+}
+
+/// Shared implementations of the server commands.
+enum ServerFamily {
+    static func config(_ context: inout CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
+        let arguments = context.arguments
+        let node = context.node
+        switch arguments.lowercased(1) {
+        case "get":
+            guard arguments.count >= 3 else { throw .wrongArity("config|get") }
+            let configuration = node.configuration
+            var pairs: [(String, String)] = []
+            for index in 2..<arguments.count {
+                let pattern = arguments.lowercased(index)
+                for parameter in ConfigParameter.all {
+                    for name in [parameter.name] + parameter.aliases where GlobPattern.matches(pattern, name) {
+                        if !pairs.contains(where: { $0.0 == name }) { pairs.append((name, parameter.get(configuration))) }
+                    }
+                }
+            }
+            reply.mapHeader(pairs.count)
+            for (name, value) in pairs {
+                reply.bulk(name)
+                reply.bulk(value)
+            }
+        case "set":
+            guard arguments.count >= 4 && arguments.count % 2 == 0 else { throw .wrongArity("config|set") }
+            var changes: [(ConfigParameter, String)] = []
+            for index in stride(from: 2, to: arguments.count, by: 2) {
+                let name = arguments.string(index)
+                guard let parameter = ConfigParameter.named(name) else {
+                    throw CommandError("Unknown option or number of arguments for CONFIG SET - '\(name)'")
+                }
+                guard parameter.mutable else {
+                    throw CommandError("CONFIG SET failed (possibly related to argument '\(name)') - can't set immutable config")
+                }
+                changes.append((parameter, arguments.string(index + 1)))
+            }
+            do {
+                try node.updateConfiguration { (configuration: inout NodeConfiguration) throws(ConfigurationError) in
+                    for (parameter, value) in changes {
+                        do {
+                            try parameter.set(&configuration, value)
+                        } catch {
+                                        throw ConfigurationError("CONFIG SET failed (possibly related to argument '\(parameter.name)') - \(error)")
+                        }
+                    }
+                }
+            } catch {
+                throw CommandError(error.message)
+            }
+            reply.ok()
+        case "resetstat":
+            node.stats.reset()
+            reply.ok()
+        case "rewrite":
+            let configuration = node.configuration
+            guard let path = configuration.configFile else { throw CommandError("The server is running without a config file") }
+            var text = "# Rewritten by cache-node CONFIG REWRITE\n"
+            text += "bind \(configuration.bind.joined(separator: " "))\n"
+            for parameter in ConfigParameter.all where parameter.name != "bind" {
+                let value = parameter.get(configuration)
+                text += "\(parameter.name) \(value.isEmpty || value.contains(" ") ? "\"\(value)\"" : value)\n"
+            }
+            do {
+                try text.write(toFile: path, atomically: true, encoding: .utf8)
+            } catch {
+                throw CommandError("Rewriting config file: \(error.localizedDescription)")
+            }
+            reply.ok()
+        case "help":
+            let lines = [
+                "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
+                "SET <directive> <value>", "    Set the configuration <directive> to <value>.",
+                "RESETSTAT", "    Reset statistics reported by the INFO command.",
+                "REWRITE", "    Rewrite the configuration file.", "HELP", "    Print this help.",
+            ]
+            reply.arrayHeader(lines.count)
+            for line in lines { reply.simpleString(line) }
+        default:
+            throw .unknownSubcommand(arguments.string(1), of: "config")
+        }
+    }
+
+    static func command(_ context: inout CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
+        let arguments = context.arguments
+        let table = context.node.commands
+        if arguments.count == 1 {
+            reply.arrayHeader(table.commands.count)
+            for spec in table.commands { writeInfo(spec, &reply) }
+            return
+        }
+        switch arguments.lowercased(1) {
+        case "count":
+            reply.integer(table.commands.count)
+        case "list":
+            reply.arrayHeader(table.commands.count)
+            for spec in table.commands { reply.bulk(spec.name) }
+        case "info":
+            if arguments.count == 2 {
+                reply.arrayHeader(table.commands.count)
+                for spec in table.commands { writeInfo(spec, &reply) }
+                return
+            }
+            reply.arrayHeader(arguments.count - 2)
+            for index in 2..<arguments.count {
+                if let spec = lookup(arguments.lowercased(index), in: table) { writeInfo(spec, &reply) } else { reply.nullArray() }
+            }
+        case "docs":
+            let specs = arguments.count == 2
+                ? table.commands
+                : (2..<arguments.count).compactMap { lookup(arguments.lowercased($0), in: table) }
+            reply.mapHeader(specs.count)
+            for spec in specs { writeDocs(spec, &reply) }
+        case "getkeys":
+            guard arguments.count >= 3 else { throw .wrongArity("command|getkeys") }
+            let inner = arguments.dropping(first: 2)
+            guard let spec = table.lookup(inner) else { throw CommandError("Invalid command specified") }
+            guard spec.acceptsArgumentCount(inner.count) else { throw CommandError("Invalid number of arguments specified for command") }
+            let positions = spec.keys.positions(in: inner)
+            guard !positions.isEmpty else { throw CommandError("The command has no key arguments") }
+            reply.arrayHeader(positions.count)
+            for position in positions { reply.bulk(inner.buffer(position)) }
+        case "help":
+            let lines = ["COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "(no subcommand)",
+                         "    Return details about all commands.", "COUNT", "INFO [<command-name> ...]", "DOCS [<command-name> ...]",
+                         "GETKEYS <full-command>", "LIST", "HELP"]
+            reply.arrayHeader(lines.count)
+            for line in lines { reply.simpleString(line) }
+        default:
+            throw .unknownSubcommand(arguments.string(1), of: "command")
+        }
+    }
+
+    private static func lookup(_ name: String, in table: CommandTable) -> CommandSpec? {
+        if let spec = table.command(named: name) { return spec }
+        let parts = name.split(separator: "|")
+        guard parts.count == 2, let container = table.command(named: String(parts[0])) else { return nil }
+        return container.subcommands.first { $0.name == name }
+    }
+
+    /// One COMMAND INFO entry: name, arity, flags, first key, last key, step, ACL categories, tips, key specs,
+    /// subcommands (redis 7 shape).
+    static func writeInfo(_ spec: CommandSpec, _ reply: inout ReplyWriter) {
+        reply.arrayHeader(10)
+        reply.bulk(spec.name)
+        reply.integer(spec.arity)
+        var flags = spec.flags.names
+        if spec.keys.isMovable { flags.append("movablekeys") }
+        reply.setHeader(flags.count)
+        for flag in flags { reply.simpleString(flag) }
+        let (first, last, step) = spec.keys.legacyTriple
+        reply.integer(first)
+        reply.integer(last)
+        reply.integer(step)
+        let categories = ["@\(spec.group.rawValue == "sorted-set" ? "sortedset" : spec.group.rawValue)"]
+            + (spec.flags.contains(.write) ? ["@write"] : spec.flags.contains(.readonly) ? ["@read"] : [])
+            + (spec.flags.contains(.fast) ? ["@fast"] : ["@slow"])
+        reply.setHeader(categories.count)
+        for category in categories { reply.simpleString(category) }
+        reply.arrayHeader(0)
+        reply.arrayHeader(0)
+        reply.arrayHeader(spec.subcommands.count)
+        for sub in spec.subcommands { writeInfo(sub, &reply) }
+    }
+
+    /// One COMMAND DOCS entry: name → {summary, since, group, complexity, subcommands}.
+    static func writeDocs(_ spec: CommandSpec, _ reply: inout ReplyWriter) {
+        reply.bulk(spec.name)
+        reply.mapHeader(spec.subcommands.isEmpty ? 4 : 5)
+        reply.bulk("summary"); reply.bulk(spec.summary)
+        reply.bulk("since"); reply.bulk(spec.since)
+        reply.bulk("group"); reply.bulk(spec.group.rawValue)
+        reply.bulk("complexity"); reply.bulk(spec.flags.contains(.fast) ? "O(1)" : "O(N)")
+        if !spec.subcommands.isEmpty {
+            reply.bulk("subcommands")
+            reply.mapHeader(spec.subcommands.count)
+            for sub in spec.subcommands { writeDocs(sub, &reply) }
+        }
+    }
+}
+
+/// Memory figures of this process, from the allocator and the kernel (not estimates).
+struct ProcessMemory {
+    /// Bytes allocated on the heap (glibc mallinfo2: in-use arena bytes plus mmapped blocks).
+    var heap: Int
+    /// Resident set size.
+    var resident: Int
+
+    static func current() -> ProcessMemory {
+        let heap = Int(cps_heap_allocated_bytes())
+        var resident = 0
+        if let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) {
+            let fields = statm.split(separator: " ")
+            if fields.count > 1, let pages = Int(fields[1]) { resident = pages * Int(sysconf(Int32(_SC_PAGESIZE))) }
+        }
+        return ProcessMemory(heap: heap, resident: resident)
+    }
+}

@@ -1,0 +1,57 @@
+// Assembles a running node: the state, one event loop per core, the RESP listener and housekeeping, in a
+// ServiceGroup that stops on SIGTERM/SIGINT or SHUTDOWN.
+import CProcessStats
+public import Logging
+import NIOCore
+import NIOPosix
+import RESPServer
+import ServiceLifecycle
+import UnixSignals
+import Synchronization
+
+/// Runs a cache node until it is asked to stop.
+public enum CacheNodeServer {
+    /// Starts the node with `configuration` and returns when it has shut down.
+    /// - Parameters:
+    ///   - configuration: redis-style settings.
+    ///   - logger: where start-up, shutdown and errors go.
+    ///   - onReady: called with the bound port once the node accepts connections.
+    public static func run(
+        configuration: NodeConfiguration, logger: Logger, onReady: @escaping @Sendable (Int) -> Void = { _ in }
+    ) async throws {
+        let node = NodeState(configuration: configuration)
+        let threads = configuration.threads > 0 ? configuration.threads : System.coreCount
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        node.baselineMemory.store(Int(cps_heap_allocated_bytes()), ordering: .relaxed)
+        let limits = RESPCommandDecoder.Limits(maximumBulkLength: configuration.protoMaxBulkLength)
+        let listener = RESPListener(
+            configuration: .init(hosts: configuration.bind, port: configuration.port, backlog: configuration.tcpBacklog, limits: limits),
+            dispatcher: NodeDispatcher(node: node),
+            group: group,
+            logger: logger
+        ) { ports in
+            let port = ports.first ?? 0
+            node.boundPort.store(port, ordering: .relaxed)
+            onReady(port)
+        }
+        let housekeeping = HousekeepingService(node: node, clock: ContinuousClock())
+        let serviceGroup = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: listener), .init(service: housekeeping)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        node.onShutdownRequest {
+            Task { await serviceGroup.triggerGracefulShutdown() }
+        }
+        logger.info("cache-node \(CacheNodeVersion.current) starting", metadata: ["threads": "\(threads)", "port": "\(configuration.port)"])
+        do {
+            try await serviceGroup.run()
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try await group.shutdownGracefully()
+    }
+}

@@ -1,0 +1,243 @@
+// The node's configuration in redis's own terms: the same directive names in a config file, as `--name value`
+// flags, and through CONFIG GET/SET. One parameter table drives all three, so a directive cannot be accepted in
+// one place and unknown in another.
+public import CacheStore
+import Foundation
+
+/// A configuration error: says which directive and why, as redis does at start-up.
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// The node's settings.
+public struct NodeConfiguration: Sendable {
+    public var port = 6379
+    public var bind = ["127.0.0.1"]
+    public var requirePass: String? = nil
+    public var maxMemory = 0
+    public var maxMemoryPolicy = EvictionPolicy.noEviction
+    public var maxMemorySamples = 5
+    public var lfuLogFactor = 10
+    public var lfuDecayTime = 1
+    public var directory = "."
+    public var databaseFilename = "dump.rdb"
+    public var databases = 16
+    public var save = "3600 1 300 100 60 10000"
+    public var appendOnly = false
+    public var appendFsync = "everysec"
+    public var hz = 10
+    public var protoMaxBulkLength = 512 * 1024 * 1024
+    public var timeout = 0
+    public var tcpBacklog: Int32 = 511
+    public var tcpKeepAlive = 300
+    public var logLevel = "notice"
+    public var logFile = ""
+    public var protectedMode = false
+    public var replicaReadOnly = true
+    /// Event loop threads (0 = one per core). Also accepted as redis's `io-threads`.
+    public var threads = 0
+    public var clientOutputBufferLimit = "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+    /// Where the config file was read from (CONFIG REWRITE writes it back).
+    public var configFile: String? = nil
+
+    public init() {}
+
+    /// Parses redis-server style arguments: an optional config file path first, then `--directive value…`.
+    public static func parse(arguments: [String]) throws(ConfigurationError) -> NodeConfiguration {
+        var configuration = NodeConfiguration()
+        var arguments = arguments[...]
+        var lines: [[String]] = []
+        if let first = arguments.first, !first.hasPrefix("--") {
+            arguments = arguments.dropFirst()
+            let text: String
+            do {
+                text = try String(contentsOfFile: first, encoding: .utf8)
+            } catch {
+                throw ConfigurationError("Fatal error, can't open config file '\(first)': \(error.localizedDescription)")
+            }
+            configuration.configFile = first
+            for line in text.split(whereSeparator: \.isNewline) {
+                let words = try splitConfigLine(String(line))
+                if !words.isEmpty { lines.append(words) }
+            }
+        }
+        for argument in arguments {
+            if argument.hasPrefix("--") {
+                lines.append([String(argument.dropFirst(2))])
+            } else if lines.isEmpty {
+                throw ConfigurationError("Invalid argument '\(argument)': options start with -- (as in --port 6380)")
+            } else {
+                lines[lines.count - 1].append(argument)
+            }
+        }
+        var sawSave = false
+        for line in lines {
+            let name = line[0].lowercased()
+            let values = Array(line.dropFirst())
+            // `save` may repeat (one rule per line); `save ""` clears.
+            if name == "save" {
+                let joined = values.joined(separator: " ")
+                configuration.save = sawSave ? [configuration.save, joined].filter { !$0.isEmpty }.joined(separator: " ") : joined
+                sawSave = true
+                continue
+            }
+            if name == "bind" {
+                guard !values.isEmpty else { throw ConfigurationError("bind needs at least one address") }
+                configuration.bind = values.flatMap { $0.split(separator: " ").map(String.init) }
+                continue
+            }
+            guard let parameter = ConfigParameter.named(name) else {
+                throw ConfigurationError("Bad directive or wrong number of arguments: '\(line[0])' is not a directive cache-node knows")
+            }
+            guard values.count == 1 else {
+                throw ConfigurationError("wrong number of arguments for directive '\(line[0])': expected one value, got \(values.count)")
+            }
+            do {
+                try parameter.set(&configuration, values[0])
+            } catch {
+                throw ConfigurationError("Invalid value for '\(line[0])': \(error)")
+            }
+        }
+        return configuration
+    }
+
+    /// Splits a config-file line into words (quotes as redis allows); comments and blank lines give `[]`.
+    static func splitConfigLine(_ line: String) throws(ConfigurationError) -> [String] {
+        let trimmed = line.trimmingCharacters(in: .whitespaces)
+        if trimmed.isEmpty || trimmed.hasPrefix("#") { return [] }
+        var words: [String] = []
+        var current = ""
+        var quote: Character? = nil
+        var inWord = false
+        for character in trimmed {
+            if let open = quote {
+                if character == open { quote = nil } else { current.append(character) }
+            } else if character == "\"" || character == "'" {
+                quote = character
+                inWord = true
+            } else if character == " " || character == "\t" {
+                if inWord { words.append(current); current = ""; inWord = false }
+            } else {
+                current.append(character)
+                inWord = true
+            }
+        }
+        if quote != nil { throw ConfigurationError("Unbalanced quotes in configuration line: \(line)") }
+        if inWord { words.append(current) }
+        return words
+    }
+}
+
+/// Parses a redis memory amount: plain bytes, or with k/kb/m/mb/g/gb (k = 1000, kb = 1024), case-insensitive.
+public func parseMemoryAmount(_ text: String) -> Int? {
+    let lower = text.lowercased()
+    let units: [(String, Int)] = [
+        ("gb", 1024 * 1024 * 1024), ("mb", 1024 * 1024), ("kb", 1024), ("g", 1_000_000_000), ("m", 1_000_000), ("k", 1000),
+        ("b", 1),
+    ]
+    for (suffix, multiplier) in units where lower.hasSuffix(suffix) {
+        guard let value = Int(lower.dropLast(suffix.count)), value >= 0 else { return nil }
+        return value.multipliedReportingOverflow(by: multiplier).overflow ? nil : value * multiplier
+    }
+    guard let value = Int(lower), value >= 0 else { return nil }
+    return value
+}
+
+/// One configuration directive: how to read it, set it, and whether CONFIG SET may change it at run time.
+struct ConfigParameter: Sendable {
+    let name: String
+    let aliases: [String]
+    let mutable: Bool
+    let get: @Sendable (NodeConfiguration) -> String
+    let set: @Sendable (inout NodeConfiguration, String) throws -> Void
+
+    static func named(_ name: String) -> ConfigParameter? {
+        let lower = name.lowercased()
+        return all.first { $0.name == lower || $0.aliases.contains(lower) }
+    }
+
+    private static func int(_ value: String, in range: ClosedRange<Int> = 0...Int.max) throws(ConfigurationError) -> Int {
+        guard let number = Int(value), range.contains(number) else {
+            throw ConfigurationError("argument must be an integer between \(range.lowerBound) and \(range.upperBound)")
+        }
+        return number
+    }
+
+    private static func bool(_ value: String) throws(ConfigurationError) -> Bool {
+        switch value.lowercased() {
+        case "yes": return true
+        case "no": return false
+        default: throw ConfigurationError("argument must be 'yes' or 'no'")
+        }
+    }
+
+    private static func memory(_ value: String) throws(ConfigurationError) -> Int {
+        guard let amount = parseMemoryAmount(value) else {
+            throw ConfigurationError("argument must be a memory value (bytes, or with a unit: 100mb, 1gb)")
+        }
+        return amount
+    }
+
+    static let all: [ConfigParameter] = [
+        .init(name: "port", aliases: [], mutable: false, get: { String($0.port) }, set: { $0.port = try int($1, in: 0...65535) }),
+        .init(name: "bind", aliases: [], mutable: false, get: { $0.bind.joined(separator: " ") },
+              set: { $0.bind = $1.split(separator: " ").map(String.init) }),
+        .init(name: "requirepass", aliases: [], mutable: true, get: { $0.requirePass ?? "" },
+              set: { $0.requirePass = $1.isEmpty ? nil : $1 }),
+        .init(name: "maxmemory", aliases: [], mutable: true, get: { String($0.maxMemory) }, set: { $0.maxMemory = try memory($1) }),
+        .init(name: "maxmemory-policy", aliases: [], mutable: true, get: { $0.maxMemoryPolicy.name },
+              set: { config, value in
+                  guard let policy = EvictionPolicy(name: value) else {
+                      throw ConfigurationError("argument(s) must be one of the following: volatile-lru, allkeys-lru, volatile-lfu, allkeys-lfu, volatile-random, allkeys-random, volatile-ttl, noeviction")
+                  }
+                  config.maxMemoryPolicy = policy
+              }),
+        .init(name: "maxmemory-samples", aliases: [], mutable: true, get: { String($0.maxMemorySamples) },
+              set: { $0.maxMemorySamples = try int($1, in: 1...64) }),
+        .init(name: "lfu-log-factor", aliases: [], mutable: true, get: { String($0.lfuLogFactor) },
+              set: { $0.lfuLogFactor = try int($1) }),
+        .init(name: "lfu-decay-time", aliases: [], mutable: true, get: { String($0.lfuDecayTime) },
+              set: { $0.lfuDecayTime = try int($1) }),
+        .init(name: "dir", aliases: [], mutable: true, get: { $0.directory }, set: { $0.directory = $1 }),
+        .init(name: "dbfilename", aliases: [], mutable: true, get: { $0.databaseFilename }, set: { $0.databaseFilename = $1 }),
+        .init(name: "databases", aliases: [], mutable: false, get: { String($0.databases) },
+              set: { $0.databases = try int($1, in: 1...1_000_000) }),
+        .init(name: "save", aliases: [], mutable: true, get: { $0.save }, set: { $0.save = $1 }),
+        .init(name: "appendonly", aliases: [], mutable: true, get: { $0.appendOnly ? "yes" : "no" },
+              set: { $0.appendOnly = try bool($1) }),
+        .init(name: "appendfsync", aliases: [], mutable: true, get: { $0.appendFsync }, set: { config, value in
+            guard ["always", "everysec", "no"].contains(value.lowercased()) else {
+                throw ConfigurationError("argument must be one of always, everysec, no")
+            }
+            config.appendFsync = value.lowercased()
+        }),
+        .init(name: "hz", aliases: [], mutable: true, get: { String($0.hz) }, set: { $0.hz = try int($1, in: 1...500) }),
+        .init(name: "proto-max-bulk-len", aliases: [], mutable: true, get: { String($0.protoMaxBulkLength) },
+              set: { $0.protoMaxBulkLength = try memory($1) }),
+        .init(name: "timeout", aliases: [], mutable: true, get: { String($0.timeout) }, set: { $0.timeout = try int($1) }),
+        .init(name: "tcp-backlog", aliases: [], mutable: false, get: { String($0.tcpBacklog) },
+              set: { $0.tcpBacklog = Int32(try int($1, in: 0...65535)) }),
+        .init(name: "tcp-keepalive", aliases: [], mutable: true, get: { String($0.tcpKeepAlive) },
+              set: { $0.tcpKeepAlive = try int($1) }),
+        .init(name: "loglevel", aliases: [], mutable: true, get: { $0.logLevel }, set: { config, value in
+            guard ["debug", "verbose", "notice", "warning", "nothing"].contains(value.lowercased()) else {
+                throw ConfigurationError("argument must be one of debug, verbose, notice, warning, nothing")
+            }
+            config.logLevel = value.lowercased()
+        }),
+        .init(name: "logfile", aliases: [], mutable: false, get: { $0.logFile }, set: { $0.logFile = $1 }),
+        .init(name: "daemonize", aliases: [], mutable: false, get: { _ in "no" }, set: { _, value in
+            if try bool(value) { throw ConfigurationError("cache-node does not daemonize; run it under a supervisor") }
+        }),
+        .init(name: "protected-mode", aliases: [], mutable: true, get: { $0.protectedMode ? "yes" : "no" },
+              set: { $0.protectedMode = try bool($1) }),
+        .init(name: "replica-read-only", aliases: ["slave-read-only"], mutable: true,
+              get: { $0.replicaReadOnly ? "yes" : "no" }, set: { $0.replicaReadOnly = try bool($1) }),
+        .init(name: "threads", aliases: ["io-threads"], mutable: false, get: { String($0.threads) },
+              set: { $0.threads = try int($1, in: 0...128) }),
+        .init(name: "client-output-buffer-limit", aliases: [], mutable: true, get: { $0.clientOutputBufferLimit },
+              set: { $0.clientOutputBufferLimit = $1 }),
+    ]
+}

@@ -1,0 +1,118 @@
+// Everything the command families share: the keyspace, configuration, clock, counters, connected clients, the
+// pub/sub hub and the registry of blocked clients. One instance per running node.
+public import CacheStore
+import Foundation
+public import RESPServer
+public import Synchronization
+
+/// The shared state of a running node.
+public final class NodeState: Sendable {
+    /// All keys.
+    public let keyspace: Keyspace
+    /// The command table.
+    public let commands: CommandTable
+    /// Where time comes from.
+    public let clock: any NodeClock
+    /// INFO counters.
+    public let stats = NodeStats()
+    /// Pub/sub channels and patterns.
+    public let pubsub = PubSubHub()
+    /// Clients waiting in BLPOP and friends.
+    public let blocking = BlockingRegistry()
+    /// A random 40-hex-digit id of this run (INFO `run_id`).
+    public let runID: String
+    /// When the node started, unix ms.
+    public let startedAt: Int64
+    /// The port actually bound (set once listening).
+    public let boundPort = Atomic<Int>(0)
+    /// The process's heap use before any key was stored, counted against `maxmemory` like redis's baseline.
+    public let baselineMemory = Atomic<Int>(0)
+    /// Unix seconds of the last successful save (LASTSAVE).
+    public let lastSave = Atomic<Int64>(0)
+    /// Writes since the last save (INFO `rdb_changes_since_last_save`).
+    public let dirty = Atomic<Int>(0)
+
+    /// Commands per second over the last sampling period (INFO `instantaneous_ops_per_sec`).
+    public let instantaneousOpsPerSecond = Atomic<Int>(0)
+    private let peakMemory = Atomic<Int>(0)
+    private let shutdownHandler = Mutex<(@Sendable () -> Void)?>(nil)
+
+    private let configurationStorage: Mutex<NodeConfiguration>
+    private let clientsStorage = Mutex<[Int: ClientSession]>([:])
+
+    /// Creates the state for `configuration`.
+    public init(configuration: NodeConfiguration, clock: any NodeClock = SystemNodeClock(), commands: CommandTable = .standard) {
+        self.clock = clock
+        self.commands = commands
+        self.keyspace = Keyspace(databases: configuration.databases, seed: UInt64.random(in: 0 ... .max))
+        self.configurationStorage = Mutex(configuration)
+        self.runID = (0..<40).map { _ in String("0123456789abcdef".randomElement()!) }.joined()
+        self.startedAt = clock.nowMilliseconds()
+        self.lastSave.store(startedAt / 1000, ordering: .relaxed)
+        apply(configuration)
+    }
+
+    /// The current configuration.
+    public var configuration: NodeConfiguration { configurationStorage.withLock { $0 } }
+
+    /// Changes the configuration and applies what takes effect at run time.
+    public func updateConfiguration(_ change: (inout NodeConfiguration) throws(ConfigurationError) -> Void) throws(ConfigurationError) {
+        let updated: NodeConfiguration = try configurationStorage.withLock { (configuration: inout NodeConfiguration) throws(ConfigurationError) -> NodeConfiguration in
+            var copy = configuration
+            try change(&copy)
+            configuration = copy
+            return copy
+        }
+        apply(updated)
+    }
+
+    private func apply(_ configuration: NodeConfiguration) {
+        keyspace.maxMemory = configuration.maxMemory
+        keyspace.evictionPolicy = configuration.maxMemoryPolicy
+        keyspace.evictionSamples = configuration.maxMemorySamples
+        keyspace.lfuLogFactor = configuration.lfuLogFactor
+        keyspace.lfuDecayTime = configuration.lfuDecayTime
+    }
+
+    /// Records a heap reading and returns the peak so far.
+    func recordPeakMemory(_ bytes: Int) -> Int {
+        var peak = peakMemory.load(ordering: .relaxed)
+        while bytes > peak {
+            let (exchanged, original) = peakMemory.compareExchange(expected: peak, desired: bytes, ordering: .relaxed)
+            if exchanged { return bytes }
+            peak = original
+        }
+        return peak
+    }
+
+    /// Sets what SHUTDOWN does (the server installs a graceful stop).
+    public func onShutdownRequest(_ handler: @escaping @Sendable () -> Void) {
+        shutdownHandler.withLock { $0 = handler }
+    }
+
+    /// Asks the server to stop (SHUTDOWN).
+    public func requestShutdown() {
+        let handler = shutdownHandler.withLock { $0 }
+        handler?()
+    }
+
+    // MARK: clients
+
+    func register(_ session: ClientSession) {
+        clientsStorage.withLock { $0[session.connection.id] = session }
+    }
+
+    func unregister(_ session: ClientSession) {
+        _ = clientsStorage.withLock { $0.removeValue(forKey: session.connection.id) }
+    }
+
+    /// The connected clients, by id.
+    public var clients: [ClientSession] {
+        clientsStorage.withLock { Array($0.values) }.sorted { $0.connection.id < $1.connection.id }
+    }
+
+    /// The client with `id`, if connected.
+    public func client(id: Int) -> ClientSession? {
+        clientsStorage.withLock { $0[id] }
+    }
+}

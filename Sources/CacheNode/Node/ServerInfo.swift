@@ -1,0 +1,151 @@
+// INFO: the sections and field names redis prints, which monitoring tools and admin scripts parse
+// (`used_memory`, `connected_clients`, `keyspace_hits`, `db0:keys=…`). Memory figures come from the allocator
+// (what the process really holds), not from estimates; `used_memory_dataset` is the keyspace's own estimate.
+import CProcessStats
+public import CacheStore
+import Foundation
+public import Synchronization
+
+enum ServerInfo {
+    static let sectionOrder = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules",
+                               "errorstats", "cluster", "keyspace"]
+
+    /// Renders the requested sections (`default`/`all`/`everything` or names) with keyspace counts read under the
+    /// caller's locks.
+    static func render(sections requested: [String], context: CommandContext) -> String {
+        var wanted = Set(requested)
+        if wanted.isEmpty || wanted.contains("default") || wanted.contains("all") || wanted.contains("everything") {
+            wanted.formUnion(sectionOrder)
+        }
+        var output = ""
+        for section in sectionOrder where wanted.contains(section) {
+            let lines = fields(of: section, context: context)
+            output += "# \(section == "errorstats" ? "Errorstats" : section.capitalized)\r\n"
+            for (name, value) in lines { output += "\(name):\(value)\r\n" }
+            output += "\r\n"
+        }
+        if output.hasSuffix("\r\n\r\n") { output.removeLast() }
+        return output
+    }
+
+    static func human(_ bytes: Int) -> String {
+        let units = ["B", "K", "M", "G", "T"]
+        var value = Double(bytes)
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return unit == 0 ? "\(bytes)B" : String(format: "%.2f%@", value, units[unit])
+    }
+
+    static func fields(of section: String, context: CommandContext) -> [(String, String)] {
+        let node = context.node
+        let configuration = node.configuration
+        let now = context.now
+        switch section {
+        case "server":
+            let uptime = max(0, (now - node.startedAt) / 1000)
+            var system = utsname()
+            uname(&system)
+            let osName = withUnsafeBytes(of: system.sysname) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let release = withUnsafeBytes(of: system.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let machine = withUnsafeBytes(of: system.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            return [
+                ("redis_version", ConnectionFamily.compatibleRedisVersion), ("redis_git_sha1", "00000000"), ("redis_git_dirty", "0"),
+                ("redis_build_id", "0"), ("redis_mode", "standalone"), ("server_name", "cache-node"),
+                ("cache_node_version", CacheNodeVersion.current), ("os", "\(osName) \(release) \(machine)"),
+                ("arch_bits", "64"), ("monotonic_clock", "POSIX clock_gettime"), ("multiplexing_api", "epoll"),
+                ("atomicvar_api", "c11-builtin"), ("gcc_version", "0.0.0"), ("process_id", String(getpid())),
+                ("process_supervised", "no"), ("run_id", node.runID), ("tcp_port", String(node.boundPort.load(ordering: .relaxed))),
+                ("server_time_usec", String(now * 1000)), ("uptime_in_seconds", String(uptime)),
+                ("uptime_in_days", String(uptime / 86400)), ("hz", String(configuration.hz)),
+                ("configured_hz", String(configuration.hz)), ("lru_clock", String((now / 1000) & 0xFFFFFF)),
+                ("executable", CommandLine.arguments.first ?? ""), ("config_file", configuration.configFile ?? ""),
+                ("io_threads_active", "0"), ("event_loop_threads", String(configuration.threads)),
+            ]
+        case "clients":
+            return [
+                ("connected_clients", String(node.stats.total { $0.connectedClients.load(ordering: .relaxed) })),
+                ("cluster_connections", "0"), ("maxclients", "10000"),
+                ("client_recent_max_input_buffer", "0"), ("client_recent_max_output_buffer", "0"),
+                ("blocked_clients", String(node.stats.total { $0.blockedClients.load(ordering: .relaxed) })),
+                ("tracking_clients", "0"), ("clients_in_timeout_table", "0"),
+                ("total_blocking_keys", "0"), ("total_blocking_keys_on_nokey", "0"),
+            ]
+        case "memory":
+            let memory = ProcessMemory.current()
+            let baseline = node.baselineMemory.load(ordering: .relaxed)
+            let dataset = context.keyspace.estimatedBytes(locked: true)
+            let peak = node.recordPeakMemory(memory.heap)
+            var total = 0
+            if let meminfo = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
+               let line = meminfo.split(separator: "\n").first(where: { $0.hasPrefix("MemTotal:") }),
+               let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "") {
+                total = kilobytes * 1024
+            }
+            return [
+                ("used_memory", String(memory.heap)), ("used_memory_human", human(memory.heap)),
+                ("used_memory_rss", String(memory.resident)), ("used_memory_rss_human", human(memory.resident)),
+                ("used_memory_peak", String(peak)), ("used_memory_peak_human", human(peak)),
+                ("used_memory_peak_perc", String(format: "%.2f%%", peak > 0 ? Double(memory.heap) * 100 / Double(peak) : 100)),
+                ("used_memory_overhead", String(max(0, memory.heap - dataset))), ("used_memory_startup", String(baseline)),
+                ("used_memory_dataset", String(dataset)),
+                ("used_memory_dataset_perc", String(format: "%.2f%%", memory.heap > 0 ? Double(dataset) * 100 / Double(memory.heap) : 0)),
+                ("total_system_memory", String(total)), ("total_system_memory_human", human(total)),
+                ("maxmemory", String(configuration.maxMemory)), ("maxmemory_human", human(configuration.maxMemory)),
+                ("maxmemory_policy", configuration.maxMemoryPolicy.name),
+                ("mem_fragmentation_ratio", String(format: "%.2f", memory.heap > 0 ? Double(memory.resident) / Double(memory.heap) : 0)),
+                ("mem_allocator", "libc"), ("lazyfree_pending_objects", "0"),
+            ]
+        case "persistence":
+            return [
+                ("loading", "0"), ("async_loading", "0"), ("current_cow_peak", "0"),
+                ("rdb_changes_since_last_save", String(node.dirty.load(ordering: .relaxed))),
+                ("rdb_bgsave_in_progress", "0"), ("rdb_last_save_time", String(node.lastSave.load(ordering: .relaxed))),
+                ("rdb_last_bgsave_status", "ok"), ("aof_enabled", configuration.appendOnly ? "1" : "0"),
+                ("aof_rewrite_in_progress", "0"), ("aof_last_bgrewrite_status", "ok"), ("aof_last_write_status", "ok"),
+            ]
+        case "stats":
+            let stats = node.stats
+            return [
+                ("total_connections_received", String(stats.total { $0.connectionsReceived.load(ordering: .relaxed) })),
+                ("total_commands_processed", String(stats.total { $0.commandsProcessed.load(ordering: .relaxed) })),
+                ("instantaneous_ops_per_sec", String(node.instantaneousOpsPerSecond.load(ordering: .relaxed))),
+                ("total_net_input_bytes", "0"), ("total_net_output_bytes", "0"), ("rejected_connections", "0"),
+                ("expired_keys", String(context.keyspace.expiredKeys.load(ordering: .relaxed))),
+                ("evicted_keys", String(context.keyspace.evictedKeys.load(ordering: .relaxed))),
+                ("keyspace_hits", String(stats.total { $0.keyspaceHits.load(ordering: .relaxed) })),
+                ("keyspace_misses", String(stats.total { $0.keyspaceMisses.load(ordering: .relaxed) })),
+                ("pubsub_channels", String(node.pubsub.channelCount)), ("pubsub_patterns", String(node.pubsub.patternCount)),
+                ("total_error_replies", String(stats.total { $0.errorReplies.load(ordering: .relaxed) })),
+                ("rejected_commands_oom", String(stats.total { $0.rejectedCommandsOOM.load(ordering: .relaxed) })),
+            ]
+        case "replication":
+            return [
+                ("role", "master"), ("connected_slaves", "0"), ("master_failover_state", "no-failover"),
+                ("master_replid", node.runID), ("master_replid2", String(repeating: "0", count: 40)),
+                ("master_repl_offset", "0"), ("second_repl_offset", "-1"), ("repl_backlog_active", "0"),
+                ("repl_backlog_size", "1048576"), ("repl_backlog_first_byte_offset", "0"), ("repl_backlog_histlen", "0"),
+            ]
+        case "cpu":
+            var user = 0.0
+            var system = 0.0
+            cps_cpu_seconds(&user, &system)
+            return [("used_cpu_sys", String(format: "%.6f", system)), ("used_cpu_user", String(format: "%.6f", user))]
+        case "cluster":
+            return [("cluster_enabled", "0")]
+        case "keyspace":
+            return context.keyspace.keyCounts().enumerated().compactMap { database, counts in
+                counts.keys == 0 ? nil : ("db\(database)", "keys=\(counts.keys),expires=\(counts.volatile),avg_ttl=0")
+            }
+        default:
+            return []
+        }
+    }
+}
+
+/// The cache-node release.
+public enum CacheNodeVersion {
+    public static let current = "0.1.0"
+}

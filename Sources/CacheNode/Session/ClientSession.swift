@@ -1,0 +1,86 @@
+// The state of one client connection (redis `client` struct): selected database, authentication, transaction
+// queue, watched keys, subscriptions. Owned by the connection's event loop; the few fields other connections
+// read (CLIENT LIST/KILL) are behind a lock or atomic.
+public import CacheStore
+public import RESPServer
+public import Synchronization
+
+/// What other connections may read about a client (CLIENT LIST / INFO).
+public struct ClientInfo: Sendable {
+    public var name: String = ""
+    public var libraryName: String = ""
+    public var libraryVersion: String = ""
+    public var database: Int = 0
+    public var flags: String = "N"
+    public var protocolVersion: Int = 2
+    public var subscriptions: Int = 0
+    public var patternSubscriptions: Int = 0
+    public var multiQueued: Int = -1
+}
+
+/// A queued command inside MULTI.
+public struct QueuedCommand: Sendable {
+    public let spec: CommandSpec
+    public let arguments: CommandArguments
+}
+
+/// One client's state.
+public final class ClientSession: @unchecked Sendable {
+    /// The connection (id, addresses, event loop).
+    public let connection: ClientConnection
+    /// Milliseconds since the epoch when the client connected.
+    public let createdAt: Int64
+
+    // Event-loop-only state.
+    /// The selected database.
+    public var database = 0 { didSet { updateInfo { $0.database = database } } }
+    /// Whether AUTH/HELLO succeeded (or no password is set).
+    public var isAuthenticated: Bool
+    /// Commands queued since MULTI, or `nil` outside a transaction.
+    public var transaction: [QueuedCommand]? { didSet { updateInfo { $0.multiQueued = transaction?.count ?? -1 } } }
+    /// A queued command failed to queue (unknown, wrong arity): EXEC answers EXECABORT.
+    public var transactionHasErrors = false
+    /// Keys this client WATCHes, and the token they mark.
+    public var watchedKeys: [(database: Int, key: KeyRef)] = []
+    public var watchToken: WatchToken?
+    /// Subscribed channels and patterns (pub/sub).
+    public var channels: Set<CompactBytes> = []
+    public var patterns: Set<CompactBytes> = []
+    /// RESP2 subscriber mode: only (P)SUBSCRIBE, (P)UNSUBSCRIBE, PING, QUIT, RESET are allowed.
+    public var isInSubscriberMode: Bool { !channels.isEmpty || !patterns.isEmpty }
+    /// The protocol the connection speaks (mirrors the reply writer; HELLO changes both).
+    public var protocolVersion: RESPVersion = .v2 { didSet { updateInfo { $0.protocolVersion = protocolVersion.rawValue } } }
+    /// Opaque state a blocked command keeps while suspended.
+    public var blockedState: AnyObject?
+    /// Whether replies are suppressed (CLIENT REPLY OFF/SKIP).
+    public var replyMode: ReplyMode = .on
+
+    /// CLIENT REPLY modes.
+    public enum ReplyMode: Sendable { case on, off, skipNext }
+
+    // Shared with other threads.
+    private let info = Mutex(ClientInfo())
+    /// The last command's name index and the time of the last interaction (for CLIENT LIST `cmd=`/`idle=`).
+    public let lastInteraction = Atomic<Int64>(0)
+    /// Index in the command table of the last command (-1 before the first).
+    public let lastCommand = Atomic<Int>(-1)
+
+    /// The counters of this client's event loop.
+    public let stats: StatsBlock
+
+    init(connection: ClientConnection, createdAt: Int64, isAuthenticated: Bool, stats: StatsBlock) {
+        self.connection = connection
+        self.stats = stats
+        self.createdAt = createdAt
+        self.isAuthenticated = isAuthenticated
+        self.lastInteraction.store(createdAt, ordering: .relaxed)
+    }
+
+    /// A snapshot of the shared fields.
+    public var snapshot: ClientInfo { info.withLock { $0 } }
+
+    /// Changes the shared fields.
+    public func updateInfo(_ change: (inout ClientInfo) -> Void) {
+        info.withLock { change(&$0) }
+    }
+}

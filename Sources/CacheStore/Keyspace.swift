@@ -1,0 +1,294 @@
+// The keyspace: every database's keys, split into stripes by key hash, each stripe behind its own lock.
+//
+// Why stripes: the node runs one event loop per core, and any connection may touch any key. A single global lock
+// would serialise the cores; shard-per-thread (dragonfly) would make half of all requests hop threads on two
+// cores. With 64 stripes two cores rarely want the same lock, an uncontended lock costs ~20 ns, and multi-key
+// commands lock their stripes in index order (no deadlock). Transactions and whole-keyspace commands (FLUSHALL,
+// KEYS, SWAPDB) lock every stripe.
+public import Synchronization
+
+/// Receives keyspace events that happen inside the store (expiry and eviction deletes), e.g. to propagate them
+/// to replicas as DELs. Called with the stripe's lock held: must be quick and must not call back into the store.
+public protocol KeyspaceObserver: AnyObject, Sendable {
+    /// A key was removed because its TTL passed.
+    func keyExpired(database: Int, key: CompactBytes)
+    /// A key was removed to free memory under `maxmemory`.
+    func keyEvicted(database: Int, key: CompactBytes)
+}
+
+/// A client's interest in keys for WATCH: set dirty when any watched key is modified.
+public final class WatchToken: @unchecked Sendable {
+    /// Set (under the watched key's stripe lock) when a watched key changed; read by EXEC holding every stripe.
+    public internal(set) var isDirty = false
+
+    public init() {}
+}
+
+/// Identifies a key in a given database.
+public struct DatabaseKey: Hashable, Sendable {
+    public var database: Int
+    public var key: CompactBytes
+
+    public init(database: Int, key: CompactBytes) {
+        self.database = database
+        self.key = key
+    }
+}
+
+/// One stripe: a lock and, per database, the table of the keys hashing here.
+public final class Stripe: @unchecked Sendable {
+    /// Guards everything in the stripe.
+    public let lock = StripeLock()
+    var tables: [KeyTable?]
+    var watchers: [DatabaseKey: [WatchToken]] = [:]
+    /// The stripe's estimated bytes, republished on unlock so the eviction check needs no lock.
+    let publishedBytes = Atomic<Int>(0)
+    var random: SplitMix64
+
+    init(databases: Int, seed: UInt64) {
+        tables = Array(repeating: nil, count: databases)
+        random = SplitMix64(seed: seed)
+    }
+
+    /// The table of `database`, created on first use.
+
+    public func table(_ database: Int) -> KeyTable {
+        if let table = tables[database] { return table }
+        let table = KeyTable()
+        tables[database] = table
+        return table
+    }
+
+    /// The table of `database` if it exists.
+
+    public func existingTable(_ database: Int) -> KeyTable? { tables[database] }
+
+    /// Estimated bytes of all tables in this stripe.
+    public var estimatedBytes: Int {
+        var total = 0
+        for case let table? in tables { total += table.estimatedBytes }
+        return total
+    }
+
+    /// Marks the watchers of `key` dirty. Cheap when nobody watches.
+
+    public func keyModified(database: Int, key: CompactBytes) {
+        if watchers.isEmpty { return }
+        notifyWatchers(DatabaseKey(database: database, key: key))
+    }
+
+    func notifyWatchers(_ key: DatabaseKey) {
+        guard let tokens = watchers[key] else { return }
+        for token in tokens { token.isDirty = true }
+    }
+
+    /// Marks every watcher of `database` dirty (FLUSHDB, SWAPDB), or of all databases when `nil`.
+    func allKeysModified(database: Int?) {
+        for (key, tokens) in watchers where database == nil || key.database == database {
+            for token in tokens { token.isDirty = true }
+        }
+    }
+}
+
+/// All databases' keys, striped by hash.
+public final class Keyspace: Sendable {
+    /// The stripes; index with ``stripeIndex(for:)``.
+    public let stripes: [Stripe]
+    /// The number of databases (`databases`).
+    public let databaseCount: Int
+    /// Receives expiry and eviction events.
+    public let observer: (any KeyspaceObserver)?
+
+    let stripeMask: Int
+    let policyStorage = Atomic<Int>(EvictionPolicy.noEviction.rawValue)
+    let maxMemoryStorage = Atomic<Int>(0)
+    let replicaStorage = Atomic<Bool>(false)
+    let lfuLogFactorStorage = Atomic<Int>(10)
+    let lfuDecayTimeStorage = Atomic<Int>(1)
+    let samplesStorage = Atomic<Int>(5)
+    let samplingRandom: Mutex<SplitMix64>
+    /// Keys removed by expiry since start (INFO `expired_keys`).
+    public let expiredKeys = Atomic<Int>(0)
+    /// Keys removed by eviction since start (INFO `evicted_keys`).
+    public let evictedKeys = Atomic<Int>(0)
+
+    /// Creates an empty keyspace.
+    /// - Parameters:
+    ///   - databases: how many numbered databases (redis `databases`, default 16).
+    ///   - stripeCount: a power of two; more stripes mean less lock contention and more per-stripe overhead.
+    ///   - seed: seeds the sampling generators (eviction, RANDOMKEY, expiry), for repeatable tests.
+    ///   - observer: receives expiry and eviction deletes.
+    public init(databases: Int = 16, stripeCount: Int = 64, seed: UInt64 = 0x5EED, observer: (any KeyspaceObserver)? = nil) {
+        precondition(stripeCount > 0 && stripeCount & (stripeCount - 1) == 0, "stripeCount must be a power of two")
+        precondition(databases > 0, "at least one database")
+        self.databaseCount = databases
+        self.stripeMask = stripeCount - 1
+        self.observer = observer
+        self.samplingRandom = Mutex(SplitMix64(seed: seed ^ 0xA5A5_A5A5))
+        self.stripes = (0..<stripeCount).map { Stripe(databases: databases, seed: seed &+ UInt64($0) &* 0x9E37_79B9) }
+    }
+
+    // MARK: configuration
+
+    /// The `maxmemory-policy`.
+    public var evictionPolicy: EvictionPolicy {
+        get { EvictionPolicy(rawValue: policyStorage.load(ordering: .relaxed)) ?? .noEviction }
+        set { policyStorage.store(newValue.rawValue, ordering: .relaxed) }
+    }
+
+    /// `maxmemory` in bytes (0 = no limit), compared with the keyspace's estimated size.
+    public var maxMemory: Int {
+        get { maxMemoryStorage.load(ordering: .relaxed) }
+        set { maxMemoryStorage.store(newValue, ordering: .relaxed) }
+    }
+
+    /// `maxmemory-samples`.
+    public var evictionSamples: Int {
+        get { samplesStorage.load(ordering: .relaxed) }
+        set { samplesStorage.store(max(1, min(newValue, 64)), ordering: .relaxed) }
+    }
+
+    /// `lfu-log-factor`.
+    public var lfuLogFactor: Int {
+        get { lfuLogFactorStorage.load(ordering: .relaxed) }
+        set { lfuLogFactorStorage.store(newValue, ordering: .relaxed) }
+    }
+
+    /// `lfu-decay-time` in minutes.
+    public var lfuDecayTime: Int {
+        get { lfuDecayTimeStorage.load(ordering: .relaxed) }
+        set { lfuDecayTimeStorage.store(newValue, ordering: .relaxed) }
+    }
+
+    /// On a replica keys are never expired by its own clock: expired keys read as missing but stay until the
+    /// primary's DEL arrives.
+    public var isReplica: Bool {
+        get { replicaStorage.load(ordering: .relaxed) }
+        set { replicaStorage.store(newValue, ordering: .relaxed) }
+    }
+
+    // MARK: locking
+
+    /// The stripe `key` lives in.
+
+    public func stripeIndex(for key: KeyRef) -> Int {
+        Int(truncatingIfNeeded: key.hash) & stripeMask
+    }
+
+    /// Locks one stripe.
+
+    public func lock(stripe index: Int) { stripes[index].lock.lock() }
+
+    /// Unlocks one stripe, publishing its size for the eviction check.
+
+    public func unlock(stripe index: Int) {
+        let stripe = stripes[index]
+        if maxMemoryStorage.load(ordering: .relaxed) > 0 {
+            stripe.publishedBytes.store(stripe.estimatedBytes, ordering: .relaxed)
+        }
+        stripe.lock.unlock()
+    }
+
+    /// Locks every stripe in order (transactions, whole-keyspace commands).
+    public func lockAll() {
+        for index in stripes.indices { stripes[index].lock.lock() }
+    }
+
+    /// Unlocks every stripe.
+    public func unlockAll() {
+        for index in stripes.indices.reversed() { unlock(stripe: index) }
+    }
+
+    /// Runs `body` with the stripes of `keys` locked (in index order, each once).
+    public func withLocked<Result, Failure: Error>(
+        _ keys: [KeyRef], _ body: () throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        var indices = keys.map { stripeIndex(for: $0) }
+        indices.sort()
+        var previous = -1
+        for index in indices where index != previous {
+            lock(stripe: index)
+            previous = index
+        }
+        defer {
+            previous = -1
+            for index in indices where index != previous {
+                unlock(stripe: index)
+                previous = index
+            }
+        }
+        return try body()
+    }
+
+    /// Runs `body` with every stripe locked.
+    public func withAllLocked<Result, Failure: Error>(_ body: () throws(Failure) -> Result) throws(Failure) -> Result {
+        lockAll()
+        defer { unlockAll() }
+        return try body()
+    }
+
+    /// A view of database `index` at time `now` (unix ms). Its key operations require the key's stripe locked.
+
+    public func database(_ index: Int, now: Int64) -> Database {
+        Database(keyspace: self, index: index, now: now)
+    }
+
+    // MARK: whole keyspace (callers hold every stripe)
+
+    /// Estimated bytes held by all stripes. Exact only with every stripe locked; otherwise the last published sizes.
+    public func estimatedBytes(locked: Bool) -> Int {
+        if locked { return stripes.reduce(0) { $0 + $1.estimatedBytes } }
+        return stripes.reduce(0) { $0 + $1.publishedBytes.load(ordering: .relaxed) }
+    }
+
+    /// Per database: keys and keys with an expiry (INFO keyspace). Requires every stripe locked.
+    public func keyCounts() -> [(keys: Int, volatile: Int)] {
+        var counts = Array(repeating: (keys: 0, volatile: 0), count: databaseCount)
+        for stripe in stripes {
+            for (database, table) in stripe.tables.enumerated() {
+                guard let table else { continue }
+                counts[database].keys += table.count
+                counts[database].volatile += table.volatileCount
+            }
+        }
+        return counts
+    }
+
+    /// Removes every key of every database. Requires every stripe locked.
+    public func flushAll() {
+        for stripe in stripes {
+            for case let table? in stripe.tables { table.removeAll() }
+            stripe.allKeysModified(database: nil)
+        }
+    }
+
+    /// Swaps two databases (SWAPDB). Requires every stripe locked.
+    public func swapDatabases(_ first: Int, _ second: Int) {
+        for stripe in stripes {
+            stripe.tables.swapAt(first, second)
+            stripe.allKeysModified(database: first)
+            stripe.allKeysModified(database: second)
+        }
+    }
+
+    // MARK: WATCH
+
+    /// Registers `token` as watching `key` in `database`. Requires the key's stripe locked.
+    public func watch(_ key: KeyRef, database: Int, token: WatchToken) {
+        stripes[stripeIndex(for: key)].watchers[DatabaseKey(database: database, key: key.bytes), default: []].append(token)
+    }
+
+    /// Removes `token` from the watchers of `key`. Requires the key's stripe locked.
+    public func unwatch(_ key: KeyRef, database: Int, token: WatchToken) {
+        let stripe = stripes[stripeIndex(for: key)]
+        let databaseKey = DatabaseKey(database: database, key: key.bytes)
+        guard var tokens = stripe.watchers[databaseKey] else { return }
+        tokens.removeAll { $0 === token }
+        stripe.watchers[databaseKey] = tokens.isEmpty ? nil : tokens
+    }
+
+    /// Marks `token` dirty (a watched key was already expired or the transaction must abort).
+    public func markDirty(_ token: WatchToken) {
+        token.isDirty = true
+    }
+}

@@ -1,0 +1,48 @@
+// A plain mutex for a keyspace stripe. Stripes are locked in index order by the command dispatcher (one lock
+// for single-key commands, several in order for multi-key ones, all of them for transactions), so lock and unlock
+// are separate calls rather than a closure.
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
+/// A non-recursive mutex (pthread) with explicit lock and unlock.
+public final class StripeLock: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    public init() {
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        let result = pthread_mutex_init(mutex, nil)
+        precondition(result == 0, "pthread_mutex_init failed: \(result)")
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    /// Blocks until the lock is held.
+    public func lock() { pthread_mutex_lock(mutexPointer) }
+    /// Releases the lock.
+    public func unlock() { pthread_mutex_unlock(mutexPointer) }
+
+    var mutexPointer: UnsafeMutablePointer<pthread_mutex_t> { mutex }
+}
+
+/// A small, fast pseudo-random generator (SplitMix64) for sampling; seeded by the caller so tests are repeatable.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    /// Creates a generator from `seed`.
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z &>> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z &>> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z &>> 31)
+    }
+}

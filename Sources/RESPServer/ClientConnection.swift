@@ -1,0 +1,57 @@
+// A thread-safe handle on one client connection, for the parts of the node that act on a client from elsewhere:
+// pub/sub deliveries, waking a blocked client, CLIENT KILL, CLIENT LIST.
+public import NIOCore
+import NIOConcurrencyHelpers
+
+/// A handle on an accepted client connection that can be used from any thread.
+public final class ClientConnection: Sendable {
+    /// A process-unique, increasing connection id (CLIENT ID).
+    public let id: Int
+    /// The connection's event loop; its session is only touched there.
+    public let eventLoop: any EventLoop
+    /// The peer's address, as `ip:port`.
+    public let remoteAddress: String
+    /// The local address the client connected to, as `ip:port`.
+    public let localAddress: String
+
+    private let channel: any Channel
+    private let resumeAction: NIOLockedValueBox<(@Sendable (ByteBuffer) -> Void)?>
+
+    init(id: Int, channel: any Channel) {
+        self.id = id
+        self.channel = channel
+        self.eventLoop = channel.eventLoop
+        self.remoteAddress = Self.describe(channel.remoteAddress)
+        self.localAddress = Self.describe(channel.localAddress)
+        self.resumeAction = NIOLockedValueBox(nil)
+    }
+
+    func setResumeAction(_ action: (@Sendable (ByteBuffer) -> Void)?) {
+        resumeAction.withLockedValue { $0 = action }
+    }
+
+    /// Sends already-encoded bytes (a pub/sub message, a push) to the client and flushes.
+    public func send(_ bytes: ByteBuffer) {
+        channel.writeAndFlush(bytes, promise: nil)
+    }
+
+    /// Completes a suspended command with its encoded reply and resumes reading the client's later commands.
+    /// Safe to call from any thread; does nothing if the connection is gone.
+    public func resume(with reply: ByteBuffer) {
+        let action = resumeAction.withLockedValue { $0 }
+        action?(reply)
+    }
+
+    /// Closes the connection (CLIENT KILL).
+    public func close() {
+        channel.close(promise: nil)
+    }
+
+    /// An allocator for encoding replies off the connection's own path.
+    public var allocator: ByteBufferAllocator { channel.allocator }
+
+    private static func describe(_ address: SocketAddress?) -> String {
+        guard let address else { return "?:0" }
+        return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+    }
+}

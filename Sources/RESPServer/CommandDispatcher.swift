@@ -1,0 +1,39 @@
+// The one narrow interface between the protocol layer and whatever executes commands (the "facade" rule:
+// this module knows RESP and connections, never keys or values).
+
+/// What the connection does after a command has been dispatched.
+public enum DispatchOutcome: Sendable, Hashable {
+    /// Go on with the next buffered command.
+    case proceed
+    /// Send what was written, then close the connection (QUIT, a fatal protocol state).
+    case closeAfterReply
+    /// The command waits for something (a blocking pop): keep later commands buffered until
+    /// ``ClientConnection/resume(with:)`` is called.
+    case suspend
+}
+
+/// Executes commands for connections.
+///
+/// ## Implementing CommandDispatcher
+/// - ``openSession(for:)`` is called once per connection on its event loop; the session value is owned by that
+///   connection and only ever passed back to this dispatcher, on the same event loop.
+/// - ``dispatch(_:session:reply:)`` runs on the connection's event loop. It must write exactly one reply per command
+///   into `reply` (or none, returning `.suspend`, and later resume the connection with the reply bytes), and must
+///   not block the thread.
+/// - ``closeSession(_:)`` is called once when the connection closes, for any reason, including after `.suspend`.
+public protocol CommandDispatcher: Sendable {
+    /// Per-connection state (selected database, transaction queue, subscriptions…).
+    associatedtype Session
+
+    /// Creates the state of a newly accepted connection.
+    func openSession(for connection: ClientConnection) -> Session
+
+    /// Executes one command, writing its reply.
+    func dispatch(_ arguments: CommandArguments, session: inout Session, reply: inout ReplyWriter) -> DispatchOutcome
+
+    /// Whether the session has authenticated (until then the decoder applies redis's pre-auth limits).
+    func isAuthenticated(_ session: Session) -> Bool
+
+    /// Releases what a closing connection held (subscriptions, blocked waits, watched keys).
+    func closeSession(_ session: inout Session)
+}

@@ -1,0 +1,165 @@
+// The per-connection channel handler: decodes every buffered command, hands each to the dispatcher, and writes
+// all replies of one read in a single flush (pipelining costs one syscall per batch, as in redis).
+//
+// It stays thin: decoding is RESPCommandDecoder's, execution the dispatcher's. Its only states are "running",
+// "suspended" (a blocking command waits; later input stays buffered) and "closing".
+import NIOCore
+
+/// Runs one client connection on its event loop.
+final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum State {
+        case running
+        case suspended
+        case closing
+    }
+
+    /// Replies beyond this size are handed to the channel before the batch ends, bounding memory per client.
+    private static var outputWriteThreshold: Int { 64 * 1024 }
+
+    private let dispatcher: Dispatcher
+    private let connectionID: Int
+    private var decoder: RESPCommandDecoder
+    private var session: Dispatcher.Session?
+    private var connection: ClientConnection?
+    private var context: ChannelHandlerContext?
+    private var state = State.running
+    private var input = ByteBuffer()
+    private var arguments = CommandArguments()
+    private var reply: ReplyWriter
+    private let emptyFrame = ByteBuffer()
+
+    init(dispatcher: Dispatcher, connectionID: Int, limits: RESPCommandDecoder.Limits) {
+        self.dispatcher = dispatcher
+        self.connectionID = connectionID
+        self.decoder = RESPCommandDecoder(limits: limits)
+        self.reply = ReplyWriter(buffer: ByteBuffer())
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.reply.buffer = context.channel.allocator.buffer(capacity: 4096)
+        let connection = ClientConnection(id: connectionID, channel: context.channel)
+        self.connection = connection
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        connection.setResumeAction { reply in
+            eventLoop.execute { loopBound.value.resume(with: reply) }
+        }
+        self.session = dispatcher.openSession(for: connection)
+        self.decoder.clientIsAuthenticated = dispatcher.isAuthenticated(session!)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        closeSession()
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closeSession()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        if input.readableBytes == 0 {
+            input = incoming
+        } else {
+            input.writeBuffer(&incoming)
+        }
+        processInput(context: context)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushReplies(context: context)
+        context.fireChannelReadComplete()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Connection-level I/O errors (resets) end this client only.
+        context.close(promise: nil)
+    }
+
+    // MARK: command loop
+
+    private func processInput(context: ChannelHandlerContext) {
+        guard case .running = state, session != nil else { return }
+        while true {
+            let complete: Bool
+            do {
+                complete = try decoder.next(from: &input, into: &arguments)
+            } catch {
+                reply.error(code: "ERR", message: "Protocol error: \(error)")
+                state = .closing
+                flushReplies(context: context)
+                context.close(promise: nil)
+                return
+            }
+            guard complete else { break }
+            let outcome = dispatcher.dispatch(arguments, session: &session!, reply: &reply)
+            if !decoder.clientIsAuthenticated {
+                decoder.clientIsAuthenticated = dispatcher.isAuthenticated(session!)
+            }
+            switch outcome {
+            case .proceed:
+                if reply.buffer.readableBytes >= Self.outputWriteThreshold {
+                    context.write(wrapOutboundOut(reply.buffer), promise: nil)
+                    reply.buffer.clear()
+                }
+            case .closeAfterReply:
+                state = .closing
+                flushReplies(context: context)
+                context.close(promise: nil)
+                return
+            case .suspend:
+                state = .suspended
+                releaseFrame()
+                return
+            }
+        }
+        releaseFrame()
+        if input.readableBytes == 0 {
+            input = emptyFrame
+        } else if input.readerIndex > 64 * 1024 {
+            input.discardReadBytes()
+        }
+    }
+
+    /// Drops the last frame's reference to the input storage so the next read can append without copying.
+    private func releaseFrame() {
+        arguments.frame = emptyFrame
+    }
+
+    private func flushReplies(context: ChannelHandlerContext) {
+        guard reply.buffer.readableBytes > 0 else { return }
+        context.writeAndFlush(wrapOutboundOut(reply.buffer), promise: nil)
+        if reply.buffer.capacity > 1024 * 1024 {
+            reply.buffer = context.channel.allocator.buffer(capacity: 4096)
+        } else {
+            reply.buffer.clear()
+        }
+    }
+
+    /// Called on the event loop when a suspended command completes.
+    private func resume(with encodedReply: ByteBuffer) {
+        guard case .suspended = state, let context else { return }
+        var encodedReply = encodedReply
+        reply.buffer.writeBuffer(&encodedReply)
+        state = .running
+        processInput(context: context)
+        flushReplies(context: context)
+    }
+
+    private func closeSession() {
+        guard session != nil else { return }
+        connection?.setResumeAction(nil)
+        dispatcher.closeSession(&session!)
+        session = nil
+        connection = nil
+    }
+}
+
+@available(*, unavailable)
+extension RESPConnectionHandler: Sendable {}
