@@ -142,10 +142,20 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "CacheStoreTests", dependencies: ["CacheStore"], swiftSettings: strictSettings),
+        .target(
+            name: "CacheNodeTestSupport",
+            dependencies: [
+                "CacheNode", "RESPServer", "CacheStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            path: "Tests/CacheNodeTestSupport",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "CacheNodeTests",
             dependencies: [
-                "CacheNode", "RESPServer", "CacheStore",
+                "CacheNode", "RESPServer", "CacheStore", "CacheNodeTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],

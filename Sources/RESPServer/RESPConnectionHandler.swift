@@ -3,12 +3,13 @@
 //
 // It stays thin: decoding is RESPCommandDecoder's, execution the dispatcher's. Its only states are "running",
 // "suspended" (a blocking command waits; later input stays buffered) and "closing".
-import NIOCore
+public import NIOCore
 
-/// Runs one client connection on its event loop.
-final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
+/// Runs one client connection on its event loop. ``RESPListener`` installs one per accepted connection; tests can
+/// install one on an `EmbeddedChannel`.
+public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: ChannelInboundHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
 
     private enum State {
         case running
@@ -31,14 +32,15 @@ final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: ChannelInbound
     private var reply: ReplyWriter
     private let emptyFrame = ByteBuffer()
 
-    init(dispatcher: Dispatcher, connectionID: Int, limits: RESPCommandDecoder.Limits) {
+    /// Creates the handler for one connection.
+    public init(dispatcher: Dispatcher, connectionID: Int, limits: RESPCommandDecoder.Limits = .init()) {
         self.dispatcher = dispatcher
         self.connectionID = connectionID
         self.decoder = RESPCommandDecoder(limits: limits)
         self.reply = ReplyWriter(buffer: ByteBuffer())
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.reply.buffer = context.channel.allocator.buffer(capacity: 4096)
         let connection = ClientConnection(id: connectionID, channel: context.channel)
@@ -52,17 +54,17 @@ final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: ChannelInbound
         self.decoder.clientIsAuthenticated = dispatcher.isAuthenticated(session!)
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    public func handlerRemoved(context: ChannelHandlerContext) {
         closeSession()
         self.context = nil
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         closeSession()
         context.fireChannelInactive()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
         if input.readableBytes == 0 {
             input = incoming
@@ -72,12 +74,12 @@ final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: ChannelInbound
         processInput(context: context)
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    public func channelReadComplete(context: ChannelHandlerContext) {
         flushReplies(context: context)
         context.fireChannelReadComplete()
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // Connection-level I/O errors (resets) end this client only.
         context.close(promise: nil)
     }
