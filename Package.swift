@@ -62,7 +62,6 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: hotPathSettings
         ),
@@ -164,6 +163,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["CHiredis"],
+            exclude: ["Clients"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -72,10 +72,15 @@ public final class KeyTable {
         slots.deallocate()
     }
 
-    /// Bytes this table holds: entries, slots and the heap blocks of keys and values.
+    /// Bytes this table's keys account for: per key its entry and its share of slots at the usual load, plus the
+    /// heap blocks of keys and values. Freeing a key lowers it at once (allocation slack is not counted; INFO
+    /// reports the allocator's real totals separately).
     public var estimatedBytes: Int {
-        chunks.count * Self.chunkSize * MemoryLayout<Entry>.stride + (slotMask + 1) * 8 + heapBytes + 64
+        count * (MemoryLayout<Entry>.stride + 11) + heapBytes + 64
     }
+
+    /// Capacity of the first chunk, which grows 8, 16, … 256 so that the many small tables stay small.
+    var firstChunkCapacity = 0
 
     /// The entry at `index` (valid until the table is next changed).
 
@@ -104,7 +109,9 @@ public final class KeyTable {
     public func insert(_ key: KeyRef, value: StoredValue, meta: EntryMeta) -> Int {
         if (count + 1) * 4 > (slotMask + 1) * 3 { resize(to: (slotMask + 1) * 2) }
         let index = count
-        if index &>> Self.chunkShift == chunks.count {
+        if index < Self.chunkSize {
+            if index == firstChunkCapacity { growFirstChunk() }
+        } else if index &>> Self.chunkShift == chunks.count {
             chunks.append(.allocate(capacity: Self.chunkSize))
         }
         entry(at: index).initialize(to: Entry(key: key.bytes, value: value, meta: meta))
@@ -173,6 +180,7 @@ public final class KeyTable {
         for index in 0..<count { entry(at: index).deinitialize(count: 1) }
         for chunk in chunks { chunk.deallocate() }
         chunks = []
+        firstChunkCapacity = 0
         count = 0
         volatileCount = 0
         heapBytes = 0
@@ -181,6 +189,20 @@ public final class KeyTable {
         slots = .allocate(capacity: Self.minimumSlots)
         slots.initialize(repeating: 0, count: Self.minimumSlots)
         slotMask = Self.minimumSlots - 1
+    }
+
+    /// Doubles the first chunk (moving its entries); entry pointers into it are invalid afterwards.
+    private func growFirstChunk() {
+        let capacity = max(8, firstChunkCapacity * 2)
+        let grown = UnsafeMutablePointer<Entry>.allocate(capacity: capacity)
+        if let old = chunks.first {
+            grown.moveInitialize(from: old, count: min(count, firstChunkCapacity))
+            old.deallocate()
+            chunks[0] = grown
+        } else {
+            chunks.append(grown)
+        }
+        firstChunkCapacity = capacity
     }
 
     private func slotPosition(of index: Int, hash: UInt64) -> Int {

@@ -13,7 +13,7 @@ public struct ArgumentSpan: Sendable, Hashable {
 ///
 /// The arguments point into the bytes the client sent (a slice of the connection's input buffer); nothing is
 /// copied until a command stores a value. Accessors mirror redis's parsing rules (`string2ll`, `strtold`).
-public struct CommandArguments: Sendable {
+public struct CommandArguments: Sendable, Equatable {
     /// The frame the arguments point into.
     public var frame: ByteBuffer
     @usableFromInline var spans: [ArgumentSpan]
@@ -112,6 +112,15 @@ public struct CommandArguments: Sendable {
     /// `inf`/`+inf`/`-inf`; `nil` for NaN, spaces or trailing garbage.
     public func double(_ index: Int) -> Double? {
         withBytes(index) { RESPNumberParsing.parseDouble($0) }
+    }
+
+    /// Two argument lists are equal when they hold the same bytes, wherever those bytes live.
+    public static func == (lhs: CommandArguments, rhs: CommandArguments) -> Bool {
+        guard lhs.count == rhs.count else { return false }
+        for index in 0..<lhs.count where lhs.withBytes(index, { a in rhs.withBytes(index) { b in !a.elementsEqual(b) } }) {
+            return false
+        }
+        return true
     }
 
     /// Removes all arguments, keeping the span storage for reuse.

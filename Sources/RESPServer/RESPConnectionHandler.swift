@@ -30,6 +30,8 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
     private var input = ByteBuffer()
     private var arguments = CommandArguments()
     private var reply: ReplyWriter
+    /// Replies handed to the channel mid-batch (large outputs) that still need a flush.
+    private var hasUnflushedWrites = false
     private let emptyFrame = ByteBuffer()
 
     /// Creates the handler for one connection.
@@ -108,6 +110,7 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
             case .proceed:
                 if reply.buffer.readableBytes >= Self.outputWriteThreshold {
                     context.write(wrapOutboundOut(reply.buffer), promise: nil)
+                    hasUnflushedWrites = true
                     reply.buffer.clear()
                 }
             case .closeAfterReply:
@@ -135,7 +138,14 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
     }
 
     private func flushReplies(context: ChannelHandlerContext) {
-        guard reply.buffer.readableBytes > 0 else { return }
+        guard reply.buffer.readableBytes > 0 else {
+            if hasUnflushedWrites {
+                hasUnflushedWrites = false
+                context.flush()
+            }
+            return
+        }
+        hasUnflushedWrites = false
         context.writeAndFlush(wrapOutboundOut(reply.buffer), promise: nil)
         if reply.buffer.capacity > 1024 * 1024 {
             reply.buffer = context.channel.allocator.buffer(capacity: 4096)

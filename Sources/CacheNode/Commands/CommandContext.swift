@@ -3,7 +3,7 @@
 // client) are recorded here rather than performed under a lock.
 public import CacheStore
 public import RESPServer
-public import Synchronization
+import Synchronization
 
 /// The context of one command execution.
 public struct CommandContext {

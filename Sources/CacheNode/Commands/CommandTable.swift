@@ -1,6 +1,6 @@
 // The command table: every family's specs in one lookup, checked once at start-up (unique names, sane arity and
 // key specs). Lookup lowercases the name into an inline key, so it costs one small hash, no allocation.
-public import CacheStore
+import CacheStore
 public import RESPServer
 
 /// All commands the node serves.

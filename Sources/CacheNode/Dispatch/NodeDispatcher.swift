@@ -1,10 +1,10 @@
 // The one place where every command is checked before it runs (redis processCommand): lookup, arity,
 // authentication, subscriber-mode and transaction rules, maxmemory; then the stripes of its keys are locked, the
 // handler runs, the locks are released, and blocked clients are woken if the command fed their keys.
-public import CacheStore
+import CacheStore
 public import RESPServer
 import NIOCore
-public import Synchronization
+import Synchronization
 
 /// Executes commands against a node's state; the protocol layer's ``CommandDispatcher``.
 public struct NodeDispatcher: CommandDispatcher {

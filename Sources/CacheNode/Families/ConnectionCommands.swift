@@ -1,8 +1,8 @@
 // Connection commands (redis networking.c / server.c): PING, ECHO, QUIT, RESET, AUTH, HELLO and CLIENT.
-public import CacheStore
-public import RESPServer
+import CacheStore
+import RESPServer
 import NIOCore
-public import Synchronization
+import Synchronization
 
 extension CommandTable {
     static let connectionCommands: [CommandSpec] = [

@@ -1,7 +1,7 @@
 // The generic key family (redis db.c, expire.c, object.c): existence, deletion, renaming, expiry, iteration and
 // per-database commands. Expiry setters share `expireGeneric`, readers share `ttlGeneric`.
-public import CacheStore
-public import RESPServer
+import CacheStore
+import RESPServer
 
 extension CommandTable {
     static let keyCommands: [CommandSpec] = [

@@ -1,5 +1,5 @@
 // The List command family (to be implemented).
-public import RESPServer
+import RESPServer
 
 extension CommandTable {
     static let listCommands: [CommandSpec] = []

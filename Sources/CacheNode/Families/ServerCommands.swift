@@ -1,10 +1,10 @@
 // Server commands (redis server.c, config.c): INFO with redis's section and field names, CONFIG, COMMAND
 // (generated from the command table), TIME, LASTSAVE, MEMORY, SHUTDOWN.
 import CProcessStats
-public import CacheStore
+import CacheStore
 import Foundation
-public import RESPServer
-public import Synchronization
+import RESPServer
+import Synchronization
 
 extension CommandTable {
     static let serverCommands: [CommandSpec] = [

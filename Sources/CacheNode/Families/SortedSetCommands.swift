@@ -1,5 +1,5 @@
 // The SortedSet command family (to be implemented).
-public import RESPServer
+import RESPServer
 
 extension CommandTable {
     static let sortedSetCommands: [CommandSpec] = []

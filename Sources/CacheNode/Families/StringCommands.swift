@@ -1,7 +1,7 @@
 // The string family (redis t_string.c): GET/SET and their variants share `setGeneric` and `readString`;
 // counters share `incrementGeneric`.
-public import CacheStore
-public import RESPServer
+import CacheStore
+import RESPServer
 
 extension CommandTable {
     static let stringCommands: [CommandSpec] = [

@@ -1,7 +1,7 @@
 // Transactions (redis multi.c): MULTI queues commands, EXEC runs them atomically with every stripe locked,
 // WATCH aborts EXEC when a watched key changed (or expired) after WATCH.
-public import CacheStore
-public import RESPServer
+import CacheStore
+import RESPServer
 
 extension CommandTable {
     static let transactionCommands: [CommandSpec] = [

@@ -1,15 +1,17 @@
 // Assembles a running node: the state, one event loop per core, the RESP listener and housekeeping, in a
 // ServiceGroup that stops on SIGTERM/SIGINT or SHUTDOWN.
 import CProcessStats
+#if canImport(Glibc)
+import Glibc
+#endif
 public import Logging
 import NIOCore
 import NIOPosix
 import RESPServer
 import ServiceLifecycle
-import UnixSignals
 import Synchronization
 
-/// Runs a cache node until it is asked to stop.
+/// Runs a cache node until it is asked to stop (SHUTDOWN, or SIGTERM/SIGINT once `ShutdownSignals.block()` ran).
 public enum CacheNodeServer {
     /// Starts the node with `configuration` and returns when it has shut down.
     /// - Parameters:
@@ -38,12 +40,15 @@ public enum CacheNodeServer {
         let serviceGroup = ServiceGroup(
             configuration: .init(
                 services: [.init(service: listener), .init(service: housekeeping)],
-                gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
         )
         node.onShutdownRequest {
             Task { await serviceGroup.triggerGracefulShutdown() }
+        }
+        ShutdownSignals.waitInBackground { signal in
+            logger.notice("Received \(signal == SIGINT ? "SIGINT" : "SIGTERM"), shutting down gracefully")
+            node.requestShutdown()
         }
         logger.info("cache-node \(CacheNodeVersion.current) starting", metadata: ["threads": "\(threads)", "port": "\(configuration.port)"])
         do {

@@ -2,7 +2,7 @@
 // pub/sub hub and the registry of blocked clients. One instance per running node.
 public import CacheStore
 import Foundation
-public import RESPServer
+import RESPServer
 public import Synchronization
 
 /// The shared state of a running node.

@@ -2,9 +2,9 @@
 // (`used_memory`, `connected_clients`, `keyspace_hits`, `db0:keys=…`). Memory figures come from the allocator
 // (what the process really holds), not from estimates; `used_memory_dataset` is the keyspace's own estimate.
 import CProcessStats
-public import CacheStore
+import CacheStore
 import Foundation
-public import Synchronization
+import Synchronization
 
 enum ServerInfo {
     static let sectionOrder = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules",

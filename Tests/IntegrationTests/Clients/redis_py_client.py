@@ -1,0 +1,60 @@
+"""redis-py 8 against a running cache-node: default (RESP3, HELLO 3) and RESP2 clients, pipelines, transactions,
+binary values, errors. Exits non-zero with a message on the first mismatch. Usage: redis_py_client.py PORT"""
+import sys
+
+import redis
+
+port = int(sys.argv[1])
+
+
+def check(label, actual, expected):
+    if actual != expected:
+        print(f"FAIL {label}: expected {expected!r}, got {actual!r}")
+        sys.exit(1)
+    print(f"ok {label}")
+
+
+for protocol in (None, 3, 2):
+    kwargs = {} if protocol is None else {"protocol": protocol}
+    r = redis.Redis(host="127.0.0.1", port=port, **kwargs)
+    tag = f"proto={protocol or 'default'}"
+    r.flushdb()
+    check(f"{tag} ping", r.ping(), True)
+    check(f"{tag} set", r.set("k", "v"), True)
+    check(f"{tag} get", r.get("k"), b"v")
+    check(f"{tag} set nx", r.set("k", "w", nx=True), None)
+    check(f"{tag} set ex get", r.set("k", "w", ex=100, get=True), b"v")
+    check(f"{tag} ttl", r.ttl("k"), 100)
+    check(f"{tag} incr", r.incr("n"), 1)
+    check(f"{tag} incrbyfloat", r.incrbyfloat("f", 2.5), 2.5)
+    check(f"{tag} mset", r.mset({"a": 1, "b": 2}), True)
+    check(f"{tag} mget", r.mget("a", "b", "missing"), [b"1", b"2", None])
+    binary = bytes(range(256))
+    r.set(b"bin\x00key", binary)
+    check(f"{tag} binary", r.get(b"bin\x00key"), binary)
+    pipe = r.pipeline(transaction=False)
+    for i in range(100):
+        pipe.set(f"p{i}", i)
+    pipe.get("p42")
+    check(f"{tag} pipeline", pipe.execute()[-1], b"42")
+    tx = r.pipeline(transaction=True)
+    tx.incr("tx").incr("tx").get("tx")
+    check(f"{tag} multi/exec", tx.execute(), [1, 2, b"2"])
+    check(f"{tag} exists", r.exists("a", "b", "zz"), 2)
+    check(f"{tag} type", r.type("a"), b"string")
+    check(f"{tag} scan", sorted(r.scan_iter(match="p1*", count=7))[:3], [b"p1", b"p10", b"p11"])
+    check(f"{tag} dbsize", r.dbsize(), 107)
+    check(f"{tag} client setname", r.client_setname("py"), True)
+    check(f"{tag} client getname", r.client_getname() in ("py", b"py"), True)
+    check(f"{tag} config get", r.config_get("databases"), {"databases": "16"})
+    info = r.info()
+    check(f"{tag} info redis_version", "redis_version" in info, True)
+    check(f"{tag} info used_memory", isinstance(info.get("used_memory"), int), True)
+    try:
+        r.incr("k")
+        check(f"{tag} error raised", False, True)
+    except redis.ResponseError as error:
+        check(f"{tag} error text", "not an integer" in str(error), True)
+    r.close()
+
+print("redis-py: all checks passed")

@@ -1,0 +1,81 @@
+// redis-cli (Debian redis-tools 7.0) against a real cache-node process: the commands people type, RESP3 mode,
+// INFO and CONFIG fields that admin tools read, and errors.
+import Foundation
+import Testing
+
+@Suite(.serialized)
+struct RedisCLITests {
+    @Test func everydayCommandsWork() throws {
+        let node = try CacheNodeProcess()
+        defer { node.stop() }
+        #expect(try redisCLI(node.port, ["PING"]) == "PONG")
+        #expect(try redisCLI(node.port, ["set", "greeting", "hello world"]) == "OK")
+        #expect(try redisCLI(node.port, ["GET", "greeting"]) == "hello world")
+        #expect(try redisCLI(node.port, ["incr", "counter"]) == "1")
+        #expect(try redisCLI(node.port, ["EXPIRE", "greeting", "100"]) == "1")
+        #expect(try redisCLI(node.port, ["ttl", "greeting"]) == "100")
+        #expect(try redisCLI(node.port, ["DBSIZE"]) == "2")
+        #expect(try redisCLI(node.port, ["FLUSHALL"]) == "OK")
+        #expect(try redisCLI(node.port, ["DBSIZE"]) == "0")
+        #expect(try redisCLI(node.port, ["nosuchcommand", "x"]).contains("unknown command 'nosuchcommand'"))
+    }
+
+    @Test func pipedCommandsAndRESP3() throws {
+        let node = try CacheNodeProcess()
+        defer { node.stop() }
+        let piped = try runProgram("/usr/bin/redis-cli", ["-p", String(node.port)], input: "SET a 1\nINCRBY a 41\nGET a\n")
+        #expect(piped.output.split(separator: "\n") == ["OK", "42", "42"])
+        let hello = try redisCLI(node.port, ["HELLO", "3"], extra: ["-3"])
+        #expect(hello.contains("proto"))
+        #expect(hello.contains("3"))
+    }
+
+    @Test func infoAndConfigExposeWhatAdminToolsRead() throws {
+        let node = try CacheNodeProcess(arguments: ["--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru"])
+        defer { node.stop() }
+        #expect(try redisCLI(node.port, ["SET", "k", "v"]) == "OK")
+        let info = try redisCLI(node.port, ["INFO"])
+        for field in ["redis_version:", "tcp_port:\(node.port)", "connected_clients:", "used_memory:", "maxmemory:104857600",
+                      "maxmemory_policy:allkeys-lru", "total_commands_processed:", "keyspace_hits:", "role:master",
+                      "db0:keys=1,expires=0"] {
+            #expect(info.contains(field), "INFO lacks \(field)")
+        }
+        #expect(try redisCLI(node.port, ["CONFIG", "GET", "databases"]) == "databases\n16")
+        #expect(try redisCLI(node.port, ["CONFIG", "SET", "maxmemory-policy", "volatile-ttl"]) == "OK")
+        #expect(try redisCLI(node.port, ["CONFIG", "GET", "maxmemory-policy"]) == "maxmemory-policy\nvolatile-ttl")
+        #expect(try redisCLI(node.port, ["CONFIG", "SET", "port", "1"]).contains("can't set immutable config"))
+        #expect(try redisCLI(node.port, ["CLIENT", "SETNAME", "admin"], extra: []) == "OK")
+        #expect(try redisCLI(node.port, ["COMMAND", "COUNT"]).isEmpty == false)
+        #expect(try redisCLI(node.port, ["COMMAND", "INFO", "get"]).contains("readonly"))
+    }
+
+    @Test func requirePassGatesCommandsUntilAuth() throws {
+        let node = try CacheNodeProcess(arguments: ["--requirepass", "s3cret"])
+        defer { node.stop() }
+        #expect(try redisCLI(node.port, ["GET", "k"]).contains("NOAUTH"))
+        #expect(try redisCLI(node.port, ["GET", "k"], extra: ["-a", "wrong", "--no-auth-warning"]).contains("WRONGPASS"))
+        #expect(try redisCLI(node.port, ["SET", "k", "v"], extra: ["-a", "s3cret", "--no-auth-warning"]) == "OK")
+    }
+
+    @Test func unknownStartupFlagsFailClearly() throws {
+        let result = try runProgram(PackagePaths.cacheNodeBinary, ["--no-such-flag", "1"])
+        #expect(result.status != 0)
+        #expect(result.output.contains("no-such-flag"))
+        let badMemory = try runProgram(PackagePaths.cacheNodeBinary, ["--maxmemory", "lots"])
+        #expect(badMemory.status != 0)
+        #expect(badMemory.output.contains("maxmemory"))
+    }
+
+    @Test func configFileFirstThenFlags() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cache-node-conf-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("node.conf")
+        try "# a redis-style config file\nmaxmemory 10mb\ndatabases 4\nrequirepass \"pass word\"\n".write(to: file, atomically: true, encoding: .utf8)
+        // The config file path comes first, as with redis-server; flags after it override it.
+        let node = try CacheNodeProcess(leading: [file.path])
+        defer { node.stop() }
+        #expect(try redisCLI(node.port, ["CONFIG", "GET", "databases"], extra: ["-a", "pass word", "--no-auth-warning"]) == "databases\n4")
+        #expect(try redisCLI(node.port, ["CONFIG", "GET", "maxmemory"], extra: ["-a", "pass word", "--no-auth-warning"]) == "maxmemory\n10485760")
+    }
+}
