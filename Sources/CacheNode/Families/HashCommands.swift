@@ -4,6 +4,12 @@
 import CacheStore
 import RESPServer
 
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
+
 extension CommandTable {
     static let hashCommands: [CommandSpec] = [
         // HSET key field value [field value ...]
@@ -124,27 +130,27 @@ extension CommandTable {
         CommandSpec("hincrbyfloat", arity: 4, flags: [.write, .denyOOM, .fast], keys: .first, group: .hash,
                     summary: "Increments the floating point value of a field by a number. Uses 0 as initial value if the field doesn't exist.",
                     since: "2.6.0") { context, reply throws(CommandError) in
-            let increment = try context.double(3)
+            guard let increment = context.arguments.withBytes(3, { RedisLongDouble.parse($0) }) else { throw .notFloat }
             guard increment.isFinite else { throw CommandError("value is NaN or Infinity") }
             let arguments = context.arguments
-            let text = try context.db.modify(context.key(1)) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) -> String in
+            let text = try context.db.modify(context.key(1)) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) -> CompactBytes in
                 let hash = try HashFamily.hashForWriting(&value)
                 let field = arguments.withBytes(2) { CompactBytes($0) }
-                var current = 0.0
+                var current: RedisLongDouble.Value = 0
                 if let existing = hash.fields[field] {
-                    guard let parsed = existing.withBytes({ RESPNumberParsing.parseDouble($0) }) else {
+                    guard let parsed = existing.withBytes({ RedisLongDouble.parse($0) }) else {
                         throw CommandError("hash value is not a float")
                     }
                     current = parsed
                 }
                 let result = current + increment
                 guard result.isFinite else { throw CommandError("increment would produce NaN or Infinity") }
-                let text = RESPNumberFormat.double(result)
-                hash.set(field: field, value: CompactBytes(text))
+                let text = RedisLongDouble.humanText(result)
+                hash.set(field: field, value: text)
                 modified = true
                 return text
             }
-            reply.bulk(text)
+            text.withBytes { reply.bulk($0) }
         },
         // HKEYS key
         CommandSpec("hkeys", arity: 2, flags: [.readonly], keys: .first, group: .hash,
@@ -287,6 +293,67 @@ enum HashFamily {
             if pairsNested { reply.arrayHeader(2) }
             field.withBytes { reply.bulk($0) }
             if withValues { value.withBytes { reply.bulk($0) } }
+        }
+    }
+}
+
+/// redis's `long double` arithmetic for HINCRBYFLOAT (and INCRBYFLOAT): `string2ld` parsing (strtold, no leading
+/// space, no trailing bytes, no NaN, no overflow) and `ld2string(LD_STR_HUMAN)` output (`%.17Lf` with trailing
+/// zeros removed), so `0.1 + 0.2` reads back as `0.3` and results match redis digit for digit. On x86-64 this is
+/// the 80-bit x87 type redis uses; elsewhere `long double` is (at best) a `Double`.
+enum RedisLongDouble {
+    #if arch(x86_64) && !os(Windows)
+    typealias Value = Float80
+    #else
+    typealias Value = Double
+    #endif
+
+    /// The longest text accepted or produced (redis `MAX_LONG_DOUBLE_CHARS`).
+    static let maximumLength = 5 * 1024
+
+    /// Parses `bytes` as redis's `string2ld` does; `nil` if they are not a valid number.
+    static func parse(_ bytes: UnsafeRawBufferPointer) -> Value? {
+        guard bytes.count > 0, bytes.count < maximumLength else { return nil }
+        let first = bytes[0]
+        if first == 0x20 || (first >= 0x09 && first <= 0x0D) { return nil }
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: bytes.count + 1) { buffer -> Value? in
+            let base = buffer.baseAddress!
+            UnsafeMutableRawPointer(base).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            base[bytes.count] = 0
+            errno = 0
+            var end: UnsafeMutablePointer<CChar>?
+            #if arch(x86_64) && !os(Windows)
+            let value = strtold(base, &end)
+            #else
+            let value = strtod(base, &end)
+            #endif
+            guard let end, end == base + bytes.count else { return nil }
+            if errno == ERANGE && (value.isInfinite || value == 0) { return nil }
+            if value.isNaN { return nil }
+            return value
+        }
+    }
+
+    /// Formats `value` (finite) as redis's `ld2string(..., LD_STR_HUMAN)`.
+    static func humanText(_ value: Value) -> CompactBytes {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: maximumLength) { buffer -> CompactBytes in
+            #if arch(x86_64) && !os(Windows)
+            let format = "%.17Lf"
+            #else
+            let format = "%.17f"
+            #endif
+            var length = Int(withVaList([value]) { vsnprintf(buffer.baseAddress!, maximumLength, format, $0) })
+            length = min(max(length, 0), maximumLength - 1)
+            let bytes = UnsafeMutableRawBufferPointer(buffer)
+            if bytes[0..<length].contains(UInt8(ascii: ".")) {
+                while length > 0 && bytes[length - 1] == UInt8(ascii: "0") { length -= 1 }
+                if length > 0 && bytes[length - 1] == UInt8(ascii: ".") { length -= 1 }
+            }
+            if length == 2 && bytes[0] == UInt8(ascii: "-") && bytes[1] == UInt8(ascii: "0") {
+                bytes[0] = UInt8(ascii: "0")
+                length = 1
+            }
+            return CompactBytes(UnsafeRawBufferPointer(rebasing: bytes[0..<length]))
         }
     }
 }

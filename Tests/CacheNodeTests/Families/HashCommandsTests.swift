@@ -191,17 +191,36 @@ struct HashCommandsTests {
         #expect(try client.send("HINCRBYFLOAT", "htest", "tmp", "17179869184") == .string("34359738368"))
         #expect(try client.send("HSET", "htest", "tmp", "10.50") == .integer(0))
         #expect(try client.send("HINCRBYFLOAT", "htest", "tmp", "0.1") == .string("10.6"))
-        #expect(try client.send("HINCRBYFLOAT", "htest", "tmp", "5.0e3") == .string("5010.6"))
+        #expect(try client.send("HINCRBYFLOAT", "htest", "tmp", "-5") == .string("5.6"))
+        #expect(try client.send("HSET", "htest", "tmp", "5.0e3") == .integer(0))
+        #expect(try client.send("HINCRBYFLOAT", "htest", "tmp", "2.0e2") == .string("5200"))
+        // long double arithmetic, printed with %.17Lf and trailing zeros trimmed, as redis does.
+        for expected in ["0.1", "0.2", "0.3"] {
+            #expect(try client.send("HINCRBYFLOAT", "htest", "tenths", "0.1") == .string(expected))
+        }
+        #expect(try client.send("HINCRBYFLOAT", "htest", "tenths", "-0.3") == .string("0"))
+        #expect(try client.send("HINCRBYFLOAT", "htest", "hex", "0x10") == .string("16"))
+        #if arch(x86_64)
+        #expect(try client.send("HSET", "htest", "tmp", "10.6") == .integer(0))
+        #expect(try client.send("HINCRBYFLOAT", "htest", "tmp", "5.0e3") == .string("5010.60000000000000009"))
+        #endif
         for bad in [" 11", "11 ", "abc"] {
             #expect(try client.send("HSET", "htest", "str", bad) == .integer(bad == " 11" ? 1 : 0))
             #expect(try client.send("HINCRBYFLOAT", "htest", "str", "1") == .error("ERR hash value is not a float"))
         }
         #expect(try client.send("HINCRBYFLOAT", "htest", "foo", "abc") == .error("ERR value is not a valid float"))
         #expect(try client.send("HINCRBYFLOAT", "htest", "foo", "inf") == .error("ERR value is NaN or Infinity"))
-        #expect(try client.send("HSET", "htest", "huge", "1.7976931348623157e308") == .integer(1))
-        #expect(try client.send("HINCRBYFLOAT", "htest", "huge", "1.7976931348623157e308")
-            == .error("ERR increment would produce NaN or Infinity"))
-        #expect(try client.send("HGET", "htest", "huge") == .string("1.7976931348623157e308"))
+        #expect(try client.send("HINCRBYFLOAT", "htest", "foo", "+inf") == .error("ERR value is NaN or Infinity"))
+        #expect(try client.send("HINCRBYFLOAT", "htest", "foo", "nan") == .error("ERR value is not a valid float"))
+        #expect(try client.send("HINCRBYFLOAT", "htest", "foo", " 1") == .error("ERR value is not a valid float"))
+        #if arch(x86_64)
+        let huge = "1e4932"  // near the top of the 80-bit long double range
+        #else
+        let huge = "1.7976931348623157e308"
+        #endif
+        #expect(try client.send("HSET", "htest", "huge", huge) == .integer(1))
+        #expect(try client.send("HINCRBYFLOAT", "htest", "huge", huge) == .error("ERR increment would produce NaN or Infinity"))
+        #expect(try client.send("HGET", "htest", "huge") == .string(huge))
     }
 
     @Test func everyHashCommandRejectsOtherTypes() throws {
