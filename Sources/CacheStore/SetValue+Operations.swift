@@ -1,112 +1,106 @@
-// Set operations (redis t_set.c storage side), keeping the memory estimate right, plus the sampling and cursor
-// helpers shared by the hash and set families (HRANDFIELD, SRANDMEMBER, SPOP, HSCAN, SSCAN).
+// Set operations (redis t_set.c storage side), keeping the memory estimate right and the storage dense (removal
+// swaps the last member into the hole), plus the sampling and cursor rules shared by the hash and set families
+// (HRANDFIELD, SRANDMEMBER, SPOP, HSCAN, SSCAN).
+import OrderedCollections
 
 extension SetValue {
     /// The number of members.
-    @inlinable public var count: Int { members.count }
+    public var count: Int { storage.count }
+
+    /// Whether `member` belongs to the set.
+    public func contains(_ member: CompactBytes) -> Bool { storage.contains(member) }
+
+    /// The member at `position` (`0..<count`).
+    public func member(at position: Int) -> CompactBytes { storage[position] }
 
     /// Adds `member`. Returns whether it was new.
     @discardableResult
     public func add(_ member: CompactBytes) -> Bool {
-        guard members.insert(member).inserted else { return false }
+        guard storage.append(member).inserted else { return false }
         account(member, sign: 1)
         return true
     }
 
-    /// Removes `member`. Returns whether it was present.
+    /// Removes `member` in O(1), moving the last member into its place. Returns whether it was present.
     @discardableResult
     public func remove(_ member: CompactBytes) -> Bool {
-        guard let removed = members.remove(member) else { return false }
-        account(removed, sign: -1)
+        guard let index = storage.firstIndex(of: member) else { return false }
+        remove(at: index)
         return true
     }
 
-    /// A set holding `members`, with its memory estimate computed.
-    public static func make(_ members: Set<CompactBytes>) -> SetValue {
+    /// Removes and returns the member at `position`, moving the last member into its place.
+    @discardableResult
+    public func remove(at position: Int) -> CompactBytes {
+        let last = storage.count - 1
+        if position != last { storage.swapAt(position, last) }
+        let removed = storage.removeLast()
+        account(removed, sign: -1)
+        return removed
+    }
+
+    /// A set holding `members` (which must be distinct), with its memory estimate computed.
+    public static func make<Members: Sequence>(distinct members: Members) -> SetValue where Members.Element == CompactBytes {
         let value = SetValue()
-        value.members = members
+        value.storage = OrderedSet(uncheckedUniqueElements: members)
         value.recomputeMemoryUsage()
         return value
     }
+
+    /// One SSCAN step: see ``CollectionSampling/scanStep(count:cursor:limit:wholeBelow:_:)``.
+    public func scan(cursor: UInt64, count: Int, _ body: (CompactBytes) -> Void) -> UInt64 {
+        let storage = self.storage
+        return CollectionSampling.scanStep(count: storage.count, cursor: cursor, limit: count) { body(storage[$0]) }
+    }
 }
 
-/// Random sampling over a collection's iteration order, as redis's SRANDMEMBER/HRANDFIELD/SPOP cases need.
-///
-/// Swift's hash tables give no O(1) access to a random bucket, so a single random element costs a walk to a random
-/// position (a bitmap scan, no allocation) and distinct samples are drawn in one pass with selection sampling
-/// (Knuth's algorithm S), which yields exactly `count` distinct elements, each subset equally likely.
+/// Random positions and cursors over dense collections (positions `0..<size`), as redis's SRANDMEMBER, HRANDFIELD
+/// and SPOP cases and its SSCAN/HSCAN need.
 public enum CollectionSampling {
-    /// The element at a uniformly random position of a non-empty `collection`.
-    public static func randomElement<C: Collection, G: RandomNumberGenerator>(
-        of collection: C, using generator: inout G
-    ) -> C.Element {
-        let offset = Int.random(in: 0..<collection.count, using: &generator)
-        return collection[collection.index(collection.startIndex, offsetBy: offset)]
-    }
-
-    /// `count` distinct elements (`count` ≤ the collection's size), in iteration order.
-    public static func distinctElements<C: Collection, G: RandomNumberGenerator>(
-        of collection: C, count: Int, using generator: inout G
-    ) -> [C.Element] {
-        var result: [C.Element] = []
+    /// `count` distinct positions in `0..<size` (`count` ≤ `size`), each subset equally likely: rejection sampling
+    /// when `count` is small against `size` (O(count)), selection sampling (Knuth's algorithm S, O(size)) otherwise.
+    public static func distinctPositions<G: RandomNumberGenerator>(count: Int, size: Int, using generator: inout G) -> [Int] {
+        precondition(count <= size, "cannot pick \(count) distinct positions of \(size)")
+        var result: [Int] = []
         result.reserveCapacity(count)
-        var remaining = collection.count
+        if count * 3 <= size {
+            var chosen = Set<Int>(minimumCapacity: count)
+            while result.count < count {
+                let position = Int.random(in: 0..<size, using: &generator)
+                if chosen.insert(position).inserted { result.append(position) }
+            }
+            return result
+        }
         var needed = count
-        for element in collection where needed > 0 {
-            if Int.random(in: 0..<remaining, using: &generator) < needed {
-                result.append(element)
+        for position in 0..<size where needed > 0 {
+            if Int.random(in: 0..<(size - position), using: &generator) < needed {
+                result.append(position)
                 needed -= 1
             }
-            remaining -= 1
         }
         return result
     }
 
-    /// `count` elements drawn independently (repetitions allowed), in random order, with one walk of the collection.
-    public static func elementsWithRepetition<C: Collection, G: RandomNumberGenerator>(
-        of collection: C, count: Int, using generator: inout G
-    ) -> [C.Element] {
-        let size = collection.count
-        var picks = (0..<count).map { _ in Int.random(in: 0..<size, using: &generator) }
-        picks.sort()
-        var result: [C.Element] = []
-        result.reserveCapacity(count)
-        var index = collection.startIndex
-        var position = 0
-        for pick in picks {
-            if pick > position {
-                index = collection.index(index, offsetBy: pick - position)
-                position = pick
-            }
-            result.append(collection[index])
-        }
-        result.shuffle(using: &generator)
-        return result
-    }
-
-    /// One step of a cursor over a collection (HSCAN/SSCAN): up to `count` elements from ordinal position `cursor`,
-    /// and the next cursor (0 when done). Small collections (at most `wholeBelow` elements) are returned whole, as
-    /// redis does for its listpack/intset encodings. The cursor is a position in iteration order, which is stable
-    /// while the collection does not change; elements added or removed meanwhile may shift others by a few places.
-    public static func scanStep<C: Collection>(
-        _ collection: C, cursor: UInt64, count: Int, wholeBelow: Int = 128, _ body: (C.Element) -> Void
-    ) -> UInt64 {
-        let size = collection.count
-        if size <= wholeBelow {
-            for element in collection { body(element) }
+    /// One step of a cursor over a dense collection of `size` elements (HSCAN/SSCAN): calls `body` with at least
+    /// `limit` positions (all of them when `size` ≤ `wholeBelow`, as redis returns its small listpack/intset
+    /// encodings whole) and returns the next cursor, 0 when done.
+    ///
+    /// The cursor is the next position to visit plus one, walking from the end down. Removals move the last element
+    /// into the hole, i.e. from the visited end to a lower position, and additions append at the visited end, so an
+    /// element present during the whole scan is returned at least once (possibly twice), as redis guarantees.
+    public static func scanStep(count size: Int, cursor: UInt64, limit: Int, wholeBelow: Int = 128, _ body: (Int) -> Void) -> UInt64 {
+        if cursor == 0 && size <= wholeBelow {
+            for position in stride(from: size - 1, through: 0, by: -1) { body(position) }
             return 0
         }
-        guard cursor < UInt64(size) else { return 0 }
-        let start = Int(cursor)
-        var index = collection.index(collection.startIndex, offsetBy: start)
+        var next = cursor == 0 ? size - 1 : min(Int(clamping: cursor) - 1, size - 1)
         var visited = 0
-        while visited < count && index != collection.endIndex {
-            body(collection[index])
-            collection.formIndex(after: &index)
+        while next >= 0 && visited < limit {
+            body(next)
+            next -= 1
             visited += 1
         }
-        let next = start + visited
-        return next >= size ? 0 : UInt64(next)
+        return next >= 0 ? UInt64(next + 1) : 0
     }
 }
 

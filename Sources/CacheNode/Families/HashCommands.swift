@@ -31,7 +31,7 @@ extension CommandTable {
             let added = try context.db.modify(context.key(1)) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) -> Bool in
                 let hash = try HashFamily.hashForWriting(&value)
                 let field = arguments.withBytes(2) { CompactBytes($0) }
-                if hash.fields[field] != nil { return false }
+                if hash.value(forField: field) != nil { return false }
                 hash.set(field: field, value: arguments.withBytes(3) { CompactBytes($0) })
                 modified = true
                 return true
@@ -45,7 +45,7 @@ extension CommandTable {
                 reply.null()
                 return
             }
-            let found = context.arguments.withBytes(2) { hash.fields[CompactBytes($0)] }
+            let found = context.arguments.withBytes(2) { hash.value(forField: CompactBytes($0)) }
             if let found { found.withBytes { reply.bulk($0) } } else { reply.null() }
         },
         // HMGET key field [field ...]
@@ -55,7 +55,7 @@ extension CommandTable {
             let arguments = context.arguments
             reply.arrayHeader(arguments.count - 2)
             for index in 2..<arguments.count {
-                if let hash, let found = arguments.withBytes(index, { hash.fields[CompactBytes($0)] }) {
+                if let hash, let found = arguments.withBytes(index, { hash.value(forField: CompactBytes($0)) }) {
                     found.withBytes { reply.bulk($0) }
                 } else {
                     reply.null()
@@ -92,14 +92,14 @@ extension CommandTable {
         CommandSpec("hstrlen", arity: 3, flags: [.readonly, .fast], keys: .first, group: .hash,
                     summary: "Returns the length of the value of a field.", since: "3.2.0") { context, reply throws(CommandError) in
             let hash = try HashFamily.readHash(context)
-            let length = hash.flatMap { hash in context.arguments.withBytes(2) { hash.fields[CompactBytes($0)]?.count } }
+            let length = hash.flatMap { hash in context.arguments.withBytes(2) { hash.value(forField: CompactBytes($0))?.count } }
             reply.integer(length ?? 0)
         },
         // HEXISTS key field
         CommandSpec("hexists", arity: 3, flags: [.readonly, .fast], keys: .first, group: .hash,
                     summary: "Determines whether a field exists in a hash.", since: "2.0.0") { context, reply throws(CommandError) in
             let hash = try HashFamily.readHash(context)
-            let exists = hash.map { hash in context.arguments.withBytes(2) { hash.fields[CompactBytes($0)] != nil } } ?? false
+            let exists = hash.map { hash in context.arguments.withBytes(2) { hash.value(forField: CompactBytes($0)) != nil } } ?? false
             reply.integer(exists ? 1 : 0)
         },
         // HINCRBY key field increment
@@ -112,7 +112,7 @@ extension CommandTable {
                 let hash = try HashFamily.hashForWriting(&value)
                 let field = arguments.withBytes(2) { CompactBytes($0) }
                 var current = 0
-                if let existing = hash.fields[field] {
+                if let existing = hash.value(forField: field) {
                     guard let parsed = existing.withBytes({ RESPNumberParsing.parseInteger($0) }) else {
                         throw HashFamily.notAnInteger
                     }
@@ -137,7 +137,7 @@ extension CommandTable {
                 let hash = try HashFamily.hashForWriting(&value)
                 let field = arguments.withBytes(2) { CompactBytes($0) }
                 var current: RedisLongDouble.Value = 0
-                if let existing = hash.fields[field] {
+                if let existing = hash.value(forField: field) {
                     guard let parsed = existing.withBytes({ RedisLongDouble.parse($0) }) else {
                         throw CommandError("hash value is not a float")
                     }
@@ -179,8 +179,8 @@ extension CommandTable {
             var found: [(CompactBytes, CompactBytes)] = []
             var next: UInt64 = 0
             if let hash = try HashFamily.readHash(context) {
-                next = CollectionSampling.scanStep(hash.fields, cursor: scan.cursor, count: scan.count) { element in
-                    if scan.matches(element.key) { found.append((element.key, element.value)) }
+                next = hash.scan(cursor: scan.cursor, count: scan.count) { field, value in
+                    if scan.matches(field) { found.append((field, value)) }
                 }
             }
             reply.arrayHeader(2)
@@ -256,18 +256,19 @@ enum HashFamily {
         }
     }
 
-    /// HRANDFIELD key [count [WITHVALUES]] (redis 7.2 hrandfieldCommand / hrandfieldWithCountCommand).
+    /// HRANDFIELD key [count [WITHVALUES]] (redis 7.2 hrandfieldCommand / hrandfieldWithCountCommand): one random
+    /// field as a bulk string; with a count, distinct fields (positive) or independent draws (negative), values
+    /// interleaved in RESP2 and paired in RESP3.
     static func randomFields(_ context: CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
         let arguments = context.arguments
+        let key = context.key(1)
         guard arguments.count >= 3 else {
             guard let hash = try readHash(context) else {
                 reply.null()
                 return
             }
-            let field = context.db.withRandomGenerator(for: context.key(1)) { random in
-                CollectionSampling.randomElement(of: hash.fields, using: &random).key
-            }
-            field.withBytes { reply.bulk($0) }
+            let position = context.db.withRandomGenerator(for: key) { Int.random(in: 0..<hash.count, using: &$0) }
+            hash.entry(at: position).key.withBytes { reply.bulk($0) }
             return
         }
         let requested = try SetFamily.rangedCount(arguments, 2)
@@ -280,19 +281,28 @@ enum HashFamily {
             reply.arrayHeader(0)
             return
         }
-        let pairsNested = withValues && reply.protocolVersion == .v3
-        let picked: [(key: CompactBytes, value: CompactBytes)] = context.db.withRandomGenerator(for: context.key(1)) { random in
-            if requested < 0 {
-                return CollectionSampling.elementsWithRepetition(of: hash.fields, count: -requested, using: &random)
-            }
-            if requested >= hash.count { return Array(hash.fields) }
-            return CollectionSampling.distinctElements(of: hash.fields, count: requested, using: &random)
-        }
-        reply.arrayHeader(withValues && !pairsNested ? picked.count * 2 : picked.count)
-        for (field, value) in picked {
-            if pairsNested { reply.arrayHeader(2) }
+        let nested = withValues && reply.protocolVersion == .v3
+        func write(_ position: Int, _ reply: inout ReplyWriter) {
+            let (field, value) = hash.entry(at: position)
+            if nested { reply.arrayHeader(2) }
             field.withBytes { reply.bulk($0) }
             if withValues { value.withBytes { reply.bulk($0) } }
+        }
+        let size = hash.count
+        let replyCount = requested < 0 ? -requested : min(requested, size)
+        reply.arrayHeader(withValues && !nested ? replyCount * 2 : replyCount)
+        if requested >= size {
+            for position in 0..<size { write(position, &reply) }
+            return
+        }
+        context.db.withRandomGenerator(for: key) { random in
+            if requested < 0 {
+                for _ in 0..<replyCount { write(Int.random(in: 0..<size, using: &random), &reply) }
+            } else {
+                for position in CollectionSampling.distinctPositions(count: replyCount, size: size, using: &random) {
+                    write(position, &reply)
+                }
+            }
         }
     }
 }

@@ -56,7 +56,7 @@ extension CommandTable {
         CommandSpec("sismember", arity: 3, flags: [.readonly, .fast], keys: .first, group: .set,
                     summary: "Determines whether a member belongs to a set.") { context, reply throws(CommandError) in
             let set = try SetFamily.readSet(context, 1)
-            let isMember = set.map { set in context.arguments.withBytes(2) { set.members.contains(CompactBytes($0)) } } ?? false
+            let isMember = set.map { set in context.arguments.withBytes(2) { set.contains(CompactBytes($0)) } } ?? false
             reply.integer(isMember ? 1 : 0)
         },
         // SMISMEMBER key member [member ...]
@@ -66,7 +66,7 @@ extension CommandTable {
             let arguments = context.arguments
             reply.arrayHeader(arguments.count - 2)
             for index in 2..<arguments.count {
-                let isMember = set.map { set in arguments.withBytes(index) { set.members.contains(CompactBytes($0)) } } ?? false
+                let isMember = set.map { set in arguments.withBytes(index) { set.contains(CompactBytes($0)) } } ?? false
                 reply.integer(isMember ? 1 : 0)
             }
         },
@@ -126,8 +126,8 @@ extension CommandTable {
         CommandSpec("sinterstore", arity: -3, flags: [.write, .denyOOM], keys: .range(first: 1, last: -1, step: 1), group: .set,
                     summary: "Stores the intersect of multiple sets in a key.") { context, reply throws(CommandError) in
             let sets = try SetFamily.readSets(context, 2..<context.arguments.count)
-            var result = Set<CompactBytes>()
-            SetFamily.intersection(sets, limit: 0) { result.insert($0) }
+            var result: [CompactBytes] = []
+            SetFamily.intersection(sets, limit: 0) { result.append($0) }
             reply.integer(SetFamily.store(result, context))
         },
         // SUNION key [key ...]
@@ -161,7 +161,7 @@ extension CommandTable {
             var found: [CompactBytes] = []
             var next: UInt64 = 0
             if let set = try SetFamily.readSet(context, 1) {
-                next = CollectionSampling.scanStep(set.members, cursor: scan.cursor, count: scan.count) { member in
+                next = set.scan(cursor: scan.cursor, count: scan.count) { member in
                     if scan.matches(member) { found.append(member) }
                 }
             }
@@ -234,7 +234,7 @@ enum SetFamily {
         var emitted = 0
         outer: for member in smallest.members {
             for other in present.dropFirst() where other !== smallest {
-                if !other.members.contains(member) { continue outer }
+                if !other.contains(member) { continue outer }
             }
             body(member)
             emitted += 1
@@ -242,19 +242,21 @@ enum SetFamily {
         }
     }
 
-    /// SUNION (all members of every set) or SDIFF (members of the first set in none of the others).
-    static func unionOrDifference(_ sets: [SetValue?], difference: Bool) -> Set<CompactBytes> {
+    /// SUNION (all members of every set) or SDIFF (members of the first set in none of the others), without
+    /// repetitions.
+    static func unionOrDifference(_ sets: [SetValue?], difference: Bool) -> [CompactBytes] {
         if difference {
             guard let first = sets[0] else { return [] }
             let others = sets.dropFirst().compactMap { $0 }
             if others.contains(where: { $0 === first }) { return [] }
-            return first.members.filter { member in !others.contains { $0.members.contains(member) } }
+            return first.members.filter { member in !others.contains { $0.contains(member) } }
         }
         let present = sets.compactMap { $0 }
         guard let largest = present.max(by: { $0.count < $1.count }) else { return [] }
-        var result = largest.members
+        if present.allSatisfy({ $0 === largest }) { return Array(largest.members) }
+        var result = Set(largest.members)
         for set in present where set !== largest { result.formUnion(set.members) }
-        return result
+        return Array(result)
     }
 
     /// Replies with `members` as a set (RESP3 `~`, RESP2 an array).
@@ -263,18 +265,20 @@ enum SetFamily {
         for member in members { member.withBytes { reply.bulk($0) } }
     }
 
-    /// Stores `members` at argument 1 (replacing any value and TTL) or deletes it when empty; returns the size.
-    static func store(_ members: Set<CompactBytes>, _ context: CommandContext) -> Int {
+    /// Stores `members` (distinct) at argument 1, replacing any value and TTL, or deletes it when empty; returns the
+    /// size.
+    static func store(_ members: [CompactBytes], _ context: CommandContext) -> Int {
         let destination = context.key(1)
         if members.isEmpty {
             context.db.delete(destination)
         } else {
-            context.db.set(destination, .set(SetValue.make(members)))
+            context.db.set(destination, .set(SetValue.make(distinct: members)))
         }
         return members.count
     }
 
-    /// SPOP key [count] (redis 7.2 spopCommand / spopWithCountCommand).
+    /// SPOP key [count] (redis 7.2 spopCommand / spopWithCountCommand). Positions are removed from the highest
+    /// down, so swap-removal never moves a member that is still to be popped.
     static func pop(_ context: CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
         let arguments = context.arguments
         if arguments.count > 3 { throw .syntax }
@@ -284,8 +288,8 @@ enum SetFamily {
             let popped = try db.modify(key) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) -> CompactBytes? in
                 guard let current = value else { return nil }
                 guard case .set(let set) = current else { throw .wrongType }
-                let member = db.withRandomGenerator(for: key) { CollectionSampling.randomElement(of: set.members, using: &$0) }
-                set.remove(member)
+                let position = db.withRandomGenerator(for: key) { Int.random(in: 0..<set.count, using: &$0) }
+                let member = set.remove(at: position)
                 if set.count == 0 { value = nil }
                 modified = true
                 return member
@@ -304,16 +308,17 @@ enum SetFamily {
                 value = nil
                 return Array(set.members)
             }
-            let chosen = db.withRandomGenerator(for: key) {
-                CollectionSampling.distinctElements(of: set.members, count: count, using: &$0)
+            var positions = db.withRandomGenerator(for: key) {
+                CollectionSampling.distinctPositions(count: count, size: set.count, using: &$0)
             }
-            for member in chosen { set.remove(member) }
-            return chosen
+            positions.sort(by: >)
+            return positions.map { set.remove(at: $0) }
         }
         replySet(popped, &reply)
     }
 
-    /// SRANDMEMBER key [count] (redis 7.2 srandmemberCommand / srandmemberWithCountCommand).
+    /// SRANDMEMBER key [count] (redis 7.2 srandmemberCommand / srandmemberWithCountCommand): one random member as a
+    /// bulk string; with a count, an array of distinct members (positive) or independent draws (negative).
     static func randomMembers(_ context: CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
         let arguments = context.arguments
         if arguments.count > 3 { throw .syntax }
@@ -323,8 +328,8 @@ enum SetFamily {
                 reply.null()
                 return
             }
-            let member = context.db.withRandomGenerator(for: key) { CollectionSampling.randomElement(of: set.members, using: &$0) }
-            member.withBytes { reply.bulk($0) }
+            let position = context.db.withRandomGenerator(for: key) { Int.random(in: 0..<set.count, using: &$0) }
+            set.member(at: position).withBytes { reply.bulk($0) }
             return
         }
         let requested = try rangedCount(arguments, 2)
@@ -332,15 +337,28 @@ enum SetFamily {
             reply.arrayHeader(0)
             return
         }
-        let picked: [CompactBytes] = context.db.withRandomGenerator(for: key) { random in
-            if requested < 0 {
-                return CollectionSampling.elementsWithRepetition(of: set.members, count: -requested, using: &random)
-            }
-            if requested >= set.count { return Array(set.members) }
-            return CollectionSampling.distinctElements(of: set.members, count: requested, using: &random)
+        let size = set.count
+        if requested >= size {
+            replyArray(set.members, &reply)
+            return
         }
-        reply.arrayHeader(picked.count)
-        for member in picked { member.withBytes { reply.bulk($0) } }
+        context.db.withRandomGenerator(for: key) { random in
+            if requested < 0 {
+                reply.arrayHeader(-requested)
+                for _ in 0..<(-requested) { set.member(at: Int.random(in: 0..<size, using: &random)).withBytes { reply.bulk($0) } }
+            } else {
+                reply.arrayHeader(requested)
+                for position in CollectionSampling.distinctPositions(count: requested, size: size, using: &random) {
+                    set.member(at: position).withBytes { reply.bulk($0) }
+                }
+            }
+        }
+    }
+
+    /// Replies with `members` as an array.
+    static func replyArray<S: Collection>(_ members: S, _ reply: inout ReplyWriter) where S.Element == CompactBytes {
+        reply.arrayHeader(members.count)
+        for member in members { member.withBytes { reply.bulk($0) } }
     }
 
     /// SMOVE source destination member. Returns whether the member was moved (or, for source == destination,
@@ -353,7 +371,7 @@ enum SetFamily {
         guard case .set(let sourceSet) = sourceValue else { throw .wrongType }
         if let destinationValue = db.peek(destination), destinationValue.type != .set { throw .wrongType }
         let member = context.bytes(3)
-        if source.bytes == destination.bytes { return sourceSet.members.contains(member) }
+        if source.bytes == destination.bytes { return sourceSet.contains(member) }
         let removed = db.modify(source) { (value: inout StoredValue?, modified: inout Bool) -> Bool in
             guard case .set(let set)? = value, set.remove(member) else { return false }
             if set.count == 0 { value = nil }

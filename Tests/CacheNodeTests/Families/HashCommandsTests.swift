@@ -372,6 +372,32 @@ struct HashCommandsTests {
         #expect(try client.send("HSCAN", "h30", "0", "TYPE", "hash") == .error("ERR syntax error"))
     }
 
+    @Test func hscanReturnsEveryFieldPresentThroughoutWhileTheHashChanges() throws {
+        let client = try TestNode().connect()
+        let expected = try fill(client, "big", count: 500)
+        var random = SplitMix64(seed: 3)
+        var removed = Set<String>()
+        var cursor = "0"
+        var collected: [String: String] = [:]
+        var step = 0
+        repeat {
+            let reply = try client.send("HSCAN", "big", cursor, "COUNT", "7")
+            guard let parts = reply.elements, parts.count == 2, let next = parts[0].text, let items = parts[1].strings else {
+                Issue.record("bad HSCAN reply \(reply)")
+                return
+            }
+            for index in stride(from: 0, to: items.count, by: 2) { collected[items[index]] = items[index + 1] }
+            cursor = next
+            let victim = "f\(Int.random(in: 0..<500, using: &random))"
+            if try client.send("HDEL", "big", victim) == .integer(1) { removed.insert(victim) }
+            _ = try client.send("HSET", "big", "new\(step)", "x")
+            step += 1
+        } while cursor != "0" && step < 10_000
+        for (field, value) in expected where !removed.contains(field) {
+            #expect(collected[field] == value, "\(field) present throughout must be returned")
+        }
+    }
+
     @Test func readsCountKeyspaceHitsAndMisses() throws {
         let client = try TestNode().connect()
         #expect(try client.send("HSET", "h", "a", "1") == .integer(1))

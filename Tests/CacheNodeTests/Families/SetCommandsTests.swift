@@ -339,6 +339,55 @@ struct SetCommandsTests {
         #expect(try client.send("SSCAN", "set20", "-1") == .error("ERR invalid cursor"))
     }
 
+    @Test func sscanReturnsEveryMemberPresentThroughoutWhileTheSetChanges() throws {
+        let client = try TestNode().connect()
+        let members = (0..<1000).map { "m\($0)" }
+        try create(client, "big", members)
+        var random = SplitMix64(seed: 99)
+        var removed = Set<String>()
+        var cursor = "0"
+        var collected = Set<String>()
+        var step = 0
+        repeat {
+            let reply = try client.send("SSCAN", "big", cursor, "COUNT", "10")
+            guard let parts = reply.elements, parts.count == 2, let next = parts[0].text else {
+                Issue.record("bad SSCAN reply \(reply)")
+                return
+            }
+            collected.formUnion(parts[1].strings ?? [])
+            cursor = next
+            // Between steps: remove a few members and add new ones (both may or may not be returned).
+            for _ in 0..<3 {
+                let victim = members[Int.random(in: 0..<members.count, using: &random)]
+                if try client.send("SREM", "big", victim) == .integer(1) { removed.insert(victim) }
+            }
+            _ = try client.send("SADD", "big", "new\(step)", "new\(step)b")
+            step += 1
+        } while cursor != "0" && step < 10_000
+        #expect(step > 10)
+        let presentThroughout = Set(members).subtracting(removed)
+        #expect(presentThroughout.isSubset(of: collected))
+        #expect(collected.isSubset(of: Set(members).union((0..<step).flatMap { ["new\($0)", "new\($0)b"] })))
+    }
+
+    @Test func distinctPositionsAreDistinctAndInRange() {
+        var random = SplitMix64(seed: 5)
+        for (count, size) in [(0, 0), (1, 1), (3, 100), (33, 100), (34, 100), (99, 100), (100, 100), (5, 1_000_000)] {
+            let positions = CollectionSampling.distinctPositions(count: count, size: size, using: &random)
+            #expect(positions.count == count)
+            #expect(Set(positions).count == count)
+            #expect(positions.allSatisfy { $0 >= 0 && $0 < size })
+        }
+        // Every position is reachable by both strategies.
+        var seenSmall = Set<Int>(), seenLarge = Set<Int>()
+        for _ in 0..<500 {
+            seenSmall.formUnion(CollectionSampling.distinctPositions(count: 2, size: 20, using: &random))
+            seenLarge.formUnion(CollectionSampling.distinctPositions(count: 15, size: 20, using: &random))
+        }
+        #expect(seenSmall == Set(0..<20))
+        #expect(seenLarge == Set(0..<20))
+    }
+
     @Test func replyShapesUnderRESP3() throws {
         let client = try TestNode().connect()
         _ = try client.send("HELLO", "3")
