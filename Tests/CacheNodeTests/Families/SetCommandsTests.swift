@@ -410,6 +410,37 @@ struct SetCommandsTests {
         #expect(try client.send("SISMEMBER", "s2", "b") == .integer(1))
     }
 
+    @Test func multiKeyCommandsRunInsideTransactionsAndWakeWatchers() throws {
+        let node = TestNode()
+        let client = try node.connect()
+        let other = try node.connect()
+        try create(client, "a", ["1", "2", "3"])
+        try create(client, "b", ["2", "3", "4"])
+        #expect(try client.send("MULTI") == .simple("OK"))
+        #expect(try client.send("SINTERSTORE", "dest", "a", "b") == .simple("QUEUED"))
+        #expect(try client.send("SMOVE", "a", "b", "1") == .simple("QUEUED"))
+        #expect(try client.send("HSET", "h", "f", "v") == .simple("QUEUED"))
+        #expect(try client.send("EXEC") == .array([.integer(2), .integer(1), .integer(1)]))
+        #expect(CollectionTestSupport.sorted(try client.send("SMEMBERS", "b")) == ["1", "2", "3", "4"])
+        // A change by another client to a watched set or hash aborts the transaction.
+        for change in [["SADD", "a", "new"], ["SREM", "a", "2"], ["SPOP", "a"], ["SMOVE", "b", "a", "4"], ["HDEL", "h", "f"]] {
+            let watched = change[0] == "HDEL" ? "h" : "a"
+            #expect(try client.send("WATCH", watched) == .simple("OK"))
+            #expect(try send(other, change).isError == false)
+            #expect(try client.send("MULTI") == .simple("OK"))
+            #expect(try client.send("SCARD", "a") == .simple("QUEUED"))
+            #expect(try client.send("EXEC") == .nullArray, "\(change)")
+        }
+        // Commands that change nothing leave watchers alone.
+        _ = try client.send("SADD", "a", "3")
+        #expect(try client.send("WATCH", "a") == .simple("OK"))
+        #expect(try other.send("SADD", "a", "3") == .integer(0))
+        #expect(try other.send("SREM", "a", "absent") == .integer(0))
+        #expect(try client.send("MULTI") == .simple("OK"))
+        #expect(try client.send("SISMEMBER", "a", "3") == .simple("QUEUED"))
+        #expect(try client.send("EXEC") == .array([.integer(1)]))
+    }
+
     @Test func keySpecsCoverEveryKey() throws {
         let table = CommandTable.standard
         func positions(_ words: [String]) -> [Int] {
