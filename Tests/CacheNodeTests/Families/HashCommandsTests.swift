@@ -398,6 +398,32 @@ struct HashCommandsTests {
         }
     }
 
+    /// redis hash.tcl "Hash fuzzing #2": random HSET/HDEL against a model, then every field checked.
+    @Test(arguments: [10, 512])
+    func fuzzingAgainstAModel(size: Int) throws {
+        let client = try TestNode().connect()
+        var random = SplitMix64(seed: UInt64(size))
+        for _ in 0..<5 {
+            _ = try client.send("DEL", "hash")
+            var model: [String: String] = [:]
+            for _ in 0..<size {
+                let field = Bool.random(using: &random)
+                    ? String(Int.random(in: -512...512, using: &random))
+                    : String(repeating: "x", count: Int.random(in: 0..<40, using: &random)) + "\(Int.random(in: 0..<50, using: &random))"
+                if Int.random(in: 0..<3, using: &random) < 2 {
+                    let value = String(Int.random(in: -512...512, using: &random))
+                    #expect(try client.send("HSET", "hash", field, value) == .integer(model[field] == nil ? 1 : 0))
+                    model[field] = value
+                } else {
+                    #expect(try client.send("HDEL", "hash", field) == .integer(model.removeValue(forKey: field) == nil ? 0 : 1))
+                }
+            }
+            for (field, value) in model { #expect(try client.send("HGET", "hash", field) == .string(value)) }
+            #expect(try client.send("HLEN", "hash") == .integer(model.count))
+            #expect(CollectionTestSupport.sorted(try client.send("HKEYS", "hash")) == model.keys.sorted())
+        }
+    }
+
     @Test func readsCountKeyspaceHitsAndMisses() throws {
         let client = try TestNode().connect()
         #expect(try client.send("HSET", "h", "a", "1") == .integer(1))

@@ -441,6 +441,47 @@ struct SetCommandsTests {
         #expect(try client.send("EXEC") == .array([.integer(1)]))
     }
 
+    /// Random SADD/SREM/SPOP/SMOVE against a model of two sets; membership, cardinality and contents must agree.
+    @Test func fuzzingAgainstAModel() throws {
+        let client = try TestNode().connect()
+        var random = SplitMix64(seed: 11)
+        var model: [String: Set<String>] = ["s1": [], "s2": []]
+        for _ in 0..<3000 {
+            let key = Bool.random(using: &random) ? "s1" : "s2"
+            let otherKey = key == "s1" ? "s2" : "s1"
+            let member = "m\(Int.random(in: 0..<150, using: &random))"
+            switch Int.random(in: 0..<6, using: &random) {
+            case 0, 1:
+                #expect(try client.send("SADD", key, member) == .integer(model[key]!.insert(member).inserted ? 1 : 0))
+            case 2:
+                #expect(try client.send("SREM", key, member) == .integer(model[key]!.remove(member) == nil ? 0 : 1))
+            case 3:
+                let reply = try client.send("SPOP", key)
+                if let popped = reply.text {
+                    #expect(model[key]!.remove(popped) != nil)
+                } else {
+                    #expect(reply == .null)
+                    #expect(model[key]!.isEmpty)
+                }
+            case 4:
+                let count = Int.random(in: 0..<5, using: &random)
+                let popped = try client.send("SPOP", key, String(count)).strings ?? []
+                #expect(popped.count == min(count, model[key]!.count))
+                for member in popped { #expect(model[key]!.remove(member) != nil) }
+            default:
+                let moved = model[key]!.remove(member) != nil
+                if moved { model[otherKey]!.insert(member) }
+                #expect(try client.send("SMOVE", key, otherKey, member) == .integer(moved ? 1 : 0))
+            }
+            #expect(try client.send("SISMEMBER", key, member) == .integer(model[key]!.contains(member) ? 1 : 0))
+        }
+        for (key, members) in model {
+            #expect(try client.send("SCARD", key) == .integer(members.count))
+            #expect(Set(try client.send("SMEMBERS", key).strings ?? []) == members)
+            #expect(try client.send("EXISTS", key) == .integer(members.isEmpty ? 0 : 1))
+        }
+    }
+
     @Test func keySpecsCoverEveryKey() throws {
         let table = CommandTable.standard
         func positions(_ words: [String]) -> [Int] {
