@@ -51,7 +51,10 @@ let package = Package(
         ),
         .target(
             name: "CacheStore",
-            dependencies: [.product(name: "DequeModule", package: "swift-collections")],
+            dependencies: [
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "OrderedCollections", package: "swift-collections"),
+            ],
             swiftSettings: hotPathSettings
         ),
         .target(
