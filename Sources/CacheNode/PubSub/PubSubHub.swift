@@ -5,13 +5,13 @@
 // run on that client's event loop. PUBLISH runs on the publisher's loop: under the lock it looks the channel up once
 // (and walks the patterns only when some exist), copies the subscriber tables out (a retain, they are copy-on-write),
 // and releases the lock before anything is encoded or sent. Each message is encoded at most once per protocol
-// version and the same buffer goes to every receiver; `ClientConnection.send` hops to the receiver's loop.
+// version and the same buffer goes to every receiver; one task per receiving event loop writes them there.
 //
 // Ordering: a message a client publishes to itself (RESP3 lets a subscribed client PUBLISH) must follow the
 // PUBLISH reply, as redis 7.2 does. Outside a transaction those messages are handed back to the command, which
-// writes them into its own reply buffer after the reply. Inside EXEC (every stripe locked, the EXEC reply still
-// being built) every delivery is deferred to a task on the publisher's loop, which runs after the EXEC reply is
-// flushed; this also keeps a synchronous write failure (which closes a client and takes locks) out of EXEC.
+// writes them into its own reply buffer after the reply. Inside EXEC (the EXEC reply still being built) they go to
+// a task on the publisher's loop like everyone else's, which runs after the EXEC reply is flushed. No delivery
+// writes inline, so a failing write (which closes a client and takes locks) never runs under EXEC's locks.
 public import CacheStore
 public import NIOCore
 import RESPServer
@@ -243,7 +243,7 @@ public final class PubSubHub: Sendable {
     ///   - message: the payload.
     ///   - kind: `.channel` (PUBLISH) or `.shardChannel` (SPUBLISH).
     ///   - publisher: the publishing client (its own messages come back in the outcome, see ``PublishOutcome``).
-    ///   - deferred: deliver from a task on the publisher's loop instead of now (inside EXEC).
+    ///   - deferred: deliver the publisher's own messages from a task instead of returning them (inside EXEC).
     func publish(channel: ByteBuffer, message: ByteBuffer, _ kind: PubSubKind, from publisher: ClientSession, deferred: Bool) -> PublishOutcome {
         let name = channel.withUnsafeReadableBytes { CompactBytes($0) }
         let (direct, matched) = state.withLock { state -> (Subscribers?, [(CompactBytes, Subscribers)]) in
@@ -322,13 +322,18 @@ private struct MessageEncoding {
     }
 }
 
-/// Sends encoded messages now, or collects them for a deferred task; keeps the publisher's own messages apart.
+/// Routes encoded messages: one task per receiving event loop carries that loop's deliveries (a fan-out to many
+/// clients costs one hop per loop, not one per client); the publisher's own messages go back to the command.
+///
+/// Deliveries always hop, even to a client on the publisher's own loop: tasks run in the order they were queued,
+/// so a message published after another one was delivered (PUBLISH returned) never overtakes it, whichever loops
+/// the publishers are on. Writing inline would let it overtake a delivery still queued on that loop.
 private struct Delivery {
     let publisher: ClientSession
     let deferred: Bool
     var receivers = 0
     var ownMessages: [ByteBuffer] = []
-    var pending: [(ClientSession, ByteBuffer)] = []
+    var batches: [(loop: any EventLoop, deliveries: [(ClientSession, ByteBuffer)])] = []
 
     init(publisher: ClientSession, deferred: Bool) {
         self.publisher = publisher
@@ -341,20 +346,22 @@ private struct Delivery {
         // Another client's protocol is read through its locked info; the publisher's own is ours to read.
         let version = isPublisher ? publisher.protocolVersion : RESPVersion(rawValue: subscriber.snapshot.protocolVersion) ?? .v2
         let buffer = encoding.encoded(version)
-        if deferred {
-            pending.append((subscriber, buffer))
-        } else if isPublisher {
+        if isPublisher && !deferred {
             ownMessages.append(buffer)
+            return
+        }
+        let loop = subscriber.connection.eventLoop
+        if let index = batches.firstIndex(where: { $0.loop === loop }) {
+            batches[index].deliveries.append((subscriber, buffer))
         } else {
-            subscriber.connection.send(buffer)
+            batches.append((loop, [(subscriber, buffer)]))
         }
     }
 
     func finish() -> PublishOutcome {
-        if !pending.isEmpty {
-            let pending = self.pending
-            publisher.connection.eventLoop.execute {
-                for (subscriber, buffer) in pending { subscriber.connection.send(buffer) }
+        for (loop, deliveries) in batches {
+            loop.execute {
+                for (subscriber, buffer) in deliveries { subscriber.connection.send(buffer) }
             }
         }
         return PublishOutcome(receivers: receivers, ownMessages: ownMessages)
