@@ -13,7 +13,7 @@
 // a task on the publisher's loop like everyone else's, which runs after the EXEC reply is flushed. No delivery
 // writes inline, so a failing write (which closes a client and takes locks) never runs under EXEC's locks.
 public import CacheStore
-public import NIOCore
+import NIOCore
 import RESPServer
 import Synchronization
 
@@ -46,12 +46,12 @@ public enum PubSubKind: Sendable, Hashable {
 }
 
 /// What a PUBLISH did.
-public struct PublishOutcome: Sendable {
+struct PublishOutcome: Sendable {
     /// How many deliveries were made: one per subscribed client and one per (client, matching pattern) pair.
-    public var receivers: Int
+    var receivers: Int
     /// Messages for the publishing client itself, to be written after its PUBLISH reply (empty when deliveries
     /// were deferred or the publisher is not subscribed).
-    public var ownMessages: [ByteBuffer]
+    var ownMessages: [ByteBuffer]
 }
 
 /// Who is subscribed to what, and message delivery.
