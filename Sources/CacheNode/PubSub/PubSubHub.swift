@@ -12,6 +12,11 @@
 // writes them into its own reply buffer after the reply. Inside EXEC (the EXEC reply still being built) they go to
 // a task on the publisher's loop like everyone else's, which runs after the EXEC reply is flushed. No delivery
 // writes inline, so a failing write (which closes a client and takes locks) never runs under EXEC's locks.
+// Deliveries to other clients always go through a task on the receiver's loop, even when it is the publisher's:
+// tasks run in queue order, so a message published after an earlier PUBLISH returned never overtakes that earlier
+// message (writing inline on the same loop would; PubSubDeliveryTests catches it). The one exception left: a
+// client's message to itself is written with its reply, so it can precede another publisher's message to that
+// client that is still queued on its loop.
 public import CacheStore
 import NIOCore
 import RESPServer
