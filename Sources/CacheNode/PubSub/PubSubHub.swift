@@ -5,14 +5,15 @@
 // run on that client's event loop. PUBLISH runs on the publisher's loop: under the lock it looks the channel up once
 // (and walks the patterns only when some exist), copies the subscriber tables out (a retain, they are copy-on-write),
 // and releases the lock before anything is encoded or sent. Each message is encoded at most once per protocol
-// version and the same buffer goes to every receiver; one task per receiving event loop writes them there.
+// version and appended to each receiver's outbox; one task per receiving event loop writes the outboxes there, so
+// under load a subscriber gets many messages per write.
 //
 // Ordering: a message a client publishes to itself (RESP3 lets a subscribed client PUBLISH) must follow the
 // PUBLISH reply, as redis 7.2 does. Outside a transaction those messages are handed back to the command, which
 // writes them into its own reply buffer after the reply. Inside EXEC (the EXEC reply still being built) they go to
 // a task on the publisher's loop like everyone else's, which runs after the EXEC reply is flushed. No delivery
 // writes inline, so a failing write (which closes a client and takes locks) never runs under EXEC's locks.
-// Deliveries to other clients always go through a task on the receiver's loop, even when it is the publisher's:
+// Deliveries to other clients always go through the receiver's outbox and loop, even when it is the publisher's:
 // tasks run in queue order, so a message published after an earlier PUBLISH returned never overtakes that earlier
 // message (writing inline on the same loop would; PubSubDeliveryTests catches it). The one exception left: a
 // client's message to itself is written with its reply, so it can precede another publisher's message to that
@@ -62,7 +63,7 @@ struct PublishOutcome: Sendable {
 /// Who is subscribed to what, and message delivery.
 public final class PubSubHub: Sendable {
     /// Subscribers of one channel or pattern, by session identity.
-    typealias Subscribers = [ObjectIdentifier: ClientSession]
+    typealias Subscribers = [ObjectIdentifier: Outbox]
 
     private struct State {
         var channels: [CompactBytes: Subscribers] = [:]
@@ -70,6 +71,26 @@ public final class PubSubHub: Sendable {
         var shardChannels: [CompactBytes: Subscribers] = [:]
         /// Shard channels per client (ClientSession has no field for them).
         var shardSubscriptions: [ObjectIdentifier: Set<CompactBytes>] = [:]
+        /// The outbox of every client with a subscription (dropped when the client closes or RESETs).
+        var outboxes: [ObjectIdentifier: Outbox] = [:]
+        /// One flusher per event loop that has subscribers.
+        var flushers: [ObjectIdentifier: LoopFlusher] = [:]
+
+        mutating func outbox(for session: ClientSession) -> Outbox {
+            let id = ObjectIdentifier(session)
+            if let outbox = outboxes[id] { return outbox }
+            let loop = session.connection.eventLoop
+            let flusher: LoopFlusher
+            if let existing = flushers[ObjectIdentifier(loop)] {
+                flusher = existing
+            } else {
+                flusher = LoopFlusher(loop: loop)
+                flushers[ObjectIdentifier(loop)] = flusher
+            }
+            let outbox = Outbox(session: session, flusher: flusher)
+            outboxes[id] = outbox
+            return outbox
+        }
 
         func table(_ kind: PubSubKind) -> [CompactBytes: Subscribers] {
             switch kind {
@@ -81,10 +102,11 @@ public final class PubSubHub: Sendable {
 
         mutating func add(_ session: ClientSession, to name: CompactBytes, _ kind: PubSubKind) {
             let id = ObjectIdentifier(session)
+            let outbox = outbox(for: session)
             switch kind {
-            case .channel: channels[name, default: [:]][id] = session
-            case .pattern: patterns[name, default: [:]][id] = session
-            case .shardChannel: shardChannels[name, default: [:]][id] = session
+            case .channel: channels[name, default: [:]][id] = outbox
+            case .pattern: patterns[name, default: [:]][id] = outbox
+            case .shardChannel: shardChannels[name, default: [:]][id] = outbox
             }
         }
 
@@ -223,6 +245,7 @@ public final class PubSubHub: Sendable {
             if let shard = state.shardSubscriptions.removeValue(forKey: id) {
                 for name in shard { state.remove(session, from: name, .shardChannel) }
             }
+            state.outboxes[id] = nil
         }
         if !channels.isEmpty || !patterns.isEmpty {
             session.channels = []
@@ -269,12 +292,12 @@ public final class PubSubHub: Sendable {
             var encoding = MessageEncoding(
                 word: kind == .shardChannel ? "smessage" : "message", pattern: nil, channel: channel, message: message,
                 allocator: publisher.connection.allocator)
-            for subscriber in direct.values { delivery.deliver(to: subscriber, &encoding) }
+            for outbox in direct.values { delivery.deliver(to: outbox, &encoding) }
         }
         for (pattern, subscribers) in matched {
             var encoding = MessageEncoding(
                 word: "pmessage", pattern: pattern, channel: channel, message: message, allocator: publisher.connection.allocator)
-            for subscriber in subscribers.values { delivery.deliver(to: subscriber, &encoding) }
+            for outbox in subscribers.values { delivery.deliver(to: outbox, &encoding) }
         }
         return delivery.finish()
     }
@@ -327,48 +350,101 @@ private struct MessageEncoding {
     }
 }
 
-/// Routes encoded messages: one task per receiving event loop carries that loop's deliveries (a fan-out to many
-/// clients costs one hop per loop, not one per client); the publisher's own messages go back to the command.
-///
-/// Deliveries always hop, even to a client on the publisher's own loop: tasks run in the order they were queued,
-/// so a message published after another one was delivered (PUBLISH returned) never overtakes it, whichever loops
-/// the publishers are on. Writing inline would let it overtake a delivery still queued on that loop.
+/// Routes encoded messages: the publisher's own messages go back to the command, everyone else's into their
+/// outbox.
 private struct Delivery {
     let publisher: ClientSession
     let deferred: Bool
     var receivers = 0
     var ownMessages: [ByteBuffer] = []
-    var batches: [(loop: any EventLoop, deliveries: [(ClientSession, ByteBuffer)])] = []
 
     init(publisher: ClientSession, deferred: Bool) {
         self.publisher = publisher
         self.deferred = deferred
     }
 
-    mutating func deliver(to subscriber: ClientSession, _ encoding: inout MessageEncoding) {
+    mutating func deliver(to outbox: Outbox, _ encoding: inout MessageEncoding) {
         receivers += 1
+        let subscriber = outbox.session
         let isPublisher = subscriber === publisher
         // Another client's protocol is read through its locked info; the publisher's own is ours to read.
         let version = isPublisher ? publisher.protocolVersion : RESPVersion(rawValue: subscriber.snapshot.protocolVersion) ?? .v2
         let buffer = encoding.encoded(version)
         if isPublisher && !deferred {
             ownMessages.append(buffer)
-            return
-        }
-        let loop = subscriber.connection.eventLoop
-        if let index = batches.firstIndex(where: { $0.loop === loop }) {
-            batches[index].deliveries.append((subscriber, buffer))
         } else {
-            batches.append((loop, [(subscriber, buffer)]))
+            outbox.enqueue(buffer)
         }
     }
 
     func finish() -> PublishOutcome {
-        for (loop, deliveries) in batches {
-            loop.execute {
-                for (subscriber, buffer) in deliveries { subscriber.connection.send(buffer) }
+        PublishOutcome(receivers: receivers, ownMessages: ownMessages)
+    }
+}
+
+/// Messages waiting to be written to one subscriber. Messages published while a flush is pending are appended to the
+/// same buffer, so under load a subscriber gets many messages per write (as redis's output buffers do), and they are
+/// written in the order they were published, whichever threads published them.
+final class Outbox: Sendable {
+    let session: ClientSession
+    private let flusher: LoopFlusher
+    private let pending = Mutex<ByteBuffer?>(nil)
+
+    init(session: ClientSession, flusher: LoopFlusher) {
+        self.session = session
+        self.flusher = flusher
+    }
+
+    /// Queues an encoded message; the first one since the last flush asks the loop's flusher for a flush.
+    func enqueue(_ message: ByteBuffer) {
+        let needsFlush = pending.withLock { pending -> Bool in
+            guard pending != nil else {
+                pending = message
+                return true
             }
+            pending!.writeImmutableBuffer(message)
+            return false
         }
-        return PublishOutcome(receivers: receivers, ownMessages: ownMessages)
+        if needsFlush { flusher.schedule(self) }
+    }
+
+    /// Writes what is queued (on the subscriber's event loop).
+    func flush() {
+        let buffer = pending.withLock { pending -> ByteBuffer? in
+            defer { pending = nil }
+            return pending
+        }
+        if let buffer { session.connection.send(buffer) }
+    }
+}
+
+/// Flushes the outboxes of one event loop's clients from a single task per burst of messages: a fan-out to many
+/// clients on a loop costs one hop to that loop, not one per client.
+///
+/// Deliveries always hop, even to a client on the publisher's own loop: tasks run in queue order, so a message
+/// published after an earlier PUBLISH returned never overtakes that earlier message.
+final class LoopFlusher: Sendable {
+    let loop: any EventLoop
+    private let waiting = Mutex<[Outbox]>([])
+
+    init(loop: any EventLoop) {
+        self.loop = loop
+    }
+
+    func schedule(_ outbox: Outbox) {
+        let first = waiting.withLock { waiting -> Bool in
+            waiting.append(outbox)
+            return waiting.count == 1
+        }
+        if first { loop.execute { self.flushAll() } }
+    }
+
+    private func flushAll() {
+        let outboxes = waiting.withLock { waiting -> [Outbox] in
+            var taken: [Outbox] = []
+            swap(&taken, &waiting)
+            return taken
+        }
+        for outbox in outboxes { outbox.flush() }
     }
 }
