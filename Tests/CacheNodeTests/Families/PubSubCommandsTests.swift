@@ -3,6 +3,7 @@
 import CacheNode
 import CacheNodeTestSupport
 import NIOCore
+import NIOEmbedded
 import Testing
 
 /// A RESP2 pub/sub frame: `[word, args...]` as bulk strings and integers.
@@ -466,6 +467,27 @@ struct PubSubCommandsTests {
         #expect(try subscriber.nextReply() == .array([.string("message"), .bulk(channel), .bulk(payload)]))
         #expect(try publisher.send(arguments: [Array("PUBSUB".utf8), Array("NUMSUB".utf8), channel]) == .array([.bulk(channel), .integer(1)]))
         #expect(try publisher.send(arguments: [Array("PUBLISH".utf8), Array(channel.dropLast()), payload]) == .integer(0))
+    }
+
+    @Test func messagesQueuedForASubscriberGoOutInOneWrite() throws {
+        let node = TestNode()
+        let subscriber = try node.connect()
+        let publisher = try node.connect()
+        _ = try subscriber.subscription("SUBSCRIBE", ["c"])
+        _ = try subscriber.subscription("PSUBSCRIBE", ["*"])
+        // Nothing reaches the subscriber until its own event loop runs the flush…
+        for index in 0..<3 {
+            #expect(try publisher.send("PUBLISH", "c", "m\(index)") == .integer(2))
+        }
+        #expect(try subscriber.channel.readOutbound(as: ByteBuffer.self) == nil)
+        // …which then writes all six messages, in publish order, as one buffer.
+        subscriber.channel.embeddedEventLoop.run()
+        var written = try #require(try subscriber.channel.readOutbound(as: ByteBuffer.self))
+        #expect(try subscriber.channel.readOutbound(as: ByteBuffer.self) == nil)
+        var messages: [RESPValue] = []
+        while let value = RESPValue.parse(&written) { messages.append(value) }
+        #expect(messages == (0..<3).flatMap { [message("c", "m\($0)"), pmessage("*", "c", "m\($0)")] })
+        #expect(written.readableBytes == 0)
     }
 
     @Test func commandMetadataFollowsRedis() throws {
