@@ -431,10 +431,13 @@ struct PubSubCommandsTests {
         let publisher = try node.connect()
         _ = try client.subscription("SUBSCRIBE", ["a", "b"])
         _ = try client.subscription("PSUBSCRIBE", ["c*"])
+        _ = try client.subscription("SSUBSCRIBE", ["s"])
         #expect(try client.send("RESET") == .simple("RESET"))
         #expect(try client.send("GET", "k") == .null)
         #expect(try publisher.send("PUBLISH", "a", "x") == .integer(0))
         #expect(try publisher.send("PUBLISH", "cc", "x") == .integer(0))
+        #expect(try publisher.send("SPUBLISH", "s", "x") == .integer(0))
+        #expect(try client.send("UNSUBSCRIBE") == .array([.string("unsubscribe"), .null, .integer(0)]))
         #expect(try client.nextReply() == nil)
     }
 
