@@ -160,6 +160,7 @@ let package = Package(
                 "CacheNode", "RESPServer", "CacheStore", "CacheNodeTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
