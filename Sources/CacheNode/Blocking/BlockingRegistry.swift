@@ -43,6 +43,14 @@ public final class BlockingRegistry: Sendable {
     /// The number of distinct keys clients are blocked on (INFO `total_blocking_keys`).
     public var blockedKeyCount: Int { state.withLock { $0.queues.count } }
 
+    /// The keys clients wait on in `databases`. SWAPDB passes them to ``signal(_:node:)`` (redis
+    /// scanDatabaseForReadyKeys): the data swapped in may serve them; keys without a value of the awaited type
+    /// are skipped there.
+    public func blockedKeys(inDatabases databases: Set<Int>) -> [DatabaseKey] {
+        guard hasWaiters else { return [] }
+        return state.withLock { state in state.queues.keys.filter { databases.contains($0.database) } }
+    }
+
     /// Whether `session` is blocked (CLIENT LIST flag `b`).
     public func isBlocked(_ session: ClientSession) -> Bool {
         guard hasWaiters else { return false }

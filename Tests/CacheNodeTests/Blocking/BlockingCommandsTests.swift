@@ -3,6 +3,7 @@
 // blocked, time out on their event loop's clock, and keep their pipelined commands queued meanwhile.
 import CacheNode
 import CacheNodeTestSupport
+import CacheStore
 import NIOCore
 import Testing
 
@@ -158,6 +159,21 @@ struct BlockingCommandsTests {
         #expect(try blocked.nextReply() == pair("k", "db1"))
         try other.send("SELECT", "0")
         #expect(try other.send("LRANGE", "k", "0", "-1").strings == ["db0"])
+    }
+
+    @Test func registryReportsTheKeysWaitedOnPerDatabase() throws {
+        let node = TestNode()
+        let first = try node.connect()
+        let second = try node.connect()
+        try first.send("SELECT", "2")
+        try first.write("BLPOP", "a", "b", "a", "0")
+        try second.write("BRPOPLPUSH", "c", "d", "0")
+        let registry = node.state.blocking
+        #expect(registry.blockedClientCount == 2)
+        #expect(registry.blockedKeyCount == 3)
+        #expect(Set(registry.blockedKeys(inDatabases: [2]).map(\.key.string)) == ["a", "b"])
+        #expect(registry.blockedKeys(inDatabases: [0]).map(\.key.string) == ["c"])
+        #expect(registry.blockedKeys(inDatabases: [5]).isEmpty)
     }
 
     @Test func pipelinedCommandsWaitForTheBlockedOne() throws {
