@@ -323,6 +323,49 @@ struct BlockingCommandsTests {
         #expect(!node.state.blocking.hasWaiters)
     }
 
+    @Test func fairnessIsKeptDuringNestedUnblock() throws {
+        // redis "Unblock fairness is kept during nested unblock": keys made ready by a served BLMOVE are handled
+        // after the keys already signalled, in the same pass.
+        let node = TestNode()
+        let first = try node.connect()
+        let second = try node.connect()
+        let third = try node.connect()
+        let other = try node.connect()
+        try first.write("BRPOPLPUSH", "l1", "l3", "0")
+        try second.write("BLPOP", "l2", "0")
+        try third.write("BLMPOP", "0", "2", "l2", "l3", "LEFT", "COUNT", "1")
+        try other.send("MULTI")
+        try other.send("LPUSH", "l1", "1")
+        try other.send("LPUSH", "l2", "2")
+        try other.send("EXEC")
+        #expect(try other.blockedClients() == 0)
+        #expect(try first.nextReply() == .string("1"))
+        #expect(try second.nextReply() == pair("l2", "2"))
+        #expect(try third.nextReply() == popped("l3", "1"))
+    }
+
+    @Test func chainedBlockingCommandsFromOnePipeline() throws {
+        // redis "Regression for bug 593 - chaining BRPOPLPUSH with other blocking cmds".
+        let node = TestNode()
+        let first = try node.connect()
+        let second = try node.connect()
+        let other = try node.connect()
+        try first.writeRaw("BRPOPLPUSH a b 0\r\nBRPOPLPUSH a b 0\r\n")
+        try second.write("BRPOPLPUSH", "b", "c", "0")
+        #expect(try other.blockedClients() == 2)
+        try other.send("LPUSH", "a", "data")
+        #expect(try second.nextReply() == .string("data"))
+        #expect(try first.nextReply() == .string("data"))
+        // The first client's second command now runs and blocks in its turn.
+        #expect(try first.nextReply() == nil)
+        #expect(try other.blockedClients() == 1)
+        #expect(try other.send("LRANGE", "c", "0", "-1").strings == ["data"])
+        try first.channel.close().wait()
+        try second.channel.close().wait()
+        #expect(try other.send("PING") == .simple("PONG"))
+        #expect(try other.blockedClients() == 0)
+    }
+
     @Test func wrongDestinationTypeUnblocksWithAnErrorAndKeepsTheSource() throws {
         let node = TestNode()
         let blocked = try node.connect()
