@@ -184,6 +184,13 @@ struct BlockingCommandsTests {
         #expect(try blocked.nextReply() == nil)
         try other.send("RPUSH", "k", "a", "b")
         #expect(try blocked.allReplies() == [pair("k", "a"), .simple("PONG"), .integer(1)])
+
+        // Commands that arrive while the client is blocked wait as well.
+        try blocked.write("BRPOP", "k2", "0")
+        try blocked.write("ECHO", "later")
+        #expect(try blocked.nextReply() == nil)
+        try other.send("RPUSH", "k2", "z")
+        #expect(try blocked.allReplies() == [pair("k2", "z"), .string("later")])
     }
 
     @Test func variadicPushServesTheElementAtTheHead() throws {
