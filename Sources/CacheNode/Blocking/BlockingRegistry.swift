@@ -23,6 +23,7 @@
 // Lock order: a stripe lock may be held when taking the registry lock (commands block under their key locks), never
 // the reverse; the registry lock is never held while running a command.
 public import CacheStore
+import NIOConcurrencyHelpers
 import NIOCore
 import RESPServer
 import Synchronization
@@ -30,7 +31,8 @@ import Synchronization
 /// Blocked clients by the keys they wait on.
 public final class BlockingRegistry: Sendable {
     private let waiterCount = Atomic<Int>(0)
-    private let state = Mutex(RegistryState())
+    /// The queues. A pthread-based lock (rather than `Mutex`) so ThreadSanitizer can check the code around it.
+    private let state = NIOLockedValueBox(RegistryState())
 
     init() {}
 
@@ -41,20 +43,20 @@ public final class BlockingRegistry: Sendable {
     public var blockedClientCount: Int { waiterCount.load(ordering: .relaxed) }
 
     /// The number of distinct keys clients are blocked on (INFO `total_blocking_keys`).
-    public var blockedKeyCount: Int { state.withLock { $0.queues.count } }
+    public var blockedKeyCount: Int { state.withLockedValue { $0.queues.count } }
 
     /// The keys clients wait on in `databases`. SWAPDB passes them to ``signal(_:node:)`` (redis
     /// scanDatabaseForReadyKeys): the data swapped in may serve them; keys without a value of the awaited type
     /// are skipped there.
     public func blockedKeys(inDatabases databases: Set<Int>) -> [DatabaseKey] {
         guard hasWaiters else { return [] }
-        return state.withLock { state in state.queues.keys.filter { databases.contains($0.database) } }
+        return state.withLockedValue { state in state.queues.keys.filter { databases.contains($0.database) } }
     }
 
     /// Whether `session` is blocked (CLIENT LIST flag `b`).
     public func isBlocked(_ session: ClientSession) -> Bool {
         guard hasWaiters else { return false }
-        return state.withLock { $0.bySession[ObjectIdentifier(session)] != nil }
+        return state.withLockedValue { $0.bySession[ObjectIdentifier(session)] != nil }
     }
 
     // MARK: blocking
@@ -85,7 +87,7 @@ public final class BlockingRegistry: Sendable {
         let waiter = BlockedClient(
             session: session, spec: context.spec, arguments: context.arguments, database: session.database,
             protocolVersion: session.protocolVersion, keys: unique, type: type)
-        let isRetry = state.withLock { state -> Bool in
+        let isRetry = state.withLockedValue { state -> Bool in
             if let existing = state.bySession[sessionID] {
                 // A retry that still found nothing: the client keeps its place.
                 precondition(existing.phase == .serving, "a blocked client ran another command")
@@ -104,7 +106,7 @@ public final class BlockingRegistry: Sendable {
             let timer = session.connection.eventLoop.scheduleTask(in: .milliseconds(delay)) { [self] in
                 self.timeOut(waiter)
             }
-            state.withLock { _ in waiter.timer = timer }
+            state.withLockedValue { _ in waiter.timer = timer }
         }
     }
 
@@ -120,7 +122,7 @@ public final class BlockingRegistry: Sendable {
         while next < pending.count {
             let key = pending[next]
             next += 1
-            let candidates = state.withLock { $0.queues[key] ?? [] }
+            let candidates = state.withLockedValue { $0.queues[key] ?? [] }
             var unavailable: [ValueType] = []
             for waiter in candidates where !unavailable.contains(waiter.type) {
                 guard claim(waiter) else { continue }
@@ -143,7 +145,7 @@ public final class BlockingRegistry: Sendable {
     func cancel(_ session: ClientSession) {
         guard hasWaiters else { return }
         let sessionID = ObjectIdentifier(session)
-        let removed = state.withLock { state -> BlockedClient? in
+        let removed = state.withLockedValue { state -> BlockedClient? in
             guard let waiter = state.bySession[sessionID] else { return nil }
             switch waiter.phase {
             case .waiting:
@@ -164,7 +166,7 @@ public final class BlockingRegistry: Sendable {
     /// `-UNBLOCKED client unblocked via CLIENT UNBLOCK`. Returns whether the client was blocked.
     public func unblock(clientID: Int, withError: Bool) -> Bool {
         guard hasWaiters else { return false }
-        let removed = state.withLock { state -> BlockedClient? in
+        let removed = state.withLockedValue { state -> BlockedClient? in
             guard let waiter = state.bySession.values.first(where: { $0.session.connection.id == clientID }),
                 waiter.phase == .waiting
             else { return nil }
@@ -199,7 +201,7 @@ public final class BlockingRegistry: Sendable {
 
     /// Takes the right to retry `waiter` (it may be served by another thread's signal, time out, or be gone).
     private func claim(_ waiter: BlockedClient) -> Bool {
-        state.withLock { _ in
+        state.withLockedValue { _ in
             guard waiter.phase == .waiting else { return false }
             waiter.phase = .serving
             return true
@@ -247,7 +249,7 @@ public final class BlockingRegistry: Sendable {
     /// disconnection that arrived meanwhile).
     private func settle(_ waiter: BlockedClient, _ attempt: Attempt) {
         enum Ending { case resume(ByteBuffer), timeOut, drop, none }
-        let ending = state.withLock { state -> Ending in
+        let ending = state.withLockedValue { state -> Ending in
             if case .served(let reply, _) = attempt {
                 state.remove(waiter)
                 waiter.phase = .finished
@@ -277,7 +279,7 @@ public final class BlockingRegistry: Sendable {
 
     /// Fires on the waiter's event loop when its deadline passes.
     private func timeOut(_ waiter: BlockedClient) {
-        let expired = state.withLock { state -> Bool in
+        let expired = state.withLockedValue { state -> Bool in
             switch waiter.phase {
             case .waiting:
                 state.remove(waiter)
@@ -297,7 +299,7 @@ public final class BlockingRegistry: Sendable {
 
     /// Bookkeeping once a waiter has left the queues: counters, flags, timer.
     private func released(_ waiter: BlockedClient) {
-        let timer = state.withLock { _ in
+        let timer = state.withLockedValue { _ in
             defer { waiter.timer = nil }
             return waiter.timer
         }
@@ -351,7 +353,7 @@ final class BlockedClient: @unchecked Sendable {
 }
 
 /// The queues, guarded by the registry's lock.
-struct RegistryState: ~Copyable {
+struct RegistryState {
     /// Waiters per key, oldest first.
     var queues: [DatabaseKey: [BlockedClient]] = [:]
     /// The waiter of each blocked session.
