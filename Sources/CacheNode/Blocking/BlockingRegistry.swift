@@ -1,19 +1,371 @@
-// Clients blocked in BLPOP/BRPOP/BLMOVE/BZPOPMIN… (skeleton: the list family fills it in).
+// Clients blocked in BLPOP/BRPOP/BLMOVE/BRPOPLPUSH/BLMPOP (and BZPOPMIN… for sorted sets): who waits on which key,
+// in arrival order, and how a push wakes them (redis blocked.c).
+//
+// The algorithm, as redis 7 does it:
+// - A blocking command that finds nothing calls ``BlockingRegistry/block(_:keys:waitingFor:deadline:)``: the client
+//   is queued on each of its keys (FIFO per key) with the command's spec and arguments, a timer is armed on its
+//   event loop, and the connection suspends (later pipelined commands stay buffered).
+// - A write that makes a list or sorted set non-empty records the key (`CommandContext.signalReady`); after the
+//   dispatcher releases the stripe locks it calls ``BlockingRegistry/signal(_:node:)``. For each ready key, the
+//   clients queued on it are tried in the order they blocked (the longest waiting client is served first): the
+//   client's command is executed again, with its database and protocol, under the stripe locks of its keys. If it
+//   now completes, the client leaves every queue and its connection resumes with the reply; if it would block
+//   again (another client took the element, the key was deleted or changed type), it keeps its place.
+// - Pushes made by a served command (BLMOVE's destination) are handled in the same pass, right away, so linked
+//   BLMOVEs complete before anything else runs, as in redis.
+// - Waiters are served on the thread that signalled, before that client's next command runs: a pipelined
+//   `LPUSH k x; LPOP k` from another client leaves `x` to the client that was already blocked, as in redis. The
+//   waiter's session is not touched concurrently: while blocked its connection runs no command, and ownership of
+//   the retry passes through the registry's lock (the `serving` state). Only the resume crosses to its event loop.
+// - A timeout fires on the client's event loop and replies with the null array; a closing connection cancels its
+//   wait. Both race safely with a retry in progress: the retry finishes the job when it sees the flag.
+//
+// Lock order: a stripe lock may be held when taking the registry lock (commands block under their key locks), never
+// the reverse; the registry lock is never held while running a command.
 public import CacheStore
-public import Synchronization
+import NIOConcurrencyHelpers
+import NIOCore
+import RESPServer
+import Synchronization
 
 /// Blocked clients by the keys they wait on.
 public final class BlockingRegistry: Sendable {
     private let waiterCount = Atomic<Int>(0)
+    /// The queues. A pthread-based lock (rather than `Mutex`) so ThreadSanitizer can check the code around it.
+    private let state = NIOLockedValueBox(RegistryState())
 
     init() {}
 
     /// Whether any client is blocked (writers skip recording ready keys otherwise).
     public var hasWaiters: Bool { waiterCount.load(ordering: .relaxed) > 0 }
 
-    /// Keys that may now satisfy blocked clients.
-    func signal(_ keys: [DatabaseKey], node: NodeState) {}
+    /// The number of blocked clients.
+    public var blockedClientCount: Int { waiterCount.load(ordering: .relaxed) }
+
+    /// The number of distinct keys clients are blocked on (INFO `total_blocking_keys`).
+    public var blockedKeyCount: Int { state.withLockedValue { $0.queues.count } }
+
+    /// The keys clients wait on in `databases`. SWAPDB passes them to ``signal(_:node:)`` (redis
+    /// scanDatabaseForReadyKeys): the data swapped in may serve them; keys without a value of the awaited type
+    /// are skipped there.
+    public func blockedKeys(inDatabases databases: Set<Int>) -> [DatabaseKey] {
+        guard hasWaiters else { return [] }
+        return state.withLockedValue { state in state.queues.keys.filter { databases.contains($0.database) } }
+    }
+
+    /// Whether `session` is blocked (CLIENT LIST flag `b`).
+    public func isBlocked(_ session: ClientSession) -> Bool {
+        guard hasWaiters else { return false }
+        return state.withLockedValue { $0.bySession[ObjectIdentifier(session)] != nil }
+    }
+
+    // MARK: blocking
+
+    /// Suspends the command running in `context` until a write to one of `keys` lets it complete, or until
+    /// `deadline` (unix ms; `nil` waits forever).
+    ///
+    /// Call it from a blocking command's handler when it found nothing to serve and `context.inTransaction` is
+    /// false, without having written a reply. The command will later be executed again with the same arguments
+    /// whenever one of `keys` holds a value of type `type`; when that execution calls `block` again (it still
+    /// found nothing), the client simply keeps waiting in its place.
+    ///
+    /// - Parameters:
+    ///   - context: the blocking command's context; its `suspends` is set.
+    ///   - keys: the keys to wait on, in the database of the command.
+    ///   - type: the type a key must hold for the command to be worth retrying (`.list`, `.zset`).
+    ///   - deadline: when to give up and reply with the null array.
+    public func block(_ context: inout CommandContext, keys: [KeyRef], waitingFor type: ValueType, deadline: Int64?) {
+        precondition(!context.inTransaction, "blocking commands must not block inside EXEC")
+        context.suspends = true
+        let session = context.session
+        let sessionID = ObjectIdentifier(session)
+        var unique: [DatabaseKey] = []
+        for key in keys {
+            let databaseKey = DatabaseKey(database: session.database, key: key.bytes)
+            if !unique.contains(databaseKey) { unique.append(databaseKey) }
+        }
+        let waiter = BlockedClient(
+            session: session, spec: context.spec, arguments: context.arguments, database: session.database,
+            protocolVersion: session.protocolVersion, keys: unique, type: type)
+        let isRetry = state.withLockedValue { state -> Bool in
+            if let existing = state.bySession[sessionID] {
+                // A retry that still found nothing: the client keeps its place.
+                precondition(existing.phase == .serving, "a blocked client ran another command")
+                return true
+            }
+            for key in unique { state.queues[key, default: []].append(waiter) }
+            state.bySession[sessionID] = waiter
+            return false
+        }
+        if isRetry { return }
+        waiterCount.add(1, ordering: .relaxed)
+        session.stats.blockedClients.add(1, ordering: .relaxed)
+        session.updateInfo { $0.flags = $0.flags == "N" ? "b" : $0.flags + "b" }
+        if let deadline {
+            let delay = max(deadline - context.now, 0)
+            let timer = session.connection.eventLoop.scheduleTask(in: .milliseconds(delay)) { [self] in
+                self.timeOut(waiter)
+            }
+            state.withLockedValue { _ in waiter.timer = timer }
+        }
+    }
+
+    // MARK: waking
+
+    /// Keys that may now satisfy blocked clients: serves the clients waiting on them, longest waiting first.
+    /// Called with no stripe locked.
+    func signal(_ keys: [DatabaseKey], node: NodeState) {
+        guard hasWaiters else { return }
+        var pending: [DatabaseKey] = []
+        for key in keys where !pending.contains(key) { pending.append(key) }
+        var next = 0
+        while next < pending.count {
+            let key = pending[next]
+            next += 1
+            let candidates = state.withLockedValue { $0.queues[key] ?? [] }
+            var unavailable: [ValueType] = []
+            for waiter in candidates where !unavailable.contains(waiter.type) {
+                guard claim(waiter) else { continue }
+                let attempt = retry(waiter, readyKey: key, node: node)
+                settle(waiter, attempt)
+                switch attempt {
+                case .notReady:
+                    // The key holds no value of this type: later waiters of the same type cannot be served either.
+                    unavailable.append(waiter.type)
+                case .stillBlocked:
+                    break
+                case .served(_, let readyKeys):
+                    for ready in readyKeys where !pending[next...].contains(ready) { pending.append(ready) }
+                }
+            }
+        }
+    }
 
     /// Removes a closing client's wait.
-    func cancel(_ session: ClientSession) {}
+    func cancel(_ session: ClientSession) {
+        guard hasWaiters else { return }
+        let sessionID = ObjectIdentifier(session)
+        let removed = state.withLockedValue { state -> BlockedClient? in
+            guard let waiter = state.bySession[sessionID] else { return nil }
+            switch waiter.phase {
+            case .waiting:
+                state.remove(waiter)
+                waiter.phase = .finished
+                return waiter
+            case .serving:
+                waiter.isCancelled = true
+                return nil
+            case .finished:
+                return nil
+            }
+        }
+        if let removed { released(removed) }
+    }
+
+    /// Unblocks a blocked client as CLIENT UNBLOCK does: with the null array (as on a timeout) or with the error
+    /// `-UNBLOCKED client unblocked via CLIENT UNBLOCK`. Returns whether the client was blocked.
+    public func unblock(clientID: Int, withError: Bool) -> Bool {
+        guard hasWaiters else { return false }
+        let removed = state.withLockedValue { state -> BlockedClient? in
+            guard let waiter = state.bySession.values.first(where: { $0.session.connection.id == clientID }),
+                waiter.phase == .waiting
+            else { return nil }
+            state.remove(waiter)
+            waiter.phase = .finished
+            return waiter
+        }
+        guard let removed else { return false }
+        released(removed)
+        var reply = ReplyWriter(buffer: removed.session.connection.allocator.buffer(capacity: 64),
+                                protocolVersion: removed.protocolVersion)
+        if withError {
+            reply.error(code: "UNBLOCKED", message: "client unblocked via CLIENT UNBLOCK")
+        } else {
+            reply.nullArray()
+        }
+        removed.session.connection.resume(with: reply.buffer)
+        return true
+    }
+
+    // MARK: internals
+
+    /// The outcome of executing a blocked command again.
+    private enum Attempt {
+        /// The ready key holds no value of the type the client waits for.
+        case notReady
+        /// The command ran and would block again.
+        case stillBlocked
+        /// The command completed with `reply`, possibly making `readyKeys` ready (BLMOVE's destination).
+        case served(ByteBuffer, readyKeys: [DatabaseKey])
+    }
+
+    /// Takes the right to retry `waiter` (it may be served by another thread's signal, time out, or be gone).
+    private func claim(_ waiter: BlockedClient) -> Bool {
+        state.withLockedValue { _ in
+            guard waiter.phase == .waiting else { return false }
+            waiter.phase = .serving
+            return true
+        }
+    }
+
+    /// Executes the waiter's command again under the stripe locks of its keys.
+    private func retry(_ waiter: BlockedClient, readyKey: DatabaseKey, node: NodeState) -> Attempt {
+        let keyspace = node.keyspace
+        let now = node.clock.nowMilliseconds()
+        var stripes = waiter.spec.keys.positions(in: waiter.arguments).map { position in
+            waiter.arguments.withBytes(position) { keyspace.stripeIndex(for: KeyRef($0)) }
+        }
+        stripes.sort()
+        var previous = -1
+        for stripe in stripes where stripe != previous {
+            keyspace.lock(stripe: stripe)
+            previous = stripe
+        }
+        defer {
+            previous = -1
+            for stripe in stripes.reversed() where stripe != previous {
+                keyspace.unlock(stripe: stripe)
+                previous = stripe
+            }
+        }
+        let database = keyspace.database(waiter.database, now: now)
+        guard database.peek(KeyRef(readyKey.key))?.type == waiter.type else { return .notReady }
+        var context = CommandContext(
+            arguments: waiter.arguments, spec: waiter.spec, session: waiter.session, node: node, now: now,
+            inTransaction: false)
+        var reply = ReplyWriter(buffer: waiter.session.connection.allocator.buffer(capacity: 128),
+                                protocolVersion: waiter.protocolVersion)
+        do {
+            try waiter.spec.handler(&context, &reply)
+        } catch {
+            waiter.session.stats.errorReplies.add(1, ordering: .relaxed)
+            reply.error(code: error.code, message: error.message)
+            return .served(reply.buffer, readyKeys: context.readyKeys)
+        }
+        return context.suspends ? .stillBlocked : .served(reply.buffer, readyKeys: context.readyKeys)
+    }
+
+    /// Finishes a retry: resumes a served client, or returns it to waiting (or completes a timeout or
+    /// disconnection that arrived meanwhile).
+    private func settle(_ waiter: BlockedClient, _ attempt: Attempt) {
+        enum Ending { case resume(ByteBuffer), timeOut, drop, none }
+        let ending = state.withLockedValue { state -> Ending in
+            if case .served(let reply, _) = attempt {
+                state.remove(waiter)
+                waiter.phase = .finished
+                return .resume(reply)
+            }
+            if waiter.isCancelled || waiter.hasTimedOut {
+                state.remove(waiter)
+                waiter.phase = .finished
+                return waiter.isCancelled ? .drop : .timeOut
+            }
+            waiter.phase = .waiting
+            return .none
+        }
+        switch ending {
+        case .resume(let reply):
+            released(waiter)
+            waiter.session.connection.resume(with: reply)
+        case .timeOut:
+            released(waiter)
+            resumeWithNullArray(waiter)
+        case .drop:
+            released(waiter)
+        case .none:
+            break
+        }
+    }
+
+    /// Fires on the waiter's event loop when its deadline passes.
+    private func timeOut(_ waiter: BlockedClient) {
+        let expired = state.withLockedValue { state -> Bool in
+            switch waiter.phase {
+            case .waiting:
+                state.remove(waiter)
+                waiter.phase = .finished
+                return true
+            case .serving:
+                waiter.hasTimedOut = true
+                return false
+            case .finished:
+                return false
+            }
+        }
+        guard expired else { return }
+        released(waiter)
+        resumeWithNullArray(waiter)
+    }
+
+    /// Bookkeeping once a waiter has left the queues: counters, flags, timer.
+    private func released(_ waiter: BlockedClient) {
+        let timer = state.withLockedValue { _ in
+            defer { waiter.timer = nil }
+            return waiter.timer
+        }
+        timer?.cancel()
+        waiterCount.add(-1, ordering: .relaxed)
+        waiter.session.stats.blockedClients.add(-1, ordering: .relaxed)
+        waiter.session.updateInfo { info in
+            info.flags.removeAll { $0 == "b" }
+            if info.flags.isEmpty { info.flags = "N" }
+        }
+    }
+
+    private func resumeWithNullArray(_ waiter: BlockedClient) {
+        var reply = ReplyWriter(buffer: waiter.session.connection.allocator.buffer(capacity: 8),
+                                protocolVersion: waiter.protocolVersion)
+        reply.nullArray()
+        waiter.session.connection.resume(with: reply.buffer)
+    }
+}
+
+/// One blocked client. Its mutable fields are only touched under the registry's lock.
+final class BlockedClient: @unchecked Sendable {
+    enum Phase { case waiting, serving, finished }
+
+    let session: ClientSession
+    let spec: CommandSpec
+    let arguments: CommandArguments
+    /// The database and protocol at the time it blocked (its connection runs nothing else until resumed).
+    let database: Int
+    let protocolVersion: RESPVersion
+    /// The keys it waits on, without duplicates.
+    let keys: [DatabaseKey]
+    /// The type of value it waits for.
+    let type: ValueType
+
+    var phase = Phase.waiting
+    var hasTimedOut = false
+    var isCancelled = false
+    var timer: Scheduled<Void>?
+
+    init(session: ClientSession, spec: CommandSpec, arguments: CommandArguments, database: Int,
+         protocolVersion: RESPVersion, keys: [DatabaseKey], type: ValueType) {
+        self.session = session
+        self.spec = spec
+        self.arguments = arguments
+        self.database = database
+        self.protocolVersion = protocolVersion
+        self.keys = keys
+        self.type = type
+    }
+}
+
+/// The queues, guarded by the registry's lock.
+struct RegistryState {
+    /// Waiters per key, oldest first.
+    var queues: [DatabaseKey: [BlockedClient]] = [:]
+    /// The waiter of each blocked session.
+    var bySession: [ObjectIdentifier: BlockedClient] = [:]
+
+    /// Takes `waiter` out of every queue.
+    mutating func remove(_ waiter: BlockedClient) {
+        for key in waiter.keys {
+            guard var queue = queues[key] else { continue }
+            queue.removeAll { $0 === waiter }
+            queues[key] = queue.isEmpty ? nil : queue
+        }
+        bySession[ObjectIdentifier(waiter.session)] = nil
+    }
 }
