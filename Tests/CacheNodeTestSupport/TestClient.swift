@@ -98,6 +98,7 @@ public final class TestClient {
     }
 
     /// All replies waiting.
+    @discardableResult
     public func allReplies() throws -> [RESPValue] {
         var replies: [RESPValue] = []
         while let reply = try nextReply() { replies.append(reply) }

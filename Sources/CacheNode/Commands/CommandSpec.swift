@@ -80,7 +80,8 @@ public enum KeySpec: Sendable {
             guard countIndex < arguments.count, let count = arguments.integer(countIndex), count > 0 else {
                 return positions
             }
-            let end = min(countIndex + count, arguments.count - 1)
+            // Clamp before adding: a huge numkeys must not overflow.
+            let end = countIndex + min(count, arguments.count - 1 - countIndex)
             if countIndex + 1 <= end { positions.append(contentsOf: (countIndex + 1)...end) }
             return positions
         case .custom(let compute):

@@ -85,6 +85,9 @@ extension CommandTable {
             let expiry: ExpiryUpdate
             if case .expiresAt(let at) = sourceDatabase.expiry(source) { expiry = .at(at) } else { expiry = .remove }
             target.set(destination, value.duplicate(), expiry: expiry)
+            if targetDatabase == context.session.database && (value.type == .list || value.type == .zset) {
+                context.signalReady(destination)
+            }
             reply.integer(1)
         },
         // MOVE key db

@@ -3,8 +3,8 @@
 // `popFirstNonEmpty`, moves `move`; the blocking commands run the same code and, when nothing is there, park the
 // client in the node's BlockingRegistry, which executes them again when a key they wait on gets a list.
 // Empty lists are deleted, as redis does; every push signals the key so blocked clients get a chance.
-public import CacheStore
-public import RESPServer
+import CacheStore
+import RESPServer
 
 extension CommandTable {
     static let listCommands: [CommandSpec] = [

@@ -71,7 +71,7 @@ enum ServerInfo {
                 ("client_recent_max_input_buffer", "0"), ("client_recent_max_output_buffer", "0"),
                 ("blocked_clients", String(node.stats.total { $0.blockedClients.load(ordering: .relaxed) })),
                 ("tracking_clients", "0"), ("clients_in_timeout_table", "0"),
-                ("total_blocking_keys", "0"), ("total_blocking_keys_on_nokey", "0"),
+                ("total_blocking_keys", String(node.blocking.blockedKeyCount)), ("total_blocking_keys_on_nokey", "0"),
             ]
         case "memory":
             let memory = ProcessMemory.current()
@@ -118,6 +118,7 @@ enum ServerInfo {
                 ("keyspace_hits", String(stats.total { $0.keyspaceHits.load(ordering: .relaxed) })),
                 ("keyspace_misses", String(stats.total { $0.keyspaceMisses.load(ordering: .relaxed) })),
                 ("pubsub_channels", String(node.pubsub.channelCount)), ("pubsub_patterns", String(node.pubsub.patternCount)),
+                ("pubsub_shardchannels", String(node.pubsub.shardChannelCount)),
                 ("total_error_replies", String(stats.total { $0.errorReplies.load(ordering: .relaxed) })),
                 ("rejected_commands_oom", String(stats.total { $0.rejectedCommandsOOM.load(ordering: .relaxed) })),
             ]

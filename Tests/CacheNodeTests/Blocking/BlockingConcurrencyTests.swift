@@ -49,7 +49,7 @@ struct BlockingConcurrencyTests {
 
         func close() async {
             _ = try? await channel.finish(acceptAlreadyClosed: true)
-            try? await loop.shutdownGracefully()
+            await loop.shutdownGracefully()
         }
     }
 
