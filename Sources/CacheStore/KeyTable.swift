@@ -76,7 +76,7 @@ public final class KeyTable {
     /// heap blocks of keys and values. Freeing a key lowers it at once (allocation slack is not counted; INFO
     /// reports the allocator's real totals separately).
     public var estimatedBytes: Int {
-        count * (MemoryLayout<Entry>.stride + 11) + heapBytes + 64
+        count == 0 ? heapBytes : count * (MemoryLayout<Entry>.stride + 11) + heapBytes + 64
     }
 
     /// Capacity of the first chunk, which grows 8, 16, … 256 so that the many small tables stay small.
