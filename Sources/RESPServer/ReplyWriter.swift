@@ -44,9 +44,34 @@ public struct ReplyWriter: Sendable {
 
     /// An integer reply (`:n`).
     @inlinable public mutating func integer(_ value: Int) {
-        buffer.writeInteger(UInt8(ascii: ":"))
-        writeDecimal(value)
-        buffer.writeStaticString("\r\n")
+        line(marker: UInt8(ascii: ":"), value)
+    }
+
+    /// Writes `<marker><decimal value>\r\n` with one buffer access (integers and aggregate headers).
+    @inlinable
+    public mutating func line(marker: UInt8, _ value: Int) {
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: 24) { out in
+            out[0] = marker
+            var magnitude = value.magnitude
+            var position = 1
+            if value < 0 {
+                out[1] = UInt8(ascii: "-")
+                position = 2
+            }
+            var digits = 1
+            var probe = magnitude / 10
+            while probe > 0 { digits += 1; probe /= 10 }
+            var index = position + digits - 1
+            repeat {
+                out[index] = UInt8(truncatingIfNeeded: magnitude % 10) &+ 48
+                magnitude /= 10
+                index -= 1
+            } while magnitude > 0
+            position += digits
+            out[position] = 13
+            out[position + 1] = 10
+            return position + 2
+        }
     }
 
     /// A boolean: RESP3 `#t`/`#f`, RESP2 the integers 1 and 0.
@@ -90,11 +115,40 @@ public struct ReplyWriter: Sendable {
 
     // MARK: bulk strings
 
-    /// A bulk string from raw bytes.
+    /// A bulk string from raw bytes, written with one buffer access (`$len\r\n`, bytes, `\r\n`).
     @inlinable public mutating func bulk(_ bytes: UnsafeRawBufferPointer) {
-        bulkHeader(bytes.count)
-        buffer.writeBytes(bytes)
-        buffer.writeStaticString("\r\n")
+        let count = bytes.count
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count + 25) { out in
+            var position = 0
+            out[0] = UInt8(ascii: "$")
+            position = 1
+            if count < 10 {
+                out[1] = UInt8(truncatingIfNeeded: count) &+ 48
+                position = 2
+            } else {
+                var digits = 0
+                var remaining = count
+                while remaining > 0 { digits += 1; remaining /= 10 }
+                remaining = count
+                var index = position + digits - 1
+                while remaining > 0 {
+                    out[index] = UInt8(truncatingIfNeeded: remaining % 10) &+ 48
+                    remaining /= 10
+                    index -= 1
+                }
+                position += digits
+            }
+            out[position] = 13
+            out[position + 1] = 10
+            position += 2
+            if count > 0 {
+                (out.baseAddress! + position).copyMemory(from: bytes.baseAddress!, byteCount: count)
+            }
+            position += count
+            out[position] = 13
+            out[position + 1] = 10
+            return position + 2
+        }
     }
 
     /// A bulk string from a byte sequence.
@@ -152,26 +206,20 @@ public struct ReplyWriter: Sendable {
 
     /// The header of a bulk string of `count` bytes; the caller writes the bytes and `\r\n`.
     @inlinable public mutating func bulkHeader(_ count: Int) {
-        buffer.writeInteger(UInt8(ascii: "$"))
-        writeDecimal(count)
-        buffer.writeStaticString("\r\n")
+        line(marker: UInt8(ascii: "$"), count)
     }
 
     // MARK: aggregates
 
     /// An array of `count` elements; the caller writes the elements.
     @inlinable public mutating func arrayHeader(_ count: Int) {
-        buffer.writeInteger(UInt8(ascii: "*"))
-        writeDecimal(count)
-        buffer.writeStaticString("\r\n")
+        line(marker: UInt8(ascii: "*"), count)
     }
 
     /// A map of `count` pairs: RESP3 `%count`, RESP2 a flat array of `2 * count` elements.
     public mutating func mapHeader(_ count: Int) {
         if protocolVersion == .v3 {
-            buffer.writeInteger(UInt8(ascii: "%"))
-            writeDecimal(count)
-            buffer.writeStaticString("\r\n")
+            line(marker: UInt8(ascii: "%"), count)
         } else {
             arrayHeader(count * 2)
         }
@@ -180,9 +228,7 @@ public struct ReplyWriter: Sendable {
     /// A set of `count` members: RESP3 `~count`, RESP2 an array.
     public mutating func setHeader(_ count: Int) {
         if protocolVersion == .v3 {
-            buffer.writeInteger(UInt8(ascii: "~"))
-            writeDecimal(count)
-            buffer.writeStaticString("\r\n")
+            line(marker: UInt8(ascii: "~"), count)
         } else {
             arrayHeader(count)
         }
@@ -191,9 +237,7 @@ public struct ReplyWriter: Sendable {
     /// An out-of-band push (pub/sub messages): RESP3 `>count`, RESP2 an array.
     public mutating func pushHeader(_ count: Int) {
         if protocolVersion == .v3 {
-            buffer.writeInteger(UInt8(ascii: ">"))
-            writeDecimal(count)
-            buffer.writeStaticString("\r\n")
+            line(marker: UInt8(ascii: ">"), count)
         } else {
             arrayHeader(count)
         }

@@ -115,8 +115,9 @@ public enum CommandGroup: String, Sendable {
 /// Executes a command: reads arguments from `context`, writes one reply into `reply`.
 public typealias CommandHandler = @Sendable (inout CommandContext, inout ReplyWriter) throws(CommandError) -> Void
 
-/// One command's metadata and implementation.
-public struct CommandSpec: Sendable {
+/// One command's metadata and implementation (a class: the dispatcher hands it around once per command, and a
+/// reference costs one retain where a struct of strings, arrays and a closure costs several).
+public final class CommandSpec: Sendable {
     /// Lowercase name (`get`), or `container|sub` for subcommands.
     public let name: String
     /// Argument count including the name; negative means "at least -arity".

@@ -8,6 +8,7 @@ public struct CommandTable: Sendable {
     /// Every command, in registration order.
     public let commands: [CommandSpec]
     private let index: [CompactBytes: Int]
+    private let fastIndex: CommandNameIndex
 
     /// The table with every family registered.
     public static let standard = CommandTable(families: [
@@ -31,6 +32,7 @@ public struct CommandTable: Sendable {
         }
         self.commands = commands
         self.index = index
+        self.fastIndex = CommandNameIndex(names: commands.map(\.name))
     }
 
     /// The command named by argument 0 of `arguments` (case-insensitive).
@@ -41,23 +43,64 @@ public struct CommandTable: Sendable {
     /// The position in ``commands`` of the command named by argument 0.
     public func lookupIndex(_ arguments: CommandArguments) -> Int? {
         guard arguments.count > 0 else { return nil }
-        let key: CompactBytes? = arguments.withBytes(0) { name in
-            guard name.count <= CompactBytes.inlineCapacity else { return nil }
-            var lowered: (UInt64, UInt64, UInt64) = (0, 0, 0)
-            return withUnsafeMutableBytes(of: &lowered) { raw in
-                for position in 0..<name.count {
-                    let byte = name[position]
-                    raw[position] = byte >= 65 && byte <= 90 ? byte | 0x20 : byte
-                }
-                return CompactBytes(UnsafeRawBufferPointer(rebasing: raw[0..<name.count]))
-            }
-        }
-        guard let key else { return nil }
-        return index[key]
+        return arguments.withBytes(0) { fastIndex.lookup($0) }
     }
 
     /// The command with this lowercase name.
     public func command(named name: String) -> CommandSpec? {
         index[CompactBytes(name.lowercased())].map { commands[$0] }
+    }
+}
+
+/// Command-name lookup for the hot path: names are lowercased into three words and found in a small
+/// open-addressing table with a multiplicative hash. The names are fixed at start-up, so no seeded hash is needed.
+struct CommandNameIndex: Sendable {
+    private var slots: [(UInt64, UInt64, UInt64, Int32)]
+    private let mask: Int
+
+    init(names: [String]) {
+        var capacity = 16
+        while capacity < names.count * 4 { capacity *= 2 }
+        slots = Array(repeating: (0, 0, 0, -1), count: capacity)
+        mask = capacity - 1
+        for (position, name) in names.enumerated() {
+            let words = Array(name.utf8).withUnsafeBytes { Self.words($0)! }
+            var slot = Self.hash(words) & mask
+            while slots[slot].3 >= 0 { slot = (slot + 1) & mask }
+            slots[slot] = (words.0, words.1, words.2, Int32(position))
+        }
+    }
+
+    /// The lowercased name packed into words (length in the top byte of the last), or `nil` when longer than 23.
+    @inline(__always)
+    static func words(_ name: UnsafeRawBufferPointer) -> (UInt64, UInt64, UInt64)? {
+        guard name.count > 0 && name.count <= 23 else { return nil }
+        var words: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &words) { raw in
+            for position in 0..<name.count {
+                let byte = name[position]
+                raw[position] = byte >= 65 && byte <= 90 ? byte | 0x20 : byte
+            }
+            raw[23] = UInt8(name.count)
+        }
+        return words
+    }
+
+    @inline(__always)
+    static func hash(_ words: (UInt64, UInt64, UInt64)) -> Int {
+        let mixed = (words.0 &* 0x9E37_79B9_7F4A_7C15) ^ (words.1 &* 0xC2B2_AE3D_27D4_EB4F) ^ (words.2 &* 0x1656_67B1_9E37_79F9)
+        return Int(truncatingIfNeeded: mixed ^ (mixed >> 29))
+    }
+
+    @inline(__always)
+    func lookup(_ name: UnsafeRawBufferPointer) -> Int? {
+        guard let words = Self.words(name) else { return nil }
+        var slot = Self.hash(words) & mask
+        while true {
+            let entry = slots[slot]
+            if entry.3 < 0 { return nil }
+            if entry.0 == words.0 && entry.1 == words.1 && entry.2 == words.2 { return Int(entry.3) }
+            slot = (slot + 1) & mask
+        }
     }
 }
