@@ -162,6 +162,17 @@ let package = Package(
             exclude: ["Vectors"],
             swiftSettings: strictSettings
         ),
+        .testTarget(
+            name: "cachectlTests",
+            dependencies: [
+                "cachectl", "ReplicationSec",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .testTarget(name: "CacheFrameworkTests", dependencies: ["CacheFramework"], swiftSettings: strictSettings),
     ]
 )
