@@ -122,6 +122,20 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // MARK: secure channel benchmark (prints a table; not a test)
+        .executableTarget(
+            name: "SecBench",
+            dependencies: [
+                "ReplicationSec",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "benchmarks/SecBench",
+            swiftSettings: strictSettings
+        ),
+
         // MARK: tests (folders mirror Sources/)
         .testTarget(
             name: "RESPServerTests",
