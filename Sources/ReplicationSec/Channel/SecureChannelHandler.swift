@@ -1,6 +1,7 @@
 // SecureChannelHandler: the NIO handler that runs the handshake, then seals outbound and opens inbound records.
 // It stays thin: the handshake and record logic live in HandshakeStateMachine and RecordSealer/RecordOpener.
 import Crypto
+import Foundation
 import Logging
 import Metrics
 public import NIOCore
@@ -95,21 +96,22 @@ public final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelH
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = Array(unwrapInboundIn(data).readableBytesView)
+        let frame = unwrapInboundIn(data)
         switch state {
         case .handshaking(var machine):
-            let action = machine.receive(frame)
+            let action = machine.receive(Array(frame.readableBytesView))
             state = .handshaking(machine)
             perform(action, context: context)
         case .established(let sealer, var opener):
             do {
-                let record = try opener.open(frame, now: configuration.monotonicNow())
+                let plaintext = try opener.open(frame, now: configuration.monotonicNow())
                 state = .established(sealer: sealer, opener: opener)
-                switch record {
-                case .data(let plaintext):
+                if let plaintext {
                     Metrics.Counter(label: "replicationsec_records_opened").increment()
-                    context.fireChannelRead(wrapInboundOut(context.channel.allocator.buffer(bytes: plaintext)))
-                case .close:
+                    var buffer = context.channel.allocator.buffer(capacity: plaintext.count)
+                    buffer.writeBytes(plaintext)
+                    context.fireChannelRead(wrapInboundOut(buffer))
+                } else {
                     receivedClose = true
                     context.fireUserInboundEventTriggered(SecureChannelEvent.peerClosed)
                     context.close(promise: nil)
@@ -205,18 +207,29 @@ public final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelH
 
     private func seal(_ buffer: ByteBuffer, promise: EventLoopPromise<Void>?, context: ChannelHandlerContext, flush: Bool = false) {
         guard case .established(var sealer, let opener) = state else { return }
-        var remaining = buffer
+        let maximum = configuration.maximumRecordPayload
+        let records = max(1, (buffer.readableBytes + maximum - 1) / maximum)
         var output = context.channel.allocator.buffer(
-            capacity: buffer.readableBytes + (buffer.readableBytes / configuration.maximumRecordPayload + 1) * RecordFormat.minimumRecordLength)
-        do {
+            capacity: buffer.readableBytes + records * RecordFormat.minimumRecordLength)
+        let now = configuration.monotonicNow()
+        var failure: SecureChannelError?
+        buffer.withUnsafeReadableBytes { bytes in
+            var offset = 0
             repeat {
-                let chunk = remaining.readBytes(length: min(remaining.readableBytes, configuration.maximumRecordPayload)) ?? []
-                output.writeBytes(try sealer.seal(chunk, now: configuration.monotonicNow()))
-                Metrics.Counter(label: "replicationsec_records_sealed").increment()
-            } while remaining.readableBytes > 0
-        } catch {
-            promise?.fail(error)
-            fail(context: context, error)
+                let end = min(offset + maximum, bytes.count)
+                do throws(SecureChannelError) {
+                    try sealer.seal(UnsafeRawBufferPointer(rebasing: bytes[offset..<end]), now: now, into: &output)
+                } catch {
+                    failure = error
+                    return
+                }
+                offset = end
+            } while offset < bytes.count
+        }
+        Metrics.Counter(label: "replicationsec_records_sealed").increment(by: records)
+        if let failure {
+            promise?.fail(failure)
+            fail(context: context, failure)
             return
         }
         state = .established(sealer: sealer, opener: opener)

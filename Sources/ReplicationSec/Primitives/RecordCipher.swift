@@ -39,6 +39,33 @@ public struct RecordCipher: Sendable {
         Self.aesCTR(bytes, key: encryptionKey, counterBlock: Self.counterBlock(recordCounter: recordCounter))
     }
 
+    /// Applies the keystream to contiguous bytes without copying the input.
+    func applyKeystream(_ bytes: UnsafeRawBufferPointer, recordCounter: UInt64) -> Data {
+        if bytes.isEmpty { return Data() }
+        do {
+            let nonce = try AES._CTR.Nonce(nonceBytes: Self.counterBlock(recordCounter: recordCounter))
+            return try AES._CTR.encrypt(bytes, using: encryptionKey, nonce: nonce)
+        } catch {
+            fatalError("AES-CTR failed with a valid key and nonce: \(error)")
+        }
+    }
+
+    /// HMAC-SHA256 over contiguous bytes.
+    func tag(_ bytes: UnsafeRawBufferPointer) -> HashedAuthenticationCode<SHA256> {
+        HMAC<SHA256>.authenticationCode(for: bytes, using: macKey)
+    }
+
+    /// Checks `tag` (32 bytes) against HMAC-SHA256 over `bytes` in constant time.
+    func isValidTag(_ tag: UnsafeRawBufferPointer, over bytes: UnsafeRawBufferPointer) -> Bool {
+        let expected = self.tag(bytes)
+        guard tag.count == Self.tagLength else { return false }
+        return expected.withUnsafeBytes { expectedBytes in
+            var difference: UInt8 = 0
+            for index in 0..<Self.tagLength { difference |= expectedBytes[index] ^ tag[index] }
+            return difference == 0
+        }
+    }
+
     /// AES-CTR with an explicit 16-byte initial counter block (used by the known-answer tests too).
     public static func aesCTR(_ bytes: [UInt8], key: SymmetricKey, counterBlock: [UInt8]) -> [UInt8] {
         if bytes.isEmpty { return [] }

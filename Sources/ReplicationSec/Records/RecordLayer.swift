@@ -7,6 +7,7 @@
 // Opening checks epoch, limits and replay first (cheap), then the tag in constant time, and only then
 // moves the replay window, installs a new epoch, and decrypts.
 public import Crypto
+public import Foundation
 public import NIOCore
 
 /// Kinds of frames on the wire.
@@ -82,6 +83,25 @@ public struct RecordSealer: Sendable {
     private mutating func seal(_ payload: [UInt8], type: FrameType, now: NIODeadline) throws(SecureChannelError)
         -> [UInt8]
     {
+        var output = ByteBuffer()
+        var failure: SecureChannelError?
+        payload.withUnsafeBytes { bytes in
+            do throws(SecureChannelError) { try seal(bytes, type: type, now: now, into: &output) } catch { failure = error }
+        }
+        if let failure { throw failure }
+        return Array(output.readableBytesView)
+    }
+
+    /// Seals `payload` as one data record appended to `output` (the allocation-light path the handler uses).
+    public mutating func seal(_ payload: UnsafeRawBufferPointer, now: NIODeadline, into output: inout ByteBuffer)
+        throws(SecureChannelError)
+    {
+        try seal(payload, type: .data, now: now, into: &output)
+    }
+
+    private mutating func seal(
+        _ payload: UnsafeRawBufferPointer, type: FrameType, now: NIODeadline, into output: inout ByteBuffer
+    ) throws(SecureChannelError) {
         guard !closed else { throw .sessionClosed }
         guard nextCounter < UInt64.max else { throw .counterExhausted }
         if recordsUnderKey >= policy.rekeyAfterMessages || now - keyInstalledAt >= policy.rekeyAfterTime {
@@ -93,12 +113,18 @@ public struct RecordSealer: Sendable {
             keyInstalledAt = now
         }
         let counter = nextCounter
-        let header = Self.header(type: type, payloadLength: payload.count, epoch: epoch, counter: counter)
-        let ciphertext = cipher.applyKeystream(payload, recordCounter: counter)
-        let tag = cipher.tag(header, ciphertext)
+        let start = output.writerIndex
+        output.writeInteger(type.rawValue)
+        output.writeInteger(UInt32(payload.count + 12 + RecordCipher.tagLength))
+        output.writeInteger(epoch)
+        output.writeInteger(counter)
+        output.writeBytes(cipher.applyKeystream(payload, recordCounter: counter))
+        let tag = output.withUnsafeReadableBytes { bytes in
+            cipher.tag(UnsafeRawBufferPointer(rebasing: bytes[(start - output.readerIndex)...]))
+        }
+        tag.withUnsafeBytes { _ = output.writeBytes($0) }
         nextCounter += 1
         recordsUnderKey += 1
-        return header + ciphertext + tag
     }
 
     static func header(type: FrameType, payloadLength: Int, epoch: UInt32, counter: UInt64) -> [UInt8] {
@@ -146,16 +172,34 @@ public struct RecordOpener: Sendable {
     /// Authenticates and decrypts one complete record frame.
     /// Nothing is returned, and no state changes, unless the tag verifies.
     public mutating func open(_ frame: [UInt8], now: NIODeadline) throws(SecureChannelError) -> OpenedRecord {
+        var result: Result<Data?, SecureChannelError> = .success(nil)
+        frame.withUnsafeBytes { bytes in
+            do throws(SecureChannelError) { result = .success(try open(bytes, now: now)) } catch { result = .failure(error) }
+        }
+        return try result.get().map { .data(Array($0)) } ?? .close
+    }
+
+    /// Authenticates and decrypts one frame held in a ByteBuffer (the handler's path).
+    /// - Returns: the plaintext, or `nil` for the authenticated close record.
+    public mutating func open(_ frame: ByteBuffer, now: NIODeadline) throws(SecureChannelError) -> Data? {
+        var result: Result<Data?, SecureChannelError> = .success(nil)
+        frame.withUnsafeReadableBytes { bytes in
+            do throws(SecureChannelError) { result = .success(try open(bytes, now: now)) } catch { result = .failure(error) }
+        }
+        return try result.get()
+    }
+
+    private mutating func open(_ frame: UnsafeRawBufferPointer, now: NIODeadline) throws(SecureChannelError) -> Data? {
         guard !closed else { throw .sessionClosed }
         guard frame.count >= RecordFormat.minimumRecordLength else { throw .malformedFrame }
         guard let type = FrameType(rawValue: frame[0]), type == .data || type == .close else {
             throw .unexpectedFrame
         }
-        guard Int(frame.readBigEndian(UInt32.self, at: 1)) == frame.count - RecordFormat.frameHeaderLength else {
+        guard Int(Self.read(UInt32.self, frame, at: 1)) == frame.count - RecordFormat.frameHeaderLength else {
             throw .malformedFrame
         }
-        let recordEpoch = frame.readBigEndian(UInt32.self, at: 5)
-        let counter = frame.readBigEndian(UInt64.self, at: 9)
+        let recordEpoch = Self.read(UInt32.self, frame, at: 5)
+        let counter = Self.read(UInt64.self, frame, at: 9)
 
         // Epoch and limits.
         let isNextEpoch: Bool
@@ -190,8 +234,9 @@ public struct RecordOpener: Sendable {
             key = cipher
         }
         let tagStart = frame.count - RecordCipher.tagLength
-        let authenticated = Array(frame[0..<tagStart])
-        guard key.isValidTag(Array(frame[tagStart...]), over: authenticated) else { throw .badRecordTag }
+        guard key.isValidTag(
+            UnsafeRawBufferPointer(rebasing: frame[tagStart...]), over: UnsafeRawBufferPointer(rebasing: frame[..<tagStart]))
+        else { throw .badRecordTag }
 
         // Commit: window, epoch, counters; the retired key is dropped (and zeroed by SymmetricKey).
         switch ordering {
@@ -210,10 +255,16 @@ public struct RecordOpener: Sendable {
         if type == .close {
             guard tagStart == RecordFormat.recordHeaderLength else { throw .malformedFrame }
             closed = true
-            return .close
+            return nil
         }
-        let ciphertext = Array(frame[RecordFormat.recordHeaderLength..<tagStart])
-        return .data(key.applyKeystream(ciphertext, recordCounter: counter))
+        return key.applyKeystream(
+            UnsafeRawBufferPointer(rebasing: frame[RecordFormat.recordHeaderLength..<tagStart]), recordCounter: counter)
+    }
+
+    private static func read<I: FixedWidthInteger>(_: I.Type, _ bytes: UnsafeRawBufferPointer, at offset: Int) -> I {
+        var value = I.zero
+        for index in 0..<(I.bitWidth / 8) { value = value << 8 | I(bytes[offset + index]) }
+        return value
     }
 }
 
