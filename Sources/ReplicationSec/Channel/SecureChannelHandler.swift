@@ -48,6 +48,8 @@ public final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelH
     private var handshakeResolved = false
     private let handshakePromise: EventLoopPromise<NodeCertificate>
     private var logger: Logger
+    private let recordsSealed = Metrics.Counter(label: "replicationsec_records_sealed")
+    private let recordsOpened = Metrics.Counter(label: "replicationsec_records_opened")
 
     /// Completes with the peer certificate when the handshake succeeds, or fails with its error.
     public var handshakeCompleted: EventLoopFuture<NodeCertificate> { handshakePromise.futureResult }
@@ -107,7 +109,7 @@ public final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelH
                 let plaintext = try opener.open(frame, now: configuration.monotonicNow())
                 state = .established(sealer: sealer, opener: opener)
                 if let plaintext {
-                    Metrics.Counter(label: "replicationsec_records_opened").increment()
+                    recordsOpened.increment()
                     var buffer = context.channel.allocator.buffer(capacity: plaintext.count)
                     buffer.writeBytes(plaintext)
                     context.fireChannelRead(wrapInboundOut(buffer))
@@ -226,7 +228,7 @@ public final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelH
                 offset = end
             } while offset < bytes.count
         }
-        Metrics.Counter(label: "replicationsec_records_sealed").increment(by: records)
+        recordsSealed.increment(by: records)
         if let failure {
             promise?.fail(failure)
             fail(context: context, failure)
