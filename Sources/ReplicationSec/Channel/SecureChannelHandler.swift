@@ -139,12 +139,18 @@ public final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelH
     }
 
     public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        if case .established(var sealer, let opener) = state, !sentClose, mode != .input {
+        // Send the authenticated close record first and close once it is written, so queued records and the
+        // close record reach the peer (otherwise it would report a truncation).
+        if case .established(var sealer, let opener) = state, !sentClose, mode != .input,
+            let frame = try? sealer.sealClose(now: configuration.monotonicNow())
+        {
             sentClose = true
-            if let frame = try? sealer.sealClose(now: configuration.monotonicNow()) {
-                state = .established(sealer: sealer, opener: opener)
-                context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: frame)), promise: nil)
+            state = .established(sealer: sealer, opener: opener)
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: frame))).whenComplete { _ in
+                loopBound.value.close(mode: mode, promise: promise)
             }
+            return
         }
         context.close(mode: mode, promise: promise)
     }
