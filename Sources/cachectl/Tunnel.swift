@@ -40,6 +40,9 @@ enum Tunnel {
                 for try await secure in inbound {
                     group.addTask {
                         do {
+                            // Authenticate first: nothing reaches the target from an unauthenticated peer.
+                            let peer = try await SecureChannel.authenticatedPeer(of: secure.channel)
+                            logger.debug("tunnel peer authenticated", metadata: ["peer.node_id": "\(peer.nodeID)"])
                             let plain = try await connectPlain(host: targetHost, port: targetPort)
                             try await pipe(plain, secure)
                         } catch {

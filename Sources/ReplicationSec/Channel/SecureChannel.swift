@@ -71,4 +71,16 @@ public enum SecureChannel {
                 }
             }
     }
+
+    /// Waits for the handshake on a channel set up by ``addHandlers(to:role:configuration:eventLoop:)``, ``bind``
+    /// or ``connect``, and returns the authenticated peer (use it on accepted children before acting on them).
+    public static func authenticatedPeer(of channel: any Channel) async throws -> NodeCertificate {
+        try await channel.eventLoop.flatSubmit {
+            do {
+                return try channel.pipeline.syncOperations.handler(type: SecureChannelHandler.self).handshakeCompleted
+            } catch {
+                return channel.eventLoop.makeFailedFuture(error)
+            }
+        }.get()
+    }
 }
