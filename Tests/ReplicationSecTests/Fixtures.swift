@@ -1,5 +1,6 @@
 // Fixtures: a test authority, node identities, trust stores and handshake configurations shared by the tests.
 import Crypto
+import Foundation
 import NIOCore
 @testable import ReplicationSec
 
@@ -91,5 +92,3 @@ extension [UInt8] {
 
     var hex: String { map { String(format: "%02x", $0) }.joined() }
 }
-
-import Foundation
