@@ -132,6 +132,20 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // MARK: secure channel benchmark (prints a table; not a test)
+        .executableTarget(
+            name: "SecBench",
+            dependencies: [
+                "ReplicationSec",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "benchmarks/SecBench",
+            swiftSettings: strictSettings
+        ),
+
         // MARK: tests (folders mirror Sources/)
         .testTarget(
             name: "RESPServerTests",
@@ -179,6 +193,19 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ],
+            exclude: ["Vectors"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "cachectlTests",
+            dependencies: [
+                "cachectl", "ReplicationSec",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),

@@ -6,6 +6,6 @@ struct Cachectl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cachectl",
         abstract: "Drive cache clusters, node identities and secure tunnels.",
-        subcommands: []
+        subcommands: [IdentityCommand.self, TunnelCommand.self]
     )
 }

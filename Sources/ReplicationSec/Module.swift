@@ -1,2 +1,0 @@
-// Placeholder replaced by the ReplicationSec implementation.
-public enum ReplicationSecModule {}

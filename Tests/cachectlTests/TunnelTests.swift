@@ -1,0 +1,191 @@
+// TunnelTests: end to end through `tunnel connect` → secure channel → `tunnel listen` → redis-server, with
+// redis-cli as the client and a redis-server replica replicating through the tunnel. Needs redis-server and
+// redis-cli on PATH (apt-get install redis-server redis-tools).
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ReplicationSec
+import Testing
+@testable import cachectl
+
+@Suite(.serialized)
+struct TunnelTests {
+    @Test func hostPortParsing() throws {
+        #expect(try HostPort(parsing: "127.0.0.1:6379") == HostPort(parsing: "127.0.0.1:6379"))
+        #expect(try HostPort(parsing: "::1:7000").host == "::1")
+        #expect(throws: (any Error).self) { try HostPort(parsing: "localhost") }
+        #expect(throws: (any Error).self) { try HostPort(parsing: ":80") }
+        #expect(throws: (any Error).self) {
+            _ = try Cachectl.parseAsRoot(["tunnel", "listen", "--listen", "nope", "--target", "127.0.0.1:1", "--identity", "i", "--authority", "a"])
+        }
+    }
+
+    @Test func redisCliAndReplicationThroughTheTunnel() async throws {
+        let directory = try TemporaryDirectory()
+        try await CLI.run(["identity", "init", "--directory", directory.path])
+        for node in ["edge", "origin"] {
+            try await CLI.run([
+                "identity", "issue", "--authority-key", directory.file("authority.key"), "--node-id", node,
+                "--role", "cache-node", "--out", directory.file("\(node).identity"),
+            ])
+        }
+        func options(_ node: String, peer: String) throws -> SecureChannelConfiguration {
+            let parsed = try SecureChannelOptions.parse([
+                "--identity", directory.file("\(node).identity"), "--authority", directory.file("authority.pub"),
+                "--peer-node-id", peer, "--peer-role", "cache-node",
+            ])
+            return try parsed.configuration(logger: Logger(label: "tunnel-test"))
+        }
+
+        let masterPort = try await freePort()
+        let master = try RedisProcess(port: masterPort, directory: directory.path, extra: [])
+        defer { master.stop() }
+        try await master.waitUntilReady()
+
+        let logger = Logger(label: "tunnel-test")
+        let secureListener = try await SecureChannel.bind(host: "127.0.0.1", port: 0, configuration: options("origin", peer: "edge"))
+        let securePort = try #require(secureListener.channel.localAddress?.port)
+        let plainListener = try await Tunnel.bindPlain(host: "127.0.0.1", port: 0)
+        let tunnelPort = try #require(plainListener.channel.localAddress?.port)
+        let secureChannel = secureListener.channel
+        let plainChannel = plainListener.channel
+        let edge = try options("edge", peer: "origin")
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await Tunnel.serveSecure(listener: secureListener, targetHost: "127.0.0.1", targetPort: masterPort, logger: logger) }
+            group.addTask {
+                try await Tunnel.servePlain(listener: plainListener, remoteHost: "127.0.0.1", remotePort: securePort, configuration: edge, logger: logger)
+            }
+
+            // redis-cli through the tunnel.
+            #expect(try await redisCLI(port: tunnelPort, ["PING"]) == "PONG")
+            #expect(try await redisCLI(port: tunnelPort, ["SET", "greeting", "hello through the tunnel"]) == "OK")
+            #expect(try await redisCLI(port: tunnelPort, ["GET", "greeting"]) == "hello through the tunnel")
+            #expect(try await redisCLI(port: masterPort, ["GET", "greeting"]) == "hello through the tunnel")
+            let big = String(repeating: "v", count: 100_000)
+            #expect(try await redisCLI(port: tunnelPort, ["SET", "big", big]) == "OK")
+            #expect(try await redisCLI(port: tunnelPort, ["STRLEN", "big"]) == "100000")
+
+            // A replica whose replication link runs through the tunnel.
+            let replicaPort = try await freePort()
+            let replica = try RedisProcess(port: replicaPort, directory: directory.path, extra: ["--replicaof", "127.0.0.1", "\(tunnelPort)"])
+            defer { replica.stop() }
+            try await replica.waitUntilReady()
+            let linked = try await poll { try await redisCLI(port: replicaPort, ["INFO", "replication"]).contains("master_link_status:up") }
+            #expect(linked, "replica never reached master_link_status:up through the tunnel")
+            #expect(try await redisCLI(port: masterPort, ["SET", "replicated", "yes"]) == "OK")
+            let replicated = try await poll { try await redisCLI(port: replicaPort, ["GET", "replicated"]) == "yes" }
+            #expect(replicated)
+            #expect(try await redisCLI(port: replicaPort, ["GET", "greeting"]) == "hello through the tunnel")
+
+            replica.stop()
+            master.stop()
+            try await secureChannel.close()
+            try await plainChannel.close()
+            group.cancelAll()
+            while let _ = try? await group.next() {}
+        }
+    }
+
+    @Test func tunnelRefusesAPeerWithTheWrongNodeID() async throws {
+        let directory = try TemporaryDirectory()
+        try await CLI.run(["identity", "init", "--directory", directory.path])
+        for node in ["edge", "origin"] {
+            try await CLI.run([
+                "identity", "issue", "--authority-key", directory.file("authority.key"), "--node-id", node,
+                "--role", "cache-node", "--out", directory.file("\(node).identity"),
+            ])
+        }
+        let origin = try SecureChannelOptions.parse([
+            "--identity", directory.file("origin.identity"), "--authority", directory.file("authority.pub"),
+            "--peer-node-id", "someone-else",
+        ]).configuration(logger: Logger(label: "tunnel-test"))
+        let edge = try SecureChannelOptions.parse([
+            "--identity", directory.file("edge.identity"), "--authority", directory.file("authority.pub"),
+        ]).configuration(logger: Logger(label: "tunnel-test"))
+        let listener = try await SecureChannel.bind(host: "127.0.0.1", port: 0, configuration: origin)
+        let port = try #require(listener.channel.localAddress?.port)
+        await #expect(throws: (any Error).self) {
+            let (channel, _) = try await SecureChannel.connect(host: "127.0.0.1", port: port, configuration: edge)
+            // The client may finish its side first; the server's rejection then closes the channel.
+            try await channel.executeThenClose { input, _ in
+                for try await _ in input {}
+            }
+        }
+        try await listener.channel.close()
+    }
+}
+
+// MARK: helpers
+
+/// Finds a free loopback port by binding port 0 and closing again.
+func freePort() async throws -> Int {
+    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .bind(host: "127.0.0.1", port: 0).get()
+    let port = channel.localAddress!.port!
+    try await channel.close()
+    return port
+}
+
+/// Runs redis-cli on a thread-pool thread (never blocking the concurrency pool) and returns its trimmed output.
+func redisCLI(port: Int, _ arguments: [String]) async throws -> String {
+    try await NIOThreadPool.singleton.runIfActive { try blockingRedisCLI(port: port, arguments) }
+}
+
+func blockingRedisCLI(port: Int, _ arguments: [String]) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["redis-cli", "-h", "127.0.0.1", "-p", "\(port)"] + arguments
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = output
+    try process.run()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+/// Polls `condition` until true or 20 s pass (waiting on external processes, not on our own timers).
+func poll(_ condition: () async throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + .seconds(20)
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    return false
+}
+
+/// A redis-server child process on a loopback port with persistence off.
+final class RedisProcess: Sendable {
+    let port: Int
+    private let process: Process
+
+    init(port: Int, directory: String, extra: [String]) throws {
+        self.port = port
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["redis-server", "--port", "\(port)", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", directory, "--dbfilename", "dump-\(port).rdb", "--repl-diskless-sync", "yes",
+                             "--repl-diskless-sync-delay", "0"] + extra
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+    }
+
+    func waitUntilReady() async throws {
+        let ready = try await poll { try await redisCLI(port: port, ["PING"]) == "PONG" }
+        guard ready else { throw CocoaError(.executableLoad) }
+    }
+
+    /// Stops the server: SHUTDOWN NOSAVE, then SIGKILL if it is still running (a signal mask inherited from the
+    /// test process can block SIGTERM).
+    func stop() {
+        guard process.isRunning else { return }
+        _ = try? blockingRedisCLI(port: port, ["SHUTDOWN", "NOSAVE"])
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+}
