@@ -21,6 +21,7 @@ let package = Package(
         .executable(name: "cache-node", targets: ["CacheNodeServer"]),
         .executable(name: "cachectl", targets: ["cachectl"]),
         .executable(name: "cache-bench", targets: ["CacheBench"]),
+        .executable(name: "placement-bench", targets: ["PlacementBench"]),
         .library(name: "CacheNode", targets: ["CacheNode"]),
         .library(name: "ReplicationSec", targets: ["ReplicationSec"]),
         .library(name: "CacheFramework", targets: ["CacheFramework"]),
@@ -119,6 +120,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "benchmarks/LoadGenerator",
+            swiftSettings: strictSettings
+        ),
+
+        // MARK: placement benchmark (release build: `swift run -c release placement-bench`)
+        .executableTarget(
+            name: "PlacementBench",
+            dependencies: ["CacheFramework"],
+            path: "benchmarks/PlacementBench",
             swiftSettings: strictSettings
         ),
 
