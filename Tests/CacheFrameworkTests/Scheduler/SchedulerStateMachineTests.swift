@@ -294,4 +294,32 @@ struct SchedulerStateMachineTests {
         #expect(harness.durable.clusters.isEmpty && harness.durable.tasks.isEmpty)
         #expect(harness.simulation.tasks.values.allSatisfy { $0.state == .killed })
     }
+
+    @Test func suppressedSchedulerRevivesWhenWorkAppears() throws {
+        var harness = SchedulerHarness(agents: 3)
+        harness.subscribe()
+        harness.offerRound()
+        #expect(harness.simulation.suppressed)
+        #expect(harness.machine.suppressed)
+        try harness.create(spec(shards: 1, replicas: 1))
+        #expect(harness.log.last == .revive)
+        #expect(!harness.simulation.suppressed)
+        harness.offerRound()
+        #expect(harness.simulation.launched.count == 2)
+    }
+
+    @Test func droppedLaunchIsRelaunchedWithANewTaskID() throws {
+        var harness = SchedulerHarness(agents: 2)
+        harness.subscribe()
+        try harness.create(spec(shards: 1, replicas: 0))
+        harness.offerRound()
+        let first = try #require(harness.simulation.launched.first)
+        harness.deliver(harness.simulation.setState(first.taskID, .dropped))
+        #expect(harness.machine.tasks[first.taskID] == nil)
+        harness.simulation.advance(by: 6)
+        harness.offerRound()
+        #expect(harness.simulation.launched.count == 2)
+        #expect(harness.simulation.launched[1].taskID != first.taskID)
+        #expect(harness.durable.nextTaskNumber == 3)
+    }
 }
