@@ -23,6 +23,7 @@ let package = Package(
         .executable(name: "cache-node", targets: ["CacheNodeServer"]),
         .executable(name: "cachectl", targets: ["cachectl"]),
         .executable(name: "cache-bench", targets: ["CacheBench"]),
+        .executable(name: "placement-bench", targets: ["PlacementBench"]),
         .library(name: "CacheNode", targets: ["CacheNode"]),
         .library(name: "ReplicationSec", targets: ["ReplicationSec"]),
         .library(name: "CacheFramework", targets: ["CacheFramework"]),
@@ -143,6 +144,13 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "benchmarks/SecBench",
+            swiftSettings: strictSettings
+        ),
+        // MARK: placement benchmark (release build: `swift run -c release placement-bench`)
+        .executableTarget(
+            name: "PlacementBench",
+            dependencies: ["CacheFramework"],
+            path: "benchmarks/PlacementBench",
             swiftSettings: strictSettings
         ),
 

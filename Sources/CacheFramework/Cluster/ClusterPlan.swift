@@ -1,0 +1,85 @@
+// The layout of a cache cluster: which slots each shard serves, which member slots exist, and the healing decision
+// when a member is lost.
+
+/// An inclusive range of hash slots.
+public struct SlotRange: Hashable, Codable, Sendable, CustomStringConvertible {
+    /// The first slot.
+    public var first: Int
+    /// The last slot, inclusive.
+    public var last: Int
+    public var description: String { "\(first)-\(last)" }
+}
+
+/// One place in a cluster a task fills: member `member` of shard `shard` of cluster `cluster`.
+public struct MemberSlot: Hashable, Codable, Sendable, Comparable, CustomStringConvertible {
+    /// The cluster name.
+    public var cluster: String
+    /// The shard index.
+    public var shard: Int
+    /// The member index within the shard (0 is the first primary, but roles move on failover).
+    public var member: Int
+
+    /// Creates a member slot.
+    public init(cluster: String, shard: Int, member: Int) {
+        self.cluster = cluster
+        self.shard = shard
+        self.member = member
+    }
+
+    /// The placement anti-affinity group: all members of one shard.
+    public var group: String { "\(cluster)/\(shard)" }
+
+    public var description: String { "\(cluster)/shard-\(shard)/member-\(member)" }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        (lhs.cluster, lhs.shard, lhs.member) < (rhs.cluster, rhs.shard, rhs.member)
+    }
+}
+
+/// The static layout of a cluster spec.
+public enum ClusterPlan {
+    /// Redis Cluster's number of hash slots.
+    public static let slotCount = 16384
+
+    /// The slots of `shard` when `slotCount` slots are split evenly over `shardCount` shards (the first
+    /// `slotCount % shardCount` shards get one extra slot).
+    public static func slots(shard: Int, of shardCount: Int) -> SlotRange {
+        let base = slotCount / shardCount
+        let extra = slotCount % shardCount
+        let first = shard * base + min(shard, extra)
+        let size = base + (shard < extra ? 1 : 0)
+        return SlotRange(first: first, last: first + size - 1)
+    }
+
+    /// Every member slot of a spec, shard by shard.
+    public static func memberSlots(of spec: ClusterSpec) -> [MemberSlot] {
+        (0..<spec.shardCount).flatMap { shard in
+            (0..<spec.membersPerShard).map { MemberSlot(cluster: spec.name, shard: shard, member: $0) }
+        }
+    }
+}
+
+/// What to do when a member of a shard is lost.
+public enum HealDecision: Hashable, Sendable {
+    /// Promote `newPrimary` (the surviving replica with the highest replication offset), point `repoint` at it,
+    /// and launch a replacement replica into the lost member's slot.
+    case promote(newPrimary: TaskID, repoint: [TaskID])
+    /// The lost member was a replica, or the primary had no replica left: launch a replacement into its slot.
+    case replace
+
+    /// Decides for a lost member.
+    ///
+    /// - Parameters:
+    ///   - lostWasPrimary: whether the lost member was the shard's primary.
+    ///   - survivingReplicas: the shard's running replicas with the replication offset each reported (`nil`: it
+    ///     did not answer); replicas that answered are preferred over those that did not.
+    public static func decide(lostWasPrimary: Bool, survivingReplicas: [(TaskID, offset: UInt64?)]) -> HealDecision {
+        guard lostWasPrimary, !survivingReplicas.isEmpty else { return .replace }
+        let best = survivingReplicas.max { lhs, rhs in
+            let left = lhs.offset.map { Int64(bitPattern: $0) } ?? -1
+            let right = rhs.offset.map { Int64(bitPattern: $0) } ?? -1
+            return left != right ? left < right : lhs.0 > rhs.0
+        }!.0
+        return .promote(newPrimary: best, repoint: survivingReplicas.map(\.0).filter { $0 != best }.sorted())
+    }
+}

@@ -1,2 +1,0 @@
-// Placeholder replaced by the CacheFramework implementation.
-public enum CacheFrameworkModule {}

@@ -1,0 +1,80 @@
+// The inputs and outputs of `SchedulerStateMachine`: events that happened, and actions for the driver to carry out.
+
+/// Something that happened: a backend event, a timer, or a store confirmation.
+public enum SchedulerEvent: Hashable, Sendable {
+    /// The backend (re)subscribed; `frameworkID` is the id the master gave.
+    case subscribed(FrameworkID, now: SchedulerTime)
+    /// The connection to the master is gone: offers are void, tasks keep running until failover timeout.
+    case disconnected
+    /// New offers.
+    case offers([Offer], now: SchedulerTime)
+    /// The master took an offer back.
+    case rescind(OfferID)
+    /// A task status update or reconciliation answer.
+    case update(TaskStatus, now: SchedulerTime)
+    /// The store made a batch durable.
+    case persisted(batchID: UInt64)
+    /// A running replica reported its replication offset (answer to `.queryReplicationOffsets`).
+    case replicationOffset(TaskID, offset: UInt64)
+    /// Time passed.
+    case tick(now: SchedulerTime)
+}
+
+/// A task to reconcile: the master answers with its current status.
+public struct ReconcileTask: Hashable, Codable, Sendable {
+    /// The task.
+    public var taskID: TaskID
+    /// The agent the scheduler believes it runs on.
+    public var agentID: AgentID?
+
+    /// Creates an entry.
+    public init(taskID: TaskID, agentID: AgentID?) {
+        self.taskID = taskID
+        self.agentID = agentID
+    }
+}
+
+/// What the driver must do, in order. A `.persist` must be durable before the following actions run; launches
+/// additionally wait for the `.persisted` event, so an accept is never sent for an intent that is not recorded.
+public enum SchedulerAction: Hashable, Sendable {
+    /// Durably apply a batch, then report `.persisted(batchID:)`.
+    case persist(PersistBatch)
+    /// ACCEPT offers (all of one agent) with operations.
+    case accept(offerIDs: [OfferID], operations: [OfferOperation], filters: Filters)
+    /// DECLINE offers, refusing them for `filters.refuseSeconds`.
+    case decline(offerIDs: [OfferID], filters: Filters)
+    /// ACKNOWLEDGE a status update.
+    case acknowledge(agentID: AgentID, taskID: TaskID, uuid: String)
+    /// KILL a task.
+    case kill(taskID: TaskID, agentID: AgentID?)
+    /// RECONCILE these tasks; an empty list asks for every task the master knows (implicit reconciliation).
+    case reconcile([ReconcileTask])
+    /// REVIVE: remove refuse filters and ask for offers again.
+    case revive
+    /// SUPPRESS: stop sending offers until revive.
+    case suppress
+    /// Ask the replicas of a shard for their replication offsets (answers come as `.replicationOffset`).
+    case queryReplicationOffsets([TaskEndpoint])
+    /// Make a replica the primary of its shard (`REPLICAOF NO ONE`).
+    case promote(TaskEndpoint)
+    /// Point a replica at its shard's primary (`REPLICAOF host port`).
+    case replicate(replica: TaskEndpoint, primary: TaskEndpoint)
+}
+
+/// Why a user intent was refused.
+public enum SchedulerError: Error, Hashable, Sendable, CustomStringConvertible {
+    case invalidSpec(ClusterSpecError)
+    case clusterExists(String)
+    case unknownCluster(String)
+    case reshardingUnsupported(cluster: String, from: Int, to: Int)
+
+    public var description: String {
+        switch self {
+        case .invalidSpec(let error): "invalid cluster spec: \(error)"
+        case .clusterExists(let name): "cluster '\(name)' exists already: scale it or delete it first"
+        case .unknownCluster(let name): "no cluster named '\(name)'"
+        case .reshardingUnsupported(let name, let from, let to):
+            "cluster '\(name)' has \(from) shards; changing to \(to) needs resharding, which is not supported yet"
+        }
+    }
+}

@@ -1,0 +1,101 @@
+// A deterministic driver for tests: runs `SchedulerStateMachine` against a `SimulatedCluster` and a snapshot that
+// stands in for the durable store, feeding every action's consequences back as events.
+
+import CacheFramework
+
+struct SchedulerHarness {
+    var machine: SchedulerStateMachine
+    var simulation: SimulatedCluster
+    /// What the store holds durably.
+    var durable = SchedulerSnapshot()
+    /// Every action, in order.
+    var log: [SchedulerAction] = []
+    /// Replication offsets replicas report when asked (missing: no answer).
+    var offsets: [TaskID: UInt64] = [:]
+    /// When false, persisted batches are not confirmed (a crash between persist and accept).
+    var confirmPersists = true
+
+    init(agents: Int, zones: Int = 0, cpus: Double = 4, memMB: Double = 8192) {
+        let list = (0..<agents).map { index in
+            SimulatedAgent(
+                id: AgentID("agent-\(index)"), hostname: "host-\(index)",
+                attributes: zones > 0 ? [.text("zone", "z\(index % zones)")] : [],
+                total: ResourceQuantities(
+                    cpus: cpus, memMB: memMB, diskMB: 10_000, ports: RangeSet([ValueRange(begin: 31_000, end: 31_099)])
+                )
+            )
+        }
+        machine = SchedulerStateMachine()
+        simulation = SimulatedCluster(agents: list, now: SchedulerTime(seconds: 1000))
+    }
+
+    var now: SchedulerTime { simulation.now }
+
+    mutating func send(_ event: SchedulerEvent) { run(machine.handle(event)) }
+
+    mutating func run(_ actions: [SchedulerAction]) {
+        var queue = actions
+        while !queue.isEmpty {
+            let action = queue.removeFirst()
+            log.append(action)
+            switch action {
+            case .persist(let batch):
+                durable.apply(batch)
+                if confirmPersists { queue += machine.handle(.persisted(batchID: batch.id)) }
+            case .queryReplicationOffsets(let endpoints):
+                for endpoint in endpoints {
+                    if let offset = offsets[endpoint.taskID] {
+                        queue += machine.handle(.replicationOffset(endpoint.taskID, offset: offset))
+                    }
+                }
+            default:
+                for event in simulation.apply(action) { queue += machine.handle(schedulerEvent(event)) }
+            }
+        }
+    }
+
+    func schedulerEvent(_ event: BackendEvent) -> SchedulerEvent {
+        switch event {
+        case .subscribed(let id): .subscribed(id, now: now)
+        case .offers(let offers): .offers(offers, now: now)
+        case .rescind(let id): .rescind(id)
+        case .update(let status): .update(status, now: now)
+        case .disconnected: .disconnected
+        }
+    }
+
+    mutating func deliver(_ event: BackendEvent?) {
+        if let event { send(schedulerEvent(event)) }
+    }
+
+    mutating func subscribe() { send(.subscribed(FrameworkID("fw-1"), now: now)) }
+
+    mutating func create(_ spec: ClusterSpec) throws {
+        run(try machine.createCluster(spec))
+    }
+
+    mutating func offerRound() {
+        let offers = simulation.makeOffers()
+        if !offers.isEmpty { send(.offers(offers, now: now)) }
+    }
+
+    /// Moves every staging task to running.
+    mutating func startAll() {
+        for task in simulation.tasks.values.sorted(by: { $0.info.taskID < $1.info.taskID }) where task.state == .staging {
+            deliver(simulation.setState(task.info.taskID, .running))
+        }
+    }
+
+    /// A scheduler restart: a new state machine from what the store holds; the master voids its offers.
+    mutating func restart() {
+        machine = SchedulerStateMachine(restoring: durable)
+        simulation.voidOutstandingOffers()
+        confirmPersists = true
+    }
+
+    func count(where predicate: (SchedulerAction) -> Bool) -> Int { log.filter(predicate).count }
+
+    func primaries(of cluster: String) -> [TaskRecord] {
+        machine.tasks.values.filter { $0.slot.cluster == cluster && $0.role == .primary }
+    }
+}
