@@ -26,6 +26,13 @@ if arguments.first == "--help" || arguments.first == "-h" {
     exit(0)
 }
 
+// Like redis, raise the open-files limit as far as allowed so many clients can connect.
+var openFiles = rlimit()
+if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &openFiles) == 0 && openFiles.rlim_cur < openFiles.rlim_max {
+    openFiles.rlim_cur = openFiles.rlim_max
+    _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &openFiles)
+}
+
 let configuration: NodeConfiguration
 do {
     configuration = try NodeConfiguration.parse(arguments: arguments)

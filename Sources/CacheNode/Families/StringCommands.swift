@@ -203,24 +203,25 @@ extension CommandTable {
         CommandSpec("incrbyfloat", arity: 3, flags: [.write, .denyOOM, .fast], keys: .first, group: .string,
                     summary: "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
                     since: "2.6.0") { context, reply throws(CommandError) in
-            let increment = try context.double(2)
-            let text = try context.db.modify(context.key(1)) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) -> String in
-                var current = 0.0
+            // long double arithmetic and %.17Lf output as redis, shared with HINCRBYFLOAT.
+            guard let increment = context.arguments.withBytes(2, { RedisLongDouble.parse($0) }) else { throw .notFloat }
+            let text = try context.db.modify(context.key(1)) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) -> CompactBytes in
+                var current: RedisLongDouble.Value = 0
                 if let existing = value {
                     guard existing.type == .string else { throw .wrongType }
-                    guard let parsed = existing.withStringBytes({ RESPNumberParsing.parseDouble($0) }) ?? nil else {
+                    guard let parsed = existing.withStringBytes({ RedisLongDouble.parse($0) }) ?? nil else {
                         throw .notFloat
                     }
                     current = parsed
                 }
                 let result = current + increment
                 guard result.isFinite else { throw CommandError("increment would produce NaN or Infinity") }
-                let text = RESPNumberFormat.double(result)
-                value = .string(text)
+                let text = RedisLongDouble.humanText(result)
+                value = text.withBytes { StoredValue.string(copying: $0) }
                 modified = true
                 return text
             }
-            reply.bulk(text)
+            text.withBytes { reply.bulk($0) }
         },
         // GETRANGE key start end
         CommandSpec("getrange", arity: 4, flags: [.readonly], keys: .first, group: .string,

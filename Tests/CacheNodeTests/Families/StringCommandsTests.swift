@@ -53,7 +53,14 @@ struct StringCommandsTests {
         #expect(try client.send("INCR", "s") == .error("ERR value is not an integer or out of range"))
         #expect(try client.send("SET", "f", "10.50") == .simple("OK"))
         #expect(try client.send("INCRBYFLOAT", "f", "0.1") == .string("10.6"))
-        #expect(try client.send("INCRBYFLOAT", "f", "5.0e3") == .string("5010.6"))
+        // The example of redis's INCRBYFLOAT documentation.
+        #expect(try client.send("INCRBYFLOAT", "f", "-5") == .string("5.6"))
+        #expect(try client.send("SET", "f", "5.0e3") == .simple("OK"))
+        #expect(try client.send("INCRBYFLOAT", "f", "2.0e2") == .string("5200"))
+        // long double arithmetic as redis: 0.1 + 0.2 reads back as 0.3.
+        #expect(try client.send("INCRBYFLOAT", "g", "0.1") == .string("0.1"))
+        #expect(try client.send("INCRBYFLOAT", "g", "0.2") == .string("0.3"))
+        #expect(try client.send("INCRBYFLOAT", "g", "abc") == .error("ERR value is not a valid float"))
     }
 
     @Test func appendGrowsInPlaceAndRangesUseRedisIndices() throws {
