@@ -72,7 +72,8 @@ public final class SortedSetValue {
     public func remove(_ member: CompactBytes) -> Double? {
         guard let score = scores.removeValue(forKey: member) else { return nil }
         if let node = order.delete(member: member, score: score) {
-            memoryUsage -= Self.elementCost(member) + Self.nodeCost(node)
+            // The stored bytes, not the argument: the estimate must subtract what `add` counted.
+            memoryUsage -= Self.elementCost(node.member) + Self.nodeCost(node)
         }
         return score
     }

@@ -565,8 +565,8 @@ enum SortedSetFamily {
     static func multiPop(_ context: inout CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
         let arguments = context.arguments
         guard let keyCount = arguments.integer(1), keyCount > 0 else { throw CommandError("numkeys should be greater than 0") }
+        guard keyCount < arguments.count - 2 else { throw .syntax }
         let whereIndex = 2 + keyCount
-        guard keyCount < arguments.count, whereIndex < arguments.count else { throw .syntax }
         let fromMax: Bool
         if arguments.matches(whereIndex, "min") { fromMax = false }
         else if arguments.matches(whereIndex, "max") { fromMax = true }
@@ -611,7 +611,9 @@ enum SortedSetFamily {
         let withScores = arguments.count == 4
         if withScores && !arguments.matches(3, "withscores") { throw .syntax }
         let requested = try context.integer(2)
-        guard requested >= -Int.max else { throw .notInteger }
+        guard requested >= -Int.max else {
+            throw CommandError("value is out of range, must be between \(-Int.max) and \(Int.max)")
+        }
         if withScores && (requested < -Int.max / 2 || requested > Int.max / 2) { throw CommandError("value is out of range") }
         let nested = withScores && reply.protocolVersion == .v3
         guard let zset = try read(context, 1), requested != 0 else {
@@ -708,18 +710,9 @@ enum SortedSetFamily {
     ) throws(CommandError) {
         let arguments = context.arguments
         let countIndex = destination == nil ? 1 : 2
-        let keyCount: Int
-        if operation == .intersectionCardinality {
-            guard let parsed = arguments.integer(countIndex), parsed > 0 else { throw CommandError("numkeys should be greater than 0") }
-            keyCount = parsed
-        } else {
-            keyCount = try context.integer(countIndex)
-            guard keyCount >= 1 else { throw CommandError("at least 1 input key is needed for '\(name)' command") }
-        }
-        guard keyCount <= arguments.count - countIndex - 1 else {
-            if operation == .intersectionCardinality { throw CommandError("Number of keys can't be greater than number of args") }
-            throw .syntax
-        }
+        let keyCount = try context.integer(countIndex)
+        guard keyCount >= 1 else { throw CommandError("at least 1 input key is needed for '\(name)' command") }
+        guard keyCount <= arguments.count - countIndex - 1 else { throw .syntax }
         var inputs: [Input] = []
         inputs.reserveCapacity(keyCount)
         for keyIndex in (countIndex + 1)...(countIndex + keyCount) {
