@@ -5,6 +5,12 @@
 // Nodes are classes linked forward strongly and backward unowned; the owner breaks the forward chain iteratively on
 // deinit so releasing a large set does not recurse once per node.
 
+/// One forward link of a node: the next node at that level and how many level-0 steps it skips.
+struct SortedSetLink {
+    var forward: SortedSetNode?
+    var span: Int
+}
+
 /// One element of the skiplist.
 public final class SortedSetNode {
     /// The member bytes.
@@ -13,24 +19,21 @@ public final class SortedSetNode {
     public internal(set) var score: Double
     /// The previous node at level 0 (nil for the first element).
     public internal(set) unowned(unsafe) var backward: SortedSetNode?
-    /// Forward links per level.
-    var forward: [SortedSetNode?]
-    /// Level-0 steps each forward link skips.
-    var span: [Int]
+    /// Forward links per level (one allocation per node).
+    var links: [SortedSetLink]
 
     init(member: CompactBytes, score: Double, level: Int) {
         self.member = member
         self.score = score
         self.backward = nil
-        self.forward = Array(repeating: nil, count: level)
-        self.span = Array(repeating: 0, count: level)
+        self.links = Array(repeating: SortedSetLink(forward: nil, span: 0), count: level)
     }
 
     /// The number of levels of this node.
-    public var level: Int { forward.count }
+    public var level: Int { links.count }
 
     /// The next node at level 0 (nil for the last element).
-    public var next: SortedSetNode? { forward[0] }
+    public var next: SortedSetNode? { links[0].forward }
 }
 
 /// Whether (score, member) sorts strictly before (otherScore, otherMember).
@@ -65,7 +68,7 @@ public struct SortedSetSkipList {
     }
 
     /// The first element.
-    public var first: SortedSetNode? { head.forward[0] }
+    public var first: SortedSetNode? { head.links[0].forward }
 
     private mutating func randomLevel() -> Int {
         var level = 1
@@ -79,80 +82,87 @@ public struct SortedSetSkipList {
         return level
     }
 
+    /// Calls `body` with a stack buffer for the per-level predecessors of an insert or delete (no heap traffic).
+    @inline(__always)
+    private func withUpdateBuffer<Result>(_ body: (UnsafeMutableBufferPointer<Unmanaged<SortedSetNode>>) -> Result) -> Result {
+        withUnsafeTemporaryAllocation(of: Unmanaged<SortedSetNode>.self, capacity: Self.maximumLevel) { update in
+            body(update)
+        }
+    }
+
     /// Inserts an element known to be absent and returns its node.
     @discardableResult
     public mutating func insert(member: CompactBytes, score: Double) -> SortedSetNode {
-        var update = [SortedSetNode](repeating: head, count: Self.maximumLevel)
-        var rank = [Int](repeating: 0, count: Self.maximumLevel)
-        var node = head
-        for i in stride(from: level - 1, through: 0, by: -1) {
-            rank[i] = i == level - 1 ? 0 : rank[i + 1]
-            while let next = node.forward[i], sortsBefore(next.score, next.member, score, member) {
-                rank[i] += node.span[i]
-                node = next
-            }
-            update[i] = node
-        }
         let newLevel = randomLevel()
-        if newLevel > level {
-            for i in level..<newLevel {
-                rank[i] = 0
-                update[i] = head
-                head.span[i] = count
-            }
-            level = newLevel
-        }
+        let head = self.head
+        var level = self.level
+        let count = self.count
         let created = SortedSetNode(member: member, score: score, level: newLevel)
-        for i in 0..<newLevel {
-            created.forward[i] = update[i].forward[i]
-            update[i].forward[i] = created
-            created.span[i] = update[i].span[i] - (rank[0] - rank[i])
-            update[i].span[i] = (rank[0] - rank[i]) + 1
+        withUpdateBuffer { update in
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: Self.maximumLevel) { rank in
+                var node = head
+                for i in stride(from: level - 1, through: 0, by: -1) {
+                    rank[i] = i == level - 1 ? 0 : rank[i + 1]
+                    while let next = node.links[i].forward, sortsBefore(next.score, next.member, score, member) {
+                        rank[i] += node.links[i].span
+                        node = next
+                    }
+                    update[i] = Unmanaged.passUnretained(node)
+                }
+                if newLevel > level {
+                    for i in level..<newLevel {
+                        rank[i] = 0
+                        update[i] = Unmanaged.passUnretained(head)
+                        head.links[i].span = count
+                    }
+                    level = newLevel
+                }
+                for i in 0..<newLevel {
+                    let previous = update[i].takeUnretainedValue()
+                    created.links[i].forward = previous.links[i].forward
+                    created.links[i].span = previous.links[i].span - (rank[0] - rank[i])
+                    previous.links[i].forward = created
+                    previous.links[i].span = (rank[0] - rank[i]) + 1
+                }
+                for i in newLevel..<level { update[i].takeUnretainedValue().links[i].span += 1 }
+                let previous = update[0].takeUnretainedValue()
+                created.backward = previous === head ? nil : previous
+            }
         }
-        for i in newLevel..<level { update[i].span[i] += 1 }
-        created.backward = update[0] === head ? nil : update[0]
-        if let next = created.forward[0] { next.backward = created } else { tail = created }
-        count += 1
+        self.level = level
+        if let next = created.links[0].forward { next.backward = created } else { tail = created }
+        self.count += 1
         return created
     }
 
     /// Removes the element (score, member); returns its node, or nil if absent.
     @discardableResult
     public mutating func delete(member: CompactBytes, score: Double) -> SortedSetNode? {
-        var update = [SortedSetNode](repeating: head, count: Self.maximumLevel)
-        var node = head
-        for i in stride(from: level - 1, through: 0, by: -1) {
-            while let next = node.forward[i], sortsBefore(next.score, next.member, score, member) { node = next }
-            update[i] = node
-        }
-        guard let target = node.forward[0], target.score == score, target.member == member else { return nil }
-        unlink(target, update: update)
-        return target
-    }
-
-    private mutating func unlink(_ target: SortedSetNode, update: [SortedSetNode]) {
-        for i in 0..<level {
-            if update[i].forward[i] === target {
-                update[i].span[i] += target.span[i] - 1
-                update[i].forward[i] = target.forward[i]
-            } else {
-                update[i].span[i] -= 1
+        let head = self.head
+        let level = self.level
+        let target: SortedSetNode? = withUpdateBuffer { update in
+            var node = head
+            for i in stride(from: level - 1, through: 0, by: -1) {
+                while let next = node.links[i].forward, sortsBefore(next.score, next.member, score, member) { node = next }
+                update[i] = Unmanaged.passUnretained(node)
             }
+            guard let target = node.links[0].forward, target.score == score, target.member == member else { return nil }
+            for i in 0..<level {
+                let previous = update[i].takeUnretainedValue()
+                if previous.links[i].forward === target {
+                    previous.links[i].span += target.links[i].span - 1
+                    previous.links[i].forward = target.links[i].forward
+                } else {
+                    previous.links[i].span -= 1
+                }
+            }
+            return target
         }
-        if let next = target.forward[0] { next.backward = target.backward } else { tail = target.backward }
-        while level > 1 && head.forward[level - 1] == nil { level -= 1 }
+        guard let target else { return nil }
+        if let next = target.links[0].forward { next.backward = target.backward } else { tail = target.backward }
+        while self.level > 1 && head.links[self.level - 1].forward == nil { self.level -= 1 }
         count -= 1
-    }
-
-    /// Changes the score of an element in place when its position stays valid, otherwise moves it
-    /// (redis zslUpdateScore). Returns the node now holding the element.
-    @discardableResult
-    public mutating func updateScore(member: CompactBytes, from oldScore: Double, to newScore: Double) -> SortedSetNode {
-        guard let removed = delete(member: member, score: oldScore) else {
-            preconditionFailure("updateScore of an element not in the skiplist")
-        }
-        _ = removed
-        return insert(member: member, score: newScore)
+        return target
     }
 
     /// The 1-based rank of (score, member), or 0 if absent (redis zslGetRank).
@@ -160,11 +170,11 @@ public struct SortedSetSkipList {
         var rank = 0
         var node = head
         for i in stride(from: level - 1, through: 0, by: -1) {
-            while let next = node.forward[i], !sortsBefore(score, member, next.score, next.member) {
-                rank += node.span[i]
+            while let next = node.links[i].forward, !sortsBefore(score, member, next.score, next.member) {
+                rank += node.links[i].span
                 node = next
             }
-            if node !== head && node.member == member && node.score == score { return rank }
+            if node !== head && node.score == score && node.member == member { return rank }
         }
         return 0
     }
@@ -175,8 +185,8 @@ public struct SortedSetSkipList {
         var traversed = 0
         var node = head
         for i in stride(from: level - 1, through: 0, by: -1) {
-            while let next = node.forward[i], traversed + node.span[i] <= rank {
-                traversed += node.span[i]
+            while let next = node.links[i].forward, traversed + node.links[i].span <= rank {
+                traversed += node.links[i].span
                 node = next
             }
             if traversed == rank { return node }
@@ -190,12 +200,12 @@ public struct SortedSetSkipList {
         var node = head
         var rank = 0
         for i in stride(from: level - 1, through: 0, by: -1) {
-            while let next = node.forward[i], !isAfterStart(next) {
-                rank += node.span[i]
+            while let next = node.links[i].forward, !isAfterStart(next) {
+                rank += node.links[i].span
                 node = next
             }
         }
-        guard let found = node.forward[0] else { return nil }
+        guard let found = node.links[0].forward else { return nil }
         return (found, rank + 1)
     }
 
@@ -205,8 +215,8 @@ public struct SortedSetSkipList {
         var node = head
         var rank = 0
         for i in stride(from: level - 1, through: 0, by: -1) {
-            while let next = node.forward[i], isBeforeEnd(next) {
-                rank += node.span[i]
+            while let next = node.links[i].forward, isBeforeEnd(next) {
+                rank += node.links[i].span
                 node = next
             }
         }
@@ -216,14 +226,11 @@ public struct SortedSetSkipList {
 
     /// Releases every node iteratively (no recursive release of a long forward chain).
     mutating func removeAll() {
-        var node = head.forward[0]
-        for i in 0..<Self.maximumLevel {
-            head.forward[i] = nil
-            head.span[i] = 0
-        }
+        var node = head.links[0].forward
+        for i in 0..<Self.maximumLevel { head.links[i] = SortedSetLink(forward: nil, span: 0) }
         while let current = node {
-            node = current.forward[0]
-            for i in 0..<current.forward.count { current.forward[i] = nil }
+            node = current.links[0].forward
+            for i in 0..<current.links.count { current.links[i].forward = nil }
         }
         tail = nil
         count = 0

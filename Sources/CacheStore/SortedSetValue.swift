@@ -165,7 +165,7 @@ public final class SortedSetValue {
     /// Adjusts the estimate for a member added (`sign` 1) or removed (`sign` -1) by code that changed the
     /// indexes itself (level-1 node assumed).
     public func account(_ member: CompactBytes, sign: Int) {
-        memoryUsage += sign * (Self.elementCost(member) + 48 + 16 + 64)
+        memoryUsage += sign * (Self.elementCost(member) + 64 + 32 + 16)
     }
 
     /// Dictionary share of one member: the key, the score and hash-table overhead; the skiplist node shares the
@@ -174,9 +174,9 @@ public final class SortedSetValue {
         memberCost(member) + MemoryLayout<Double>.stride + hashOverheadPerElement
     }
 
-    /// Skiplist share of one node: the object (header, member, score, backward, two array references) and its
-    /// two per-level arrays.
+    /// Skiplist share of one node: the object (header, member, score, backward, array reference) and its
+    /// per-level link array.
     static func nodeCost(_ node: SortedSetNode) -> Int {
-        48 + 2 * (32 + 8 * node.level) + 24
+        64 + 32 + 16 * node.level
     }
 }
