@@ -57,9 +57,13 @@ public final class SortedSetValue {
     public func add(_ member: CompactBytes, score: Double) -> AddResult {
         if let old = scores.updateValue(score, forKey: member) {
             guard old != score else { return .unchanged }
-            let before = order.delete(member: member, score: old).map { Self.nodeCost($0) } ?? 0
-            let node = order.insert(member: member, score: score)
-            memoryUsage += Self.nodeCost(node) - before
+            // Re-insert the stored bytes (the dictionary keeps its original key): the estimate counted their
+            // heap block, whose capacity may differ from the argument's.
+            guard let removed = order.delete(member: member, score: old) else {
+                preconditionFailure("sorted set dictionary and skiplist out of step")
+            }
+            let node = order.insert(member: removed.member, score: score)
+            memoryUsage += Self.nodeCost(node) - Self.nodeCost(removed)
             return .updated
         }
         let node = order.insert(member: member, score: score)

@@ -53,12 +53,12 @@ struct SortedSetValueTests {
                 let result = zset.add(CompactBytes(member), score: score)
                 if let index = model.firstIndex(where: { $0.member == member }) {
                     #expect(result == (model[index].score == score ? .unchanged : .updated))
-                    model[index].score = score
+                    model.remove(at: index)
                 } else {
                     #expect(result == .added)
-                    model.append(ModelElement(member: member, score: score))
                 }
-                model.sort(by: modelOrder)
+                let element = ModelElement(member: member, score: score)
+                model.insert(element, at: model.firstIndex { !modelOrder($0, element) } ?? model.count)
             }
             #expect(zset.count == model.count)
             if step % 97 == 0 {
