@@ -823,24 +823,45 @@ enum SortedSetFamily {
 
     // MARK: ZSCAN
 
-    /// ZSCAN: small sets (≤ 128 members, redis's listpack size) come back whole with cursor 0; larger ones are walked
-    /// in rank order with the cursor as the next rank (members moved across the cursor mid-scan may be missed or
-    /// repeated, as redis allows repeats but not misses for elements present throughout — a known difference).
+    /// An order-preserving map of scores to integers (negative scores have all bits flipped, others the sign bit).
+    static func cursorKey(of score: Double) -> UInt64 {
+        let bits = score.bitPattern
+        return bits & (1 << 63) != 0 ? ~bits : bits | (1 << 63)
+    }
+
+    /// The inverse of ``cursorKey(of:)``.
+    static func scoreFromCursorKey(_ key: UInt64) -> Double {
+        Double(bitPattern: key & (1 << 63) != 0 ? key & ~(1 << 63) : ~key)
+    }
+
+    /// ZSCAN. Small sets (≤ 128 members, redis's listpack size) come back whole with cursor 0. Larger ones are walked
+    /// in (score, member) order; the cursor is the order-preserving bit pattern of the last score returned, plus 1,
+    /// and a page never ends inside a run of equal scores, so the next page starts at the first higher score. Every
+    /// member present for the whole scan with an unchanged score is returned; a member whose score drops below the
+    /// cursor mid-scan may be missed (redis's hash-table cursor has no such case).
     static func scan(_ context: inout CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
         let options = try ScanOptions.parse(context.arguments, cursorIndex: 2, allowType: false)
         var found: [Element] = []
         var next: UInt64 = 0
         if let zset = try read(context, 1) {
-            let start = zset.count <= 128 ? 0 : Int(clamping: options.cursor)
-            let end = zset.count <= 128 ? zset.count : min(zset.count, start + options.count)
-            var node = start < zset.count ? zset.node(atRank: start) : nil
-            var rank = start
-            while let current = node, rank < end {
-                if options.matches(current.member) { found.append((current.member, current.score)) }
-                node = current.next
-                rank += 1
+            let small = zset.count <= 128
+            var node: SortedSetNode?
+            if small || options.cursor == 0 {
+                node = zset.order.first
+            } else {
+                let last = scoreFromCursorKey(options.cursor - 1)
+                node = zset.order.firstNode(where: { $0.score > last })?.node
             }
-            next = rank < zset.count ? UInt64(rank) : 0
+            var visited = 0
+            var lastScore = 0.0
+            while let current = node {
+                if !small && visited >= options.count && current.score != lastScore { break }
+                if options.matches(current.member) { found.append((current.member, current.score)) }
+                lastScore = current.score
+                visited += 1
+                node = current.next
+            }
+            if node != nil { next = cursorKey(of: lastScore) + 1 }
         }
         reply.arrayHeader(2)
         reply.bulk(String(next))

@@ -375,6 +375,26 @@ struct SortedSetCommandsTests {
         } while cursor != "0"
         #expect(seen.count == 300)
         #expect(seen["m42"] == "42")
+        // Deleting already-returned members mid-scan skips nothing; runs of equal scores never split across pages.
+        for i in 0..<300 { try client.send("ZADD", "ties", "\(i / 7 - 20)", "t\(i)") }
+        cursor = "0"
+        var tied: Set<String> = []
+        var pages = 0
+        repeat {
+            let reply = try client.send("ZSCAN", "ties", cursor, "COUNT", "10")
+            guard let parts = reply.elements, parts.count == 2, let items = parts[1].strings else {
+                Issue.record("bad ZSCAN reply \(reply)")
+                return
+            }
+            cursor = parts[0].text ?? "0"
+            pages += 1
+            for pair in stride(from: 0, to: items.count, by: 2) {
+                tied.insert(items[pair])
+                try client.send("ZREM", "ties", items[pair])
+            }
+        } while cursor != "0"
+        #expect(tied.count == 300)
+        #expect(pages > 10)
         try client.send("ZADD", "small", "1", "foo", "2", "bar", "3", "baz")
         #expect(try client.send("ZSCAN", "small", "0", "MATCH", "ba*") == .array([.string("0"), strings("bar", "2", "baz", "3")]))
         #expect(try client.send("ZSCAN", "missing", "0") == .array([.string("0"), strings()]))
