@@ -6,32 +6,47 @@
 // deinit so releasing a large set does not recurse once per node.
 
 /// One forward link of a node: the next node at that level and how many level-0 steps it skips.
-struct SortedSetLink {
+public struct SortedSetLink {
     var forward: SortedSetNode?
     var span: Int
 }
 
-/// One element of the skiplist.
-public final class SortedSetNode {
-    /// The member bytes.
-    public let member: CompactBytes
-    /// The score.
-    public internal(set) var score: Double
-    /// The previous node at level 0 (nil for the first element).
-    public internal(set) unowned(unsafe) var backward: SortedSetNode?
-    /// Forward links per level (one allocation per node).
-    var links: [SortedSetLink]
+/// The fixed part of a node: its element, its backward link and how many levels follow it.
+public struct SortedSetNodeHeader {
+    let member: CompactBytes
+    var score: Double
+    unowned(unsafe) var backward: SortedSetNode?
+    let level: Int
+}
 
-    init(member: CompactBytes, score: Double, level: Int) {
-        self.member = member
-        self.score = score
-        self.backward = nil
-        self.links = Array(repeating: SortedSetLink(forward: nil, span: 0), count: level)
+/// One element of the skiplist: a header and `level` links in a single allocation.
+public final class SortedSetNode: ManagedBuffer<SortedSetNodeHeader, SortedSetLink> {
+    static func make(member: CompactBytes, score: Double, level: Int) -> SortedSetNode {
+        let buffer = SortedSetNode.create(minimumCapacity: level) { _ in
+            SortedSetNodeHeader(member: member, score: score, backward: nil, level: level)
+        }
+        let node = unsafeDowncast(buffer, to: SortedSetNode.self)
+        node.withUnsafeMutablePointerToElements { $0.initialize(repeating: SortedSetLink(forward: nil, span: 0), count: level) }
+        return node
     }
 
-    /// The number of levels of this node.
-    public var level: Int { links.count }
+    deinit {
+        withUnsafeMutablePointers { header, links in _ = links.deinitialize(count: header.pointee.level) }
+    }
 
+    /// The member bytes.
+    public var member: CompactBytes { header.member }
+    /// The score.
+    public var score: Double { header.score }
+    /// The previous node at level 0 (nil for the first element).
+    public internal(set) var backward: SortedSetNode? {
+        get { header.backward }
+        set { header.backward = newValue }
+    }
+    /// The number of levels of this node.
+    public var level: Int { header.level }
+    /// The links, valid while the node lives.
+    var links: UnsafeMutablePointer<SortedSetLink> { withUnsafeMutablePointerToElements { $0 } }
     /// The next node at level 0 (nil for the last element).
     public var next: SortedSetNode? { links[0].forward }
 }
@@ -63,7 +78,7 @@ public struct SortedSetSkipList {
 
     /// An empty list; `seed` drives the node level generator.
     public init(seed: UInt64 = 0x9E37_79B9_7F4A_7C15) {
-        head = SortedSetNode(member: .empty, score: 0, level: Self.maximumLevel)
+        head = SortedSetNode.make(member: .empty, score: 0, level: Self.maximumLevel)
         randomState = seed == 0 ? 1 : seed
     }
 
@@ -97,7 +112,7 @@ public struct SortedSetSkipList {
         let head = self.head
         var level = self.level
         let count = self.count
-        let created = SortedSetNode(member: member, score: score, level: newLevel)
+        let created = SortedSetNode.make(member: member, score: score, level: newLevel)
         withUpdateBuffer { update in
             withUnsafeTemporaryAllocation(of: Int.self, capacity: Self.maximumLevel) { rank in
                 var node = head
@@ -230,7 +245,7 @@ public struct SortedSetSkipList {
         for i in 0..<Self.maximumLevel { head.links[i] = SortedSetLink(forward: nil, span: 0) }
         while let current = node {
             node = current.links[0].forward
-            for i in 0..<current.links.count { current.links[i].forward = nil }
+            for i in 0..<current.level { current.links[i].forward = nil }
         }
         tail = nil
         count = 0

@@ -169,7 +169,7 @@ public final class SortedSetValue {
     /// Adjusts the estimate for a member added (`sign` 1) or removed (`sign` -1) by code that changed the
     /// indexes itself (level-1 node assumed).
     public func account(_ member: CompactBytes, sign: Int) {
-        memoryUsage += sign * (Self.elementCost(member) + 64 + 32 + 16)
+        memoryUsage += sign * (Self.elementCost(member) + 64 + 16)
     }
 
     /// Dictionary share of one member: the key, the score and hash-table overhead; the skiplist node shares the
@@ -178,9 +178,9 @@ public final class SortedSetValue {
         memberCost(member) + MemoryLayout<Double>.stride + hashOverheadPerElement
     }
 
-    /// Skiplist share of one node: the object (header, member, score, backward, array reference) and its
-    /// per-level link array.
+    /// Skiplist share of one node: object header, member, score, backward link and level, then 16 bytes a level,
+    /// all in one allocation.
     static func nodeCost(_ node: SortedSetNode) -> Int {
-        64 + 32 + 16 * node.level
+        64 + 16 * node.level
     }
 }
