@@ -70,7 +70,18 @@ public struct NodeDispatcher: CommandDispatcher {
             reply.buffer.writeStaticString("+QUEUED\r\n")
             return .proceed
         }
-        return execute(spec, arguments, session: session, reply: &reply)
+        if session.replyMode == .on {
+            return execute(spec, arguments, session: session, reply: &reply)
+        }
+        // CLIENT REPLY OFF|SKIP: run the command, then drop what it wrote (SKIP drops one reply).
+        let wasSkipping = session.replyMode == .skipNext
+        let mark = reply.buffer.writerIndex
+        let outcome = execute(spec, arguments, session: session, reply: &reply)
+        if wasSkipping && session.replyMode == .skipNext { session.replyMode = .on }
+        if session.replyMode != .on || wasSkipping {
+            reply.buffer.moveWriterIndex(to: mark)
+        }
+        return outcome
     }
 
     /// Runs one command now: memory check, locks, handler, unlock, wake-ups.

@@ -98,4 +98,14 @@ struct StringCommandsTests {
         #expect(try client.send("RENAME", "k", "k2") == .simple("OK"))
         #expect(try client.send("TYPE", "k2") == .simple("string"))
     }
+
+    @Test func clientReplyOffAndSkipSuppressReplies() throws {
+        let client = try TestNode().connect()
+        // OFF: nothing comes back until ON, whose OK is the next reply.
+        try client.writeRaw("CLIENT REPLY OFF\r\nSET a 1\r\nGET a\r\nCLIENT REPLY ON\r\nGET a\r\n")
+        #expect(try client.allReplies() == [.simple("OK"), .string("1")])
+        // SKIP: the next command's reply is dropped, then replies resume.
+        try client.writeRaw("CLIENT REPLY SKIP\r\nINCR a\r\nINCR a\r\n")
+        #expect(try client.allReplies() == [.integer(3)])
+    }
 }
