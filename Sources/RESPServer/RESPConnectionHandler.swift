@@ -32,6 +32,9 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
     private var reply: ReplyWriter
     /// Replies handed to the channel mid-batch (large outputs) that still need a flush.
     private var hasUnflushedWrites = false
+    /// Set while the client does not read its replies (the channel is over its write high-water mark): input stays
+    /// buffered and the socket is not read, so a client that only writes cannot make the server buffer without end.
+    private var pausedForBackpressure = false
     private let emptyFrame = ByteBuffer()
 
     /// Creates the handler for one connection.
@@ -81,6 +84,16 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
         context.fireChannelReadComplete()
     }
 
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if pausedForBackpressure && context.channel.isWritable {
+            pausedForBackpressure = false
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+            processInput(context: context)
+            flushReplies(context: context)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // Connection-level I/O errors (resets) end this client only.
         context.close(promise: nil)
@@ -91,6 +104,15 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
     private func processInput(context: ChannelHandlerContext) {
         guard case .running = state, session != nil else { return }
         while true {
+            if !context.channel.isWritable {
+                // Hand over what is pending and wait for the client to read (channelWritabilityChanged).
+                flushReplies(context: context)
+                if !context.channel.isWritable {
+                    pausedForBackpressure = true
+                    context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+                    break
+                }
+            }
             let complete: Bool
             do {
                 complete = try decoder.next(from: &input, into: &arguments)

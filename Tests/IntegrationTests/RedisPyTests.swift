@@ -13,3 +13,14 @@ struct RedisPyTests {
         #expect(result.output.contains("redis-py: all checks passed"))
     }
 }
+
+@Suite(.serialized)
+struct BackpressureTests {
+    @Test func aClientThatDoesNotReadCannotMakeTheNodeBufferWithoutBound() throws {
+        let node = try CacheNodeProcess()
+        defer { node.stop() }
+        let result = try runProgram("/usr/bin/env", ["python3", PackagePaths.clientScript("backpressure_client.py"), String(node.port)])
+        #expect(result.status == 0, "backpressure client failed:\n\(result.output)")
+        #expect(result.output.contains("all 20000 replies received in order"))
+    }
+}
