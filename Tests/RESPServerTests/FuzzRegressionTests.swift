@@ -10,8 +10,9 @@ import RESPServer
 /// buffer and once in chunks whose sizes come from the input's bytes (deterministic), with NIO's buffer compaction
 /// in between. Checked: no crash; the decoder never consumes more than it was given; every command has at least
 /// one argument, respects the configured limits and re-encodes to a RESP multibulk that decodes back to the same
-/// arguments; errors are `RESPDecodeError`s that `ReplyWriter` renders as one `-ERR Protocol error: …` line; and the chunked run agrees with the
-/// one-buffer run (same commands, same error) except where a length limit is hit at a read boundary.
+/// arguments; errors are `RESPDecodeError`s that `ReplyWriter` renders as one `-ERR Protocol error: …` line; and
+/// the chunked run agrees with the one-buffer run (same commands, same error) except where a length limit is hit
+/// at a read boundary.
 enum RESPDecoderInvariants {
     /// One way of configuring the decoder.
     struct Configuration: CustomStringConvertible {
