@@ -163,6 +163,8 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ],
+            // The fuzz corpus, read through #filePath by FuzzRegressionTests.
+            exclude: ["FuzzCases"],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "CacheStoreTests", dependencies: ["CacheStore"], swiftSettings: strictSettings),

@@ -1,0 +1,504 @@
+// Robustness of the real cache-node process against hostile or careless clients, over raw loopback sockets:
+// malformed RESP, protocol limits (proto-max-bulk-len, multibulk count, inline length, pre-auth limits), clients
+// vanishing mid-command, huge pipelines, replies far larger than one socket write, and 10,000 idle connections.
+// Every wait is bounded (socket receive timeouts and deadlines); nothing sleeps to wait for time.
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+@Suite(.serialized)
+struct RobustnessTests {
+    // MARK: malformed input and protocol limits
+
+    @Test func malformedRESPGetsProtocolErrorAndClosesOnlyThatConnection() throws {
+        let node = try CacheNodeProcess()
+        defer { node.stop() }
+        let bystander = try RawConnection(port: node.port)
+        let offender = try RawConnection(port: node.port)
+        #expect(try bystander.command("SET", "shared", "1") == .simple("OK"))
+
+        // redis tests/unit/protocol.tcl "Wrong multibulk payload header"; the PING before it is still answered.
+        try offender.send("*1\r\n$4\r\nPING\r\n*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\n")
+        let (replies, closed) = try offender.readRepliesUntilClosed()
+        #expect(replies == [.simple("PONG"), .error("ERR Protocol error: expected '$', got 'f'")])
+        #expect(closed, "the server must close a connection after a protocol error")
+
+        #expect(try bystander.command("PING") == .simple("PONG"))
+        #expect(try bystander.command("GET", "shared") == .bulk(Array("1".utf8)))
+        #expect(try bystander.command("EXISTS", "x") == .integer(0))
+    }
+
+    @Test func bulkLengthAboveProtoMaxBulkLenIsRefused() throws {
+        let node = try CacheNodeProcess(arguments: ["--proto-max-bulk-len", "1mb"])
+        defer { node.stop() }
+        let client = try RawConnection(port: node.port)
+        // Exactly the limit is accepted…
+        let largest = [UInt8](repeating: UInt8(ascii: "v"), count: 1024 * 1024)
+        #expect(try client.command(Array("SET".utf8), Array("big".utf8), largest) == .simple("OK"))
+        #expect(try client.command("STRLEN", "big") == .integer(1024 * 1024))
+        // …one byte more is a protocol error, answered before the body is sent.
+        try client.send("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$\(1024 * 1024 + 1)\r\n")
+        let (replies, closed) = try client.readRepliesUntilClosed()
+        #expect(replies == [.error("ERR Protocol error: invalid bulk length")])
+        #expect(closed)
+        #expect(try RawConnection(port: node.port).command("STRLEN", "big") == .integer(1024 * 1024))
+    }
+
+    @Test func multibulkCountAboveOneMillionIsRefused() throws {
+        let node = try CacheNodeProcess()
+        defer { node.stop() }
+        let client = try RawConnection(port: node.port)
+        try client.send("*\(1024 * 1024 + 1)\r\n$3\r\nDEL\r\n")
+        let (replies, closed) = try client.readRepliesUntilClosed()
+        #expect(replies == [.error("ERR Protocol error: invalid multibulk length")])
+        #expect(closed)
+        // redis tests/unit/protocol.tcl "Out of range multibulk length".
+        let other = try RawConnection(port: node.port)
+        try other.send("*3000000000\r\n")
+        #expect(try other.readRepliesUntilClosed() == ([.error("ERR Protocol error: invalid multibulk length")], true))
+        #expect(try RawConnection(port: node.port).command("PING") == .simple("PONG"))
+    }
+
+    @Test func inlineLineAbove64KiBIsRefused() throws {
+        let node = try CacheNodeProcess()
+        defer { node.stop() }
+        // No line break within 64 KiB (redis tests/unit/protocol.tcl "Protocol desync regression test").
+        let client = try RawConnection(port: node.port)
+        try client.send([UInt8](repeating: UInt8(ascii: "a"), count: 70 * 1024))
+        #expect(try client.readRepliesUntilClosed() == ([.error("ERR Protocol error: too big inline request")], true))
+        // A whole inline command longer than 64 KiB is refused too.
+        let other = try RawConnection(port: node.port)
+        try other.send("ECHO " + String(repeating: "b", count: 65 * 1024) + "\r\n")
+        #expect(try other.readRepliesUntilClosed() == ([.error("ERR Protocol error: too big inline request")], true))
+        // Just under the limit is an ordinary inline command.
+        let fine = try RawConnection(port: node.port)
+        let word = String(repeating: "c", count: 60 * 1024)
+        try fine.send("ECHO \(word)\r\n")
+        #expect(try fine.readReplies(1) == [.bulk(Array(word.utf8))])
+    }
+
+    @Test func unauthenticatedClientSendingMoreThanTenArgumentsIsCutOff() throws {
+        let node = try CacheNodeProcess(arguments: ["--requirepass", "secret"])
+        defer { node.stop() }
+        let tenPairs = ["MSET"] + (0..<5).flatMap { ["k\($0)", "v\($0)"] }  // 11 arguments
+        let stranger = try RawConnection(port: node.port)
+        #expect(try stranger.command("PING") == .error("NOAUTH Authentication required."))
+        try stranger.send(RawConnection.encode(tenPairs.map { Array($0.utf8) }))
+        #expect(try stranger.readRepliesUntilClosed() == ([.error("ERR Protocol error: unauthenticated multibulk length")], true))
+
+        let bigArgument = try RawConnection(port: node.port)
+        try bigArgument.send("*2\r\n$4\r\nAUTH\r\n$16385\r\n")
+        #expect(try bigArgument.readRepliesUntilClosed() == ([.error("ERR Protocol error: unauthenticated bulk length")], true))
+
+        let inline = try RawConnection(port: node.port)
+        try inline.send(tenPairs.joined(separator: " ") + "\r\n")
+        #expect(try inline.readRepliesUntilClosed() == ([.error("ERR Protocol error: unauthenticated multibulk length")], true))
+
+        // Once authenticated, the same command is fine.
+        let member = try RawConnection(port: node.port)
+        #expect(try member.command("AUTH", "secret") == .simple("OK"))
+        #expect(try member.command(tenPairs) == .simple("OK"))
+        #expect(try member.command("GET", "k4") == .bulk(Array("v4".utf8)))
+    }
+
+    // MARK: careless clients
+
+    @Test func clientsDisconnectingMidCommandLeaveTheServerHealthy() throws {
+        let node = try CacheNodeProcess()
+        defer { node.stop() }
+        let watcher = try RawConnection(port: node.port)
+        for round in 0..<50 {
+            let client = try RawConnection(port: node.port)
+            // Half a bulk string: the SET must never run.
+            try client.send("*3\r\n$3\r\nSET\r\n$4\r\nhalf\r\n$100\r\n" + String(repeating: "x", count: 50))
+            if round.isMultiple(of: 2) {
+                client.resetOnClose()  // RST instead of FIN
+            }
+            client.close()
+        }
+        // A client that stops in the middle of a header line, and one that leaves with unread replies.
+        let headerOnly = try RawConnection(port: node.port)
+        try headerOnly.send("*2\r\n$3\r\nGE")
+        headerOnly.close()
+        let noReader = try RawConnection(port: node.port)
+        try noReader.send(String(repeating: "*1\r\n$4\r\nPING\r\n", count: 10_000))
+        noReader.resetOnClose()
+        noReader.close()
+
+        #expect(try watcher.command("PING") == .simple("PONG"))
+        #expect(try watcher.command("EXISTS", "half") == .integer(0))
+        let fresh = try RawConnection(port: node.port)
+        #expect(try fresh.command("SET", "after", "ok") == .simple("OK"))
+        #expect(try fresh.command("GET", "after") == .bulk(Array("ok".utf8)))
+        #expect(node.process.isRunning)
+    }
+
+    @Test func hugePipelineGetsEveryReplyInOrder() throws {
+        let node = try CacheNodeProcess()
+        defer { node.stop() }
+        let client = try RawConnection(port: node.port)
+        let count = 100_000
+        var sets = [UInt8]()
+        var gets = [UInt8]()
+        var incrs = [UInt8]()
+        for index in 0..<count {
+            sets += RawConnection.encode([Array("SET".utf8), Array("key:\(index)".utf8), Array("value-\(index)".utf8)])
+            gets += RawConnection.encode([Array("GET".utf8), Array("key:\(index)".utf8)])
+            incrs += Array("INCR counter\r\n".utf8)
+        }
+        // Each batch goes out in one write from a second thread while this one reads, as a pipelining client would.
+        let setReplies = try client.sendConcurrentlyAndRead(sets, replies: count)
+        #expect(setReplies.count == count)
+        #expect(setReplies.allSatisfy { $0 == .simple("OK") })
+
+        let getReplies = try client.sendConcurrentlyAndRead(gets, replies: count)
+        let expected = (0..<count).map { RESPReply.bulk(Array("value-\($0)".utf8)) }
+        #expect(getReplies.count == count)
+        let firstMismatch = getReplies.indices.first { getReplies[$0] != expected[$0] }
+        #expect(firstMismatch == nil, "first out-of-order reply at \(firstMismatch ?? -1)")
+
+        let incrReplies = try client.sendConcurrentlyAndRead(incrs, replies: count)
+        #expect(incrReplies == (1...count).map { RESPReply.integer($0) })
+        #expect(try client.command("DBSIZE") == .integer(count + 1))
+    }
+
+    @Test func repliesLargerThan64KiBArriveComplete() throws {
+        let node = try CacheNodeProcess()
+        defer { node.stop() }
+        let client = try RawConnection(port: node.port)
+        // A 1 MiB value with a pattern that shows any lost, doubled or reordered chunk.
+        let value = (0..<(1024 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 8) }
+        #expect(try client.command(Array("SET".utf8), Array("big".utf8), value) == .simple("OK"))
+        #expect(try client.command("GET", "big") == .bulk(value))
+        #expect(try client.command("GETRANGE", "big", "65536", "200000") == .bulk(Array(value[65536...200000])))
+
+        // KEYS over 20,000 keys: about 330 KB of reply.
+        let names = (0..<20_000).map { "robustness:key:\($0)" }
+        for batch in stride(from: 0, to: names.count, by: 1000) {
+            let pairs = names[batch..<batch + 1000].flatMap { [$0, "v"] }
+            #expect(try client.command(["MSET"] + pairs) == .simple("OK"))
+        }
+        guard case .array(let keys)? = try client.command("KEYS", "robustness:*") else {
+            Issue.record("KEYS did not answer with an array")
+            return
+        }
+        #expect(keys.count == names.count)
+        #expect(Set(keys) == Set(names.map { RESPReply.bulk(Array($0.utf8)) }))
+        // And a big pipeline of big replies: 40 × 1 MiB without reading in between.
+        try client.send(String(repeating: "*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n", count: 40))
+        let replies = try client.readReplies(40)
+        #expect(replies.count == 40 && replies.allSatisfy { $0 == .bulk(value) })
+    }
+
+    // MARK: many connections
+
+    @Test func tenThousandIdleConnectionsStayOpenAndCloseCleanly() throws {
+        let connections = 10_000
+        // The test process holds one descriptor per client; the node inherits this limit (see the report).
+        try RawConnection.raiseOpenFileLimit(to: connections + 500)
+        let node = try CacheNodeProcess()
+        defer { node.stop() }
+        var idle: [RawConnection] = []
+        idle.reserveCapacity(connections)
+        for _ in 0..<connections {
+            idle.append(try RawConnection(port: node.port, receiveTimeout: 10))
+        }
+        // The server has accepted them all: it reports them, and a new client is answered.
+        let observer = try RawConnection(port: node.port, receiveTimeout: 10)
+        let deadline = Date().addingTimeInterval(30)
+        var connected = 0
+        while Date() < deadline {
+            connected = try observer.connectedClients()
+            if connected >= connections + 1 { break }
+        }
+        #expect(connected == connections + 1)
+        let newcomer = try RawConnection(port: node.port, receiveTimeout: 5)
+        #expect(try newcomer.command("PING") == .simple("PONG"))
+        // Every idle connection is still open and usable: a sample of them answers.
+        for index in stride(from: 0, to: connections, by: 997) {
+            #expect(try idle[index].command("PING") == .simple("PONG"), "connection \(index)")
+        }
+        for connection in idle { connection.close() }
+        idle.removeAll()
+        // The server notices every close.
+        var remaining = Int.max
+        let closeDeadline = Date().addingTimeInterval(30)
+        while Date() < closeDeadline {
+            remaining = try observer.connectedClients()
+            if remaining <= 2 { break }
+        }
+        #expect(remaining == 2, "observer and newcomer remain")
+        #expect(try newcomer.command("PING") == .simple("PONG"))
+        #expect(node.process.isRunning)
+    }
+}
+
+// MARK: - a raw RESP client over a POSIX socket
+
+/// A RESP2 reply as it came off the wire.
+enum RESPReply: Hashable, CustomStringConvertible {
+    case simple(String)
+    case error(String)
+    case integer(Int)
+    case bulk([UInt8])
+    case null
+    case array([RESPReply])
+
+    var description: String {
+        switch self {
+        case .simple(let text): return "+\(text)"
+        case .error(let text): return "-\(text)"
+        case .integer(let value): return ":\(value)"
+        case .bulk(let bytes): return bytes.count > 64 ? "$<\(bytes.count) bytes>" : "$\(String(decoding: bytes, as: UTF8.self))"
+        case .null: return "(nil)"
+        case .array(let items): return items.count > 8 ? "*<\(items.count) items>" : "\(items)"
+        }
+    }
+
+    /// Parses one reply starting at `start`; returns it and the offset after it, or `nil` if incomplete.
+    static func parse(_ bytes: [UInt8], at start: Int) throws -> (RESPReply, Int)? {
+        guard start < bytes.count else { return nil }
+        guard let lineEnd = lineEnd(bytes, from: start + 1) else { return nil }
+        let line = String(decoding: bytes[(start + 1)..<lineEnd], as: UTF8.self)
+        let next = lineEnd + 2
+        switch bytes[start] {
+        case UInt8(ascii: "+"): return (.simple(line), next)
+        case UInt8(ascii: "-"): return (.error(line), next)
+        case UInt8(ascii: ":"):
+            guard let value = Int(line) else { throw HarnessError(description: "bad integer reply \(line)") }
+            return (.integer(value), next)
+        case UInt8(ascii: "$"):
+            guard let length = Int(line) else { throw HarnessError(description: "bad bulk length \(line)") }
+            if length < 0 { return (.null, next) }
+            guard bytes.count >= next + length + 2 else { return nil }
+            return (.bulk(Array(bytes[next..<next + length])), next + length + 2)
+        case UInt8(ascii: "*"):
+            guard let count = Int(line) else { throw HarnessError(description: "bad array length \(line)") }
+            if count < 0 { return (.null, next) }
+            var items: [RESPReply] = []
+            items.reserveCapacity(count)
+            var offset = next
+            for _ in 0..<count {
+                guard let (item, after) = try parse(bytes, at: offset) else { return nil }
+                items.append(item)
+                offset = after
+            }
+            return (.array(items), offset)
+        default:
+            throw HarnessError(description: "unexpected reply type byte \(bytes[start])")
+        }
+    }
+
+    private static func lineEnd(_ bytes: [UInt8], from start: Int) -> Int? {
+        var index = start
+        while index + 1 < bytes.count {
+            if bytes[index] == 13 && bytes[index + 1] == 10 { return index }
+            index += 1
+        }
+        return nil
+    }
+}
+
+/// A blocking TCP connection to 127.0.0.1 with a receive timeout, so no test can hang.
+final class RawConnection: @unchecked Sendable {
+    private(set) var descriptor: Int32
+    private var received: [UInt8] = []
+    private var parsed = 0
+
+    init(port: Int, receiveTimeout seconds: Int = 30) throws {
+        #if canImport(Glibc)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        let fd = socket(AF_INET, SOCK_STREAM, 0)
+        #endif
+        guard fd >= 0 else { throw HarnessError(description: "socket() failed: errno \(errno) (raise RLIMIT_NOFILE?)") }
+        descriptor = fd
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else {
+            let code = errno
+            closeDescriptor(fd)
+            throw HarnessError(description: "connect to 127.0.0.1:\(port) failed: errno \(code)")
+        }
+    }
+
+    deinit { close() }
+
+    func close() {
+        if descriptor >= 0 {
+            closeDescriptor(descriptor)
+            descriptor = -1
+        }
+    }
+
+    /// Makes the next `close()` send a reset instead of a FIN (SO_LINGER with a zero timeout).
+    func resetOnClose() {
+        var option = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
+    }
+
+    /// Raises this process's soft limit on open files (children such as cache-node inherit it).
+    static func raiseOpenFileLimit(to wanted: Int) throws {
+        var limit = rlimit()
+        #if canImport(Glibc)
+        let resource = Int32(RLIMIT_NOFILE.rawValue)
+        #else
+        let resource = RLIMIT_NOFILE
+        #endif
+        guard getrlimit(resource, &limit) == 0 else { throw HarnessError(description: "getrlimit failed") }
+        guard limit.rlim_cur < rlim_t(wanted) else { return }
+        guard limit.rlim_max >= rlim_t(wanted) else {
+            throw HarnessError(description: "RLIMIT_NOFILE hard limit \(limit.rlim_max) is below the \(wanted) this test needs")
+        }
+        limit.rlim_cur = rlim_t(wanted)
+        guard setrlimit(resource, &limit) == 0 else { throw HarnessError(description: "setrlimit failed: errno \(errno)") }
+    }
+
+    static func encode(_ arguments: [[UInt8]]) -> [UInt8] {
+        var bytes = Array("*\(arguments.count)\r\n".utf8)
+        for argument in arguments {
+            bytes += Array("$\(argument.count)\r\n".utf8)
+            bytes += argument
+            bytes += [13, 10]
+        }
+        return bytes
+    }
+
+    func send(_ text: String) throws { try send(Array(text.utf8)) }
+
+    func send(_ bytes: [UInt8]) throws {
+        try Self.writeAll(descriptor, bytes)
+    }
+
+    private static func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { sendBytes(descriptor, $0) }
+            guard written > 0 else { throw HarnessError(description: "send failed: errno \(errno)") }
+            offset += written
+        }
+    }
+
+    /// Sends one command and returns its reply.
+    func command(_ arguments: [[UInt8]]) throws -> RESPReply? {
+        try send(Self.encode(arguments))
+        return try readReplies(1).first
+    }
+
+    func command(_ arguments: String...) throws -> RESPReply? { try command(arguments.map { Array($0.utf8) }) }
+
+    func command(_ arguments: [String]) throws -> RESPReply? { try command(arguments.map { Array($0.utf8) }) }
+
+    func command(_ arguments: [UInt8]...) throws -> RESPReply? { try command(arguments) }
+
+    /// Reads until `count` replies have arrived (throws on timeout or close).
+    func readReplies(_ count: Int) throws -> [RESPReply] {
+        var replies: [RESPReply] = []
+        replies.reserveCapacity(count)
+        while replies.count < count {
+            if let (reply, next) = try RESPReply.parse(received, at: parsed) {
+                replies.append(reply)
+                parsed = next
+                continue
+            }
+            guard try receiveMore() else {
+                throw HarnessError(description: "connection closed after \(replies.count) of \(count) replies")
+            }
+        }
+        compact()
+        return replies
+    }
+
+    /// Reads every reply until the server closes the connection; `closed` is false on timeout.
+    func readRepliesUntilClosed() throws -> ([RESPReply], closed: Bool) {
+        var replies: [RESPReply] = []
+        while true {
+            if let (reply, next) = try RESPReply.parse(received, at: parsed) {
+                replies.append(reply)
+                parsed = next
+                continue
+            }
+            do {
+                guard try receiveMore() else { return (replies, true) }
+            } catch {
+                return (replies, false)
+            }
+        }
+    }
+
+    /// Writes `bytes` from another thread while reading `replies` replies here.
+    func sendConcurrentlyAndRead(_ bytes: [UInt8], replies: Int) throws -> [RESPReply] {
+        let descriptor = self.descriptor
+        let writer = DispatchGroup()
+        let failure = WriteFailure()
+        DispatchQueue.global().async(group: writer) {
+            do { try Self.writeAll(descriptor, bytes) } catch { failure.set(error) }
+        }
+        let result = try readReplies(replies)
+        writer.wait()
+        if let error = failure.error { throw error }
+        return result
+    }
+
+    /// `connected_clients` from INFO clients.
+    func connectedClients() throws -> Int {
+        guard case .bulk(let text)? = try command("INFO", "clients") else { throw HarnessError(description: "INFO failed") }
+        let info = String(decoding: text, as: UTF8.self)
+        guard let line = info.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("connected_clients:") }),
+            let value = Int(line.dropFirst("connected_clients:".count))
+        else { throw HarnessError(description: "no connected_clients in INFO: \(info)") }
+        return value
+    }
+
+    /// Receives more bytes; `false` when the peer closed (or reset) the connection.
+    private func receiveMore() throws -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 256 * 1024)
+        let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+        if count > 0 {
+            received += chunk[0..<count]
+            return true
+        }
+        if count == 0 || errno == ECONNRESET { return false }
+        throw HarnessError(description: "recv failed: errno \(errno) (timed out waiting for the server?)")
+    }
+
+    private func compact() {
+        if parsed == received.count {
+            received.removeAll(keepingCapacity: true)
+            parsed = 0
+        }
+    }
+}
+
+private func closeDescriptor(_ descriptor: Int32) {
+    _ = close(descriptor)
+}
+
+private func sendBytes(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) -> Int {
+    #if canImport(Glibc)
+    send(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+    #else
+    send(descriptor, bytes.baseAddress, bytes.count, 0)
+    #endif
+}
+
+/// The error of a background write, handed back to the reading thread.
+private final class WriteFailure: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: (any Error)?
+    var error: (any Error)? { lock.withLock { stored } }
+    func set(_ error: any Error) { lock.withLock { stored = error } }
+}

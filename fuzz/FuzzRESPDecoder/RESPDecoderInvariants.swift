@@ -1,0 +1,1 @@
+../../Tests/RESPServerTests/FuzzRegressionTests.swift

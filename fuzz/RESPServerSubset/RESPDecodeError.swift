@@ -1,0 +1,1 @@
+../../Sources/RESPServer/RESPDecodeError.swift
