@@ -22,45 +22,57 @@ final class ServerProcess {
     private let logURL: URL
 
     /// Starts `executable --port P --bind 127.0.0.1 <extraArguments>` on a free port and waits until it
-    /// answers PING (up to `readinessAttempts` tries, `retryDelayMicroseconds` apart).
+    /// answers PING (up to `readinessAttempts` tries, `retryDelayMicroseconds` apart). If the server exits
+    /// before answering (e.g. another process took the port meanwhile), it retries on a new port, up to
+    /// `launchAttempts` times.
     /// - Parameters:
     ///   - executable: path of the server binary, e.g. `/usr/bin/redis-server`.
     ///   - extraArguments: further flags, e.g. `["--save", "", "--appendonly", "no"]`.
     init(
-        executable: String, extraArguments: [String] = [], readinessAttempts: Int = 200,
+        executable: String, extraArguments: [String] = [], launchAttempts: Int = 3, readinessAttempts: Int = 200,
         retryDelayMicroseconds: UInt32 = 25_000
     ) throws {
         guard FileManager.default.isExecutableFile(atPath: executable) else {
             throw ServerProcessError(message: "\(executable) is not an executable file; install it or fix the path")
         }
         self.executable = executable
-        self.port = try Self.freeLoopbackPort()
-        self.logURL = FileManager.default.temporaryDirectory
-            .appendingPathComponent("server-\(port)-\(ProcessInfo.processInfo.processIdentifier).log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        let log = try FileHandle(forWritingTo: logURL)
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["--port", String(port), "--bind", host] + extraArguments
-        process.standardOutput = log
-        process.standardError = log
-        process.currentDirectoryURL = FileManager.default.temporaryDirectory
-        try process.run()
-        try log.close()
-
-        for _ in 0..<readinessAttempts {
-            guard process.isRunning else { break }
-            if let client = try? HiredisClient(host: host, port: port, timeoutMilliseconds: 500),
-                (try? client.command(["PING"])) == .status("PONG")
-            {
-                return
+        var lastOutput = ""
+        for _ in 0..<max(1, launchAttempts) {
+            let port = try Self.freeLoopbackPort()
+            let logURL = FileManager.default.temporaryDirectory
+                .appendingPathComponent("server-\(port)-\(ProcessInfo.processInfo.processIdentifier).log")
+            _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
+            let log = try FileHandle(forWritingTo: logURL)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = ["--port", String(port), "--bind", host] + extraArguments
+            process.standardOutput = log
+            process.standardError = log
+            process.currentDirectoryURL = FileManager.default.temporaryDirectory
+            try process.run()
+            try log.close()
+            for _ in 0..<readinessAttempts {
+                guard process.isRunning else { break }
+                if let client = try? HiredisClient(host: host, port: port, timeoutMilliseconds: 500),
+                    (try? client.command(["PING"])) == .status("PONG")
+                {
+                    self.port = port
+                    self.process = process
+                    self.logURL = logURL
+                    return
+                }
+                usleep(retryDelayMicroseconds)
             }
-            usleep(retryDelayMicroseconds)
+            lastOutput = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
+            if process.isRunning {
+                process.terminate()
+                process.waitUntilExit()
+            }
+            try? FileManager.default.removeItem(at: logURL)
         }
-        let output = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
-        stop()
         throw ServerProcessError(
-            message: "\(executable) did not answer PING on \(host):\(port); its output:\n\(output.suffix(2_000))")
+            message: "\(executable) did not answer PING on \(host) after \(launchAttempts) launches; its output:\n"
+                + String(lastOutput.suffix(2_000)))
     }
 
     deinit { stop() }
