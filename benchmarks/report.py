@@ -49,6 +49,9 @@ def main():
     out.append(f"- load generator: `{args.bench_binary}` (hiredis async + libevent, 1 thread) and redis-benchmark")
     out.append(f"- rounds: {args.rounds}, servers alternated A, B within each round; figures are medians over rounds;"
                " client and servers share the machine's cores, so compare ratios, not absolute figures")
+    if args.node_binary and args.node_binary == args.redis_binary:
+        out.append("- **dry run**: both sides run the same redis-server binary, so every ratio's distance from 1.00"
+                   " is run-to-run noise")
     out.append("")
     out.append("| benchmark | cache-node ops/s | redis-server ops/s | ratio node/redis "
                "| cache-node p50 / p99 ms | redis-server p50 / p99 ms | errors node / redis | generator and command |")
