@@ -26,7 +26,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("samples")
     for name in ["node-binary", "redis-binary", "bench-binary", "redis-version", "rounds", "quick",
-                 "node-args", "redis-args", "command"]:
+                 "node-args", "redis-args", "command", "raw-samples"]:
         parser.add_argument("--" + name, default="")
     args = parser.parse_args()
 
@@ -77,7 +77,7 @@ def main():
     if first_errors:
         out.append("Errors seen: " + "; ".join(f"`{e}`" for e in first_errors))
     out.append("")
-    out.append("Per-round samples: `" + "benchmarks/results/latest.jsonl" + "`.")
+    out.append(f"Per-round samples: `{args.raw_samples or args.samples}`.")
     print("\n".join(out))
 
 

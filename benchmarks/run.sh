@@ -237,6 +237,6 @@ python3 "$here/report.py" "$samples" \
     --node-binary "$node_bin" --redis-binary "$redis_bin" --bench-binary "$bench_bin" \
     --redis-version "$("$redis_bin" --version)" --rounds "$rounds" --quick "$quick" \
     --node-args "$(server_args "$node_bin" PORT)" --redis-args "$(server_args "$redis_bin" PORT)" \
-    --command "$invocation" \
+    --command "$invocation" --raw-samples "${output%.md}.jsonl" \
     | tee "$output"
 log "wrote $output"
