@@ -118,6 +118,8 @@ let package = Package(
         ),
 
         // MARK: libhiredis and the load generator built on it
+        // No pkgConfig: hiredis.pc adds -D_FILE_OFFSET_BITS=64, which SwiftPM rejects with a warning; the
+        // headers are included as <hiredis/…> from /usr/include and the modulemap links hiredis and event.
         .systemLibrary(
             name: "CHiredis",
             providers: [.apt(["libhiredis-dev", "libevent-dev"])]
