@@ -21,6 +21,9 @@ public enum ShutdownSignals {
 
     /// Blocks SIGTERM and SIGINT in the calling thread (and every thread it creates later).
     public static func block() {
+        // An inherited "ignore" disposition would discard the signal before sigwait could take it.
+        signal(SIGTERM, SIG_DFL)
+        signal(SIGINT, SIG_DFL)
         var set = signalSet()
         pthread_sigmask(SIG_BLOCK, &set, nil)
     }
