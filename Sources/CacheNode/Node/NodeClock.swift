@@ -5,7 +5,7 @@ import Glibc
 #else
 import Darwin
 #endif
-public import Synchronization
+import Synchronization
 
 /// A source of the current time in unix milliseconds.
 public protocol NodeClock: Sendable {
