@@ -106,11 +106,16 @@ public final class RESPListener<Dispatcher: CommandDispatcher>: Service, Sendabl
         logger.info("Ready to accept connections", metadata: ["hosts": "\(configuration.hosts)", "ports": "\(ports)"])
         onBound(ports)
         let listening = channels
-        await withGracefulShutdownHandler {
-            for channel in listening {
-                try? await channel.closeFuture.get()
+        // Stop accepting on graceful shutdown, and also if the service group cancels us.
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                for channel in listening {
+                    try? await channel.closeFuture.get()
+                }
+            } onGracefulShutdown: {
+                for channel in listening { channel.close(promise: nil) }
             }
-        } onGracefulShutdown: {
+        } onCancel: {
             for channel in listening { channel.close(promise: nil) }
         }
         logger.info("Listener stopped")

@@ -4,9 +4,6 @@ import CacheNode
 import Foundation
 import Logging
 
-// Before any thread starts: SIGTERM/SIGINT are taken by a sigwait thread for a graceful shutdown.
-ShutdownSignals.block()
-
 let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == "--version" || arguments.first == "-v" {
     print("cache-node v=\(CacheNodeVersion.current) (redis \(7).2 compatible)")

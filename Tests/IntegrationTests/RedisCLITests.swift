@@ -78,4 +78,22 @@ struct RedisCLITests {
         #expect(try redisCLI(node.port, ["CONFIG", "GET", "databases"], extra: ["-a", "pass word", "--no-auth-warning"]) == "databases\n4")
         #expect(try redisCLI(node.port, ["CONFIG", "GET", "maxmemory"], extra: ["-a", "pass word", "--no-auth-warning"]) == "maxmemory\n10485760")
     }
+
+    @Test func shutdownCommandAndSIGTERMStopTheNodeGracefully() throws {
+        let first = try CacheNodeProcess()
+        _ = try? redisCLI(first.port, ["SHUTDOWN"])
+        #expect(waitForExit(first.process, seconds: 10), "SHUTDOWN did not stop cache-node")
+        let second = try CacheNodeProcess()
+        #expect(try redisCLI(second.port, ["PING"]) == "PONG")
+        second.process.terminate()
+        #expect(waitForExit(second.process, seconds: 10), "SIGTERM did not stop cache-node")
+        #expect(second.process.terminationReason == .exit)
+    }
+}
+
+/// Polls until `process` exits or `seconds` pass.
+private func waitForExit(_ process: Process, seconds: Double) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while process.isRunning && Date() < deadline { usleep(20_000) }
+    return !process.isRunning
 }

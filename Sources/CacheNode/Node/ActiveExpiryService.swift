@@ -18,6 +18,14 @@ public struct HousekeepingService<SleepClock: Clock>: Service where SleepClock.D
     public func run() async throws {
         let node = self.node
         let clock = self.clock
+        do {
+            try await runCycles(node: node, clock: clock)
+        } catch is CancellationError {
+            // Graceful shutdown interrupts the sleep between cycles: a normal end, not a failure.
+        }
+    }
+
+    private func runCycles(node: NodeState, clock: SleepClock) async throws {
         try await cancelWhenGracefulShutdown {
             var lastTotal = 0
             var lastSample = node.clock.nowMilliseconds()

@@ -11,7 +11,7 @@ import RESPServer
 import ServiceLifecycle
 import Synchronization
 
-/// Runs a cache node until it is asked to stop (SHUTDOWN, or SIGTERM/SIGINT once `ShutdownSignals.block()` ran).
+/// Runs a cache node until it is asked to stop (SHUTDOWN, SIGTERM or SIGINT).
 public enum CacheNodeServer {
     /// Starts the node with `configuration` and returns when it has shut down.
     /// - Parameters:

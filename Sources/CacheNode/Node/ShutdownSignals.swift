@@ -1,7 +1,7 @@
-// SIGTERM/SIGINT handling for the node: the signals are blocked in every thread (call `block()` first thing in
-// main, before any thread exists, so all threads inherit the mask) and one dedicated thread waits for them with
-// sigwait and asks the node to shut down gracefully. This does not depend on an executor or dispatch queue being
-// drained, so a node under full load still stops promptly.
+// SIGTERM/SIGINT handling for the node, with the self-pipe trick: the signal handler (which may run on any
+// thread) only writes the signal number to a pipe; a dedicated thread reads it and asks the node to shut down
+// gracefully. This depends on no executor, dispatch queue or thread signal mask, so a node under full load still
+// stops promptly; a second signal exits at once.
 #if canImport(Glibc)
 import Glibc
 #else
@@ -9,34 +9,28 @@ import Darwin
 #endif
 import Foundation
 
+/// The write end of the shutdown pipe, read by the async-signal-safe handler.
+nonisolated(unsafe) private var shutdownPipeWriteEnd: Int32 = -1
+
 /// Graceful-shutdown signals.
 public enum ShutdownSignals {
-    private static func signalSet() -> sigset_t {
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, SIGTERM)
-        sigaddset(&set, SIGINT)
-        return set
-    }
-
-    /// Blocks SIGTERM and SIGINT in the calling thread (and every thread it creates later).
-    public static func block() {
-        // An inherited "ignore" disposition would discard the signal before sigwait could take it.
-        signal(SIGTERM, SIG_DFL)
-        signal(SIGINT, SIG_DFL)
-        var set = signalSet()
-        pthread_sigmask(SIG_BLOCK, &set, nil)
-    }
-
-    /// Starts a thread that waits for SIGTERM or SIGINT and calls `handler` with the signal number; a second
-    /// signal exits the process at once.
+    /// Installs handlers for SIGTERM and SIGINT and starts the thread that calls `handler` with the signal number.
     public static func waitInBackground(_ handler: @escaping @Sendable (Int32) -> Void) {
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else { return }
+        let readEnd = ends[0]
+        shutdownPipeWriteEnd = ends[1]
+        for number in [SIGTERM, SIGINT] {
+            signal(number) { received in
+                var byte = UInt8(truncatingIfNeeded: received)
+                _ = write(shutdownPipeWriteEnd, &byte, 1)
+            }
+        }
         let thread = Thread {
-            var set = signalSet()
-            var signal: Int32 = 0
-            sigwait(&set, &signal)
-            handler(signal)
-            sigwait(&set, &signal)
+            var byte: UInt8 = 0
+            while read(readEnd, &byte, 1) != 1 {}
+            handler(Int32(byte))
+            while read(readEnd, &byte, 1) != 1 {}
             exit(1)
         }
         thread.name = "cache-node-signals"
