@@ -53,15 +53,9 @@ extension CommandTable {
                     summary: "Returns the string value of a key after deleting the key.", since: "6.2.0") { context, reply throws(CommandError) in
             let key = context.key(1)
             let db = context.db
-            guard let value = db.peek(key) else {
-                context.recordLookup(found: false)
-                reply.null()
-                return
-            }
-            guard value.type == .string else { throw .wrongType }
-            context.recordLookup(found: true)
-            StringFamily.writeBulk(value, &reply)
-            db.delete(key)
+            let value = db.peek(key)
+            try StringFamily.replyString(value, context: context, reply: &reply)
+            if value != nil { db.delete(key) }
         },
         // GETEX key [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | PERSIST]
         CommandSpec("getex", arity: -2, flags: [.write, .fast], keys: .first, group: .string,
@@ -86,14 +80,9 @@ extension CommandTable {
             }
             let key = context.key(1)
             let db = context.db
-            guard let value = db.value(key) else {
-                context.recordLookup(found: false)
-                reply.null()
-                return
-            }
-            guard value.type == .string else { throw .wrongType }
-            context.recordLookup(found: true)
-            StringFamily.writeBulk(value, &reply)
+            let value = db.value(key)
+            try StringFamily.replyString(value, context: context, reply: &reply)
+            guard value != nil else { return }
             switch expiry {
             case .keep: break
             case .remove: db.setExpiry(key, at: nil)
