@@ -25,6 +25,10 @@ public protocol CommandDispatcher: Sendable {
     /// Per-connection state (selected database, transaction queue, subscriptions…).
     associatedtype Session
 
+    /// Why a newly accepted connection must be turned away (redis's `maxclients`), or `nil` to admit it. A refused
+    /// connection gets the reason as an `-ERR` reply and is closed; no session is opened for it.
+    func refusal(for connection: ClientConnection) -> String?
+
     /// Creates the state of a newly accepted connection.
     func openSession(for connection: ClientConnection) -> Session
 
@@ -36,4 +40,15 @@ public protocol CommandDispatcher: Sendable {
 
     /// Releases what a closing connection held (subscriptions, blocked waits, watched keys).
     func closeSession(_ session: inout Session)
+
+    /// Counts bytes read from and written to the connection (called once per read and per flush, not per command).
+    func recordTraffic(_ session: Session, inputBytes: Int, outputBytes: Int)
+}
+
+extension CommandDispatcher {
+    /// Admits every connection.
+    public func refusal(for connection: ClientConnection) -> String? { nil }
+
+    /// Counts nothing.
+    public func recordTraffic(_ session: Session, inputBytes: Int, outputBytes: Int) {}
 }

@@ -49,6 +49,13 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
         self.context = context
         self.reply.buffer = context.channel.allocator.buffer(capacity: 4096)
         let connection = ClientConnection(id: connectionID, channel: context.channel)
+        if let refusal = dispatcher.refusal(for: connection) {
+            // Refused (too many clients): say why and close, as redis does, without opening a session.
+            state = .closing
+            reply.error(code: "ERR", message: refusal)
+            if context.channel.isActive { sendRefusal(context: context) }
+            return
+        }
         self.connection = connection
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
@@ -64,6 +71,17 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
         self.context = nil
     }
 
+    public func channelActive(context: ChannelHandlerContext) {
+        if session == nil && reply.buffer.readableBytes > 0 { sendRefusal(context: context) }
+        context.fireChannelActive()
+    }
+
+    private func sendRefusal(context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(reply.buffer), promise: nil)
+        reply.buffer.clear()
+        context.close(promise: nil)
+    }
+
     public func channelInactive(context: ChannelHandlerContext) {
         closeSession()
         context.fireChannelInactive()
@@ -71,6 +89,7 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
+        if let session { dispatcher.recordTraffic(session, inputBytes: incoming.readableBytes, outputBytes: 0) }
         if input.readableBytes == 0 {
             input = incoming
         } else {
@@ -131,6 +150,7 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
             switch outcome {
             case .proceed:
                 if reply.buffer.readableBytes >= Self.outputWriteThreshold {
+                    dispatcher.recordTraffic(session!, inputBytes: 0, outputBytes: reply.buffer.readableBytes)
                     context.write(wrapOutboundOut(reply.buffer), promise: nil)
                     hasUnflushedWrites = true
                     reply.buffer.clear()
@@ -168,6 +188,7 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
             return
         }
         hasUnflushedWrites = false
+        if let session { dispatcher.recordTraffic(session, inputBytes: 0, outputBytes: reply.buffer.readableBytes) }
         context.writeAndFlush(wrapOutboundOut(reply.buffer), promise: nil)
         if reply.buffer.capacity > 1024 * 1024 {
             reply.buffer = context.channel.allocator.buffer(capacity: 4096)

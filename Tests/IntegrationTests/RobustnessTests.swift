@@ -197,11 +197,38 @@ struct RobustnessTests {
 
     // MARK: many connections
 
+    @Test func connectionsBeyondMaxclientsAreRefusedWithRedisError() throws {
+        let node = try CacheNodeProcess(arguments: ["--maxclients", "3"])
+        defer { node.stop() }
+        let admitted = try (0..<3).map { _ in try RawConnection(port: node.port, receiveTimeout: 10) }
+        for connection in admitted { #expect(try connection.command("PING") == .simple("PONG")) }
+        // The fourth gets redis's error and is closed; the others keep working.
+        let refused = try RawConnection(port: node.port, receiveTimeout: 10)
+        let (replies, closed) = try refused.readRepliesUntilClosed()
+        #expect(replies == [.error("ERR max number of clients reached")])
+        #expect(closed)
+        #expect(try admitted[0].command("PING") == .simple("PONG"))
+        let stats = try admitted[0].command("INFO", "stats")
+        guard case .bulk(let text)? = stats else { Issue.record("INFO reply: \(String(describing: stats))"); return }
+        let info = String(decoding: text, as: UTF8.self)
+        #expect(info.contains("rejected_connections:1\r\n"))
+        let input = info.split(separator: "\r\n").first { $0.hasPrefix("total_net_input_bytes:") }
+        #expect(input.flatMap { Int($0.split(separator: ":")[1]) }.map { $0 > 0 } == true)
+        // Raising the limit at run time admits a new client.
+        #expect(try admitted[0].command("CONFIG", "SET", "maxclients", "4") == .simple("OK"))
+        admitted[2].close()
+        let deadline = Date().addingTimeInterval(10)
+        while try admitted[0].connectedClients() > 2 && Date() < deadline {}
+        let later = try RawConnection(port: node.port, receiveTimeout: 10)
+        #expect(try later.command("PING") == .simple("PONG"))
+    }
+
     @Test func tenThousandIdleConnectionsStayOpenAndCloseCleanly() throws {
         let connections = 10_000
         // The test process holds one descriptor per client; the node inherits this limit (see the report).
         try RawConnection.raiseOpenFileLimit(to: connections + 500)
-        let node = try CacheNodeProcess()
+        // Above redis's default maxclients (10000), which the observer and newcomer would exceed.
+        let node = try CacheNodeProcess(arguments: ["--maxclients", "20000"])
         defer { node.stop() }
         var idle: [RawConnection] = []
         idle.reserveCapacity(connections)

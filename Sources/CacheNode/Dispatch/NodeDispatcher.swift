@@ -17,6 +17,17 @@ public struct NodeDispatcher: CommandDispatcher {
         self.node = node
     }
 
+    public func refusal(for connection: ClientConnection) -> String? {
+        guard node.connectedClientCount >= node.maxClients.load(ordering: .relaxed) else { return nil }
+        node.rejectedConnections.add(1, ordering: .relaxed)
+        return "max number of clients reached"
+    }
+
+    public func recordTraffic(_ session: ClientSession, inputBytes: Int, outputBytes: Int) {
+        if inputBytes > 0 { session.stats.netInputBytes.add(inputBytes, ordering: .relaxed) }
+        if outputBytes > 0 { session.stats.netOutputBytes.add(outputBytes, ordering: .relaxed) }
+    }
+
     public func openSession(for connection: ClientConnection) -> ClientSession {
         let stats = node.stats.block(for: ObjectIdentifier(connection.eventLoop))
         let session = ClientSession(

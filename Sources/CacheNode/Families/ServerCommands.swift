@@ -129,6 +129,7 @@ enum ServerFamily {
             reply.ok()
         case "resetstat":
             node.stats.reset()
+            node.rejectedConnections.store(0, ordering: .relaxed)
             reply.ok()
         case "rewrite":
             let configuration = node.configuration

@@ -36,6 +36,8 @@ public struct NodeConfiguration: Sendable {
     public var logFile = ""
     public var protectedMode = false
     public var replicaReadOnly = true
+    /// Connections beyond this many are refused with "max number of clients reached".
+    public var maxClients = 10000
     /// Event loop threads (0 = one per core). Also accepted as redis's `io-threads`.
     public var threads = 0
     public var clientOutputBufferLimit = "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
@@ -235,6 +237,8 @@ struct ConfigParameter: Sendable {
               set: { $0.protectedMode = try bool($1) }),
         .init(name: "replica-read-only", aliases: ["slave-read-only"], mutable: true,
               get: { $0.replicaReadOnly ? "yes" : "no" }, set: { $0.replicaReadOnly = try bool($1) }),
+        .init(name: "maxclients", aliases: [], mutable: true, get: { String($0.maxClients) },
+              set: { $0.maxClients = try int($1, in: 1...1_000_000) }),
         .init(name: "threads", aliases: ["io-threads"], mutable: false, get: { String($0.threads) },
               set: { $0.threads = try int($1, in: 0...128) }),
         .init(name: "client-output-buffer-limit", aliases: [], mutable: true, get: { $0.clientOutputBufferLimit },

@@ -32,6 +32,11 @@ public final class NodeState: Sendable {
     /// Writes since the last save (INFO `rdb_changes_since_last_save`).
     public let dirty = Atomic<Int>(0)
 
+    /// The `maxclients` setting, read on every accept.
+    public let maxClients = Atomic<Int>(10000)
+    /// Connections refused because of `maxclients` (INFO `rejected_connections`).
+    public let rejectedConnections = Atomic<Int>(0)
+
     /// Commands per second over the last sampling period (INFO `instantaneous_ops_per_sec`).
     public let instantaneousOpsPerSecond = Atomic<Int>(0)
     private let peakMemory = Atomic<Int>(0)
@@ -68,6 +73,7 @@ public final class NodeState: Sendable {
 
     private func apply(_ configuration: NodeConfiguration) {
         keyspace.maxMemory = configuration.maxMemory
+        maxClients.store(configuration.maxClients, ordering: .relaxed)
         keyspace.evictionPolicy = configuration.maxMemoryPolicy
         keyspace.evictionSamples = configuration.maxMemorySamples
         keyspace.lfuLogFactor = configuration.lfuLogFactor
@@ -105,6 +111,9 @@ public final class NodeState: Sendable {
     func unregister(_ session: ClientSession) {
         _ = clientsStorage.withLock { $0.removeValue(forKey: session.connection.id) }
     }
+
+    /// How many clients are connected.
+    public var connectedClientCount: Int { clientsStorage.withLock { $0.count } }
 
     /// The connected clients, by id.
     public var clients: [ClientSession] {

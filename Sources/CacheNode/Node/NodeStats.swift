@@ -12,6 +12,9 @@ public final class StatsBlock: Sendable {
     public let connectedClients = Atomic<Int>(0)
     public let rejectedCommandsOOM = Atomic<Int>(0)
     public let blockedClients = Atomic<Int>(0)
+    /// Bytes read from and written to clients (INFO `total_net_input_bytes` / `total_net_output_bytes`).
+    public let netInputBytes = Atomic<Int>(0)
+    public let netOutputBytes = Atomic<Int>(0)
     // Keep blocks of different loops on different cache lines.
     private let padding = (0, 0, 0, 0, 0, 0, 0, 0)
 
@@ -49,6 +52,8 @@ public final class NodeStats: Sendable {
                 block.errorReplies.store(0, ordering: .relaxed)
                 block.connectionsReceived.store(0, ordering: .relaxed)
                 block.rejectedCommandsOOM.store(0, ordering: .relaxed)
+                block.netInputBytes.store(0, ordering: .relaxed)
+                block.netOutputBytes.store(0, ordering: .relaxed)
             }
         }
     }

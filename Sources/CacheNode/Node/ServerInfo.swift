@@ -67,7 +67,7 @@ enum ServerInfo {
         case "clients":
             return [
                 ("connected_clients", String(node.stats.total { $0.connectedClients.load(ordering: .relaxed) })),
-                ("cluster_connections", "0"), ("maxclients", "10000"),
+                ("cluster_connections", "0"), ("maxclients", String(configuration.maxClients)),
                 ("client_recent_max_input_buffer", "0"), ("client_recent_max_output_buffer", "0"),
                 ("blocked_clients", String(node.stats.total { $0.blockedClients.load(ordering: .relaxed) })),
                 ("tracking_clients", "0"), ("clients_in_timeout_table", "0"),
@@ -112,7 +112,9 @@ enum ServerInfo {
                 ("total_connections_received", String(stats.total { $0.connectionsReceived.load(ordering: .relaxed) })),
                 ("total_commands_processed", String(stats.total { $0.commandsProcessed.load(ordering: .relaxed) })),
                 ("instantaneous_ops_per_sec", String(node.instantaneousOpsPerSecond.load(ordering: .relaxed))),
-                ("total_net_input_bytes", "0"), ("total_net_output_bytes", "0"), ("rejected_connections", "0"),
+                ("total_net_input_bytes", String(stats.total { $0.netInputBytes.load(ordering: .relaxed) })),
+                ("total_net_output_bytes", String(stats.total { $0.netOutputBytes.load(ordering: .relaxed) })),
+                ("rejected_connections", String(node.rejectedConnections.load(ordering: .relaxed))),
                 ("expired_keys", String(context.keyspace.expiredKeys.load(ordering: .relaxed))),
                 ("evicted_keys", String(context.keyspace.evictedKeys.load(ordering: .relaxed))),
                 ("keyspace_hits", String(stats.total { $0.keyspaceHits.load(ordering: .relaxed) })),
