@@ -1,31 +1,49 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer target for the RESP command decoder and runs it for a bounded time.
+# Builds one libFuzzer target and runs it for a bounded time.
 #
-#   fuzz/run.sh                 build, write the seed corpus, fuzz for $FUZZ_SECONDS (default 60) seconds
-#   FUZZ_SECONDS=600 fuzz/run.sh
-#   fuzz/run.sh --build-only    only build
-#   fuzz/run.sh --regressions   only re-run the kept cases (Tests/RESPServerTests/FuzzCases/) once
+#   fuzz/run.sh [resp|frames]                 build, write seeds, fuzz for $FUZZ_SECONDS (default 60) seconds
+#   FUZZ_SECONDS=600 fuzz/run.sh frames
+#   fuzz/run.sh [resp|frames] --build-only    only build
+#   fuzz/run.sh [resp|frames] --regressions   only re-run the kept cases once
 #
-# Seeds and every crash found land in Tests/RESPServerTests/FuzzCases/ (crashes as crash-<sha1>), which
-# FuzzRegressionTests re-checks in CI without libFuzzer. The growing working corpus stays in fuzz/corpus/
-# (git-ignored). Extra libFuzzer flags can be passed in FUZZ_FLAGS (e.g. FUZZ_FLAGS="-jobs=2").
+# resp (default): the RESP command decoder. Seeds and every crash found land in Tests/RESPServerTests/FuzzCases/
+# (crashes as crash-<sha1>), which FuzzRegressionTests re-checks in CI without libFuzzer.
+# frames: the ReplicationSec frame decoder, handshake and record opener (FuzzSecureFrames); crashes land in
+# fuzz/SecureFramesFailCases/ and are replayed first on every run; FrameFuzzTests runs the same checks in CI on a
+# deterministic corpus.
+# The growing working corpus stays in fuzz/corpus/ (git-ignored). Extra libFuzzer flags can be passed in
+# FUZZ_FLAGS (e.g. FUZZ_FLAGS="-jobs=2").
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-cases="$root/Tests/RESPServerTests/FuzzCases"
-corpus="$here/corpus/RESPDecoder"
+target=resp
+case "${1:-}" in
+    resp|frames) target="$1"; shift ;;
+esac
+if [[ $target == resp ]]; then
+    product=FuzzRESPDecoder
+    cases="$root/Tests/RESPServerTests/FuzzCases"
+    corpus="$here/corpus/RESPDecoder"
+    extra_flags=(-dict="$here/resp.dict" -max_len=8192)
+else
+    product=FuzzSecureFrames
+    cases="$here/SecureFramesFailCases"
+    corpus="$here/corpus/SecureFrames"
+    extra_flags=(-max_len=4096)
+fi
 configuration="${FUZZ_CONFIGURATION:-release}"
 seconds="${FUZZ_SECONDS:-60}"
 
 build() {
-    (cd "$here" && swift build -c "$configuration" --product FuzzRESPDecoder \
+    (cd "$here" && swift build -c "$configuration" --product "$product" \
         -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library)
 }
 
 # Valid pipelines, inline commands and the edge cases of redis's tests/unit/protocol.tcl.
 write_seeds() {
     mkdir -p "$cases" "$corpus"
+    [[ $target == resp ]] || return 0
     seed() { printf "$2" > "$cases/seed-$1"; }
     seed ping-multibulk           '*1\r\n$4\r\nPING\r\n'
     seed set-get-pipeline         '*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n'
@@ -53,20 +71,21 @@ write_seeds() {
 
 regressions() {
     local binary="$1"
-    local files=("$cases"/*)
-    "$binary" -runs=0 "${files[@]}"
+    local files=()
+    for file in "$cases"/*; do [[ -f $file && $(basename "$file") != .gitkeep ]] && files+=("$file"); done
+    [[ ${#files[@]} -eq 0 ]] || "$binary" -runs=0 "${files[@]}"
 }
 
 cd "$root"
 # Swift's own crash backtracer and ASan get in each other's way; libFuzzer reports the crash itself.
 export SWIFT_BACKTRACE=enable=no
 build
-binary="$here/.build/$configuration/FuzzRESPDecoder"
+binary="$here/.build/$configuration/$product"
 case "${1:-}" in
     --build-only) exit 0 ;;
     --regressions) write_seeds; regressions "$binary"; exit 0 ;;
 esac
 write_seeds
 # shellcheck disable=SC2086
-"$binary" -max_total_time="$seconds" -max_len=8192 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-    -dict="$here/resp.dict" -artifact_prefix="$cases/" ${FUZZ_FLAGS:-} "$corpus" "$cases"
+"$binary" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "${extra_flags[@]}" \
+    -artifact_prefix="$cases/" ${FUZZ_FLAGS:-} "$corpus" "$cases"

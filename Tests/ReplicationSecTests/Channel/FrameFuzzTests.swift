@@ -1,5 +1,5 @@
 // FrameFuzzTests: the fuzz target's checks on a deterministic corpus (random bytes and mutations of genuine
-// streams), so they run in every test pass; FuzzTesting/ runs the same checks under libFuzzer.
+// streams), so they run in every test pass; fuzz/FuzzSecureFrames runs the same checks under libFuzzer (`fuzz/run.sh frames`).
 import Crypto
 import NIOCore
 import NIOEmbedded

@@ -1,13 +1,34 @@
 // FuzzSecureFrames: libFuzzer entry point for the ReplicationSec frame decoder, handshake and record opener.
+import Crypto
+import Glibc
 import NIOCore
 import NIOEmbedded
 import ReplicationSec
 
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzSecureFrames(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
-    let bytes = Array(UnsafeRawBufferPointer(start: start, count: count))
+public func fuzzSecureFrames(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
+    let bytes = start.map { Array(UnsafeBufferPointer(start: $0, count: count)) } ?? []
     FrameFuzzHarness.run(bytes)
     return 0
+}
+
+/// libFuzzer's driver (`int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*)(const uint8_t *, size_t))`).
+@_silgen_name("LLVMFuzzerRunDriver")
+func runFuzzerDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+    _ testOneInput: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
+
+/// SwiftPM links executables with their own `main`, so libFuzzer's is not used; this one starts the driver.
+@main
+enum FuzzSecureFramesMain {
+    static func main() {
+        var argc = CommandLine.argc
+        var argv = CommandLine.unsafeArgv
+        let status = runFuzzerDriver(&argc, &argv) { start, count in fuzzSecureFrames(start, count) }
+        exit(status)
+    }
 }
 
 /// The checks, shared in spirit with FrameFuzzTests.
@@ -34,6 +55,8 @@ enum FrameFuzzHarness {
             fatalError("plaintext delivered from unauthenticated input: \(output)")
         }
         _ = try? channel.finish()
+        // Run what the close scheduled (and any timer still pending) so nothing keeps the pipeline alive.
+        channel.embeddedEventLoop.advanceTime(by: .hours(1))
 
         var opener = RecordOpener(
             trafficSecret: .init(data: [UInt8](repeating: 3, count: 32)), policy: RekeyPolicy(),
