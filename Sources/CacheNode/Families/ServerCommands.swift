@@ -1,5 +1,5 @@
 // Server commands (redis server.c, config.c): INFO with redis's section and field names, CONFIG, COMMAND
-// (generated from the command table), TIME, LASTSAVE, MEMORY, SHUTDOWN.
+// (generated from the command table), TIME, MEMORY, SHUTDOWN. (LASTSAVE lives in PersistenceCommands.swift.)
 import CProcessStats
 import CacheStore
 import Foundation
@@ -37,11 +37,6 @@ extension CommandTable {
             reply.arrayHeader(2)
             reply.bulk(String(spec.tv_sec))
             reply.bulk(String(spec.tv_nsec / 1000))
-        },
-        // LASTSAVE
-        CommandSpec("lastsave", arity: 1, flags: [.fast, .loading, .stale], group: .server,
-                    summary: "Returns the Unix timestamp of the last successful save to disk.") { context, reply throws(CommandError) in
-            reply.integer(Int(context.node.lastSave.load(ordering: .relaxed)))
         },
         // MEMORY USAGE key [SAMPLES count] | MEMORY STATS | MEMORY DOCTOR | MEMORY HELP
         CommandSpec("memory", arity: -2, flags: [.readonly], keys: .custom({ $0.count > 2 && $0.matches(1, "usage") ? [2] : [] }),
