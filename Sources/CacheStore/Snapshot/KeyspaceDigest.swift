@@ -4,8 +4,15 @@
 // members xor-ed so their order does not matter), then the "!!expire!!" marker for volatile keys (the marker,
 // not the time, as redis does); the key digests
 // are xor-ed together and each non-empty database is mixed in first by its index. mix(d, x) = SHA1(d ^ SHA1(x)).
+// As in redis 7, each value starts with its type code (string 0, list 1, set 2, zset 3, hash 4) and scores are
+// hashed as "%.17g" text, so the digest of the same dataset equals redis-server's own DEBUG DIGEST.
 // The 20-byte SHA-1 here is only a fingerprint, never a security boundary.
 import DequeModule
+#if canImport(Glibc)
+import Glibc
+#else
+import Darwin
+#endif
 
 /// SHA-1 (FIPS 180-4), used only to fingerprint keyspace contents.
 struct SHA1 {
@@ -57,33 +64,34 @@ struct SHA1 {
     }
 
     private mutating func compress(_ block: UnsafeRawBufferPointer) {
-        var w = [UInt32](repeating: 0, count: 80)
-        for index in 0..<16 {
-            w[index] = UInt32(block[index * 4]) << 24 | UInt32(block[index * 4 + 1]) << 16
-                | UInt32(block[index * 4 + 2]) << 8 | UInt32(block[index * 4 + 3])
-        }
-        for index in 16..<80 {
-            let value = w[index - 3] ^ w[index - 8] ^ w[index - 14] ^ w[index - 16]
-            w[index] = value << 1 | value >> 31
-        }
-        var (a, b, c, d, e) = state
-        for index in 0..<80 {
-            let f: UInt32
-            let k: UInt32
-            switch index {
-            case 0..<20: f = (b & c) | (~b & d); k = 0x5A82_7999
-            case 20..<40: f = b ^ c ^ d; k = 0x6ED9_EBA1
-            case 40..<60: f = (b & c) | (b & d) | (c & d); k = 0x8F1B_BCDC
-            default: f = b ^ c ^ d; k = 0xCA62_C1D6
+        state = withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 80) { w in
+            for index in 0..<16 {
+                w[index] = UInt32(block[index * 4]) << 24 | UInt32(block[index * 4 + 1]) << 16
+                    | UInt32(block[index * 4 + 2]) << 8 | UInt32(block[index * 4 + 3])
             }
-            let temp = (a << 5 | a >> 27) &+ f &+ e &+ k &+ w[index]
-            e = d
-            d = c
-            c = b << 30 | b >> 2
-            b = a
-            a = temp
+            for index in 16..<80 {
+                let value = w[index - 3] ^ w[index - 8] ^ w[index - 14] ^ w[index - 16]
+                w[index] = value << 1 | value >> 31
+            }
+            var (a, b, c, d, e) = state
+            for index in 0..<80 {
+                let f: UInt32
+                let k: UInt32
+                switch index {
+                case 0..<20: f = (b & c) | (~b & d); k = 0x5A82_7999
+                case 20..<40: f = b ^ c ^ d; k = 0x6ED9_EBA1
+                case 40..<60: f = (b & c) | (b & d) | (c & d); k = 0x8F1B_BCDC
+                default: f = b ^ c ^ d; k = 0xCA62_C1D6
+                }
+                let temp = (a << 5 | a >> 27) &+ f &+ e &+ k &+ w[index]
+                e = d
+                d = c
+                c = b << 30 | b >> 2
+                b = a
+                a = temp
+            }
+            return (state.0 &+ a, state.1 &+ b, state.2 &+ c, state.3 &+ d, state.4 &+ e)
         }
-        state = (state.0 &+ a, state.1 &+ b, state.2 &+ c, state.3 &+ d, state.4 &+ e)
     }
 }
 
@@ -112,11 +120,28 @@ public enum KeyspaceDigest {
         return digest
     }
 
+    /// `score` as C's "%.17g" (what redis hashes).
+    static func scoreText(_ score: Double) -> [UInt8] {
+        var buffer = [CChar](repeating: 0, count: 64)
+        let length = withVaList([score]) { vsnprintf(&buffer, 64, "%.17g", $0) }
+        return buffer.prefix(Int(max(0, min(length, 63)))).map { UInt8(bitPattern: $0) }
+    }
+
     static func xorMarker(_ digest: inout [UInt8]) {
         Array("!!expire!!".utf8).withUnsafeBytes { xor(&digest, $0) }
     }
 
     static func mixValue(_ digest: inout [UInt8], _ value: StoredValue) {
+        let typeCode: UInt32
+        switch value.type {
+        case .string: typeCode = 0
+        case .list: typeCode = 1
+        case .set: typeCode = 2
+        case .zset: typeCode = 3
+        case .hash: typeCode = 4
+        }
+        var bigEndianType = typeCode.bigEndian
+        withUnsafeBytes(of: &bigEndianType) { mix(&digest, $0) }
         switch value {
         case .shortString, .string:
             value.withStringBytes { mix(&digest, $0) }
@@ -136,7 +161,7 @@ public enum KeyspaceDigest {
             while let current = node {
                 var element = [UInt8](repeating: 0, count: 20)
                 mix(&element, current.member)
-                mix(&element, String(current.score))
+                scoreText(current.score).withUnsafeBytes { mix(&element, $0) }
                 element.withUnsafeBytes { xor(&digest, $0) }
                 node = current.next
             }

@@ -1,0 +1,67 @@
+// snapshot-bench: what a point-in-time snapshot costs the hot path, in-process (release build:
+// `swift run -c release snapshot-bench [keys]`). Fills a keyspace with N string keys (16-byte names, 32-byte
+// values), then measures: the freeze (beginSnapshot: all stripes locked, markers set), the stall one write pays
+// when it is the first to lock a pending stripe (that stripe's serialization), a write to an already captured
+// stripe, the whole snapshot read out by nextChunk, and lock+unlock with no snapshot running. Prints a table.
+import CacheStore
+import Foundation
+
+let keyCount = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 1_000_000 : 1_000_000
+let now: Int64 = 1_700_000_000_000
+let keyspace = Keyspace(databases: 16)
+let db = keyspace.database(0, now: now)
+let value = StoredValue.string(String(repeating: "v", count: 32))
+var keys: [KeyRef] = []
+keys.reserveCapacity(keyCount)
+for index in 0..<keyCount { keys.append(KeyRef(String(format: "key:%012d", index))) }
+keyspace.withAllLocked { for (index, key) in keys.enumerated() { db.set(key, value, expiry: index % 10 == 0 ? .at(now + 3_600_000) : .remove) } }
+
+func milliseconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+}
+let clock = ContinuousClock()
+
+// Baseline: lock + unlock of a stripe with no snapshot running.
+let rounds = 1_000_000
+var start = clock.now
+for round in 0..<rounds { keyspace.lock(stripe: round & 63); keyspace.unlock(stripe: round & 63) }
+let baselineNs = milliseconds(clock.now - start) * 1e6 / Double(rounds)
+
+// Freeze, then the first write to each stripe (the per-write stall), then a second write (already captured).
+start = clock.now
+let snapshot = keyspace.beginSnapshot(createdAt: now)
+let freeze = milliseconds(clock.now - start)
+var stalls: [Double] = []
+var second: [Double] = []
+for stripe in 0..<keyspace.stripes.count {
+    let key = keys.first { keyspace.stripeIndex(for: $0) == stripe }!
+    start = clock.now
+    keyspace.withLocked([key]) { db.set(key, value) }
+    stalls.append(milliseconds(clock.now - start))
+    start = clock.now
+    keyspace.withLocked([key]) { db.set(key, value) }
+    second.append(milliseconds(clock.now - start))
+}
+start = clock.now
+var bytes = 0
+while let chunk = snapshot.nextChunk() { bytes += chunk.count }
+let readOut = milliseconds(clock.now - start)
+
+// A whole snapshot where nextChunk captures every stripe itself (no writers): the total serialization cost.
+start = clock.now
+let quiet = keyspace.beginSnapshot(createdAt: now)
+var quietBytes = 0
+while let chunk = quiet.nextChunk() { quietBytes += chunk.count }
+let total = milliseconds(clock.now - start)
+
+stalls.sort()
+func row(_ name: String, _ value: String) { print("| \(name.padding(toLength: 52, withPad: " ", startingAt: 0)) | \(value) |") }
+print("| snapshot-bench, \(keyCount) keys, 64 stripes | value |")
+print("|---|---|")
+row("lock+unlock, no snapshot running", String(format: "%.1f ns", baselineNs))
+row("freeze (beginSnapshot)", String(format: "%.3f ms", freeze))
+row("first write to a pending stripe: median", String(format: "%.2f ms", stalls[stalls.count / 2]))
+row("first write to a pending stripe: max", String(format: "%.2f ms", stalls.last!))
+row("second write to the stripe: max", String(format: "%.4f ms", second.max()!))
+row("read out (checksum, stripes already captured)", String(format: "%.1f ms", readOut))
+row("whole snapshot serialized by nextChunk", String(format: "%.1f ms (%.1f MB)", total, Double(quietBytes) / 1e6))
