@@ -21,6 +21,13 @@ func milliseconds(_ duration: Duration) -> Double {
 }
 let clock = ContinuousClock()
 
+/// CPU time of this thread in ms: unlike wall time, not inflated when other processes take the cores.
+func threadCPUMilliseconds() -> Double {
+    var spec = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spec)
+    return Double(spec.tv_sec) * 1000 + Double(spec.tv_nsec) / 1e6
+}
+
 // Baseline: lock + unlock of a stripe with no snapshot running.
 let rounds = 1_000_000
 var start = clock.now
@@ -32,11 +39,14 @@ start = clock.now
 let snapshot = keyspace.beginSnapshot(createdAt: now)
 let freeze = milliseconds(clock.now - start)
 var stalls: [Double] = []
+var stallCPU: [Double] = []
 var second: [Double] = []
 for stripe in 0..<keyspace.stripes.count {
     let key = keys.first { keyspace.stripeIndex(for: $0) == stripe }!
     start = clock.now
+    let cpuStart = threadCPUMilliseconds()
     keyspace.withLocked([key]) { db.set(key, value) }
+    stallCPU.append(threadCPUMilliseconds() - cpuStart)
     stalls.append(milliseconds(clock.now - start))
     start = clock.now
     keyspace.withLocked([key]) { db.set(key, value) }
@@ -55,13 +65,25 @@ while let chunk = quiet.nextChunk() { quietBytes += chunk.count }
 let total = milliseconds(clock.now - start)
 
 stalls.sort()
+stallCPU.sort()
 func row(_ name: String, _ value: String) { print("| \(name.padding(toLength: 52, withPad: " ", startingAt: 0)) | \(value) |") }
 print("| snapshot-bench, \(keyCount) keys, 64 stripes | value |")
 print("|---|---|")
 row("lock+unlock, no snapshot running", String(format: "%.1f ns", baselineNs))
+var load = [Double](repeating: 0, count: 3)
+_ = getloadavg(&load, 3)
+row("machine load average (1 min)", String(format: "%.1f on %d cores", load[0], ProcessInfo.processInfo.activeProcessorCount))
 row("freeze (beginSnapshot)", String(format: "%.3f ms", freeze))
 row("first write to a pending stripe: median", String(format: "%.2f ms", stalls[stalls.count / 2]))
+row("first write to a pending stripe: p90", String(format: "%.2f ms", stalls[stalls.count * 9 / 10]))
 row("first write to a pending stripe: max", String(format: "%.2f ms", stalls.last!))
+row("first write to a pending stripe, thread CPU: median", String(format: "%.2f ms", stallCPU[stallCPU.count / 2]))
+row("first write to a pending stripe, thread CPU: max", String(format: "%.2f ms", stallCPU.last!))
 row("second write to the stripe: max", String(format: "%.4f ms", second.max()!))
 row("read out (checksum, stripes already captured)", String(format: "%.1f ms", readOut))
 row("whole snapshot serialized by nextChunk", String(format: "%.1f ms (%.1f MB)", total, Double(quietBytes) / 1e6))
+let crcInput = [UInt8](repeating: 0x5A, count: 64 << 20)
+start = clock.now
+var crc = CRC64()
+crc.update(crcInput)
+row("CRC-64 throughput", String(format: "%.0f MB/s (checksum %llx)", 64 * 1.048576 / (milliseconds(clock.now - start) / 1000), crc.value))

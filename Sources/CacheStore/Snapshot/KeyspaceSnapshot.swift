@@ -4,15 +4,18 @@
 // runs `whileFrozen` (replication records its offset there: the snapshot is exactly the state at that offset)
 // and unlocks. From then on, whoever next takes a stripe's lock through Keyspace.lock(stripe:) or lockAll —
 // a writer, a reader with lazy expiry, eviction, active expiry, or the snapshot's own background iteration —
-// first serializes that stripe's keys into the snapshot and clears the marker. Until that moment nobody has
-// locked the stripe, so nothing in it changed since the freeze: the serialized bytes are its state at freeze
-// time. The cost on the hot path is one load of `Stripe.pendingCapture` after taking a lock; while a snapshot
-// runs, one command per stripe pays for serializing that stripe (1/64 of the keys).
+// first captures that stripe's keys for the snapshot and clears the marker. Until that moment nobody has locked
+// the stripe, so nothing in it changed since the freeze: the capture is its state at freeze time. Capturing
+// copies string keys by reference (a retain; strings are copy-on-write, see CapturedEntry) and serializes only
+// collections, which are mutated in place; the string records are serialized later by the snapshot's reader,
+// off the lock. The cost on the hot path is one load of `Stripe.pendingCapture` after taking a lock; while a
+// snapshot runs, one command per stripe pays for capturing that stripe (1/64 of the keys).
 //
 // Several snapshots may overlap (a BGSAVE and a replica's full sync): a stripe still pending for an older
 // snapshot has not changed since, so the newer one joins the same marker and one serialization feeds both.
-// Memory: a captured stripe's bytes stay in the snapshot until its consumer takes them (`nextChunk`); under a
-// write load touching every stripe that is up to one serialized copy of the keyspace, like redis's fork COW.
+// Memory: a captured stripe stays in the snapshot until its reader takes it (`nextChunk`), keeping overwritten
+// strings alive and holding serialized collections; under a write load touching every stripe that is up to one
+// copy of the keyspace's entries, like the pages redis's forked child keeps by copy-on-write.
 import Synchronization
 
 /// The capture owed to the snapshots waiting on one stripe. Guarded by the stripe's lock.
@@ -24,25 +27,52 @@ final class PendingCapture {
     }
 }
 
+/// A string key captured by reference: keys and string values are never mutated while shared (APPEND and
+/// SETRANGE copy a block that is not uniquely referenced), so holding them is a copy-on-write snapshot.
+struct CapturedEntry {
+    let database: Int
+    let key: CompactBytes
+    let value: StoredValue
+    let expireAt: Int64?
+}
+
+/// One stripe as captured: string keys by reference (serialized later, off the lock), collections (mutated in
+/// place, so they cannot be shared) already serialized as records.
+struct CapturedStripe: @unchecked Sendable {
+    // @unchecked: the entries' heap blocks are immutable while shared (see CapturedEntry), and collections are
+    // held only as bytes.
+    var entries: [CapturedEntry]
+    var encoded: [UInt8]
+    var encodedRecords: Int
+
+    var records: Int { entries.count + encodedRecords }
+
+    /// The stripe's records as snapshot bytes.
+    func serialized() -> [UInt8] {
+        var bytes = encoded
+        bytes.reserveCapacity(encoded.count + entries.count * 64)
+        for entry in entries {
+            SnapshotFormat.appendRecord(
+                database: entry.database, key: entry.key, value: entry.value, expireAt: entry.expireAt, into: &bytes)
+        }
+        return bytes
+    }
+}
+
 /// Where captured stripes of one snapshot land.
 final class SnapshotSink: Sendable {
-    struct Captured {
-        var bytes: [UInt8]
-        var records: Int
-    }
-
-    let captured: Mutex<[Captured?]>
+    let captured: Mutex<[CapturedStripe?]>
     let cancelled = Atomic<Bool>(false)
 
     init(stripeCount: Int) {
         captured = Mutex(Array(repeating: nil, count: stripeCount))
     }
 
-    func deliver(stripe: Int, _ capture: Captured) {
+    func deliver(stripe: Int, _ capture: CapturedStripe) {
         captured.withLock { $0[stripe] = capture }
     }
 
-    func take(stripe: Int) -> Captured? {
+    func take(stripe: Int) -> CapturedStripe? {
         captured.withLock { slots in
             defer { slots[stripe] = nil }
             return slots[stripe]
@@ -85,9 +115,29 @@ extension Keyspace {
         stripe.capturePending.store(false, ordering: .relaxed)
         let live = pending.sinks.filter { !$0.cancelled.load(ordering: .relaxed) }
         if live.isEmpty { return }
-        var bytes: [UInt8] = []
-        let records = SnapshotFormat.appendRecords(of: stripe, into: &bytes)
-        for sink in live { sink.deliver(stripe: index, SnapshotSink.Captured(bytes: bytes, records: records)) }
+        var capture = CapturedStripe(entries: [], encoded: [], encodedRecords: 0)
+        var total = 0
+        for case let table? in stripe.tables { total += table.count }
+        capture.entries.reserveCapacity(total)
+        for (database, table) in stripe.tables.enumerated() {
+            guard let table else { continue }
+            for position in 0..<table.count {
+                let entry = table.entry(at: position)
+                switch entry.pointee.value {
+                case .shortString, .string:
+                    capture.entries.append(
+                        CapturedEntry(
+                            database: database, key: entry.pointee.key, value: entry.pointee.value,
+                            expireAt: entry.pointee.meta.expireAt))
+                default:
+                    SnapshotFormat.appendRecord(
+                        database: database, key: entry.pointee.key, value: entry.pointee.value,
+                        expireAt: entry.pointee.meta.expireAt, into: &capture.encoded)
+                    capture.encodedRecords += 1
+                }
+            }
+        }
+        for sink in live { sink.deliver(stripe: index, capture) }
     }
 }
 
@@ -164,11 +214,12 @@ public final class KeyspaceSnapshot: Sendable {
                         return nil
                     }
                     if captured.records == 0 { continue }
-                    progress.crc.update(captured.bytes)
+                    let bytes = captured.serialized()
+                    progress.crc.update(bytes)
                     progress.records += UInt64(captured.records)
                     recordCount.add(captured.records, ordering: .relaxed)
-                    byteCount.add(captured.bytes.count, ordering: .relaxed)
-                    return captured.bytes
+                    byteCount.add(bytes.count, ordering: .relaxed)
+                    return bytes
                 case .trailer:
                     let trailer = SnapshotFormat.trailer(recordCount: progress.records, crc: progress.crc)
                     byteCount.add(trailer.count, ordering: .relaxed)

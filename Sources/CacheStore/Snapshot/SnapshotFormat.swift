@@ -65,9 +65,13 @@ public enum SnapshotFormat {
     public static func appendRecord(
         database: Int, key: CompactBytes, value: StoredValue, expireAt: Int64?, into buffer: inout [UInt8]
     ) {
+        if appendSmallStringRecord(database: database, key: key, value: value, expireAt: expireAt, into: &buffer) { return }
         buffer.append(recordOpcode)
         let lengthOffset = buffer.count
-        buffer.append(contentsOf: [0, 0, 0, 0] as [UInt8])
+        buffer.append(0)
+        buffer.append(0)
+        buffer.append(0)
+        buffer.append(0)
         let bodyStart = buffer.count
         buffer.appendVarint(UInt64(database))
         buffer.appendVarint(expireAt.map { UInt64(max(0, $0)) + 1 } ?? 0)
@@ -78,26 +82,58 @@ public enum SnapshotFormat {
         buffer.patchUInt32(UInt32(length), at: lengthOffset)
     }
 
+    /// The common case (a string key and value of at most 200 bytes together) built in a stack buffer and
+    /// appended with one copy: the same bytes as the general path, several times faster than byte-wise appends.
+    @inline(__always)
+    static func appendSmallStringRecord(
+        database: Int, key: CompactBytes, value: StoredValue, expireAt: Int64?, into buffer: inout [UInt8]
+    ) -> Bool {
+        guard let valueLength = value.stringLength, key.count + valueLength <= 200 else { return false }
+        return withUnsafeTemporaryAllocation(byteCount: 256, alignment: 8) { scratch -> Bool in
+            guard let base = scratch.baseAddress else { return false }
+            var offset = 5
+            @inline(__always) func varint(_ value: UInt64) {
+                var value = value
+                while value >= 0x80 {
+                    base.storeBytes(of: UInt8(truncatingIfNeeded: value) | 0x80, toByteOffset: offset, as: UInt8.self)
+                    value >>= 7
+                    offset += 1
+                }
+                base.storeBytes(of: UInt8(truncatingIfNeeded: value), toByteOffset: offset, as: UInt8.self)
+                offset += 1
+            }
+            @inline(__always) func raw(_ bytes: UnsafeRawBufferPointer) {
+                if let source = bytes.baseAddress { (base + offset).copyMemory(from: source, byteCount: bytes.count) }
+                offset += bytes.count
+            }
+            varint(UInt64(database))
+            varint(expireAt.map { UInt64(max(0, $0)) + 1 } ?? 0)
+            key.withBytes { bytes in
+                varint(UInt64(bytes.count))
+                raw(bytes)
+            }
+            value.withStringBytes { bytes in
+                if let integer = ValueCodec.canonicalInteger(bytes) {
+                    base.storeBytes(of: ValueCodec.Tag.integer.rawValue, toByteOffset: offset, as: UInt8.self)
+                    offset += 1
+                    varint(UInt64(bitPattern: (integer << 1) ^ (integer >> 63)))
+                } else {
+                    base.storeBytes(of: ValueCodec.Tag.string.rawValue, toByteOffset: offset, as: UInt8.self)
+                    offset += 1
+                    varint(UInt64(bytes.count))
+                    raw(bytes)
+                }
+            }
+            base.storeBytes(of: recordOpcode, as: UInt8.self)
+            base.storeBytes(of: UInt32(offset - 5).littleEndian, toByteOffset: 1, as: UInt32.self)
+            buffer.append(contentsOf: UnsafeBufferPointer(start: base.assumingMemoryBound(to: UInt8.self), count: offset))
+            return true
+        }
+    }
+
     /// Appends one record.
     public static func appendRecord(_ record: SnapshotRecord, into buffer: inout [UInt8]) {
         appendRecord(database: record.database, key: record.key, value: record.value, expireAt: record.expireAt, into: &buffer)
-    }
-
-    /// Appends every key of `stripe` as records. Requires the stripe locked. Returns the number of records.
-    static func appendRecords(of stripe: Stripe, into buffer: inout [UInt8]) -> Int {
-        var records = 0
-        for (database, table) in stripe.tables.enumerated() {
-            guard let table, table.count > 0 else { continue }
-            buffer.reserveCapacity(buffer.count + table.estimatedBytes)
-            for position in 0..<table.count {
-                let entry = table.entry(at: position)
-                appendRecord(
-                    database: database, key: entry.pointee.key, value: entry.pointee.value,
-                    expireAt: entry.pointee.meta.expireAt, into: &buffer)
-            }
-            records += table.count
-        }
-        return records
     }
 
     /// A complete snapshot of `records` (tests, and small snapshots built without a keyspace).

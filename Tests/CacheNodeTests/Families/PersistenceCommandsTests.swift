@@ -243,6 +243,32 @@ struct PersistenceCommandsTests {
         #expect(!service.tick())
     }
 
+    @Test func inPlaceStringEditsAfterASnapshotBeganDoNotReachIt() throws {
+        // Snapshots hold string values by reference: APPEND and SETRANGE must copy a shared block, not edit it.
+        let testNode = TestNode()
+        let client = try testNode.connect()
+        let original = String(repeating: "a", count: 100)
+        try client.send("SET", "grow", original)
+        try client.send("APPEND", "grow", "b")  // now a block with spare room: APPEND would grow it in place
+        try client.send("SET", "patch", original)
+        let snapshot = testNode.state.keyspace.beginSnapshot()
+        try client.send("APPEND", "grow", "c")
+        try client.send("SETRANGE", "patch", "0", "zz")
+        try client.send("GET", "grow")  // a second access: the stripe is captured already
+        var bytes: [UInt8] = []
+        while let chunk = snapshot.nextChunk() { bytes += chunk }
+        var decoder = SnapshotStreamDecoder()
+        let records = try decoder.feed(bytes)
+        try decoder.finish()
+        func text(_ key: String) -> String? {
+            records.first { $0.key == CompactBytes(key) }?.value.withStringBytes { String(decoding: $0, as: UTF8.self) }
+        }
+        #expect(text("grow") == original + "b")
+        #expect(text("patch") == original)
+        #expect(try client.send("GET", "grow").text == original + "bc")
+        #expect(try client.send("GET", "patch").text == "zz" + original.dropFirst(2))
+    }
+
     // MARK: DEBUG, CONFIG, INFO
 
     @Test func digestIsOrderIndependentAndSensitiveToContent() throws {
