@@ -87,3 +87,44 @@ start = clock.now
 var crc = CRC64()
 crc.update(crcInput)
 row("CRC-64 throughput", String(format: "%.0f MB/s (checksum %llx)", 64 * 1.048576 / (milliseconds(clock.now - start) / 1000), crc.value))
+
+// Latency of single-key SETs on another thread while snapshots are serialized back to back on this one (the
+// in-process part of a BGSAVE: no network, no file).
+final class LatencyProbe: @unchecked Sendable {
+    var latencies: [Double] = []
+    var stop = false
+}
+let probe = LatencyProbe()
+let probeKeys = keys
+let probeThread = Thread {
+    var random = SplitMix64(seed: 9)
+    let clock = ContinuousClock()
+    let db = keyspace.database(0, now: now)
+    let value = StoredValue.string(String(repeating: "w", count: 32))
+    while !probe.stop {
+        let key = probeKeys[Int.random(in: 0..<probeKeys.count, using: &random)]
+        let begin = clock.now
+        keyspace.withLocked([key]) { db.set(key, value) }
+        probe.latencies.append(milliseconds(clock.now - begin))
+    }
+}
+probeThread.start()
+start = clock.now
+var snapshots = 0
+while milliseconds(clock.now - start) < 5000 {
+    let running = keyspace.beginSnapshot(createdAt: now)
+    if let path = ProcessInfo.processInfo.environment["SNAPSHOT_BENCH_FILE"] {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        while let chunk = running.nextChunk() { _ = chunk.withUnsafeBytes { write(descriptor, $0.baseAddress!, $0.count) } }
+        fsync(descriptor)
+        close(descriptor)
+    } else {
+        while running.nextChunk() != nil {}
+    }
+    snapshots += 1
+}
+probe.stop = true
+Thread.sleep(forTimeInterval: 0.1)
+let sortedLatencies = probe.latencies.sorted()
+row("SETs on a 2nd thread during \(snapshots) snapshots: p99.9", String(format: "%.3f ms", sortedLatencies[sortedLatencies.count * 999 / 1000]))
+row("SETs on a 2nd thread during snapshots: max", String(format: "%.3f ms (%d SETs)", sortedLatencies.last!, sortedLatencies.count))

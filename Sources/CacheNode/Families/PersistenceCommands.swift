@@ -18,7 +18,8 @@ extension CommandTable {
             reply.ok()
         },
         // BGSAVE [SCHEDULE]
-        CommandSpec("bgsave", arity: -1, flags: [.admin], group: .server,
+        // Not inside MULTI: EXEC holds every stripe, and a snapshot's freeze must take them (redis allows it).
+        CommandSpec("bgsave", arity: -1, flags: [.admin, .noMulti], group: .server,
                     summary: "Asynchronously saves the database(s) to disk.") { context, reply throws(CommandError) in
             let arguments = context.arguments
             let schedule = arguments.count == 2 && arguments.matches(1, "schedule")
@@ -53,7 +54,7 @@ extension CommandTable {
             try PersistenceFamily.restore(&context, &reply)
         },
         // DEBUG DIGEST | DIGEST-VALUE key... | RELOAD | HELP
-        CommandSpec("debug", arity: -2, flags: [.admin, .loading, .stale], group: .server,
+        CommandSpec("debug", arity: -2, flags: [.admin, .loading, .stale, .noMulti], group: .server,
                     summary: "A container for debugging commands.", since: "1.0.0") { context, reply throws(CommandError) in
             try PersistenceFamily.debug(&context, &reply)
         },

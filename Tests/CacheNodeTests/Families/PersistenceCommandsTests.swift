@@ -303,6 +303,24 @@ struct PersistenceCommandsTests {
         #expect(try client.send("LRANGE", "list", "0", "-1").strings == ["a", "b", "c"])
     }
 
+    @Test func commandsThatLockStripesThemselvesAreRefusedInsideMulti() throws {
+        let client = try TestNode().connect()
+        try client.send("SET", "k", "v")
+        #expect(try client.send("MULTI") == .simple("OK"))
+        #expect(try client.send("BGSAVE").text == "ERR Command not allowed inside a transaction")
+        #expect(try client.send("DEBUG", "DIGEST").text == "ERR Command not allowed inside a transaction")
+        #expect(try client.send("INFO", "keyspace") == .simple("QUEUED"))
+        #expect(try client.send("DUMP", "k") == .simple("QUEUED"))
+        let replies = try client.send("EXEC")
+        #expect(replies.isError)  // EXECABORT: errors were queued
+        #expect(try client.send("MULTI") == .simple("OK"))
+        try client.send("INFO", "keyspace")
+        try client.send("DUMP", "k")
+        let executed = try client.send("EXEC")
+        #expect(executed.elements?.count == 2)
+        #expect(executed.elements?.first?.text?.contains("db0:keys=1") == true)
+    }
+
     @Test func configAndInfoCoverPersistence() throws {
         let directory = try scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
