@@ -24,6 +24,7 @@ let package = Package(
         .executable(name: "cachectl", targets: ["cachectl"]),
         .executable(name: "cache-bench", targets: ["CacheBench"]),
         .executable(name: "placement-bench", targets: ["PlacementBench"]),
+        .executable(name: "snapshot-bench", targets: ["SnapshotBench"]),
         .library(name: "CacheNode", targets: ["CacheNode"]),
         .library(name: "ReplicationSec", targets: ["ReplicationSec"]),
         .library(name: "CacheFramework", targets: ["CacheFramework"]),
@@ -146,6 +147,13 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "benchmarks/SecBench",
+            swiftSettings: strictSettings
+        ),
+        // MARK: snapshot stall benchmark (release build: `swift run -c release snapshot-bench`)
+        .executableTarget(
+            name: "SnapshotBench",
+            dependencies: ["CacheStore"],
+            path: "benchmarks/SnapshotBench",
             swiftSettings: strictSettings
         ),
         // MARK: placement benchmark (release build: `swift run -c release placement-bench`)

@@ -1,5 +1,5 @@
 // Server commands (redis server.c, config.c): INFO with redis's section and field names, CONFIG, COMMAND
-// (generated from the command table), TIME, LASTSAVE, MEMORY, SHUTDOWN.
+// (generated from the command table), TIME, MEMORY, SHUTDOWN. (LASTSAVE lives in PersistenceCommands.swift.)
 import CProcessStats
 import CacheStore
 import Foundation
@@ -9,11 +9,18 @@ import Synchronization
 extension CommandTable {
     static let serverCommands: [CommandSpec] = [
         // INFO [section [section ...]]
-        CommandSpec("info", arity: -1, flags: [.loading, .stale, .wholeKeyspace], group: .server,
+        CommandSpec("info", arity: -1, flags: [.loading, .stale], group: .server,
                     summary: "Returns information and statistics about the server.") { context, reply throws(CommandError) in
             var sections: [String] = []
             for index in 1..<max(1, context.arguments.count) { sections.append(context.arguments.lowercased(index)) }
+            // Only the keyspace and memory sections read the stripes; monitoring that polls other sections (e.g.
+            // INFO persistence during a BGSAVE) must not queue behind a stripe being captured for a snapshot.
+            // Inside EXEC every stripe is locked already.
+            let readsStripes = !context.inTransaction && (sections.isEmpty
+                || sections.contains { ["default", "all", "everything", "memory", "keyspace"].contains($0) })
+            if readsStripes { context.keyspace.lockAll(capturing: false) }
             reply.verbatim(ServerInfo.render(sections: sections, context: context))
+            if readsStripes { context.keyspace.unlockAll() }
         },
         // CONFIG GET|SET|RESETSTAT|REWRITE|HELP
         CommandSpec("config", arity: -2, flags: [.admin, .loading, .stale], group: .server,
@@ -37,11 +44,6 @@ extension CommandTable {
             reply.arrayHeader(2)
             reply.bulk(String(spec.tv_sec))
             reply.bulk(String(spec.tv_nsec / 1000))
-        },
-        // LASTSAVE
-        CommandSpec("lastsave", arity: 1, flags: [.fast, .loading, .stale], group: .server,
-                    summary: "Returns the Unix timestamp of the last successful save to disk.") { context, reply throws(CommandError) in
-            reply.integer(Int(context.node.lastSave.load(ordering: .relaxed)))
         },
         // MEMORY USAGE key [SAMPLES count] | MEMORY STATS | MEMORY DOCTOR | MEMORY HELP
         CommandSpec("memory", arity: -2, flags: [.readonly], keys: .custom({ $0.count > 2 && $0.matches(1, "usage") ? [2] : [] }),

@@ -22,6 +22,12 @@ public enum CacheNodeServer {
         configuration: NodeConfiguration, logger: Logger, onReady: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws {
         let node = NodeState(configuration: configuration)
+        // Load the snapshot before accepting connections; a damaged file stops the start (never a partial load).
+        let loadStart = ContinuousClock.now
+        if let loaded = try node.persistence.loadAtStartup(node: node) {
+            logger.notice("DB loaded from disk: \(ContinuousClock.now - loadStart)", metadata: [
+                "keys": "\(loaded.records)", "expired": "\(loaded.skipped)", "bytes": "\(loaded.bytes)"])
+        }
         let threads = configuration.threads > 0 ? configuration.threads : System.coreCount
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         node.baselineMemory.store(Int(cps_heap_allocated_bytes()), ordering: .relaxed)
@@ -39,7 +45,10 @@ public enum CacheNodeServer {
         let housekeeping = HousekeepingService(node: node, clock: ContinuousClock())
         let serviceGroup = ServiceGroup(
             configuration: .init(
-                services: [.init(service: listener), .init(service: housekeeping)],
+                services: [
+                    .init(service: listener), .init(service: housekeeping),
+                    .init(service: PersistenceService(node: node, clock: ContinuousClock(), logger: logger)),
+                ],
                 logger: logger
             )
         )

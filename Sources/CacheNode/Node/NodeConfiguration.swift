@@ -22,7 +22,9 @@ public struct NodeConfiguration: Sendable {
     public var lfuLogFactor = 10
     public var lfuDecayTime = 1
     public var directory = "."
-    public var databaseFilename = "dump.rdb"
+    /// The snapshot file in `directory`. Not redis's `dump.rdb`: the format is cache-node's own (tools that read RDB
+    /// files must not mistake it for one).
+    public var databaseFilename = "dump.cnsnap"
     public var databases = 16
     public var save = "3600 1 300 100 60 10000"
     public var appendOnly = false
@@ -101,6 +103,11 @@ public struct NodeConfiguration: Sendable {
             } catch {
                 throw ConfigurationError("Invalid value for '\(line[0])': \(error)")
             }
+        }
+        do {
+            _ = try SaveRule.parse(configuration.save)
+        } catch {
+            throw ConfigurationError("Invalid value for 'save': \(error)")
         }
         return configuration
     }
@@ -202,11 +209,23 @@ struct ConfigParameter: Sendable {
               set: { $0.lfuLogFactor = try int($1) }),
         .init(name: "lfu-decay-time", aliases: [], mutable: true, get: { String($0.lfuDecayTime) },
               set: { $0.lfuDecayTime = try int($1) }),
-        .init(name: "dir", aliases: [], mutable: true, get: { $0.directory }, set: { $0.directory = $1 }),
-        .init(name: "dbfilename", aliases: [], mutable: true, get: { $0.databaseFilename }, set: { $0.databaseFilename = $1 }),
+        .init(name: "dir", aliases: [], mutable: true, get: { $0.directory }, set: { config, value in
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: value, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw ConfigurationError("Can't chdir to '\(value)': No such file or directory")
+            }
+            config.directory = value
+        }),
+        .init(name: "dbfilename", aliases: [], mutable: true, get: { $0.databaseFilename }, set: { config, value in
+            guard !value.isEmpty, !value.contains("/") else { throw ConfigurationError("dbfilename can't be a path, just a filename") }
+            config.databaseFilename = value
+        }),
         .init(name: "databases", aliases: [], mutable: false, get: { String($0.databases) },
               set: { $0.databases = try int($1, in: 1...1_000_000) }),
-        .init(name: "save", aliases: [], mutable: true, get: { $0.save }, set: { $0.save = $1 }),
+        .init(name: "save", aliases: [], mutable: true, get: { $0.save }, set: { config, value in
+            _ = try SaveRule.parse(value)
+            config.save = value
+        }),
         .init(name: "appendonly", aliases: [], mutable: true, get: { $0.appendOnly ? "yes" : "no" },
               set: { $0.appendOnly = try bool($1) }),
         .init(name: "appendfsync", aliases: [], mutable: true, get: { $0.appendFsync }, set: { config, value in

@@ -31,6 +31,8 @@ public final class NodeState: Sendable {
     public let lastSave = Atomic<Int64>(0)
     /// Writes since the last save (INFO `rdb_changes_since_last_save`).
     public let dirty = Atomic<Int>(0)
+    /// SAVE/BGSAVE state and the save rules' bookkeeping (Persistence/SnapshotPersistence.swift).
+    public let persistence = SnapshotPersistence()
 
     /// The `maxclients` setting, read on every accept.
     public let maxClients = Atomic<Int>(10000)

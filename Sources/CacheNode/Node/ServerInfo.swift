@@ -99,11 +99,21 @@ enum ServerInfo {
                 ("mem_allocator", "libc"), ("lazyfree_pending_objects", "0"),
             ]
         case "persistence":
+            let persistence = node.persistence.current
+            let now = node.clock.nowMilliseconds()
             return [
-                ("loading", "0"), ("async_loading", "0"), ("current_cow_peak", "0"),
+                ("loading", persistence.loading ? "1" : "0"), ("async_loading", "0"), ("current_cow_peak", "0"),
                 ("rdb_changes_since_last_save", String(node.dirty.load(ordering: .relaxed))),
-                ("rdb_bgsave_in_progress", "0"), ("rdb_last_save_time", String(node.lastSave.load(ordering: .relaxed))),
-                ("rdb_last_bgsave_status", "ok"), ("aof_enabled", configuration.appendOnly ? "1" : "0"),
+                ("rdb_bgsave_in_progress", persistence.backgroundSaveInProgress ? "1" : "0"),
+                ("rdb_last_save_time", String(node.lastSave.load(ordering: .relaxed))),
+                ("rdb_last_bgsave_status", persistence.lastBackgroundSaveOK ? "ok" : "err"),
+                ("rdb_last_bgsave_time_sec", String(persistence.lastBackgroundSaveSeconds)),
+                ("rdb_current_bgsave_time_sec",
+                 persistence.backgroundSaveInProgress ? String((now - persistence.backgroundSaveStartedAt) / 1000) : "-1"),
+                ("rdb_saves", String(persistence.saves)), ("rdb_last_cow_size", "0"),
+                ("rdb_last_load_keys_expired", String(persistence.lastLoadKeysExpired)),
+                ("rdb_last_load_keys_loaded", String(persistence.lastLoadKeysLoaded)),
+                ("aof_enabled", configuration.appendOnly ? "1" : "0"),
                 ("aof_rewrite_in_progress", "0"), ("aof_last_bgrewrite_status", "ok"), ("aof_last_write_status", "ok"),
             ]
         case "stats":

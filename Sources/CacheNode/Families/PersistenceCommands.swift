@@ -1,0 +1,176 @@
+// Persistence commands (redis rdb.c, cluster.c DUMP/RESTORE, debug.c): SAVE, BGSAVE [SCHEDULE], LASTSAVE, DUMP,
+// RESTORE and DEBUG DIGEST / DIGEST-VALUE / RELOAD. Snapshots are written by Persistence/SnapshotPersistence.swift;
+// payloads and digests come from CacheStore's Snapshot folder.
+import CacheStore
+import RESPServer
+import Synchronization
+
+extension CommandTable {
+    static let persistenceCommands: [CommandSpec] = [
+        // SAVE
+        CommandSpec("save", arity: 1, flags: [.admin, .noMulti], group: .server,
+                    summary: "Synchronously saves the database(s) to disk.") { context, reply throws(CommandError) in
+            do throws(PersistenceError) {
+                _ = try context.node.persistence.save(node: context.node)
+            } catch {
+                throw CommandError(error.message)
+            }
+            reply.ok()
+        },
+        // BGSAVE [SCHEDULE]
+        // Not inside MULTI: EXEC holds every stripe, and a snapshot's freeze must take them (redis allows it).
+        CommandSpec("bgsave", arity: -1, flags: [.admin, .noMulti], group: .server,
+                    summary: "Asynchronously saves the database(s) to disk.") { context, reply throws(CommandError) in
+            let arguments = context.arguments
+            let schedule = arguments.count == 2 && arguments.matches(1, "schedule")
+            guard arguments.count == 1 || schedule else { throw .syntax }
+            let persistence = context.node.persistence
+            do throws(SnapshotPersistence.StartRefusal) {
+                try persistence.startBackgroundSave(node: context.node)
+                reply.simpleString("Background saving started")
+            } catch {
+                guard schedule else { throw CommandError("Background save already in progress") }
+                persistence.schedule()
+                reply.simpleString("Background saving scheduled")
+            }
+        },
+        // LASTSAVE
+        CommandSpec("lastsave", arity: 1, flags: [.fast, .loading, .stale], group: .server,
+                    summary: "Returns the Unix timestamp of the last successful save to disk.") { context, reply throws(CommandError) in
+            reply.integer(Int(context.node.lastSave.load(ordering: .relaxed)))
+        },
+        // DUMP key
+        CommandSpec("dump", arity: 2, flags: [.readonly], keys: .first, group: .generic,
+                    summary: "Returns a serialized representation of the value stored at a key.", since: "2.6.0") { context, reply throws(CommandError) in
+            guard let value = context.db.value(context.key(1)) else {
+                reply.null()
+                return
+            }
+            reply.bulk(bytes: DumpPayload.encode(value))
+        },
+        // RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]
+        CommandSpec("restore", arity: -4, flags: [.write, .denyOOM], keys: .first, group: .generic,
+                    summary: "Creates a key from the serialized representation of a value.", since: "2.6.0") { context, reply throws(CommandError) in
+            try PersistenceFamily.restore(&context, &reply)
+        },
+        // DEBUG DIGEST | DIGEST-VALUE key... | RELOAD | HELP
+        CommandSpec("debug", arity: -2, flags: [.admin, .loading, .stale, .noMulti], group: .server,
+                    summary: "A container for debugging commands.", since: "1.0.0") { context, reply throws(CommandError) in
+            try PersistenceFamily.debug(&context, &reply)
+        },
+    ]
+}
+
+/// Shared implementations of the persistence commands.
+enum PersistenceFamily {
+    static func restore(_ context: inout CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
+        let arguments = context.arguments
+        guard let ttl = arguments.integer(2) else { throw .notInteger }
+        var replace = false
+        var absoluteTTL = false
+        var idleSeconds: Int?
+        var frequency: Int?
+        var index = 4
+        while index < arguments.count {
+            if arguments.matches(index, "replace") {
+                replace = true
+            } else if arguments.matches(index, "absttl") {
+                absoluteTTL = true
+            } else if arguments.matches(index, "idletime") && index + 1 < arguments.count && frequency == nil {
+                guard let value = arguments.integer(index + 1) else { throw .notInteger }
+                guard value >= 0 else { throw CommandError("Invalid IDLETIME value, must be >= 0") }
+                idleSeconds = value
+                index += 1
+            } else if arguments.matches(index, "freq") && index + 1 < arguments.count && idleSeconds == nil {
+                guard let value = arguments.integer(index + 1) else { throw .notInteger }
+                guard value >= 0 && value <= 255 else { throw CommandError("Invalid FREQ value, must be >= 0 and <= 255") }
+                frequency = value
+                index += 1
+            } else {
+                throw .syntax
+            }
+            index += 1
+        }
+        guard ttl >= 0 else { throw CommandError("Invalid TTL value, must be >= 0") }
+        let key = context.key(1)
+        let db = context.db
+        if !replace && db.exists(key) { throw CommandError(code: "BUSYKEY", "Target key name already exists.") }
+        let value: StoredValue
+        do throws(SnapshotError) {
+            value = try DumpPayload.decode(arguments.bytes(3))
+        } catch {
+            switch error.kind {
+            case .checksumMismatch, .unsupportedVersion, .truncated:
+                throw CommandError("DUMP payload version or checksum are wrong")
+            default:
+                throw CommandError("Bad data format")
+            }
+        }
+        var expireAt: Int64?
+        if ttl > 0 {
+            expireAt = absoluteTTL ? Int64(ttl) : context.now + Int64(ttl)
+        }
+        if let expireAt, expireAt <= context.now {
+            // Already expired: as redis does, the key is removed (REPLACE) and nothing is stored.
+            db.delete(key)
+            reply.ok()
+            return
+        }
+        db.set(key, value, expiry: expireAt.map { .at($0) } ?? .remove)
+        if idleSeconds != nil || frequency != nil { db.restoreAccess(key, idleSeconds: idleSeconds, frequency: frequency) }
+        if value.type == .list || value.type == .zset { context.signalReady(key) }
+        reply.ok()
+    }
+
+    static func debug(_ context: inout CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
+        let arguments = context.arguments
+        let keyspace = context.keyspace
+        switch arguments.lowercased(1) {
+        case "digest":
+            guard arguments.count == 2 else { throw .wrongArity("debug") }
+            keyspace.lockAll(capturing: false)
+            let digest = KeyspaceDigest.digest(of: keyspace)
+            keyspace.unlockAll()
+            reply.simpleString(KeyspaceDigest.hex(digest))
+        case "digest-value":
+            reply.arrayHeader(arguments.count - 2)
+            for index in 2..<arguments.count {
+                let key = context.key(index)
+                let db = context.db
+                let digest = keyspace.withLocked([key]) { () -> [UInt8] in
+                    guard let value = db.peek(key) else { return [UInt8](repeating: 0, count: 20) }
+                    var hasExpiry = false
+                    if case .expiresAt = db.expiry(key) { hasExpiry = true }
+                    return KeyspaceDigest.digest(of: value, hasExpiry: hasExpiry)
+                }
+                reply.simpleString(KeyspaceDigest.hex(digest))
+            }
+        case "reload":
+            // Save, verify the file in full, then replace the keyspace with its contents (tests the round trip).
+            let node = context.node
+            do throws(PersistenceError) {
+                _ = try node.persistence.save(node: node)
+                let configuration = node.configuration
+                let path = SnapshotFile.path(directory: configuration.directory, filename: configuration.databaseFilename)
+                let records = try SnapshotFile.readRecords(path: path, databases: keyspace.databaseCount)
+                keyspace.withAllLocked { keyspace.flushAll() }
+                _ = try? keyspace.apply(records, now: node.clock.nowMilliseconds())
+            } catch {
+                throw CommandError("Error trying to load the snapshot: \(error.message)")
+            }
+            reply.ok()
+        case "help":
+            let lines = [
+                "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "DIGEST", "    Output a hex signature representing the current DB content.",
+                "DIGEST-VALUE <key> [<key> ...]", "    Output a hex signature of the values of all the specified keys.",
+                "RELOAD", "    Save the dataset to disk and reload it back to memory.",
+                "HELP", "    Print this help.",
+            ]
+            reply.arrayHeader(lines.count)
+            for line in lines { reply.simpleString(line) }
+        default:
+            throw .unknownSubcommand(arguments.string(1), of: "debug")
+        }
+    }
+}
