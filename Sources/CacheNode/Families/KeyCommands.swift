@@ -204,6 +204,7 @@ extension CommandTable {
         CommandSpec("select", arity: 2, flags: [.fast, .loading, .stale], group: .connection,
                     summary: "Changes the selected database.") { context, reply throws(CommandError) in
             guard let number = context.arguments.integer(1) else { throw CommandError("invalid DB index") }
+            if context.node.cluster != nil && number != 0 { throw CommandError("SELECT is not allowed in cluster mode") }
             guard number >= 0 && number < context.keyspace.databaseCount else { throw .invalidDatabase }
             context.session.database = number
             reply.ok()
