@@ -14,7 +14,7 @@ public struct CommandTable: Sendable {
     public static let standard = CommandTable(families: [
         stringCommands, keyCommands, connectionCommands, serverCommands, transactionCommands,
         hashCommands, listCommands, setCommands, sortedSetCommands, pubSubCommands,
-        clusterCommands,
+        clusterCommands, migrateCommands,
     ])
 
     /// Builds a table, checking the specs.
