@@ -280,13 +280,13 @@ enum ClusterFamily {
         let replies: [PeerReply]
         do {
             replies = try cluster.peers.withConnection(host: host, port: port, timeout: 2000) {
-                (connection: any ClusterPeerConnection) throws(PeerLinkError) -> [PeerReply] in
+                (connection: any ClusterPeerConnection) throws(ClusterPeerError) -> [PeerReply] in
                 try connection.exchange([[Array("CLUSTER".utf8), Array("NODES".utf8)]], timeout: 2000)
             }
         } catch {
             throw CommandError("CLUSTER MEET could not reach \(host):\(port): \(error.message)")
         }
-        guard let text = replies.first?.text else {
+        guard let text = replies.first?.string else {
             if case .error(let message)? = replies.first { throw CommandError("CLUSTER MEET: \(host):\(port) replied \(message)") }
             throw CommandError("CLUSTER MEET: unexpected reply from \(host):\(port)")
         }

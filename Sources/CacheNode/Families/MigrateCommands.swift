@@ -114,7 +114,7 @@ enum MigrateFamily {
         let replies: [PeerReply]
         do {
             replies = try pool.withConnection(host: host, port: port, timeout: timeout) {
-                (connection: any ClusterPeerConnection) throws(PeerLinkError) -> [PeerReply] in
+                (connection: any ClusterPeerConnection) throws(ClusterPeerError) -> [PeerReply] in
                 try connection.exchange(commands, timeout: timeout)
             }
         } catch {
