@@ -30,7 +30,8 @@ final class ClusterRouting: Sendable {
             indices[node.id] = Int16(addresses.count)
             addresses.append(node.address)
         }
-        owners = topology.owners.map { $0.flatMap { indices[$0] } ?? -1 }
+        let table = topology.owners.ids.map { indices[$0] ?? -1 }
+        owners = topology.owners.slots.map { $0 < 0 ? -1 : table[Int($0)] }
         self.addresses = addresses
         myIndex = indices[topology.myID]!
         myPrimaryIndex = topology.myself.primaryID.flatMap { indices[$0] } ?? -1

@@ -50,6 +50,37 @@ public struct ClusterNodeRecord: Sendable, Hashable {
     public var address: String { "\(ip):\(port)" }
 }
 
+/// The owner of each of the 16384 slots (a node id or `nil`), stored as indices into a small table of ids so that
+/// copying and scanning it touches no strings.
+public struct SlotOwners: RandomAccessCollection, Sendable {
+    /// Per slot, an index into ``ids``, or -1.
+    public private(set) var slots = [Int32](repeating: -1, count: HashSlot.count)
+    /// The ids referenced by ``slots``.
+    public private(set) var ids: [String] = []
+    private var positions: [String: Int32] = [:]
+
+    public init() {}
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { HashSlot.count }
+
+    public subscript(slot: Int) -> String? {
+        get {
+            let index = slots[slot]
+            return index < 0 ? nil : ids[Int(index)]
+        }
+        set { slots[slot] = newValue.map { intern($0) } ?? -1 }
+    }
+
+    private mutating func intern(_ id: String) -> Int32 {
+        if let position = positions[id] { return position }
+        let position = Int32(ids.count)
+        ids.append(id)
+        positions[id] = position
+        return position
+    }
+}
+
 /// One node line parsed from the CLUSTER NODES format.
 public struct ClusterNodeLine: Sendable, Hashable {
     public var record: ClusterNodeRecord
@@ -73,7 +104,7 @@ public struct ClusterTopology: Sendable {
     /// Known nodes by id, this node included.
     public private(set) var nodes: [String: ClusterNodeRecord]
     /// The owner of each slot (node id), `nil` when unassigned.
-    public private(set) var owners: [String?]
+    public private(set) var owners = SlotOwners()
     /// Slots this node is handing to another node (slot → target id).
     public private(set) var migrating: [Int: String] = [:]
     /// Slots this node is receiving (slot → source id).
@@ -83,7 +114,6 @@ public struct ClusterTopology: Sendable {
     public init(myself: ClusterNodeRecord) {
         myID = myself.id
         nodes = [myself.id: myself]
-        owners = Array(repeating: nil, count: HashSlot.count)
     }
 
     /// This node's record.
@@ -97,10 +127,9 @@ public struct ClusterTopology: Sendable {
 
     /// Whether every slot is served by a node not marked failed (`cluster_state:ok`, full coverage required).
     public var isHealthy: Bool {
-        var failed: Set<String> = []
-        for node in nodes.values where node.isFailed { failed.insert(node.id) }
-        for owner in owners {
-            guard let owner, !failed.contains(owner) else { return false }
+        let failed = owners.ids.map { nodes[$0]?.isFailed ?? true }
+        for owner in owners.slots {
+            if owner < 0 || failed[Int(owner)] { return false }
         }
         return true
     }
@@ -304,7 +333,7 @@ public struct ClusterTopology: Sendable {
         }
         myID = me.id
         nodes = [me.id: me]
-        owners = Array(repeating: nil, count: HashSlot.count)
+        owners = SlotOwners()
         migrating = [:]
         importing = [:]
     }
@@ -323,7 +352,7 @@ public struct ClusterTopology: Sendable {
                 "topology epoch \(epoch) is not newer than the applied epoch \(topologyEpoch); push a higher epoch")
         }
         var newNodes: [String: ClusterNodeRecord] = [:]
-        var newOwners: [String?] = Array(repeating: nil, count: HashSlot.count)
+        var newOwners = SlotOwners()
         var newMigrating: [Int: String] = [:]
         var newImporting: [Int: String] = [:]
         for line in lines {
@@ -373,7 +402,7 @@ public struct ClusterTopology: Sendable {
         var ranges: [String: [ClosedRange<Int>]] = [:]
         var start = 0
         for slot in 1...HashSlot.count {
-            if slot == HashSlot.count || owners[slot] != owners[start] {
+            if slot == HashSlot.count || owners.slots[slot] != owners.slots[start] {
                 if let owner = owners[start] { ranges[owner, default: []].append(start...(slot - 1)) }
                 start = slot
             }

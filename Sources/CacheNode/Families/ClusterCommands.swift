@@ -338,7 +338,7 @@ enum ClusterFamily {
         var runs: [(Int, Int, String)] = []
         var start = 0
         for slot in 1...HashSlot.count {
-            if slot == HashSlot.count || topology.owners[slot] != topology.owners[start] {
+            if slot == HashSlot.count || topology.owners.slots[slot] != topology.owners.slots[start] {
                 if let owner = topology.owners[start] { runs.append((start, slot - 1, owner)) }
                 start = slot
             }
