@@ -108,13 +108,31 @@ final class PeerLinkConnection: ClusterPeerConnection {
 
     init(link: PeerLink) { self.link = link }
 
+    /// Writes the batch straight into the link's pipeline and waits on a semaphore for the replies: no task on the
+    /// concurrency pool, so a pool busy with work that waits for the caller's stripe locks cannot stall it.
     func exchange(_ commands: [[[UInt8]]], timeout: Int) throws(ClusterPeerError) -> [PeerReply] {
-        let link = self.link
-        do {
-            return try waitFor(timeout: timeout, what: "reply") { try await link.pipeline(commands) }
-        } catch {
+        let channel = link.channel
+        var buffer = channel.allocator.buffer(capacity: commands.reduce(0) { $0 + $1.reduce(16) { $0 + $1.count + 16 } })
+        for command in commands { RESPCommandEncoder.encode(command, into: &buffer) }
+        let promises = (0..<commands.count).map { _ in channel.eventLoop.makePromise(of: PeerReply.self) }
+        let outcome = Mutex<Result<[PeerReply], any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        EventLoopFuture.whenAllSucceed(promises.map(\.futureResult), on: channel.eventLoop).whenComplete { result in
+            outcome.withLock { $0 = result }
+            done.signal()
+        }
+        channel.writeAndFlush(PeerReplyHandler.Request(bytes: buffer, promises: promises)).whenFailure { error in
+            for promise in promises { promise.fail(error) }
+        }
+        guard done.wait(timeout: .now() + .milliseconds(timeout)) == .success else {
             close()
-            throw error
+            throw ClusterPeerError("no reply within \(timeout) ms", isTimeout: true)
+        }
+        switch outcome.withLock({ $0 })! {
+        case .success(let replies): return replies
+        case .failure(let error):
+            close()
+            throw ClusterPeerError("the link failed: \(error)")
         }
     }
 
