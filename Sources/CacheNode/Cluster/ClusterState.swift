@@ -22,8 +22,7 @@ public enum ClusterRoleChange: Sendable, Hashable {
 public final class ClusterState: Sendable {
     private let topologyStorage: Mutex<(topology: ClusterTopology, lastPayload: String?)>
     private let routingStorage: Mutex<ClusterRouting>
-    /// Connections to other nodes (MIGRATE, MEET).
-    public let peers = ClusterPeerPool()
+    private let peersStorage = Mutex(ClusterPeerPool())
     private let roleHandler = Mutex<(@Sendable (ClusterRoleChange) -> Void)?>(nil)
     /// Where nodes.conf is written (absolute), or `nil` to keep nothing.
     let configFilePath: String?
@@ -59,6 +58,16 @@ public final class ClusterState: Sendable {
 
     /// This node's id.
     public var myID: String { topology.myID }
+
+    /// Connections to other nodes (MIGRATE, MEET): plaintext ``PeerLinkTransport`` unless replaced.
+    public var peers: ClusterPeerPool { peersStorage.withLock { $0 } }
+
+    /// Sends node-to-node traffic through `transport` from now on (e.g. ``PeerLinkTransport`` with the node's
+    /// secure channel configuration when identities are configured).
+    public func usePeerTransport(_ transport: any ClusterPeerTransport) {
+        let pool = ClusterPeerPool(transport: transport)
+        peersStorage.withLock { $0 = pool }
+    }
 
     /// The snapshot routing reads.
     var routing: ClusterRouting { routingStorage.withLock { $0 } }

@@ -55,6 +55,8 @@ struct ClusterRoutingTests {
         #expect(try fixture.client.send("SET", "foo", "1") == .simple("OK"))
         #expect(try fixture.client.send("SELECT", "1") == .error("ERR SELECT is not allowed in cluster mode"))
         #expect(try fixture.client.send("SELECT", "0") == .simple("OK"))
+        #expect(try fixture.client.send("MOVE", "foo", "1") == .error("ERR MOVE is not allowed in cluster mode"))
+        #expect(try fixture.client.send("SWAPDB", "0", "1") == .error("ERR SWAPDB is not allowed in cluster mode"))
     }
 
     @Test func pushedTopologyRedirectsWithMovedAndRefusesCrossSlot() throws {
