@@ -23,21 +23,28 @@ final class ClusterRouting: Sendable {
     /// `cluster_state:ok`.
     let isHealthy: Bool
 
-    init(_ topology: ClusterTopology) {
+    /// Builds the snapshot; with `previous` (same nodes and slot owners as `topology`) only the migration state is
+    /// rebuilt, which keeps SETSLOT IMPORTING/MIGRATING/STABLE cheap during a reshard.
+    init(_ topology: ClusterTopology, reusingSlotsOf previous: ClusterRouting? = nil) {
         var indices: [String: Int16] = [:]
         var addresses: [String] = []
         for node in topology.nodes.values.sorted(by: { $0.id < $1.id }) {
             indices[node.id] = Int16(addresses.count)
             addresses.append(node.address)
         }
-        let table = topology.owners.ids.map { indices[$0] ?? -1 }
-        owners = topology.owners.slots.map { $0 < 0 ? -1 : table[Int($0)] }
+        if let previous {
+            owners = previous.owners
+            isHealthy = previous.isHealthy
+        } else {
+            let table = topology.owners.ids.map { indices[$0] ?? -1 }
+            owners = topology.owners.slots.map { $0 < 0 ? -1 : table[Int($0)] }
+            isHealthy = topology.isHealthy
+        }
         self.addresses = addresses
         myIndex = indices[topology.myID]!
         myPrimaryIndex = topology.myself.primaryID.flatMap { indices[$0] } ?? -1
         migratingTo = topology.migrating.compactMapValues { indices[$0] }
         importing = Set(topology.importing.keys)
-        isHealthy = topology.isHealthy
     }
 
     /// What to do with a command whose keys are at `positions`.

@@ -96,6 +96,7 @@ public final class ClusterState: Sendable {
             var copy = state.topology
             let result = try body(&copy)
             state.topology = copy
+            publishRouting(copy, before: before)
             return (result, before, copy)
         }
         publish(after, before: before)
@@ -112,14 +113,23 @@ public final class ClusterState: Sendable {
             try copy.apply(epoch: epoch, lines: lines, previousPayload: state.lastPayload, payload: payload)
             state.topology = copy
             state.lastPayload = payload
+            publishRouting(copy, before: before)
             return (before, copy)
         }
         publish(after, before: before)
     }
 
-    private func publish(_ topology: ClusterTopology, before: ClusterTopology) {
-        let routing = ClusterRouting(topology)
+    /// Republishes the routing snapshot; called with the topology lock held, so snapshots follow changes in order.
+    private func publishRouting(_ topology: ClusterTopology, before: ClusterTopology) {
+        let unchanged = before.nodes == topology.nodes && before.owners.slots == topology.owners.slots
+            && before.owners.ids == topology.owners.ids
+        let previous = unchanged ? routingStorage.withLock { $0 } : nil
+        let routing = ClusterRouting(topology, reusingSlotsOf: previous)
         routingStorage.withLock { $0 = routing }
+    }
+
+    /// After a change: nodes.conf and the replication seam.
+    private func publish(_ topology: ClusterTopology, before: ClusterTopology) {
         save(topology)
         let oldPrimary = before.myPrimary
         let newPrimary = topology.myPrimary

@@ -154,10 +154,14 @@ enum ClusterFamily {
             case "stable" where arguments.count == 4: action = .stable
             default: throw CommandError("Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP")
             }
-            let stripe = keyspace.stripeIndex(forSlot: slot)
-            keyspace.lock(stripe: stripe)
-            let keys = keyspace.countKeys(inSlot: slot)
-            keyspace.unlock(stripe: stripe)
+            // Only giving a slot away needs its key count (a scan of one stripe); skip it otherwise.
+            var keys = 0
+            if case .node = action {
+                let stripe = keyspace.stripeIndex(forSlot: slot)
+                keyspace.lock(stripe: stripe)
+                keys = keyspace.countKeys(inSlot: slot)
+                keyspace.unlock(stripe: stripe)
+            }
             try cluster.mutate { (topology: inout ClusterTopology) throws(CommandError) in try topology.setSlot(slot, action, keysInSlot: keys) }
             reply.ok()
         case "meet":
