@@ -7,7 +7,8 @@ fills KEYS keys into node 0's slots (a third of the slot space), then moves all 
 RedisCluster client runs pipelined SET/GET batches across the whole cluster. Prints a markdown table; checks that
 no key was lost or stranded (exit status 1 otherwise).
 
-Usage: benchmarks/cluster_reshard.py [--node-binary PATH] [--keys N] [--pipeline N] [--value-size N]
+Usage: benchmarks/cluster_reshard.py [--node-binary PATH] [--keys N] [--pipeline N] [--value-size N] [--redis]
+(--redis runs the same on redis-server 7 cluster nodes joined by MEET, for a side-by-side figure).
 Default binary: .build/release/cache-node if present, else .build/debug/cache-node (say which in reports).
 """
 import argparse
@@ -33,6 +34,34 @@ def crc16(data: bytes) -> int:
             crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
             crc &= 0xFFFF
     return crc
+
+
+def free_port():
+    """A free port whose cluster bus port (+10000) is also valid."""
+    import socket
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port < 55000:
+            return port
+
+
+def start_redis(directory):
+    port = free_port()
+    process = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+         "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf", "--dir", directory],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            redis.Redis(host="127.0.0.1", port=port).ping()
+            return process, port
+        except (redis.ConnectionError, redis.BusyLoadingError):
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("redis-server did not start")
 
 
 def start_node(binary):
@@ -93,18 +122,38 @@ def main():
     parser.add_argument("--keys", type=int, default=200_000)
     parser.add_argument("--pipeline", type=int, default=1000, help="keys per GETKEYSINSLOT/MIGRATE batch")
     parser.add_argument("--value-size", type=int, default=32)
+    parser.add_argument("--redis", action="store_true", help="run the same reshard on redis-server 7 (gossip) instead")
     args = parser.parse_args()
 
-    nodes = [start_node(args.node_binary) for _ in range(4)]
+    import tempfile
+    scratch = tempfile.mkdtemp(prefix="reshard-")
+    nodes = [start_redis(scratch) if args.redis else start_node(args.node_binary) for _ in range(4)]
     ports = [port for _, port in nodes]
     try:
         clients = [redis.Redis(host="127.0.0.1", port=port) for port in ports]
         ids = [client.execute_command("CLUSTER", "MYID").decode() for client in clients]
         ranges = [" 0-5460", " 5461-10922", " 10923-16383", ""]
-        payload = "\n".join(
-            f"{ids[i]} 127.0.0.1:{ports[i]}@{ports[i] + 10000} master - 0 0 {i + 1} connected{ranges[i]}" for i in range(4))
-        for client in clients:
-            client.execute_command("CLUSTER", "TOPOLOGY", "SET", "1", payload)
+        if args.redis:
+            # The redis way: slots and epochs per node, MEET, then wait for gossip to agree.
+            for index, client in enumerate(clients):
+                if ranges[index]:
+                    low, high = ranges[index].strip().split("-")
+                    client.execute_command("CLUSTER", "ADDSLOTSRANGE", low, high)
+                client.execute_command("CLUSTER", "SET-CONFIG-EPOCH", str(index + 1))
+            for port in ports[1:]:
+                clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", str(port))
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                infos = [client.execute_command("CLUSTER", "INFO").decode() for client in clients]
+                if all("cluster_state:ok" in info and "cluster_known_nodes:4" in info for info in infos):
+                    break
+                time.sleep(0.2)
+            time.sleep(2)
+        else:
+            payload = "\n".join(
+                f"{ids[i]} 127.0.0.1:{ports[i]}@{ports[i] + 10000} master - 0 0 {i + 1} connected{ranges[i]}" for i in range(4))
+            for client in clients:
+                client.execute_command("CLUSTER", "TOPOLOGY", "SET", "1", payload)
 
         # Fill node 0's slots directly (keys whose slot is below 5461).
         value = "x" * args.value_size
@@ -157,9 +206,9 @@ def main():
         load_total = sum(sum(1 for _ in clients[n].scan_iter(match="load:*", count=10000)) for n in range(4))
         lost = before_keys - fill_on_target
         ops_during = sum(during) / len(during) if during else 0.0
-        binary_kind = "release" if "/release/" in args.node_binary else "debug"
+        binary_kind = "redis-server 7.0" if args.redis else ("release cache-node" if "/release/" in args.node_binary else "debug cache-node")
         print()
-        print(f"| live reshard ({binary_kind} cache-node, 4 nodes + client + redis-cli on one 2-core machine) | value |")
+        print(f"| live reshard ({binary_kind}, 4 nodes + client + redis-cli on one 2-core machine) | value |")
         print("|---|---|")
         print(f"| keys moved (all of node 0's slots: 5461 = 1/3 of the slot space) | {fill_on_target:,} |")
         print(f"| reshard time (redis-cli --cluster reshard, pipeline {args.pipeline}) | {elapsed:.2f} s |")
