@@ -62,7 +62,7 @@ let package = Package(
         .target(
             name: "CacheNode",
             dependencies: [
-                "RESPServer", "CacheStore", "CProcessStats",
+                "RESPServer", "CacheStore", "CProcessStats", "ReplicationSec",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -104,6 +104,9 @@ public final class Keyspace: Sendable {
     public let observer: (any KeyspaceObserver)?
 
     let stripeMask: Int
+    /// Cluster mode: a key's stripe is a function of its hash slot (`slot & stripeMask`), so the keys of one slot
+    /// live in one stripe and ``keys(inSlot:limit:)`` scans 1/64 of the keyspace. Fixed at creation.
+    public let isSlotStriped: Bool
     let policyStorage = Atomic<Int>(EvictionPolicy.noEviction.rawValue)
     let maxMemoryStorage = Atomic<Int>(0)
     let replicaStorage = Atomic<Bool>(false)
@@ -122,11 +125,16 @@ public final class Keyspace: Sendable {
     ///   - stripeCount: a power of two; more stripes mean less lock contention and more per-stripe overhead.
     ///   - seed: seeds the sampling generators (eviction, RANDOMKEY, expiry), for repeatable tests.
     ///   - observer: receives expiry and eviction deletes.
-    public init(databases: Int = 16, stripeCount: Int = 64, seed: UInt64 = 0x5EED, observer: (any KeyspaceObserver)? = nil) {
+    ///   - slotStriped: cluster mode: stripe keys by hash slot (see ``isSlotStriped``).
+    public init(
+        databases: Int = 16, stripeCount: Int = 64, seed: UInt64 = 0x5EED, observer: (any KeyspaceObserver)? = nil,
+        slotStriped: Bool = false
+    ) {
         precondition(stripeCount > 0 && stripeCount & (stripeCount - 1) == 0, "stripeCount must be a power of two")
         precondition(databases > 0, "at least one database")
         self.databaseCount = databases
         self.stripeMask = stripeCount - 1
+        self.isSlotStriped = slotStriped
         self.observer = observer
         self.samplingRandom = Mutex(SplitMix64(seed: seed ^ 0xA5A5_A5A5))
         self.stripes = (0..<stripeCount).map { Stripe(databases: databases, seed: seed &+ UInt64($0) &* 0x9E37_79B9) }
@@ -175,9 +183,15 @@ public final class Keyspace: Sendable {
 
     /// The stripe `key` lives in.
 
+    @inline(__always)
     public func stripeIndex(for key: KeyRef) -> Int {
-        Int(truncatingIfNeeded: key.hash) & stripeMask
+        if isSlotStriped { return stripeIndex(forSlot: key.bytes.withBytes { HashSlot.slot(of: $0) }) }
+        return Int(truncatingIfNeeded: key.hash) & stripeMask
     }
+
+    /// The stripe holding the keys of hash `slot` (cluster mode only).
+    @inline(__always)
+    public func stripeIndex(forSlot slot: Int) -> Int { slot & stripeMask }
 
     /// Locks one stripe. If a snapshot still waits for this stripe, its keys are serialized first (one load when
     /// no snapshot runs).
@@ -284,6 +298,35 @@ public final class Keyspace: Sendable {
             stripe.allKeysModified(database: first)
             stripe.allKeysModified(database: second)
         }
+    }
+
+    // MARK: hash slots (cluster mode)
+
+    /// Up to `limit` keys of database 0 in hash `slot`, expired or not (CLUSTER GETKEYSINSLOT). Requires the slot's
+    /// stripe locked. Reads the tables themselves, so it is right after any write, expiry, eviction or flush.
+    public func keys(inSlot slot: Int, limit: Int) -> [CompactBytes] {
+        precondition(isSlotStriped, "slot queries need a slot-striped keyspace")
+        guard limit > 0, let table = stripes[stripeIndex(forSlot: slot)].existingTable(0) else { return [] }
+        var result: [CompactBytes] = []
+        for index in 0..<table.count {
+            let key = table.entry(at: index).pointee.key
+            if key.withBytes({ HashSlot.slot(of: $0) }) == slot {
+                result.append(key)
+                if result.count == limit { break }
+            }
+        }
+        return result
+    }
+
+    /// The number of keys of database 0 in hash `slot` (CLUSTER COUNTKEYSINSLOT). Requires the slot's stripe locked.
+    public func countKeys(inSlot slot: Int) -> Int {
+        precondition(isSlotStriped, "slot queries need a slot-striped keyspace")
+        guard let table = stripes[stripeIndex(forSlot: slot)].existingTable(0) else { return 0 }
+        var count = 0
+        for index in 0..<table.count where table.entry(at: index).pointee.key.withBytes({ HashSlot.slot(of: $0) }) == slot {
+            count += 1
+        }
+        return count
     }
 
     // MARK: WATCH

@@ -26,6 +26,8 @@ public struct CommandContext {
     /// Set by QUIT: the connection closes once the reply is sent.
     public var closesConnection = false
 
+    /// Cluster mode, slot under migration: checked under the stripe locks before the handler runs.
+    var clusterCheck: ClusterLockedCheck?
     var cachedKey: KeyRef?
     var cachedKeyIndex = -1
 

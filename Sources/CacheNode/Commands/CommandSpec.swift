@@ -37,6 +37,8 @@ public struct CommandFlags: OptionSet, Sendable, Hashable {
     public static let stale = CommandFlags(rawValue: 1 << 13)
     /// Not allowed inside MULTI (SUBSCRIBE under RESP2, WATCH).
     public static let noMulti = CommandFlags(rawValue: 1 << 14)
+    /// Cluster mode: served on an importing slot as if the client had sent ASKING (RESTORE-ASKING).
+    public static let asking = CommandFlags(rawValue: 1 << 15)
 
     /// The flag names COMMAND reports.
     public var names: [String] {

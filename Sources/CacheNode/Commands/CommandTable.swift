@@ -15,6 +15,7 @@ public struct CommandTable: Sendable {
         stringCommands, keyCommands, connectionCommands, serverCommands, transactionCommands,
         hashCommands, listCommands, setCommands, sortedSetCommands, pubSubCommands,
         persistenceCommands,
+        clusterCommands, migrateCommands,
     ])
 
     /// Builds a table, checking the specs.

@@ -72,6 +72,15 @@ public struct NodeDispatcher: CommandDispatcher {
                     "Can't execute '\(spec.name)': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
                 ), session: session, reply: &reply, flagTransaction: false)
         }
+        // Cluster mode: the one check when it is off; see ClusterRouting.
+        var clusterCheck: ClusterLockedCheck?
+        if let cluster = node.cluster {
+            switch routeInCluster(cluster, spec, arguments, session: session) {
+            case .serve: break
+            case .check(let check): clusterCheck = check
+            case .reject(let error): return reject(error, session: session, reply: &reply, flagTransaction: true)
+            }
+        }
         if session.transaction != nil && !spec.flags.contains(.transactionControl) {
             if spec.flags.contains(.noMulti) {
                 return reject(CommandError("Command not allowed inside a transaction"), session: session, reply: &reply, flagTransaction: true)
@@ -82,12 +91,12 @@ public struct NodeDispatcher: CommandDispatcher {
             return .proceed
         }
         if session.replyMode == .on {
-            return execute(spec, arguments, session: session, reply: &reply)
+            return execute(spec, arguments, session: session, reply: &reply, clusterCheck: clusterCheck)
         }
         // CLIENT REPLY OFF|SKIP: run the command, then drop what it wrote (SKIP drops one reply).
         let wasSkipping = session.replyMode == .skipNext
         let mark = reply.buffer.writerIndex
-        let outcome = execute(spec, arguments, session: session, reply: &reply)
+        let outcome = execute(spec, arguments, session: session, reply: &reply, clusterCheck: clusterCheck)
         if wasSkipping && session.replyMode == .skipNext { session.replyMode = .on }
         if session.replyMode != .on || wasSkipping {
             reply.buffer.moveWriterIndex(to: mark)
@@ -96,7 +105,10 @@ public struct NodeDispatcher: CommandDispatcher {
     }
 
     /// Runs one command now: memory check, locks, handler, unlock, wake-ups.
-    func execute(_ spec: CommandSpec, _ arguments: CommandArguments, session: ClientSession, reply: inout ReplyWriter) -> DispatchOutcome {
+    func execute(
+        _ spec: CommandSpec, _ arguments: CommandArguments, session: ClientSession, reply: inout ReplyWriter,
+        clusterCheck: ClusterLockedCheck? = nil
+    ) -> DispatchOutcome {
         let keyspace = node.keyspace
         if keyspace.maxMemory > 0 && needsMemory(spec, session: session) {
             if case .outOfMemory = keyspace.evictIfNeeded(now: node.clock.nowMilliseconds(), baseline: node.baselineMemory.load(ordering: .relaxed)) {
@@ -107,6 +119,7 @@ public struct NodeDispatcher: CommandDispatcher {
         var context = CommandContext(
             arguments: arguments, spec: spec, session: session, node: node, now: node.clock.nowMilliseconds(),
             inTransaction: false)
+        context.clusterCheck = clusterCheck
         session.stats.commandsProcessed.add(1, ordering: .relaxed)
         session.lastInteraction.store(context.now, ordering: .relaxed)
 
@@ -155,6 +168,11 @@ public struct NodeDispatcher: CommandDispatcher {
 
     /// Runs the handler, turning a thrown error into an error reply.
     private func run(_ spec: CommandSpec, _ context: inout CommandContext, _ reply: inout ReplyWriter) {
+        if let check = context.clusterCheck, let error = check.verify(context) {
+            context.session.stats.errorReplies.add(1, ordering: .relaxed)
+            reply.error(code: error.code, message: error.message)
+            return
+        }
         do {
             try spec.handler(&context, &reply)
             if spec.flags.contains(.write) { node.dirty.add(1, ordering: .relaxed) }
@@ -162,6 +180,23 @@ public struct NodeDispatcher: CommandDispatcher {
             context.session.stats.errorReplies.add(1, ordering: .relaxed)
             reply.error(code: error.code, message: error.message)
         }
+    }
+
+    /// Cluster routing for one command (redis processCommand's cluster redirection block). ASKING lasts one
+    /// command: it is consumed here by whatever command follows it.
+    private func routeInCluster(
+        _ cluster: ClusterState, _ spec: CommandSpec, _ arguments: CommandArguments, session: ClientSession
+    ) -> ClusterRoute {
+        let asking = session.isAsking
+        session.isAsking = false
+        let positions: [Int]
+        switch spec.keys {
+        case .none: return .serve
+        case .range(1, 1, _): positions = [1]
+        default: positions = spec.keys.positions(in: arguments)
+        }
+        if positions.isEmpty { return .serve }
+        return cluster.routing.route(spec, arguments, positions: positions, asking: asking, readOnlyClient: session.isReadOnlyClusterClient)
     }
 
     private func needsMemory(_ spec: CommandSpec, session: ClientSession) -> Bool {

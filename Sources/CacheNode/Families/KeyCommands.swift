@@ -93,6 +93,7 @@ extension CommandTable {
         // MOVE key db
         CommandSpec("move", arity: 3, flags: [.write, .fast], keys: .first, group: .generic,
                     summary: "Moves a key to another database.") { context, reply throws(CommandError) in
+            if context.node.cluster != nil { throw CommandError("MOVE is not allowed in cluster mode") }
             guard let number = context.arguments.integer(2) else { throw .notInteger }
             guard number >= 0 && number < context.keyspace.databaseCount else { throw .invalidDatabase }
             guard number != context.session.database else { throw CommandError("source and destination objects are the same") }
@@ -204,6 +205,7 @@ extension CommandTable {
         CommandSpec("select", arity: 2, flags: [.fast, .loading, .stale], group: .connection,
                     summary: "Changes the selected database.") { context, reply throws(CommandError) in
             guard let number = context.arguments.integer(1) else { throw CommandError("invalid DB index") }
+            if context.node.cluster != nil && number != 0 { throw CommandError("SELECT is not allowed in cluster mode") }
             guard number >= 0 && number < context.keyspace.databaseCount else { throw .invalidDatabase }
             context.session.database = number
             reply.ok()
@@ -211,6 +213,7 @@ extension CommandTable {
         // SWAPDB index1 index2
         CommandSpec("swapdb", arity: 3, flags: [.write, .fast, .wholeKeyspace], group: .server,
                     summary: "Swaps two Redis databases.", since: "4.0.0") { context, reply throws(CommandError) in
+            if context.node.cluster != nil { throw CommandError("SWAPDB is not allowed in cluster mode") }
             guard let first = context.arguments.integer(1) else { throw CommandError("invalid first DB index") }
             guard let second = context.arguments.integer(2) else { throw CommandError("invalid second DB index") }
             let count = context.keyspace.databaseCount

@@ -40,6 +40,7 @@ public enum CacheNodeServer {
         ) { ports in
             let port = ports.first ?? 0
             node.boundPort.store(port, ordering: .relaxed)
+            node.cluster?.listenerBound(port: port)
             onReady(port)
         }
         let housekeeping = HousekeepingService(node: node, clock: ContinuousClock())

@@ -43,6 +43,18 @@ public struct NodeConfiguration: Sendable {
     /// Event loop threads (0 = one per core). Also accepted as redis's `io-threads`.
     public var threads = 0
     public var clientOutputBufferLimit = "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+    /// Cluster mode (`cluster-enabled yes`): hash slots, redirects, CLUSTER commands; only database 0.
+    public var clusterEnabled = false
+    /// nodes.conf: where a cluster node keeps its id and last topology (relative to `dir`; "" keeps nothing).
+    public var clusterConfigFile = "nodes.conf"
+    /// The address other nodes and clients are told (MOVED, CLUSTER SLOTS); "" = the first `bind` address.
+    public var clusterAnnounceIP = ""
+    /// The port announced; 0 = the bound port.
+    public var clusterAnnouncePort = 0
+    /// The bus port announced (reported only; there is no gossip bus); 0 = port + 10000.
+    public var clusterAnnounceBusPort = 0
+    /// Accepted for redis compatibility (there is no failure detection on a bus).
+    public var clusterNodeTimeout = 15000
     /// Where the config file was read from (CONFIG REWRITE writes it back).
     public var configFile: String? = nil
 
@@ -262,5 +274,17 @@ struct ConfigParameter: Sendable {
               set: { $0.threads = try int($1, in: 0...128) }),
         .init(name: "client-output-buffer-limit", aliases: [], mutable: true, get: { $0.clientOutputBufferLimit },
               set: { $0.clientOutputBufferLimit = $1 }),
+        .init(name: "cluster-enabled", aliases: [], mutable: false, get: { $0.clusterEnabled ? "yes" : "no" },
+              set: { $0.clusterEnabled = try bool($1) }),
+        .init(name: "cluster-config-file", aliases: [], mutable: false, get: { $0.clusterConfigFile },
+              set: { $0.clusterConfigFile = $1 }),
+        .init(name: "cluster-announce-ip", aliases: [], mutable: false, get: { $0.clusterAnnounceIP },
+              set: { $0.clusterAnnounceIP = $1 }),
+        .init(name: "cluster-announce-port", aliases: [], mutable: false, get: { String($0.clusterAnnouncePort) },
+              set: { $0.clusterAnnouncePort = try int($1, in: 0...65535) }),
+        .init(name: "cluster-announce-bus-port", aliases: [], mutable: false, get: { String($0.clusterAnnounceBusPort) },
+              set: { $0.clusterAnnounceBusPort = try int($1, in: 0...65535) }),
+        .init(name: "cluster-node-timeout", aliases: [], mutable: true, get: { String($0.clusterNodeTimeout) },
+              set: { $0.clusterNodeTimeout = try int($1) }),
     ]
 }

@@ -17,6 +17,8 @@ public final class NodeState: Sendable {
     public let stats = NodeStats()
     /// Pub/sub channels and patterns.
     public let pubsub = PubSubHub()
+    /// Cluster mode state (`cluster-enabled yes`), `nil` otherwise: the dispatcher's one check.
+    public let cluster: ClusterState?
     /// Clients waiting in BLPOP and friends.
     public let blocking = BlockingRegistry()
     /// A random 40-hex-digit id of this run (INFO `run_id`).
@@ -51,7 +53,9 @@ public final class NodeState: Sendable {
     public init(configuration: NodeConfiguration, clock: any NodeClock = SystemNodeClock(), commands: CommandTable = .standard) {
         self.clock = clock
         self.commands = commands
-        self.keyspace = Keyspace(databases: configuration.databases, seed: UInt64.random(in: 0 ... .max))
+        self.keyspace = Keyspace(
+            databases: configuration.databases, seed: UInt64.random(in: 0 ... .max), slotStriped: configuration.clusterEnabled)
+        self.cluster = configuration.clusterEnabled ? ClusterState(configuration: configuration) : nil
         self.configurationStorage = Mutex(configuration)
         self.runID = (0..<40).map { _ in String("0123456789abcdef".randomElement()!) }.joined()
         self.startedAt = clock.nowMilliseconds()

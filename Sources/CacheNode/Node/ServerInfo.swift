@@ -53,7 +53,7 @@ enum ServerInfo {
             let machine = withUnsafeBytes(of: system.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             return [
                 ("redis_version", ConnectionFamily.compatibleRedisVersion), ("redis_git_sha1", "00000000"), ("redis_git_dirty", "0"),
-                ("redis_build_id", "0"), ("redis_mode", "standalone"), ("server_name", "cache-node"),
+                ("redis_build_id", "0"), ("redis_mode", node.cluster == nil ? "standalone" : "cluster"), ("server_name", "cache-node"),
                 ("cache_node_version", CacheNodeVersion.current), ("os", "\(osName) \(release) \(machine)"),
                 ("arch_bits", "64"), ("monotonic_clock", "POSIX clock_gettime"), ("multiplexing_api", "epoll"),
                 ("atomicvar_api", "c11-builtin"), ("gcc_version", "0.0.0"), ("process_id", String(getpid())),
@@ -147,7 +147,7 @@ enum ServerInfo {
             cps_cpu_seconds(&user, &system)
             return [("used_cpu_sys", String(format: "%.6f", system)), ("used_cpu_user", String(format: "%.6f", user))]
         case "cluster":
-            return [("cluster_enabled", "0")]
+            return [("cluster_enabled", node.cluster == nil ? "0" : "1")]
         case "keyspace":
             return context.keyspace.keyCounts().enumerated().compactMap { database, counts in
                 counts.keys == 0 ? nil : ("db\(database)", "keys=\(counts.keys),expires=\(counts.volatile),avg_ttl=0")

@@ -52,6 +52,10 @@ public final class ClientSession: @unchecked Sendable {
     public var protocolVersion: RESPVersion = .v2 { didSet { updateInfo { $0.protocolVersion = protocolVersion.rawValue } } }
     /// Opaque state a blocked command keeps while suspended.
     public var blockedState: AnyObject?
+    /// Cluster mode: ASKING was the previous command (lets the next one run on an importing slot).
+    public var isAsking = false
+    /// Cluster mode: READONLY (reads of our primary's slots are served here on a replica).
+    public var isReadOnlyClusterClient = false
     /// Whether replies are suppressed (CLIENT REPLY OFF/SKIP).
     public var replyMode: ReplyMode = .on
 

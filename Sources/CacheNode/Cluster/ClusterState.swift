@@ -1,0 +1,173 @@
+// A cluster-mode node's view of the cluster: the ClusterTopology value behind a lock, the routing snapshot the
+// dispatcher reads per keyed command (republished after each change), nodes.conf persistence, and the seam through
+// which role changes reach replication.
+//
+// Design: topology is pushed, not gossiped. The scheduler framework (CacheFramework) is the source of truth and
+// sends every node the whole topology with a configuration epoch (CLUSTER TOPOLOGY SET); nodes keep the newest
+// epoch and refuse older ones. Between pushes, nodes answer from what they were told plus the local redis commands
+// that operators and redis-cli --cluster use (ADDSLOTS, SETSLOT…). See the CacheNode docs, "Cluster topology".
+import CacheStore
+import Foundation
+import Synchronization
+
+/// A change of this node's replication role decided by the cluster topology (the seam to replication).
+public enum ClusterRoleChange: Sendable, Hashable {
+    /// Replicate the primary at this address (REPLICAOF host port).
+    case replicate(host: String, port: Int)
+    /// Stop replicating (REPLICAOF NO ONE).
+    case becomePrimary
+}
+
+/// Cluster state of a node started with `cluster-enabled yes`.
+public final class ClusterState: Sendable {
+    private let topologyStorage: Mutex<(topology: ClusterTopology, lastPayload: String?)>
+    private let routingStorage: Mutex<ClusterRouting>
+    private let peersStorage = Mutex(ClusterPeerPool())
+    private let roleHandler = Mutex<(@Sendable (ClusterRoleChange) -> Void)?>(nil)
+    /// Where nodes.conf is written (absolute), or `nil` to keep nothing.
+    let configFilePath: String?
+    private let announcedIP: String
+    private let announcedPort: Int
+    private let announcedBusPort: Int
+
+    /// Creates the state from the configuration, loading `cluster-config-file` if it exists.
+    public init(configuration: NodeConfiguration) {
+        let ip = configuration.clusterAnnounceIP.isEmpty ? (configuration.bind.first ?? "127.0.0.1") : configuration.clusterAnnounceIP
+        announcedIP = ip == "0.0.0.0" || ip == "*" ? "127.0.0.1" : ip
+        announcedPort = configuration.clusterAnnouncePort
+        announcedBusPort = configuration.clusterAnnounceBusPort
+        let file = configuration.clusterConfigFile
+        if file.isEmpty {
+            configFilePath = nil
+        } else {
+            configFilePath = file.hasPrefix("/") ? file : configuration.directory + "/" + file
+        }
+        let port = announcedPort != 0 ? announcedPort : configuration.port
+        var topology = ClusterTopology(
+            myself: ClusterNodeRecord(id: ClusterTopology.randomID(), ip: announcedIP, port: port,
+                                      busPort: announcedBusPort != 0 ? announcedBusPort : nil))
+        if let path = configFilePath, let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            topology = Self.load(text, fallback: topology)
+        }
+        topologyStorage = Mutex((topology, nil))
+        routingStorage = Mutex(ClusterRouting(topology))
+    }
+
+    /// The current topology (a copy).
+    public var topology: ClusterTopology { topologyStorage.withLock { $0.topology } }
+
+    /// This node's id.
+    public var myID: String { topology.myID }
+
+    /// Connections to other nodes (MIGRATE, MEET): plaintext ``PeerLinkTransport`` unless replaced.
+    public var peers: ClusterPeerPool { peersStorage.withLock { $0 } }
+
+    /// Sends node-to-node traffic through `transport` from now on (e.g. ``PeerLinkTransport`` with the node's
+    /// secure channel configuration when identities are configured).
+    public func usePeerTransport(_ transport: any ClusterPeerTransport) {
+        let pool = ClusterPeerPool(transport: transport)
+        peersStorage.withLock { $0 = pool }
+    }
+
+    /// The snapshot routing reads.
+    var routing: ClusterRouting { routingStorage.withLock { $0 } }
+
+    /// Sets who applies role changes (replication connects here; until then they are only recorded).
+    public func onRoleChange(_ handler: @escaping @Sendable (ClusterRoleChange) -> Void) {
+        roleHandler.withLock { $0 = handler }
+    }
+
+    /// Records the port the listener bound when no `cluster-announce-port` is set.
+    public func listenerBound(port: Int) {
+        guard announcedPort == 0 else { return }
+        _ = try? mutate { (topology: inout ClusterTopology) throws(CommandError) in
+            if topology.myself.port != port {
+                topology.setMyAddress(ip: topology.myself.ip, port: port, busPort: announcedBusPort != 0 ? announcedBusPort : nil)
+            }
+        }
+    }
+
+    /// Changes the topology, then republishes routing, saves nodes.conf and reports a role change.
+    @discardableResult
+    public func mutate<Result>(_ body: (inout ClusterTopology) throws(CommandError) -> Result) throws(CommandError) -> Result {
+        let (result, before, after) = try topologyStorage.withLock {
+            (state: inout (topology: ClusterTopology, lastPayload: String?)) throws(CommandError) -> (Result, ClusterTopology, ClusterTopology) in
+            let before = state.topology
+            var copy = state.topology
+            let result = try body(&copy)
+            state.topology = copy
+            publishRouting(copy, before: before)
+            return (result, before, copy)
+        }
+        publish(after, before: before)
+        return result
+    }
+
+    /// CLUSTER TOPOLOGY SET: applies a pushed topology (see ``ClusterTopology/apply(epoch:lines:previousPayload:payload:)``).
+    public func applyPush(epoch: UInt64, payload: String) throws(CommandError) {
+        let lines = try ClusterTopology.parseNodes(payload)
+        let (before, after) = try topologyStorage.withLock {
+            (state: inout (topology: ClusterTopology, lastPayload: String?)) throws(CommandError) -> (ClusterTopology, ClusterTopology) in
+            let before = state.topology
+            var copy = state.topology
+            try copy.apply(epoch: epoch, lines: lines, previousPayload: state.lastPayload, payload: payload)
+            state.topology = copy
+            state.lastPayload = payload
+            publishRouting(copy, before: before)
+            return (before, copy)
+        }
+        publish(after, before: before)
+    }
+
+    /// Republishes the routing snapshot; called with the topology lock held, so snapshots follow changes in order.
+    private func publishRouting(_ topology: ClusterTopology, before: ClusterTopology) {
+        let unchanged = before.nodes == topology.nodes && before.owners.slots == topology.owners.slots
+            && before.owners.ids == topology.owners.ids
+        let previous = unchanged ? routingStorage.withLock { $0 } : nil
+        let routing = ClusterRouting(topology, reusingSlotsOf: previous)
+        routingStorage.withLock { $0 = routing }
+    }
+
+    /// After a change: nodes.conf and the replication seam.
+    private func publish(_ topology: ClusterTopology, before: ClusterTopology) {
+        save(topology)
+        let oldPrimary = before.myPrimary
+        let newPrimary = topology.myPrimary
+        if oldPrimary?.address != newPrimary?.address || oldPrimary?.id != newPrimary?.id {
+            let change: ClusterRoleChange = newPrimary.map { .replicate(host: $0.ip, port: $0.port) } ?? .becomePrimary
+            roleHandler.withLock { $0 }?(change)
+        }
+    }
+
+    // MARK: nodes.conf
+
+    /// Writes nodes.conf (CLUSTER NODES lines plus the epoch line), atomically by rename.
+    private func save(_ topology: ClusterTopology) {
+        guard let path = configFilePath else { return }
+        let text = topology.nodesDescription(now: 0) + "vars currentEpoch \(topology.currentEpoch) lastVoteEpoch 0 topologyEpoch \(topology.topologyEpoch)\n"
+        let temporary = path + ".tmp-\(getpid())"
+        do {
+            try text.write(toFile: temporary, atomically: false, encoding: .utf8)
+            _ = rename(temporary, path)
+        } catch {
+            // Not fatal: the topology source pushes again after a restart.
+        }
+    }
+
+    /// Rebuilds a topology from nodes.conf text; `fallback` if the file has no `myself` line.
+    static func load(_ text: String, fallback: ClusterTopology) -> ClusterTopology {
+        guard let lines = try? ClusterTopology.parseNodes(text), let me = lines.first(where: \.isMyself) else { return fallback }
+        var topology = ClusterTopology(myself: me.record)
+        var epoch: UInt64 = 0
+        for line in text.split(separator: "\n") where line.hasPrefix("vars ") {
+            let words = line.split(separator: " ")
+            if let index = words.firstIndex(of: "topologyEpoch"), index + 1 < words.count { epoch = UInt64(words[index + 1]) ?? 0 }
+        }
+        var adjusted = lines
+        for index in adjusted.indices where adjusted[index].isMyself {
+            adjusted[index].record.ip = fallback.myself.ip
+        }
+        try? topology.apply(epoch: epoch, lines: adjusted, previousPayload: nil, payload: "")
+        return topology
+    }
+}
