@@ -16,44 +16,70 @@ struct CachectlFrameworkTests {
         ProcessInfo.processInfo.environment["CACHECTL_BIN"] ?? PackagePaths.root.appendingPathComponent(".build/debug/cachectl").path
     }
 
-    /// A `cachectl serve` process.
+    /// A `cachectl serve` process (posix_spawn + waitpid: Foundation.Process did not reap a SIGKILLed child here).
     final class Serve {
-        let process = Process()
+        private(set) var pid: pid_t = 0
         let dataDirectory: String
 
         init(dataDirectory: String, firstPort: Int) throws {
             self.dataDirectory = dataDirectory
             try? FileManager.default.removeItem(atPath: dataDirectory + "/framework.json")
-            process.executableURL = URL(fileURLWithPath: CachectlFrameworkTests.cachectl)
-            process.arguments = [
-                "serve", "--data-dir", dataDirectory, "--port", "0", "--token", "e2e-token", "--agents", "2",
-                "--agent-cpus", "4", "--agent-mem-mb", "1000", "--first-port", String(firstPort), "--ports-per-agent", "100",
-                "--bin-dir", PackagePaths.root.appendingPathComponent(".build/debug").path,
+            let arguments = [
+                CachectlFrameworkTests.cachectl, "serve", "--data-dir", dataDirectory, "--port", "0", "--token", "e2e-token",
+                "--agents", "2", "--agent-cpus", "4", "--agent-mem-mb", "1000", "--first-port", String(firstPort),
+                "--ports-per-agent", "100", "--bin-dir", PackagePaths.root.appendingPathComponent(".build/debug").path,
             ]
             let log = dataDirectory + "/serve.log"
-            _ = FileManager.default.createFile(atPath: log, contents: nil)
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-            handle.seekToEndOfFile()
-            process.standardOutput = handle
-            process.standardError = handle
-            try process.run()
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            var attributes = posix_spawnattr_t()
+            posix_spawnattr_init(&attributes)
+            defer { posix_spawnattr_destroy(&attributes) }
+            var emptyMask = sigset_t()
+            sigemptyset(&emptyMask)
+            var defaultSignals = sigset_t()
+            sigemptyset(&defaultSignals)
+            for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD] { sigaddset(&defaultSignals, signal) }
+            posix_spawnattr_setsigmask(&attributes, &emptyMask)
+            posix_spawnattr_setsigdefault(&attributes, &defaultSignals)
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+            let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+            defer { for pointer in argv { free(pointer) } }
+            let status = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, environ)
+            guard status == 0 else { throw HarnessError(description: "cannot start cachectl: \(String(cString: strerror(status)))") }
             let deadline = Date().addingTimeInterval(30)
             while !FileManager.default.fileExists(atPath: dataDirectory + "/framework.json") {
-                guard process.isRunning, Date() < deadline else {
+                var exitStatus: Int32 = 0
+                guard waitpid(pid, &exitStatus, WNOHANG) == 0, Date() < deadline else {
+                    pid = 0
                     throw HarnessError(description: "cachectl serve did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
                 }
                 usleep(20_000)
             }
         }
 
-        func kill9() {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        func kill9() { stop(SIGKILL) }
 
-        func terminate() {
-            if process.isRunning { process.terminate() }
-            process.waitUntilExit()
+        /// SIGTERM (graceful: the members are stopped) and wait up to 30 s.
+        func terminate() { stop(SIGTERM) }
+
+        private func stop(_ signal: Int32) {
+            guard pid > 0 else { return }
+            kill(pid, signal)
+            var status: Int32 = 0
+            for _ in 0..<3000 {
+                if waitpid(pid, &status, WNOHANG) != 0 { break }
+                usleep(10_000)
+            }
+            if kill(pid, 0) == 0 {
+                kill(pid, SIGKILL)
+                waitpid(pid, &status, 0)
+            }
+            pid = 0
         }
     }
 

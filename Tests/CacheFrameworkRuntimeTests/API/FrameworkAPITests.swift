@@ -30,6 +30,7 @@ struct FrameworkAPITests {
             metricsFactory: PrometheusMetricsFactory(registry: registry))
         let router = FrameworkAPI.router(driver: framework.driver, registry: registry, token: Self.token)
         let app = Application(router: router)
+        try await FrameworkFixture.waitUntil("the driver runs") { framework.driver.isStarted }
         try await app.test(.router) { client in
             try await client.execute(uri: "/health", method: .get) { response in
                 #expect(response.status == .ok)
