@@ -19,6 +19,8 @@ public enum TaskTemplate {
             "--appendonly", spec.persistence ? "yes" : "no",
         ]
         if !spec.persistence { arguments += ["--save", ""] }
+        // redis-server waits 5 s by default before a diskless full sync, which would delay every new replica.
+        if spec.engine == .redisServer { arguments += ["--repl-diskless-sync-delay", "0"] }
         if spec.engine == .cacheNode && replicationFlags {
             arguments += [
                 "--replication-port", "\(record.ports.dropFirst().first ?? 0)",

@@ -228,6 +228,8 @@ public final class FrameworkDriver: Service, Sendable {
                         do {
                             let actions = try await self.apply(intent, to: &machine)
                             try await self.execute(actions, on: &machine, group: &group)
+                            // Callers read the views right after: publish before resuming them.
+                            self.publish(machine)
                             continuation.resume()
                         } catch {
                             continuation.resume(throwing: error)

@@ -3,7 +3,8 @@
 // their status (STARTING at spawn, RUNNING once the readiness check passes, FINISHED/FAILED/KILLED with the exit
 // reason), kills them on request and restarts nothing on its own: healing is the scheduler's decision.
 //
-// Restart safety. Every launched process is written to a `LocalTaskJournal` (pid + start time). On `start()` the
+// Restart safety. Every launched process is written to a `LocalTaskJournal` (pid + start time; one transaction per
+// accept, written right after the accept's processes are spawned and before their STARTING updates). On `start()` the
 // backend re-adopts journalled processes that still run as the same process, and reports the others FAILED.
 // Reconciliation answers from that table; a task the backend never heard of is answered TASK_LOST, so a launch
 // intent recorded just before a crash is replaced once instead of duplicated. Children are deliberately not tied to
@@ -215,15 +216,35 @@ public actor LocalBackend: SchedulerBackend {
         if let agent = offers.first?.agentID {
             refusedUntil[agent] = clock.now.advanced(by: .milliseconds(Int64(filters.refuseSeconds * 1000)))
         }
+        var spawned: [LocalTaskEntry] = []
         for case .launch(let infos) in operations {
             for info in infos {
                 if valid {
-                    await launch(info)
+                    if let entry = spawn(info) { spawned.append(entry) }
                 } else {
                     tasks[info.taskID] = LocalTask(info: info, state: .dropped, message: "offer gone")
                     emit(info, .dropped, reason: "REASON_INVALID_OFFERS", message: "the offer was rescinded or already used")
                 }
             }
+        }
+        guard !spawned.isEmpty else { return }
+        // One journal transaction per accept (one fsync, not one per task).
+        do {
+            try await journal.recordLaunches(spawned)
+        } catch {
+            // Processes we cannot journal would be orphaned by a crash: do not keep them.
+            for entry in spawned {
+                LocalProcess.signalGroup(entry.pid, SIGKILL)
+                tasks[entry.info.taskID]?.killRequested = true
+                tasks[entry.info.taskID]?.message = "cannot journal the launch: \(error)"
+            }
+            logger.error("cannot journal launches; killed them", metadata: ["error": "\(error)"])
+            return
+        }
+        // A process that already ended while the journal was written has been reported FAILED by `poll`.
+        for entry in spawned where tasks[entry.info.taskID]?.state == .starting {
+            emit(entry.info, .starting, message: "pid \(entry.pid)")
+            readinessContinuation.yield(entry.info.taskID)
         }
     }
 
@@ -284,26 +305,27 @@ public actor LocalBackend: SchedulerBackend {
 
     // MARK: launching
 
-    private func launch(_ info: TaskInfo) async {
+    /// Starts one task's process; reports FAILED and returns nil if it cannot start.
+    private func spawn(_ info: TaskInfo) -> LocalTaskEntry? {
         let ports = ResourceQuantities(info.resources).ports
         let busy = ports.ranges.flatMap { Array($0.begin...$0.end) }.filter { !LocalProcess.isPortFree($0) }
         if !busy.isEmpty {
             // Something outside the framework holds the port: keep it out of offers for a while.
             for port in busy { blockedPorts[port] = clock.now.advanced(by: .seconds(60)) }
             fail(info, reason: "REASON_CONTAINER_LAUNCH_FAILED", message: "port \(busy.map(String.init).joined(separator: ",")) is in use on 127.0.0.1")
-            return
+            return nil
         }
         guard let executable = LocalProcess.resolve(info.command.value, searchPaths: configuration.executableSearchPaths) else {
             fail(info, reason: "REASON_COMMAND_EXECUTOR_FAILED",
                  message: "executable '\(info.command.value)' not found in \(configuration.executableSearchPaths + ["PATH"])")
-            return
+            return nil
         }
         let sandbox = configuration.sandboxDirectory + "/" + info.taskID.value
         do {
             try FileManager.default.createDirectory(atPath: sandbox, withIntermediateDirectories: true)
         } catch {
             fail(info, reason: "REASON_CONTAINER_LAUNCH_FAILED", message: "cannot create sandbox \(sandbox): \(error)")
-            return
+            return nil
         }
         let pid: pid_t
         do {
@@ -312,22 +334,12 @@ public actor LocalBackend: SchedulerBackend {
                 directory: sandbox)
         } catch {
             fail(info, reason: "REASON_COMMAND_EXECUTOR_FAILED", message: error.message)
-            return
+            return nil
         }
         let ticks = LocalProcess.startTicks(pid) ?? 0
         tasks[info.taskID] = LocalTask(info: info, state: .starting, pid: pid, startTicks: ticks)
         logger.debug("launched", metadata: ["task": "\(info.taskID)", "pid": "\(pid)"])
-        do {
-            try await journal.recordLaunch(LocalTaskEntry(info: info, pid: pid, startTicks: ticks))
-        } catch {
-            // A process we cannot journal would be orphaned by a crash: do not keep it.
-            LocalProcess.signalGroup(pid, SIGKILL)
-            tasks[info.taskID]?.killRequested = true
-            logger.error("cannot journal a launch; killed it", metadata: ["task": "\(info.taskID)", "error": "\(error)"])
-            return
-        }
-        emit(info, .starting, message: "pid \(pid)")
-        readinessContinuation.yield(info.taskID)
+        return LocalTaskEntry(info: info, pid: pid, startTicks: ticks)
     }
 
     private func fail(_ info: TaskInfo, reason: String, message: String) {

@@ -140,6 +140,14 @@ public protocol LocalTaskJournal: Sendable {
     func recordExit(_ taskID: TaskID) async throws
     /// Every recorded process.
     func loadLaunches() async throws -> [LocalTaskEntry]
+    /// Records several started processes at once (atomically where the journal can).
+    func recordLaunches(_ entries: [LocalTaskEntry]) async throws
+}
+
+extension LocalTaskJournal {
+    public func recordLaunches(_ entries: [LocalTaskEntry]) async throws {
+        for entry in entries { try await recordLaunch(entry) }
+    }
 }
 
 /// A `LocalTaskJournal` in memory (survives a backend restart within one process, for tests).

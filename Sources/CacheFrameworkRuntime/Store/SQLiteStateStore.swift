@@ -136,13 +136,20 @@ public final class SQLiteStateStore: StateStore, LocalTaskJournal {
 
     // MARK: LocalTaskJournal
 
-    public func recordLaunch(_ entry: LocalTaskEntry) async throws {
-        let json = String(decoding: try JSONEncoder().encode(entry.info), as: UTF8.self)
+    public func recordLaunch(_ entry: LocalTaskEntry) async throws { try await recordLaunches([entry]) }
+
+    public func recordLaunches(_ entries: [LocalTaskEntry]) async throws {
+        let encoder = JSONEncoder()
+        let rows: [StatementArguments] = try entries.map { entry in
+            let json = String(decoding: try encoder.encode(entry.info), as: UTF8.self)
+            return [entry.info.taskID.value, entry.info.agentID.value, entry.pid, entry.startTicks, json]
+        }
         try await queue.write { db in
-            try db.execute(
-                sql: "INSERT OR REPLACE INTO local_tasks (task_id, agent_id, pid, start_ticks, info) VALUES (?, ?, ?, ?, ?)",
-                arguments: [entry.info.taskID.value, entry.info.agentID.value, entry.pid, entry.startTicks, json]
-            )
+            for arguments in rows {
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO local_tasks (task_id, agent_id, pid, start_ticks, info) VALUES (?, ?, ?, ?, ?)",
+                    arguments: arguments)
+            }
         }
     }
 
