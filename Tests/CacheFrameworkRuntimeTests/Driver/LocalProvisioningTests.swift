@@ -85,6 +85,43 @@ struct LocalProvisioningTests {
         await framework.stop()
     }
 
+    @Test func failoverPromotesTheReplicaAndReplacesTheOldPrimary() async throws {
+        let directory = FrameworkFixture.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let framework = try FrameworkFixture(directory: directory, agents: 2, firstPort: FrameworkFixture.portBase())
+        let spec = ClusterSpec(
+            name: "f1", shardCount: 1, replicasPerShard: 1, memoryMBPerNode: 32, cpusPerNode: 0.1, engine: .redisServer,
+            secureReplication: false)
+        try await framework.driver.createCluster(spec)
+        try await FrameworkFixture.waitUntil("both members run") { framework.driver.clusterStatus("f1")?.ready == true }
+        let oldPrimary = try #require(framework.driver.taskRecords().first { $0.role == .primary })
+        let oldReplica = try #require(framework.driver.taskRecords().first { $0.role == .replica })
+        try await FrameworkFixture.waitUntil("the replica is linked") {
+            (try? await control.replicationInfo(oldReplica.endpoint))?.linkUp == true
+        }
+        #expect(try await control.command(["SET", "k", "before-failover"], to: oldPrimary.endpoint) == .simple("OK"))
+        try await FrameworkFixture.waitUntil("the write reaches the replica") {
+            try await control.command(["GET", "k"], to: oldReplica.endpoint) == .bulk("before-failover")
+        }
+
+        try await framework.driver.failover("f1", shard: 0)
+        try await FrameworkFixture.waitUntil("the old replica is primary and a new replica follows it") {
+            let records = framework.driver.taskRecords()
+            guard framework.driver.clusterStatus("f1")?.ready == true,
+                records.first(where: { $0.role == .primary })?.taskID == oldReplica.taskID,
+                let replacement = records.first(where: { $0.role == .replica }), replacement.taskID != oldPrimary.taskID,
+                let info = try? await control.replicationInfo(replacement.endpoint)
+            else { return false }
+            return info.linkUp && info.primary == "\(oldReplica.endpoint.hostname):\(oldReplica.endpoint.port)"
+        }
+        #expect(try await control.replicationInfo(oldReplica.endpoint).role == "master")
+        #expect(try await control.command(["GET", "k"], to: oldReplica.endpoint) == .bulk("before-failover"))
+        let killed = await framework.backend.taskViews().first { $0.taskID == oldPrimary.taskID }
+        #expect(killed?.state == .killed)
+        await #expect(throws: FrameworkError.self) { try await framework.driver.failover("nope", shard: 0) }
+        await framework.stop()
+    }
+
     @Test func refusesAClusterThatDoesNotFitAndSaysWhatIsMissing() async throws {
         let directory = FrameworkFixture.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
