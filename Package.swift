@@ -25,6 +25,7 @@ let package = Package(
         .executable(name: "cache-bench", targets: ["CacheBench"]),
         .executable(name: "placement-bench", targets: ["PlacementBench"]),
         .executable(name: "snapshot-bench", targets: ["SnapshotBench"]),
+        .executable(name: "provision-bench", targets: ["ProvisionBench"]),
         .library(name: "CacheNode", targets: ["CacheNode"]),
         .library(name: "ReplicationSec", targets: ["ReplicationSec"]),
         .library(name: "CacheFramework", targets: ["CacheFramework"]),
@@ -38,6 +39,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // MARK: cache node layers: protocol facade, storage engine, command families, executable.
@@ -104,13 +109,45 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The framework's runtime: SQLite state store, local process backend, RESP node control, driver service.
+        .target(
+            name: "CacheFrameworkRuntime",
+            dependencies: [
+                "CacheFramework",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The framework's HTTP API (Hummingbird) and Prometheus metrics.
+        .target(
+            name: "CacheFrameworkAPI",
+            dependencies: [
+                "CacheFramework", "CacheFrameworkRuntime",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
 
         // MARK: command line
         .executableTarget(
             name: "cachectl",
             dependencies: [
-                "ReplicationSec", "CacheFramework",
+                "ReplicationSec", "CacheFramework", "CacheFrameworkRuntime", "CacheFrameworkAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -161,6 +198,17 @@ let package = Package(
             name: "PlacementBench",
             dependencies: ["CacheFramework"],
             path: "benchmarks/PlacementBench",
+            swiftSettings: strictSettings
+        ),
+
+        // MARK: provisioning benchmark (`swift build -c release --product provision-bench --product cache-node`)
+        .executableTarget(
+            name: "ProvisionBench",
+            dependencies: [
+                "CacheFramework", "CacheFrameworkRuntime",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "benchmarks/ProvisionBench",
             swiftSettings: strictSettings
         ),
 
@@ -230,5 +278,20 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "CacheFrameworkTests", dependencies: ["CacheFramework"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "CacheFrameworkRuntimeTests",
+            dependencies: [
+                "CacheFramework", "CacheFrameworkRuntime", "CacheFrameworkAPI",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
     ]
 )

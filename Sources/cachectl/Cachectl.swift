@@ -6,6 +6,9 @@ struct Cachectl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cachectl",
         abstract: "Drive cache clusters, node identities and secure tunnels.",
-        subcommands: [IdentityCommand.self, TunnelCommand.self]
+        subcommands: [
+            IdentityCommand.self, TunnelCommand.self, ServeCommand.self, UpCommand.self, ClusterCommand.self,
+            AgentsCommand.self, TasksCommand.self,
+        ]
     )
 }

@@ -31,6 +31,9 @@ public struct SchedulerStateMachine: Sendable {
         public var strategy: PlacementStrategy = .spread
         /// The executable each engine runs.
         public var executables: [CacheEngine: String] = [.cacheNode: "cache-node", .redisServer: "redis-server"]
+        /// Whether cache-node members get `--replication-port`/`--secure-replication` (turn on once cache-node
+        /// has secure replication; today it refuses unknown flags).
+        public var cacheNodeReplicationFlags = false
 
         /// The defaults.
         public init() {}
@@ -247,7 +250,8 @@ public struct SchedulerStateMachine: Sendable {
             let infos = launch.taskIDs.compactMap { id -> TaskInfo? in
                 guard let record = tasks[id], let spec = clusters[record.slot.cluster] else { return nil }
                 return TaskTemplate.taskInfo(
-                    for: record, spec: spec, executable: configuration.executables[spec.engine] ?? spec.engine.rawValue
+                    for: record, spec: spec, executable: configuration.executables[spec.engine] ?? spec.engine.rawValue,
+                    replicationFlags: configuration.cacheNodeReplicationFlags
                 )
             }
             actions.append(

@@ -1,0 +1,203 @@
+// The seam between the framework and the cache members it runs: PING for readiness, REPLICAOF to wire and promote
+// replicas, INFO replication for offsets and ROLE. `RESPNodeControl` speaks standard redis commands over one short
+// connection per call, so it works with redis-server today and with cache-node as its replication and cluster
+// commands land (a future `CLUSTER TOPOLOGY SET <epoch> <payload>` push belongs here too).
+
+public import CacheFramework
+import NIOCore
+import NIOPosix
+
+/// A reply to a RESP command (RESP2 types).
+public enum RESPReply: Hashable, Sendable {
+    case simple(String)
+    case error(String)
+    case integer(Int64)
+    case bulk(String?)
+    case array([RESPReply]?)
+}
+
+/// Why a node could not be controlled.
+public struct NodeControlError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// What failed, including the node's address.
+    public var message: String
+    public var description: String { message }
+}
+
+/// A member's replication state as INFO replication reports it.
+public struct ReplicationInfo: Hashable, Sendable {
+    /// `master` or `slave`.
+    public var role: String
+    /// `master_repl_offset` (a replica's copy of its primary's offset).
+    public var offset: UInt64
+    /// For a replica: `master_host:master_port`.
+    public var primary: String?
+    /// For a replica: `master_link_status` is `up`.
+    public var linkUp: Bool
+
+    /// Creates replication info.
+    public init(role: String, offset: UInt64, primary: String?, linkUp: Bool) {
+        self.role = role
+        self.offset = offset
+        self.primary = primary
+        self.linkUp = linkUp
+    }
+}
+
+/// Commands the framework sends to cache members.
+public protocol CacheNodeControl: Sendable {
+    /// Whether the member answers PING with PONG.
+    func ping(_ endpoint: TaskEndpoint) async -> Bool
+    /// `REPLICAOF host port`, or `REPLICAOF NO ONE` when `primary` is nil.
+    func replicaOf(_ replica: TaskEndpoint, primary: TaskEndpoint?) async throws(NodeControlError)
+    /// INFO replication, parsed.
+    func replicationInfo(_ endpoint: TaskEndpoint) async throws(NodeControlError) -> ReplicationInfo
+}
+
+/// `CacheNodeControl` over RESP, one connection per call.
+public struct RESPNodeControl: CacheNodeControl {
+    /// Connect and reply timeout.
+    public var timeout: Duration
+    private let group: any EventLoopGroup
+
+    /// Creates a controller on NIO's shared event loop group.
+    public init(timeout: Duration = .seconds(2)) {
+        self.group = MultiThreadedEventLoopGroup.singleton
+        self.timeout = timeout
+    }
+
+    public func ping(_ endpoint: TaskEndpoint) async -> Bool {
+        (try? await command(["PING"], to: endpoint)) == .simple("PONG")
+    }
+
+    public func replicaOf(_ replica: TaskEndpoint, primary: TaskEndpoint?) async throws(NodeControlError) {
+        let arguments = primary.map { ["REPLICAOF", $0.hostname, String($0.port)] } ?? ["REPLICAOF", "NO", "ONE"]
+        let reply = try await command(arguments, to: replica)
+        if case .error(let message) = reply {
+            throw NodeControlError(message: "\(replica.hostname):\(replica.port) refused \(arguments.joined(separator: " ")): \(message)")
+        }
+    }
+
+    public func replicationInfo(_ endpoint: TaskEndpoint) async throws(NodeControlError) -> ReplicationInfo {
+        let reply = try await command(["INFO", "replication"], to: endpoint)
+        guard case .bulk(let text?) = reply else {
+            throw NodeControlError(message: "\(endpoint.hostname):\(endpoint.port) answered INFO replication with \(reply)")
+        }
+        return Self.parseReplicationInfo(text)
+    }
+
+    /// Parses the text of `INFO replication`.
+    public static func parseReplicationInfo(_ text: String) -> ReplicationInfo {
+        var fields: [String: String] = [:]
+        for line in text.split(whereSeparator: \.isNewline) {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            fields[String(line[..<colon])] = String(line[line.index(after: colon)...])
+        }
+        let role = fields["role"] ?? "master"
+        let primary = fields["master_host"].map { host in "\(host):\(fields["master_port"] ?? "")" }
+        let offset = UInt64(fields["master_repl_offset"] ?? fields["slave_repl_offset"] ?? "0") ?? 0
+        return ReplicationInfo(role: role, offset: offset, primary: primary, linkUp: fields["master_link_status"] == "up")
+    }
+
+    /// Sends one command and returns its reply.
+    public func command(_ arguments: [String], to endpoint: TaskEndpoint) async throws(NodeControlError) -> RESPReply {
+        let address = "\(endpoint.hostname):\(endpoint.port)"
+        do {
+            let channel = try await ClientBootstrap(group: group)
+                .connectTimeout(.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connect(host: endpoint.hostname, port: Int(endpoint.port)) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
+                }
+            let timeout = self.timeout
+            return try await channel.executeThenClose { inbound, outbound in
+                var request = ByteBuffer()
+                request.writeString("*\(arguments.count)\r\n")
+                for argument in arguments {
+                    request.writeString("$\(argument.utf8.count)\r\n\(argument)\r\n")
+                }
+                try await outbound.write(request)
+                return try await withThrowingTaskGroup(of: RESPReply.self) { group in
+                    group.addTask {
+                        var buffer = ByteBuffer()
+                        for try await chunk in inbound {
+                            buffer.writeImmutableBuffer(chunk)
+                            var view = buffer
+                            if let reply = try RESPReplyParser.parse(&view) { return reply }
+                        }
+                        throw NodeControlError(message: "\(address) closed the connection before replying")
+                    }
+                    group.addTask {
+                        try await Task.sleep(for: timeout)
+                        throw NodeControlError(message: "\(address) did not reply within \(timeout)")
+                    }
+                    defer { group.cancelAll() }
+                    return try await group.next()!
+                }
+            }
+        } catch let error as NodeControlError {
+            throw error
+        } catch {
+            throw NodeControlError(message: "cannot reach \(address): \(error)")
+        }
+    }
+}
+
+/// A small RESP2 reply parser for control replies.
+enum RESPReplyParser {
+    struct Malformed: Error {}
+
+    /// Parses one reply from `buffer`, consuming it; `nil` if more bytes are needed.
+    static func parse(_ buffer: inout ByteBuffer) throws -> RESPReply? {
+        guard let line = readLine(&buffer) else { return nil }
+        guard let type = line.first else { throw Malformed() }
+        let rest = String(line.dropFirst())
+        switch type {
+        case "+": return .simple(rest)
+        case "-": return .error(rest)
+        case ":":
+            guard let value = Int64(rest) else { throw Malformed() }
+            return .integer(value)
+        case "$":
+            guard let length = Int(rest) else { throw Malformed() }
+            if length < 0 { return .bulk(nil) }
+            guard buffer.readableBytes >= length + 2, let text = buffer.readString(length: length) else { return nil }
+            buffer.moveReaderIndex(forwardBy: 2)
+            return .bulk(text)
+        case "*":
+            guard let count = Int(rest) else { throw Malformed() }
+            if count < 0 { return .array(nil) }
+            var items: [RESPReply] = []
+            for _ in 0..<count {
+                guard let item = try parse(&buffer) else { return nil }
+                items.append(item)
+            }
+            return .array(items)
+        default:
+            throw Malformed()
+        }
+    }
+
+    private static func readLine(_ buffer: inout ByteBuffer) -> String? {
+        guard let view = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+        let length = view - buffer.readerIndex
+        guard let line = buffer.readString(length: length + 1) else { return nil }
+        // "\r\n" is one Character in Swift: dropping the last Character removes "\r\n" (or a bare "\n").
+        return String(line.dropLast())
+    }
+}
+
+extension CacheNodeControl {
+    /// A `LocalBackend` readiness check: the member answers PING on the `--bind`/`--port` of its command line.
+    public func pingReadiness() -> LocalBackend.ReadinessCheck {
+        { info in
+            let arguments = info.command.arguments
+            func value(_ flag: String) -> String? {
+                arguments.firstIndex(of: flag).flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
+            }
+            guard let port = value("--port").flatMap(UInt64.init) else { return false }
+            return await self.ping(TaskEndpoint(taskID: info.taskID, hostname: value("--bind") ?? "127.0.0.1", port: port))
+        }
+    }
+}

@@ -1,0 +1,493 @@
+// The driver: a swift-service-lifecycle `Service` that runs `SchedulerStateMachine` against a backend, a state
+// store and the member control seam. Everything the machine sees goes through one input stream (backend events,
+// ticks, user intents, replication offsets), so the machine is driven by one loop and its actions run in order:
+// `.persist` is awaited (durable) and its `.persisted` fed back before any later action; backend calls are awaited;
+// member control (REPLICAOF, INFO replication) runs in child tasks so a slow member never stalls offers.
+//
+// On start it loads the store's snapshot, starts the backend (which re-adopts running processes and subscribes),
+// and the machine reconciles every recorded task before it launches anything. On graceful shutdown it stops the
+// loop and shuts the backend down (killing tasks unless `keepTasksOnShutdown`).
+
+public import CacheFramework
+public import CoreMetrics
+import Foundation
+public import Logging
+public import ServiceLifecycle
+import Synchronization
+
+/// Time as the driver sees it; inject a manual one in tests.
+public protocol FrameworkClock: Sendable {
+    /// The current scheduler time.
+    func now() -> SchedulerTime
+    /// Sleeps for `duration` (throws on cancellation).
+    func sleep(for duration: Duration) async throws
+}
+
+/// Wall-clock time.
+public struct WallClock: FrameworkClock {
+    /// Creates the clock.
+    public init() {}
+    public func now() -> SchedulerTime { SchedulerTime(seconds: Date().timeIntervalSince1970) }
+    public func sleep(for duration: Duration) async throws { try await Task.sleep(for: duration) }
+}
+
+/// A backend the driver can start, run and stop, and ask about capacity (the local backend; the Mesos backend later).
+public protocol DriverBackend: SchedulerBackend {
+    /// Connects/subscribes; events follow on `events`.
+    func start() async throws
+    /// Runs until cancelled (watching processes, re-offering).
+    func run() async
+    /// Stops; kills the tasks if `killTasks`.
+    func shutdown(killTasks: Bool) async
+    /// What every agent has free now, one offer-shaped entry per agent, ignoring refuse filters.
+    func capacityOffers() async -> [Offer]
+    /// The agents and their free resources.
+    func agents() async -> [LocalAgentView]
+    /// The backend's view of its tasks.
+    func taskViews() async -> [LocalTaskView]
+    /// Offers made and not answered.
+    func outstandingOffers() async -> [Offer]
+}
+
+extension LocalBackend: DriverBackend {}
+
+/// Something that happened in the framework, for the events API.
+public struct FrameworkEvent: Hashable, Codable, Sendable {
+    /// Increasing sequence number.
+    public var sequence: UInt64
+    /// When (scheduler seconds).
+    public var time: Double
+    /// A short kind: `update`, `launch`, `decline`, `cluster`, `replication`, `error`, …
+    public var kind: String
+    /// What happened.
+    public var message: String
+}
+
+/// A member of a cluster as the API shows it.
+public struct MemberStatus: Hashable, Codable, Sendable {
+    /// Shard index.
+    public var shard: Int
+    /// Member index within the shard.
+    public var member: Int
+    /// The task filling the slot, if any.
+    public var taskID: TaskID?
+    /// Its role.
+    public var role: MemberRole?
+    /// Its last reported state (`nil` while the launch is being recorded/sent).
+    public var state: TaskState?
+    /// `host:port` clients connect to.
+    public var endpoint: String?
+    /// Why the slot is not placed yet, if the last offer round said.
+    public var shortfall: String?
+}
+
+/// A cluster as the API shows it.
+public struct ClusterStatus: Hashable, Codable, Sendable {
+    /// The spec.
+    public var spec: ClusterSpec
+    /// Every member slot.
+    public var members: [MemberStatus]
+    /// Whether every member runs.
+    public var ready: Bool
+    /// Running members / all members.
+    public var runningMembers: Int
+}
+
+/// Why a user request failed.
+public enum FrameworkError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The scheduler refused the intent.
+    case scheduler(SchedulerError)
+    /// The agents cannot hold the cluster.
+    case insufficientResources(AdmissionReport)
+    /// No such shard, or it has no primary to fail over.
+    case noPrimary(cluster: String, shard: Int)
+    /// The framework is shutting down.
+    case stopping
+
+    public var description: String {
+        switch self {
+        case .scheduler(let error): error.description
+        case .insufficientResources(let report): report.description
+        case .noPrimary(let cluster, let shard): "cluster '\(cluster)' shard \(shard) has no running primary to fail over"
+        case .stopping: "the framework is shutting down"
+        }
+    }
+}
+
+/// The driver service.
+public final class FrameworkDriver: Service, Sendable {
+    /// Driver settings.
+    public struct Configuration: Sendable {
+        /// The state machine's settings.
+        public var scheduler = SchedulerStateMachine.Configuration()
+        /// How often `.tick` is fed.
+        public var tickInterval: Duration = .seconds(1)
+        /// Leave tasks running on graceful shutdown (a later start adopts them); by default they are killed.
+        public var keepTasksOnShutdown = false
+        /// Refuse clusters that the agents' free resources cannot hold.
+        public var admissionCheck = true
+        /// How many events the events API keeps.
+        public var eventLimit = 1_000
+        /// The defaults.
+        public init() {}
+    }
+
+    enum Input: Sendable {
+        case backend(BackendEvent)
+        case tick
+        case offset(TaskID, UInt64)
+        case intent(Intent, CheckedContinuation<Void, any Error>)
+        case shutdown
+    }
+
+    enum Intent: Sendable {
+        case create(ClusterSpec)
+        case scale(String, replicas: Int, shards: Int?)
+        case delete(String)
+        case failover(String, shard: Int)
+    }
+
+    struct View: Sendable {
+        var phase: SchedulerStateMachine.Phase = .disconnected
+        var clusters: [String: ClusterSpec] = [:]
+        var tasks: [TaskID: TaskRecord] = [:]
+        var shortfalls: [MemberSlot: PlacementShortfall] = [:]
+        var events: [FrameworkEvent] = []
+        var eventSequence: UInt64 = 0
+        var started = false
+        var stopping = false
+    }
+
+    /// The backend.
+    public let backend: any DriverBackend
+    private let store: any StateStore
+    private let control: any CacheNodeControl
+    private let clock: any FrameworkClock
+    private let configuration: Configuration
+    private let logger: Logger
+    private let inputs: AsyncStream<Input>
+    private let inputContinuation: AsyncStream<Input>.Continuation
+    private let view = Mutex(View())
+    private let metrics: DriverMetrics
+
+    /// Creates a driver.
+    public init(
+        backend: any DriverBackend,
+        store: any StateStore,
+        control: any CacheNodeControl = RESPNodeControl(),
+        clock: any FrameworkClock = WallClock(),
+        configuration: Configuration = Configuration(),
+        metricsFactory: (any MetricsFactory)? = nil,
+        logger: Logger = Logger(label: "cache-framework.driver")
+    ) {
+        self.backend = backend
+        self.store = store
+        self.control = control
+        self.clock = clock
+        self.configuration = configuration
+        self.logger = logger
+        self.metrics = DriverMetrics(factory: metricsFactory)
+        (inputs, inputContinuation) = AsyncStream.makeStream(of: Input.self)
+    }
+
+    // MARK: Service
+
+    public func run() async throws {
+        let snapshot = try await store.load()
+        var machine = SchedulerStateMachine(restoring: snapshot, configuration: configuration.scheduler)
+        publish(machine)
+        view.withLock { $0.started = true }
+        record("framework", "started with \(snapshot.clusters.count) clusters and \(snapshot.tasks.count) recorded tasks")
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                let backend = self.backend
+                group.addTask { await backend.run() }
+                group.addTask {
+                    for await event in backend.events { self.inputContinuation.yield(.backend(event)) }
+                }
+                group.addTask {
+                    while !Task.isCancelled {
+                        do { try await self.clock.sleep(for: self.configuration.tickInterval) } catch { return }
+                        self.inputContinuation.yield(.tick)
+                    }
+                }
+                try await backend.start()
+                loop: for await input in self.inputs {
+                    switch input {
+                    case .shutdown:
+                        break loop
+                    case .backend(let event):
+                        let actions = machine.handle(self.schedulerEvent(event))
+                        try await self.execute(actions, on: &machine, group: &group)
+                    case .tick:
+                        try await self.execute(machine.handle(.tick(now: self.clock.now())), on: &machine, group: &group)
+                    case .offset(let taskID, let offset):
+                        let actions = machine.handle(.replicationOffset(taskID, offset: offset))
+                        try await self.execute(actions, on: &machine, group: &group)
+                    case .intent(let intent, let continuation):
+                        do {
+                            let actions = try await self.apply(intent, to: &machine)
+                            try await self.execute(actions, on: &machine, group: &group)
+                            // Callers read the views right after: publish before resuming them.
+                            self.publish(machine)
+                            continuation.resume()
+                        } catch {
+                            continuation.resume(throwing: error)
+                        }
+                    }
+                    self.publish(machine)
+                }
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            self.inputContinuation.yield(.shutdown)
+        }
+        view.withLock { $0.stopping = true }
+        await backend.shutdown(killTasks: !configuration.keepTasksOnShutdown)
+        inputContinuation.finish()
+    }
+
+    // MARK: user intents
+
+    /// Adds a cluster (after an admission check); members launch from the next offers.
+    public func createCluster(_ spec: ClusterSpec) async throws { try await submit(.create(spec)) }
+    /// Changes the replicas per shard.
+    public func scaleCluster(_ name: String, replicasPerShard: Int, shardCount: Int? = nil) async throws {
+        try await submit(.scale(name, replicas: replicasPerShard, shards: shardCount))
+    }
+    /// Deletes a cluster and kills its members.
+    public func deleteCluster(_ name: String) async throws { try await submit(.delete(name)) }
+    /// Fails over a shard: kills its primary, so the scheduler promotes the best replica and replaces the member.
+    public func failover(_ name: String, shard: Int) async throws { try await submit(.failover(name, shard: shard)) }
+
+    private func submit(_ intent: Intent) async throws {
+        if view.withLock({ $0.stopping }) { throw FrameworkError.stopping }
+        try await withCheckedThrowingContinuation { continuation in
+            inputContinuation.yield(.intent(intent, continuation))
+        }
+    }
+
+    private func apply(_ intent: Intent, to machine: inout SchedulerStateMachine) async throws -> [SchedulerAction] {
+        do {
+            switch intent {
+            case .create(let spec):
+                do { try spec.validate() } catch { throw SchedulerError.invalidSpec(error) }
+                if machine.clusters[spec.name] != nil { throw SchedulerError.clusterExists(spec.name) }
+                if configuration.admissionCheck {
+                    let report = AdmissionCheck.check(spec, capacity: await backend.capacityOffers(), strategy: configuration.scheduler.strategy)
+                    guard report.fits else {
+                        record("cluster", report.description)
+                        throw FrameworkError.insufficientResources(report)
+                    }
+                }
+                let actions = try machine.createCluster(spec)
+                record("cluster", "created \(spec.name): \(spec.shardCount) shards × \(spec.membersPerShard) members, \(spec.engine.rawValue)")
+                return actions
+            case .scale(let name, let replicas, let shards):
+                let actions = try machine.scaleCluster(name, replicasPerShard: replicas, shardCount: shards)
+                record("cluster", "scaled \(name) to \(replicas) replicas per shard")
+                return actions
+            case .delete(let name):
+                let actions = try machine.deleteCluster(name)
+                record("cluster", "deleted \(name)")
+                return actions
+            case .failover(let name, let shard):
+                guard machine.clusters[name] != nil else { throw SchedulerError.unknownCluster(name) }
+                guard let primary = machine.tasks.values.first(where: {
+                    $0.slot.cluster == name && $0.slot.shard == shard && $0.role == .primary && $0.isRunning
+                }) else { throw FrameworkError.noPrimary(cluster: name, shard: shard) }
+                record("cluster", "failover of \(name) shard \(shard): killing primary \(primary.taskID)")
+                return [.kill(taskID: primary.taskID, agentID: primary.agentID)]
+            }
+        } catch let error as SchedulerError {
+            throw FrameworkError.scheduler(error)
+        }
+    }
+
+    // MARK: actions
+
+    private func execute(
+        _ initial: [SchedulerAction], on machine: inout SchedulerStateMachine,
+        group: inout ThrowingDiscardingTaskGroup<any Error>
+    ) async throws {
+        var queue = initial[...]
+        while let action = queue.popFirst() {
+            switch action {
+            case .persist(let batch):
+                try await store.apply(batch)
+                queue.append(contentsOf: machine.handle(.persisted(batchID: batch.id)))
+            case .accept(let offerIDs, let operations, let filters):
+                for case .launch(let infos) in operations {
+                    metrics.launched.increment(by: Int64(infos.count))
+                    record("launch", "launching \(infos.count) tasks: \(infos.map(\.taskID.value).joined(separator: ", "))")
+                }
+                try await backend.accept(offerIDs: offerIDs, operations: operations, filters: filters)
+            case .decline(let offerIDs, let filters):
+                metrics.declined.increment(by: Int64(offerIDs.count))
+                try await backend.decline(offerIDs: offerIDs, filters: filters)
+            case .acknowledge(let agentID, let taskID, let uuid):
+                try await backend.acknowledge(agentID: agentID, taskID: taskID, uuid: uuid)
+            case .kill(let taskID, let agentID):
+                record("kill", "killing \(taskID)")
+                try await backend.kill(taskID: taskID, agentID: agentID)
+            case .reconcile(let tasks):
+                record("reconcile", tasks.isEmpty ? "implicit reconciliation" : "reconciling \(tasks.count) tasks")
+                try await backend.reconcile(tasks)
+            case .revive:
+                try await backend.revive()
+            case .suppress:
+                try await backend.suppress()
+            case .queryReplicationOffsets(let endpoints):
+                for endpoint in endpoints {
+                    group.addTask {
+                        if let info = try? await self.control.replicationInfo(endpoint) {
+                            self.inputContinuation.yield(.offset(endpoint.taskID, info.offset))
+                        }
+                    }
+                }
+            case .promote(let endpoint):
+                record("replication", "promoting \(endpoint)")
+                group.addTask { await self.control(replica: endpoint, primary: nil) }
+            case .replicate(let replica, let primary):
+                group.addTask { await self.control(replica: replica, primary: primary) }
+            }
+        }
+    }
+
+    private func control(replica: TaskEndpoint, primary: TaskEndpoint?) async {
+        do {
+            try await control.replicaOf(replica, primary: primary)
+            metrics.replicationCommands.increment()
+            record("replication", primary.map { "\(replica) replicates \($0)" } ?? "\(replica) is primary")
+        } catch {
+            metrics.controlErrors.increment()
+            record("error", error.description)
+        }
+    }
+
+    private func schedulerEvent(_ event: BackendEvent) -> SchedulerEvent {
+        let now = clock.now()
+        switch event {
+        case .subscribed(let id):
+            record("backend", "subscribed as \(id)")
+            return .subscribed(id, now: now)
+        case .offers(let offers):
+            metrics.offers.increment(by: Int64(offers.count))
+            return .offers(offers, now: now)
+        case .rescind(let id): return .rescind(id)
+        case .update(let status):
+            metrics.updates(status.state).increment()
+            if status.reason != TaskStatus.reconciliationReason || status.state.needsReplacement {
+                record("update", "\(status.taskID) \(status.state.rawValue)\(status.message.map { ": \($0)" } ?? "")")
+            }
+            return .update(status, now: now)
+        case .disconnected: return .disconnected
+        }
+    }
+
+    // MARK: views
+
+    private func publish(_ machine: SchedulerStateMachine) {
+        let shortfalls = machine.lastShortfalls
+        metrics.shortfalls.record(shortfalls.count)
+        metrics.runningTasks.record(machine.tasks.values.filter(\.isRunning).count)
+        view.withLock {
+            $0.phase = machine.phase
+            $0.clusters = machine.clusters
+            $0.tasks = machine.tasks
+            $0.shortfalls = shortfalls
+        }
+    }
+
+    private func record(_ kind: String, _ message: String) {
+        let time = clock.now().seconds
+        let limit = configuration.eventLimit
+        view.withLock { view in
+            view.eventSequence += 1
+            view.events.append(FrameworkEvent(sequence: view.eventSequence, time: time, kind: kind, message: message))
+            if view.events.count > limit { view.events.removeFirst(view.events.count - limit) }
+        }
+        logger.info("\(kind): \(message)")
+    }
+
+    /// Whether the driver has loaded its state and runs.
+    public var isStarted: Bool { view.withLock { $0.started } }
+
+    /// The scheduler's phase: `disconnected`, `reconciling` or `ready`.
+    public var phaseName: String {
+        switch view.withLock({ $0.phase }) {
+        case .disconnected: "disconnected"
+        case .reconciling: "reconciling"
+        case .ready: "ready"
+        }
+    }
+
+    /// The events after `sequence`.
+    public func events(after sequence: UInt64 = 0) -> [FrameworkEvent] {
+        view.withLock { $0.events.filter { $0.sequence > sequence } }
+    }
+
+    /// The scheduler's task records.
+    public func taskRecords() -> [TaskRecord] { view.withLock { $0.tasks.values.sorted { $0.taskID < $1.taskID } } }
+
+    /// Every cluster's status, by name.
+    public func clusterStatuses() -> [ClusterStatus] {
+        let view = view.withLock { $0 }
+        return view.clusters.keys.sorted().compactMap { clusterStatus($0, view: view) }
+    }
+
+    /// One cluster's status.
+    public func clusterStatus(_ name: String) -> ClusterStatus? { clusterStatus(name, view: view.withLock { $0 }) }
+
+    private func clusterStatus(_ name: String, view: View) -> ClusterStatus? {
+        guard let spec = view.clusters[name] else { return nil }
+        let bySlot = Dictionary(
+            view.tasks.values.filter { $0.slot.cluster == name }.map { ($0.slot, $0) }, uniquingKeysWith: { a, _ in a })
+        let members = ClusterPlan.memberSlots(of: spec).map { slot in
+            let record = bySlot[slot]
+            return MemberStatus(
+                shard: slot.shard, member: slot.member, taskID: record?.taskID, role: record?.role,
+                state: record?.lastState, endpoint: record.map { "\($0.hostname):\($0.ports.first ?? 0)" },
+                shortfall: view.shortfalls[slot]?.description)
+        }
+        let running = members.filter { $0.state == .running }.count
+        return ClusterStatus(spec: spec, members: members, ready: running == members.count, runningMembers: running)
+    }
+}
+
+/// The driver's counters and gauges (swift-metrics; exported by the API's Prometheus registry).
+struct DriverMetrics: Sendable {
+    let offers: Counter
+    let declined: Counter
+    let launched: Counter
+    let replicationCommands: Counter
+    let controlErrors: Counter
+    let shortfalls: Gauge
+    let runningTasks: Gauge
+    private let factory: (any MetricsFactory)?
+    private let updateCounters: [TaskState: Counter]
+
+    init(factory: (any MetricsFactory)?) {
+        self.factory = factory
+        func counter(_ label: String, _ dimensions: [(String, String)] = []) -> Counter {
+            if let factory { return Counter(label: label, dimensions: dimensions, factory: factory) }
+            return Counter(label: label, dimensions: dimensions)
+        }
+        func gauge(_ label: String) -> Gauge {
+            if let factory { return Gauge(label: label, dimensions: [], factory: factory) }
+            return Gauge(label: label)
+        }
+        offers = counter("cacheframework_offers_received_total")
+        declined = counter("cacheframework_offers_declined_total")
+        launched = counter("cacheframework_tasks_launched_total")
+        replicationCommands = counter("cacheframework_replication_commands_total")
+        controlErrors = counter("cacheframework_control_errors_total")
+        shortfalls = gauge("cacheframework_placement_shortfalls")
+        runningTasks = gauge("cacheframework_tasks_running")
+        updateCounters = Dictionary(uniqueKeysWithValues: TaskState.allCases.map {
+            ($0, counter("cacheframework_task_updates_total", [("state", $0.rawValue)]))
+        })
+    }
+
+    func updates(_ state: TaskState) -> Counter { updateCounters[state]! }
+}

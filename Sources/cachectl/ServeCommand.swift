@@ -1,0 +1,149 @@
+// ServeCommand: `cachectl serve` — the framework daemon: SQLite state in --data-dir, the local backend carving this
+// machine into agents, the scheduler driver and the HTTP API, as one ServiceGroup that stops on SIGTERM/SIGINT.
+// `FrameworkServer` assembles those services; `cachectl up` reuses it.
+
+import ArgumentParser
+import CacheFramework
+import CacheFrameworkAPI
+import CacheFrameworkRuntime
+import Foundation
+import Hummingbird
+import Logging
+import Prometheus
+import ServiceLifecycle
+import UnixSignals
+
+/// Flags describing the framework daemon (shared by `serve` and `up`).
+struct ServeOptions: ParsableArguments {
+    @Option(name: .customLong("data-dir"), help: "Directory for the state database, task sandboxes and framework.json.")
+    var dataDirectory: String = "./cache-framework-data"
+
+    @Option(help: "API address to listen on.")
+    var host: String = "127.0.0.1"
+
+    @Option(help: "API port (0: any free port; the chosen one is printed and written to framework.json).")
+    var port: Int = 7380
+
+    @Option(help: "Bearer token the API requires (default: $CACHECTL_TOKEN; none: the API is open on loopback).")
+    var token: String?
+
+    @Option(help: "How many local agents to carve this machine into.")
+    var agents: Int = 1
+
+    @Option(name: .customLong("agent-cpus"), help: "CPUs per agent (default: the machine's CPUs split over the agents).")
+    var agentCPUs: Double?
+
+    @Option(name: .customLong("agent-mem-mb"), help: "Memory per agent in MB (default: the machine's memory split over the agents).")
+    var agentMemMB: Double?
+
+    @Option(name: .customLong("first-port"), help: "First task port; each agent gets --ports-per-agent ports from here.")
+    var firstPort: UInt64 = 31_000
+
+    @Option(name: .customLong("ports-per-agent"), help: "Ports per agent.")
+    var portsPerAgent: UInt64 = 1_000
+
+    @Option(name: .customLong("bin-dir"), help: "Where to look for cache-node first (default: next to cachectl).")
+    var binDirectory: String?
+
+    @Flag(name: .customLong("keep-tasks"), help: "Leave tasks running on shutdown, for a restarted framework to adopt.")
+    var keepTasks = false
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.")
+    var logLevel: String = "notice"
+
+    func validate() throws {
+        guard agents >= 1 else { throw ValidationError("--agents must be at least 1") }
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
+        guard firstPort + UInt64(agents) * portsPerAgent <= 65536 else {
+            throw ValidationError("--first-port + agents × --ports-per-agent exceeds 65535")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+    }
+}
+
+/// The assembled framework: store, local backend, driver, API.
+struct FrameworkServer {
+    let driver: FrameworkDriver
+    let application: Application<RouterResponder<BasicRequestContext>>
+    let options: ServeOptions
+    let token: String?
+
+    init(options: ServeOptions, onListening: @escaping @Sendable (Int) async -> Void) throws {
+        self.options = options
+        var logger = Logger(label: "cachectl.serve")
+        logger.logLevel = Logger.Level(rawValue: options.logLevel) ?? .notice
+        let dataDirectory = (options.dataDirectory as NSString).standardizingPath
+        let store = try SQLiteStateStore(directory: dataDirectory)
+        let machine = LocalProcess.machineResources()
+        let agents = LocalAgentSpec.split(
+            count: options.agents, cpus: options.agentCPUs.map { $0 * Double(options.agents) } ?? machine.cpus,
+            memMB: options.agentMemMB.map { $0 * Double(options.agents) } ?? machine.memMB,
+            firstPort: options.firstPort, portsPerAgent: options.portsPerAgent)
+        let binDirectory = options.binDirectory
+            ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
+        let control = RESPNodeControl(timeout: .seconds(1))
+        // A restarted framework keeps its framework id, so the backend's journal and the store agree.
+        let frameworkID = FrameworkID("cachectl-\(ProcessInfo.processInfo.hostName)")
+        let backend = LocalBackend(
+            configuration: LocalBackendConfiguration(
+                agents: agents, sandboxDirectory: dataDirectory + "/sandboxes", executableSearchPaths: [binDirectory],
+                offerInterval: .milliseconds(500)),
+            journal: store, frameworkID: frameworkID, logger: logger, readiness: control.pingReadiness())
+        let registry = PrometheusCollectorRegistry()
+        var configuration = FrameworkDriver.Configuration()
+        configuration.keepTasksOnShutdown = options.keepTasks
+        configuration.tickInterval = .milliseconds(500)
+        driver = FrameworkDriver(
+            backend: backend, store: store, control: control, configuration: configuration,
+            metricsFactory: PrometheusMetricsFactory(registry: registry), logger: logger)
+        token = options.token ?? ProcessInfo.processInfo.environment["CACHECTL_TOKEN"]
+        let router = FrameworkAPI.router(driver: driver, registry: registry, token: token)
+        let token = token
+        application = Application(
+            router: router,
+            configuration: ApplicationConfiguration(address: .hostname(options.host, port: options.port), serverName: "cachectl"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? options.port
+                let file = FrameworkEndpointFile(
+                    url: "http://\(options.host):\(port)", token: token, pid: ProcessInfo.processInfo.processIdentifier)
+                if let data = try? JSONEncoder().encode(file) {
+                    let path = FrameworkEndpointFile.path(dataDirectory: dataDirectory)
+                    _ = FileManager.default.createFile(atPath: path, contents: data, attributes: [.posixPermissions: 0o600])
+                }
+                await onListening(port)
+            },
+            logger: logger)
+    }
+
+    /// Runs until SIGTERM/SIGINT; `alongside` runs as one more service (for `up`).
+    func run(alongside extra: [any Service] = []) async throws {
+        var logger = Logger(label: "cachectl.services")
+        logger.logLevel = .warning
+        // The API stops first, then the driver (which stops or leaves the tasks).
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: driver), .init(service: application)] + extra.map { .init(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        try? FileManager.default.removeItem(atPath: FrameworkEndpointFile.path(dataDirectory: (options.dataDirectory as NSString).standardizingPath))
+    }
+}
+
+extension Cachectl {
+    struct ServeCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "serve",
+            abstract: "Run the framework daemon with the local backend and the HTTP API.",
+            discussion: "Tasks run as child processes on loopback ports (no isolation yet). " + ExitStatus.help)
+
+        @OptionGroup var options: ServeOptions
+
+        func run() async throws {
+            let server = try FrameworkServer(options: options) { port in
+                print("cachectl serve: API on http://\(options.host):\(port) (data dir \(options.dataDirectory))")
+                fflush(nil)
+            }
+            try await server.run()
+        }
+    }
+}

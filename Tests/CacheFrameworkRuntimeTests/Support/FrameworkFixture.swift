@@ -1,0 +1,93 @@
+// A framework under test: a temp data directory, a SQLite store, a local backend over real processes and the driver
+// service, run in a task; plus polling helpers with deadlines (real processes: poll, never fixed sleeps).
+
+import CacheFramework
+import CacheFrameworkRuntime
+import CoreMetrics
+import Foundation
+import Logging
+
+enum TestPaths {
+    /// The package root.
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+    /// Where `swift build` put the executables (cache-node, cachectl).
+    static var buildDirectory: String {
+        ProcessInfo.processInfo.environment["CACHE_BUILD_DIR"] ?? root.appendingPathComponent(".build/debug").path
+    }
+}
+
+struct FixtureError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// One framework instance over a data directory; `stop()` ends it gracefully.
+final class FrameworkFixture: Sendable {
+    let directory: String
+    let driver: FrameworkDriver
+    let backend: LocalBackend
+    let store: SQLiteStateStore
+    private let runTask: Task<Void, any Error>
+
+    /// A random block of 200 loopback ports below the ephemeral range, so parallel tests rarely collide.
+    static func portBase() -> UInt64 { UInt64.random(in: 200..<290) * 100 }
+
+    init(directory: String, agents: Int, firstPort: UInt64, keepTasksOnShutdown: Bool = false, memMB: Double = 4096,
+        metricsFactory: (any MetricsFactory)? = nil
+    ) throws {
+        self.directory = directory
+        store = try SQLiteStateStore(directory: directory)
+        let control = RESPNodeControl(timeout: .milliseconds(500))
+        var logger = Logger(label: "test.framework")
+        logger.logLevel = .warning
+        backend = LocalBackend(
+            configuration: LocalBackendConfiguration(
+                agents: LocalAgentSpec.split(count: agents, cpus: Double(agents) * 4, memMB: memMB, firstPort: firstPort, portsPerAgent: 100),
+                sandboxDirectory: directory + "/sandboxes", executableSearchPaths: [TestPaths.buildDirectory],
+                offerInterval: .milliseconds(200), killGracePeriod: .seconds(2)),
+            journal: store, frameworkID: FrameworkID("test-framework"), logger: logger,
+            readiness: control.pingReadiness())
+        var configuration = FrameworkDriver.Configuration()
+        configuration.keepTasksOnShutdown = keepTasksOnShutdown
+        configuration.tickInterval = .milliseconds(200)
+        configuration.scheduler.offsetQueryTimeoutSeconds = 1
+        driver = FrameworkDriver(
+            backend: backend, store: store, control: control, configuration: configuration, metricsFactory: metricsFactory,
+            logger: logger)
+        let driver = driver
+        runTask = Task { try await driver.run() }
+    }
+
+    /// Stops the driver (cancellation: the backend kills tasks unless `keepTasksOnShutdown`).
+    func stop() async {
+        runTask.cancel()
+        _ = try? await runTask.value
+    }
+
+    /// Polls `condition` every 50 ms until it holds or `seconds` pass.
+    @discardableResult
+    static func waitUntil(
+        _ what: String, seconds: Double = 30, _ condition: () async throws -> Bool
+    ) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw FixtureError(description: "timed out after \(seconds) s waiting until \(what)")
+    }
+
+    static func temporaryDirectory() -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("cf-\(UUID().uuidString.prefix(8))").path
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+}
+
+/// Whether a process with this pid exists (and is not a zombie).
+func processExists(_ pid: Int32) -> Bool {
+    guard kill(pid, 0) == 0 else { return false }
+    let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+    guard let close = stat.lastIndex(of: ")") else { return false }
+    return stat[stat.index(after: close)...].split(separator: " ").first != "Z"
+}
