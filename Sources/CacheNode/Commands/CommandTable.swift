@@ -14,6 +14,7 @@ public struct CommandTable: Sendable {
     public static let standard = CommandTable(families: [
         stringCommands, keyCommands, connectionCommands, serverCommands, transactionCommands,
         hashCommands, listCommands, setCommands, sortedSetCommands, pubSubCommands,
+        replicationCommands,
     ])
 
     /// Builds a table, checking the specs.

@@ -22,7 +22,7 @@ public struct NodeDispatcher: CommandDispatcher {
         let session = ClientSession(
             connection: connection,
             createdAt: node.clock.nowMilliseconds(),
-            isAuthenticated: node.configuration.requirePass == nil,
+            isAuthenticated: node.configuration.requirePass == nil || node.replication.isSecureConnection(connection),
             stats: stats
         )
         stats.connectionsReceived.add(1, ordering: .relaxed)
@@ -39,6 +39,8 @@ public struct NodeDispatcher: CommandDispatcher {
         node.blocking.cancel(session)
         node.pubsub.unsubscribeAll(session)
         TransactionState.unwatchAll(session, keyspace: node.keyspace)
+        if case .replica(let feed) = session.replicationRole { node.replication.detach(feed) }
+        if node.replication.mode != .off { node.replication.cancelWait(connectionID: session.connection.id) }
         session.stats.connectedClients.add(-1, ordering: .relaxed)
         node.unregister(session)
     }
@@ -60,6 +62,9 @@ public struct NodeDispatcher: CommandDispatcher {
                 CommandError(
                     "Can't execute '\(spec.name)': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
                 ), session: session, reply: &reply, flagTransaction: false)
+        }
+        if spec.flags.contains(.write) && node.replication.isReplica && node.replication.readOnly && !session.isPrimaryLink {
+            return reject(.readOnlyReplica, session: session, reply: &reply, flagTransaction: true)
         }
         if session.transaction != nil && !spec.flags.contains(.transactionControl) {
             if spec.flags.contains(.noMulti) {
@@ -144,7 +149,11 @@ public struct NodeDispatcher: CommandDispatcher {
     private func run(_ spec: CommandSpec, _ context: inout CommandContext, _ reply: inout ReplyWriter) {
         do {
             try spec.handler(&context, &reply)
-            if spec.flags.contains(.write) { node.dirty.add(1, ordering: .relaxed) }
+            if spec.flags.contains(.write) {
+                node.dirty.add(1, ordering: .relaxed)
+                // With the command's stripe locks still held: the stream order is the execution order per key.
+                if node.replication.isRecording && !context.suspends { node.replication.propagate(context) }
+            }
         } catch {
             context.session.stats.errorReplies.add(1, ordering: .relaxed)
             reply.error(code: error.code, message: error.message)
@@ -187,7 +196,10 @@ public struct NodeDispatcher: CommandDispatcher {
         session.stats.commandsProcessed.add(1, ordering: .relaxed)
         do {
             try queued.spec.handler(&context, &reply)
-            if queued.spec.flags.contains(.write) { node.dirty.add(1, ordering: .relaxed) }
+            if queued.spec.flags.contains(.write) {
+                node.dirty.add(1, ordering: .relaxed)
+                if node.replication.isRecording { node.replication.propagate(context) }
+            }
         } catch {
             session.stats.errorReplies.add(1, ordering: .relaxed)
             reply.error(code: error.code, message: error.message)
