@@ -7,6 +7,7 @@
 // table full of expired keys drains quickly while an ordinary one costs a few hundred nanoseconds per cycle.
 // Tables without volatile keys are skipped. The caller runs a cycle every 100 ms (hz 10) with the current time;
 // tests call it directly with an injected time. On a replica nothing is removed here: the primary's DEL does it.
+// Stripes a running snapshot has not captured yet are skipped (see Snapshot/KeyspaceSnapshot.swift).
 import Synchronization
 
 extension Keyspace {
@@ -19,6 +20,9 @@ extension Keyspace {
         var removedTotal = 0
         for stripeIndex in stripes.indices {
             let stripe = stripes[stripeIndex]
+            // A stripe a snapshot still waits for is left alone: the snapshot's reader serializes it soon, and
+            // locking it here would make this sweep copy the whole keyspace at once.
+            if stripe.capturePending.load(ordering: .relaxed) { continue }
             lock(stripe: stripeIndex)
             for database in 0..<databaseCount {
                 guard let table = stripe.existingTable(database), table.volatileCount > 0 else { continue }

@@ -44,6 +44,10 @@ public final class Stripe: @unchecked Sendable {
     /// The stripe's estimated bytes, republished on unlock so the eviction check needs no lock.
     let publishedBytes = Atomic<Int>(0)
     var random: SplitMix64
+    /// Snapshots waiting for this stripe's keys (Snapshot/KeyspaceSnapshot.swift); `nil` when none. Under the lock.
+    var pendingCapture: PendingCapture?
+    /// Mirrors `pendingCapture != nil` for lock-free peeks by background work (active expiry skips such stripes).
+    let capturePending = Atomic<Bool>(false)
 
     init(databases: Int, seed: UInt64) {
         tables = Array(repeating: nil, count: databases)
@@ -175,9 +179,14 @@ public final class Keyspace: Sendable {
         Int(truncatingIfNeeded: key.hash) & stripeMask
     }
 
-    /// Locks one stripe.
+    /// Locks one stripe. If a snapshot still waits for this stripe, its keys are serialized first (one load when
+    /// no snapshot runs).
 
-    public func lock(stripe index: Int) { stripes[index].lock.lock() }
+    public func lock(stripe index: Int) {
+        let stripe = stripes[index]
+        stripe.lock.lock()
+        if stripe.pendingCapture != nil { captureStripe(index) }
+    }
 
     /// Unlocks one stripe, publishing its size for the eviction check.
 
@@ -190,8 +199,14 @@ public final class Keyspace: Sendable {
     }
 
     /// Locks every stripe in order (transactions, whole-keyspace commands).
-    public func lockAll() {
-        for index in stripes.indices { stripes[index].lock.lock() }
+    /// - Parameter capturing: `false` only for callers that will not change any key (INFO, KEYS, SCAN, DBSIZE):
+    ///   they need not wait for a running snapshot to serialize the stripes first.
+    public func lockAll(capturing: Bool = true) {
+        for index in stripes.indices {
+            let stripe = stripes[index]
+            stripe.lock.lock()
+            if capturing && stripe.pendingCapture != nil { captureStripe(index) }
+        }
     }
 
     /// Unlocks every stripe.

@@ -105,7 +105,9 @@ public struct NodeDispatcher: CommandDispatcher {
         session.lastInteraction.store(context.now, ordering: .relaxed)
 
         if spec.flags.contains(.wholeKeyspace) {
-            keyspace.lockAll()
+            // Read-only whole-keyspace commands (INFO, KEYS, SCAN, DBSIZE) need not wait for a running snapshot
+            // to serialize the stripes it has not captured yet; writers (FLUSHALL, SWAPDB, EXEC) must.
+            keyspace.lockAll(capturing: spec.flags.contains(.write) || spec.name == "exec")
             run(spec, &context, &reply)
             keyspace.unlockAll()
         } else {
