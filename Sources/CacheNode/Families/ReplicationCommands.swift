@@ -2,6 +2,7 @@
 // replication protocol replicas speak: REPLCONF (listening-port, capa, ack, getack) and PSYNC (+CONTINUE with the
 // backlog, or +FULLRESYNC with a snapshot). SYNC (pre-PSYNC replicas) is refused.
 import CacheStore
+import Foundation
 import Logging
 import NIOCore
 import RESPServer
@@ -97,6 +98,45 @@ enum ReplicationFamily {
             reply.bulk(String(replica.port))
             reply.bulk(String(replica.offset))
         }
+    }
+
+    /// INFO replication, with redis's field names.
+    static func infoFields(_ node: NodeState) -> [(String, String)] {
+        let replication = node.replication
+        let (identity, offset, backlog) = replication.snapshot
+        var fields: [(String, String)] = []
+        if replication.isReplica, let link = replication.link {
+            let status = link.status.withLock { $0 }
+            let age = status.lastIOMilliseconds > 0 ? (monotonicMilliseconds() - status.lastIOMilliseconds) / 1000 : -1
+            fields += [
+                ("role", "slave"), ("master_host", status.host), ("master_port", String(status.port)),
+                ("master_link_status", status.state == .streaming ? "up" : "down"),
+                ("master_last_io_seconds_ago", String(age)),
+                ("master_sync_in_progress", status.state == .receivingSnapshot ? "1" : "0"),
+                ("slave_read_repl_offset", String(max(0, status.offset))), ("slave_repl_offset", String(max(0, status.offset))),
+                ("slave_priority", "100"), ("slave_read_only", replication.readOnly ? "1" : "0"), ("replica_announced", "1"),
+                ("master_link_secure", status.secure ? "1" : "0"),
+            ]
+            if status.state != .streaming, let error = status.lastError {
+                fields.append(("master_link_down_reason", error.replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " ")))
+            }
+        } else {
+            fields.append(("role", "master"))
+        }
+        let replicas = replication.isReplica ? [] : replication.replicas
+        fields.append(("connected_slaves", String(replicas.count)))
+        for (index, replica) in replicas.enumerated() {
+            fields.append((
+                "slave\(index)",
+                "ip=\(replica.ip),port=\(replica.port),state=\(replica.online ? "online" : "wait_bgsave"),offset=\(replica.offset),lag=\(replica.lagSeconds)"))
+        }
+        fields += [
+            ("master_failover_state", "no-failover"), ("master_replid", identity.replid), ("master_replid2", identity.replid2),
+            ("master_repl_offset", String(offset)), ("second_repl_offset", String(identity.secondReplOffset)),
+            ("repl_backlog_active", backlog == nil ? "0" : "1"), ("repl_backlog_size", String(backlog?.size ?? node.configuration.replBacklogSize)),
+            ("repl_backlog_first_byte_offset", String(backlog?.first ?? 0)), ("repl_backlog_histlen", String(backlog?.length ?? 0)),
+        ]
+        return fields
     }
 
     /// ROLE's link state names.

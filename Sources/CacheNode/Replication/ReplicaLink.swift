@@ -271,9 +271,9 @@ final class ReplicaLink: @unchecked Sendable {
                 guard var session = state.session else { return }
                 let dispatcher = NodeDispatcher(node: node)
                 while true {
-                    let start = state.input.readerIndex
+                    let before = state.input
                     guard try state.decoder.next(from: &state.input, into: &state.arguments) else { break }
-                    let count = state.input.readerIndex - start
+                    let count = state.input.readerIndex - before.readerIndex
                     let arguments = state.arguments
                     if arguments.count >= 2 && arguments.matches(0, "replconf") && arguments.matches(1, "getack") {
                         acknowledge = 0
@@ -282,7 +282,7 @@ final class ReplicaLink: @unchecked Sendable {
                         _ = dispatcher.dispatch(arguments, session: &session, reply: &state.reply)
                         state.reply.buffer.clear()
                     }
-                    node.replication.appendFromPrimary(state.input.getSlice(at: start, length: count)!)
+                    node.replication.appendFromPrimary(before.getSlice(at: before.readerIndex, length: count)!)
                     state.machine.processed(count)
                 }
                 state.arguments.frame = ByteBuffer()
