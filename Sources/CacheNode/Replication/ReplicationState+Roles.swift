@@ -131,6 +131,22 @@ extension ReplicationState {
         }
     }
 
+    /// Starts recording the stream now (as the first replica's sync does), with every stripe locked.
+    func startRecording(keyspace: Keyspace) {
+        keyspace.withAllLocked { core.withLock { activateLocked(&$0) } }
+    }
+
+    /// The stream bytes held in the backlog from `offset`, if it covers them.
+    func backlogBytes(from offset: Int64) -> [UInt8]? {
+        core.withLock { $0.backlog?.bytes(from: offset) }
+    }
+
+    /// Marks this node a replica without a link (tests of the replica's rules).
+    func markReplicaForTesting(keyspace: Keyspace) {
+        modeStorage.store(Mode.replica.rawValue, ordering: .relaxed)
+        keyspace.isReplica = true
+    }
+
     /// Stops the link at shutdown.
     func shutdown() {
         linkStorage.withLock { $0 }?.stop()
