@@ -117,8 +117,9 @@ final class ReplicaLink: @unchecked Sendable {
             case .disconnect(let reason):
                 logger.warning("Replication link to \(host):\(port) failed: \(reason)")
                 let channel = state.withLock { $0.generation == generation ? $0.channel : nil }
-                channel?.close(promise: nil)
+                // Record the reason first: closing fires channelInactive, whose generic reason must not replace it.
                 lost(reason: reason, generation: generation)
+                channel?.close(promise: nil)
             case .scheduleReconnect(let milliseconds):
                 eventLoop.scheduleTask(in: .milliseconds(milliseconds)) { [self] in
                     let next = state.withLock { state -> ReplicaLinkStateMachine.Action in
