@@ -17,7 +17,9 @@ public final class ClientConnection: Sendable {
     private let channel: any Channel
     private let resumeAction: NIOLockedValueBox<(@Sendable (ByteBuffer) -> Void)?>
 
-    init(id: Int, channel: any Channel) {
+    /// Creates a handle on `channel` (the listener makes one per accepted connection; node-to-node links make
+    /// their own for the sessions they run).
+    public init(id: Int, channel: any Channel) {
         self.id = id
         self.channel = channel
         self.eventLoop = channel.eventLoop
@@ -33,6 +35,12 @@ public final class ClientConnection: Sendable {
     /// Sends already-encoded bytes (a pub/sub message, a push) to the client and flushes.
     public func send(_ bytes: ByteBuffer) {
         channel.writeAndFlush(bytes, promise: nil)
+    }
+
+    /// Sends already-encoded bytes and flushes, completing `promise` once they are written (replication feeds count
+    /// their unwritten bytes with it).
+    public func send(_ bytes: ByteBuffer, promise: EventLoopPromise<Void>?) {
+        channel.writeAndFlush(bytes, promise: promise)
     }
 
     /// Completes a suspended command with its encoded reply and resumes reading the client's later commands.

@@ -45,6 +45,7 @@ public final class RESPListener<Dispatcher: CommandDispatcher>: Service, Sendabl
     private let logger: Logger
     private let boundChannels = Mutex<[any Channel]>([])
     private let onBound: @Sendable ([Int]) -> Void
+    private let prepareChannel: (@Sendable (any Channel) throws -> Void)?
 
     /// Creates a listener.
     /// - Parameters:
@@ -53,13 +54,17 @@ public final class RESPListener<Dispatcher: CommandDispatcher>: Service, Sendabl
     ///   - group: the event loops connections run on (one per core for the hot path).
     ///   - logger: where start-up and shutdown are logged.
     ///   - onBound: called once with the bound ports after every address is bound.
+    ///   - prepareChannel: adds handlers in front of the RESP handler of every accepted connection (e.g. a secure
+    ///     channel), synchronously on its event loop.
     public init(
         configuration: Configuration,
         dispatcher: Dispatcher,
         group: any EventLoopGroup,
         logger: Logger,
-        onBound: @escaping @Sendable ([Int]) -> Void = { _ in }
+        onBound: @escaping @Sendable ([Int]) -> Void = { _ in },
+        prepareChannel: (@Sendable (any Channel) throws -> Void)? = nil
     ) {
+        self.prepareChannel = prepareChannel
         self.configuration = configuration
         self.dispatcher = dispatcher
         self.group = group
@@ -75,6 +80,7 @@ public final class RESPListener<Dispatcher: CommandDispatcher>: Service, Sendabl
     public func run() async throws {
         let dispatcher = self.dispatcher
         let limits = configuration.limits
+        let prepareChannel = self.prepareChannel
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: configuration.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -83,6 +89,7 @@ public final class RESPListener<Dispatcher: CommandDispatcher>: Service, Sendabl
             .childChannelInitializer { channel in
                 let id = connectionIDCounter.add(1, ordering: .relaxed).newValue
                 return channel.eventLoop.makeCompletedFuture {
+                    try prepareChannel?(channel)
                     try channel.pipeline.syncOperations.addHandler(
                         RESPConnectionHandler(dispatcher: dispatcher, connectionID: id, limits: limits)
                     )

@@ -2,6 +2,9 @@
 // `--port 0` and reports the port it bound), and stops it at the end. Also runs client programs (redis-cli,
 // python3) and captures their output.
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where the package's build products are.
 enum PackagePaths {
@@ -31,6 +34,7 @@ final class CacheNodeProcess: @unchecked Sendable {
     let process = Process()
     let port: Int
     private let output = Pipe()
+    private let logStorage = LockedText()
 
     /// Starts `cache-node <leading> --bind 127.0.0.1 --port 0 <arguments>` and waits until it is ready
     /// (`leading` is where a config file path goes).
@@ -62,8 +66,23 @@ final class CacheNodeProcess: @unchecked Sendable {
             throw HarnessError(description: "cache-node did not become ready; output:\n\(collected)")
         }
         port = foundPort
-        // Keep draining output so the process never blocks on a full pipe.
-        output.fileHandleForReading.readabilityHandler = { handle in _ = handle.availableData }
+        // Keep draining output so the process never blocks on a full pipe; keep it for `log`.
+        let kept = logStorage
+        kept.withLock { $0 = collected }
+        output.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            kept.withLock { $0 += String(decoding: data, as: UTF8.self) }
+        }
+    }
+
+    /// Everything the node printed so far.
+    var log: String { logStorage.withLock { $0 } }
+
+    /// Kills the node without any shutdown (SIGKILL) and waits for it.
+    func kill9() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
     }
 
     /// Stops the node with SIGTERM (graceful shutdown) and waits for it.
@@ -119,4 +138,16 @@ func redisCLI(_ port: Int, _ arguments: [String], extra: [String] = []) throws -
     var text = result.output
     while text.hasSuffix("\n") { text.removeLast() }
     return text
+}
+
+/// A string behind a lock (the output handler runs on another thread).
+final class LockedText: @unchecked Sendable {
+    private let lock = NSLock()
+    private var text = ""
+
+    func withLock<T>(_ body: (inout String) -> T) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&text)
+    }
 }

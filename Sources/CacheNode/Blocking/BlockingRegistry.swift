@@ -242,7 +242,9 @@ public final class BlockingRegistry: Sendable {
             reply.error(code: error.code, message: error.message)
             return .served(reply.buffer, readyKeys: context.readyKeys)
         }
-        return context.suspends ? .stillBlocked : .served(reply.buffer, readyKeys: context.readyKeys)
+        if context.suspends { return .stillBlocked }
+        if node.replication.isRecording { node.replication.propagate(context) }
+        return .served(reply.buffer, readyKeys: context.readyKeys)
     }
 
     /// Finishes a retry: resumes a served client, or returns it to waiting (or completes a timeout or

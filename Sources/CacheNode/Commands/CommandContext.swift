@@ -5,6 +5,16 @@ public import CacheStore
 public import RESPServer
 import Synchronization
 
+/// What a write command sends to replicas.
+public enum Propagation: Sendable {
+    /// The command as received (relative TTLs rewritten to absolute ones).
+    case asReceived
+    /// Nothing.
+    case suppressed
+    /// These commands instead.
+    case commands([[[UInt8]]])
+}
+
 /// The context of one command execution.
 public struct CommandContext {
     /// The arguments, `arguments[0]` being the command name as sent.
@@ -25,6 +35,9 @@ public struct CommandContext {
     public var suspends = false
     /// Set by QUIT: the connection closes once the reply is sent.
     public var closesConnection = false
+    /// What a successful write sends to replicas (default: the command as received, with relative TTLs made
+    /// absolute by ``PropagationRewriter``).
+    public internal(set) var propagation = Propagation.asReceived
 
     /// Cluster mode, slot under migration: checked under the stripe locks before the handler runs.
     var clusterCheck: ClusterLockedCheck?
@@ -76,6 +89,27 @@ public struct CommandContext {
         } else {
             session.stats.keyspaceMisses.add(1, ordering: .relaxed)
         }
+    }
+
+    /// Whether writes are being propagated to replicas (build rewritten commands only then).
+    public var isPropagating: Bool { node.replication.isRecording }
+
+    /// Propagates `arguments` instead of the command as received (call once per command to send; e.g. SPOP sends
+    /// the SREM of what it popped). Does nothing unless replicas are being fed.
+    public mutating func propagate(_ arguments: @autoclosure () -> [[UInt8]]) {
+        guard isPropagating else { return }
+        switch propagation {
+        case .commands(var list):
+            list.append(arguments())
+            propagation = .commands(list)
+        default:
+            propagation = .commands([arguments()])
+        }
+    }
+
+    /// Propagates nothing for this command (it changed nothing).
+    public mutating func suppressPropagation() {
+        propagation = .suppressed
     }
 
     /// Records that `key` in the current database may now satisfy blocked clients.

@@ -16,6 +16,7 @@ public struct CommandTable: Sendable {
         hashCommands, listCommands, setCommands, sortedSetCommands, pubSubCommands,
         persistenceCommands,
         clusterCommands, migrateCommands,
+        replicationCommands,
     ])
 
     /// Builds a table, checking the specs.

@@ -33,7 +33,7 @@ public struct NodeDispatcher: CommandDispatcher {
         let session = ClientSession(
             connection: connection,
             createdAt: node.clock.nowMilliseconds(),
-            isAuthenticated: node.configuration.requirePass == nil,
+            isAuthenticated: node.configuration.requirePass == nil || node.replication.isSecureConnection(connection),
             stats: stats
         )
         stats.connectionsReceived.add(1, ordering: .relaxed)
@@ -50,6 +50,8 @@ public struct NodeDispatcher: CommandDispatcher {
         node.blocking.cancel(session)
         node.pubsub.unsubscribeAll(session)
         TransactionState.unwatchAll(session, keyspace: node.keyspace)
+        if case .replica(let feed) = session.replicationRole { node.replication.detach(feed) }
+        if node.replication.mode != .off { node.replication.cancelWait(connectionID: session.connection.id) }
         session.stats.connectedClients.add(-1, ordering: .relaxed)
         node.unregister(session)
     }
@@ -80,6 +82,9 @@ public struct NodeDispatcher: CommandDispatcher {
             case .check(let check): clusterCheck = check
             case .reject(let error): return reject(error, session: session, reply: &reply, flagTransaction: true)
             }
+        }
+        if spec.flags.contains(.write) && node.replication.isReplica && node.replication.readOnly && !session.isPrimaryLink {
+            return reject(.readOnlyReplica, session: session, reply: &reply, flagTransaction: true)
         }
         if session.transaction != nil && !spec.flags.contains(.transactionControl) {
             if spec.flags.contains(.noMulti) {
@@ -175,7 +180,11 @@ public struct NodeDispatcher: CommandDispatcher {
         }
         do {
             try spec.handler(&context, &reply)
-            if spec.flags.contains(.write) { node.dirty.add(1, ordering: .relaxed) }
+            if spec.flags.contains(.write) {
+                node.dirty.add(1, ordering: .relaxed)
+                // With the command's stripe locks still held: the stream order is the execution order per key.
+                if node.replication.isRecording && !context.suspends { node.replication.propagate(context) }
+            }
         } catch {
             context.session.stats.errorReplies.add(1, ordering: .relaxed)
             reply.error(code: error.code, message: error.message)
@@ -235,7 +244,10 @@ public struct NodeDispatcher: CommandDispatcher {
         session.stats.commandsProcessed.add(1, ordering: .relaxed)
         do {
             try queued.spec.handler(&context, &reply)
-            if queued.spec.flags.contains(.write) { node.dirty.add(1, ordering: .relaxed) }
+            if queued.spec.flags.contains(.write) {
+                node.dirty.add(1, ordering: .relaxed)
+                if node.replication.isRecording { node.replication.propagate(context) }
+            }
         } catch {
             session.stats.errorReplies.add(1, ordering: .relaxed)
             reply.error(code: error.code, message: error.message)

@@ -151,6 +151,7 @@ extension CommandTable {
                 return text
             }
             text.withBytes { reply.bulk($0) }
+            context.propagate([Array("HSET".utf8), arguments.bytes(1), arguments.bytes(2), text.array])
         },
         // HKEYS key
         CommandSpec("hkeys", arity: 2, flags: [.readonly], keys: .first, group: .hash,

@@ -363,6 +363,11 @@ enum ListFamily {
                 modified = true
                 if list.count == 0 { value = nil }
             }
+            if context.spec.flags.contains(.blocking) {
+                // Replicas get the non-blocking pop of the key that was served (redis rewrites BLPOP as LPOP).
+                let name = Array((end == .head ? "LPOP" : "RPOP").utf8)
+                context.propagate(count.map { [name, key.bytes.array, Array(String($0).utf8)] } ?? [name, key.bytes.array])
+            }
             return true
         }
         return false
@@ -374,6 +379,7 @@ enum ListFamily {
     {
         if try popFirstNonEmpty(&context, &reply, keys: keys, from: end, count: count) { return }
         if context.inTransaction {
+            context.suppressPropagation()
             reply.nullArray()
             return
         }
@@ -454,9 +460,13 @@ enum ListFamily {
         if let value = context.db.value(source) {
             guard value.type == .list else { throw .wrongType }
             try move(&context, &reply, from: from, to: to)
+            let side = { (end: ListEnd) in Array((end == .head ? "LEFT" : "RIGHT").utf8) }
+            let arguments = context.arguments
+            context.propagate([Array("LMOVE".utf8), arguments.bytes(1), arguments.bytes(2), side(from), side(to)])
             return
         }
         if context.inTransaction {
+            context.suppressPropagation()
             reply.null()
             return
         }

@@ -79,7 +79,7 @@ extension CommandTable {
         CommandSpec("spop", arity: -2, flags: [.write, .fast], keys: .first, group: .set,
                     summary: "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped.") {
             context, reply throws(CommandError) in
-            try SetFamily.pop(context, &reply)
+            try SetFamily.pop(&context, &reply)
         },
         // SRANDMEMBER key [count]
         CommandSpec("srandmember", arity: -2, flags: [.readonly], keys: .first, group: .set,
@@ -279,7 +279,7 @@ enum SetFamily {
 
     /// SPOP key [count] (redis 7.2 spopCommand / spopWithCountCommand). Positions are removed from the highest
     /// down, so swap-removal never moves a member that is still to be popped.
-    static func pop(_ context: CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
+    static func pop(_ context: inout CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
         let arguments = context.arguments
         if arguments.count > 3 { throw .syntax }
         let key = context.key(1)
@@ -295,6 +295,8 @@ enum SetFamily {
                 return member
             }
             if let popped { popped.withBytes { reply.bulk($0) } } else { reply.null() }
+            // Replicas remove the member drawn here rather than draw their own (redis propagates SPOP as SREM).
+            if let popped { context.propagate([Array("SREM".utf8), key.bytes.array, popped.array]) } else { context.suppressPropagation() }
             return
         }
         guard let count = arguments.integer(2) else { throw .notInteger }
@@ -315,6 +317,11 @@ enum SetFamily {
             return positions.map { set.remove(at: $0) }
         }
         replySet(popped, &reply)
+        if popped.isEmpty {
+            context.suppressPropagation()
+        } else {
+            context.propagate([Array("SREM".utf8), key.bytes.array] + popped.map(\.array))
+        }
     }
 
     /// SRANDMEMBER key [count] (redis 7.2 srandmemberCommand / srandmemberWithCountCommand): one random member as a

@@ -211,6 +211,9 @@ extension CommandTable {
                 return text
             }
             text.withBytes { reply.bulk($0) }
+            // Replicas store the result rather than redo the float arithmetic (redis: SET key result KEEPTTL).
+            let key = context.arguments.bytes(1)
+            context.propagate([Array("SET".utf8), key, text.array, Array("KEEPTTL".utf8)])
         },
         // GETRANGE key start end
         CommandSpec("getrange", arity: 4, flags: [.readonly], keys: .first, group: .string,

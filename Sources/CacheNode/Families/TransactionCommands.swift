@@ -34,6 +34,7 @@ extension CommandTable {
                 let ready = NodeDispatcher.runQueued(command, session: session, node: context.node, now: context.now, reply: &reply)
                 for key in ready { context.appendReady(key) }
             }
+            if context.node.replication.isRecording { context.node.replication.commitTransaction() }
         },
         // DISCARD
         CommandSpec("discard", arity: 1, flags: [.fast, .transactionControl, .loading, .stale], group: .transactions,

@@ -44,12 +44,20 @@ public enum CacheNodeServer {
             onReady(port)
         }
         let housekeeping = HousekeepingService(node: node, clock: ContinuousClock())
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: listener), .init(service: housekeeping),
+            .init(service: PersistenceService(node: node, clock: ContinuousClock(), logger: logger)),
+        ]
+        let security = try ReplicationService.loadSecurity(configuration)
+        node.replication.install(ReplicationRuntime(group: group, logger: logger, security: security))
+        if let security {
+            services.append(.init(service: ReplicationService.secureListener(
+                node: node, security: security, configuration: configuration, group: group, logger: logger)))
+        }
+        services.append(.init(service: ReplicationService(node: node, replicaOf: configuration.replicaOf)))
         let serviceGroup = ServiceGroup(
             configuration: .init(
-                services: [
-                    .init(service: listener), .init(service: housekeeping),
-                    .init(service: PersistenceService(node: node, clock: ContinuousClock(), logger: logger)),
-                ],
+                services: services,
                 logger: logger
             )
         )

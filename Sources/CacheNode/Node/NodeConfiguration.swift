@@ -57,6 +57,20 @@ public struct NodeConfiguration: Sendable {
     public var clusterNodeTimeout = 15000
     /// Where the config file was read from (CONFIG REWRITE writes it back).
     public var configFile: String? = nil
+    /// `replicaof host port`: start as a replica of this primary.
+    public var replicaOf: ReplicaOfTarget? = nil
+    /// `repl-backlog-size` in bytes.
+    public var replBacklogSize = 1024 * 1024
+    /// `node-identity`: this node's ReplicationSec identity file (or a directory holding one `*.identity`).
+    public var nodeIdentity: String? = nil
+    /// `cluster-authority`: the authority public key file (or a directory holding `authority.pub`).
+    public var clusterAuthority: String? = nil
+    /// `revocation-list`: an optional signed revocation list enforced on peers.
+    public var revocationList: String? = nil
+    /// `replication-port`: the secure replication listener (0 picks a free port); needs an identity.
+    public var replicationPort: Int? = nil
+    /// `replication-plaintext yes`: allow replication without the secure channel (both sides must opt in).
+    public var replicationPlaintext = false
 
     public init() {}
 
@@ -104,6 +118,18 @@ public struct NodeConfiguration: Sendable {
                 configuration.bind = values.flatMap { $0.split(separator: " ").map(String.init) }
                 continue
             }
+            if name == "replicaof" || name == "slaveof" {
+                let words = values.flatMap { $0.split(separator: " ").map(String.init) }
+                if words.count == 2 && words[0].lowercased() == "no" && words[1].lowercased() == "one" {
+                    configuration.replicaOf = nil
+                    continue
+                }
+                guard words.count == 2, let port = Int(words[1]), (1...65535).contains(port) else {
+                    throw ConfigurationError("wrong arguments for directive '\(line[0])': expected a host and a port (replicaof 127.0.0.1 6379)")
+                }
+                configuration.replicaOf = ReplicaOfTarget(host: words[0], port: port)
+                continue
+            }
             guard let parameter = ConfigParameter.named(name) else {
                 throw ConfigurationError("Bad directive or wrong number of arguments: '\(line[0])' is not a directive cache-node knows")
             }
@@ -121,7 +147,22 @@ public struct NodeConfiguration: Sendable {
         } catch {
             throw ConfigurationError("Invalid value for 'save': \(error)")
         }
+        try configuration.validateReplication()
         return configuration
+    }
+
+    /// Refuses replication settings that cannot work together: secure and plaintext replication do not mix.
+    func validateReplication() throws(ConfigurationError) {
+        if (nodeIdentity == nil) != (clusterAuthority == nil) {
+            throw ConfigurationError("node-identity and cluster-authority go together: give both (secure replication) or neither")
+        }
+        if nodeIdentity != nil && replicationPlaintext {
+            throw ConfigurationError(
+                "replication-plaintext yes cannot be combined with node-identity: a node with an identity replicates only over the secure channel")
+        }
+        if replicationPort != nil && nodeIdentity == nil {
+            throw ConfigurationError("replication-port needs node-identity and cluster-authority (it serves the secure channel)")
+        }
     }
 
     /// Splits a config-file line into words (quotes as redis allows); comments and blank lines give `[]`.
@@ -148,6 +189,16 @@ public struct NodeConfiguration: Sendable {
         if quote != nil { throw ConfigurationError("Unbalanced quotes in configuration line: \(line)") }
         if inWord { words.append(current) }
         return words
+    }
+}
+
+/// A primary to replicate from (`replicaof host port`).
+public struct ReplicaOfTarget: Sendable, Hashable {
+    public var host: String
+    public var port: Int
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
     }
 }
 
@@ -286,5 +337,25 @@ struct ConfigParameter: Sendable {
               set: { $0.clusterAnnounceBusPort = try int($1, in: 0...65535) }),
         .init(name: "cluster-node-timeout", aliases: [], mutable: true, get: { String($0.clusterNodeTimeout) },
               set: { $0.clusterNodeTimeout = try int($1) }),
+        .init(name: "replicaof", aliases: ["slaveof"], mutable: false,
+              get: { $0.replicaOf.map { "\($0.host) \($0.port)" } ?? "" }, set: { _, _ in
+                  throw ConfigurationError("use REPLICAOF host port at run time")
+              }),
+        .init(name: "repl-backlog-size", aliases: [], mutable: true, get: { String($0.replBacklogSize) },
+              set: { config, value in
+                  let size = try memory(value)
+                  guard size >= 16 * 1024 else { throw ConfigurationError("repl-backlog-size must be at least 16kb") }
+                  config.replBacklogSize = size
+              }),
+        .init(name: "node-identity", aliases: [], mutable: false, get: { $0.nodeIdentity ?? "" },
+              set: { $0.nodeIdentity = $1.isEmpty ? nil : $1 }),
+        .init(name: "cluster-authority", aliases: [], mutable: false, get: { $0.clusterAuthority ?? "" },
+              set: { $0.clusterAuthority = $1.isEmpty ? nil : $1 }),
+        .init(name: "revocation-list", aliases: [], mutable: false, get: { $0.revocationList ?? "" },
+              set: { $0.revocationList = $1.isEmpty ? nil : $1 }),
+        .init(name: "replication-port", aliases: [], mutable: false, get: { $0.replicationPort.map(String.init) ?? "" },
+              set: { $0.replicationPort = try int($1, in: 0...65535) }),
+        .init(name: "replication-plaintext", aliases: [], mutable: false, get: { $0.replicationPlaintext ? "yes" : "no" },
+              set: { $0.replicationPlaintext = try bool($1) }),
     ]
 }

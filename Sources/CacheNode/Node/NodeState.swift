@@ -21,6 +21,8 @@ public final class NodeState: Sendable {
     public let cluster: ClusterState?
     /// Clients waiting in BLPOP and friends.
     public let blocking = BlockingRegistry()
+    /// Replication: ids, backlog, replicas, the link to a primary.
+    public let replication: ReplicationState
     /// A random 40-hex-digit id of this run (INFO `run_id`).
     public let runID: String
     /// When the node started, unix ms.
@@ -53,8 +55,10 @@ public final class NodeState: Sendable {
     public init(configuration: NodeConfiguration, clock: any NodeClock = SystemNodeClock(), commands: CommandTable = .standard) {
         self.clock = clock
         self.commands = commands
+        self.replication = ReplicationState(configuration: configuration)
         self.keyspace = Keyspace(
-            databases: configuration.databases, seed: UInt64.random(in: 0 ... .max), slotStriped: configuration.clusterEnabled)
+            databases: configuration.databases, seed: UInt64.random(in: 0 ... .max), observer: replication,
+            slotStriped: configuration.clusterEnabled)
         self.cluster = configuration.clusterEnabled ? ClusterState(configuration: configuration) : nil
         self.configurationStorage = Mutex(configuration)
         self.runID = (0..<40).map { _ in String("0123456789abcdef".randomElement()!) }.joined()
@@ -84,6 +88,7 @@ public final class NodeState: Sendable {
         keyspace.evictionSamples = configuration.maxMemorySamples
         keyspace.lfuLogFactor = configuration.lfuLogFactor
         keyspace.lfuDecayTime = configuration.lfuDecayTime
+        replication.apply(configuration)
     }
 
     /// Records a heap reading and returns the peak so far.

@@ -133,14 +133,12 @@ enum ServerInfo {
                 ("pubsub_shardchannels", String(node.pubsub.shardChannelCount)),
                 ("total_error_replies", String(stats.total { $0.errorReplies.load(ordering: .relaxed) })),
                 ("rejected_commands_oom", String(stats.total { $0.rejectedCommandsOOM.load(ordering: .relaxed) })),
+                ("sync_full", String(node.replication.syncFull.load(ordering: .relaxed))),
+                ("sync_partial_ok", String(node.replication.syncPartialOK.load(ordering: .relaxed))),
+                ("sync_partial_err", String(node.replication.syncPartialErr.load(ordering: .relaxed))),
             ]
         case "replication":
-            return [
-                ("role", "master"), ("connected_slaves", "0"), ("master_failover_state", "no-failover"),
-                ("master_replid", node.runID), ("master_replid2", String(repeating: "0", count: 40)),
-                ("master_repl_offset", "0"), ("second_repl_offset", "-1"), ("repl_backlog_active", "0"),
-                ("repl_backlog_size", "1048576"), ("repl_backlog_first_byte_offset", "0"), ("repl_backlog_histlen", "0"),
-            ]
+            return ReplicationFamily.infoFields(node)
         case "cpu":
             var user = 0.0
             var system = 0.0

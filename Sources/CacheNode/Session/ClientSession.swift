@@ -58,6 +58,13 @@ public final class ClientSession: @unchecked Sendable {
     public var isReadOnlyClusterClient = false
     /// Whether replies are suppressed (CLIENT REPLY OFF/SKIP).
     public var replyMode: ReplyMode = .on
+    /// Whether this connection is a replica being fed, or this replica's link to its primary.
+    public var replicationRole: ReplicationLinkRole = .none
+    /// Whether this session applies the primary's stream (writes allowed on a read-only replica).
+    var isPrimaryLink: Bool {
+        if case .primary = replicationRole { return true }
+        return false
+    }
 
     /// CLIENT REPLY modes.
     public enum ReplyMode: Sendable { case on, off, skipNext }
