@@ -134,6 +134,8 @@ async def paced_lag(primary, replica, rate, seconds):
             await wwriter.drain()
         await asyncio.sleep(0.2)
         done.set()
+        # Closing the write connection ends drain_replies' pending read.
+        wwriter.close()
 
     async def poll():
         seen = -1
@@ -151,8 +153,7 @@ async def paced_lag(primary, replica, rate, seconds):
                     lags.append((now - sent_at[seq]) * 1000)
             seen = max(seen, value)
 
-    await asyncio.gather(write(), poll(), drain_replies())
-    wwriter.close()
+    await asyncio.gather(write(), poll(), drain_replies(), return_exceptions=True)
     rwriter.close()
     lags.sort()
     achieved = batch * 100
