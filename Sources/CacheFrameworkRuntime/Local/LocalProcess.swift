@@ -48,6 +48,9 @@ public enum LocalProcess {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, directory + "/stdout", O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, directory + "/stderr", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        // Nothing else of the framework's (listening sockets, pipes, the store) leaks into a member: an inherited
+        // listener would hold its port and accept queue after the framework closed it.
+        _ = spawnActionsAddCloseFrom(&actions, 3)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -162,3 +165,8 @@ public enum LocalProcess {
         return (cpus, (pages * pageSize / 1_048_576).rounded(.down))
     }
 }
+
+/// glibc ≥ 2.34's `posix_spawn_file_actions_addclosefrom_np` (Debian 12 has 2.36); its declaration is not visible
+/// through Swift's Glibc module, so it is bound by symbol name (pointer and int arguments pass identically).
+@_silgen_name("posix_spawn_file_actions_addclosefrom_np")
+private func spawnActionsAddCloseFrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ lowest: CInt) -> CInt
