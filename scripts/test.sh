@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 swift build --build-tests
-# Two passes. The integration suites drive real processes with blocking calls, which hold swift-testing's
-# cooperative threads (two on two cores) for minutes; the framework runtime and cachectl suites are async and
-# time out if they share those threads, so they run in a second pass on their own.
-async_suites='CacheFrameworkRuntimeTests|cachectlTests'
-swift test --skip-build --skip "$async_suites"
-swift test --skip-build --filter "$async_suites"
+# Three passes. The integration suites drive real processes with blocking calls, which hold swift-testing's
+# cooperative threads (two on two cores) for minutes; async suites (framework runtime, cachectl, blocking
+# concurrency, secure channel, the cachectl end-to-end test) time out if they share those threads, so the blocking
+# integration suites run in a pass of their own.
+swift test --skip-build --skip IntegrationTests
+swift test --skip-build --filter IntegrationTests --skip CachectlFrameworkTests
+swift test --skip-build --filter CachectlFrameworkTests
