@@ -1,6 +1,5 @@
 // FuzzSecureFrames: libFuzzer entry point for the ReplicationSec frame decoder, handshake and record opener.
 import Crypto
-import Glibc
 import NIOCore
 import NIOEmbedded
 import ReplicationSec
@@ -12,23 +11,10 @@ public func fuzzSecureFrames(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CI
     return 0
 }
 
-/// libFuzzer's driver (`int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*)(const uint8_t *, size_t))`).
-@_silgen_name("LLVMFuzzerRunDriver")
-func runFuzzerDriver(
-    _ argc: UnsafeMutablePointer<CInt>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-    _ testOneInput: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
-) -> CInt
-
-/// SwiftPM links executables with their own `main`, so libFuzzer's is not used; this one starts the driver.
+/// Starts libFuzzer (see LibFuzzerDriver.swift).
 @main
 enum FuzzSecureFramesMain {
-    static func main() {
-        var argc = CommandLine.argc
-        var argv = CommandLine.unsafeArgv
-        let status = runFuzzerDriver(&argc, &argv) { start, count in fuzzSecureFrames(start, count) }
-        exit(status)
-    }
+    static func main() { runLibFuzzer { start, count in fuzzSecureFrames(start, count) } }
 }
 
 /// The checks, shared in spirit with FrameFuzzTests.
