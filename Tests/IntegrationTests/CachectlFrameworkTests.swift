@@ -30,27 +30,7 @@ struct CachectlFrameworkTests {
                 "--ports-per-agent", "100", "--bin-dir", PackagePaths.root.appendingPathComponent(".build/debug").path,
             ]
             let log = dataDirectory + "/serve.log"
-            var actions = posix_spawn_file_actions_t()
-            posix_spawn_file_actions_init(&actions)
-            defer { posix_spawn_file_actions_destroy(&actions) }
-            posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-            posix_spawn_file_actions_adddup2(&actions, 1, 2)
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-            var attributes = posix_spawnattr_t()
-            posix_spawnattr_init(&attributes)
-            defer { posix_spawnattr_destroy(&attributes) }
-            var emptyMask = sigset_t()
-            sigemptyset(&emptyMask)
-            var defaultSignals = sigset_t()
-            sigemptyset(&defaultSignals)
-            for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD] { sigaddset(&defaultSignals, signal) }
-            posix_spawnattr_setsigmask(&attributes, &emptyMask)
-            posix_spawnattr_setsigdefault(&attributes, &defaultSignals)
-            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-            let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-            defer { for pointer in argv { free(pointer) } }
-            let status = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, environ)
-            guard status == 0 else { throw HarnessError(description: "cannot start cachectl: \(String(cString: strerror(status)))") }
+            pid = try ServerProcess.spawn(arguments, logPath: log)
             let deadline = Date().addingTimeInterval(30)
             while !FileManager.default.fileExists(atPath: dataDirectory + "/framework.json") {
                 var exitStatus: Int32 = 0

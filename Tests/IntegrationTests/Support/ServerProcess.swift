@@ -84,8 +84,9 @@ final class ServerProcess {
         try? FileManager.default.removeItem(at: logURL)
     }
 
-    /// Starts `arguments[0]` with `arguments`, stdout and stderr appended to `logPath`.
-    private static func spawn(_ arguments: [String], logPath: String) throws -> pid_t {
+    /// Starts `arguments[0]` with `arguments`, stdout and stderr appended to `logPath` (signals at their defaults,
+    /// stdin from /dev/null). Other harnesses that need a bare pid (to SIGKILL and reap it themselves) use it too.
+    static func spawn(_ arguments: [String], logPath: String) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
