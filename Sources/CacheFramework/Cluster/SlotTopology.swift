@@ -32,8 +32,8 @@ public struct SlotTopology: Hashable, Sendable {
         }
     }
 
-    /// The number of hash slots.
-    public static let slotCount = 16384
+    /// The number of hash slots (one constant for the framework: ``ClusterPlan/slotCount``).
+    public static var slotCount: Int { ClusterPlan.slotCount }
 
     /// The configuration epoch; every change the scheduler makes must use a higher one.
     public var epoch: UInt64
