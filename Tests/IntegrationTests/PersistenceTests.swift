@@ -1,6 +1,6 @@
 // Persistence against the real cache-node binary: every type with its TTL survives SAVE and a restart; kill -9
 // in the middle of a BGSAVE of a large keyspace leaves a loadable snapshot (the previous or the new one, never a
-// torn file); a flipped byte makes start-up fail with a message naming the file; DUMP/RESTORE through redis-cli.
+// torn file); SHUTDOWN [SAVE|NOSAVE] [FORCE] and SIGTERM save as redis's do; a flipped byte makes start-up fail with a message naming the file; DUMP/RESTORE through redis-cli.
 import Foundation
 import Testing
 
@@ -64,6 +64,43 @@ struct PersistenceTests {
         #expect(try redisCLI(second.port, ["TTL", "string"]) == "-1")
         #expect(try redisCLI(second.port, ["DBSIZE"]) == "8")
         #expect(try infoField(second.port, "rdb_last_load_keys_loaded") == "10")
+    }
+
+    @Test func shutdownSavesAsItsModifiersAndTheSaveRulesSay() throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = directory + "/dump.cnsnap"
+        // No save rules: plain SHUTDOWN does not save, SHUTDOWN SAVE does.
+        let first = try CacheNodeProcess(arguments: ["--dir", directory])
+        _ = try redisCLI(first.port, ["SET", "saved-by-shutdown-save", "1"])
+        #expect(try redisCLI(first.port, ["SHUTDOWN", "NOSAVE", "SAVE"]).contains("syntax error"))
+        _ = try redisCLI(first.port, ["SHUTDOWN", "SAVE"])
+        first.process.waitUntilExit()
+        #expect(FileManager.default.fileExists(atPath: file))
+
+        // Save rules configured: SHUTDOWN NOSAVE skips the save, SIGTERM saves.
+        let second = try CacheNodeProcess(arguments: ["--dir", directory, "--save", "3600 1"])
+        #expect(try redisCLI(second.port, ["GET", "saved-by-shutdown-save"]) == "1")
+        _ = try redisCLI(second.port, ["SET", "lost-by-nosave", "1"])
+        _ = try redisCLI(second.port, ["SHUTDOWN", "NOSAVE"])
+        second.process.waitUntilExit()
+        let third = try CacheNodeProcess(arguments: ["--dir", directory, "--save", "3600 1"])
+        #expect(try redisCLI(third.port, ["EXISTS", "lost-by-nosave"]) == "0")
+        _ = try redisCLI(third.port, ["SET", "saved-by-sigterm", "1"])
+        third.stop()
+        #expect(third.log.contains("Saved"), "\(third.log.suffix(1000))")
+
+        // A save that fails keeps the node up (SHUTDOWN) unless FORCE.
+        let fourth = try CacheNodeProcess(arguments: ["--dir", directory])
+        defer { fourth.stop() }
+        #expect(try redisCLI(fourth.port, ["GET", "saved-by-sigterm"]) == "1")
+        try FileManager.default.removeItem(atPath: directory)
+        #expect(try redisCLI(fourth.port, ["SHUTDOWN", "SAVE"]).contains("Errors trying to SHUTDOWN"))
+        #expect(try redisCLI(fourth.port, ["PING"]) == "PONG")
+        #expect(try redisCLI(fourth.port, ["SHUTDOWN", "ABORT"]).contains("No shutdown in progress"))
+        _ = try redisCLI(fourth.port, ["SHUTDOWN", "SAVE", "FORCE"])
+        fourth.process.waitUntilExit()
+        #expect(!fourth.process.isRunning)
     }
 
     @Test func killDuringBackgroundSaveLeavesALoadableSnapshot() throws {

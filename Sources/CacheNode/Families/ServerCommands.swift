@@ -3,6 +3,7 @@
 import CProcessStats
 import CacheStore
 import Foundation
+import Logging
 import RESPServer
 import Synchronization
 
@@ -73,14 +74,51 @@ extension CommandTable {
         CommandSpec("shutdown", arity: -1, flags: [.admin, .noAuth, .loading, .stale], group: .server,
                     summary: "Synchronously saves the database(s) to disk and shuts down the Redis server.") { context, reply throws(CommandError) in
             guard context.session.isAuthenticated || context.node.configuration.requirePass == nil else { throw .noAuth }
-            context.node.requestShutdown()
-            context.closesConnection = true
+            try ServerFamily.shutdown(&context)
         },
     ]
 }
 
 /// Shared implementations of the server commands.
 enum ServerFamily {
+    /// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: a final save as the modifiers and save rules ask, then the
+    /// node stops. A failed save keeps the node running (unless FORCE) and says so, as redis does.
+    static func shutdown(_ context: inout CommandContext) throws(CommandError) {
+        let arguments = context.arguments
+        var mode = ShutdownSave.whenRulesConfigured
+        var force = false
+        var abort = false
+        for index in 1..<max(1, arguments.count) {
+            switch arguments.lowercased(index) {
+            case "nosave":
+                guard mode != .always else { throw .syntax }
+                mode = .never
+            case "save":
+                guard mode != .never else { throw .syntax }
+                mode = .always
+            case "now": break  // no replica wait to skip: shutdown never waits for replicas here
+            case "force": force = true
+            case "abort": abort = true
+            default: throw .syntax
+            }
+        }
+        if abort {
+            guard arguments.count == 2 else { throw .syntax }
+            throw CommandError("No shutdown in progress.")
+        }
+        let node = context.node
+        do throws(PersistenceError) {
+            if let outcome = try node.persistence.saveForShutdown(mode, node: node) {
+                Logger(label: "cache-node.persistence").notice("Saved \(outcome.records) keys before shutting down (SHUTDOWN)")
+            }
+        } catch {
+            Logger(label: "cache-node.persistence").error("Error trying to save the DB before shutting down: \(error.message)")
+            guard force else { throw CommandError("Errors trying to SHUTDOWN. Check logs.") }
+        }
+        node.requestShutdown()
+        context.closesConnection = true
+    }
+
     static func config(_ context: inout CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
         let arguments = context.arguments
         let node = context.node

@@ -27,6 +27,12 @@ public enum CacheNodeServer {
         if let loaded = try node.persistence.loadAtStartup(node: node) {
             logger.notice("DB loaded from disk: \(ContinuousClock.now - loadStart)", metadata: [
                 "keys": "\(loaded.records)", "expired": "\(loaded.skipped)", "bytes": "\(loaded.bytes)"])
+            // A replica resumes from the position its snapshot matches. A primary does not: after a crash its
+            // snapshot is older than what its replicas may hold, so it starts a new history (fresh replication id).
+            if configuration.replicaOf != nil,
+               let position = node.replication.restoreReplicaPosition(from: loaded.auxiliary, keyspace: node.keyspace) {
+                logger.notice("Snapshot matches replication id \(position.replid) at offset \(position.offset); asking the primary for a partial resync from there")
+            }
         }
         let threads = configuration.threads > 0 ? configuration.threads : System.coreCount
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
@@ -66,6 +72,15 @@ public enum CacheNodeServer {
         }
         ShutdownSignals.waitInBackground { signal in
             logger.notice("Received \(signal == SIGINT ? "SIGINT" : "SIGTERM"), shutting down gracefully")
+            // As redis: a final snapshot when save rules are configured. A failed save is logged and the node
+            // still stops (the previous snapshot is intact: saves never overwrite it in place).
+            do throws(PersistenceError) {
+                if let outcome = try node.persistence.saveForShutdown(.whenRulesConfigured, node: node) {
+                    logger.notice("Saved \(outcome.records) keys before shutting down")
+                }
+            } catch {
+                logger.error("Error trying to save the DB before shutting down: \(error.message)")
+            }
             node.requestShutdown()
         }
         logger.info("cache-node \(CacheNodeVersion.current) starting", metadata: ["threads": "\(threads)", "port": "\(configuration.port)"])

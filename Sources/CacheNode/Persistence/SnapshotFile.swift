@@ -28,6 +28,8 @@ public enum SnapshotFile {
         public var bytes: Int
         /// Keys in the file that had already expired and were not loaded.
         public var skipped = 0
+        /// The file's auxiliary fields (loads only), such as the replication id and offset its data matches.
+        public var auxiliary: [String: String] = [:]
     }
 
     private static let temporaryCounter = Atomic<Int>(0)
@@ -96,7 +98,7 @@ public enum SnapshotFile {
             loaded += try keyspace.apply(records, now: now)
             read += records.count
         }
-        return decoded.map { Outcome(records: loaded, bytes: $0, skipped: read - loaded) }
+        return decoded.map { Outcome(records: loaded, bytes: $0.bytes, skipped: read - loaded, auxiliary: $0.auxiliary) }
     }
 
     /// Reads and verifies a whole snapshot file without touching any keyspace (DEBUG RELOAD checks before flushing).
@@ -109,10 +111,10 @@ public enum SnapshotFile {
     }
 
     /// Feeds the file at `path` through a decoder in 1 MiB blocks, handing over records as they complete.
-    /// Returns the bytes read, or `nil` if the file does not exist.
+    /// Returns the bytes read and the auxiliary fields, or `nil` if the file does not exist.
     private static func decode(
         path: String, databases: Int, _ body: ([SnapshotRecord]) throws(SnapshotError) -> Void
-    ) throws(PersistenceError) -> Int? {
+    ) throws(PersistenceError) -> (bytes: Int, auxiliary: [String: String])? {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         if descriptor < 0 {
             if errno == ENOENT { return nil }
@@ -147,7 +149,7 @@ public enum SnapshotFile {
         } catch {
             throw damaged(error)
         }
-        return bytes
+        return (bytes, decoder.auxiliary)
     }
 
     static func errorText() -> String { String(cString: strerror(errno)) }

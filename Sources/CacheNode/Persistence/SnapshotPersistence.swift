@@ -7,6 +7,9 @@
 import CacheStore
 import Foundation
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One `save` rule: snapshot when at least `changes` writes happened and `seconds` passed since the last save.
 public struct SaveRule: Hashable, Sendable {
@@ -85,6 +88,14 @@ public final class SnapshotPersistence: Sendable {
         return outcome
     }
 
+    /// Starts a point-in-time snapshot that records the replication id and offset its data matches (so a replica
+    /// restarted from it resumes by partial resync).
+    static func beginSnapshot(node: NodeState, createdAt: Int64) -> KeyspaceSnapshot {
+        node.replication.withStreamApplyPaused {
+            node.keyspace.beginSnapshot(createdAt: createdAt, auxiliaryWhileFrozen: { node.replication.persistedPosition() })
+        }
+    }
+
     /// Marks BGSAVE SCHEDULE: a background save starts as soon as the running one ends.
     func schedule() { status.withLock { $0.scheduled = true } }
 
@@ -134,7 +145,7 @@ public final class SnapshotPersistence: Sendable {
             throw PersistenceError("Background save already in progress")
         }
         let configuration = node.configuration
-        let snapshot = node.keyspace.beginSnapshot(createdAt: startedAt)
+        let snapshot = Self.beginSnapshot(node: node, createdAt: startedAt)
         let result = Result { () throws(PersistenceError) -> SnapshotFile.Outcome in
             try SnapshotFile.write(snapshot, directory: configuration.directory, filename: configuration.databaseFilename)
         }
@@ -149,7 +160,7 @@ public final class SnapshotPersistence: Sendable {
     ) throws(StartRefusal) {
         let startedAt = try begin(background: true, node: node)
         let configuration = node.configuration
-        let snapshot = node.keyspace.beginSnapshot(createdAt: startedAt)
+        let snapshot = Self.beginSnapshot(node: node, createdAt: startedAt)
         Thread.detachNewThread { [self] in
             let result = Result { () throws(PersistenceError) -> SnapshotFile.Outcome in
                 try SnapshotFile.write(snapshot, directory: configuration.directory, filename: configuration.databaseFilename)
@@ -180,6 +191,35 @@ public final class SnapshotPersistence: Sendable {
         } catch {
             return false
         }
+    }
+}
+
+/// Whether a shutdown saves a final snapshot (redis SHUTDOWN's NOSAVE / SAVE modifiers).
+public enum ShutdownSave: Sendable, Hashable {
+    /// Save when save rules are configured (`--save` not empty): SHUTDOWN without a modifier, and SIGTERM.
+    case whenRulesConfigured
+    /// Always save (SHUTDOWN SAVE).
+    case always
+    /// Never save (SHUTDOWN NOSAVE).
+    case never
+}
+
+extension SnapshotPersistence {
+    /// The final save before a shutdown (redis prepareForShutdown): waits for a running background save, then
+    /// writes a snapshot on the calling thread when `mode` asks for one.
+    /// - Returns: the save's outcome, or `nil` when none was due.
+    /// - Throws: when the save failed; the caller decides whether to stay up (SHUTDOWN without FORCE does).
+    public func saveForShutdown(_ mode: ShutdownSave, node: NodeState) throws(PersistenceError) -> SnapshotFile.Outcome? {
+        let rulesConfigured = ((try? SaveRule.parse(node.configuration.save)) ?? []).isEmpty == false
+        switch mode {
+        case .never: return nil
+        case .whenRulesConfigured where !rulesConfigured: return nil
+        default: break
+        }
+        // A background save in progress finishes first (redis kills its child instead; ours is a thread that
+        // cannot be killed, and it ends within one pass over the keyspace).
+        while current.saveInProgress { usleep(1_000) }
+        return try save(node: node)
     }
 }
 

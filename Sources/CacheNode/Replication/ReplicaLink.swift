@@ -48,6 +48,10 @@ final class ReplicaLink: @unchecked Sendable {
         var stopped = false
         var session: ClientSession?
         var reply = ReplyWriter(buffer: ByteBuffer())
+        /// Stream bytes of a transaction still open (MULTI and the commands queued since): they are recorded and
+        /// counted only once EXEC or DISCARD closes it (redis counts `reploff` only outside MULTI), so the offset
+        /// this replica acknowledges, snapshots and resumes from never falls inside a transaction.
+        var openTransaction = ByteBuffer()
     }
 
     let node: NodeState
@@ -97,6 +101,14 @@ final class ReplicaLink: @unchecked Sendable {
         ackTask.withLock { $0?.cancel(); $0 = nil }
         channel?.close(promise: nil)
         status.withLock { $0.state = .idle }
+    }
+
+    /// Runs `body` between two applied commands of the primary's stream (and not during a full sync's load), so
+    /// the keyspace and the recorded offset agree while it runs. Must not be called with a stripe locked.
+    func withStreamApplyPaused<Result>(_ body: () -> Result) -> Result {
+        // The link's own event loop can only get here from inside `receive`, which already holds the lock.
+        if eventLoop.inEventLoop { return body() }
+        return state.withLock { _ in body() }
     }
 
     /// The offset applied so far.
@@ -178,6 +190,11 @@ final class ReplicaLink: @unchecked Sendable {
             guard state.generation == generation, !state.stopped else { return .none }
             state.channel = nil
             state.input.clear()
+            // A transaction cut by the link's loss is dropped: the offset is still before its MULTI, so the
+            // primary sends it again whole.
+            state.openTransaction.clear()
+            state.session?.transaction = nil
+            state.session?.transactionHasErrors = false
             state.snapshot = []
             state.phase = .handshake
             return state.machine.linkLost(reason: reason)
@@ -283,8 +300,20 @@ final class ReplicaLink: @unchecked Sendable {
                         _ = dispatcher.dispatch(arguments, session: &session, reply: &state.reply)
                         state.reply.buffer.clear()
                     }
-                    node.replication.appendFromPrimary(before.getSlice(at: before.readerIndex, length: count)!)
-                    state.machine.processed(count)
+                    let applied = before.getSlice(at: before.readerIndex, length: count)!
+                    if session.transaction != nil {
+                        state.openTransaction.writeImmutableBuffer(applied)
+                        continue
+                    }
+                    if state.openTransaction.readableBytes > 0 {
+                        state.openTransaction.writeImmutableBuffer(applied)
+                        node.replication.appendFromPrimary(state.openTransaction)
+                        state.machine.processed(state.openTransaction.readableBytes)
+                        state.openTransaction.clear()
+                    } else {
+                        node.replication.appendFromPrimary(applied)
+                        state.machine.processed(count)
+                    }
                 }
                 state.arguments.frame = ByteBuffer()
                 if acknowledge != nil { acknowledge = state.machine.offset }

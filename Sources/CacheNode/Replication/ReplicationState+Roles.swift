@@ -147,6 +147,44 @@ extension ReplicationState {
         keyspace.isReplica = true
     }
 
+    // MARK: persistence
+
+    /// Runs `body` at a point where the keyspace and the stream offset agree: between two commands applied from
+    /// the primary on a replica (snapshots call this, then freeze the stripes inside it).
+    func withStreamApplyPaused<Result>(_ body: () -> Result) -> Result {
+        guard let link else { return body() }
+        return link.withStreamApplyPaused(body)
+    }
+
+    /// The replication id and offset the keyspace matches, as snapshot auxiliary fields; empty when this node never
+    /// took part in replication. Call while every stripe is locked (inside a snapshot's freeze).
+    func persistedPosition() -> [String: String] {
+        core.withLock { core in
+            guard let backlog = core.backlog else { return [:] }
+            return [
+                SnapshotFormat.AuxiliaryField.replicationID: core.identity.replid,
+                SnapshotFormat.AuxiliaryField.replicationOffset: String(backlog.masterOffset),
+            ]
+        }
+    }
+
+    /// At start-up of a node configured as a replica, adopts the replication id and offset saved with the snapshot it
+    /// loaded (redis replicationCacheMasterUsingMyself), so its link asks for a partial resync from there. The node
+    /// is read-only from now on. Returns the adopted position, or `nil` when the snapshot had none.
+    @discardableResult
+    func restoreReplicaPosition(from auxiliary: [String: String], keyspace: Keyspace) -> (replid: String, offset: Int64)? {
+        guard let replid = auxiliary[SnapshotFormat.AuxiliaryField.replicationID], replid.utf8.count == 40,
+              let offsetText = auxiliary[SnapshotFormat.AuxiliaryField.replicationOffset], let offset = Int64(offsetText), offset >= 0
+        else { return nil }
+        core.withLock { core in
+            core.identity = ReplicationIdentity(replid: replid)
+            core.backlog = ReplicationBacklog(capacity: core.backlogSize, masterOffset: offset)
+        }
+        modeStorage.store(Mode.replica.rawValue, ordering: .relaxed)
+        keyspace.isReplica = true
+        return (replid, offset)
+    }
+
     /// Stops the link at shutdown.
     func shutdown() {
         linkStorage.withLock { $0 }?.stop()

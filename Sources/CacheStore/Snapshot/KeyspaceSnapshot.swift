@@ -91,6 +91,15 @@ extension Keyspace {
     ///     Must not lock stripes.
     /// - Returns: the snapshot; read it with ``KeyspaceSnapshot/nextChunk()``.
     public func beginSnapshot(createdAt: Int64 = 0, whileFrozen: () -> Void = {}) -> KeyspaceSnapshot {
+        beginSnapshot(createdAt: createdAt, auxiliaryWhileFrozen: {
+            whileFrozen()
+            return [:]
+        })
+    }
+
+    /// Starts a point-in-time snapshot whose header carries auxiliary fields read while every stripe is locked
+    /// (the replication id and offset the data matches), as ``beginSnapshot(createdAt:whileFrozen:)`` otherwise.
+    public func beginSnapshot(createdAt: Int64 = 0, auxiliaryWhileFrozen: () -> [String: String]) -> KeyspaceSnapshot {
         let sink = SnapshotSink(stripeCount: stripes.count)
         for stripe in stripes { stripe.lock.lock() }
         for stripe in stripes {
@@ -101,9 +110,9 @@ extension Keyspace {
                 stripe.capturePending.store(true, ordering: .relaxed)
             }
         }
-        whileFrozen()
+        let auxiliary = auxiliaryWhileFrozen()
         for index in stripes.indices.reversed() { stripes[index].lock.unlock() }
-        return KeyspaceSnapshot(keyspace: self, sink: sink, createdAt: createdAt)
+        return KeyspaceSnapshot(keyspace: self, sink: sink, createdAt: createdAt, auxiliary: auxiliary)
     }
 
     /// Serializes stripe `index` for the snapshots waiting on it. Requires the stripe locked.
@@ -163,15 +172,18 @@ public final class KeyspaceSnapshot: Sendable {
     let sink: SnapshotSink
     /// The creation time written in the header (unix ms).
     public let createdAt: Int64
+    /// The auxiliary fields written after the header.
+    public let auxiliary: [String: String]
     /// Only `nextChunk` takes this lock (it may lock a stripe inside, so nothing holding a stripe may take it).
     private let progress = Mutex(Progress())
     private let recordCount = Atomic<Int>(0)
     private let byteCount = Atomic<Int>(0)
 
-    init(keyspace: Keyspace, sink: SnapshotSink, createdAt: Int64) {
+    init(keyspace: Keyspace, sink: SnapshotSink, createdAt: Int64, auxiliary: [String: String]) {
         self.keyspace = keyspace
         self.sink = sink
         self.createdAt = createdAt
+        self.auxiliary = auxiliary
     }
 
     deinit {
@@ -185,7 +197,7 @@ public final class KeyspaceSnapshot: Sendable {
             while true {
                 switch progress.phase {
                 case .header:
-                    let header = SnapshotFormat.header(createdAt: createdAt)
+                    let header = SnapshotFormat.header(createdAt: createdAt, auxiliary: auxiliary)
                     progress.crc.update(header)
                     byteCount.add(header.count, ordering: .relaxed)
                     progress.phase = .stripe(0)

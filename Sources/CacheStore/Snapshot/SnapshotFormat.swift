@@ -2,6 +2,9 @@
 // stream are the same bytes:
 //
 //   header   "CNSNAP" (6 bytes), format version (UInt16 LE), creation time (Int64 LE unix ms)
+//   aux*     (version 2) 0xFA, body length (UInt32 LE), body = varint name length, name, varint value length, value:
+//            named facts about the snapshot as a whole, such as the replication id and offset it matches
+//            (redis RDB's AUX fields); not counted as records
 //   record*  0x01, body length (UInt32 LE), body = varint database, varint expiry (0 = none, else unix ms + 1),
 //            varint key length, key bytes, value (ValueCodec)
 //   trailer  0xFF, record count (UInt64 LE), CRC-64/Jones (UInt64 LE) of every byte before the checksum
@@ -33,20 +36,42 @@ public enum SnapshotFormat {
     /// The file magic.
     public static let magic: [UInt8] = Array("CNSNAP".utf8)
     /// The format version written by this build.
-    public static let version: UInt16 = 1
+    public static let version: UInt16 = 2
     /// Bytes in the header.
     public static let headerSize = 16
     /// Bytes in the trailer.
     public static let trailerSize = 17
 
     static let recordOpcode: UInt8 = 0x01
+    static let auxiliaryOpcode: UInt8 = 0xFA
     static let trailerOpcode: UInt8 = 0xFF
+    /// The largest auxiliary field body accepted when decoding.
+    static let maximumAuxiliaryBytes = 64 * 1024
 
-    /// The header of a snapshot taken at `createdAt` (unix ms).
-    public static func header(createdAt: Int64) -> [UInt8] {
+    /// Auxiliary field names written by cache-node.
+    public enum AuxiliaryField {
+        /// The replication id the snapshot's data belongs to (redis `repl-id`).
+        public static let replicationID = "repl-id"
+        /// The last replication stream byte the data includes (redis `repl-offset`).
+        public static let replicationOffset = "repl-offset"
+    }
+
+    /// The header of a snapshot taken at `createdAt` (unix ms), followed by its auxiliary fields (sorted by name).
+    public static func header(createdAt: Int64, auxiliary: [String: String] = [:]) -> [UInt8] {
         var bytes = magic
         bytes.appendLittleEndian(version)
         bytes.appendLittleEndian(createdAt)
+        for (name, value) in auxiliary.sorted(by: { $0.key < $1.key }) {
+            bytes.append(auxiliaryOpcode)
+            let lengthOffset = bytes.count
+            bytes.appendLittleEndian(UInt32(0))
+            let bodyStart = bytes.count
+            bytes.appendVarint(UInt64(name.utf8.count))
+            bytes.append(contentsOf: name.utf8)
+            bytes.appendVarint(UInt64(value.utf8.count))
+            bytes.append(contentsOf: value.utf8)
+            bytes.patchUInt32(UInt32(bytes.count - bodyStart), at: lengthOffset)
+        }
         return bytes
     }
 
@@ -137,8 +162,8 @@ public enum SnapshotFormat {
     }
 
     /// A complete snapshot of `records` (tests, and small snapshots built without a keyspace).
-    public static func encode(_ records: [SnapshotRecord], createdAt: Int64 = 0) -> [UInt8] {
-        var bytes = header(createdAt: createdAt)
+    public static func encode(_ records: [SnapshotRecord], createdAt: Int64 = 0, auxiliary: [String: String] = [:]) -> [UInt8] {
+        var bytes = header(createdAt: createdAt, auxiliary: auxiliary)
         for record in records { appendRecord(record, into: &bytes) }
         var crc = CRC64()
         crc.update(bytes)

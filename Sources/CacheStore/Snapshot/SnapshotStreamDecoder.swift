@@ -32,6 +32,8 @@ public struct SnapshotStreamDecoder {
     public let limits: Limits
     /// The header's creation time (unix ms), once the header was read.
     public private(set) var createdAt: Int64?
+    /// The auxiliary fields read so far (they precede the records).
+    public private(set) var auxiliary: [String: String] = [:]
     /// Records decoded so far.
     public private(set) var recordCount: UInt64 = 0
     /// Bytes consumed so far.
@@ -105,7 +107,9 @@ public struct SnapshotStreamDecoder {
         var crc = self.crc
         var recordCount = self.recordCount
         var createdAt = self.createdAt
+        var auxiliary = self.auxiliary
         defer {
+            self.auxiliary = auxiliary
             self.state = state
             self.crc = crc
             self.recordCount = recordCount
@@ -150,6 +154,25 @@ public struct SnapshotStreamDecoder {
                         offset += SnapshotFormat.trailerSize
                         state = .done
                         break loop
+                    }
+                    if opcode == SnapshotFormat.auxiliaryOpcode {
+                        guard recordCount == 0 else {
+                            throw SnapshotError.malformed("an auxiliary field after \(recordCount) records (they must precede the records)")
+                        }
+                        guard available >= 5 else { break loop }
+                        let length = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 1, as: UInt32.self)))
+                        guard length <= SnapshotFormat.maximumAuxiliaryBytes else {
+                            throw SnapshotError.limit("an auxiliary field of \(length) bytes (the limit is \(SnapshotFormat.maximumAuxiliaryBytes))")
+                        }
+                        guard available >= 5 + length else { break loop }
+                        var reader = ByteReader(UnsafeRawBufferPointer(rebasing: raw[offset + 5..<offset + 5 + length]))
+                        let name = try reader.string("an auxiliary field's name", limit: length)
+                        let value = try reader.string("an auxiliary field's value", limit: length)
+                        guard reader.isAtEnd else { throw SnapshotError.malformed("\(reader.remaining) stray bytes inside an auxiliary field") }
+                        auxiliary[String(decoding: name, as: UTF8.self)] = String(decoding: value, as: UTF8.self)
+                        crc.update(UnsafeRawBufferPointer(rebasing: raw[offset..<offset + 5 + length]))
+                        offset += 5 + length
+                        continue
                     }
                     guard opcode == SnapshotFormat.recordOpcode else {
                         throw SnapshotError.malformed("unknown record opcode \(opcode) after \(recordCount) records")

@@ -155,6 +155,58 @@ struct KeyspaceSnapshotTests {
         }
     }
 
+    @Test func auxiliaryFieldsReadWhileFrozenRoundTripAheadOfTheRecords() throws {
+        let source = populated()
+        var frozenKeys = -1
+        let snapshot = source.beginSnapshot(createdAt: now, auxiliaryWhileFrozen: {
+            frozenKeys = source.keyCounts().reduce(0) { $0 + $1.keys }
+            return ["repl-id": String(repeating: "a", count: 40), "repl-offset": "12345"]
+        })
+        #expect(frozenKeys == 3000 + 2 * SampleValues.all().count)
+        let bytes = drain(snapshot)
+        for pieceSize in [1, 5, 1 << 20] {
+            var decoder = SnapshotStreamDecoder()
+            var records = 0
+            var offset = 0
+            while offset < bytes.count {
+                let end = min(bytes.count, offset + pieceSize)
+                records += try decoder.feed(bytes[offset..<end]).count
+                offset = end
+            }
+            try decoder.finish()
+            #expect(decoder.auxiliary == ["repl-id": String(repeating: "a", count: 40), "repl-offset": "12345"])
+            #expect(records == frozenKeys)
+        }
+    }
+
+    @Test func versionOneFilesWithoutAuxiliaryFieldsStillLoad() throws {
+        var bytes = SnapshotFormat.encode([SnapshotRecord(database: 0, key: CompactBytes("k"), value: .string("v"), expireAt: nil)])
+        bytes[6] = 1
+        // The checksum covers the version byte: recompute it as a version-1 writer would have.
+        var crc = CRC64()
+        crc.update(bytes[0..<(bytes.count - 8)])
+        bytes.replaceSubrange((bytes.count - 8)..., with: withUnsafeBytes(of: crc.value.littleEndian, Array.init))
+        var decoder = SnapshotStreamDecoder()
+        #expect(try decoder.feed(bytes).count == 1)
+        try decoder.finish()
+        #expect(decoder.auxiliary.isEmpty)
+    }
+
+    @Test func misplacedOrOversizedAuxiliaryFieldsAreRejected() {
+        let record = SnapshotRecord(database: 0, key: CompactBytes("k"), value: .string("v"), expireAt: nil)
+        var late = SnapshotFormat.header(createdAt: 0)
+        SnapshotFormat.appendRecord(record, into: &late)
+        late += Array(SnapshotFormat.header(createdAt: 0, auxiliary: ["a": "b"]).dropFirst(SnapshotFormat.headerSize))
+        #expect(decodeError(late)?.kind == .malformed)
+        var oversized = SnapshotFormat.header(createdAt: 0)
+        oversized += [0xFA, 0x00, 0x00, 0x10, 0x00]  // 1 MiB
+        #expect(decodeError(oversized)?.kind == .limitExceeded)
+        // A field's declared lengths must fill its body exactly.
+        var stray = SnapshotFormat.header(createdAt: 0)
+        stray += [0xFA, 0x05, 0x00, 0x00, 0x00, 0x01, 0x61, 0x01, 0x62, 0x00]
+        #expect(decodeError(stray)?.kind == .malformed)
+    }
+
     @Test func snapshotShowsTheKeyspaceAsOfItsBeginning() throws {
         let keyspace = Keyspace(databases: 2)
         let db = keyspace.database(0, now: now)

@@ -5,7 +5,11 @@ compare PORT PORT...      dump every key of every database (type-aware values, e
                           node and compare; prints "identical <keys>" and exits 0, or the first differences and 1.
 acked-writes PORT N       SET ack:<i> i for i < N, WAIT 1 2000 after every 100; prints the highest i whose WAIT
                           reported one replica, as "acked <i>".
+txn-writer PORT STOPFILE  non-idempotent writes until STOPFILE exists: transactions (MULTI INCR counter, RPUSH log i,
+                          EXEC) between plain INCR/APPEND, so a replica that replays or skips one byte range ends
+                          different; prints "wrote <transactions>".
 """
+import os
 import sys
 import redis
 
@@ -66,10 +70,28 @@ def acked_writes(port, count):
     return 0
 
 
+def txn_writer(port, stop_file):
+    client = redis.Redis(host="127.0.0.1", port=port, protocol=2)
+    count = 0
+    while not os.path.exists(stop_file):
+        for _ in range(50):
+            pipe = client.pipeline(transaction=True)
+            pipe.incr("txn:counter")
+            pipe.rpush("txn:log", count)
+            pipe.execute()
+            client.incr("plain:counter")
+            client.append("plain:appended", "x")
+            count += 1
+    print(f"wrote {count}")
+    return 0
+
+
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "compare":
         sys.exit(compare([int(p) for p in sys.argv[2:]]))
     if command == "acked-writes":
         sys.exit(acked_writes(int(sys.argv[2]), int(sys.argv[3])))
+    if command == "txn-writer":
+        sys.exit(txn_writer(int(sys.argv[2]), sys.argv[3]))
     sys.exit(f"unknown command {command}")
