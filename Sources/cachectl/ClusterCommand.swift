@@ -23,6 +23,16 @@ func printCluster(_ status: ClusterStatus, json: Bool) throws {
     print("cluster \(spec.name): \(spec.shardCount) shards × \(spec.membersPerShard) members, \(spec.engine.rawValue), "
         + "\(spec.memoryMBPerNode) MB/node, \(status.runningMembers)/\(status.members.count) running"
         + (status.ready ? " (ready)" : ""))
+    if let shards = status.shards {
+        let healing = shards.compactMap { shard in shard.healing.map { "shard \(shard.shard) \($0)" } }
+        print("topology epoch \(status.topologyEpoch.map(String.init) ?? "-"), "
+            + "\(shards.filter(\.serving).count)/\(shards.count) shards serving"
+            + (healing.isEmpty ? "" : "; healing: " + healing.joined(separator: ", ")))
+        for heal in status.heals ?? [] {
+            print("  healed shard \(heal.shard): lost \(heal.lostRole.rawValue) \(heal.lostTask?.value ?? "(while the framework was down)")"
+                + (heal.promoted.map { ", promoted \($0.value)" } ?? ", replaced"))
+        }
+    }
     printTable(
         ["SHARD", "SLOTS", "MEMBER", "ROLE", "STATE", "ENDPOINT", "TASK"],
         status.members.map { member in
