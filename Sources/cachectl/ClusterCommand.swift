@@ -93,8 +93,8 @@ extension Cachectl.ClusterCommand {
             let request = ClusterCreateRequest(
                 name: name, shards: shards, replicas: replicas, memoryMB: memoryMB, cpus: cpus, engine: engine,
                 evictionPolicy: EvictionPolicy(rawValue: evictionPolicy), persistence: persistence,
-                // cache-node has no secure replication flag yet: off unless asked for.
-                secureReplication: secureReplication ?? false)
+                // Default: secure for cache-node (the framework issues the identities), off for redis-server.
+                secureReplication: secureReplication)
             var status = try await client.call(.POST, "/api/v1/clusters", body: request, as: ClusterStatus.self)
             if !noWait { status = try await waitUntilReady(client, cluster: name, timeout: timeout, quiet: connection.json) }
             try printCluster(status, json: connection.json)

@@ -87,6 +87,7 @@ struct FrameworkHealTests {
         let probe = try key(inSlots: 5461, 10922, asking: otherPort)
         let tasks = try JSONSerialization.jsonObject(with: Data(try ctl(["tasks", "--json"], dataDirectory).output.utf8)) as? [[String: Any]] ?? []
         let pid = try #require((tasks.first { id($0["taskID"]) == victimTask }?["pid"] as? NSNumber)?.int32Value)
+        let survivorKeys = try redisCLI(port(survivor), ["DBSIZE"])
         let killedAt = Date()
         kill(pid, SIGKILL)
 
@@ -127,6 +128,19 @@ struct FrameworkHealTests {
         #expect(checkAfter.output.contains("[OK] All 16384 slots covered."))
         let verified = try runProgram("/usr/bin/env", ["python3", PackagePaths.clientScript("heal_client.py"), "verify", String(port(promoted)), ackedFile], timeout: 120)
         #expect(verified.status == 0, "every WAIT-acknowledged key survived: \(verified.output)")
+        if verified.status != 0 {
+            let url = try CachectlFrameworkTests().apiURL(dataDirectory)
+            let events = try runProgram("/usr/bin/curl", ["-s", "-H", "Authorization: Bearer e2e-token", url + "/api/v1/events"])
+            print("DIAG survivor keys before kill \(survivorKeys); promoted now \(try redisCLI(port(promoted), ["DBSIZE"]))")
+            print("DIAG events: \(events.output)")
+            for task in [survivorTask, victimTask] {
+                for file in ["stdout", "stderr"] {
+                    let text = (try? String(contentsOfFile: "\(dataDirectory)/sandboxes/\(task)/\(file)", encoding: .utf8)) ?? ""
+                    print("DIAG \(task) \(file): \(text.suffix(3000))")
+                }
+            }
+            print("DIAG promoted stats: \(try info(port(promoted), "stats"))")
+        }
         #expect(verified.output.hasPrefix("verified 3000 missing 0"))
         #expect(try redisCLI(port(promoted), ["GET", probe], extra: ["-c"]) == "after")
     }
