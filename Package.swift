@@ -114,6 +114,7 @@ let package = Package(
             name: "CacheFrameworkRuntime",
             dependencies: [
                 "CacheFramework",
+                "ReplicationSec",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -23,6 +23,16 @@ func printCluster(_ status: ClusterStatus, json: Bool) throws {
     print("cluster \(spec.name): \(spec.shardCount) shards × \(spec.membersPerShard) members, \(spec.engine.rawValue), "
         + "\(spec.memoryMBPerNode) MB/node, \(status.runningMembers)/\(status.members.count) running"
         + (status.ready ? " (ready)" : ""))
+    if let shards = status.shards {
+        let healing = shards.compactMap { shard in shard.healing.map { "shard \(shard.shard) \($0)" } }
+        print("topology epoch \(status.topologyEpoch.map(String.init) ?? "-"), "
+            + "\(shards.filter(\.serving).count)/\(shards.count) shards serving"
+            + (healing.isEmpty ? "" : "; healing: " + healing.joined(separator: ", ")))
+        for heal in status.heals ?? [] {
+            print("  healed shard \(heal.shard): lost \(heal.lostRole.rawValue) \(heal.lostTask?.value ?? "(while the framework was down)")"
+                + (heal.promoted.map { ", promoted \($0.value)" } ?? ", replaced"))
+        }
+    }
     printTable(
         ["SHARD", "SLOTS", "MEMBER", "ROLE", "STATE", "ENDPOINT", "TASK"],
         status.members.map { member in
@@ -83,8 +93,8 @@ extension Cachectl.ClusterCommand {
             let request = ClusterCreateRequest(
                 name: name, shards: shards, replicas: replicas, memoryMB: memoryMB, cpus: cpus, engine: engine,
                 evictionPolicy: EvictionPolicy(rawValue: evictionPolicy), persistence: persistence,
-                // cache-node has no secure replication flag yet: off unless asked for.
-                secureReplication: secureReplication ?? false)
+                // Default: secure for cache-node (the framework issues the identities), off for redis-server.
+                secureReplication: secureReplication)
             var status = try await client.call(.POST, "/api/v1/clusters", body: request, as: ClusterStatus.self)
             if !noWait { status = try await waitUntilReady(client, cluster: name, timeout: timeout, quiet: connection.json) }
             try printCluster(status, json: connection.json)

@@ -93,9 +93,11 @@ struct FrameworkServer {
         var configuration = FrameworkDriver.Configuration()
         configuration.keepTasksOnShutdown = options.keepTasks
         configuration.tickInterval = .milliseconds(500)
+        // The cluster authority that issues members their replication identities (created on first start).
+        let authority = try FrameworkAuthority(directory: dataDirectory + "/authority")
         driver = FrameworkDriver(
             backend: backend, store: store, control: control, configuration: configuration,
-            metricsFactory: PrometheusMetricsFactory(registry: registry), logger: logger)
+            metricsFactory: PrometheusMetricsFactory(registry: registry), logger: logger, credentials: authority)
         token = options.token ?? ProcessInfo.processInfo.environment["CACHECTL_TOKEN"]
         let router = FrameworkAPI.router(driver: driver, registry: registry, token: token)
         let token = token

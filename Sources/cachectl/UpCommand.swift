@@ -35,7 +35,7 @@ extension Cachectl {
             }
             let spec = ClusterSpec(
                 name: clusterName, shardCount: shards, replicasPerShard: replicas, memoryMBPerNode: memoryMB, cpusPerNode: 0.1,
-                engine: CacheEngine(rawValue: engine)!, secureReplication: false)
+                engine: CacheEngine(rawValue: engine)!, secureReplication: CacheEngine(rawValue: engine)! == .cacheNode)
             try await server.run(alongside: [DefaultCluster(driver: server.driver, spec: spec)])
         }
     }

@@ -114,11 +114,11 @@ struct CachectlFrameworkTests {
         let endpoints = members.compactMap { $0["endpoint"] as? String }
         #expect(endpoints.count == 6)
 
-        // redis-cli writes and reads on every member.
+        // redis-cli -c writes and reads through every member (members run in cluster mode and redirect).
         for (index, endpoint) in endpoints.enumerated() {
             let port = Int(endpoint.split(separator: ":").last!)!
-            #expect(try redisCLI(port, ["SET", "key\(index)", "value\(index)"]) == "OK")
-            #expect(try redisCLI(port, ["GET", "key\(index)"]) == "value\(index)")
+            #expect(try redisCLI(port, ["SET", "key\(index)", "value\(index)"], extra: ["-c"]) == "OK")
+            #expect(try redisCLI(port, ["GET", "key\(index)"], extra: ["-c"]) == "value\(index)")
         }
 
         // The table form names every member.
@@ -152,7 +152,7 @@ struct CachectlFrameworkTests {
         #expect(try taskPids(dataDirectory) == pidsBefore, "the same processes, adopted")
         #expect(cacheNodeProcesses(ports: ports) == pidsBefore, "no duplicate member was launched")
         let port = Int(endpoints[0].split(separator: ":").last!)!
-        #expect(try redisCLI(port, ["GET", "key0"]) == "value0", "the adopted member kept its data")
+        #expect(try redisCLI(port, ["GET", "key0"], extra: ["-c"]) == "value0", "the adopted member kept its data")
 
         // Not enough resources: exit 4 and say what is missing.
         let huge = try ctl(["cluster", "create", "huge", "--shards", "10", "--memory-mb", "500"], dataDirectory: dataDirectory)

@@ -4,6 +4,14 @@
 //
 //   swift build -c release --product provision-bench --product cache-node
 //   .build/release/provision-bench [--shards 16] [--replicas 2] [--runs 3] [--engine cache-node|redis-server]
+//
+// With `--failover` it measures healing instead: a secure cache-node cluster (default 3 shards × 2 members) is
+// provisioned, keys are written, one primary is killed with SIGKILL, and it prints per run the time from the kill to
+// the framework seeing the loss, to the replica's promotion, to the shard's slots being served again (a write to a
+// key of the shard, following MOVED from another shard's node, succeeds), and to the replacement replica being
+// attached (cluster ready again).
+//
+//   .build/release/provision-bench --failover [--shards 3] [--replicas 1] [--runs 5]
 
 import CacheFramework
 import CacheFrameworkRuntime
@@ -16,10 +24,18 @@ struct Arguments {
     var runs = 3
     var engines: [CacheEngine] = [.cacheNode, .redisServer]
     var binDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+    var failover = false
 
     init() {
         var iterator = CommandLine.arguments.dropFirst().makeIterator()
+        if CommandLine.arguments.contains("--failover") {
+            failover = true
+            shards = 3
+            replicas = 1
+            runs = 5
+        }
         while let flag = iterator.next() {
+            if flag == "--failover" { continue }
             let value = iterator.next() ?? ""
             switch flag {
             case "--shards": shards = Int(value) ?? shards
@@ -48,6 +64,11 @@ let arguments = Arguments()
 var logger = Logger(label: "provision-bench")
 logger.logLevel = .error
 var results: [Measurement] = []
+
+if arguments.failover {
+    try await FailoverBench.run(arguments, logger: logger)
+    exit(0)
+}
 
 for engine in arguments.engines {
     for run in 1...arguments.runs {

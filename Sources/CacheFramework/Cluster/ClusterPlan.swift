@@ -7,6 +7,18 @@ public struct SlotRange: Hashable, Codable, Sendable, CustomStringConvertible {
     public var first: Int
     /// The last slot, inclusive.
     public var last: Int
+
+    /// Creates a range.
+    public init(first: Int, last: Int) {
+        self.first = first
+        self.last = last
+    }
+
+    /// The range as a `ClosedRange`.
+    public var closedRange: ClosedRange<Int> { first...last }
+    /// How many slots.
+    public var count: Int { last - first + 1 }
+
     public var description: String { "\(first)-\(last)" }
 }
 
@@ -41,14 +53,26 @@ public enum ClusterPlan {
     /// Redis Cluster's number of hash slots.
     public static let slotCount = 16384
 
-    /// The slots of `shard` when `slotCount` slots are split evenly over `shardCount` shards (the first
-    /// `slotCount % shardCount` shards get one extra slot).
+    /// The slots of `shard` when the 16384 slots are split over `shardCount` shards the way
+    /// `redis-cli --cluster create` splits them (0-5460, 5461-10922, 10923-16383 for three): shard `i` ends at
+    /// `round((i + 1) × 16384 / shardCount − 1)`, the last shard at 16383. The one split the framework uses
+    /// (task labels, status, the pushed topology: ``SlotTopology/evenSlotRanges(shardCount:)`` calls this).
     public static func slots(shard: Int, of shardCount: Int) -> SlotRange {
-        let base = slotCount / shardCount
-        let extra = slotCount % shardCount
-        let first = shard * base + min(shard, extra)
-        let size = base + (shard < extra ? 1 : 0)
-        return SlotRange(first: first, last: first + size - 1)
+        precondition(shardCount > 0 && shardCount <= slotCount && (0..<shardCount).contains(shard), "shard out of range")
+        let first = shard == 0 ? 0 : lastSlot(shard - 1, of: shardCount) + 1
+        return SlotRange(first: first, last: max(first, lastSlot(shard, of: shardCount)))
+    }
+
+    /// Every shard's slots, in shard order.
+    public static func slotRanges(shardCount: Int) -> [SlotRange] {
+        (0..<shardCount).map { slots(shard: $0, of: shardCount) }
+    }
+
+    /// redis-cli's `last = lround(cursor + slotsPerNode - 1)` with `cursor = shard × slotsPerNode`.
+    private static func lastSlot(_ shard: Int, of shardCount: Int) -> Int {
+        if shard == shardCount - 1 { return slotCount - 1 }
+        let perShard = Double(slotCount) / Double(shardCount)
+        return min(slotCount - 1, Int((Double(shard) * perShard + perShard - 1).rounded()))
     }
 
     /// Every member slot of a spec, shard by shard.

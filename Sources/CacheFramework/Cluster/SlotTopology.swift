@@ -45,22 +45,10 @@ public struct SlotTopology: Hashable, Sendable {
     }
 
     /// The slot ranges of `count` shards as `redis-cli --cluster create` assigns them (0-5460, 5461-10922,
-    /// 10923-16383 for three).
+    /// 10923-16383 for three): ``ClusterPlan/slots(shard:of:)``, the framework's one split.
     public static func evenSlotRanges(shardCount count: Int) -> [ClosedRange<Int>] {
         precondition(count > 0 && count <= slotCount, "between 1 and 16384 shards")
-        let perShard = Double(slotCount) / Double(count)
-        var ranges: [ClosedRange<Int>] = []
-        var first = 0
-        var cursor = 0.0
-        for index in 0..<count {
-            var last = Int((cursor + perShard - 1).rounded())
-            if last > slotCount - 1 || index == count - 1 { last = slotCount - 1 }
-            if last < first { last = first }
-            ranges.append(first...last)
-            first = last + 1
-            cursor += perShard
-        }
-        return ranges
+        return ClusterPlan.slotRanges(shardCount: count).map(\.closedRange)
     }
 
     /// Problems that nodes would refuse the push for (slots served twice, slots missing, duplicate members).

@@ -1,15 +1,39 @@
 // How a member slot becomes a Mesos `TaskInfo`: its resources, ports, command line and labels.
 
+/// Where a member finds its replication credentials (files the framework writes before the launch).
+public struct MemberCredentials: Hashable, Sendable {
+    /// The member's identity file (private key + certificate, node id = task id, role cache-node).
+    public var identityPath: String
+    /// The cluster authority's public key file.
+    public var authorityPath: String
+
+    /// Creates the paths.
+    public init(identityPath: String, authorityPath: String) {
+        self.identityPath = identityPath
+        self.authorityPath = authorityPath
+    }
+
+    /// The conventional layout under a credentials directory: `<dir>/<task id>.identity` and `<dir>/authority.pub`.
+    public static func under(_ directory: String, taskID: TaskID) -> MemberCredentials {
+        MemberCredentials(identityPath: "\(directory)/\(taskID.value).identity", authorityPath: "\(directory)/authority.pub")
+    }
+}
+
 /// Builds the `TaskInfo` of a cluster member.
 public enum TaskTemplate {
+    /// The label that tells the driver a task needs its identity written to `MemberCredentials.identityPath`.
+    public static let identityLabel = "identity"
+
     /// The task for `record` of cluster `spec`, running `executable`.
     ///
     /// The command line uses redis-server's flags (`--port`, `--bind`, `--maxmemory`, `--maxmemory-policy`,
-    /// `--appendonly`, and `--save ""` without persistence); with `replicationFlags`, cache-node members also get
-    /// `--replication-port` and `--secure-replication` (off until cache-node knows them). Replication is configured
-    /// after launch (`SchedulerAction.replicate`), because a replica may start before its primary.
+    /// `--appendonly`, and `--save ""` without persistence). cache-node members run in cluster mode
+    /// (`--cluster-enabled yes`; the scheduler pushes the topology) and replicate securely: with `credentials` they get
+    /// `--node-identity`, `--cluster-authority` and `--replication-port` (their second port); a spec with
+    /// `secureReplication` off gets `--replication-plaintext yes` instead. Replication is configured after launch
+    /// (`SchedulerAction.replicate`), because a replica may start before its primary.
     public static func taskInfo(
-        for record: TaskRecord, spec: ClusterSpec, executable: String, replicationFlags: Bool = true
+        for record: TaskRecord, spec: ClusterSpec, executable: String, credentials: MemberCredentials? = nil
     ) -> TaskInfo {
         var arguments = [
             "--port", "\(record.ports.first ?? 0)",
@@ -21,13 +45,23 @@ public enum TaskTemplate {
         if !spec.persistence { arguments += ["--save", ""] }
         // redis-server waits 5 s by default before a diskless full sync, which would delay every new replica.
         if spec.engine == .redisServer { arguments += ["--repl-diskless-sync-delay", "0"] }
-        if spec.engine == .cacheNode && replicationFlags {
-            arguments += [
-                "--replication-port", "\(record.ports.dropFirst().first ?? 0)",
-                "--secure-replication", spec.secureReplication ? "yes" : "no",
-            ]
+        var labels = [
+            "cluster": spec.name, "shard": "\(record.slot.shard)", "member": "\(record.slot.member)",
+            "role": record.role.rawValue, "slots": ClusterPlan.slots(shard: record.slot.shard, of: spec.shardCount).description,
+        ]
+        if spec.engine == .cacheNode {
+            arguments += ["--cluster-enabled", "yes"]
+            if !spec.secureReplication {
+                arguments += ["--replication-plaintext", "yes"]
+            } else if let credentials {
+                arguments += [
+                    "--node-identity", credentials.identityPath,
+                    "--cluster-authority", credentials.authorityPath,
+                    "--replication-port", "\(record.ports.dropFirst().first ?? 0)",
+                ]
+                labels[identityLabel] = credentials.identityPath
+            }
         }
-        let slots = ClusterPlan.slots(shard: record.slot.shard, of: spec.shardCount)
         return TaskInfo(
             name: record.slot.description,
             taskID: record.taskID,
@@ -36,10 +70,7 @@ public enum TaskTemplate {
                 cpus: spec.cpusPerNode, memMB: spec.taskMemoryMB, ports: RangeSet.of(record.ports)
             ).resources,
             command: CommandInfo(value: executable, arguments: arguments),
-            labels: [
-                "cluster": spec.name, "shard": "\(record.slot.shard)", "member": "\(record.slot.member)",
-                "role": record.role.rawValue, "slots": slots.description,
-            ]
+            labels: labels
         )
     }
 }

@@ -18,6 +18,10 @@ public enum SchedulerEvent: Hashable, Sendable {
     case replicationOffset(TaskID, offset: UInt64)
     /// Time passed.
     case tick(now: SchedulerTime)
+    /// A cluster-mode member reported its node id (answer to `.queryClusterNodeID`).
+    case clusterNodeID(TaskID, String)
+    /// A member answered a topology push (`error` is `nil` when it applied `epoch`).
+    case topologyApplied(TaskID, epoch: UInt64, error: String?)
 }
 
 /// A task to reconcile: the master answers with its current status.
@@ -57,8 +61,15 @@ public enum SchedulerAction: Hashable, Sendable {
     case queryReplicationOffsets([TaskEndpoint])
     /// Make a replica the primary of its shard (`REPLICAOF NO ONE`).
     case promote(TaskEndpoint)
-    /// Point a replica at its shard's primary (`REPLICAOF host port`).
+    /// Point a replica at its shard's primary (`REPLICAOF host port`); `primary` is the address replicas connect to
+    /// (the primary's secure replication port for secure cache-node clusters).
     case replicate(replica: TaskEndpoint, primary: TaskEndpoint)
+    /// Ask a cluster-mode member for its node id (`CLUSTER MYID`; the answer comes as `.clusterNodeID`).
+    case queryClusterNodeID(TaskEndpoint)
+    /// Push a cluster's topology to members (`CLUSTER TOPOLOGY SET`; answers come as `.topologyApplied`). Carry out
+    /// after the preceding actions: a `.promote` before it must have been applied, so the new primary accepts
+    /// writes for its slots as soon as clients learn them.
+    case pushTopology(cluster: String, SlotTopology, to: [TaskEndpoint])
 }
 
 /// Why a user intent was refused.

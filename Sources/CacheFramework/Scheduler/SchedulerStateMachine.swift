@@ -10,6 +10,19 @@
 // lost primary starts a promotion: the shard's running replicas are asked for their replication offsets, the
 // highest is promoted (or the best that answered by the deadline), the others are pointed at it, and the freed slot
 // is filled by a replacement replica.
+//
+// Cluster mode (cache-node members). Each running member is asked for its cluster node id (`CLUSTER MYID`). Once
+// every member of a new cluster runs with a known id, the slots are assigned evenly (`ClusterLayout`) and the
+// topology is pushed to every member (`CLUSTER TOPOLOGY SET`); after that, any change of the derived topology (a
+// promotion, a replica lost or added) is pushed with the next epoch. The layout, with the epoch, is persisted before
+// each push, so epochs only grow; no topology is pushed while a shard of the cluster is promoting or has no running
+// primary. Pushes a member did not acknowledge, and node ids that did not arrive, are retried on ticks.
+//
+// Restarts mid-heal. Everything a heal decides is recorded before it is acted on (the lost task's deletion, the
+// promoted replica's role, the layout), and nothing else is needed: when a restarted scheduler becomes ready it
+// re-asserts replication for every shard (`REPLICAOF NO ONE` on primaries, which is a no-op on a primary, and
+// `REPLICAOF primary` on replicas, a no-op when already linked), starts a promotion for any shard that has running
+// replicas but no primary, and pushes the topology again with a new epoch.
 
 /// The offer-based scheduler's state machine.
 public struct SchedulerStateMachine: Sendable {
@@ -31,9 +44,11 @@ public struct SchedulerStateMachine: Sendable {
         public var strategy: PlacementStrategy = .spread
         /// The executable each engine runs.
         public var executables: [CacheEngine: String] = [.cacheNode: "cache-node", .redisServer: "redis-server"]
-        /// Whether cache-node members get `--replication-port`/`--secure-replication` (turn on once cache-node
-        /// has secure replication; today it refuses unknown flags).
-        public var cacheNodeReplicationFlags = false
+        /// Where member identities live (`<dir>/<task id>.identity`, `<dir>/authority.pub`); cache-node members of
+        /// clusters with secure replication are launched with them (see `TaskTemplate`). `nil`: no identity flags.
+        public var credentialsDirectory: String?
+        /// How long a topology push or a node id query may stay unanswered before it is sent again.
+        public var topologyRetrySeconds: Double = 1
 
         /// The defaults.
         public init() {}
@@ -56,6 +71,8 @@ public struct SchedulerStateMachine: Sendable {
         var candidates: [TaskID]
         var offsets: [TaskID: UInt64] = [:]
         var deadline: SchedulerTime
+        var lost: TaskID?
+        var lostAt: SchedulerTime
     }
 
     public let configuration: Configuration
@@ -78,6 +95,15 @@ public struct SchedulerStateMachine: Sendable {
     private var batchOfHeldOffer: [OfferID: UInt64] = [:]
     private var promotions: [String: Promotion] = [:]
     private var lastReconcile: SchedulerTime?
+    /// The topology state of cluster-mode clusters, by name (durable).
+    public private(set) var layouts: [String: ClusterLayout]
+    /// The topology last pushed to each cluster since this scheduler started.
+    public private(set) var pushedTopologies: [String: SlotTopology] = [:]
+    /// The topology epoch each member acknowledged.
+    public private(set) var appliedEpochs: [TaskID: UInt64] = [:]
+    private var pushSentAt: [TaskID: SchedulerTime] = [:]
+    private var nodeIDQueriedAt: [TaskID: SchedulerTime] = [:]
+    private var lastNow = SchedulerTime(seconds: 0)
 
     /// Creates a scheduler from what its store recorded (an empty snapshot for a first start).
     public init(restoring snapshot: SchedulerSnapshot = SchedulerSnapshot(), configuration: Configuration = Configuration()) {
@@ -86,11 +112,15 @@ public struct SchedulerStateMachine: Sendable {
         self.clusters = snapshot.clusters
         self.tasks = snapshot.tasks
         self.nextTaskNumber = snapshot.nextTaskNumber
+        self.layouts = snapshot.layouts
         for record in snapshot.tasks.values { taskBySlot[record.slot] = record.taskID }
     }
 
     /// Whether promotion of a new primary is under way for the shard `group` (`MemberSlot.group`).
     public func isPromoting(_ group: String) -> Bool { promotions[group] != nil }
+
+    /// The shard groups (`MemberSlot.group`) whose promotion is under way.
+    public var promotingGroups: Set<String> { Set(promotions.keys) }
 
     /// The member slots that have no task, in cluster, shard and member order (slots of shards being promoted wait).
     public var pendingSlots: [MemberSlot] {
@@ -104,6 +134,14 @@ public struct SchedulerStateMachine: Sendable {
     /// Handles an event and returns the actions to carry out, in order.
     public mutating func handle(_ event: SchedulerEvent) -> [SchedulerAction] {
         switch event {
+        case .subscribed(_, let now), .offers(_, let now), .update(_, let now), .tick(let now): lastNow = max(lastNow, now)
+        default: break
+        }
+        return dispatch(event)
+    }
+
+    private mutating func dispatch(_ event: SchedulerEvent) -> [SchedulerAction] {
+        switch event {
         case .subscribed(let id, let now): subscribed(id, now: now)
         case .disconnected: disconnected()
         case .offers(let offers, let now): received(offers, now: now)
@@ -112,6 +150,8 @@ public struct SchedulerStateMachine: Sendable {
         case .persisted(let batchID): persisted(batchID)
         case .replicationOffset(let taskID, let offset): replicationOffset(taskID, offset: offset)
         case .tick(let now): tick(now)
+        case .clusterNodeID(let taskID, let nodeID): clusterNodeID(taskID, nodeID)
+        case .topologyApplied(let taskID, let epoch, let error): topologyApplied(taskID, epoch: epoch, error: error)
         }
     }
 
@@ -135,6 +175,28 @@ public struct SchedulerStateMachine: Sendable {
     private mutating func becomeReady() -> [SchedulerAction] {
         phase = .ready
         var actions: [SchedulerAction] = [.reconcile([])]
+        // A restart may have stopped a heal half way: re-assert what the records say, finish what they imply.
+        pushedTopologies = [:]
+        for name in clusters.keys.sorted() {
+            let spec = clusters[name]!
+            for shard in 0..<spec.shardCount {
+                let members = members(ofShardOf: MemberSlot(cluster: name, shard: shard, member: 0))
+                let replicas = members.filter { $0.role == .replica && $0.isRunning }
+                if let primary = members.first(where: { $0.role == .primary }) {
+                    guard primary.isRunning else { continue }
+                    actions.append(.promote(primary.endpoint))
+                    let target = primary.replicationEndpoint(secure: secureReplication(spec))
+                    actions += replicas.map { .replicate(replica: $0.endpoint, primary: target) }
+                } else if !replicas.isEmpty {
+                    actions += startPromotion("\(name)/\(shard)", survivors: replicas, lost: nil, now: lastNow)
+                }
+            }
+            for record in members(of: name) where record.isRunning && record.clusterNodeID == nil && isClusterMode(spec) {
+                nodeIDQueriedAt[record.taskID] = lastNow
+                actions.append(.queryClusterNodeID(record.endpoint))
+            }
+            actions += converge(name)
+        }
         if !pendingSlots.isEmpty {
             suppressed = false
             actions.append(.revive)
@@ -251,7 +313,7 @@ public struct SchedulerStateMachine: Sendable {
                 guard let record = tasks[id], let spec = clusters[record.slot.cluster] else { return nil }
                 return TaskTemplate.taskInfo(
                     for: record, spec: spec, executable: configuration.executables[spec.engine] ?? spec.engine.rawValue,
-                    replicationFlags: configuration.cacheNodeReplicationFlags
+                    credentials: configuration.credentialsDirectory.map { MemberCredentials.under($0, taskID: id) }
                 )
             }
             actions.append(
@@ -287,7 +349,13 @@ public struct SchedulerStateMachine: Sendable {
                 if let agent = status.agentID { record.agentID = agent }
                 tasks[record.taskID] = record
                 actions.append(.persist(makeBatch([.putTask(record)])))
-                if status.state == .running && !wasRunning { actions += wireReplication(record) }
+                if status.state == .running && !wasRunning {
+                    actions += wireReplication(record)
+                    if let spec = clusters[record.slot.cluster], isClusterMode(spec), record.clusterNodeID == nil {
+                        nodeIDQueriedAt[record.taskID] = now
+                        actions.append(.queryClusterNodeID(record.endpoint))
+                    }
+                }
             }
         } else if !status.state.isTerminal {
             actions.append(.kill(taskID: status.taskID, agentID: status.agentID))
@@ -302,6 +370,9 @@ public struct SchedulerStateMachine: Sendable {
     /// Forgets a task that stopped serving and decides how to heal its shard.
     private mutating func lost(_ record: TaskRecord, state: TaskState, now: SchedulerTime) -> [SchedulerAction] {
         tasks[record.taskID] = nil
+        appliedEpochs[record.taskID] = nil
+        pushSentAt[record.taskID] = nil
+        nodeIDQueriedAt[record.taskID] = nil
         if taskBySlot[record.slot] == record.taskID { taskBySlot[record.slot] = nil }
         var actions: [SchedulerAction] = [.persist(makeBatch([.deleteTask(record.taskID)]))]
         if state == .unreachable { actions.append(.kill(taskID: record.taskID, agentID: record.agentID)) }
@@ -315,13 +386,15 @@ public struct SchedulerStateMachine: Sendable {
         if record.role == .primary {
             let survivors = members(ofShardOf: record.slot).filter { $0.role == .replica && $0.isRunning }
             if !survivors.isEmpty {
-                promotions[group] = Promotion(
-                    candidates: survivors.map(\.taskID),
-                    deadline: now.adding(seconds: configuration.offsetQueryTimeoutSeconds)
-                )
-                actions.append(.queryReplicationOffsets(survivors.map(\.endpoint)))
+                actions += startPromotion(group, survivors: survivors, lost: record.taskID, now: now)
                 return actions
             }
+        }
+        if clusters[record.slot.cluster] != nil {
+            actions += recordHeal(
+                record.slot.cluster,
+                HealRecord(shard: record.slot.shard, lostTask: record.taskID, lostRole: record.role, lostAt: now.seconds))
+            actions += converge(record.slot.cluster)
         }
         if clusters[record.slot.cluster] != nil && phase == .ready {
             suppressed = false
@@ -346,14 +419,25 @@ public struct SchedulerStateMachine: Sendable {
         let decision = HealDecision.decide(
             lostWasPrimary: true, survivingReplicas: promotion.candidates.map { ($0, promotion.offsets[$0]) }
         )
+        let cluster = String(group[..<(group.lastIndex(of: "/") ?? group.endIndex)])
+        var heal = HealRecord(
+            shard: Int(group[group.index(after: group.lastIndex(of: "/") ?? group.startIndex)...]) ?? 0,
+            lostTask: promotion.lost, lostRole: .primary, lostAt: promotion.lostAt.seconds)
         if case .promote(let newPrimary, let repoint) = decision, var record = tasks[newPrimary] {
             record.role = .primary
             tasks[newPrimary] = record
+            heal.promoted = newPrimary
+            heal.promotedAt = lastNow.seconds
             actions.append(.persist(makeBatch([.putTask(record)])))
             actions.append(.promote(record.endpoint))
+            let target = record.replicationEndpoint(secure: clusters[cluster].map(secureReplication) ?? false)
             for replica in repoint.compactMap({ tasks[$0] }) {
-                actions.append(.replicate(replica: replica.endpoint, primary: record.endpoint))
+                actions.append(.replicate(replica: replica.endpoint, primary: target))
             }
+        }
+        if clusters[cluster] != nil {
+            actions += recordHeal(cluster, heal)
+            actions += converge(cluster)
         }
         if phase == .ready {
             suppressed = false
@@ -367,6 +451,7 @@ public struct SchedulerStateMachine: Sendable {
         for group in promotions.keys.sorted() where promotions[group]!.deadline <= now {
             actions += finishPromotion(group)
         }
+        if phase == .ready { actions += retryClusterControl(now) }
         switch phase {
         case .reconciling(let remaining, let deadline) where deadline <= now:
             phase = .reconciling(remaining: remaining, deadline: now.adding(seconds: configuration.reconcileRetrySeconds))
@@ -434,6 +519,7 @@ public struct SchedulerStateMachine: Sendable {
             }
         }
         actions.insert(.persist(makeBatch(intents)), at: 0)
+        actions += converge(name)
         if spec.membersPerShard > oldMembers && phase == .ready {
             suppressed = false
             actions.append(.revive)
@@ -453,6 +539,8 @@ public struct SchedulerStateMachine: Sendable {
             kills.append(.kill(taskID: record.taskID, agentID: record.agentID))
         }
         promotions = promotions.filter { !$0.key.hasPrefix("\(name)/") }
+        layouts[name] = nil
+        pushedTopologies[name] = nil
         return [.persist(makeBatch(intents))] + kills
     }
 
@@ -478,12 +566,113 @@ public struct SchedulerStateMachine: Sendable {
     /// When a member starts running: point replicas at the shard's running primary.
     private func wireReplication(_ record: TaskRecord) -> [SchedulerAction] {
         let shard = members(ofShardOf: record.slot)
+        let secure = clusters[record.slot.cluster].map(secureReplication) ?? false
         if record.role == .replica {
             guard let primary = shard.first(where: { $0.role == .primary && $0.isRunning }) else { return [] }
-            return [.replicate(replica: record.endpoint, primary: primary.endpoint)]
+            return [.replicate(replica: record.endpoint, primary: primary.replicationEndpoint(secure: secure))]
         }
         return shard.filter { $0.role == .replica && $0.isRunning }.map {
-            .replicate(replica: $0.endpoint, primary: record.endpoint)
+            .replicate(replica: $0.endpoint, primary: record.replicationEndpoint(secure: secure))
         }
+    }
+
+    /// Whether members of `spec` run in cluster mode with a pushed topology (cache-node members).
+    private func isClusterMode(_ spec: ClusterSpec) -> Bool { spec.engine == .cacheNode }
+
+    /// Whether replicas of `spec` connect to their primary's secure replication port.
+    private func secureReplication(_ spec: ClusterSpec) -> Bool {
+        spec.engine == .cacheNode && spec.secureReplication && configuration.credentialsDirectory != nil
+    }
+
+    /// The live tasks of a cluster, in slot order.
+    private func members(of cluster: String) -> [TaskRecord] {
+        guard let spec = clusters[cluster] else { return [] }
+        return ClusterPlan.memberSlots(of: spec).compactMap { taskBySlot[$0].flatMap { tasks[$0] } }
+    }
+
+    /// Asks the survivors of a shard whose primary was lost for their offsets.
+    private mutating func startPromotion(
+        _ group: String, survivors: [TaskRecord], lost: TaskID?, now: SchedulerTime
+    ) -> [SchedulerAction] {
+        promotions[group] = Promotion(
+            candidates: survivors.map(\.taskID), deadline: now.adding(seconds: configuration.offsetQueryTimeoutSeconds),
+            lost: lost, lostAt: now)
+        return [.queryReplicationOffsets(survivors.map(\.endpoint))]
+    }
+
+    /// Records a heal in the cluster's layout (cluster mode only).
+    private mutating func recordHeal(_ cluster: String, _ heal: HealRecord) -> [SchedulerAction] {
+        guard let spec = clusters[cluster], isClusterMode(spec) else { return [] }
+        var layout = layouts[cluster] ?? ClusterLayout(cluster: cluster)
+        layout.record(heal)
+        layouts[cluster] = layout
+        return [.persist(makeBatch([.putLayout(layout)]))]
+    }
+
+    /// Pushes the cluster's topology if it differs from the last one pushed: assigns slots once every member of a new
+    /// cluster runs with a node id, records the layout with the next epoch, then pushes to every running member.
+    private mutating func converge(_ name: String) -> [SchedulerAction] {
+        guard phase == .ready, let spec = clusters[name], isClusterMode(spec),
+            !promotions.keys.contains(where: { $0.hasPrefix("\(name)/") })
+        else { return [] }
+        var layout = layouts[name] ?? ClusterLayout(cluster: name)
+        let members = members(of: name)
+        if !layout.isProvisioned {
+            let complete = members.count == spec.shardCount * spec.membersPerShard
+                && members.allSatisfy { $0.isRunning && $0.clusterNodeID != nil }
+            guard complete else { return [] }
+            layout.assignSlotsEvenly(shardCount: spec.shardCount)
+        }
+        guard var topology = layout.topology(epoch: 0, members: members) else { return [] }
+        if let last = pushedTopologies[name], last.shards == topology.shards { return [] }
+        layout.epoch += 1
+        topology.epoch = layout.epoch
+        layouts[name] = layout
+        pushedTopologies[name] = topology
+        let targets = members.filter { $0.isRunning && $0.clusterNodeID != nil }
+        for target in targets { pushSentAt[target.taskID] = lastNow }
+        return [
+            .persist(makeBatch([.putLayout(layout)])),
+            .pushTopology(cluster: name, topology, to: targets.map(\.endpoint)),
+        ]
+    }
+
+    private mutating func clusterNodeID(_ taskID: TaskID, _ nodeID: String) -> [SchedulerAction] {
+        nodeIDQueriedAt[taskID] = nil
+        guard var record = tasks[taskID], record.clusterNodeID != nodeID else { return [] }
+        record.clusterNodeID = nodeID
+        tasks[taskID] = record
+        return [.persist(makeBatch([.putTask(record)]))] + converge(record.slot.cluster)
+    }
+
+    private mutating func topologyApplied(_ taskID: TaskID, epoch: UInt64, error: String?) -> [SchedulerAction] {
+        pushSentAt[taskID] = nil
+        guard tasks[taskID] != nil, error == nil else { return [] }
+        appliedEpochs[taskID] = max(appliedEpochs[taskID] ?? 0, epoch)
+        return []
+    }
+
+    /// Re-sends topology pushes and node id queries that were not answered within `topologyRetrySeconds`.
+    private mutating func retryClusterControl(_ now: SchedulerTime) -> [SchedulerAction] {
+        var actions: [SchedulerAction] = []
+        let retry = configuration.topologyRetrySeconds
+        func due(_ sent: SchedulerTime?) -> Bool { sent.map { now.seconds - $0.seconds >= retry } ?? true }
+        for name in clusters.keys.sorted() where isClusterMode(clusters[name]!) {
+            let members = members(of: name).filter(\.isRunning)
+            for record in members where record.clusterNodeID == nil && due(nodeIDQueriedAt[record.taskID]) {
+                nodeIDQueriedAt[record.taskID] = now
+                actions.append(.queryClusterNodeID(record.endpoint))
+            }
+            guard let topology = pushedTopologies[name] else { continue }
+            let listed = Set(topology.shards.flatMap { [$0.primary.nodeID] + $0.replicas.map(\.nodeID) })
+            let stale = members.filter {
+                $0.clusterNodeID.map(listed.contains) == true && appliedEpochs[$0.taskID] != topology.epoch
+                    && due(pushSentAt[$0.taskID])
+            }
+            guard !stale.isEmpty else { continue }
+            for record in stale { pushSentAt[record.taskID] = now }
+            actions.append(.pushTopology(cluster: name, topology, to: stale.map(\.endpoint)))
+        }
+        return actions
     }
 }

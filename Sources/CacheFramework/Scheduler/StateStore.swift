@@ -37,12 +37,15 @@ public struct TaskRecord: Hashable, Codable, Sendable {
     public var ports: [UInt64]
     /// The agent's failure domain, kept so replacements avoid it.
     public var failureDomain: String?
+    /// For cluster-mode members: the node id the member reported (`CLUSTER MYID`), used in pushed topologies.
+    public var clusterNodeID: String?
 
     /// Creates a record.
     public init(
         taskID: TaskID, slot: MemberSlot, role: MemberRole, phase: TaskPhase, lastState: TaskState?, agentID: AgentID,
-        hostname: String, ports: [UInt64], failureDomain: String?
+        hostname: String, ports: [UInt64], failureDomain: String?, clusterNodeID: String? = nil
     ) {
+        self.clusterNodeID = clusterNodeID
         self.taskID = taskID
         self.slot = slot
         self.role = role
@@ -59,6 +62,13 @@ public struct TaskRecord: Hashable, Codable, Sendable {
 
     /// The task's client endpoint.
     public var endpoint: TaskEndpoint { TaskEndpoint(taskID: taskID, hostname: hostname, port: ports.first ?? 0) }
+
+    /// The endpoint replicas of this member connect to: its secure replication port (the second port) when
+    /// `secure`, else its client port.
+    public func replicationEndpoint(secure: Bool) -> TaskEndpoint {
+        guard secure, ports.count > 1 else { return endpoint }
+        return TaskEndpoint(taskID: taskID, hostname: hostname, port: ports[1])
+    }
 }
 
 /// Where a task serves clients.
@@ -93,6 +103,9 @@ public enum StateIntent: Hashable, Codable, Sendable {
     case deleteTask(TaskID)
     /// The next task number, so task ids are never reused after a restart.
     case setNextTaskNumber(UInt64)
+    /// Create or replace a cluster's topology state (slots per shard, topology epoch, heal history). Written before
+    /// a topology with a new epoch is pushed, so epochs only grow across restarts. `deleteCluster` removes it too.
+    case putLayout(ClusterLayout)
 }
 
 /// A group of intents written atomically; `id` lets the scheduler know which batch is durable.
@@ -119,14 +132,18 @@ public struct SchedulerSnapshot: Hashable, Codable, Sendable {
     public var tasks: [TaskID: TaskRecord]
     /// The next task number.
     public var nextTaskNumber: UInt64
+    /// The topology state of cluster-mode clusters, by cluster name.
+    public var layouts: [String: ClusterLayout]
 
     /// An empty snapshot.
     public init(
         frameworkID: FrameworkID? = nil,
         clusters: [String: ClusterSpec] = [:],
         tasks: [TaskID: TaskRecord] = [:],
-        nextTaskNumber: UInt64 = 1
+        nextTaskNumber: UInt64 = 1,
+        layouts: [String: ClusterLayout] = [:]
     ) {
+        self.layouts = layouts
         self.frameworkID = frameworkID
         self.clusters = clusters
         self.tasks = tasks
@@ -139,10 +156,13 @@ public struct SchedulerSnapshot: Hashable, Codable, Sendable {
             switch intent {
             case .setFrameworkID(let id): frameworkID = id
             case .putCluster(let spec): clusters[spec.name] = spec
-            case .deleteCluster(let name): clusters[name] = nil
+            case .deleteCluster(let name):
+                clusters[name] = nil
+                layouts[name] = nil
             case .putTask(let record): tasks[record.taskID] = record
             case .deleteTask(let id): tasks[id] = nil
             case .setNextTaskNumber(let number): nextTaskNumber = max(nextTaskNumber, number)
+            case .putLayout(let layout): layouts[layout.cluster] = layout
             }
         }
     }

@@ -1,7 +1,8 @@
 // The seam between the framework and the cache members it runs: PING for readiness, REPLICAOF to wire and promote
 // replicas, INFO replication for offsets and ROLE. `RESPNodeControl` speaks standard redis commands over one short
 // connection per call, so it works with redis-server today and with cache-node as its replication and cluster
-// commands land (a future `CLUSTER TOPOLOGY SET <epoch> <payload>` push belongs here too).
+// commands land; for cluster-mode cache-node members, CLUSTER MYID and the topology push
+// (`CLUSTER TOPOLOGY SET <epoch> <payload>`).
 
 public import CacheFramework
 import NIOCore
@@ -51,6 +52,22 @@ public protocol CacheNodeControl: Sendable {
     func replicaOf(_ replica: TaskEndpoint, primary: TaskEndpoint?) async throws(NodeControlError)
     /// INFO replication, parsed.
     func replicationInfo(_ endpoint: TaskEndpoint) async throws(NodeControlError) -> ReplicationInfo
+    /// `CLUSTER MYID`: the member's cluster node id.
+    func clusterNodeID(_ endpoint: TaskEndpoint) async throws(NodeControlError) -> String
+    /// `CLUSTER TOPOLOGY SET <epoch> <payload>`.
+    func pushTopology(_ topology: SlotTopology, to endpoint: TaskEndpoint) async throws(NodeControlError)
+}
+
+extension CacheNodeControl {
+    /// Default for controls without cluster mode: refuses.
+    public func clusterNodeID(_ endpoint: TaskEndpoint) async throws(NodeControlError) -> String {
+        throw NodeControlError(message: "\(endpoint) cannot be asked for its cluster node id by this control")
+    }
+
+    /// Default for controls without cluster mode: refuses.
+    public func pushTopology(_ topology: SlotTopology, to endpoint: TaskEndpoint) async throws(NodeControlError) {
+        throw NodeControlError(message: "\(endpoint) cannot be sent a topology by this control")
+    }
 }
 
 /// `CacheNodeControl` over RESP, one connection per call.
@@ -83,6 +100,23 @@ public struct RESPNodeControl: CacheNodeControl {
             throw NodeControlError(message: "\(endpoint.hostname):\(endpoint.port) answered INFO replication with \(reply)")
         }
         return Self.parseReplicationInfo(text)
+    }
+
+    public func clusterNodeID(_ endpoint: TaskEndpoint) async throws(NodeControlError) -> String {
+        let reply = try await command(["CLUSTER", "MYID"], to: endpoint)
+        switch reply {
+        case .bulk(let id?) where !id.isEmpty: return id
+        case .simple(let id) where !id.isEmpty: return id
+        default: throw NodeControlError(message: "\(endpoint.hostname):\(endpoint.port) answered CLUSTER MYID with \(reply)")
+        }
+    }
+
+    public func pushTopology(_ topology: SlotTopology, to endpoint: TaskEndpoint) async throws(NodeControlError) {
+        let reply = try await command(topology.command, to: endpoint)
+        guard reply == .simple("OK") else {
+            throw NodeControlError(
+                message: "\(endpoint.hostname):\(endpoint.port) refused topology epoch \(topology.epoch): \(reply)")
+        }
     }
 
     /// Parses the text of `INFO replication`.

@@ -2,7 +2,10 @@
 // store and the member control seam. Everything the machine sees goes through one input stream (backend events,
 // ticks, user intents, replication offsets), so the machine is driven by one loop and its actions run in order:
 // `.persist` is awaited (durable) and its `.persisted` fed back before any later action; backend calls are awaited;
-// member control (REPLICAOF, INFO replication) runs in child tasks so a slow member never stalls offers.
+// member control (REPLICAOF, INFO replication, CLUSTER MYID, topology pushes) runs in child tasks so a slow member
+// never stalls offers; the one exception is `REPLICAOF NO ONE` of a promotion, awaited in order so the topology push
+// that follows it finds the new primary writable. Before an accept, the members it launches get their identities
+// from the framework's authority (`MemberCredentialIssuer`).
 //
 // On start it loads the store's snapshot, starts the backend (which re-adopts running processes and subscribes),
 // and the machine reconciles every recorded task before it launches anything. On graceful shutdown it stops the
@@ -79,6 +82,25 @@ public struct MemberStatus: Hashable, Codable, Sendable {
     public var endpoint: String?
     /// Why the slot is not placed yet, if the last offer round said.
     public var shortfall: String?
+    /// Cluster mode: the member's node id (`CLUSTER MYID`).
+    public var clusterNodeID: String?
+    /// Cluster mode: the topology epoch the member acknowledged.
+    public var topologyEpoch: UInt64?
+}
+
+/// A shard of a cluster-mode cluster as the API shows it.
+public struct ShardStatus: Hashable, Codable, Sendable {
+    /// Shard index.
+    public var shard: Int
+    /// Its hash slots (`first-last` ranges).
+    public var slots: [String]
+    /// The task serving them (its primary), if it runs.
+    public var primary: TaskID?
+    /// Whether the primary runs and acknowledged the current topology epoch (the slots are served).
+    public var serving: Bool
+    /// `promoting` while a replica is being chosen after the primary's loss, `replacing` while a member slot is
+    /// empty or starting, else `nil`.
+    public var healing: String?
 }
 
 /// A cluster as the API shows it.
@@ -91,6 +113,14 @@ public struct ClusterStatus: Hashable, Codable, Sendable {
     public var ready: Bool
     /// Running members / all members.
     public var runningMembers: Int
+    /// Cluster mode: the epoch of the topology last pushed (`nil`: none pushed yet).
+    public var topologyEpoch: UInt64?
+    /// Cluster mode: whether every shard's slots are served (see `ShardStatus.serving`).
+    public var serving: Bool?
+    /// Cluster mode: the shards with their slots and health.
+    public var shards: [ShardStatus]?
+    /// Cluster mode: the last heals, oldest first.
+    public var heals: [HealRecord]?
 }
 
 /// Why a user request failed.
@@ -103,6 +133,8 @@ public enum FrameworkError: Error, Hashable, Sendable, CustomStringConvertible {
     case noPrimary(cluster: String, shard: Int)
     /// The framework is shutting down.
     case stopping
+    /// Secure replication was asked for, but the framework has no cluster authority to issue identities.
+    case noAuthority(cluster: String)
 
     public var description: String {
         switch self {
@@ -110,6 +142,9 @@ public enum FrameworkError: Error, Hashable, Sendable, CustomStringConvertible {
         case .insufficientResources(let report): report.description
         case .noPrimary(let cluster, let shard): "cluster '\(cluster)' shard \(shard) has no running primary to fail over"
         case .stopping: "the framework is shutting down"
+        case .noAuthority(let cluster):
+            "cluster '\(cluster)' asks for secure replication, but this framework runs without a cluster authority: "
+                + "start it with one (cachectl serve creates it in its data directory) or create the cluster with secure replication off"
         }
     }
 }
@@ -136,6 +171,7 @@ public final class FrameworkDriver: Service, Sendable {
         case backend(BackendEvent)
         case tick
         case offset(TaskID, UInt64)
+        case event(SchedulerEvent)
         case intent(Intent, CheckedContinuation<Void, any Error>)
         case shutdown
     }
@@ -152,6 +188,10 @@ public final class FrameworkDriver: Service, Sendable {
         var clusters: [String: ClusterSpec] = [:]
         var tasks: [TaskID: TaskRecord] = [:]
         var shortfalls: [MemberSlot: PlacementShortfall] = [:]
+        var layouts: [String: ClusterLayout] = [:]
+        var pushedTopologies: [String: SlotTopology] = [:]
+        var appliedEpochs: [TaskID: UInt64] = [:]
+        var promoting: Set<String> = []
         var events: [FrameworkEvent] = []
         var eventSequence: UInt64 = 0
         var started = false
@@ -162,6 +202,7 @@ public final class FrameworkDriver: Service, Sendable {
     public let backend: any DriverBackend
     private let store: any StateStore
     private let control: any CacheNodeControl
+    private let credentials: (any MemberCredentialIssuer)?
     private let clock: any FrameworkClock
     private let configuration: Configuration
     private let logger: Logger
@@ -178,12 +219,18 @@ public final class FrameworkDriver: Service, Sendable {
         clock: any FrameworkClock = WallClock(),
         configuration: Configuration = Configuration(),
         metricsFactory: (any MetricsFactory)? = nil,
-        logger: Logger = Logger(label: "cache-framework.driver")
+        logger: Logger = Logger(label: "cache-framework.driver"),
+        credentials: (any MemberCredentialIssuer)? = nil
     ) {
         self.backend = backend
         self.store = store
         self.control = control
+        self.credentials = credentials
         self.clock = clock
+        var configuration = configuration
+        if let credentials, configuration.scheduler.credentialsDirectory == nil {
+            configuration.scheduler.credentialsDirectory = credentials.directory
+        }
         self.configuration = configuration
         self.logger = logger
         self.metrics = DriverMetrics(factory: metricsFactory)
@@ -224,6 +271,8 @@ public final class FrameworkDriver: Service, Sendable {
                     case .offset(let taskID, let offset):
                         let actions = machine.handle(.replicationOffset(taskID, offset: offset))
                         try await self.execute(actions, on: &machine, group: &group)
+                    case .event(let event):
+                        try await self.execute(machine.handle(event), on: &machine, group: &group)
                     case .intent(let intent, let continuation):
                         do {
                             let actions = try await self.apply(intent, to: &machine)
@@ -273,6 +322,9 @@ public final class FrameworkDriver: Service, Sendable {
             case .create(let spec):
                 do { try spec.validate() } catch { throw SchedulerError.invalidSpec(error) }
                 if machine.clusters[spec.name] != nil { throw SchedulerError.clusterExists(spec.name) }
+                if spec.engine == .cacheNode && spec.secureReplication && configuration.scheduler.credentialsDirectory == nil {
+                    throw FrameworkError.noAuthority(cluster: spec.name)
+                }
                 if configuration.admissionCheck {
                     let report = AdmissionCheck.check(spec, capacity: await backend.capacityOffers(), strategy: configuration.scheduler.strategy)
                     guard report.fits else {
@@ -318,6 +370,7 @@ public final class FrameworkDriver: Service, Sendable {
                 queue.append(contentsOf: machine.handle(.persisted(batchID: batch.id)))
             case .accept(let offerIDs, let operations, let filters):
                 for case .launch(let infos) in operations {
+                    issueCredentials(infos)
                     metrics.launched.increment(by: Int64(infos.count))
                     record("launch", "launching \(infos.count) tasks: \(infos.map(\.taskID.value).joined(separator: ", "))")
                 }
@@ -346,10 +399,53 @@ public final class FrameworkDriver: Service, Sendable {
                     }
                 }
             case .promote(let endpoint):
+                // Awaited: a topology push that follows must find the new primary writable.
                 record("replication", "promoting \(endpoint)")
-                group.addTask { await self.control(replica: endpoint, primary: nil) }
+                await self.control(replica: endpoint, primary: nil)
             case .replicate(let replica, let primary):
                 group.addTask { await self.control(replica: replica, primary: primary) }
+            case .queryClusterNodeID(let endpoint):
+                group.addTask {
+                    do {
+                        let id = try await self.control.clusterNodeID(endpoint)
+                        self.inputContinuation.yield(.event(.clusterNodeID(endpoint.taskID, id)))
+                    } catch {
+                        self.metrics.controlErrors.increment()
+                        self.logger.debug("node id query failed: \(error)")
+                    }
+                }
+            case .pushTopology(let cluster, let topology, let targets):
+                record("topology", "pushing epoch \(topology.epoch) of \(cluster) to \(targets.count) members")
+                for target in targets {
+                    group.addTask {
+                        var failure: String?
+                        do {
+                            try await self.control.pushTopology(topology, to: target)
+                        } catch {
+                            failure = "\(error)"
+                            self.metrics.controlErrors.increment()
+                            self.record("error", "\(error)")
+                        }
+                        self.inputContinuation.yield(.event(.topologyApplied(target.taskID, epoch: topology.epoch, error: failure)))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes the identity of every launched member whose task asks for one (`TaskTemplate.identityLabel`). A member
+    /// whose identity cannot be written still launches, fails to start, and is replaced like any failed member.
+    private func issueCredentials(_ infos: [TaskInfo]) {
+        guard let credentials else { return }
+        for info in infos {
+            guard let path = info.labels[TaskTemplate.identityLabel] else { continue }
+            do {
+                try credentials.issue(
+                    taskID: info.taskID,
+                    credentials: MemberCredentials(identityPath: path, authorityPath: credentials.directory + "/authority.pub"))
+            } catch {
+                metrics.controlErrors.increment()
+                record("error", "\(error)")
             }
         }
     }
@@ -396,6 +492,10 @@ public final class FrameworkDriver: Service, Sendable {
             $0.clusters = machine.clusters
             $0.tasks = machine.tasks
             $0.shortfalls = shortfalls
+            $0.layouts = machine.layouts
+            $0.pushedTopologies = machine.pushedTopologies
+            $0.appliedEpochs = machine.appliedEpochs
+            $0.promoting = machine.promotingGroups
         }
     }
 
@@ -448,10 +548,36 @@ public final class FrameworkDriver: Service, Sendable {
             return MemberStatus(
                 shard: slot.shard, member: slot.member, taskID: record?.taskID, role: record?.role,
                 state: record?.lastState, endpoint: record.map { "\($0.hostname):\($0.ports.first ?? 0)" },
-                shortfall: view.shortfalls[slot]?.description)
+                shortfall: view.shortfalls[slot]?.description, clusterNodeID: record?.clusterNodeID,
+                topologyEpoch: record.flatMap { view.appliedEpochs[$0.taskID] })
         }
         let running = members.filter { $0.state == .running }.count
-        return ClusterStatus(spec: spec, members: members, ready: running == members.count, runningMembers: running)
+        var status = ClusterStatus(spec: spec, members: members, ready: running == members.count, runningMembers: running)
+        guard spec.engine == .cacheNode else { return status }
+        // Cluster mode: ready once every member runs and acknowledged a topology that lists all of them.
+        let pushed = view.pushedTopologies[name]
+        let layout = view.layouts[name]
+        let listed = Set(pushed.map { $0.shards.flatMap { [$0.primary.nodeID] + $0.replicas.map(\.nodeID) } } ?? [])
+        status.topologyEpoch = pushed?.epoch
+        status.heals = layout?.heals ?? []
+        status.shards = (0..<spec.shardCount).map { shard in
+            let shardMembers = members.filter { $0.shard == shard }
+            let primary = shardMembers.first { $0.role == .primary && $0.state == .running }
+            let slots = layout.flatMap { shard < $0.shardSlots.count ? $0.shardSlots[shard] : nil }
+                ?? [ClusterPlan.slots(shard: shard, of: spec.shardCount)]
+            let healing: String? =
+                view.promoting.contains("\(name)/\(shard)") ? "promoting"
+                : shardMembers.allSatisfy({ $0.state == .running }) ? nil : "replacing"
+            return ShardStatus(
+                shard: shard, slots: slots.map(\.description), primary: primary?.taskID,
+                serving: primary != nil && pushed != nil && primary?.topologyEpoch == pushed?.epoch, healing: healing)
+        }
+        status.serving = status.shards?.allSatisfy(\.serving)
+        status.ready = status.ready && pushed != nil
+            && members.allSatisfy { member in
+                member.topologyEpoch == pushed?.epoch && member.clusterNodeID.map { listed.contains($0) } == true
+            }
+        return status
     }
 }
 

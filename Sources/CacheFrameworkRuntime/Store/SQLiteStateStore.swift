@@ -8,6 +8,8 @@
 //   clusters(name PRIMARY KEY, spec JSON)
 //   tasks(task_id PRIMARY KEY, cluster, record JSON)
 //   local_tasks(task_id PRIMARY KEY, agent_id, pid, start_ticks, info JSON)
+// Migration "v2":
+//   layouts(name PRIMARY KEY, layout JSON)  cluster-mode topology state (slots, epoch, heals)
 
 public import CacheFramework
 import Foundation
@@ -66,6 +68,9 @@ public final class SQLiteStateStore: StateStore, LocalTaskJournal {
                         start_ticks INTEGER NOT NULL, info TEXT NOT NULL);
                     """)
         }
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: "CREATE TABLE layouts (name TEXT PRIMARY KEY NOT NULL, layout TEXT NOT NULL)")
+        }
         return migrator
     }
 
@@ -91,6 +96,10 @@ public final class SQLiteStateStore: StateStore, LocalTaskJournal {
                 let record = try decoder.decode(TaskRecord.self, from: Data(json.utf8))
                 snapshot.tasks[record.taskID] = record
             }
+            for json in try String.fetchAll(db, sql: "SELECT layout FROM layouts") {
+                let layout = try decoder.decode(ClusterLayout.self, from: Data(json.utf8))
+                snapshot.layouts[layout.cluster] = layout
+            }
             return snapshot
         }
     }
@@ -109,6 +118,7 @@ public final class SQLiteStateStore: StateStore, LocalTaskJournal {
                 statements.append(("INSERT OR REPLACE INTO clusters (name, spec) VALUES (?, ?)", [spec.name, json]))
             case .deleteCluster(let name):
                 statements.append(("DELETE FROM clusters WHERE name = ?", [name]))
+                statements.append(("DELETE FROM layouts WHERE name = ?", [name]))
             case .putTask(let record):
                 let json = String(decoding: try encoder.encode(record), as: UTF8.self)
                 statements.append((
@@ -126,6 +136,9 @@ public final class SQLiteStateStore: StateStore, LocalTaskJournal {
                     """,
                     [String(number)]
                 ))
+            case .putLayout(let layout):
+                let json = String(decoding: try encoder.encode(layout), as: UTF8.self)
+                statements.append(("INSERT OR REPLACE INTO layouts (name, layout) VALUES (?, ?)", [layout.cluster, json]))
             }
         }
         let prepared = statements

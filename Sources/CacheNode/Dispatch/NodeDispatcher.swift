@@ -74,9 +74,10 @@ public struct NodeDispatcher: CommandDispatcher {
                     "Can't execute '\(spec.name)': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
                 ), session: session, reply: &reply, flagTransaction: false)
         }
-        // Cluster mode: the one check when it is off; see ClusterRouting.
+        // Cluster mode: the one check when it is off; see ClusterRouting. The primary's replication stream is never
+        // redirected (redis skips CLIENT_MASTER): a replica applies its primary's writes for slots it does not serve.
         var clusterCheck: ClusterLockedCheck?
-        if let cluster = node.cluster {
+        if let cluster = node.cluster, !session.isPrimaryLink {
             switch routeInCluster(cluster, spec, arguments, session: session) {
             case .serve: break
             case .check(let check): clusterCheck = check

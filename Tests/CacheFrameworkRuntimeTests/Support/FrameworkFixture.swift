@@ -53,7 +53,7 @@ final class FrameworkFixture: Sendable {
         configuration.scheduler.offsetQueryTimeoutSeconds = 1
         driver = FrameworkDriver(
             backend: backend, store: store, control: control, configuration: configuration, metricsFactory: metricsFactory,
-            logger: logger)
+            logger: logger, credentials: try FrameworkAuthority(directory: directory + "/authority"))
         let driver = driver
         runTask = Task { try await driver.run() }
     }

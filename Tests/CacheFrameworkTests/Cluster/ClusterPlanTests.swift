@@ -14,6 +14,27 @@ struct ClusterPlanTests {
         #expect(sizes.max()! - sizes.min()! <= 1)
     }
 
+    @Test func oneSplitEverywhereAsRedisCliAssignsIt() {
+        #expect(ClusterPlan.slotRanges(shardCount: 3).map(\.description) == ["0-5460", "5461-10922", "10923-16383"])
+        for shards in [1, 2, 3, 5, 6, 7, 16, 100, 1000, 16384] {
+            #expect(ClusterPlan.slotRanges(shardCount: shards).map(\.closedRange) == SlotTopology.evenSlotRanges(shardCount: shards))
+            // redis-cli's loop, accumulated as it does it.
+            let perShard = Double(16384) / Double(shards)
+            var first = 0
+            var cursor = 0.0
+            var expected: [ClosedRange<Int>] = []
+            for index in 0..<shards {
+                var last = Int((cursor + perShard - 1).rounded())
+                if last > 16383 || index == shards - 1 { last = 16383 }
+                if last < first { last = first }
+                expected.append(first...last)
+                first = last + 1
+                cursor += perShard
+            }
+            #expect(SlotTopology.evenSlotRanges(shardCount: shards) == expected, "\(shards) shards")
+        }
+    }
+
     @Test func specValidationSaysWhatToChange() {
         #expect(throws: ClusterSpecError.invalidName("a b")) {
             try ClusterSpec(name: "a b", shardCount: 1, replicasPerShard: 0, memoryMBPerNode: 64).validate()

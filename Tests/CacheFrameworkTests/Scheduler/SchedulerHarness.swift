@@ -14,8 +14,14 @@ struct SchedulerHarness {
     var offsets: [TaskID: UInt64] = [:]
     /// When false, persisted batches are not confirmed (a crash between persist and accept).
     var confirmPersists = true
+    /// Cluster-mode members answer `CLUSTER MYID` with `node-<task id>` unless listed here.
+    var silentNodes: Set<TaskID> = []
+    /// Members that do not acknowledge topology pushes.
+    var unacknowledgedPushes: Set<TaskID> = []
+    /// The scheduler's configuration (kept across restarts).
+    var configuration = SchedulerStateMachine.Configuration()
 
-    init(agents: Int, zones: Int = 0, cpus: Double = 4, memMB: Double = 8192) {
+    init(agents: Int, zones: Int = 0, cpus: Double = 4, memMB: Double = 8192, configuration: SchedulerStateMachine.Configuration = .init()) {
         let list = (0..<agents).map { index in
             SimulatedAgent(
                 id: AgentID("agent-\(index)"), hostname: "host-\(index)",
@@ -25,7 +31,8 @@ struct SchedulerHarness {
                 )
             )
         }
-        machine = SchedulerStateMachine()
+        self.configuration = configuration
+        machine = SchedulerStateMachine(configuration: configuration)
         simulation = SimulatedCluster(agents: list, now: SchedulerTime(seconds: 1000))
     }
 
@@ -47,6 +54,14 @@ struct SchedulerHarness {
                     if let offset = offsets[endpoint.taskID] {
                         queue += machine.handle(.replicationOffset(endpoint.taskID, offset: offset))
                     }
+                }
+            case .queryClusterNodeID(let endpoint):
+                if !silentNodes.contains(endpoint.taskID) {
+                    queue += machine.handle(.clusterNodeID(endpoint.taskID, "node-\(endpoint.taskID.value)"))
+                }
+            case .pushTopology(_, let topology, let targets):
+                for target in targets where !unacknowledgedPushes.contains(target.taskID) {
+                    queue += machine.handle(.topologyApplied(target.taskID, epoch: topology.epoch, error: nil))
                 }
             default:
                 for event in simulation.apply(action) { queue += machine.handle(schedulerEvent(event)) }
@@ -88,9 +103,14 @@ struct SchedulerHarness {
 
     /// A scheduler restart: a new state machine from what the store holds; the master voids its offers.
     mutating func restart() {
-        machine = SchedulerStateMachine(restoring: durable)
+        machine = SchedulerStateMachine(restoring: durable, configuration: configuration)
         simulation.voidOutstandingOffers()
         confirmPersists = true
+    }
+
+    /// The topology pushes in the log, in order.
+    var pushes: [(topology: SlotTopology, targets: [TaskEndpoint])] {
+        log.compactMap { if case .pushTopology(_, let topology, let targets) = $0 { (topology, targets) } else { nil } }
     }
 
     func count(where predicate: (SchedulerAction) -> Bool) -> Int { log.filter(predicate).count }
