@@ -83,7 +83,7 @@ struct EtcdLeaderElectionTests {
         configuration.retryInterval = .milliseconds(100)
         return EtcdLeaderElection(
             client: try EtcdClient(endpoints: endpoints, configuration: clientConfiguration), configuration: configuration,
-            clock: ContinuousClock(), logger: Logger(label: "test.\(instance)"),
+            clock: ContinuousClock(), logger: { var logger = Logger(label: "test.\(instance)"); logger.logLevel = .error; return logger }(),
             onEvent: { log.record(instance, $0) }, whileLeader: log.body())
     }
 
