@@ -187,12 +187,14 @@ struct EtcdHATests {
             logPath: createLog)
         try await Task.sleep(for: .milliseconds(150))
         first.kill9()
+        let killedAt = Date()
         var createStatus: Int32 = 0
         waitpid(createPid, &createStatus, 0)
 
         // Another instance leads within the TTL (6 s) plus the election and start-up.
         let second = try #require(try await waitForLeader(instances, seconds: 30), "a standby took over")
         #expect(second !== first)
+        print("EtcdHATests: \(second.id) leads and serves \(String(format: "%.1f", Date().timeIntervalSince(killedAt))) s after kill -9 (lease TTL 6 s)")
         let elected = second.output.split(separator: "\n").filter { $0.contains("elected leader \(second.id)") }
         #expect(elected.count == 1, "\(second.output)")
 
