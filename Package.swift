@@ -121,6 +121,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // The etcd client (Etcd/): JSON gateway over HTTP.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
@@ -249,7 +252,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["CHiredis"],
+            dependencies: ["CHiredis", "EtcdTestSupport"],
             exclude: ["Clients"],
             swiftSettings: strictSettings
         ),
@@ -279,10 +282,12 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "CacheFrameworkTests", dependencies: ["CacheFramework"], swiftSettings: strictSettings),
+        // Starts real etcd members (single or 3-member clusters on free loopback ports) for the HA tests.
+        .target(name: "EtcdTestSupport", path: "Tests/EtcdTestSupport", swiftSettings: strictSettings),
         .testTarget(
             name: "CacheFrameworkRuntimeTests",
             dependencies: [
-                "CacheFramework", "CacheFrameworkRuntime", "CacheFrameworkAPI",
+                "CacheFramework", "CacheFrameworkRuntime", "CacheFrameworkAPI", "EtcdTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),

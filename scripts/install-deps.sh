@@ -4,7 +4,7 @@
 # Idempotent: does nothing that is already done.
 set -euo pipefail
 
-APT_PACKAGES=(redis-server redis-tools libhiredis-dev libevent-dev libssl-dev pkg-config)
+APT_PACKAGES=(redis-server redis-tools libhiredis-dev libevent-dev libssl-dev pkg-config etcd-server etcd-client)
 PIP_PACKAGES=("redis==8.1.0" "cryptography")
 
 missing=()
@@ -16,7 +16,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -qq
-    # Debian's redis-server package starts a service on 6379 where it can; tests never use that port.
+    # Debian's redis-server and etcd-server packages start services on 6379 and 2379/2380 where they can; tests never
+    # use those ports (the etcd tests start their own members on free loopback ports with temporary data dirs).
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 

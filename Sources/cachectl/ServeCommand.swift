@@ -51,6 +51,21 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.")
     var logLevel: String = "notice"
 
+    @Option(help: "etcd client URLs, comma-separated: run highly available (state in etcd; only the elected leader schedules).")
+    var etcd: String?
+
+    @Option(name: .customLong("instance-id"), help: "This instance's name in the leader election (default: hostname-pid).")
+    var instanceID: String?
+
+    @Option(name: .customLong("etcd-prefix"), help: "Key prefix of the framework's state and election key in etcd.")
+    var etcdPrefix: String = "/cache-framework"
+
+    @Option(name: .customLong("lease-ttl"), help: "Leader lease TTL in seconds: how long after a leader dies a standby takes over.")
+    var leaseTTL: Int = 10
+
+    @Option(name: .customLong("advertise-url"), help: "API URL standbys redirect clients to (default: http://<host>:<bound port>).")
+    var advertiseURL: String?
+
     func validate() throws {
         guard agents >= 1 else { throw ValidationError("--agents must be at least 1") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
@@ -58,6 +73,10 @@ struct ServeOptions: ParsableArguments {
             throw ValidationError("--first-port + agents × --ports-per-agent exceeds 65535")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        if etcd != nil {
+            guard leaseTTL >= 2 else { throw ValidationError("--lease-ttl must be at least 2 seconds (etcd's minimum lease)") }
+            guard etcdPrefix.hasPrefix("/") else { throw ValidationError("--etcd-prefix must start with /") }
+        }
     }
 }
 
@@ -141,6 +160,11 @@ extension Cachectl {
         @OptionGroup var options: ServeOptions
 
         func run() async throws {
+            if options.etcd != nil {
+                // High availability: election in etcd, the driver only while leading (HAFrameworkServer.swift).
+                try await HAFrameworkServer(options: options).run()
+                return
+            }
             let server = try FrameworkServer(options: options) { port in
                 print("cachectl serve: API on http://\(options.host):\(port) (data dir \(options.dataDirectory))")
                 fflush(nil)

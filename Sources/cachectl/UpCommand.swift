@@ -23,6 +23,7 @@ extension Cachectl {
 
         func validate() throws {
             guard CacheEngine(rawValue: engine) != nil else { throw ValidationError("unknown engine '\(engine)'") }
+            guard options.etcd == nil else { throw ValidationError("--etcd (high availability) is for `cachectl serve`, not `up`") }
             guard options.agents > replicas else {
                 throw ValidationError("\(replicas) replicas per shard need at least \(replicas + 1) agents: pass --agents \(replicas + 1)")
             }

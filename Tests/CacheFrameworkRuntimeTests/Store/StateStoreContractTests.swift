@@ -1,17 +1,56 @@
-// The SQLite state store: batches survive reopening the database, and a scheduler restarted from it after a crash
-// between recording launch intents and sending them reconciles and launches each member once.
+// The StateStore contract, run against every durable store (SQLite in a data directory; etcd on a real single-member
+// etcd 3.4): batches survive reopening the store, the process journal too, and a scheduler restarted from it after a
+// crash between recording launch intents and sending them reconciles and launches each member once.
 
 import CacheFramework
 import CacheFrameworkRuntime
+import EtcdTestSupport
 import Foundation
 import Testing
 
-struct SQLiteStateStoreTests {
-    static func temporaryDirectory() -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("cf-store-\(UUID().uuidString)").path
-        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
+/// A durable store under test, reopened as a restarted framework would.
+enum StoreKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite
+    case etcd
+    /// etcd with at most 3 operations per transaction, so every batch takes the pending-record path.
+    case etcdSmallTransactions
+
+    var testDescription: String { rawValue }
+
+    /// Where a store of this kind lives; `open()` may be called several times (a restart).
+    final class Location: @unchecked Sendable {
+        let kind: StoreKind
+        let directory: String
+        let etcd: EtcdCluster?
+        let prefix = "/cf-test-\(UUID().uuidString.prefix(8))"
+
+        init(_ kind: StoreKind) throws {
+            self.kind = kind
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent("cf-store-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            etcd = kind == .sqlite ? nil : try EtcdCluster()
+        }
+
+        func open() throws -> any StateStore & LocalTaskJournal {
+            switch kind {
+            case .sqlite:
+                return try SQLiteStateStore(directory: directory)
+            case .etcd, .etcdSmallTransactions:
+                return EtcdStateStore(
+                    client: try EtcdClient(endpoints: etcd!.endpoints), prefix: prefix, fence: nil,
+                    maximumOperationsPerTransaction: kind == .etcd ? 128 : 3)
+            }
+        }
+
+        func remove() {
+            etcd?.stop()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
     }
+}
+
+@Suite(.serialized)
+struct StateStoreContractTests {
 
     static func record(_ id: String, shard: Int, member: Int, ports: [UInt64]) -> TaskRecord {
         TaskRecord(
@@ -20,9 +59,10 @@ struct SQLiteStateStoreTests {
             hostname: "127.0.0.1", ports: ports, failureDomain: "rack:r\(member)")
     }
 
-    @Test func reopeningTheDatabaseRestoresTheSameState() async throws {
-        let directory = Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+    @Test(arguments: StoreKind.allCases)
+    func reopeningTheStoreRestoresTheSameState(kind: StoreKind) async throws {
+        let location = try StoreKind.Location(kind)
+        defer { location.remove() }
         let spec = ClusterSpec(name: "c1", shardCount: 2, replicasPerShard: 1, memoryMBPerNode: 64, secureReplication: false)
         var running = Self.record("c1.s0.m0.1", shard: 0, member: 0, ports: [31000, 31001])
         running.phase = .reported
@@ -39,14 +79,14 @@ struct SQLiteStateStoreTests {
         ]
         var expected = SchedulerSnapshot()
         do {
-            let store = try SQLiteStateStore(directory: directory)
+            let store = try location.open()
             for batch in batches {
                 try await store.apply(batch)
                 expected.apply(batch)
             }
             #expect(try await store.load() == expected)
         }
-        let reopened = try SQLiteStateStore(directory: directory)
+        let reopened = try location.open()
         let loaded = try await reopened.load()
         #expect(loaded == expected)
         #expect(loaded.nextTaskNumber == 4, "the next task number never goes down")
@@ -56,27 +96,29 @@ struct SQLiteStateStoreTests {
         #expect(loaded.frameworkID == FrameworkID("fw-1"))
     }
 
-    @Test func localTaskJournalSurvivesReopening() async throws {
-        let directory = Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+    @Test(arguments: StoreKind.allCases)
+    func localTaskJournalSurvivesReopening(kind: StoreKind) async throws {
+        let location = try StoreKind.Location(kind)
+        defer { location.remove() }
         let info = TaskInfo(
             name: "n", taskID: TaskID("t1"), agentID: AgentID("a"), resources: [.scalar("cpus", 0.1)],
             command: CommandInfo(value: "cache-node", arguments: ["--port", "1"]))
         do {
-            let store = try SQLiteStateStore(directory: directory)
+            let store = try location.open()
             try await store.recordLaunch(LocalTaskEntry(info: info, pid: 4242, startTicks: 77))
             try await store.recordLaunch(LocalTaskEntry(info: info.renamed("t2"), pid: 4243, startTicks: 78))
             try await store.recordExit(TaskID("t2"))
         }
-        let entries = try await SQLiteStateStore(directory: directory).loadLaunches()
+        let entries = try await location.open().loadLaunches()
         #expect(entries == [LocalTaskEntry(info: info, pid: 4242, startTicks: 77)])
     }
 
     /// Crash after the launch intents are durable but before the accept is sent: the restarted scheduler reconciles
     /// the recorded tasks (the backend never heard of them: TASK_LOST), then launches each member exactly once.
-    @Test func crashBetweenIntentAndLaunchReconcilesWithoutDuplicates() async throws {
-        let directory = Self.temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
+    @Test(arguments: StoreKind.allCases)
+    func crashBetweenIntentAndLaunchReconcilesWithoutDuplicates(kind: StoreKind) async throws {
+        let location = try StoreKind.Location(kind)
+        defer { location.remove() }
         let agents = (0..<2).map {
             SimulatedAgent(
                 id: AgentID("agent-\($0)"), hostname: "host-\($0)",
@@ -87,7 +129,7 @@ struct SQLiteStateStoreTests {
 
         // First life: persist every batch, but "crash" before acting on the launch batch's `.persisted`.
         do {
-            let store = try SQLiteStateStore(directory: directory)
+            let store = try location.open()
             var machine = SchedulerStateMachine()
             func drive(_ actions: [SchedulerAction], confirm: Bool) async throws {
                 var queue = actions
@@ -112,8 +154,8 @@ struct SQLiteStateStoreTests {
         simulation.voidOutstandingOffers()
         simulation.advance(by: 10)
 
-        // Second life: restart from the database.
-        let store = try SQLiteStateStore(directory: directory)
+        // Second life: restart from the store.
+        let store = try location.open()
         let snapshot = try await store.load()
         #expect(snapshot.tasks.count == 6, "the six launch intents were durable")
         var machine = SchedulerStateMachine(restoring: snapshot)

@@ -1,0 +1,196 @@
+// Real etcd for tests: starts one member or a cluster of several (Debian's `etcd` 3.4) on free loopback ports with
+// their own temporary data directories, waits until every member reports healthy, kills single members on request
+// (SIGKILL) and everything at the end. Never uses etcd's default ports 2379/2380.
+public import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why etcd could not be started.
+public struct EtcdClusterError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// One or more etcd members on loopback, stopped and deleted by `stop()` or on deinit.
+public final class EtcdCluster: @unchecked Sendable {
+    /// One member.
+    public struct Member: Sendable {
+        public var name: String
+        public var clientURL: String
+        public var peerURL: String
+        public var dataDirectory: String
+        public var logPath: String
+        public var pid: pid_t
+    }
+
+    /// The etcd executable (`ETCD_BIN` or /usr/bin/etcd).
+    public static var executable: String { ProcessInfo.processInfo.environment["ETCD_BIN"] ?? "/usr/bin/etcd" }
+
+    /// The members, in start order.
+    public private(set) var members: [Member] = []
+    private let directory: String
+
+    /// Client URLs of every member (also of killed ones), in order.
+    public var endpoints: [String] { members.map(\.clientURL) }
+
+    /// Starts `size` members forming one cluster and waits (up to `timeout` seconds) until each is healthy.
+    public init(size: Int = 1, timeout: TimeInterval = 30) throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.executable) else {
+            throw EtcdClusterError(description: "\(Self.executable) not found: install Debian's etcd-server (scripts/install-deps.sh)")
+        }
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-test-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let token = "cf-test-\(UUID().uuidString.prefix(8))"
+        var planned: [(name: String, client: Int, peer: Int)] = []
+        var taken: Set<Int> = []
+        for index in 0..<size {
+            var client = try Self.freeLoopbackPort()
+            while taken.contains(client) { client = try Self.freeLoopbackPort() }
+            taken.insert(client)
+            var peer = try Self.freeLoopbackPort()
+            while taken.contains(peer) { peer = try Self.freeLoopbackPort() }
+            taken.insert(peer)
+            planned.append(("m\(index)", client, peer))
+        }
+        let initialCluster = planned.map { "\($0.name)=http://127.0.0.1:\($0.peer)" }.joined(separator: ",")
+        for member in planned {
+            let dataDirectory = directory + "/" + member.name
+            let logPath = directory + "/" + member.name + ".log"
+            let clientURL = "http://127.0.0.1:\(member.client)"
+            let peerURL = "http://127.0.0.1:\(member.peer)"
+            let arguments = [
+                Self.executable, "--name", member.name, "--data-dir", dataDirectory,
+                "--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
+                "--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+                "--initial-cluster", initialCluster, "--initial-cluster-token", token, "--initial-cluster-state", "new",
+                "--heartbeat-interval", "100", "--election-timeout", "1000",
+            ]
+            let pid = try Self.spawn(arguments, logPath: logPath)
+            members.append(Member(name: member.name, clientURL: clientURL, peerURL: peerURL, dataDirectory: dataDirectory, logPath: logPath, pid: pid))
+        }
+        let deadline = Date().addingTimeInterval(timeout)
+        for member in members {
+            while !Self.isHealthy(member.clientURL) {
+                guard Date() < deadline, Self.isRunning(member.pid) else {
+                    let log = (try? String(contentsOfFile: member.logPath, encoding: .utf8)) ?? ""
+                    stop()
+                    throw EtcdClusterError(description: "etcd member \(member.name) did not become healthy; its log:\n\(log.suffix(3000))")
+                }
+                usleep(50_000)
+            }
+        }
+    }
+
+    deinit { stop() }
+
+    /// SIGKILLs member `index` and reaps it.
+    public func kill(member index: Int) {
+        guard members[index].pid > 0 else { return }
+        Glibc.kill(members[index].pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(members[index].pid, &status, 0)
+        members[index].pid = 0
+    }
+
+    /// Whether member `index` answers `/health` with a leader in the cluster.
+    public func isHealthy(member index: Int) -> Bool { Self.isHealthy(members[index].clientURL) }
+
+    /// Kills every member and deletes the data directories.
+    public func stop() {
+        for index in members.indices { kill(member: index) }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// `GET /health` answered `"health":"true"` (etcd 3.4: the member has a leader).
+    static func isHealthy(_ clientURL: String) -> Bool {
+        guard let port = Int(clientURL.split(separator: ":").last ?? "") else { return false }
+        guard let answer = try? httpGet(port: port, path: "/health") else { return false }
+        return answer.contains("\"health\":\"true\"")
+    }
+
+    /// A blocking HTTP/1.0 GET on 127.0.0.1 (one second timeouts); returns the whole answer.
+    public static func httpGet(port: Int, path: String) throws -> String {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw EtcdClusterError(description: "socket() failed") }
+        defer { close(descriptor) }
+        var timeout = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw EtcdClusterError(description: "connect to port \(port) failed") }
+        let request = Array("GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        guard send(descriptor, request, request.count, 0) == request.count else { throw EtcdClusterError(description: "send failed") }
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = recv(descriptor, &buffer, buffer.count, 0)
+            if count <= 0 { break }
+            answer += buffer[..<count]
+        }
+        return String(decoding: answer, as: UTF8.self)
+    }
+
+    /// A loopback TCP port that was free a moment ago.
+    public static func freeLoopbackPort() throws -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw EtcdClusterError(description: "socket() failed: errno \(errno)") }
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw EtcdClusterError(description: "bind(127.0.0.1:0) failed: errno \(errno)") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        guard named == 0 else { throw EtcdClusterError(description: "getsockname failed: errno \(errno)") }
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        return port == 2379 || port == 2380 ? try freeLoopbackPort() : port
+    }
+
+    /// Starts `arguments` with stdout and stderr appended to `logPath`, signals at their defaults, stdin /dev/null.
+    public static func spawn(_ arguments: [String], logPath: String) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var emptyMask = sigset_t()
+        sigemptyset(&emptyMask)
+        var defaultSignals = sigset_t()
+        sigemptyset(&defaultSignals)
+        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD] { sigaddset(&defaultSignals, signal) }
+        posix_spawnattr_setsigmask(&attributes, &emptyMask)
+        posix_spawnattr_setsigdefault(&attributes, &defaultSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, arguments[0], &actions, &attributes, &argv, environ)
+        guard status == 0 else {
+            throw EtcdClusterError(description: "posix_spawn \(arguments[0]) failed: \(String(cString: strerror(status)))")
+        }
+        return pid
+    }
+
+    /// Whether `pid` still runs (reaps it if it exited).
+    public static func isRunning(_ pid: pid_t) -> Bool {
+        var status: Int32 = 0
+        return pid > 0 && waitpid(pid, &status, WNOHANG) == 0
+    }
+}
