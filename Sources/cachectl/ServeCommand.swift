@@ -5,6 +5,7 @@
 import ArgumentParser
 import CacheFramework
 import CacheFrameworkAPI
+import CacheFrameworkMesos
 import CacheFrameworkRuntime
 import Foundation
 import Hummingbird
@@ -51,6 +52,9 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error.")
     var logLevel: String = "notice"
 
+    @Option(help: "A Mesos master, http://host:5050: run tasks on Mesos (v1 scheduler HTTP API) instead of local agents.")
+    var master: String?
+
     func validate() throws {
         guard agents >= 1 else { throw ValidationError("--agents must be at least 1") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
@@ -58,6 +62,7 @@ struct ServeOptions: ParsableArguments {
             throw ValidationError("--first-port + agents × --ports-per-agent exceeds 65535")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        if let master, MasterURL(master) == nil { throw ValidationError("--master must look like http://host:5050") }
     }
 }
 
@@ -84,11 +89,19 @@ struct FrameworkServer {
         let control = RESPNodeControl(timeout: .seconds(1))
         // A restarted framework keeps its framework id, so the backend's journal and the store agree.
         let frameworkID = FrameworkID("cachectl-\(ProcessInfo.processInfo.hostName)")
-        let backend = LocalBackend(
-            configuration: LocalBackendConfiguration(
-                agents: agents, sandboxDirectory: dataDirectory + "/sandboxes", executableSearchPaths: [binDirectory],
-                offerInterval: .milliseconds(500)),
-            journal: store, frameworkID: frameworkID, logger: logger, readiness: control.pingReadiness())
+        let backend: any DriverBackend
+        if let master = options.master.flatMap(MasterURL.init) {
+            // On Mesos the framework id comes from the master and is kept in the store for resubscription.
+            backend = MesosBackend(
+                configuration: MesosBackendConfiguration(master: master),
+                loadFrameworkID: { try await store.load().frameworkID }, logger: logger)
+        } else {
+            backend = LocalBackend(
+                configuration: LocalBackendConfiguration(
+                    agents: agents, sandboxDirectory: dataDirectory + "/sandboxes", executableSearchPaths: [binDirectory],
+                    offerInterval: .milliseconds(500)),
+                journal: store, frameworkID: frameworkID, logger: logger, readiness: control.pingReadiness())
+        }
         let registry = PrometheusCollectorRegistry()
         var configuration = FrameworkDriver.Configuration()
         configuration.keepTasksOnShutdown = options.keepTasks
