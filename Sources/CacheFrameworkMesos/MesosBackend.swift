@@ -166,8 +166,8 @@ public actor MesosBackend: DriverBackend {
     /// framework resubscribes to them).
     public func shutdown(killTasks: Bool) async {
         if killTasks && !tornDown && frameworkID != nil {
-            if streamID == nil { await resubscribeForTeardown() }
-            do { try await teardown() } catch { logger.warning("TEARDOWN failed", metadata: ["error": "\(error)"]) }
+            // `shutdown` may run in a cancelled task (a cancelled driver); the TEARDOWN must go out all the same.
+            await Task { await self.teardownForShutdown() }.value
         }
         tornDown = true
         attempt?.cancel()
@@ -181,6 +181,11 @@ public actor MesosBackend: DriverBackend {
     public func teardown() async throws(MesosError) {
         try await send(Mesos.Call(frameworkID: frameworkID, type: .teardown))
         tornDown = true
+    }
+
+    private func teardownForShutdown() async {
+        if streamID == nil { await resubscribeForTeardown() }
+        do { try await teardown() } catch { logger.warning("TEARDOWN failed", metadata: ["error": "\(error)"]) }
     }
 
     /// Opens a subscription just to send TEARDOWN on it (bounded wait: 10 s).

@@ -50,7 +50,10 @@ struct MesosBackendTests {
         let updates = running.recorder.updates(of: task.taskID)
         #expect(updates.map(\.state).prefix(2) == [.starting, .running])
         #expect(updates.allSatisfy { $0.uuid.flatMap { Data(base64Encoded: $0) }?.count == 16 }, "uuids are 16 base64 bytes")
-        try await waitUntil("the master saw both acknowledgements") { await fixture.master.acknowledgedUUIDs.count >= 2 }
+        try await waitUntil("the master saw both acknowledgements") {
+            try await acknowledgeAll(running, from: &acked)
+            return await fixture.master.acknowledgedUUIDs.count >= 2
+        }
         #expect(await fixture.master.acknowledgedUUIDs.prefix(2) == updates.compactMap(\.uuid).prefix(2))
         // The process really runs on the agent.
         let agentTask = try #require(await fixture.master.agents.taskViews().first { $0.taskID == task.taskID })

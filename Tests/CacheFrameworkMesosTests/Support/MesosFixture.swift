@@ -175,7 +175,7 @@ final class MesosFixture: Sendable {
         directory = TestPaths.temporaryDirectory()
         firstPort = TestPaths.portBase()
         var logger = Logger(label: "test.fake-mesos-master")
-        logger.logLevel = .warning
+        logger.logLevel = .critical
         server = FakeMesosMasterServer(
             configuration: FakeMesosMaster.Configuration(
                 agents: LocalAgentSpec.split(count: agents, cpus: Double(agents) * 4, memMB: Double(agents) * 2048, firstPort: firstPort, portsPerAgent: 100),
