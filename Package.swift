@@ -26,6 +26,7 @@ let package = Package(
         .executable(name: "placement-bench", targets: ["PlacementBench"]),
         .executable(name: "snapshot-bench", targets: ["SnapshotBench"]),
         .executable(name: "provision-bench", targets: ["ProvisionBench"]),
+        .executable(name: "fake-mesos-master", targets: ["FakeMesosMaster"]),
         .library(name: "CacheNode", targets: ["CacheNode"]),
         .library(name: "ReplicationSec", targets: ["ReplicationSec"]),
         .library(name: "CacheFramework", targets: ["CacheFramework"]),
@@ -43,6 +44,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // MARK: cache node layers: protocol facade, storage engine, command families, executable.
@@ -140,11 +142,49 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // The Mesos v1 scheduler HTTP API backend (AsyncHTTPClient, RecordIO event stream).
+        .target(
+            name: "CacheFrameworkMesos",
+            dependencies: [
+                "CacheFramework", "CacheFrameworkRuntime",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // A wire-exact fake Mesos master (Hummingbird) whose agents run tasks through the local backend.
+        .target(
+            name: "MesosFakeMaster",
+            dependencies: [
+                "CacheFramework", "CacheFrameworkRuntime", "CacheFrameworkMesos",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "FakeMesosMaster",
+            dependencies: [
+                "MesosFakeMaster", "CacheFramework", "CacheFrameworkMesos", "CacheFrameworkRuntime",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/fake-mesos-master",
+            swiftSettings: strictSettings
+        ),
+
         // MARK: command line
         .executableTarget(
             name: "cachectl",
             dependencies: [
-                "ReplicationSec", "CacheFramework", "CacheFrameworkRuntime", "CacheFrameworkAPI",
+                "ReplicationSec", "CacheFramework", "CacheFrameworkRuntime", "CacheFrameworkAPI", "CacheFrameworkMesos",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -295,6 +335,20 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "CacheFrameworkMesosTests",
+            dependencies: [
+                "CacheFramework", "CacheFrameworkRuntime", "CacheFrameworkMesos", "MesosFakeMaster",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings

@@ -5,6 +5,7 @@
 import ArgumentParser
 import CacheFramework
 import CacheFrameworkAPI
+import CacheFrameworkMesos
 import CacheFrameworkRuntime
 import Foundation
 import Hummingbird
@@ -65,6 +66,8 @@ struct ServeOptions: ParsableArguments {
 
     @Option(name: .customLong("advertise-url"), help: "API URL standbys redirect clients to (default: http://<host>:<bound port>).")
     var advertiseURL: String?
+    @Option(help: "A Mesos master, http://host:5050: run tasks on Mesos (v1 scheduler HTTP API) instead of local agents.")
+    var master: String?
 
     func validate() throws {
         guard agents >= 1 else { throw ValidationError("--agents must be at least 1") }
@@ -76,6 +79,10 @@ struct ServeOptions: ParsableArguments {
         if etcd != nil {
             guard leaseTTL >= 2 else { throw ValidationError("--lease-ttl must be at least 2 seconds (etcd's minimum lease)") }
             guard etcdPrefix.hasPrefix("/") else { throw ValidationError("--etcd-prefix must start with /") }
+        }
+        if let master, MasterURL(master) == nil { throw ValidationError("--master must look like http://host:5050") }
+        if etcd != nil && master != nil {
+            throw ValidationError("--etcd with --master is not supported yet: high availability runs the local backend; run the Mesos backend as one instance (its framework id survives restarts)")
         }
     }
 }
@@ -103,11 +110,19 @@ struct FrameworkServer {
         let control = RESPNodeControl(timeout: .seconds(1))
         // A restarted framework keeps its framework id, so the backend's journal and the store agree.
         let frameworkID = FrameworkID("cachectl-\(ProcessInfo.processInfo.hostName)")
-        let backend = LocalBackend(
-            configuration: LocalBackendConfiguration(
-                agents: agents, sandboxDirectory: dataDirectory + "/sandboxes", executableSearchPaths: [binDirectory],
-                offerInterval: .milliseconds(500)),
-            journal: store, frameworkID: frameworkID, logger: logger, readiness: control.pingReadiness())
+        let backend: any DriverBackend
+        if let master = options.master.flatMap(MasterURL.init) {
+            // On Mesos the framework id comes from the master and is kept in the store for resubscription.
+            backend = MesosBackend(
+                configuration: MesosBackendConfiguration(master: master),
+                loadFrameworkID: { try await store.load().frameworkID }, logger: logger)
+        } else {
+            backend = LocalBackend(
+                configuration: LocalBackendConfiguration(
+                    agents: agents, sandboxDirectory: dataDirectory + "/sandboxes", executableSearchPaths: [binDirectory],
+                    offerInterval: .milliseconds(500)),
+                journal: store, frameworkID: frameworkID, logger: logger, readiness: control.pingReadiness())
+        }
         let registry = PrometheusCollectorRegistry()
         var configuration = FrameworkDriver.Configuration()
         configuration.keepTasksOnShutdown = options.keepTasks

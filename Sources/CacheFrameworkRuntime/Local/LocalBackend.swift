@@ -38,6 +38,19 @@ public struct LocalTaskView: Hashable, Codable, Sendable {
     public var ports: [UInt64]
     /// The last status message.
     public var message: String?
+
+    /// Creates a view (for backends other than the local one).
+    public init(
+        taskID: TaskID, agentID: AgentID, state: TaskState, pid: Int32?, adopted: Bool, ports: [UInt64], message: String?
+    ) {
+        self.taskID = taskID
+        self.agentID = agentID
+        self.state = state
+        self.pid = pid
+        self.adopted = adopted
+        self.ports = ports
+        self.message = message
+    }
 }
 
 /// An agent with its total and free resources.
@@ -48,6 +61,13 @@ public struct LocalAgentView: Hashable, Codable, Sendable {
     public var free: ResourceQuantities
     /// How many non-terminal tasks run on it.
     public var taskCount: Int
+
+    /// Creates a view (for backends other than the local one).
+    public init(spec: LocalAgentSpec, free: ResourceQuantities, taskCount: Int) {
+        self.spec = spec
+        self.free = free
+        self.taskCount = taskCount
+    }
 }
 
 /// The local process backend.

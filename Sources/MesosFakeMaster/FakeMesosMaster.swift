@@ -1,0 +1,608 @@
+// A wire-exact fake of a Mesos master's scheduler API (apache/mesos src/master/http.cpp `Master::Http::scheduler`,
+// docs/scheduler-http-api.md), for tests and demos: swap it for a real master by changing one URL.
+//
+// This actor is the masters' shared brain; `FakeMesosMasterServer` puts one HTTP front end per master in front of it.
+// It checks each request in the order the real master does: not leading → 307 to the leader; not POST → 405; no
+// or wrong Content-Type → 400/415; unparsable → 400; invalid call → 400; SUBSCRIBE with Mesos-Stream-Id → 400;
+// unknown framework → 400; framework not subscribed → 403; missing or stale Mesos-Stream-Id → 400; otherwise 202.
+// SUBSCRIBE answers 200 with a RecordIO event stream (SUBSCRIBED first, HEARTBEATs every interval).
+//
+// Its agents are a real `LocalBackend`: accepted LAUNCH operations start child processes, and their status updates
+// come back as UPDATEs with a base64 uuid, delivered one at a time per task and redelivered until acknowledged (the
+// agent's status update manager). Offers expire after `offerTimeout` (RESCIND); an ACCEPT of an offer that is gone
+// or already used answers TASK_DROPPED (TASK_LOST for frameworks that are not PARTITION_AWARE) with
+// REASON_INVALID_OFFERS. A master failover closes the stream and makes another master leader: the old one
+// redirects, offers are dropped, tasks keep running, and the framework resubscribes with its id. If it does not
+// within its `failover_timeout`, its tasks are killed and its id is refused ("Framework has been removed").
+
+public import CacheFramework
+public import CacheFrameworkMesos
+public import CacheFrameworkRuntime
+import Foundation
+public import Logging
+public import NIOCore
+import NIOFoundationCompat
+
+/// The shared state of a fake Mesos cluster's masters and agents.
+public actor FakeMesosMaster {
+    /// Settings.
+    public struct Configuration: Sendable {
+        /// The agents (slices of this machine) tasks run on.
+        public var agents: [LocalAgentSpec]
+        /// Where task sandboxes go.
+        public var sandboxDirectory: String
+        /// Where executables are looked up first.
+        public var executableSearchPaths: [String]
+        /// How many masters (HTTP front ends) the cluster has.
+        public var masterCount: Int
+        /// The HEARTBEAT interval announced in SUBSCRIBED (Mesos' default is 15 s).
+        public var heartbeatInterval: Duration
+        /// Offers not answered within this are rescinded (`--offer_timeout`; none by default, as in Mesos).
+        public var offerTimeout: Duration?
+        /// Unacknowledged status updates are resent this often.
+        public var updateRetryInterval: Duration
+        /// How often the agents re-offer free resources.
+        public var offerInterval: Duration
+        /// Decides when a started task is reported RUNNING (default: at once, as Mesos' command executor does).
+        public var readiness: LocalBackend.ReadinessCheck
+
+        /// Creates a configuration.
+        public init(
+            agents: [LocalAgentSpec],
+            sandboxDirectory: String,
+            executableSearchPaths: [String] = [],
+            masterCount: Int = 2,
+            heartbeatInterval: Duration = .seconds(15),
+            offerTimeout: Duration? = nil,
+            updateRetryInterval: Duration = .seconds(10),
+            offerInterval: Duration = .milliseconds(200),
+            readiness: @escaping LocalBackend.ReadinessCheck = { _ in true }
+        ) {
+            self.agents = agents
+            self.sandboxDirectory = sandboxDirectory
+            self.executableSearchPaths = executableSearchPaths
+            self.masterCount = masterCount
+            self.heartbeatInterval = heartbeatInterval
+            self.offerTimeout = offerTimeout
+            self.updateRetryInterval = updateRetryInterval
+            self.offerInterval = offerInterval
+            self.readiness = readiness
+        }
+    }
+
+    /// What a request is answered with.
+    public enum Reply: Sendable {
+        /// A plain response: status code, body text, and the Location of a redirect.
+        case status(Int, String, location: String?)
+        /// 200 OK with `Mesos-Stream-Id` and a chunked RecordIO event stream.
+        case stream(streamID: String, events: AsyncStream<ByteBuffer>)
+
+        /// The status code.
+        public var code: Int {
+            switch self {
+            case .status(let code, _, _): code
+            case .stream: 200
+            }
+        }
+    }
+
+    /// One request as the masters saw it.
+    public struct CallRecord: Hashable, Sendable {
+        /// The master that received it.
+        public var master: Int
+        /// The call type (or `?` if it did not parse).
+        public var type: String
+        /// The Mesos-Stream-Id header sent.
+        public var streamIDHeader: String?
+        /// The status answered.
+        public var status: Int
+        /// The framework id the call named.
+        public var frameworkID: FrameworkID?
+    }
+
+    /// A task as the master knows it.
+    public struct TaskView: Hashable, Sendable {
+        /// The launched task.
+        public var info: Mesos.TaskInfo
+        /// Its latest state.
+        public var state: TaskState
+    }
+
+    private struct Subscription {
+        var streamID: String
+        var continuation: AsyncStream<ByteBuffer>.Continuation
+        var lastHeartbeat: ContinuousClock.Instant
+    }
+
+    private struct Framework {
+        var id: FrameworkID
+        var info: Mesos.FrameworkInfo
+        var subscription: Subscription?
+        var disconnectedAt: ContinuousClock.Instant?
+    }
+
+    private struct PendingUpdate {
+        var status: Mesos.TaskStatus
+        var lastSent: ContinuousClock.Instant?
+    }
+
+    /// The settings.
+    public nonisolated let configuration: Configuration
+    /// The agents: real processes.
+    public nonisolated let agents: LocalBackend
+    private let logger: Logger
+    private let clock = ContinuousClock()
+    private let masterID = String(UUID().uuidString.prefix(8)).lowercased()
+
+    private var endpoints: [Int: String] = [:]
+    private var leader = 0
+    private var framework: Framework?
+    private var completed: Set<FrameworkID> = []
+    private var offers: [OfferID: (offer: Mesos.Offer, expiresAt: ContinuousClock.Instant?)] = [:]
+    private var tasks: [TaskID: TaskView] = [:]
+    private var pending: [TaskID: [PendingUpdate]] = [:]
+    private var silencedStream: String?
+    private var frameworkCounter = 0
+    private var log: [CallRecord] = []
+    private var acknowledged: [String] = []
+    private var subscribeCount = 0
+
+    /// Creates the brain; `run()` drives the agents and timers.
+    public init(configuration: Configuration, logger: Logger = Logger(label: "fake-mesos-master")) {
+        self.configuration = configuration
+        self.logger = logger
+        agents = LocalBackend(
+            configuration: LocalBackendConfiguration(
+                agents: configuration.agents, sandboxDirectory: configuration.sandboxDirectory,
+                executableSearchPaths: configuration.executableSearchPaths, offerInterval: configuration.offerInterval,
+                killGracePeriod: .seconds(2)),
+            journal: InMemoryLocalTaskJournal(), frameworkID: FrameworkID("fake-agents"), logger: logger,
+            readiness: configuration.readiness)
+    }
+
+    // MARK: running
+
+    /// Runs the agents, relays their offers and updates, and drives heartbeats, offer expiry, update retries and
+    /// the failover timeout until cancelled.
+    public func run() async throws {
+        try await agents.start()
+        let agents = agents
+        await withDiscardingTaskGroup { group in
+            group.addTask { await agents.run() }
+            group.addTask {
+                for await event in agents.events { await self.agentEvent(event) }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    do { try await Task.sleep(for: .milliseconds(20)) } catch { return }
+                    await self.tick()
+                }
+            }
+        }
+    }
+
+    /// Kills every task and closes the stream.
+    public func stop() async {
+        framework?.subscription?.continuation.finish()
+        framework?.subscription = nil
+        await agents.shutdown(killTasks: true)
+    }
+
+    /// Records where master `index` listens (`host:port`), for redirects.
+    public func setEndpoint(_ index: Int, _ authority: String) { endpoints[index] = authority }
+
+    // MARK: test controls
+
+    /// Makes master `index` the leader: the stream closes, outstanding offers are dropped, the other masters
+    /// redirect to it; tasks keep running and the framework must resubscribe.
+    public func failover(to index: Int) async {
+        leader = index
+        logger.notice("master failover", metadata: ["leader": "\(index)"])
+        await disconnect(reason: "master failover")
+        // The new leader's allocator starts without the framework's refuse filters.
+        try? await agents.revive()
+    }
+
+    /// Stops sending any event, heartbeats included, on the current stream while keeping it open (a silent
+    /// partition); a later subscription is not affected.
+    public func silenceCurrentStream() { silencedStream = framework?.subscription?.streamID }
+
+    /// Rescinds an outstanding offer now.
+    public func rescind(_ id: OfferID) async {
+        guard offers.removeValue(forKey: id) != nil else { return }
+        send(.rescind(id))
+        try? await agents.decline(offerIDs: [id], filters: Filters(refuseSeconds: 0))
+    }
+
+    // MARK: introspection
+
+    /// The leading master's index.
+    public var leaderIndex: Int { leader }
+    /// Every request received, in order.
+    public var callLog: [CallRecord] { log }
+    /// How many SUBSCRIBE calls opened a stream.
+    public var subscriptions: Int { subscribeCount }
+    /// The subscribed framework's id and whether it is connected.
+    public var frameworkState: (id: FrameworkID, connected: Bool)? {
+        framework.map { ($0.id, $0.subscription != nil) }
+    }
+    /// The framework info of the subscribed framework.
+    public var frameworkInfo: Mesos.FrameworkInfo? { framework?.info }
+    /// The tasks, by id.
+    public var taskViews: [TaskID: TaskView] { tasks }
+    /// Outstanding offers.
+    public var outstandingOfferIDs: [OfferID] { offers.keys.sorted() }
+    /// The uuids acknowledged, in order.
+    public var acknowledgedUUIDs: [String] { acknowledged }
+    /// Status updates waiting for acknowledgement, by task.
+    public var unacknowledged: [TaskID: [Mesos.TaskStatus]] { pending.mapValues { $0.map(\.status) } }
+
+    // MARK: requests
+
+    /// Answers one request to `/api/v1/scheduler` received by master `index`.
+    public func handle(
+        master index: Int, method: String, contentType: String?, streamIDHeader: String?, body: ByteBuffer
+    ) async -> Reply {
+        var record = CallRecord(master: index, type: "?", streamIDHeader: streamIDHeader, status: 0)
+        let reply = await answer(master: index, method: method, contentType: contentType, streamIDHeader: streamIDHeader, body: body, record: &record)
+        record.status = reply.code
+        log.append(record)
+        return reply
+    }
+
+    private func answer(
+        master index: Int, method: String, contentType: String?, streamIDHeader: String?, body: ByteBuffer,
+        record: inout CallRecord
+    ) async -> Reply {
+        if index != leader {
+            let location = endpoints[leader].map { "//\($0)/api/v1/scheduler" }
+            return .status(307, "", location: location)
+        }
+        guard method == "POST" else { return .status(405, "Expecting one of { 'POST' }, but received '\(method)'", location: nil) }
+        guard let contentType else { return .status(400, "Expecting 'Content-Type' to be present", location: nil) }
+        guard contentType.lowercased().hasPrefix("application/json") else {
+            return .status(415, "Expecting 'Content-Type' of application/json or application/x-protobuf", location: nil)
+        }
+        guard (try? JSONSerialization.jsonObject(with: Data(buffer: body))) != nil else {
+            return .status(400, "Failed to parse body into JSON", location: nil)
+        }
+        let call: Mesos.Call
+        do { call = try JSONDecoder().decode(Mesos.Call.self, from: body) } catch {
+            return .status(400, "Failed to convert JSON into Call protobuf: \(error)", location: nil)
+        }
+        record.type = call.type.rawValue
+        record.frameworkID = call.frameworkID
+        if let problem = call.validationError() {
+            return .status(400, "Failed to validate scheduler::Call: \(problem)", location: nil)
+        }
+        if call.type == .subscribe {
+            if streamIDHeader != nil {
+                return .status(400, "Subscribe calls should not include the 'Mesos-Stream-Id' header", location: nil)
+            }
+            return await subscribe(call.subscribe!.frameworkInfo)
+        }
+        guard let framework, framework.id == call.frameworkID else {
+            return .status(400, "Framework cannot be found", location: nil)
+        }
+        guard let subscription = framework.subscription else {
+            return .status(403, "Framework is not subscribed", location: nil)
+        }
+        guard let streamIDHeader else {
+            return .status(400, "All non-subscribe calls should include the 'Mesos-Stream-Id' header", location: nil)
+        }
+        guard streamIDHeader == subscription.streamID else {
+            return .status(
+                400,
+                "The stream ID '\(streamIDHeader)' included in this request didn't match the stream ID currently "
+                    + "associated with framework ID \(framework.id.value)", location: nil)
+        }
+        await dispatch(call, framework: framework)
+        return .status(202, "", location: nil)
+    }
+
+    private func subscribe(_ info: Mesos.FrameworkInfo) async -> Reply {
+        let (events, continuation) = AsyncStream.makeStream(of: ByteBuffer.self)
+        let streamID = UUID().uuidString.lowercased()
+        if let id = info.id, completed.contains(id) {
+            continuation.yield(Self.frame(.error("Framework has been removed")))
+            continuation.finish()
+            return .stream(streamID: streamID, events: events)
+        }
+        if let framework, let id = info.id, id != framework.id {
+            continuation.yield(Self.frame(.error("this fake master runs one framework; \(framework.id.value) is subscribed")))
+            continuation.finish()
+            return .stream(streamID: streamID, events: events)
+        }
+        // A resubscription replaces the previous connection (the master closes it).
+        framework?.subscription?.continuation.finish()
+        await dropOffers()
+        let id = info.id ?? framework?.id ?? newFrameworkID()
+        var info = info
+        info.id = id
+        framework = Framework(
+            id: id, info: info, subscription: Subscription(streamID: streamID, continuation: continuation, lastHeartbeat: clock.now),
+            disconnectedAt: nil)
+        subscribeCount += 1
+        continuation.onTermination = { _ in Task { await self.streamEnded(streamID) } }
+        send(.subscribed(id, heartbeatIntervalSeconds: Self.seconds(configuration.heartbeatInterval)))
+        // Unacknowledged updates are resent to the new connection.
+        for taskID in pending.keys.sorted() { deliverHead(of: taskID) }
+        logger.info("framework subscribed", metadata: ["framework": "\(id)", "stream": "\(streamID)"])
+        return .stream(streamID: streamID, events: events)
+    }
+
+    private func newFrameworkID() -> FrameworkID {
+        defer { frameworkCounter += 1 }
+        return FrameworkID("\(masterID)-\(String(format: "%04d", frameworkCounter))")
+    }
+
+    private func streamEnded(_ streamID: String) async {
+        guard framework?.subscription?.streamID == streamID else { return }
+        await disconnect(reason: "subscription connection closed")
+    }
+
+    private func disconnect(reason: String) async {
+        if let subscription = framework?.subscription {
+            framework?.subscription = nil
+            framework?.disconnectedAt = clock.now
+            subscription.continuation.finish()
+            logger.info("framework disconnected", metadata: ["reason": "\(reason)"])
+        }
+        await dropOffers()
+    }
+
+    private func dropOffers() async {
+        let ids = Array(offers.keys)
+        offers = [:]
+        if !ids.isEmpty { try? await agents.decline(offerIDs: ids, filters: Filters(refuseSeconds: 0)) }
+    }
+
+    // MARK: calls
+
+    private func dispatch(_ call: Mesos.Call, framework: Framework) async {
+        switch call.type {
+        case .teardown:
+            await removeFramework(reason: "TEARDOWN")
+        case .accept:
+            await accept(call.accept!, framework: framework)
+        case .decline:
+            let decline = call.decline!
+            let known = decline.offerIDs.filter { offers.removeValue(forKey: $0) != nil }
+            if !known.isEmpty { try? await agents.decline(offerIDs: known, filters: decline.filters ?? Filters(refuseSeconds: 5)) }
+        case .revive:
+            try? await agents.revive()
+        case .suppress:
+            try? await agents.suppress()
+        case .kill:
+            let kill = call.kill!
+            if let task = tasks[kill.taskID], !task.state.isTerminal {
+                try? await agents.kill(taskID: kill.taskID, agentID: task.info.agentID)
+            } else if tasks[kill.taskID] == nil {
+                send(.update(Mesos.TaskStatus(
+                    taskID: kill.taskID, state: .lost, message: "Attempted to kill an unknown task", source: "SOURCE_MASTER",
+                    reason: "REASON_TASK_UNKNOWN", agentID: kill.agentID, timestamp: Date().timeIntervalSince1970)))
+            }
+        case .acknowledge:
+            let ack = call.acknowledge!
+            acknowledge(taskID: ack.taskID, uuid: ack.uuid)
+        case .reconcile:
+            reconcile(call.reconcile!.tasks, partitionAware: framework.info.has(.partitionAware))
+        case .shutdown, .message, .request, .acknowledgeOperationStatus, .reconcileOperations, .acceptInverseOffers,
+            .declineInverseOffers, .updateFramework, .subscribe, .unknown:
+            break
+        }
+    }
+
+    private func accept(_ accept: Mesos.Call.Accept, framework: Framework) async {
+        let found = accept.offerIDs.compactMap { offers[$0]?.offer }
+        let invalid: String? =
+            if accept.offerIDs.isEmpty { "No offers specified" }
+            else if found.count != accept.offerIDs.count {
+                "Offer \(accept.offerIDs.first { offers[$0] == nil }!.value) is no longer valid"
+            } else if Set(found.map(\.agentID)).count > 1 { "Aggregated offers must belong to one single agent" }
+            else { nil }
+        for id in accept.offerIDs { offers[id] = nil }
+        let lostState: TaskState = framework.info.has(.partitionAware) ? .dropped : .lost
+        guard invalid == nil else {
+            for operation in accept.operations {
+                for info in operation.launch?.taskInfos ?? operation.launchGroup?.taskGroup.tasks ?? [] {
+                    send(.update(Mesos.TaskStatus(
+                        taskID: info.taskID, state: lostState, message: "Task launched with invalid offers: \(invalid!)",
+                        source: "SOURCE_MASTER", reason: "REASON_INVALID_OFFERS", agentID: info.agentID,
+                        timestamp: Date().timeIntervalSince1970)))
+                }
+                if let id = operation.id {
+                    send(.updateOperationStatus(Mesos.OperationStatus(
+                        operationID: id, state: "OPERATION_DROPPED", message: invalid, agentID: found.first?.agentID)))
+                }
+            }
+            return
+        }
+        var available = ResourceQuantities(found.flatMap { $0.resources.map(\.model) })
+        var launches: [CacheFramework.TaskInfo] = []
+        for operation in accept.operations {
+            switch operation.type {
+            case .launch:
+                for info in operation.launch?.taskInfos ?? [] {
+                    let needed = ResourceQuantities(info.resources.map(\.model))
+                    let error: String? =
+                        if let known = tasks[info.taskID], !known.state.isTerminal { "Task has duplicate ID: \(info.taskID.value)" }
+                        else if info.agentID != found[0].agentID { "Task uses agent \(info.agentID.value), not the offer's" }
+                        else if needed.cpus > available.cpus + 1e-9 || needed.memMB > available.memMB + 1e-9
+                            || !available.ports.contains(needed.ports)
+                        { "Task uses more resources \(needed) than available \(available)" }
+                        else { nil }
+                    if let error {
+                        send(.update(Mesos.TaskStatus(
+                            taskID: info.taskID, state: .error, message: error, source: "SOURCE_MASTER",
+                            reason: "REASON_TASK_INVALID", agentID: info.agentID, timestamp: Date().timeIntervalSince1970)))
+                        continue
+                    }
+                    available.cpus -= needed.cpus
+                    available.memMB -= needed.memMB
+                    available.ports = available.ports.subtracting(needed.ports)
+                    tasks[info.taskID] = TaskView(info: info, state: .staging)
+                    launches.append(Self.runnable(info))
+                }
+            case .reserve, .create, .unreserve, .destroy:
+                // Reservations and volumes are recorded by their operation status only: offers do not show them yet.
+                if let id = operation.id {
+                    send(.updateOperationStatus(Mesos.OperationStatus(
+                        operationID: id, state: "OPERATION_FINISHED", uuid: Mesos.UUIDValue(Self.newUUID()),
+                        agentID: found[0].agentID,
+                        convertedResources: operation.reserve?.resources ?? operation.create?.volumes)))
+                }
+            default:
+                if let id = operation.id {
+                    send(.updateOperationStatus(Mesos.OperationStatus(
+                        operationID: id, state: "OPERATION_ERROR",
+                        message: "operation \(operation.type.rawValue) is not supported by the fake master")))
+                }
+            }
+        }
+        try? await agents.accept(
+            offerIDs: accept.offerIDs, operations: launches.isEmpty ? [] : [.launch(launches)],
+            filters: accept.filters ?? Filters(refuseSeconds: 5))
+    }
+
+    /// The task as the local agents run it: a shell command runs under /bin/sh -c.
+    private static func runnable(_ info: Mesos.TaskInfo) -> CacheFramework.TaskInfo {
+        var task = info.model
+        if task.command.shell {
+            task.command = CacheFramework.CommandInfo(
+                value: "/bin/sh", arguments: ["-c", task.command.value], environment: task.command.environment)
+        }
+        return task
+    }
+
+    private func reconcile(_ list: [Mesos.Call.Reconcile.Task], partitionAware: Bool) {
+        let now = Date().timeIntervalSince1970
+        if list.isEmpty {
+            for (id, task) in tasks.sorted(by: { $0.key < $1.key }) where !task.state.isTerminal {
+                send(.update(Mesos.TaskStatus(
+                    taskID: id, state: task.state, source: "SOURCE_MASTER", reason: TaskStatus.reconciliationReason,
+                    agentID: task.info.agentID, timestamp: now)))
+            }
+            return
+        }
+        for entry in list {
+            if let task = tasks[entry.taskID] {
+                send(.update(Mesos.TaskStatus(
+                    taskID: entry.taskID, state: task.state, source: "SOURCE_MASTER", reason: TaskStatus.reconciliationReason,
+                    agentID: task.info.agentID, timestamp: now)))
+            } else {
+                send(.update(Mesos.TaskStatus(
+                    taskID: entry.taskID, state: partitionAware ? .unknown : .lost, message: "Reconciliation: Task is unknown",
+                    source: "SOURCE_MASTER", reason: TaskStatus.reconciliationReason, agentID: entry.agentID, timestamp: now)))
+            }
+        }
+    }
+
+    private func acknowledge(taskID: TaskID, uuid: String) {
+        guard var queue = pending[taskID], queue.first?.status.uuid == uuid else { return }
+        acknowledged.append(uuid)
+        queue.removeFirst()
+        pending[taskID] = queue.isEmpty ? nil : queue
+        deliverHead(of: taskID)
+    }
+
+    private func removeFramework(reason: String) async {
+        guard let id = framework?.id else { return }
+        completed.insert(id)
+        for (taskID, task) in tasks where !task.state.isTerminal {
+            try? await agents.kill(taskID: taskID, agentID: task.info.agentID)
+        }
+        await disconnect(reason: reason)
+        framework = nil
+        pending = [:]
+        logger.notice("framework removed", metadata: ["framework": "\(id)", "reason": "\(reason)"])
+    }
+
+    // MARK: agents
+
+    private func agentEvent(_ event: BackendEvent) async {
+        switch event {
+        case .offers(let agentOffers):
+            guard let framework, let subscription = framework.subscription, subscription.streamID != silencedStream else {
+                try? await agents.decline(offerIDs: agentOffers.map(\.id), filters: Filters(refuseSeconds: 1))
+                return
+            }
+            let role = framework.info.has(.multiRole) ? (framework.info.roles?.first ?? "*") : nil
+            let expiry = configuration.offerTimeout.map { clock.now.advanced(by: $0) }
+            let wire = agentOffers.map { offer in
+                Mesos.Offer(
+                    id: offer.id, frameworkID: framework.id, agentID: offer.agentID, hostname: offer.hostname,
+                    resources: offer.resources.map { Mesos.Resource($0, allocationRole: role) },
+                    attributes: offer.attributes, allocationInfo: role.map { Mesos.AllocationInfo(role: $0) })
+            }
+            for offer in wire { offers[offer.id] = (offer, expiry) }
+            send(.offers(wire))
+        case .update(let status):
+            guard tasks[status.taskID] != nil else { return }
+            tasks[status.taskID]?.state = status.state
+            guard framework != nil else { return }
+            let update = Mesos.TaskStatus(
+                taskID: status.taskID, state: status.state, message: status.message,
+                source: status.state == .failed || status.state == .lost ? "SOURCE_AGENT" : "SOURCE_EXECUTOR",
+                reason: status.reason, agentID: status.agentID, executorID: Mesos.ExecutorID(status.taskID.value),
+                timestamp: status.timestamp, uuid: Self.newUUID())
+            let wasEmpty = pending[status.taskID]?.isEmpty ?? true
+            pending[status.taskID, default: []].append(PendingUpdate(status: update))
+            if wasEmpty { deliverHead(of: status.taskID) }
+        case .subscribed, .rescind, .disconnected:
+            break
+        }
+    }
+
+    private func deliverHead(of taskID: TaskID) {
+        guard let subscription = framework?.subscription, subscription.streamID != silencedStream,
+            var queue = pending[taskID], !queue.isEmpty
+        else { return }
+        queue[0].lastSent = clock.now
+        pending[taskID] = queue
+        send(.update(queue[0].status))
+    }
+
+    private func tick() async {
+        let now = clock.now
+        if let subscription = framework?.subscription, now - subscription.lastHeartbeat >= configuration.heartbeatInterval {
+            framework?.subscription?.lastHeartbeat = now
+            send(.heartbeat)
+        }
+        let expired = offers.filter { $0.value.expiresAt.map { $0 <= now } ?? false }.keys.sorted()
+        for id in expired { await rescind(id) }
+        for (taskID, queue) in pending.sorted(by: { $0.key < $1.key }) {
+            if let sent = queue.first?.lastSent, now - sent >= configuration.updateRetryInterval { deliverHead(of: taskID) }
+        }
+        if let framework, framework.subscription == nil, let since = framework.disconnectedAt {
+            let timeout = framework.info.failoverTimeout ?? 0
+            if Self.seconds(now - since) >= timeout { await removeFramework(reason: "failover timeout of \(timeout) s elapsed") }
+        }
+    }
+
+    private func send(_ event: Mesos.Event) {
+        guard let subscription = framework?.subscription, subscription.streamID != silencedStream else { return }
+        subscription.continuation.yield(Self.frame(event))
+    }
+
+    // MARK: encoding
+
+    /// `event` as JSON framed as one RecordIO record.
+    public static func frame(_ event: Mesos.Event) -> ByteBuffer {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let json = (try? encoder.encode(event)) ?? Data()
+        return RecordIO.frame(ByteBuffer(data: json))
+    }
+
+    /// 16 random bytes in base64, as a status update's `uuid`.
+    static func newUUID() -> String {
+        let uuid = UUID().uuid
+        return withUnsafeBytes(of: uuid) { Data($0).base64EncodedString() }
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        let parts = duration.components
+        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,82 @@
+// End to end over the Mesos backend: the scheduler driver with a `MesosBackend` against the fake master provisions a
+// cache-node cluster whose members (real processes launched by the fake master's agents) answer PING; then the
+// master fails over: the backend resubscribes with the same framework id, reconciles, and no member is lost,
+// relaunched or duplicated.
+
+import CacheFramework
+import CacheFrameworkMesos
+import CacheFrameworkRuntime
+import Foundation
+import Logging
+import MesosFakeMaster
+import Testing
+
+@Suite(.serialized)
+struct MesosProvisioningTests {
+    let control = RESPNodeControl(timeout: .seconds(1))
+
+    func endpoints(_ status: ClusterStatus) -> [TaskEndpoint] {
+        status.members.compactMap { member in
+            guard let id = member.taskID, let endpoint = member.endpoint, let colon = endpoint.lastIndex(of: ":") else { return nil }
+            return TaskEndpoint(taskID: id, hostname: String(endpoint[..<colon]), port: UInt64(endpoint[endpoint.index(after: colon)...]) ?? 0)
+        }
+    }
+
+    @Test func driverProvisionsOverMesosAndSurvivesMasterFailover() async throws {
+        let control = control
+        let fixture = try await MesosFixture(readiness: control.pingReadiness())
+        defer { Task { await fixture.stop() } }
+        let store = try SQLiteStateStore(directory: fixture.directory)
+        var logger = Logger(label: "test.mesos-driver")
+        logger.logLevel = .warning
+        let backend = MesosBackend(
+            configuration: MesosBackendConfiguration(master: fixture.urls[0]),
+            loadFrameworkID: { try await store.load().frameworkID }, logger: logger)
+        var configuration = FrameworkDriver.Configuration()
+        configuration.tickInterval = .milliseconds(200)
+        configuration.scheduler.offsetQueryTimeoutSeconds = 1
+        let driver = FrameworkDriver(backend: backend, store: store, control: control, configuration: configuration, logger: logger)
+        let run = Task { try await driver.run() }
+
+        try await waitUntil("both agents have offered") { await backend.capacityOffers().count == 2 }
+        let spec = ClusterSpec(
+            name: "m1", shardCount: 2, replicasPerShard: 1, memoryMBPerNode: 32, cpusPerNode: 0.1, secureReplication: false)
+        try await driver.createCluster(spec)
+        try await waitUntil("all 4 members run", seconds: 60) { driver.clusterStatus("m1")?.ready == true }
+        let status = try #require(driver.clusterStatus("m1"))
+        #expect(status.members.count == 4)
+        for endpoint in endpoints(status) { #expect(await control.ping(endpoint), "\(endpoint) answers PING") }
+        let frameworkID = try #require(await backend.currentFrameworkID)
+        #expect(try await store.load().frameworkID == frameworkID, "the framework id is recorded for restarts")
+        let tasksBefore = Set(driver.taskRecords().map(\.taskID))
+        let pidsBefore = Dictionary(uniqueKeysWithValues: await fixture.master.agents.taskViews().compactMap { view in
+            view.pid.map { (view.taskID, $0) }
+        })
+        #expect(pidsBefore.count == 4)
+
+        // Master failover: the stream closes, master 0 now redirects to master 1.
+        await fixture.master.failover(to: 1)
+        try await waitUntil("resubscribed") { await backend.statistics.subscriptions == 2 }
+        #expect(await backend.currentFrameworkID == frameworkID)
+        #expect(await fixture.master.frameworkState?.id == frameworkID)
+        #expect(await backend.currentLeader == fixture.urls[1])
+        try await waitUntil("the scheduler is ready again") { driver.phaseName == "ready" && driver.clusterStatus("m1")?.ready == true }
+        #expect(driver.events().contains { $0.kind == "reconcile" }, "the scheduler reconciled after resubscribing")
+
+        // Nothing lost, relaunched or duplicated: the same tasks on the same processes.
+        #expect(Set(driver.taskRecords().map(\.taskID)) == tasksBefore)
+        let agentTasks = await fixture.master.agents.taskViews()
+        #expect(agentTasks.count == 4, "no launch after the failover")
+        for view in agentTasks {
+            #expect(view.pid == pidsBefore[view.taskID])
+            #expect(view.state == .running)
+        }
+        for endpoint in endpoints(try #require(driver.clusterStatus("m1"))) { #expect(await control.ping(endpoint)) }
+
+        // A graceful stop tears the framework down: the master kills every member.
+        run.cancel()
+        _ = try? await run.value
+        try await waitUntil("every member is gone") { pidsBefore.values.allSatisfy { !processExists($0) } }
+        #expect(await fixture.master.callLog.contains { $0.type == "TEARDOWN" && $0.status == 202 })
+    }
+}
