@@ -30,6 +30,7 @@ let package = Package(
         .library(name: "CacheNode", targets: ["CacheNode"]),
         .library(name: "ReplicationSec", targets: ["ReplicationSec"]),
         .library(name: "CacheFramework", targets: ["CacheFramework"]),
+        .executable(name: "vnf-sample", targets: ["VNFSample"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -45,6 +46,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // MARK: cache node layers: protocol facade, storage engine, command families, executable.
@@ -168,6 +170,25 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // MARK: NFV on the scheduler core: descriptors (Yams), lifecycle state machines, its runtime, sample VNFs
+        .target(
+            name: "CacheFrameworkNFV",
+            dependencies: [
+                "CacheFramework",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "CacheFrameworkNFVRuntime",
+            dependencies: [
+                "CacheFramework", "CacheFrameworkNFV", "CacheFrameworkRuntime",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "FakeMesosMaster",
             dependencies: [
@@ -177,6 +198,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/fake-mesos-master",
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "VNFSample",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Sources/vnf-sample",
             swiftSettings: strictSettings
         ),
 
@@ -324,6 +355,14 @@ let package = Package(
         .testTarget(name: "CacheFrameworkTests", dependencies: ["CacheFramework"], swiftSettings: strictSettings),
         // Starts real etcd members (single or 3-member clusters on free loopback ports) for the HA tests.
         .target(name: "EtcdTestSupport", path: "Tests/EtcdTestSupport", swiftSettings: strictSettings),
+        .testTarget(
+            name: "CacheFrameworkNFVTests",
+            dependencies: [
+                "CacheFramework", "CacheFrameworkNFV", "CacheFrameworkNFVRuntime", "CacheFrameworkRuntime",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "CacheFrameworkRuntimeTests",
             dependencies: [

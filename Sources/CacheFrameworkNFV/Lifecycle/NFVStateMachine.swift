@@ -1,0 +1,614 @@
+// The VNF lifecycle manager as a pure value: user operations and scheduler events in, actions out (persist, accept,
+// kill, reconcile, revive, run a hook). It never reads a clock: every call carries a `SchedulerTime`.
+//
+// Model. Each VNF instance has a desired shape (instantiated or not, started or stopped, level, scale levels) from
+// which the number of VNFCs per VDU follows. Operations change the desired shape and record an operation occurrence
+// (STARTING); the next event moves it to PROCESSING, and `converge` then works towards the shape: VNFCs that should
+// not exist are killed and forgotten once their task ended, missing ones are placed from the next offers (through
+// `VNFPlacement`, i.e. the scheduler core's `Placement`). An occurrence COMPLETES when every desired VNFC runs and no
+// extra one is left; past its deadline it becomes FAILED_TEMP (retried automatically `automaticRetries` times), from
+// where the operator retries, rolls back (the shape before the operation is restored: ROLLING_BACK → ROLLED_BACK) or
+// fails it (FAILED). A VNFC whose task ends while nothing else runs on the instance starts an automatic HEAL. One
+// occurrence at a time per instance (SOL003's 409 conflict otherwise).
+//
+// Durability. Every change is written as an `NFVBatch` (`.persist`) before the actions after it: a launch is recorded
+// before its accept, so a restarted framework reconciles (`start`) instead of launching twice, and operation
+// occurrences survive to complete or roll back.
+
+public import CacheFramework
+
+/// An event for the NFV state machine.
+public enum NFVEvent: Hashable, Sendable {
+    /// Offers (the router hands them to NFV before the cache scheduler).
+    case offers([Offer], now: SchedulerTime)
+    /// A status update of a VNF task.
+    case update(TaskStatus, now: SchedulerTime)
+    /// A VNFC failed its health check (after the descriptor's failure threshold).
+    case healthFailed(TaskID, now: SchedulerTime)
+    /// Time passed.
+    case tick(now: SchedulerTime)
+}
+
+/// What the runtime must do, in order; a `.persist` is durable before the following actions.
+public enum NFVAction: Hashable, Sendable {
+    /// Durably apply a batch.
+    case persist(NFVBatch)
+    /// ACCEPT offers of one agent with launches.
+    case accept(offerIDs: [OfferID], operations: [OfferOperation], filters: Filters)
+    /// KILL a task.
+    case kill(taskID: TaskID, agentID: AgentID?)
+    /// ACKNOWLEDGE an update.
+    case acknowledge(agentID: AgentID, taskID: TaskID, uuid: String)
+    /// RECONCILE these tasks.
+    case reconcile([ReconcileTask])
+    /// REVIVE offers (new VNFCs to place).
+    case revive
+    /// Run a lifecycle hook of an instance.
+    case runHook(instanceID: String, event: LifecycleEvent, command: [String])
+}
+
+/// Why an NFV request was refused.
+public enum NFVError: Error, Hashable, Sendable, CustomStringConvertible {
+    case unknownInstance(String)
+    case unknownOperation(String)
+    /// Another operation occurrence of the instance is not final yet (SOL003: 409).
+    case conflict(instanceID: String, operationID: String)
+    /// The instance is not in the state the operation needs (SOL003: 409).
+    case wrongState(instanceID: String, String)
+    /// The request names something the descriptor lacks, or a value out of range (SOL003: 400/422).
+    case invalidRequest(String)
+
+    public var description: String {
+        switch self {
+        case .unknownInstance(let id): "no VNF instance '\(id)'"
+        case .unknownOperation(let id): "no operation occurrence '\(id)'"
+        case .conflict(let instance, let operation):
+            "VNF instance '\(instance)' has operation \(operation) in progress: wait, or retry/rollback/fail it first"
+        case .wrongState(let instance, let why): "VNF instance '\(instance)': \(why)"
+        case .invalidRequest(let why): why
+        }
+    }
+}
+
+/// Scale direction (SOL003 `ScaleVnfRequest.type`).
+public enum ScaleType: String, Hashable, Codable, Sendable {
+    case scaleOut = "SCALE_OUT"
+    case scaleIn = "SCALE_IN"
+}
+
+/// The NFV lifecycle state machine.
+public struct NFVStateMachine: Sendable {
+    /// Tunables.
+    public struct Configuration: Sendable {
+        /// Seconds an occurrence may stay PROCESSING before FAILED_TEMP.
+        public var operationTimeoutSeconds: Double = 60
+        /// Automatic retries from FAILED_TEMP before waiting for the operator.
+        public var automaticRetries = 0
+        /// Seconds a heal waits for the VNFC's old agent and ports before placing it elsewhere.
+        public var pinWaitSeconds: Double = 10
+        /// Default seconds a graceful terminate waits for tasks to end.
+        public var gracefulTimeoutSeconds: Double = 10
+        /// Start a HEAL when a VNFC's task ends unasked.
+        public var autoHeal = true
+        /// Placement strategy.
+        public var strategy: PlacementStrategy = .spread
+        /// The defaults.
+        public init() {}
+    }
+
+    public let configuration: Configuration
+    /// Instances by id.
+    public private(set) var instances: [String: VNFInstance]
+    /// Occurrences by id.
+    public private(set) var operations: [String: LcmOpOcc]
+    /// Why VNFCs were not placed in the last round (`instance/vnfc` → reason).
+    public private(set) var shortfalls: [String: String] = [:]
+    private var nextNumber: UInt64
+    private var nextBatchID: UInt64 = 1
+    private var dirtyInstances: Set<String> = []
+    private var dirtyOperations: Set<String> = []
+    private var killsSent: Set<TaskID> = []
+
+    /// Creates the machine from a snapshot (empty for a first start).
+    public init(restoring snapshot: NFVSnapshot = NFVSnapshot(), configuration: Configuration = Configuration()) {
+        self.configuration = configuration
+        self.instances = snapshot.instances
+        self.operations = snapshot.operations
+        self.nextNumber = snapshot.nextNumber
+    }
+
+    /// The occurrence of `instanceID` that is not final, if any.
+    public func activeOperation(of instanceID: String) -> LcmOpOcc? {
+        operations.values.first { $0.vnfInstanceID == instanceID && !$0.state.isFinal }
+    }
+
+    /// Every recorded VNF task, for reconciliation after a restart.
+    public var recordedTasks: [ReconcileTask] {
+        instances.values.flatMap { instance in
+            instance.vnfcs.values.compactMap { vnfc in vnfc.taskID.map { ReconcileTask(taskID: $0, agentID: vnfc.agentID) } }
+        }.sorted { $0.taskID < $1.taskID }
+    }
+
+    /// Whether VNFCs wait for offers.
+    public var hasPendingLaunches: Bool { !pendingVNFCs.isEmpty }
+
+    /// After a (re)start: reconcile every recorded task (unknown ones come back LOST and are replaced).
+    public mutating func start() -> [NFVAction] {
+        let tasks = recordedTasks
+        return tasks.isEmpty ? [] : [.reconcile(tasks)]
+    }
+
+    // MARK: operations
+
+    /// Creates an instance of `vnfd` and instantiates it to `flavour` and `level`, binding external links.
+    public mutating func instantiate(
+        vnfd: VNFDescriptor, name: String, flavour flavourID: String? = nil, level levelID: String? = nil,
+        extLinks: [String: [String]] = [:], now: SchedulerTime
+    ) throws(NFVError) -> (instanceID: String, operationID: String, actions: [NFVAction]) {
+        let flavourID = flavourID ?? vnfd.deploymentFlavours[0].id
+        guard let flavour = vnfd.flavour(flavourID) else { throw .invalidRequest("VNFD '\(vnfd.id)' has no flavour '\(flavourID)'") }
+        let levelID = levelID ?? flavour.defaultLevel
+        guard flavour.level(levelID) != nil else { throw .invalidRequest("flavour '\(flavourID)' has no instantiation level '\(levelID)'") }
+        for link in vnfd.externalVirtualLinks where vnfd.connectionPoints.contains(where: { $0.virtualLink == link.id && $0.direction == .outbound }) {
+            guard let endpoints = extLinks[link.id], !endpoints.isEmpty else {
+                throw .invalidRequest("external virtual link '\(link.id)' needs endpoints (host:port) at instantiation")
+            }
+        }
+        for link in extLinks.keys where !vnfd.externalVirtualLinks.contains(where: { $0.id == link }) {
+            throw .invalidRequest("VNFD '\(vnfd.id)' has no external virtual link '\(link)'")
+        }
+        let id = "\(vnfd.id)-\(takeNumber())"
+        var instance = VNFInstance(
+            id: id, name: name, vnfd: vnfd, flavourID: flavourID, levelID: levelID, scaleLevels: [:], extLinks: extLinks,
+            instantiationState: .notInstantiated, operationalState: .started, vnfcs: [:])
+        let point = rollbackPoint(instance)
+        instance.instantiationState = .instantiated
+        instances[id] = instance
+        dirtyInstances.insert(id)
+        let operation = begin(.instantiate, on: id, point: point, parameters: ["flavour": flavourID, "level": levelID], now: now)
+        return (id, operation, flush() + hooks(id, .instantiateStart))
+    }
+
+    /// Scales `aspect` out or in by `steps`.
+    public mutating func scale(
+        _ instanceID: String, aspect aspectID: String, type: ScaleType, steps: Int = 1, now: SchedulerTime
+    ) throws(NFVError) -> (operationID: String, actions: [NFVAction]) {
+        var instance = try instantiated(instanceID)
+        guard let aspect = instance.flavour.aspect(aspectID) else {
+            throw .invalidRequest("flavour '\(instance.flavourID)' has no scaling aspect '\(aspectID)'")
+        }
+        guard steps >= 1 else { throw .invalidRequest("steps must be at least 1") }
+        let current = instance.scaleLevels[aspectID] ?? 0
+        let target = type == .scaleOut ? current + steps : current - steps
+        guard (0...aspect.maxScaleLevel).contains(target) else {
+            throw .invalidRequest("aspect '\(aspectID)' is at level \(current); \(type.rawValue) by \(steps) leaves 0…\(aspect.maxScaleLevel)")
+        }
+        let point = rollbackPoint(instance)
+        instance.scaleLevels[aspectID] = target
+        instances[instanceID] = instance
+        dirtyInstances.insert(instanceID)
+        let operation = begin(
+            .scale, on: instanceID, point: point,
+            parameters: ["aspect": aspectID, "type": type.rawValue, "steps": "\(steps)", "level": "\(target)"], now: now)
+        return (operation, flush() + hooks(instanceID, .scaleStart))
+    }
+
+    /// Scales to instantiation level `levelID` (aspects back to 0).
+    public mutating func scaleToLevel(_ instanceID: String, level levelID: String, now: SchedulerTime) throws(NFVError) -> (operationID: String, actions: [NFVAction]) {
+        var instance = try instantiated(instanceID)
+        guard instance.flavour.level(levelID) != nil else { throw .invalidRequest("flavour '\(instance.flavourID)' has no level '\(levelID)'") }
+        let point = rollbackPoint(instance)
+        instance.levelID = levelID
+        instance.scaleLevels = [:]
+        instances[instanceID] = instance
+        dirtyInstances.insert(instanceID)
+        let operation = begin(.scaleToLevel, on: instanceID, point: point, parameters: ["level": levelID], now: now)
+        return (operation, flush() + hooks(instanceID, .scaleStart))
+    }
+
+    /// Heals (replaces) the named VNFCs, or every VNFC when `vnfcIDs` is empty.
+    public mutating func heal(
+        _ instanceID: String, vnfcIDs: [String] = [], cause: String? = nil, automatic: Bool = false, now: SchedulerTime
+    ) throws(NFVError) -> (operationID: String, actions: [NFVAction]) {
+        let instance = try instantiated(instanceID)
+        let targets = vnfcIDs.isEmpty ? Array(instance.vnfcs.keys) : vnfcIDs
+        var parameters: [String: String] = [:]
+        for id in targets {
+            guard let vnfc = instance.vnfcs[id] else { throw .invalidRequest("VNF instance '\(instanceID)' has no VNFC '\(id)'") }
+            parameters["vnfc.\(id)"] = "\(vnfc.incarnation)"
+        }
+        if let cause { parameters["cause"] = cause }
+        let operation = begin(.heal, on: instanceID, point: rollbackPoint(instance), parameters: parameters, now: now, automatic: automatic)
+        var actions = flush() + hooks(instanceID, .healStart)
+        for id in targets {
+            if let vnfc = instance.vnfcs[id], let taskID = vnfc.taskID, !(vnfc.state?.isTerminal ?? false) {
+                killsSent.insert(taskID)
+                actions.append(.kill(taskID: taskID, agentID: vnfc.agentID))
+            }
+        }
+        return (operation, actions)
+    }
+
+    /// Starts or stops the instance's VNFCs.
+    public mutating func operate(_ instanceID: String, to state: OperationalState, now: SchedulerTime) throws(NFVError) -> (operationID: String, actions: [NFVAction]) {
+        var instance = try instantiated(instanceID)
+        guard instance.operationalState != state else { throw .wrongState(instanceID: instanceID, "it is \(state.rawValue) already") }
+        let point = rollbackPoint(instance)
+        instance.operationalState = state
+        instances[instanceID] = instance
+        dirtyInstances.insert(instanceID)
+        let operation = begin(.operate, on: instanceID, point: point, parameters: ["changeStateTo": state.rawValue], now: now)
+        return (operation, flush())
+    }
+
+    /// Terminates the instance: graceful (wait up to `gracefulTimeoutSeconds` for the tasks to end, then forget
+    /// them) or forceful (forget them at once).
+    public mutating func terminate(
+        _ instanceID: String, type: TerminationType = .graceful, gracefulTimeoutSeconds: Double? = nil, now: SchedulerTime
+    ) throws(NFVError) -> (operationID: String, actions: [NFVAction]) {
+        var instance = try instantiated(instanceID)
+        let point = rollbackPoint(instance)
+        instance.instantiationState = .notInstantiated
+        instances[instanceID] = instance
+        dirtyInstances.insert(instanceID)
+        let timeout = type == .forceful ? 0 : gracefulTimeoutSeconds ?? configuration.gracefulTimeoutSeconds
+        let operation = begin(
+            .terminate, on: instanceID, point: point, parameters: ["terminationType": type.rawValue], now: now, timeout: timeout)
+        operations[operation]!.terminationType = type
+        return (operation, flush() + hooks(instanceID, .terminateStart))
+    }
+
+    /// Forgets a terminated instance (SOL003 DELETE).
+    public mutating func delete(_ instanceID: String) throws(NFVError) -> [NFVAction] {
+        guard let instance = instances[instanceID] else { throw .unknownInstance(instanceID) }
+        guard instance.instantiationState == .notInstantiated, instance.vnfcs.isEmpty else {
+            throw .wrongState(instanceID: instanceID, "terminate it before deleting it")
+        }
+        if let active = activeOperation(of: instanceID) { throw .conflict(instanceID: instanceID, operationID: active.id) }
+        instances[instanceID] = nil
+        return [.persist(makeBatch([.deleteInstance(instanceID)]))]
+    }
+
+    /// Retries a FAILED_TEMP occurrence.
+    public mutating func retry(_ operationID: String, now: SchedulerTime) throws(NFVError) -> [NFVAction] {
+        var operation = try failedTemp(operationID)
+        operation.retries += 1
+        operation.error = nil
+        enter(.processing, &operation, now: now)
+        operation.deadline = now.adding(seconds: configuration.operationTimeoutSeconds)
+        operations[operationID] = operation
+        return flush() + [.revive]
+    }
+
+    /// Rolls a FAILED_TEMP occurrence back to the instance's shape before it.
+    public mutating func rollback(_ operationID: String, now: SchedulerTime) throws(NFVError) -> [NFVAction] {
+        var operation = try failedTemp(operationID)
+        guard [.instantiate, .scale, .scaleToLevel, .operate].contains(operation.operation) else {
+            throw .invalidRequest("\(operation.operation.rawValue) cannot be rolled back; retry or fail it")
+        }
+        var instance = instances[operation.vnfInstanceID]!
+        let point = operation.rollbackPoint
+        instance.instantiationState = point.instantiationState
+        instance.operationalState = point.operationalState
+        instance.levelID = point.levelID
+        instance.scaleLevels = point.scaleLevels
+        instances[instance.id] = instance
+        dirtyInstances.insert(instance.id)
+        enter(.rollingBack, &operation, now: now)
+        operation.deadline = now.adding(seconds: configuration.operationTimeoutSeconds)
+        operations[operationID] = operation
+        return flush() + converge(now: now)
+    }
+
+    /// Marks a FAILED_TEMP occurrence FAILED (the instance stays as it is).
+    public mutating func fail(_ operationID: String, now: SchedulerTime) throws(NFVError) -> [NFVAction] {
+        var operation = try failedTemp(operationID)
+        enter(.failed, &operation, now: now)
+        operations[operationID] = operation
+        return flush()
+    }
+
+    // MARK: events
+
+    /// Handles an event (use `handleOffers` for offers, which also returns the offers left for others).
+    public mutating func handle(_ event: NFVEvent) -> [NFVAction] {
+        switch event {
+        case .offers(let offers, let now): return handleOffers(offers, now: now).actions
+        case .update(let status, let now): return update(status, now: now)
+        case .healthFailed(let taskID, let now):
+            guard let (instanceID, vnfcID) = locate(taskID), let vnfc = instances[instanceID]?.vnfcs[vnfcID] else { return [] }
+            killsSent.insert(taskID)
+            return [.kill(taskID: taskID, agentID: vnfc.agentID)] + converge(now: now)
+        case .tick(let now): return converge(now: now)
+        }
+    }
+
+    /// Places pending VNFCs on `offers`; returns the actions and the offers NFV did not use.
+    public mutating func handleOffers(_ offers: [Offer], now: SchedulerTime) -> (actions: [NFVAction], leftover: [Offer]) {
+        var actions = converge(now: now)
+        let pending = pendingVNFCs
+        guard !pending.isEmpty, !offers.isEmpty else { return (actions, offers) }
+        let result = VNFPlacement.place(
+            pending, instances: instances, offers: offers, strategy: configuration.strategy, now: now,
+            pinWaitSeconds: configuration.pinWaitSeconds)
+        shortfalls = result.shortfalls
+        var launches: [AgentID: (offers: [OfferID], tasks: [TaskInfo])] = [:]
+        var order: [AgentID] = []
+        for assignment in result.assignments {
+            let instanceID = assignment.pending.instanceID
+            var instance = instances[instanceID]!
+            var vnfc = instance.vnfcs[assignment.pending.vnfc.id]!
+            let vdu = instance.vnfd.vdu(vnfc.vdu)!
+            let taskID = TaskID("\(VNFTaskTemplate.taskPrefix)\(instanceID).\(vnfc.id).\(takeNumber())")
+            vnfc.taskID = taskID
+            vnfc.agentID = assignment.agentID
+            vnfc.hostname = assignment.hostname
+            vnfc.failureDomain = assignment.failureDomain
+            vnfc.ports = Dictionary(uniqueKeysWithValues: zip(vdu.ports, assignment.ports))
+            vnfc.state = nil
+            vnfc.endedAt = nil
+            vnfc.incarnation += 1
+            instance.vnfcs[vnfc.id] = vnfc
+            instances[instanceID] = instance
+            dirtyInstances.insert(instanceID)
+            let info = VNFTaskTemplate.taskInfo(for: vnfc, of: instance, taskID: taskID, agentID: assignment.agentID, hostname: assignment.hostname)
+            if launches[assignment.agentID] == nil {
+                order.append(assignment.agentID)
+                launches[assignment.agentID] = (assignment.offerIDs, [])
+            }
+            launches[assignment.agentID]!.tasks.append(info)
+        }
+        actions += flush()
+        for agent in order {
+            let launch = launches[agent]!
+            actions.append(.accept(offerIDs: launch.offers, operations: [.launch(launch.tasks)], filters: Filters(refuseSeconds: 1)))
+        }
+        return (actions, offers.filter { !result.usedOfferIDs.contains($0.id) })
+    }
+
+    private mutating func update(_ status: TaskStatus, now: SchedulerTime) -> [NFVAction] {
+        var actions: [NFVAction] = []
+        if let uuid = status.uuid, let agent = status.agentID {
+            actions.append(.acknowledge(agentID: agent, taskID: status.taskID, uuid: uuid))
+        }
+        guard let (instanceID, vnfcID) = locate(status.taskID) else {
+            // A VNF task this machine does not know (launched before a crash and never recorded): stop it.
+            if !status.state.isTerminal && status.taskID.value.hasPrefix(VNFTaskTemplate.taskPrefix) {
+                actions.append(.kill(taskID: status.taskID, agentID: status.agentID))
+            }
+            return actions
+        }
+        var instance = instances[instanceID]!
+        var vnfc = instance.vnfcs[vnfcID]!
+        if status.state.needsReplacement {
+            let asked = killsSent.remove(status.taskID) != nil
+            vnfc.taskID = nil
+            vnfc.state = status.state
+            vnfc.endedAt = now
+            instance.vnfcs[vnfcID] = vnfc
+            instances[instanceID] = instance
+            dirtyInstances.insert(instanceID)
+            let wanted = (instance.desiredCounts[vnfc.vdu] ?? 0) > vnfc.index
+            if !asked && wanted && configuration.autoHeal && activeOperation(of: instanceID) == nil {
+                actions += flush()
+                if let (_, healActions) = try? heal(
+                    instanceID, vnfcIDs: [vnfcID], cause: "\(status.taskID) \(status.state.rawValue)", automatic: true, now: now)
+                {
+                    actions += healActions
+                }
+            }
+        } else if vnfc.state != status.state {
+            vnfc.state = status.state
+            instance.vnfcs[vnfcID] = vnfc
+            instances[instanceID] = instance
+            dirtyInstances.insert(instanceID)
+        }
+        return actions + converge(now: now)
+    }
+
+    // MARK: convergence
+
+    /// Kills what should not run, forgets what ended, and moves occurrences along.
+    private mutating func converge(now: SchedulerTime) -> [NFVAction] {
+        var kills: [NFVAction] = []
+        var hookActions: [NFVAction] = []
+        for id in instances.keys.sorted() {
+            var instance = instances[id]!
+            let desired = instance.desiredCounts
+            var changed = false
+            let active = activeOperation(of: id)
+            // Missing VNFC slots appear only once an occurrence processes (or when healing on its own).
+            if active == nil || active?.state == .processing || active?.state == .rollingBack {
+                for vdu in instance.vnfd.vdus {
+                    for index in 0..<(desired[vdu.id] ?? 0) where instance.vnfcs["\(vdu.id).\(index)"] == nil {
+                        instance.vnfcs["\(vdu.id).\(index)"] = VNFCRecord(
+                            id: "\(vdu.id).\(index)", vdu: vdu.id, index: index, taskID: nil, agentID: nil, hostname: nil,
+                            failureDomain: nil, ports: [:], state: nil, endedAt: nil, incarnation: 0)
+                        changed = true
+                    }
+                }
+            }
+            for vnfc in instance.vnfcs.values.sorted(by: { $0.id < $1.id }) where vnfc.index >= desired[vnfc.vdu] ?? 0 {
+                if let taskID = vnfc.taskID {
+                    if !killsSent.contains(taskID) && (active == nil || active?.state != .starting) {
+                        killsSent.insert(taskID)
+                        kills.append(.kill(taskID: taskID, agentID: vnfc.agentID))
+                    }
+                } else {
+                    instance.vnfcs[vnfc.id] = nil
+                    changed = true
+                }
+            }
+            if changed {
+                instances[id] = instance
+                dirtyInstances.insert(id)
+            }
+            if let active { hookActions += progress(active, instance: instance, now: now) }
+        }
+        let persisted = flush()
+        let revive: [NFVAction] = persisted.isEmpty || pendingVNFCs.isEmpty ? [] : [.revive]
+        return persisted + kills + hookActions + revive
+    }
+
+    /// Moves one occurrence along; returns hook actions.
+    private mutating func progress(_ current: LcmOpOcc, instance: VNFInstance, now: SchedulerTime) -> [NFVAction] {
+        var operation = current
+        switch operation.state {
+        case .starting:
+            enter(.processing, &operation, now: now)
+            operation.deadline = now.adding(
+                seconds: operation.operation == .terminate ? operation.deadline.seconds - operation.startTime.seconds : configuration.operationTimeoutSeconds)
+            operations[operation.id] = operation
+            return []
+        case .processing, .rollingBack:
+            let converged = isConverged(instance, for: operation)
+            if converged {
+                enter(operation.state == .processing ? .completed : .rolledBack, &operation, now: now)
+                operations[operation.id] = operation
+                return endEvent(operation.operation).map { hooks(instance.id, $0) } ?? []
+            }
+            guard now >= operation.deadline else { return [] }
+            if operation.operation == .terminate {
+                // Graceful time is up (or the terminate is forceful): forget the VNFCs; their kills were sent.
+                var forgotten = instance
+                forgotten.vnfcs = [:]
+                instances[instance.id] = forgotten
+                dirtyInstances.insert(instance.id)
+                enter(.completed, &operation, now: now)
+                operation.parameters["forceful"] = "\(instance.vnfcs.count) VNFCs had not ended"
+                operations[operation.id] = operation
+                return hooks(instance.id, .terminateEnd)
+            }
+            let missing = instance.vnfcs.values.filter { !$0.isRunning }.map { vnfc in
+                "\(vnfc.id)" + (shortfalls["\(instance.id)/\(vnfc.id)"].map { ": \($0)" } ?? "")
+            }.sorted()
+            operation.error = "not converged within \(configuration.operationTimeoutSeconds) s; not running: \(missing.joined(separator: "; "))"
+            if operation.state == .processing && operation.retries < configuration.automaticRetries {
+                operation.retries += 1
+                operation.deadline = now.adding(seconds: configuration.operationTimeoutSeconds)
+            } else {
+                enter(operation.state == .processing ? .failedTemp : .failed, &operation, now: now)
+            }
+            operations[operation.id] = operation
+            return []
+        case .completed, .failedTemp, .rolledBack, .failed:
+            return []
+        }
+    }
+
+    private func isConverged(_ instance: VNFInstance, for operation: LcmOpOcc) -> Bool {
+        let desired = instance.desiredCounts
+        for vdu in instance.vnfd.vdus {
+            let count = desired[vdu.id] ?? 0
+            let vnfcs = instance.vnfcs.values.filter { $0.vdu == vdu.id }
+            if vnfcs.count != count || vnfcs.contains(where: { !$0.isRunning }) { return false }
+        }
+        if operation.operation == .heal && operation.state == .processing {
+            for (key, value) in operation.parameters where key.hasPrefix("vnfc.") {
+                let id = String(key.dropFirst(5))
+                if let vnfc = instance.vnfcs[id], vnfc.incarnation <= Int(value) ?? 0 { return false }
+            }
+        }
+        return true
+    }
+
+    /// VNFCs without a task on instances whose occurrence processes (or that have none: auto-heal).
+    var pendingVNFCs: [PendingVNFC] {
+        instances.keys.sorted().flatMap { id -> [PendingVNFC] in
+            let instance = instances[id]!
+            if let active = activeOperation(of: id), active.state != .processing && active.state != .rollingBack { return [] }
+            let desired = instance.desiredCounts
+            return instance.vnfcs.values.filter { $0.taskID == nil && $0.index < desired[$0.vdu] ?? 0 }
+                .sorted { $0.id < $1.id }.map { PendingVNFC(instanceID: id, vnfc: $0) }
+        }
+    }
+
+    // MARK: helpers
+
+    private mutating func takeNumber() -> UInt64 {
+        defer { nextNumber += 1 }
+        return nextNumber
+    }
+
+    private func instantiated(_ id: String) throws(NFVError) -> VNFInstance {
+        guard let instance = instances[id] else { throw .unknownInstance(id) }
+        if let active = activeOperation(of: id) { throw .conflict(instanceID: id, operationID: active.id) }
+        guard instance.instantiationState == .instantiated else { throw .wrongState(instanceID: id, "it is not instantiated") }
+        return instance
+    }
+
+    private func failedTemp(_ id: String) throws(NFVError) -> LcmOpOcc {
+        guard let operation = operations[id] else { throw .unknownOperation(id) }
+        guard operation.state == .failedTemp else {
+            throw .wrongState(instanceID: operation.vnfInstanceID, "operation \(id) is \(operation.state.rawValue), not FAILED_TEMP")
+        }
+        return operation
+    }
+
+    private func rollbackPoint(_ instance: VNFInstance) -> RollbackPoint {
+        RollbackPoint(
+            instantiationState: instance.instantiationState, operationalState: instance.operationalState,
+            levelID: instance.levelID, scaleLevels: instance.scaleLevels)
+    }
+
+    private mutating func begin(
+        _ type: LcmOperationType, on instanceID: String, point: RollbackPoint, parameters: [String: String],
+        now: SchedulerTime, automatic: Bool = false, timeout: Double? = nil
+    ) -> String {
+        let id = "op-\(takeNumber())"
+        operations[id] = LcmOpOcc(
+            id: id, vnfInstanceID: instanceID, operation: type, state: .starting, startTime: now, stateEnteredTime: now,
+            deadline: now.adding(seconds: timeout ?? configuration.operationTimeoutSeconds), isAutomaticInvocation: automatic,
+            parameters: parameters, rollbackPoint: point, error: nil, retries: 0, terminationType: nil)
+        dirtyOperations.insert(id)
+        return id
+    }
+
+    private mutating func enter(_ state: LcmOperationState, _ operation: inout LcmOpOcc, now: SchedulerTime) {
+        operation.state = state
+        operation.stateEnteredTime = now
+        dirtyOperations.insert(operation.id)
+    }
+
+    private func locate(_ taskID: TaskID) -> (String, String)? {
+        guard taskID.value.hasPrefix(VNFTaskTemplate.taskPrefix) else { return nil }
+        for (id, instance) in instances {
+            if let vnfc = instance.vnfcs.values.first(where: { $0.taskID == taskID }) { return (id, vnfc.id) }
+        }
+        return nil
+    }
+
+    private func hooks(_ instanceID: String, _ event: LifecycleEvent) -> [NFVAction] {
+        guard let instance = instances[instanceID] else { return [] }
+        return instance.vnfd.lifecycleHooks.filter { $0.event == event }.map {
+            .runHook(instanceID: instanceID, event: event, command: $0.command)
+        }
+    }
+
+    private func endEvent(_ type: LcmOperationType) -> LifecycleEvent? {
+        switch type {
+        case .instantiate: .instantiateEnd
+        case .scale, .scaleToLevel: .scaleEnd
+        case .heal: .healEnd
+        case .terminate: .terminateEnd
+        case .operate: nil
+        }
+    }
+
+    private mutating func flush() -> [NFVAction] {
+        var intents: [NFVIntent] = dirtyInstances.sorted().map { id in
+            instances[id].map { NFVIntent.putInstance($0) } ?? .deleteInstance(id)
+        }
+        intents += dirtyOperations.sorted().compactMap { operations[$0].map(NFVIntent.putOperation) }
+        dirtyInstances = []
+        dirtyOperations = []
+        guard !intents.isEmpty else { return [] }
+        intents.append(.setNextNumber(nextNumber))
+        return [.persist(makeBatch(intents))]
+    }
+
+    private mutating func makeBatch(_ intents: [NFVIntent]) -> NFVBatch {
+        defer { nextBatchID += 1 }
+        return NFVBatch(id: nextBatchID, intents: intents)
+    }
+}
