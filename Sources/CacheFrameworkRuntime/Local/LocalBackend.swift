@@ -304,6 +304,12 @@ public actor LocalBackend: SchedulerBackend {
                 continuation.yield(
                     .update(status(task.info, task.state, reason: TaskStatus.reconciliationReason, message: task.message, uuid: nil)))
             } else {
+                // A framework that died between spawning a task and journalling it left the process running with no
+                // record: stop it before answering LOST, so the replacement does not run beside an orphan.
+                for orphan in LocalProcess.processes(taggedWith: "\(frameworkID.value) \(entry.taskID.value)") {
+                    LocalProcess.signalGroup(orphan, SIGKILL)
+                    logger.notice("killed an unjournalled process of a lost task", metadata: ["task": "\(entry.taskID)", "pid": "\(orphan)"])
+                }
                 continuation.yield(
                     .update(
                         TaskStatus(
@@ -350,7 +356,9 @@ public actor LocalBackend: SchedulerBackend {
         let pid: pid_t
         do {
             pid = try LocalProcess.spawn(
-                executable: executable, arguments: info.command.arguments, environment: info.command.environment,
+                executable: executable, arguments: info.command.arguments,
+                environment: info.command.environment.merging(
+                    [LocalProcess.taskTagVariable: "\(frameworkID.value) \(info.taskID.value)"]) { _, tag in tag },
                 directory: sandbox)
         } catch {
             fail(info, reason: "REASON_COMMAND_EXECUTOR_FAILED", message: error.message)

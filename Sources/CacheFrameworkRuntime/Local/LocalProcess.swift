@@ -104,6 +104,21 @@ public enum LocalProcess {
         return nil
     }
 
+    /// The environment variable every task process carries (`<framework id> <task id>`), so a process that was spawned
+    /// but never journalled (the framework died in between) can still be found and stopped.
+    public static let taskTagVariable = "CACHE_FRAMEWORK_TASK_ID"
+
+    /// Live processes whose environment carries `taskTagVariable=tag` (from /proc/PID/environ).
+    public static func processes(taggedWith value: String) -> [Int32] {
+        let tag = Array("\(taskTagVariable)=\(value)".utf8)
+        var found: [Int32] = []
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry), let environ = FileManager.default.contents(atPath: "/proc/\(entry)/environ") else { continue }
+            if environ.split(separator: 0).contains(where: { Array($0) == tag }), !isZombie(pid) { found.append(pid) }
+        }
+        return found
+    }
+
     /// The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), which tells a process from
     /// a later one that reuses its pid.
     public static func startTicks(_ pid: Int32) -> UInt64? {
