@@ -130,6 +130,7 @@ let package = Package(
             name: "CacheFrameworkAPI",
             dependencies: [
                 "CacheFramework", "CacheFrameworkRuntime",
+                "CacheFrameworkNFV", "CacheFrameworkNFVRuntime",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -173,6 +174,7 @@ let package = Package(
             name: "cachectl",
             dependencies: [
                 "ReplicationSec", "CacheFramework", "CacheFrameworkRuntime", "CacheFrameworkAPI",
+                "CacheFrameworkNFVRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
