@@ -10,14 +10,14 @@ struct NFVStateMachineTests {
 
     init() throws { firewall = try Samples.vnfd("firewall.yaml") }
 
-    mutating func instantiate(_ harness: inout NFVHarness, level: String = "small") throws -> (String, String) {
+    func instantiate(_ harness: inout NFVHarness, level: String = "small") throws -> (String, String) {
         let result = try harness.machine.instantiate(
             vnfd: firewall, name: "fw", level: level, extLinks: ["egress": ["127.0.0.1:9"]], now: harness.now)
         harness.run(result.actions)
         return (result.instanceID, result.operationID)
     }
 
-    @Test mutating func instantiateGoesThroughStartingProcessingCompleted() throws {
+    @Test func instantiateGoesThroughStartingProcessingCompleted() throws {
         var harness = NFVHarness(agents: 2)
         let (id, op) = try instantiate(&harness)
         #expect(harness.machine.operations[op]?.state == .starting)
@@ -31,7 +31,8 @@ struct NFVStateMachineTests {
         let port = harness.machine.instances[id]!.vnfcs["fw.0"]!.ports["traffic"]!
         #expect(info.command.arguments.contains("\(port)"))
         #expect(info.command.arguments.contains("127.0.0.1:9"))
-        #expect(info.labels[VNFTaskTemplate.Label.health] == "tcp \(info.name.isEmpty ? "" : harness.machine.instances[id]!.vnfcs["fw.0"]!.hostname!):\(port)")
+        let hostname = harness.machine.instances[id]!.vnfcs["fw.0"]!.hostname!
+        #expect(info.labels[VNFTaskTemplate.Label.health] == "tcp \(hostname):\(port)")
         // Offers NFV did not use are left for the cache scheduler.
         #expect(harness.leftovers.count == 1)
         #expect(harness.durable.instances[id]?.vnfcs["fw.0"]?.taskID == info.taskID)
@@ -41,7 +42,7 @@ struct NFVStateMachineTests {
         #expect(harness.durable.operations[op]?.state == .completed)
     }
 
-    @Test mutating func antiAffinityKeepsVNFCsOnDifferentAgents() throws {
+    @Test func antiAffinityKeepsVNFCsOnDifferentAgents() throws {
         var harness = NFVHarness(agents: 2)
         let (id, op) = try instantiate(&harness, level: "large")
         #expect(harness.converge(op) == .completed)
@@ -56,7 +57,7 @@ struct NFVStateMachineTests {
         #expect(error.contains("already host"))
     }
 
-    @Test mutating func scaleOutAndInByAspect() throws {
+    @Test func scaleOutAndInByAspect() throws {
         var harness = NFVHarness(agents: 2)
         let (id, op) = try instantiate(&harness)
         #expect(harness.converge(op) == .completed)
@@ -72,7 +73,7 @@ struct NFVStateMachineTests {
         #expect(harness.machine.instances[id]?.vnfcs.keys.sorted() == ["fw.0"])
     }
 
-    @Test mutating func scaleToLevel() throws {
+    @Test func scaleToLevel() throws {
         var harness = NFVHarness(agents: 2)
         let (id, op) = try instantiate(&harness)
         #expect(harness.converge(op) == .completed)
@@ -82,14 +83,14 @@ struct NFVStateMachineTests {
         #expect(harness.runningTasks(of: id).count == 2)
     }
 
-    @Test mutating func oneOperationAtATime() throws {
+    @Test func oneOperationAtATime() throws {
         var harness = NFVHarness(agents: 2)
         let (id, op) = try instantiate(&harness)
         let error = #expect(throws: NFVError.self) { try harness.machine.terminate(id, now: harness.now) }
         #expect(error == .conflict(instanceID: id, operationID: op))
     }
 
-    @Test mutating func failedTaskIsHealedInPlace() throws {
+    @Test func failedTaskIsHealedInPlace() throws {
         var harness = NFVHarness(agents: 2)
         let (id, op) = try instantiate(&harness)
         #expect(harness.converge(op) == .completed)
@@ -107,7 +108,7 @@ struct NFVStateMachineTests {
         #expect(after.incarnation == before.incarnation + 1)
     }
 
-    @Test mutating func failedTempThenRetryOrRollback() throws {
+    @Test func failedTempThenRetryOrRollback() throws {
         var configuration = NFVStateMachine.Configuration()
         configuration.operationTimeoutSeconds = 3
         var harness = NFVHarness(agents: 1, configuration: configuration)
@@ -131,7 +132,7 @@ struct NFVStateMachineTests {
         #expect(harness.simulation.tasks.values.allSatisfy { $0.state.isTerminal })
     }
 
-    @Test mutating func failMarksFailed() throws {
+    @Test func failMarksFailed() throws {
         var configuration = NFVStateMachine.Configuration()
         configuration.operationTimeoutSeconds = 3
         var harness = NFVHarness(agents: 1, configuration: configuration)
@@ -143,7 +144,7 @@ struct NFVStateMachineTests {
         #expect(throws: NFVError.self) { try harness.machine.retry(op, now: harness.now) }
     }
 
-    @Test mutating func operateStopsAndStarts() throws {
+    @Test func operateStopsAndStarts() throws {
         var harness = NFVHarness(agents: 2)
         let (id, op) = try instantiate(&harness)
         #expect(harness.converge(op) == .completed)
@@ -157,7 +158,7 @@ struct NFVStateMachineTests {
         #expect(harness.runningTasks(of: id).count == 1)
     }
 
-    @Test mutating func terminateGracefulKillsEverything() throws {
+    @Test func terminateGracefulKillsEverything() throws {
         var harness = NFVHarness(agents: 2)
         let (id, op) = try instantiate(&harness, level: "large")
         #expect(harness.converge(op) == .completed)
@@ -171,7 +172,7 @@ struct NFVStateMachineTests {
         #expect(harness.durable.instances[id] == nil)
     }
 
-    @Test mutating func terminateForcefulDoesNotWaitForTasks() throws {
+    @Test func terminateForcefulDoesNotWaitForTasks() throws {
         var harness = NFVHarness(agents: 2)
         let (id, op) = try instantiate(&harness)
         #expect(harness.converge(op) == .completed)
@@ -189,7 +190,7 @@ struct NFVStateMachineTests {
         #expect(machine.instances[id]?.vnfcs.isEmpty == true)
     }
 
-    @Test mutating func restartInTheMiddleOfAnOperationCompletesIt() throws {
+    @Test func restartInTheMiddleOfAnOperationCompletesIt() throws {
         var harness = NFVHarness(agents: 2)
         let (id, op) = try instantiate(&harness, level: "large")
         harness.tick()
@@ -207,7 +208,7 @@ struct NFVStateMachineTests {
         #expect(harness.runningTasks(of: id).count == 2)
     }
 
-    @Test mutating func argumentsAreSubstituted() throws {
+    @Test func argumentsAreSubstituted() throws {
         var harness = NFVHarness(agents: 1)
         let (id, op) = try instantiate(&harness)
         #expect(harness.converge(op) == .completed)

@@ -41,22 +41,24 @@ final class NFVFramework: Sendable {
         var logger = Logger(label: "test.nfv")
         logger.logLevel = .warning
         let store = try SQLiteStateStore(directory: directory)
-        backend = LocalBackend(
+        let backend = LocalBackend(
             configuration: LocalBackendConfiguration(
                 agents: LocalAgentSpec.split(count: 2, cpus: 8, memMB: 4096, firstPort: firstPort, portsPerAgent: 50),
                 sandboxDirectory: directory + "/sandboxes", executableSearchPaths: [NFVTestPaths.buildDirectory],
                 offerInterval: .milliseconds(200), killGracePeriod: .seconds(2)),
             journal: store, frameworkID: FrameworkID("test-nfv"), logger: logger,
             readiness: NFVHealth.readiness(fallback: RESPNodeControl(timeout: .milliseconds(500)).pingReadiness()))
+        self.backend = backend
         var nfv = NFVManager.Configuration()
         nfv.tickInterval = .milliseconds(200)
         nfv.machine.operationTimeoutSeconds = 30
-        manager = NFVManager(backend: backend, store: try SQLiteNFVStore(directory: directory), configuration: nfv, logger: logger)
+        let manager = NFVManager(backend: backend, store: try SQLiteNFVStore(directory: directory), configuration: nfv, logger: logger)
         var configuration = FrameworkDriver.Configuration()
         configuration.tickInterval = .milliseconds(200)
-        driver = FrameworkDriver(
+        let driver = FrameworkDriver(
             backend: NFVOfferRouter(base: backend, manager: manager), store: store, configuration: configuration, logger: logger)
-        let manager = manager, driver = driver
+        self.manager = manager
+        self.driver = driver
         tasks = [Task { try await manager.run() }, Task { try await driver.run() }]
     }
 
