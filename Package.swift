@@ -136,6 +136,7 @@ let package = Package(
             name: "CacheFrameworkAPI",
             dependencies: [
                 "CacheFramework", "CacheFrameworkRuntime",
+                "CacheFrameworkNFV", "CacheFrameworkNFVRuntime",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -216,6 +217,7 @@ let package = Package(
             name: "cachectl",
             dependencies: [
                 "ReplicationSec", "CacheFramework", "CacheFrameworkRuntime", "CacheFrameworkAPI", "CacheFrameworkMesos",
+                "CacheFrameworkNFVRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

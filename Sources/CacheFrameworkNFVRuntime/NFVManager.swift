@@ -25,6 +25,8 @@ public final class NFVManager: Service, Sendable {
     /// A user operation.
     public enum Operation: Sendable {
         case instantiate(vnfd: VNFDescriptor, name: String, flavour: String?, level: String?, extLinks: [String: [String]])
+        case create(vnfd: VNFDescriptor, name: String)
+        case instantiateExisting(String, flavour: String?, level: String?, extLinks: [String: [String]])
         case scale(String, aspect: String, type: ScaleType, steps: Int)
         case scaleToLevel(String, level: String)
         case heal(String, vnfcs: [String])
@@ -159,6 +161,12 @@ public final class NFVManager: Service, Sendable {
         case .instantiate(let vnfd, let name, let flavour, let level, let links):
             let result = try machine.instantiate(vnfd: vnfd, name: name, flavour: flavour, level: level, extLinks: links, now: now)
             return (Accepted(instanceID: result.instanceID, operationID: result.operationID), result.actions)
+        case .create(let vnfd, let name):
+            let result = machine.create(vnfd: vnfd, name: name)
+            return (Accepted(instanceID: result.instanceID, operationID: nil), result.actions)
+        case .instantiateExisting(let id, let flavour, let level, let links):
+            let result = try machine.instantiate(id, flavour: flavour, level: level, extLinks: links, now: now)
+            return (Accepted(instanceID: id, operationID: result.operationID), result.actions)
         case .scale(let id, let aspect, let type, let steps):
             let result = try machine.scale(id, aspect: aspect, type: type, steps: steps, now: now)
             return (Accepted(instanceID: id, operationID: result.operationID), result.actions)

@@ -6,6 +6,7 @@ import ArgumentParser
 import CacheFramework
 import CacheFrameworkAPI
 import CacheFrameworkMesos
+import CacheFrameworkNFVRuntime
 import CacheFrameworkRuntime
 import Foundation
 import Hummingbird
@@ -90,6 +91,7 @@ struct ServeOptions: ParsableArguments {
 /// The assembled framework: store, local backend, driver, API.
 struct FrameworkServer {
     let driver: FrameworkDriver
+    let nfv: NFVManager
     let application: Application<RouterResponder<BasicRequestContext>>
     let options: ServeOptions
     let token: String?
@@ -121,8 +123,11 @@ struct FrameworkServer {
                 configuration: LocalBackendConfiguration(
                     agents: agents, sandboxDirectory: dataDirectory + "/sandboxes", executableSearchPaths: [binDirectory],
                     offerInterval: .milliseconds(500)),
-                journal: store, frameworkID: frameworkID, logger: logger, readiness: control.pingReadiness())
+                journal: store, frameworkID: frameworkID, logger: logger,
+                readiness: NFVHealth.readiness(fallback: control.pingReadiness()))
         }
+        // NFV shares the backend's offers: the router hands each round to the NFV manager first (see NFVOfferRouter).
+        nfv = NFVManager(backend: backend, store: try SQLiteNFVStore(directory: dataDirectory), logger: logger)
         let registry = PrometheusCollectorRegistry()
         var configuration = FrameworkDriver.Configuration()
         configuration.keepTasksOnShutdown = options.keepTasks
@@ -130,10 +135,11 @@ struct FrameworkServer {
         // The cluster authority that issues members their replication identities (created on first start).
         let authority = try FrameworkAuthority(directory: dataDirectory + "/authority")
         driver = FrameworkDriver(
-            backend: backend, store: store, control: control, configuration: configuration,
+            backend: NFVOfferRouter(base: backend, manager: nfv), store: store, control: control, configuration: configuration,
             metricsFactory: PrometheusMetricsFactory(registry: registry), logger: logger, credentials: authority)
         token = options.token ?? ProcessInfo.processInfo.environment["CACHECTL_TOKEN"]
         let router = FrameworkAPI.router(driver: driver, registry: registry, token: token)
+        FrameworkAPI.addNFVRoutes(to: router, manager: nfv, token: token)
         let token = token
         application = Application(
             router: router,
@@ -158,7 +164,7 @@ struct FrameworkServer {
         // The API stops first, then the driver (which stops or leaves the tasks).
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: driver), .init(service: application)] + extra.map { .init(service: $0) },
+                services: [.init(service: nfv), .init(service: driver), .init(service: application)] + extra.map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         try? FileManager.default.removeItem(atPath: FrameworkEndpointFile.path(dataDirectory: (options.dataDirectory as NSString).standardizingPath))

@@ -140,11 +140,38 @@ public struct NFVStateMachine: Sendable {
 
     // MARK: operations
 
+    /// Creates a NOT_INSTANTIATED instance of `vnfd` (SOL003 `POST /vnf_instances`).
+    public mutating func create(vnfd: VNFDescriptor, name: String) -> (instanceID: String, actions: [NFVAction]) {
+        let id = "\(vnfd.id)-\(takeNumber())"
+        instances[id] = VNFInstance(
+            id: id, name: name, vnfd: vnfd, flavourID: vnfd.deploymentFlavours[0].id,
+            levelID: vnfd.deploymentFlavours[0].defaultLevel, scaleLevels: [:], extLinks: [:],
+            instantiationState: .notInstantiated, operationalState: .started, vnfcs: [:])
+        dirtyInstances.insert(id)
+        return (id, flush())
+    }
+
     /// Creates an instance of `vnfd` and instantiates it to `flavour` and `level`, binding external links.
     public mutating func instantiate(
         vnfd: VNFDescriptor, name: String, flavour flavourID: String? = nil, level levelID: String? = nil,
         extLinks: [String: [String]] = [:], now: SchedulerTime
     ) throws(NFVError) -> (instanceID: String, operationID: String, actions: [NFVAction]) {
+        var copy = self
+        let created = copy.create(vnfd: vnfd, name: name)
+        let result = try copy.instantiate(created.instanceID, flavour: flavourID, level: levelID, extLinks: extLinks, now: now)
+        self = copy
+        return (created.instanceID, result.operationID, created.actions + result.actions)
+    }
+
+    /// Instantiates a NOT_INSTANTIATED instance to `flavour` and `level`, binding external links to endpoints.
+    public mutating func instantiate(
+        _ id: String, flavour flavourID: String? = nil, level levelID: String? = nil, extLinks: [String: [String]] = [:],
+        now: SchedulerTime
+    ) throws(NFVError) -> (operationID: String, actions: [NFVAction]) {
+        guard var instance = instances[id] else { throw .unknownInstance(id) }
+        if let active = activeOperation(of: id) { throw .conflict(instanceID: id, operationID: active.id) }
+        guard instance.instantiationState == .notInstantiated else { throw .wrongState(instanceID: id, "it is instantiated already") }
+        let vnfd = instance.vnfd
         let flavourID = flavourID ?? vnfd.deploymentFlavours[0].id
         guard let flavour = vnfd.flavour(flavourID) else { throw .invalidRequest("VNFD '\(vnfd.id)' has no flavour '\(flavourID)'") }
         let levelID = levelID ?? flavour.defaultLevel
@@ -157,16 +184,17 @@ public struct NFVStateMachine: Sendable {
         for link in extLinks.keys where !vnfd.externalVirtualLinks.contains(where: { $0.id == link }) {
             throw .invalidRequest("VNFD '\(vnfd.id)' has no external virtual link '\(link)'")
         }
-        let id = "\(vnfd.id)-\(takeNumber())"
-        var instance = VNFInstance(
-            id: id, name: name, vnfd: vnfd, flavourID: flavourID, levelID: levelID, scaleLevels: [:], extLinks: extLinks,
-            instantiationState: .notInstantiated, operationalState: .started, vnfcs: [:])
         let point = rollbackPoint(instance)
+        instance.flavourID = flavourID
+        instance.levelID = levelID
+        instance.scaleLevels = [:]
+        instance.extLinks = extLinks
+        instance.operationalState = .started
         instance.instantiationState = .instantiated
         instances[id] = instance
         dirtyInstances.insert(id)
         let operation = begin(.instantiate, on: id, point: point, parameters: ["flavour": flavourID, "level": levelID], now: now)
-        return (id, operation, flush() + hooks(id, .instantiateStart))
+        return (operation, flush() + hooks(id, .instantiateStart))
     }
 
     /// Scales `aspect` out or in by `steps`.

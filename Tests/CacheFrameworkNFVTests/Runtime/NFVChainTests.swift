@@ -1,0 +1,180 @@
+// End to end with real processes: the framework (local backend, cache driver, NFV manager behind the offer router)
+// deploys the sample chain firewall → ratelimit → lb in front of a `vnf-sample echo` target; TCP traffic goes
+// through it and is forwarded or filtered as the descriptors say; a killed instance is healed in place; terminate
+// leaves no task.
+
+import CacheFramework
+import CacheFrameworkNFV
+import CacheFrameworkNFVRuntime
+import CacheFrameworkRuntime
+import Foundation
+import Logging
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct NFVTestError: Error, CustomStringConvertible {
+    var description: String
+}
+
+enum NFVTestPaths {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+    static var buildDirectory: String {
+        ProcessInfo.processInfo.environment["CACHE_BUILD_DIR"] ?? root.appendingPathComponent(".build/debug").path
+    }
+}
+
+/// The framework with NFV, over a temporary data directory.
+final class NFVFramework: Sendable {
+    let directory: String
+    let backend: LocalBackend
+    let manager: NFVManager
+    let driver: FrameworkDriver
+    private let tasks: [Task<Void, any Error>]
+
+    init(firstPort: UInt64) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("nfv-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var logger = Logger(label: "test.nfv")
+        logger.logLevel = .warning
+        let store = try SQLiteStateStore(directory: directory)
+        let backend = LocalBackend(
+            configuration: LocalBackendConfiguration(
+                agents: LocalAgentSpec.split(count: 2, cpus: 8, memMB: 4096, firstPort: firstPort, portsPerAgent: 50),
+                sandboxDirectory: directory + "/sandboxes", executableSearchPaths: [NFVTestPaths.buildDirectory],
+                offerInterval: .milliseconds(200), killGracePeriod: .seconds(2)),
+            journal: store, frameworkID: FrameworkID("test-nfv"), logger: logger,
+            readiness: NFVHealth.readiness(fallback: RESPNodeControl(timeout: .milliseconds(500)).pingReadiness()))
+        self.backend = backend
+        var nfv = NFVManager.Configuration()
+        nfv.tickInterval = .milliseconds(200)
+        nfv.machine.operationTimeoutSeconds = 30
+        let manager = NFVManager(backend: backend, store: try SQLiteNFVStore(directory: directory), configuration: nfv, logger: logger)
+        var configuration = FrameworkDriver.Configuration()
+        configuration.tickInterval = .milliseconds(200)
+        let driver = FrameworkDriver(
+            backend: NFVOfferRouter(base: backend, manager: manager), store: store, configuration: configuration, logger: logger)
+        self.manager = manager
+        self.driver = driver
+        tasks = [Task { try await manager.run() }, Task { try await driver.run() }]
+    }
+
+    func stop() async {
+        for task in tasks.reversed() {
+            task.cancel()
+            _ = try? await task.value
+        }
+    }
+}
+
+/// Sends `message` to `port`, half-closes, and returns everything read until the peer closes ("" if refused).
+func exchange(_ endpoint: String, _ message: String) -> String {
+    guard let colon = endpoint.lastIndex(of: ":"), let port = UInt16(endpoint[endpoint.index(after: colon)...]) else { return "" }
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(descriptor) }
+    var timeout = timeval(tv_sec: 3, tv_usec: 0)
+    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    address.sin_addr.s_addr = inet_addr(String(endpoint[..<colon]))
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+    guard connected else { return "" }
+    _ = message.withCString { send(descriptor, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+    shutdown(descriptor, Int32(SHUT_WR))
+    var received: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = recv(descriptor, &buffer, buffer.count, 0)
+        if count <= 0 { break }
+        received += buffer[0..<count]
+    }
+    return String(decoding: received, as: UTF8.self)
+}
+
+func waitUntil(_ what: String, seconds: Double = 30, _ condition: () async throws -> Bool) async throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    throw NFVTestError(description: "timed out after \(seconds) s waiting until \(what)")
+}
+
+/// Starts `vnf-sample echo` on a free loopback port.
+func startEcho(port: Int) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: NFVTestPaths.buildDirectory + "/vnf-sample")
+    process.arguments = ["echo", "--port", "\(port)", "--tag", "E:"]
+    process.standardOutput = FileHandle.nullDevice
+    try process.run()
+    return process
+}
+
+@Suite(.serialized)
+struct NFVChainTests {
+    @Test func chainForwardsFiltersHealsAndTerminates() async throws {
+        let base = UInt64.random(in: 220..<290) * 100
+        let framework = try NFVFramework(firstPort: base)
+        let echo = try startEcho(port: Int(base) + 150)
+        defer {
+            echo.terminate()
+            echo.waitUntilExit()
+        }
+        do {
+            let echoEndpoint = "127.0.0.1:\(base + 150)"
+            try await waitUntil("the echo target answers") { exchange(echoEndpoint, "x") == "E:x" }
+            let directory = NFVTestPaths.root.appendingPathComponent("samples/nfv")
+            let nsd = try NSDescriptorParser.parse(try String(contentsOf: directory.appendingPathComponent("chain.yaml"), encoding: .utf8)) {
+                try String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8)
+            }
+            let service = try await NSDeployment.deploy(nsd, name: "chain", egress: [echoEndpoint], manager: framework.manager, timeoutSeconds: 30)
+            #expect(service.vnfInstanceIDs.count == 3)
+            let ingress = try #require(service.ingress.first)
+
+            // Forwarded through firewall → ratelimit → lb → echo, and filtered by the firewall's deny pattern.
+            #expect(exchange(ingress, "hello chain") == "E:hello chain")
+            #expect(exchange(ingress, "please DROP this") == "")
+            #expect(exchange(ingress, "still fine") == "E:still fine")
+
+            // Every VNF task runs, and the cache scheduler left them alone.
+            let views = await framework.backend.taskViews()
+            #expect(views.filter { $0.taskID.value.hasPrefix("vnf.") && $0.state == .running }.count == 3)
+
+            // Kill the load balancer's process: an automatic HEAL replaces it on the same port.
+            let lbID = service.vnfInstanceIDs[2]
+            let lbTask = try #require(framework.manager.instance(lbID)?.vnfcs["lb.0"]?.taskID)
+            let pid = try #require(views.first { $0.taskID == lbTask }?.pid)
+            kill(pid, SIGKILL)
+            try await waitUntil("the lb instance is healed") {
+                framework.manager.operations().contains {
+                    $0.vnfInstanceID == lbID && $0.operation == .heal && $0.isAutomaticInvocation && $0.state == .completed
+                }
+            }
+            #expect(framework.manager.instance(lbID)?.vnfcs["lb.0"]?.taskID != lbTask)
+            try await waitUntil("traffic flows again") { exchange(ingress, "after heal") == "E:after heal" }
+
+            // Terminate: every VNF task ends.
+            try await NSDeployment.terminate(service, manager: framework.manager, timeoutSeconds: 30)
+            for id in service.vnfInstanceIDs {
+                #expect(framework.manager.instance(id)?.instantiationState == .notInstantiated)
+            }
+            try await waitUntil("no VNF task is left") {
+                await framework.backend.taskViews().allSatisfy { !$0.taskID.value.hasPrefix("vnf.") || $0.state.isTerminal }
+            }
+            #expect(exchange(ingress, "gone") == "")
+            let operations = framework.manager.operations().map(\.operation.rawValue)
+            #expect(operations.filter { $0 == "INSTANTIATE" }.count == 3)
+            #expect(operations.filter { $0 == "TERMINATE" }.count == 3)
+        } catch {
+            await framework.stop()
+            throw error
+        }
+        await framework.stop()
+    }
+}
