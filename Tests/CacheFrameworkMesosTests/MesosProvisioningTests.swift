@@ -37,6 +37,8 @@ struct MesosProvisioningTests {
         configuration.scheduler.offsetQueryTimeoutSeconds = 1
         let driver = FrameworkDriver(backend: backend, store: store, control: control, configuration: configuration, logger: logger)
         let run = Task { try await driver.run() }
+        // On a failure path the driver never shuts the backend down; its HTTP client must be shut down all the same.
+        defer { Task { await backend.shutdown(killTasks: true) } }
 
         try await waitUntil("both agents have offered") { await backend.capacityOffers().count == 2 }
         let spec = ClusterSpec(
