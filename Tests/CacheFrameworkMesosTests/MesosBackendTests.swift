@@ -40,7 +40,7 @@ struct MesosBackendTests {
         let offer = try await running.nextOffer()
         #expect(offer.frameworkID == id)
         #expect(ResourceQuantities(offer.resources).ports.count == 100, "ports arrive as a RANGES resource")
-        let task = sleepTask("t1", on: offer, port: ResourceQuantities(offer.resources).ports.ranges[0].begin)
+        let task = sleepTask("t1", on: offer)
         try await running.backend.accept(offerIDs: [offer.id], operations: [.launch([task])], filters: Filters(refuseSeconds: 1))
         var acked = 0
         try await waitUntil("t1 runs") {
