@@ -50,7 +50,20 @@ enum FailoverBench {
             backend: backend, store: store, control: control, configuration: configuration, logger: logger,
             credentials: try FrameworkAuthority(directory: directory + "/authority"))
         let runner = Task { try await driver.run() }
-        defer { runner.cancel() }
+        do {
+            return try await measure(driver: driver, backend: backend, control: control, arguments: arguments, runner: runner)
+        } catch {
+            // Stop the driver so it kills the members before the error ends the process.
+            runner.cancel()
+            _ = try? await runner.value
+            throw error
+        }
+    }
+
+    static func measure(
+        driver: FrameworkDriver, backend: LocalBackend, control: RESPNodeControl, arguments: Arguments,
+        runner: Task<Void, any Error>
+    ) async throws -> Run {
         let spec = ClusterSpec(
             name: "bench", shardCount: arguments.shards, replicasPerShard: arguments.replicas, memoryMBPerNode: 16,
             cpusPerNode: 0.1)
@@ -98,6 +111,13 @@ enum FailoverBench {
             return status.members.allSatisfy { $0.taskID != victim.taskID }
         }
         let attached = elapsed()
+        if served! > 2 {
+            // Slow heal: show what the framework did after the kill.
+            let killTime = Date().timeIntervalSince1970 - attached
+            for event in driver.events() where event.time >= killTime - 0.01 {
+                FileHandle.standardError.write(Data(String(format: "  +%.3f %@ %@\n", event.time - killTime, event.kind, event.message).utf8))
+            }
+        }
         runner.cancel()
         _ = try? await runner.value
         return Run(detected: detected!, promoted: promoted!, served: served!, attached: attached)

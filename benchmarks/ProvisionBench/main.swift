@@ -96,8 +96,18 @@ for engine in arguments.engines {
         let start = clock.now
         try await driver.createCluster(spec)
         var firstLaunch: Duration?
+        var lastReport = clock.now
         while true {
             let status = driver.clusterStatus("bench")!
+            if lastReport.duration(to: clock.now) > .seconds(5) {
+                lastReport = clock.now
+                let applied = status.members.filter { $0.topologyEpoch != nil && $0.topologyEpoch == status.topologyEpoch }.count
+                FileHandle.standardError.write(Data(
+                    "waiting: \(status.runningMembers)/\(status.members.count) running, \(status.members.filter { $0.clusterNodeID != nil }.count) node ids, topology epoch \(status.topologyEpoch.map(String.init) ?? "-") acknowledged by \(applied)\n".utf8))
+                for event in driver.events().filter({ $0.kind == "error" }).suffix(2) {
+                    FileHandle.standardError.write(Data("  \(event.message)\n".utf8))
+                }
+            }
             if firstLaunch == nil, status.members.contains(where: { $0.taskID != nil }) { firstLaunch = start.duration(to: clock.now) }
             if status.ready { break }
             try await Task.sleep(for: .milliseconds(2))
@@ -133,7 +143,7 @@ func seconds(_ duration: Duration) -> Double {
 }
 
 print("Provisioning \(arguments.shards) shards × \(arguments.replicas + 1) members on the local backend (\(ProcessInfo.processInfo.activeProcessorCount) CPUs)")
-print("engine        run  members  first launch  all PING (s)  replicas linked (s)")
+print("engine        run  members  first launch  ready (s)     replicas linked (s)   (ready: every member answers PING; cache-node: and acknowledged the topology)")
 for result in results {
     let engine = result.engine.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)
     print(

@@ -47,8 +47,11 @@ public struct SchedulerStateMachine: Sendable {
         /// Where member identities live (`<dir>/<task id>.identity`, `<dir>/authority.pub`); cache-node members of
         /// clusters with secure replication are launched with them (see `TaskTemplate`). `nil`: no identity flags.
         public var credentialsDirectory: String?
-        /// How long a topology push or a node id query may stay unanswered before it is sent again.
+        /// How long after a refused or failed topology push, or an unanswered node id query, it is sent again.
         public var topologyRetrySeconds: Double = 1
+        /// How long a topology push may stay unanswered before it is sent again (the driver answers every push, with
+        /// an error after its control timeout, so this only matters if an answer is lost).
+        public var topologyPushTimeoutSeconds: Double = 30
 
         /// The defaults.
         public init() {}
@@ -102,6 +105,7 @@ public struct SchedulerStateMachine: Sendable {
     /// The topology epoch each member acknowledged.
     public private(set) var appliedEpochs: [TaskID: UInt64] = [:]
     private var pushSentAt: [TaskID: SchedulerTime] = [:]
+    private var pushFailedAt: [TaskID: SchedulerTime] = [:]
     private var nodeIDQueriedAt: [TaskID: SchedulerTime] = [:]
     private var lastNow = SchedulerTime(seconds: 0)
 
@@ -372,6 +376,7 @@ public struct SchedulerStateMachine: Sendable {
         tasks[record.taskID] = nil
         appliedEpochs[record.taskID] = nil
         pushSentAt[record.taskID] = nil
+        pushFailedAt[record.taskID] = nil
         nodeIDQueriedAt[record.taskID] = nil
         if taskBySlot[record.slot] == record.taskID { taskBySlot[record.slot] = nil }
         var actions: [SchedulerAction] = [.persist(makeBatch([.deleteTask(record.taskID)]))]
@@ -647,7 +652,12 @@ public struct SchedulerStateMachine: Sendable {
 
     private mutating func topologyApplied(_ taskID: TaskID, epoch: UInt64, error: String?) -> [SchedulerAction] {
         pushSentAt[taskID] = nil
-        guard tasks[taskID] != nil, error == nil else { return [] }
+        guard tasks[taskID] != nil else { return [] }
+        guard error == nil else {
+            pushFailedAt[taskID] = lastNow
+            return []
+        }
+        pushFailedAt[taskID] = nil
         appliedEpochs[taskID] = max(appliedEpochs[taskID] ?? 0, epoch)
         return []
     }
@@ -665,9 +675,13 @@ public struct SchedulerStateMachine: Sendable {
             }
             guard let topology = pushedTopologies[name] else { continue }
             let listed = Set(topology.shards.flatMap { [$0.primary.nodeID] + $0.replicas.map(\.nodeID) })
-            let stale = members.filter {
-                $0.clusterNodeID.map(listed.contains) == true && appliedEpochs[$0.taskID] != topology.epoch
-                    && due(pushSentAt[$0.taskID])
+            let stale = members.filter { member in
+                guard member.clusterNodeID.map(listed.contains) == true, appliedEpochs[member.taskID] != topology.epoch
+                else { return false }
+                if let sent = pushSentAt[member.taskID] {
+                    return now.seconds - sent.seconds >= configuration.topologyPushTimeoutSeconds
+                }
+                return due(pushFailedAt[member.taskID])
             }
             guard !stale.isEmpty else { continue }
             for record in stale { pushSentAt[record.taskID] = now }

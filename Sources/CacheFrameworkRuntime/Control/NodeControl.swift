@@ -74,12 +74,15 @@ extension CacheNodeControl {
 public struct RESPNodeControl: CacheNodeControl {
     /// Connect and reply timeout.
     public var timeout: Duration
+    /// Reply timeout of a topology push (a member applies the whole topology before it answers).
+    public var topologyTimeout: Duration
     private let group: any EventLoopGroup
 
     /// Creates a controller on NIO's shared event loop group.
-    public init(timeout: Duration = .seconds(2)) {
+    public init(timeout: Duration = .seconds(2), topologyTimeout: Duration = .seconds(5)) {
         self.group = MultiThreadedEventLoopGroup.singleton
         self.timeout = timeout
+        self.topologyTimeout = max(timeout, topologyTimeout)
     }
 
     public func ping(_ endpoint: TaskEndpoint) async -> Bool {
@@ -112,7 +115,7 @@ public struct RESPNodeControl: CacheNodeControl {
     }
 
     public func pushTopology(_ topology: SlotTopology, to endpoint: TaskEndpoint) async throws(NodeControlError) {
-        let reply = try await command(topology.command, to: endpoint)
+        let reply = try await command(topology.command, to: endpoint, timeout: topologyTimeout)
         guard reply == .simple("OK") else {
             throw NodeControlError(
                 message: "\(endpoint.hostname):\(endpoint.port) refused topology epoch \(topology.epoch): \(reply)")
@@ -134,6 +137,13 @@ public struct RESPNodeControl: CacheNodeControl {
 
     /// Sends one command and returns its reply.
     public func command(_ arguments: [String], to endpoint: TaskEndpoint) async throws(NodeControlError) -> RESPReply {
+        try await command(arguments, to: endpoint, timeout: timeout)
+    }
+
+    /// Sends one command and returns its reply, waiting up to `timeout`.
+    public func command(
+        _ arguments: [String], to endpoint: TaskEndpoint, timeout: Duration
+    ) async throws(NodeControlError) -> RESPReply {
         let address = "\(endpoint.hostname):\(endpoint.port)"
         do {
             let channel = try await ClientBootstrap(group: group)
@@ -144,7 +154,6 @@ public struct RESPNodeControl: CacheNodeControl {
                         try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                     }
                 }
-            let timeout = self.timeout
             return try await channel.executeThenClose { inbound, outbound in
                 var request = ByteBuffer()
                 request.writeString("*\(arguments.count)\r\n")

@@ -170,27 +170,36 @@ struct ClusterHealTests {
         #expect(harness.pushes.last?.topology.shards[2].replicas.map(\.nodeID) == ["node-\(replacement.taskID.value)"])
     }
 
-    @Test func unacknowledgedPushesAreRetriedOnlyToTheMembersThatMissedThem() throws {
+    @Test func refusedPushesAreRetriedOnlyToTheMembersThatMissedThemAndInFlightOnesAreNotDuplicated() throws {
         var harness = SchedulerHarness(agents: 4, configuration: Self.secureConfiguration())
         harness.subscribe()
         try harness.create(ClusterSpec(name: "c", shardCount: 3, replicasPerShard: 1, memoryMBPerNode: 64))
         harness.offerRound()
-        let deaf = try #require(harness.machine.tasks.keys.sorted().first)
-        harness.unacknowledgedPushes = [deaf]
+        let ids = harness.machine.tasks.keys.sorted()
+        let (refusing, silent) = (ids[0], ids[1])
+        harness.refusingPushes = [refusing]
+        harness.unacknowledgedPushes = [silent]
         harness.startAll()
         #expect(harness.pushes.count == 1)
         harness.simulation.advance(by: 0.5)
         harness.send(.tick(now: harness.now))
         #expect(harness.pushes.count == 1, "not yet due")
-        harness.unacknowledgedPushes = []
+        harness.refusingPushes = []
         harness.simulation.advance(by: 1)
         harness.send(.tick(now: harness.now))
         #expect(harness.pushes.count == 2)
-        #expect(harness.pushes.last?.targets.map(\.taskID) == [deaf])
+        #expect(harness.pushes.last?.targets.map(\.taskID) == [refusing], "the push still in flight is not sent twice")
         #expect(harness.pushes.last?.topology.epoch == 1, "a retry re-sends the same epoch")
-        harness.simulation.advance(by: 2)
+        // A push whose answer never comes is sent again after the push timeout.
+        harness.unacknowledgedPushes = []
+        harness.simulation.advance(by: 30)
         harness.send(.tick(now: harness.now))
-        #expect(harness.pushes.count == 2)
+        #expect(harness.pushes.count == 3)
+        #expect(harness.pushes.last?.targets.map(\.taskID) == [silent])
+        harness.simulation.advance(by: 31)
+        harness.send(.tick(now: harness.now))
+        #expect(harness.pushes.count == 3)
+        #expect(harness.machine.appliedEpochs.count == 6)
     }
 
     @Test func restartWhileOffsetsAreAwaitedFinishesThePromotionWithAHigherEpoch() throws {

@@ -16,8 +16,10 @@ struct SchedulerHarness {
     var confirmPersists = true
     /// Cluster-mode members answer `CLUSTER MYID` with `node-<task id>` unless listed here.
     var silentNodes: Set<TaskID> = []
-    /// Members that do not acknowledge topology pushes.
+    /// Members that do not answer topology pushes.
     var unacknowledgedPushes: Set<TaskID> = []
+    /// Members that refuse topology pushes.
+    var refusingPushes: Set<TaskID> = []
     /// The scheduler's configuration (kept across restarts).
     var configuration = SchedulerStateMachine.Configuration()
 
@@ -61,7 +63,8 @@ struct SchedulerHarness {
                 }
             case .pushTopology(_, let topology, let targets):
                 for target in targets where !unacknowledgedPushes.contains(target.taskID) {
-                    queue += machine.handle(.topologyApplied(target.taskID, epoch: topology.epoch, error: nil))
+                    let error = refusingPushes.contains(target.taskID) ? "refused" : nil
+                    queue += machine.handle(.topologyApplied(target.taskID, epoch: topology.epoch, error: error))
                 }
             default:
                 for event in simulation.apply(action) { queue += machine.handle(schedulerEvent(event)) }
