@@ -8,6 +8,7 @@
 //   <prefix>/state/next_task_number      the next task number (decimal text; never lowered)
 //   <prefix>/state/clusters/<name>       a ClusterSpec
 //   <prefix>/state/tasks/<task id>       a TaskRecord
+//   <prefix>/state/layouts/<name>        a ClusterLayout (cluster-mode slots, topology epoch, heals)
 //   <prefix>/state/pending               a batch too large for one transaction, while it is being applied
 //   <prefix>/local/<task id>             a local backend process (LocalTaskEntry: task info, pid, start ticks)
 //
@@ -78,6 +79,7 @@ public struct EtcdStateStore: StateStore, LocalTaskJournal {
     var pendingKey: String { prefix + "/state/pending" }
     var clustersPrefix: String { prefix + "/state/clusters/" }
     var tasksPrefix: String { prefix + "/state/tasks/" }
+    var layoutsPrefix: String { prefix + "/state/layouts/" }
     var localPrefix: String { prefix + "/local/" }
 
     // MARK: StateStore
@@ -101,6 +103,9 @@ public struct EtcdStateStore: StateStore, LocalTaskJournal {
                 } else if kv.key.hasPrefix(tasksPrefix) {
                     let record = try decoder.decode(TaskRecord.self, from: Data(kv.value))
                     snapshot.tasks[record.taskID] = record
+                } else if kv.key.hasPrefix(layoutsPrefix) {
+                    let layout = try decoder.decode(ClusterLayout.self, from: Data(kv.value))
+                    snapshot.layouts[layout.cluster] = layout
                 }
             } catch {
                 throw StateStoreError(message: "etcd key \(kv.key) does not hold what the framework wrote there (\(error)); "
@@ -187,6 +192,9 @@ public struct EtcdStateStore: StateStore, LocalTaskJournal {
                 set(.put(key: clustersPrefix + spec.name, value: Array(try encoder.encode(spec))))
             case .deleteCluster(let name):
                 set(.delete(key: clustersPrefix + name))
+                set(.delete(key: layoutsPrefix + name))
+            case .putLayout(let layout):
+                set(.put(key: layoutsPrefix + layout.cluster, value: Array(try encoder.encode(layout))))
             case .putTask(let record):
                 set(.put(key: tasksPrefix + record.taskID.value, value: Array(try encoder.encode(record))))
             case .deleteTask(let id):
@@ -264,12 +272,16 @@ enum StoreOperation: Codable, Hashable, Sendable {
                 snapshot.clusters[spec.name] = spec
             } else if key.hasPrefix(store.tasksPrefix), let record = try? decoder.decode(TaskRecord.self, from: Data(value)) {
                 snapshot.tasks[record.taskID] = record
+            } else if key.hasPrefix(store.layoutsPrefix), let layout = try? decoder.decode(ClusterLayout.self, from: Data(value)) {
+                snapshot.layouts[layout.cluster] = layout
             }
         case .delete(let key):
             if key.hasPrefix(store.clustersPrefix) {
                 snapshot.clusters[String(key.dropFirst(store.clustersPrefix.count))] = nil
             } else if key.hasPrefix(store.tasksPrefix) {
                 snapshot.tasks[TaskID(String(key.dropFirst(store.tasksPrefix.count)))] = nil
+            } else if key.hasPrefix(store.layoutsPrefix) {
+                snapshot.layouts[String(key.dropFirst(store.layoutsPrefix.count))] = nil
             }
         }
     }

@@ -64,6 +64,8 @@ struct StateStoreContractTests {
         let location = try StoreKind.Location(kind)
         defer { location.remove() }
         let spec = ClusterSpec(name: "c1", shardCount: 2, replicasPerShard: 1, memoryMBPerNode: 64, secureReplication: false)
+        var layout = ClusterLayout(cluster: "c1", epoch: 7)
+        layout.assignSlotsEvenly(shardCount: 2)
         var running = Self.record("c1.s0.m0.1", shard: 0, member: 0, ports: [31000, 31001])
         running.phase = .reported
         running.lastState = .running
@@ -76,6 +78,12 @@ struct StateStoreContractTests {
                 .setNextTaskNumber(4),
             ]),
             PersistBatch(id: 3, intents: [.putTask(running), .deleteTask(TaskID("c1.s0.m1.2")), .setNextTaskNumber(2)]),
+            // Cluster-mode layouts: one kept, one removed with its cluster.
+            PersistBatch(id: 4, intents: [
+                .putCluster(ClusterSpec(name: "gone", shardCount: 1, replicasPerShard: 0, memoryMBPerNode: 64, secureReplication: false)),
+                .putLayout(layout), .putLayout(ClusterLayout(cluster: "gone", epoch: 3)),
+            ]),
+            PersistBatch(id: 5, intents: [.deleteCluster(name: "gone")]),
         ]
         var expected = SchedulerSnapshot()
         do {
@@ -94,6 +102,7 @@ struct StateStoreContractTests {
         #expect(loaded.tasks.count == 2)
         #expect(loaded.clusters["c1"] == spec)
         #expect(loaded.frameworkID == FrameworkID("fw-1"))
+        #expect(loaded.layouts == ["c1": layout], "layouts survive reopening; a deleted cluster's layout goes with it")
     }
 
     @Test(arguments: StoreKind.allCases)
