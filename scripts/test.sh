@@ -10,6 +10,8 @@ swift build --build-tests
 # cooperative threads (two on two cores) for minutes; async suites (framework runtime, cachectl, blocking
 # concurrency, secure channel, the cachectl end-to-end test) time out if they share those threads, so the blocking
 # integration suites run in a pass of their own.
-swift test --skip-build --skip IntegrationTests
+# TunnelTests waits on child processes from the concurrency pool, which the etcd suites' member start-ups can hold
+# for seconds in pass 1; it runs in the last pass with the other end-to-end suites.
+swift test --skip-build --skip IntegrationTests --skip TunnelTests
 swift test --skip-build --filter IntegrationTests --skip CachectlFrameworkTests --skip EtcdHATests
-swift test --skip-build --filter "CachectlFrameworkTests|EtcdHATests"
+swift test --skip-build --filter "CachectlFrameworkTests|EtcdHATests|TunnelTests"

@@ -147,9 +147,9 @@ func blockingRedisCLI(port: Int, _ arguments: [String]) throws -> String {
     return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
 }
 
-/// Polls `condition` until true or 20 s pass (waiting on external processes, not on our own timers).
+/// Polls `condition` until true or 60 s pass (waiting on external processes, not on our own timers).
 func poll(_ condition: () async throws -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + .seconds(20)
+    let deadline = ContinuousClock.now + .seconds(60)
     while ContinuousClock.now < deadline {
         if try await condition() { return true }
         try await Task.sleep(for: .milliseconds(100))
