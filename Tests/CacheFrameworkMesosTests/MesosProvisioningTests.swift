@@ -32,6 +32,7 @@ struct MesosProvisioningTests {
         let backend = MesosBackend(
             configuration: MesosBackendConfiguration(master: fixture.urls[0]),
             loadFrameworkID: { try await store.load().frameworkID }, logger: logger)
+        fixture.track(backend)
         var configuration = FrameworkDriver.Configuration()
         configuration.tickInterval = .milliseconds(200)
         configuration.scheduler.offsetQueryTimeoutSeconds = 1

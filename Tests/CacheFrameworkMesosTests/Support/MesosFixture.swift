@@ -166,6 +166,10 @@ final class MesosFixture: Sendable {
     let urls: [MasterURL]
     let directory: String
     let firstPort: UInt64
+    /// Every backend made by ``backend(master:frameworkInfo:clock:frameworkID:)``: `stop()` shuts them down before
+    /// the masters, so no backend resubscribes into a listener that is shutting down (Hummingbird traps in debug
+    /// builds when a connection is accepted while its server stops).
+    private let created = Mutex<[MesosBackend]>([])
 
     var master: FakeMesosMaster { server.master }
 
@@ -194,12 +198,18 @@ final class MesosFixture: Sendable {
     ) -> MesosBackend {
         var logger = Logger(label: "test.mesos-backend")
         logger.logLevel = .critical
-        return MesosBackend(
+        let backend = MesosBackend(
             configuration: MesosBackendConfiguration(master: urls[index], frameworkInfo: frameworkInfo),
             frameworkID: frameworkID, clock: clock, logger: logger)
+        created.withLock { $0.append(backend) }
+        return backend
     }
 
+    /// Shuts `backend` (made elsewhere) down before the masters stop, as ``stop()`` does for its own.
+    func track(_ backend: MesosBackend) { created.withLock { $0.append(backend) } }
+
     func stop() async {
+        for backend in created.withLock({ $0 }) { await backend.shutdown(killTasks: false) }
         await server.stop()
         try? FileManager.default.removeItem(atPath: directory)
     }
