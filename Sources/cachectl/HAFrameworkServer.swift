@@ -170,9 +170,13 @@ struct HAFrameworkServer {
         // Members outlive a leader: the next one adopts them. `cluster delete` stops them.
         configuration.keepTasksOnShutdown = true
         configuration.tickInterval = .milliseconds(500)
+        // Loaded (or created by the first leader) only while leading, so two instances never create it at once;
+        // every leader must use the same one (`--authority-dir` on shared storage), or members issued by one leader
+        // would not trust those issued by the next.
+        let authority = try FrameworkAuthority(directory: options.authorityPath(dataDirectory: dataDirectory))
         let driver = FrameworkDriver(
             backend: backend, store: store, control: control, configuration: configuration,
-            metricsFactory: PrometheusMetricsFactory(registry: registry), logger: logger)
+            metricsFactory: PrometheusMetricsFactory(registry: registry), logger: logger, credentials: authority)
         let router = FrameworkAPI.router(driver: driver, registry: registry, token: token)
         shared.leading.withLock { $0 = Leading(driver: driver, responder: router.buildResponder()) }
         defer { shared.leading.withLock { $0 = nil } }

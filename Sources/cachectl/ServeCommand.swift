@@ -70,6 +70,14 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "A Mesos master, http://host:5050: run tasks on Mesos (v1 scheduler HTTP API) instead of local agents.")
     var master: String?
 
+    @Option(name: .customLong("authority-dir"), help: "Directory of the cluster authority that issues members' replication identities (default: <data-dir>/authority). Instances of one HA framework must share it.")
+    var authorityDirectory: String?
+
+    /// Where the cluster authority lives.
+    func authorityPath(dataDirectory: String) -> String {
+        authorityDirectory.map { ($0 as NSString).standardizingPath } ?? dataDirectory + "/authority"
+    }
+
     func validate() throws {
         guard agents >= 1 else { throw ValidationError("--agents must be at least 1") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
@@ -133,7 +141,7 @@ struct FrameworkServer {
         configuration.keepTasksOnShutdown = options.keepTasks
         configuration.tickInterval = .milliseconds(500)
         // The cluster authority that issues members their replication identities (created on first start).
-        let authority = try FrameworkAuthority(directory: dataDirectory + "/authority")
+        let authority = try FrameworkAuthority(directory: options.authorityPath(dataDirectory: dataDirectory))
         driver = FrameworkDriver(
             backend: NFVOfferRouter(base: backend, manager: nfv), store: store, control: control, configuration: configuration,
             metricsFactory: PrometheusMetricsFactory(registry: registry), logger: logger, credentials: authority)

@@ -39,6 +39,7 @@ struct EtcdHATests {
                 "--etcd-prefix", "/ha-test", "--data-dir", dataDirectory, "--port", "0", "--token", EtcdHATests.token,
                 "--agents", "2", "--agent-cpus", "4", "--agent-mem-mb", "1000", "--first-port", String(firstPort),
                 "--ports-per-agent", "100", "--bin-dir", PackagePaths.root.appendingPathComponent(".build/debug").path,
+                "--authority-dir", root + "/authority",
             ]
             pid = try EtcdCluster.spawn(arguments, logPath: log)
             let deadline = Date().addingTimeInterval(30)
