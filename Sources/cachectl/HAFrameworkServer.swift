@@ -164,7 +164,7 @@ struct HAFrameworkServer {
         let backend = LocalBackend(
             configuration: LocalBackendConfiguration(
                 agents: agents, sandboxDirectory: dataDirectory + "/sandboxes", executableSearchPaths: [binDirectory],
-                offerInterval: .milliseconds(500)),
+                isolation: try options.isolationMode(), network: try options.taskNetwork(), offerInterval: .milliseconds(500)),
             journal: store, frameworkID: frameworkID, logger: logger, readiness: control.pingReadiness())
         var configuration = FrameworkDriver.Configuration()
         // Members outlive a leader: the next one adopts them. `cluster delete` stops them.

@@ -73,6 +73,32 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("authority-dir"), help: "Directory of the cluster authority that issues members' replication identities (default: <data-dir>/authority). Instances of one HA framework must share it.")
     var authorityDirectory: String?
 
+    @Option(help: "How local tasks are isolated: process (loopback ports) or netns (root: a network namespace, IP and cgroup limits per task).")
+    var isolation: String = LocalIsolation.process.rawValue
+
+    @Option(name: .customLong("task-bridge"), help: "Bridge of --isolation netns (at most 10 characters); tasks get addresses in --task-subnet.")
+    var taskBridge: String = "cfbr0"
+
+    @Option(name: .customLong("task-subnet"), help: "The /16 of --isolation netns task addresses, as its first two octets (e.g. 10.213).")
+    var taskSubnet: String = "10.213"
+
+    /// The isolation mode the options name.
+    func isolationMode() throws -> LocalIsolation {
+        guard let mode = LocalIsolation(rawValue: isolation) else {
+            throw ValidationError("--isolation '\(isolation)' is not one of: \(LocalIsolation.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return mode
+    }
+
+    /// The namespace network the options name.
+    func taskNetwork() throws -> NamespaceNetwork {
+        let octets = taskSubnet.split(separator: ".").compactMap { UInt8($0) }
+        guard octets.count == 2 else {
+            throw ValidationError("--task-subnet '\(taskSubnet)' must be the first two octets of a /16, such as 10.213")
+        }
+        return NamespaceNetwork(bridge: taskBridge, prefix: (octets[0], octets[1]))
+    }
+
     /// Where the cluster authority lives.
     func authorityPath(dataDirectory: String) -> String {
         authorityDirectory.map { ($0 as NSString).standardizingPath } ?? dataDirectory + "/authority"
@@ -130,7 +156,7 @@ struct FrameworkServer {
             backend = LocalBackend(
                 configuration: LocalBackendConfiguration(
                     agents: agents, sandboxDirectory: dataDirectory + "/sandboxes", executableSearchPaths: [binDirectory],
-                    offerInterval: .milliseconds(500)),
+                    isolation: try options.isolationMode(), network: try options.taskNetwork(), offerInterval: .milliseconds(500)),
                 journal: store, frameworkID: frameworkID, logger: logger,
                 readiness: NFVHealth.readiness(fallback: control.pingReadiness()))
         }

@@ -45,6 +45,9 @@ public enum TaskTemplate {
         if !spec.persistence { arguments += ["--save", ""] }
         // redis-server waits 5 s by default before a diskless full sync, which would delay every new replica.
         if spec.engine == .redisServer { arguments += ["--repl-diskless-sync-delay", "0"] }
+        // Bound to every address of its own namespace (IP-per-task isolation), redis-server's protected mode would
+        // refuse every peer that is not on its loopback.
+        if spec.engine == .redisServer && record.hostname == "0.0.0.0" { arguments += ["--protected-mode", "no"] }
         var labels = [
             "cluster": spec.name, "shard": "\(record.slot.shard)", "member": "\(record.slot.member)",
             "role": record.role.rawValue, "slots": ClusterPlan.slots(shard: record.slot.shard, of: spec.shardCount).description,

@@ -109,6 +109,9 @@ public struct TaskStatus: Hashable, Codable, Sendable {
     public var uuid: String?
     /// When the update was generated, in seconds.
     public var timestamp: Double?
+    /// The task's own IP address when it has one (IP-per-task isolation; Mesos' `container_status.network_infos`):
+    /// the address the task is reached at, instead of its agent's hostname.
+    public var containerIP: String?
 
     enum CodingKeys: String, CodingKey {
         case taskID = "task_id"
@@ -118,6 +121,7 @@ public struct TaskStatus: Hashable, Codable, Sendable {
         case agentID = "agent_id"
         case uuid
         case timestamp
+        case containerIP = "container_ip"
     }
 
     /// Creates a status.
@@ -128,8 +132,10 @@ public struct TaskStatus: Hashable, Codable, Sendable {
         message: String? = nil,
         agentID: AgentID? = nil,
         uuid: String? = nil,
-        timestamp: Double? = nil
+        timestamp: Double? = nil,
+        containerIP: String? = nil
     ) {
+        self.containerIP = containerIP
         self.taskID = taskID
         self.state = state
         self.reason = reason

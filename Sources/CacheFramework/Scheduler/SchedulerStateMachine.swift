@@ -351,6 +351,8 @@ public struct SchedulerStateMachine: Sendable {
                 record.phase = .reported
                 record.lastState = status.state
                 if let agent = status.agentID { record.agentID = agent }
+                // With IP-per-task isolation the task is reached at its own address, not its agent's.
+                if let address = status.containerIP, !address.isEmpty { record.hostname = address }
                 tasks[record.taskID] = record
                 actions.append(.persist(makeBatch([.putTask(record)])))
                 if status.state == .running && !wasRunning {

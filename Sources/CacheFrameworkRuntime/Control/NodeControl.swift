@@ -232,7 +232,8 @@ enum RESPReplyParser {
 }
 
 extension CacheNodeControl {
-    /// A `LocalBackend` readiness check: the member answers PING on the `--bind`/`--port` of its command line.
+    /// A `LocalBackend` readiness check: the member answers PING on the `--bind`/`--port` of its command line (at its
+    /// own address under namespace isolation, `LocalBackend.addressLabel`).
     public func pingReadiness() -> LocalBackend.ReadinessCheck {
         { info in
             let arguments = info.command.arguments
@@ -240,7 +241,8 @@ extension CacheNodeControl {
                 arguments.firstIndex(of: flag).flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
             }
             guard let port = value("--port").flatMap(UInt64.init) else { return false }
-            return await self.ping(TaskEndpoint(taskID: info.taskID, hostname: value("--bind") ?? "127.0.0.1", port: port))
+            let host = info.labels[LocalBackend.addressLabel] ?? value("--bind") ?? "127.0.0.1"
+            return await self.ping(TaskEndpoint(taskID: info.taskID, hostname: host, port: port))
         }
     }
 }

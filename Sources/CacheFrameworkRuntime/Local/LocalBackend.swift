@@ -11,8 +11,11 @@
 // the framework's life (no PDEATHSIG): after a crash they keep serving until the restarted framework adopts them;
 // on graceful shutdown `shutdown(killTasks: true)` stops them (Mesos' failover_timeout 0).
 //
-// Not yet: redelivery of unacknowledged updates (the driver acknowledges synchronously), network-namespace
-// isolation (`LocalIsolation`), resource limits.
+// Isolation: plain processes on loopback ports by default; with `LocalIsolation.networkNamespace` each task gets its
+// own network namespace, IP and cgroup limits (`NamespaceIsolation`), set up before the spawn and removed after the
+// exit; an adopted task's address is read back from its namespace.
+//
+// Not yet: redelivery of unacknowledged updates (the driver acknowledges synchronously).
 
 public import CacheFramework
 import Foundation
@@ -38,11 +41,15 @@ public struct LocalTaskView: Hashable, Codable, Sendable {
     public var ports: [UInt64]
     /// The last status message.
     public var message: String?
+    /// Its own IP address under namespace isolation.
+    public var address: String?
 
     /// Creates a view (for backends other than the local one).
     public init(
-        taskID: TaskID, agentID: AgentID, state: TaskState, pid: Int32?, adopted: Bool, ports: [UInt64], message: String?
+        taskID: TaskID, agentID: AgentID, state: TaskState, pid: Int32?, adopted: Bool, ports: [UInt64], message: String?,
+        address: String? = nil
     ) {
+        self.address = address
         self.taskID = taskID
         self.agentID = agentID
         self.state = state
@@ -81,7 +88,12 @@ public actor LocalBackend: SchedulerBackend {
         var killRequested = false
         var killDeadline: ContinuousClock.Instant?
         var message: String?
+        /// The task's own IP under namespace isolation.
+        var address: String?
     }
+
+    /// The label under which the task's own address (namespace isolation) reaches a readiness check.
+    public static let addressLabel = "network.ip"
 
     /// Checks whether a started task serves (cache members: answers PING).
     public typealias ReadinessCheck = @Sendable (TaskInfo) async -> Bool
@@ -107,6 +119,8 @@ public actor LocalBackend: SchedulerBackend {
     private var updateCounter = 0
     private var lastOfferRound: ContinuousClock.Instant?
     private var started = false
+    private var isolation: NamespaceIsolation?
+    private var addresses: TaskAddressPool
 
     /// Creates a backend; `start()` adopts journalled processes and subscribes, `run()` watches the children.
     public init(
@@ -123,25 +137,47 @@ public actor LocalBackend: SchedulerBackend {
         self.readiness = readiness
         (events, continuation) = AsyncStream.makeStream(of: BackendEvent.self)
         (readinessJobs, readinessContinuation) = AsyncStream.makeStream(of: TaskID.self)
+        addresses = TaskAddressPool(network: configuration.network)
     }
 
     // MARK: life cycle
 
-    /// Re-adopts the journalled processes that still run, then emits SUBSCRIBED and a first round of offers.
+    /// Re-adopts the journalled processes that still run, then emits SUBSCRIBED and a first round of offers. With
+    /// namespace isolation it first prepares the bridge (throwing `IsolationError` when it cannot).
     public func start() async throws {
         guard !started else { return }
+        if configuration.isolation == .networkNamespace {
+            let isolation = try NamespaceIsolation(network: configuration.network)
+            try isolation.prepareHost()
+            if isolation.cgroupMode == .none {
+                logger.warning("no usable cgroup hierarchy: tasks run without memory/cpu limits")
+            }
+            self.isolation = isolation
+        }
         started = true
         for entry in try await journal.loadLaunches() {
             var task = LocalTask(info: entry.info, state: .running, pid: entry.pid, startTicks: entry.startTicks, adopted: true)
             if let exit = LocalProcess.probe(entry.pid, startTicks: entry.startTicks) {
                 task.state = .failed
                 task.message = "exited while the framework was down (\(exit))"
+                isolation?.tearDown(entry.info.taskID)
                 try await journal.recordExit(entry.info.taskID)
             } else {
                 task.message = "adopted after a framework restart (pid \(entry.pid))"
+                if let isolation, let address = isolation.address(of: entry.info.taskID) {
+                    task.address = address
+                    addresses.claim(address)
+                }
                 logger.info("adopted task", metadata: ["task": "\(entry.info.taskID)", "pid": "\(entry.pid)"])
             }
             tasks[entry.info.taskID] = task
+        }
+        if let isolation {
+            // Namespaces of tasks that ended while no framework watched them (or were never journalled).
+            let live = Set(tasks.values.filter { !$0.state.isTerminal }.map { isolation.namespace(of: $0.info.taskID) })
+            for namespace in isolation.existingNamespaces() where !live.contains(namespace) {
+                _ = try? isolation.run(["netns", "del", namespace])
+            }
         }
         continuation.yield(.subscribed(frameworkID))
         sendOffers()
@@ -175,12 +211,14 @@ public actor LocalBackend: SchedulerBackend {
             while !remaining.isEmpty {
                 for id in remaining where exitOf(tasks[id]!) != nil {
                     remaining.remove(id)
+                    isolation?.tearDown(id)
                     try? await journal.recordExit(id)
                 }
                 if clock.now >= deadline {
                     for id in remaining {
                         LocalProcess.signalGroup(tasks[id]!.pid!, SIGKILL)
                         if let pid = tasks[id]?.pid, tasks[id]?.adopted == false { _ = waitpid(pid, nil, 0) }
+                        isolation?.tearDown(id)
                         try? await journal.recordExit(id)
                     }
                     break
@@ -209,7 +247,7 @@ public actor LocalBackend: SchedulerBackend {
             LocalTaskView(
                 taskID: $0.info.taskID, agentID: $0.info.agentID, state: $0.state, pid: $0.pid, adopted: $0.adopted,
                 ports: ResourceQuantities($0.info.resources).ports.ranges.flatMap { Array($0.begin...$0.end) },
-                message: $0.message
+                message: $0.message, address: $0.address
             )
         }
     }
@@ -221,7 +259,7 @@ public actor LocalBackend: SchedulerBackend {
     public func capacityOffers() -> [Offer] {
         configuration.agents.map { spec in
             Offer(
-                id: OfferID("capacity-\(spec.id)"), agentID: spec.id, hostname: spec.hostname,
+                id: OfferID("capacity-\(spec.id)"), agentID: spec.id, hostname: offeredHostname(spec),
                 resources: free(on: spec.id).resources, attributes: spec.attributes
             )
         }
@@ -334,7 +372,8 @@ public actor LocalBackend: SchedulerBackend {
     /// Starts one task's process; reports FAILED and returns nil if it cannot start.
     private func spawn(_ info: TaskInfo) -> LocalTaskEntry? {
         let ports = ResourceQuantities(info.resources).ports
-        let busy = ports.ranges.flatMap { Array($0.begin...$0.end) }.filter { !LocalProcess.isPortFree($0) }
+        // A namespaced task has ports of its own: only loopback tasks compete with the host's.
+        let busy = isolation != nil ? [] : ports.ranges.flatMap { Array($0.begin...$0.end) }.filter { !LocalProcess.isPortFree($0) }
         if !busy.isEmpty {
             // Something outside the framework holds the port: keep it out of offers for a while.
             for port in busy { blockedPorts[port] = clock.now.advanced(by: .seconds(60)) }
@@ -353,21 +392,49 @@ public actor LocalBackend: SchedulerBackend {
             fail(info, reason: "REASON_CONTAINER_LAUNCH_FAILED", message: "cannot create sandbox \(sandbox): \(error)")
             return nil
         }
+        var address: String?
+        var prefix: [String] = []
+        var cgroupProcFiles: [String] = []
+        if let isolation {
+            guard let allocated = addresses.allocate() else {
+                fail(info, reason: "REASON_CONTAINER_LAUNCH_FAILED", message: "no free address left in \(configuration.network.gateway)/16")
+                return nil
+            }
+            let used = ResourceQuantities(info.resources)
+            let limits = used.memMB > 0 ? TaskLimits(memoryBytes: UInt64(used.memMB * 1_048_576), cpus: max(0.01, used.cpus)) : nil
+            do {
+                cgroupProcFiles = try isolation.setUp(info.taskID, address: allocated, limits: limits)
+            } catch {
+                addresses.release(allocated)
+                fail(info, reason: "REASON_CONTAINER_LAUNCH_FAILED", message: error.message)
+                return nil
+            }
+            address = allocated
+            prefix = isolation.launchPrefix(for: info.taskID)
+        }
         let pid: pid_t
         do {
             pid = try LocalProcess.spawn(
                 executable: executable, arguments: info.command.arguments,
                 environment: info.command.environment.merging(
                     [LocalProcess.taskTagVariable: "\(frameworkID.value) \(info.taskID.value)"]) { _, tag in tag },
-                directory: sandbox)
+                directory: sandbox, prefix: prefix, cgroupProcFiles: cgroupProcFiles)
         } catch {
+            releaseIsolation(info.taskID, address: address)
             fail(info, reason: "REASON_COMMAND_EXECUTOR_FAILED", message: error.message)
             return nil
         }
         let ticks = LocalProcess.startTicks(pid) ?? 0
-        tasks[info.taskID] = LocalTask(info: info, state: .starting, pid: pid, startTicks: ticks)
+        tasks[info.taskID] = LocalTask(info: info, state: .starting, pid: pid, startTicks: ticks, address: address)
         logger.debug("launched", metadata: ["task": "\(info.taskID)", "pid": "\(pid)"])
         return LocalTaskEntry(info: info, pid: pid, startTicks: ticks)
+    }
+
+    /// Removes a task's namespace and cgroups and frees its address (no-op without namespace isolation).
+    private func releaseIsolation(_ taskID: TaskID, address: String?) {
+        guard let isolation else { return }
+        isolation.tearDown(taskID)
+        if let address { addresses.release(address) }
     }
 
     private func fail(_ info: TaskInfo, reason: String, message: String) {
@@ -379,7 +446,9 @@ public actor LocalBackend: SchedulerBackend {
         let deadline = clock.now.advanced(by: configuration.readinessTimeout)
         while clock.now < deadline {
             guard let task = tasks[taskID], task.state == .starting else { return }
-            if await readiness(task.info) {
+            var info = task.info
+            if let address = task.address { info.labels[Self.addressLabel] = address }
+            if await readiness(info) {
                 markRunning(taskID)
                 return
             }
@@ -421,6 +490,7 @@ public actor LocalBackend: SchedulerBackend {
                 task.message = message
                 tasks[id] = task
                 ended.append(id)
+                releaseIsolation(id, address: task.address)
                 emit(task.info, state, reason: state == .failed ? "REASON_COMMAND_EXECUTOR_FAILED" : nil, message: message)
             } else if let deadline = task.killDeadline, deadline <= now {
                 LocalProcess.signalGroup(task.pid!, SIGKILL)
@@ -444,11 +514,17 @@ public actor LocalBackend: SchedulerBackend {
             offerCounter += 1
             let offer = Offer(
                 id: OfferID("\(frameworkID)-O\(offerCounter)"), frameworkID: frameworkID, agentID: spec.id,
-                hostname: spec.hostname, resources: free.resources, attributes: spec.attributes)
+                hostname: offeredHostname(spec), resources: free.resources, attributes: spec.attributes)
             outstanding[offer.id] = offer
             offers.append(offer)
         }
         if !offers.isEmpty { continuation.yield(.offers(offers)) }
+    }
+
+    /// The hostname offers carry: the agent's, or `0.0.0.0` under namespace isolation, where each task binds every
+    /// address of its own namespace and its status reports the IP it is reached at.
+    private func offeredHostname(_ spec: LocalAgentSpec) -> String {
+        configuration.isolation == .networkNamespace ? "0.0.0.0" : spec.hostname
     }
 
     private func free(on agentID: AgentID) -> ResourceQuantities {
@@ -477,7 +553,7 @@ public actor LocalBackend: SchedulerBackend {
     ) -> TaskStatus {
         TaskStatus(
             taskID: info.taskID, state: state, reason: reason, message: message, agentID: info.agentID, uuid: uuid,
-            timestamp: Date().timeIntervalSince1970)
+            timestamp: Date().timeIntervalSince1970, containerIP: tasks[info.taskID]?.address)
     }
 
     private func nextUUID() -> String {

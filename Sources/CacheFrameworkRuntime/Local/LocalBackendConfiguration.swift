@@ -64,10 +64,13 @@ public struct LocalAgentSpec: Hashable, Codable, Sendable {
 }
 
 /// How tasks are isolated from each other.
-public enum LocalIsolation: String, Hashable, Codable, Sendable {
-    /// Plain child processes on loopback ports (no root needed). The only mode so far; a network-namespace mode
-    /// (an IP per task on a bridge, cgroup v2 limits) is a later step and plugs in at `LocalBackend.launch`.
+public enum LocalIsolation: String, Hashable, Codable, Sendable, CaseIterable {
+    /// Plain child processes on loopback ports (no root needed).
     case process
+    /// Each task in its own network namespace with its own IP on a bridge, under cgroup memory/CPU limits from its
+    /// resources (root only; see `NamespaceIsolation`). Offers carry hostname `0.0.0.0` (members bind every address
+    /// of their namespace) and status updates carry the task's IP (`TaskStatus.containerIP`).
+    case networkNamespace = "netns"
 }
 
 /// Settings of a `LocalBackend`.
@@ -80,6 +83,8 @@ public struct LocalBackendConfiguration: Sendable {
     public var executableSearchPaths: [String]
     /// The isolation mode.
     public var isolation: LocalIsolation
+    /// The bridge and address range of `.networkNamespace` isolation.
+    public var network: NamespaceNetwork
     /// How often children are checked for exit.
     public var pollInterval: Duration
     /// How often agents with free resources are offered again (Mesos' allocation interval).
@@ -95,6 +100,7 @@ public struct LocalBackendConfiguration: Sendable {
         sandboxDirectory: String,
         executableSearchPaths: [String] = [],
         isolation: LocalIsolation = .process,
+        network: NamespaceNetwork = NamespaceNetwork(),
         pollInterval: Duration = .milliseconds(25),
         offerInterval: Duration = .seconds(1),
         killGracePeriod: Duration = .seconds(3),
@@ -104,6 +110,7 @@ public struct LocalBackendConfiguration: Sendable {
         self.sandboxDirectory = sandboxDirectory
         self.executableSearchPaths = executableSearchPaths
         self.isolation = isolation
+        self.network = network
         self.pollInterval = pollInterval
         self.offerInterval = offerInterval
         self.killGracePeriod = killGracePeriod

@@ -38,9 +38,12 @@ public struct SpawnError: Error, CustomStringConvertible, Sendable {
 /// Process operations used by `LocalBackend`.
 public enum LocalProcess {
     /// Starts `executable` with `arguments` in a new process group, in `directory`, stdout and stderr appended to
-    /// `directory/stdout` and `directory/stderr`.
+    /// `directory/stdout` and `directory/stderr`. `prefix` (a command that execs its arguments in place, such as
+    /// `ip netns exec NAME`) runs first; the process joins the cgroups whose `cgroup.procs` files `cgroupProcFiles`
+    /// names before anything of the task runs.
     public static func spawn(
-        executable: String, arguments: [String], environment: [String: String], directory: String
+        executable: String, arguments: [String], environment: [String: String], directory: String,
+        prefix: [String] = [], cgroupProcFiles: [String] = []
     ) throws(SpawnError) -> Int32 {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -65,9 +68,10 @@ public enum LocalProcess {
         posix_spawnattr_setsigdefault(&attributes, &defaultSignals)
         posix_spawnattr_setpgroup(&attributes, 0)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
-        // Glibc's posix_spawn_file_actions_addchdir_np is not visible to Swift: /bin/sh changes directory and execs
-        // the task in place (same pid, same process group).
-        let shell = ["/bin/sh", "-c", "cd -- \"$0\" && exec \"$@\"", directory, executable]
+        // Glibc's posix_spawn_file_actions_addchdir_np is not visible to Swift: /bin/sh changes directory, joins the
+        // cgroups (`$$` is the pid the task keeps) and execs the task in place (same pid, same process group).
+        let joins = cgroupProcFiles.map { "echo $$ > '\($0)' && " }.joined()
+        let shell = ["/bin/sh", "-c", "cd -- \"$0\" && \(joins)exec \"$@\"", directory] + prefix + [executable]
         let argv: [UnsafeMutablePointer<CChar>?] = (shell + arguments).map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
         var merged = ProcessInfo.processInfo.environment

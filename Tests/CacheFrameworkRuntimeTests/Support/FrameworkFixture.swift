@@ -33,7 +33,8 @@ final class FrameworkFixture: Sendable {
     static func portBase() -> UInt64 { UInt64.random(in: 200..<290) * 100 }
 
     init(directory: String, agents: Int, firstPort: UInt64, keepTasksOnShutdown: Bool = false, memMB: Double = 4096,
-        metricsFactory: (any MetricsFactory)? = nil
+        metricsFactory: (any MetricsFactory)? = nil, isolation: LocalIsolation = .process,
+        network: NamespaceNetwork = NamespaceNetwork()
     ) throws {
         self.directory = directory
         store = try SQLiteStateStore(directory: directory)
@@ -44,7 +45,7 @@ final class FrameworkFixture: Sendable {
             configuration: LocalBackendConfiguration(
                 agents: LocalAgentSpec.split(count: agents, cpus: Double(agents) * 4, memMB: memMB, firstPort: firstPort, portsPerAgent: 100),
                 sandboxDirectory: directory + "/sandboxes", executableSearchPaths: [TestPaths.buildDirectory],
-                offerInterval: .milliseconds(200), killGracePeriod: .seconds(2)),
+                isolation: isolation, network: network, offerInterval: .milliseconds(200), killGracePeriod: .seconds(2)),
             journal: store, frameworkID: FrameworkID("test-framework"), logger: logger,
             readiness: control.pingReadiness())
         var configuration = FrameworkDriver.Configuration()
