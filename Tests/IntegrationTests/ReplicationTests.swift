@@ -304,4 +304,54 @@ struct ReplicationTests {
             _ = try CacheNodeProcess(arguments: ids.flags("p", replicationPort: 0) + ["--replication-plaintext", "yes"])
         }
     }
+
+    @Test func aFullSyncStreamsBetweenEndMarksToReplicasThatAskAndSendsOneBulkToOthers() throws {
+        let primary = try CacheNodeProcess(arguments: ["--replication-plaintext", "yes"])
+        defer { primary.stop() }
+        // ~100k keys of 64 bytes: a snapshot of many chunks.
+        let filled = try runProgram("/usr/bin/redis-benchmark", [
+            "-h", "127.0.0.1", "-p", String(primary.port), "-t", "set", "-n", "100000", "-r", "100000000", "-d", "64",
+            "-P", "64", "-c", "2", "-q",
+        ])
+        #expect(filled.status == 0, "\(filled.output)")
+        let keys = Int(try redisCLI(primary.port, ["DBSIZE"])) ?? 0
+        #expect(keys > 90_000)
+
+        func rawReplica(_ mode: String, slowMilliseconds: Int, marker: String) throws -> [String: Any] {
+            let replica = try BackgroundProgram("/usr/bin/env", [
+                "python3", PackagePaths.clientScript("raw_replica.py"), String(primary.port), mode, String(slowMilliseconds), marker,
+            ])
+            defer { replica.stop() }
+            try eventually("the \(mode) replica read its snapshot") { replica.output.contains("waiting_for_marker") }
+            // A write after the snapshot reaches the replica in the stream that follows it.
+            _ = try redisCLI(primary.port, ["SET", marker, "after-the-snapshot"])
+            replica.wait()
+            let lines = replica.output.split(separator: "\n")
+            let last = try #require(lines.last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] },
+                "raw replica output: \(replica.output)")
+            return last
+        }
+        // A replica that announces `capa eof` gets the snapshot streamed, even when it reads slowly.
+        let streamed = try rawReplica("eof", slowMilliseconds: 2, marker: "marker-eof")
+        #expect(streamed["framing"] as? String == "eof")
+        #expect(streamed["marker_seen"] as? Bool == true, "the stream follows the end mark")
+        let streamedBytes = try #require(streamed["snapshot_bytes"] as? Int)
+        #expect(streamedBytes > keys * 64, "the whole image: \(streamedBytes) bytes for \(keys) keys")
+        // One without the capability gets a single `$<length>` bulk of the same image.
+        let bulk = try rawReplica("bulk", slowMilliseconds: 0, marker: "marker-bulk")
+        #expect(bulk["framing"] as? String == "bulk")
+        #expect(bulk["marker_seen"] as? Bool == true)
+        let bulkBytes = try #require(bulk["snapshot_bytes"] as? Int)
+        #expect(abs(bulkBytes - streamedBytes) < 1_000, "same keyspace, same image size (\(bulkBytes) vs \(streamedBytes))")
+        // A cache-node replica (which announces `capa eof`) loads the streamed image and ends identical.
+        let replica = try CacheNodeProcess(arguments: ["--replication-plaintext", "yes", "--replicaof", "127.0.0.1", String(primary.port)])
+        defer { replica.stop() }
+        try waitForSync(primary: primary.port, replicas: [replica.port])
+        // The whole keyspace compared by its digest (a per-key comparison of 100k keys is slow in a debug build).
+        let digest = try redisCLI(primary.port, ["DEBUG", "DIGEST"])
+        #expect(digest.count == 40 && digest != String(repeating: "0", count: 40))
+        #expect(try redisCLI(replica.port, ["DEBUG", "DIGEST"]) == digest)
+        #expect(try redisCLI(replica.port, ["DBSIZE"]) == String(keys + 2), "every key plus the two markers")
+        #expect(try info(primary.port, "stats")["sync_full"] == "3")
+    }
 }

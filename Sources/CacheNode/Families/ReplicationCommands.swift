@@ -196,8 +196,20 @@ enum ReplicationFamily {
             switch option {
             case "listening-port":
                 guard let port = arguments.integer(index + 1), (0...65535).contains(port) else { throw .notInteger }
-                if case .replica = session.replicationRole {} else { session.replicationRole = .handshaking(listeningPort: port) }
-            case "capa", "ip-address", "rdb-only", "rdb-filter-only", "rdb-channel":
+                switch session.replicationRole {
+                case .replica: break
+                case .handshaking(_, let streams): session.replicationRole = .handshaking(listeningPort: port, streamsSnapshot: streams)
+                default: session.replicationRole = .handshaking(listeningPort: port, streamsSnapshot: false)
+                }
+            case "capa":
+                if arguments.lowercased(index + 1) == "eof" {
+                    switch session.replicationRole {
+                    case .replica: break
+                    case .handshaking(let port, _): session.replicationRole = .handshaking(listeningPort: port, streamsSnapshot: true)
+                    default: session.replicationRole = .handshaking(listeningPort: 0, streamsSnapshot: true)
+                    }
+                }
+            case "ip-address", "rdb-only", "rdb-filter-only", "rdb-channel":
                 break
             default:
                 throw CommandError("Unrecognized REPLCONF option: \(option.prefix(64))")
@@ -219,7 +231,11 @@ enum ReplicationFamily {
         let requestedID = context.arguments.string(1)
         guard let requestedOffset = Int64(context.arguments.string(2)) else { throw .notInteger }
         var listeningPort = 0
-        if case .handshaking(let port) = session.replicationRole { listeningPort = port }
+        var streamsSnapshot = false
+        if case .handshaking(let port, let streams) = session.replicationRole {
+            listeningPort = port
+            streamsSnapshot = streams
+        }
         let feed = ReplicaFeed(connection: session.connection, listeningPort: listeningPort)
         let logger = replication.logger
         switch replication.decide(requestedID: requestedID, offset: requestedOffset) {
@@ -243,6 +259,6 @@ enum ReplicationFamily {
         }
         replication.syncFull.add(1, ordering: .relaxed)
         session.replicationRole = .replica(feed)
-        FullSync.start(feed, node: context.node, reply: &reply, logger: logger)
+        FullSync.start(feed, node: context.node, streaming: streamsSnapshot, reply: &reply, logger: logger)
     }
 }

@@ -20,6 +20,8 @@ enum ReplicaInputPhase {
     case handshake
     case snapshotHeader(replid: String, offset: Int64)
     case snapshotBody(replid: String, offset: Int64, remaining: Int)
+    /// A snapshot streamed between end marks (`$EOF:<mark>`), decoded as it arrives.
+    case snapshotStream(replid: String, offset: Int64)
     case streaming
 }
 
@@ -41,6 +43,10 @@ final class ReplicaLink: @unchecked Sendable {
         var phase = ReplicaInputPhase.handshake
         var input = ByteBuffer()
         var snapshot: [UInt8] = []
+        /// A streamed snapshot: the end-mark scanner, the decoder and the records decoded so far.
+        var snapshotScanner: SnapshotEndMarkScanner?
+        var snapshotDecoder = SnapshotStreamDecoder()
+        var snapshotRecords: [SnapshotRecord] = []
         var arguments = CommandArguments()
         var decoder = RESPCommandDecoder()
         var channel: (any Channel)?
@@ -196,6 +202,8 @@ final class ReplicaLink: @unchecked Sendable {
             state.session?.transaction = nil
             state.session?.transactionHasErrors = false
             state.snapshot = []
+            state.snapshotScanner = nil
+            state.snapshotRecords = []
             state.phase = .handshake
             return state.machine.linkLost(reason: reason)
         }
@@ -226,6 +234,15 @@ final class ReplicaLink: @unchecked Sendable {
         if let acknowledge { sendAck(offset: acknowledge, generation: generation) }
     }
 
+    /// The snapshot is loaded: the replica holds `replid` at `offset` and streams from there.
+    private func finishFullSync(_ state: inout State, replid: String, offset: Int64) {
+        node.replication.fullSyncLoaded(replid: replid, offset: offset)
+        state.session?.database = 0
+        _ = state.machine.snapshotLoaded(replid: replid, offset: offset)
+        logger.notice("Full resynchronization loaded; streaming from offset \(offset + 1)")
+        state.phase = .streaming
+    }
+
     private func process(_ state: inout State, _ outgoing: inout [ReplicaLinkStateMachine.Action], _ acknowledge: inout Int64?) throws {
         while true {
             switch state.phase {
@@ -252,6 +269,17 @@ final class ReplicaLink: @unchecked Sendable {
                     state.input.moveReaderIndex(forwardBy: 1)
                 }
                 guard let line = try PeerReplyParser.readLine(&state.input) else { return }
+                if line.hasPrefix("$EOF:") {
+                    let mark = Array(line.utf8.dropFirst(5))
+                    guard mark.count == SnapshotEndMarkScanner.markLength else {
+                        throw PeerProtocolError("bad snapshot end mark in '\(line.prefix(60))'")
+                    }
+                    state.snapshotScanner = SnapshotEndMarkScanner(mark: mark)
+                    state.snapshotDecoder = SnapshotStreamDecoder()
+                    state.snapshotRecords = []
+                    state.phase = .snapshotStream(replid: replid, offset: offset)
+                    continue
+                }
                 guard line.hasPrefix("$"), let length = Int(line.dropFirst()), length >= 0 else {
                     throw PeerProtocolError("bad snapshot header '\(line.prefix(40))'")
                 }
@@ -272,11 +300,24 @@ final class ReplicaLink: @unchecked Sendable {
                 }
                 try FullSync.load(state.snapshot, into: node)
                 state.snapshot = []
-                node.replication.fullSyncLoaded(replid: replid, offset: offset)
-                state.session?.database = 0
-                _ = state.machine.snapshotLoaded(replid: replid, offset: offset)
-                logger.notice("Full resynchronization loaded; streaming from offset \(offset + 1)")
-                state.phase = .streaming
+                finishFullSync(&state, replid: replid, offset: offset)
+                acknowledge = offset
+            case .snapshotStream(let replid, let offset):
+                guard state.input.readableBytes > 0, var scanner = state.snapshotScanner else { return }
+                let (snapshot, afterMark) = state.input.readWithUnsafeReadableBytes { bytes in
+                    (bytes.count, scanner.scan(bytes))
+                }
+                state.snapshotScanner = scanner
+                state.snapshotRecords += try state.snapshotDecoder.feed(snapshot)
+                guard let afterMark else { return }
+                // The stream's first bytes may have come in the same read as the mark: they go back in front.
+                state.input.writeBytes(afterMark)
+                try state.snapshotDecoder.finish()
+                let records = state.snapshotRecords
+                state.snapshotRecords = []
+                state.snapshotScanner = nil
+                try FullSync.load(records: records, into: node)
+                finishFullSync(&state, replid: replid, offset: offset)
                 acknowledge = offset
             case .streaming:
                 if state.session == nil, let channel = state.channel {

@@ -20,8 +20,9 @@ public import Synchronization
 public enum ReplicationLinkRole: Sendable {
     /// An ordinary client.
     case none
-    /// A replica between REPLCONF and PSYNC.
-    case handshaking(listeningPort: Int)
+    /// A replica between REPLCONF and PSYNC; `streamsSnapshot`: it announced `capa eof` (takes a snapshot framed
+    /// by an end mark, streamed as it is produced, rather than a `$<length>` bulk).
+    case handshaking(listeningPort: Int, streamsSnapshot: Bool)
     /// A replica this node feeds.
     case replica(ReplicaFeed)
     /// This replica's link to its primary (the "master client": writes allowed, nothing propagated).
