@@ -34,6 +34,19 @@ extension CommandTable {
                 reply.simpleString("Background saving scheduled")
             }
         },
+        // BGREWRITEAOF
+        CommandSpec("bgrewriteaof", arity: 1, flags: [.admin, .noMulti], group: .server,
+                    summary: "Asynchronously rewrites the append-only file to disk.", since: "1.0.0") { context, reply throws(CommandError) in
+            let node = context.node
+            do {
+                try node.appendOnly.startRewrite(node: node)
+                reply.simpleString("Background append only file rewriting started")
+            } catch is AppendOnlyLog.RewriteRefusal {
+                throw CommandError("Background append only file rewriting already in progress")
+            } catch {
+                throw CommandError("Background append only file rewriting failed: \(error)")
+            }
+        },
         // LASTSAVE
         CommandSpec("lastsave", arity: 1, flags: [.fast, .loading, .stale], group: .server,
                     summary: "Returns the Unix timestamp of the last successful save to disk.") { context, reply throws(CommandError) in

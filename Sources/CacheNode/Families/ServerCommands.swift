@@ -115,6 +115,7 @@ enum ServerFamily {
             Logger(label: "cache-node.persistence").error("Error trying to save the DB before shutting down: \(error.message)")
             guard force else { throw CommandError("Errors trying to SHUTDOWN. Check logs.") }
         }
+        node.appendOnly.flushForShutdown(now: node.clock.nowMilliseconds())
         node.requestShutdown()
         context.closesConnection = true
     }

@@ -24,7 +24,11 @@ public enum CacheNodeServer {
         let node = NodeState(configuration: configuration)
         // Load the snapshot before accepting connections; a damaged file stops the start (never a partial load).
         let loadStart = ContinuousClock.now
-        if let loaded = try node.persistence.loadAtStartup(node: node) {
+        // With the AOF on and an AOF on disk, it is the source of truth (as redis); otherwise the snapshot.
+        if configuration.appendOnly, let loaded = try node.appendOnly.loadAtStartup(node: node, logger: logger) {
+            logger.notice("DB loaded from append only file: \(ContinuousClock.now - loadStart)", metadata: [
+                "base keys": "\(loaded.baseKeys)", "commands": "\(loaded.commands)"])
+        } else if let loaded = try node.persistence.loadAtStartup(node: node) {
             logger.notice("DB loaded from disk: \(ContinuousClock.now - loadStart)", metadata: [
                 "keys": "\(loaded.records)", "expired": "\(loaded.skipped)", "bytes": "\(loaded.bytes)"])
             // A replica resumes from the position its snapshot matches. A primary does not: after a crash its
@@ -34,6 +38,8 @@ public enum CacheNodeServer {
                 logger.notice("Snapshot matches replication id \(position.replid) at offset \(position.offset); asking the primary for a partial resync from there")
             }
         }
+        // Opens the AOF for appending, or creates it from the loaded data (a rewrite) on its first start.
+        try node.appendOnly.start(node: node, enabled: configuration.appendOnly)
         let threads = configuration.threads > 0 ? configuration.threads : System.coreCount
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         node.baselineMemory.store(Int(cps_heap_allocated_bytes()), ordering: .relaxed)
@@ -81,6 +87,7 @@ public enum CacheNodeServer {
             } catch {
                 logger.error("Error trying to save the DB before shutting down: \(error.message)")
             }
+            node.appendOnly.flushForShutdown(now: node.clock.nowMilliseconds())
             node.requestShutdown()
         }
         logger.info("cache-node \(CacheNodeVersion.current) starting", metadata: ["threads": "\(threads)", "port": "\(configuration.port)"])

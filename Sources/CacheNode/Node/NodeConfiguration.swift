@@ -29,6 +29,12 @@ public struct NodeConfiguration: Sendable {
     public var save = "3600 1 300 100 60 10000"
     public var appendOnly = false
     public var appendFsync = "everysec"
+    /// The AOF's file name prefix and its directory under `directory` (redis 7's multi-part AOF).
+    public var appendFilename = "appendonly.aof"
+    public var appendDirectoryName = "appendonlydir"
+    /// Automatic AOF rewrite: when the AOF grew this many percent over its base, and is at least the minimum size.
+    public var autoAOFRewritePercentage = 100
+    public var autoAOFRewriteMinimumSize = 64 * 1024 * 1024
     public var hz = 10
     public var protoMaxBulkLength = 512 * 1024 * 1024
     public var timeout = 0
@@ -297,6 +303,21 @@ struct ConfigParameter: Sendable {
             }
             config.appendFsync = value.lowercased()
         }),
+        .init(name: "appendfilename", aliases: [], mutable: false, get: { $0.appendFilename }, set: { config, value in
+            guard !value.isEmpty, !value.contains("/") else { throw ConfigurationError("appendfilename can't be a path, just a filename") }
+            config.appendFilename = value
+        }),
+        .init(name: "appenddirname", aliases: [], mutable: false, get: { $0.appendDirectoryName }, set: { config, value in
+            guard !value.isEmpty, !value.contains("/") else { throw ConfigurationError("appenddirname can't be a path, just a dirname") }
+            config.appendDirectoryName = value
+        }),
+        .init(name: "auto-aof-rewrite-percentage", aliases: [], mutable: true, get: { String($0.autoAOFRewritePercentage) },
+              set: { $0.autoAOFRewritePercentage = try int($1, in: 0...Int(Int32.max)) }),
+        .init(name: "auto-aof-rewrite-min-size", aliases: [], mutable: true, get: { String($0.autoAOFRewriteMinimumSize) },
+              set: { config, value in
+                  guard let amount = parseMemoryAmount(value) else { throw ConfigurationError("argument must be a memory value") }
+                  config.autoAOFRewriteMinimumSize = amount
+              }),
         .init(name: "hz", aliases: [], mutable: true, get: { String($0.hz) }, set: { $0.hz = try int($1, in: 1...500) }),
         .init(name: "proto-max-bulk-len", aliases: [], mutable: true, get: { String($0.protoMaxBulkLength) },
               set: { $0.protoMaxBulkLength = try memory($1) }),

@@ -37,6 +37,8 @@ public final class NodeState: Sendable {
     public let dirty = Atomic<Int>(0)
     /// SAVE/BGSAVE state and the save rules' bookkeeping (Persistence/SnapshotPersistence.swift).
     public let persistence = SnapshotPersistence()
+    /// The append-only file (`appendonly yes`).
+    public let appendOnly = AppendOnlyLog()
 
     /// The `maxclients` setting, read on every accept.
     public let maxClients = Atomic<Int>(10000)
@@ -89,6 +91,7 @@ public final class NodeState: Sendable {
         keyspace.lfuLogFactor = configuration.lfuLogFactor
         keyspace.lfuDecayTime = configuration.lfuDecayTime
         replication.apply(configuration)
+        appendOnly.apply(configuration, node: self)
     }
 
     /// Records a heap reading and returns the peak so far.

@@ -100,6 +100,7 @@ enum ServerInfo {
             ]
         case "persistence":
             let persistence = node.persistence.current
+            let aof = node.appendOnly.status
             let now = node.clock.nowMilliseconds()
             return [
                 ("loading", persistence.loading ? "1" : "0"), ("async_loading", "0"), ("current_cow_peak", "0"),
@@ -113,8 +114,14 @@ enum ServerInfo {
                 ("rdb_saves", String(persistence.saves)), ("rdb_last_cow_size", "0"),
                 ("rdb_last_load_keys_expired", String(persistence.lastLoadKeysExpired)),
                 ("rdb_last_load_keys_loaded", String(persistence.lastLoadKeysLoaded)),
-                ("aof_enabled", configuration.appendOnly ? "1" : "0"),
-                ("aof_rewrite_in_progress", "0"), ("aof_last_bgrewrite_status", "ok"), ("aof_last_write_status", "ok"),
+                ("aof_enabled", aof.enabled ? "1" : "0"),
+                ("aof_rewrite_in_progress", aof.rewriteInProgress ? "1" : "0"),
+                ("aof_rewrite_scheduled", aof.rewriteScheduled ? "1" : "0"),
+                ("aof_last_rewrite_time_sec", String(aof.lastRewriteSeconds)),
+                ("aof_last_bgrewrite_status", aof.lastRewriteOK ? "ok" : "err"),
+                ("aof_last_write_status", aof.lastWriteOK ? "ok" : "err"),
+                ("aof_rewrites", String(aof.rewrites)),
+                ("aof_current_size", String(aof.currentSize)), ("aof_base_size", String(aof.baseSize)),
             ]
         case "stats":
             let stats = node.stats

@@ -33,10 +33,18 @@ public struct PersistenceService<SleepClock: Clock>: Service where SleepClock.Du
         }
     }
 
-    /// One check: starts a background save if one is due.
+    /// One check: hands the AOF's pending writes to the kernel (fsync once a second with `everysec`), starts an
+    /// automatic AOF rewrite when the log outgrew its base, and starts a background save if one is due.
     @discardableResult
     public func tick() -> Bool {
         let logger = self.logger
+        node.appendOnly.flush(now: node.clock.nowMilliseconds())
+        if node.appendOnly.rewriteDue() {
+            logger.notice("Starting automatic rewriting of AOF on growth")
+            _ = try? node.appendOnly.startRewrite(node: node) { result in
+                if case .failure(let error) = result { logger.warning("Background AOF rewrite failed: \(error)") }
+            }
+        }
         let changes = node.dirty.load(ordering: .relaxed)
         let started = node.persistence.startSaveIfDue(node: node) { result in
             switch result {

@@ -348,11 +348,11 @@ final class ReplicaLink: @unchecked Sendable {
                     }
                     if state.openTransaction.readableBytes > 0 {
                         state.openTransaction.writeImmutableBuffer(applied)
-                        node.replication.appendFromPrimary(state.openTransaction)
+                        node.replication.appendFromPrimary(state.openTransaction, database: session.database)
                         state.machine.processed(state.openTransaction.readableBytes)
                         state.openTransaction.clear()
                     } else {
-                        node.replication.appendFromPrimary(applied)
+                        node.replication.appendFromPrimary(applied, database: session.database)
                         state.machine.processed(count)
                     }
                 }

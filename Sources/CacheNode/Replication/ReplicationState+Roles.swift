@@ -124,9 +124,11 @@ extension ReplicationState {
         }
     }
 
-    /// Stream bytes applied on this replica: recorded verbatim, so the offsets match the primary's.
-    func appendFromPrimary(_ bytes: ByteBuffer) {
+    /// Stream bytes applied on this replica: recorded verbatim, so the offsets match the primary's. `database` is
+    /// the stream's selected database after them.
+    func appendFromPrimary(_ bytes: ByteBuffer, database: Int) {
         core.withLock { core in
+            core.streamDatabase = database
             Self.appendLocked(&core, bytes, now: nil)
         }
     }

@@ -115,6 +115,10 @@ struct ReplicationCore {
     var waiters: [WaitRequest] = []
     var nextWaiterID = 0
     var outputLimit: OutputLimit
+    /// The append-only file, fed with every stream byte while `appendonly` is on.
+    var appendOnlyLog: AppendOnlyLog?
+    /// On a replica: the database the primary's stream has selected (a new AOF file starts with it).
+    var streamDatabase = 0
 
     var masterOffset: Int64 { backlog?.masterOffset ?? 0 }
 }
@@ -287,6 +291,7 @@ public final class ReplicationState: KeyspaceObserver, @unchecked Sendable {
     /// Appends raw stream bytes: to the backlog and to every replica's buffer, scheduling their flushes.
     static func appendLocked(_ core: inout ReplicationCore, _ bytes: ByteBuffer, now: Int64?) {
         bytes.withUnsafeReadableBytes { core.backlog?.append($0) }
+        if let log = core.appendOnlyLog { bytes.withUnsafeReadableBytes { log.append($0) } }
         for feed in core.feeds where !feed.closed {
             feed.pending.writeImmutableBuffer(bytes)
             let buffered = feed.pending.readableBytes + feed.inFlight.load(ordering: .relaxed)
