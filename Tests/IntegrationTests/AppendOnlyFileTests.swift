@@ -160,4 +160,35 @@ struct AppendOnlyFileTests {
             "\(error)".contains("appendonly.aof.1.base.snap") && "\(error)".contains("damaged")
         }
     }
+
+    @Test func aReplicaWithTheAOFRestartsWithItsPrimarysDataAfterAFullSync() throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let primary = try CacheNodeProcess(arguments: ["--replication-plaintext", "yes", "--save", ""])
+        defer { primary.stop() }
+        for index in 0..<200 { _ = try redisCLI(primary.port, ["-n", String(index % 3), "SET", "before:\(index)", "\(index)"]) }
+        let flags = ["--dir", directory, "--appendonly", "yes", "--save", "", "--replication-plaintext", "yes"]
+        // The replica's own AOF holds data of its own first: the full sync replaces it, and so must the AOF.
+        let seeded = try CacheNodeProcess(arguments: flags)
+        _ = try redisCLI(seeded.port, ["SET", "only-on-the-replica", "1"])
+        _ = try redisCLI(seeded.port, ["SHUTDOWN", "NOSAVE"])
+        seeded.process.waitUntilExit()
+        let replica = try CacheNodeProcess(arguments: flags + ["--replicaof", "127.0.0.1", String(primary.port)])
+        try waitForSync(primary: primary.port, replicas: [replica.port])
+        for index in 0..<100 { _ = try redisCLI(primary.port, ["-n", String(index % 2), "INCR", "after:\(index % 7)"]) }
+        try waitForSync(primary: primary.port, replicas: [replica.port])
+        try eventually("the replica's AOF rewrite after the sync finished") {
+            let fields = try info(replica.port, "persistence")
+            return fields["aof_rewrite_in_progress"] == "0" && fields["aof_last_bgrewrite_status"] == "ok"
+                && (Int(fields["aof_rewrites"] ?? "0") ?? 0) >= 1
+        }
+        let digest = try redisCLI(primary.port, ["DEBUG", "DIGEST"])
+        #expect(try redisCLI(replica.port, ["DEBUG", "DIGEST"]) == digest)
+        replica.kill9()
+        // Restarted on its own, it rebuilds exactly the primary's data from its AOF.
+        let restarted = try CacheNodeProcess(arguments: flags)
+        defer { restarted.stop() }
+        #expect(try redisCLI(restarted.port, ["DEBUG", "DIGEST"]) == digest)
+        #expect(try redisCLI(restarted.port, ["EXISTS", "only-on-the-replica"]) == "0")
+    }
 }

@@ -58,6 +58,8 @@ public final class AppendOnlyLog: Sendable {
         var autoRewriteMinimumSize = 64 << 20
         /// Once the node has loaded its data: configuration changes then take effect (enable → rewrite).
         var started = false
+        /// A rewrite asked for while one ran, after a full sync replaced the keyspace.
+        var scheduledRewriteReplacesHistory = false
     }
 
     let state = Mutex(State())
@@ -260,15 +262,27 @@ public final class AppendOnlyLog: Sendable {
 
     /// Starts a rewrite: switches appends to a new incremental file at a snapshot's instant and writes that snapshot
     /// as the new base in the background. `onFinish` runs when the new manifest is in place (or the rewrite failed).
+    ///
+    /// `replacingHistory`: the keyspace was replaced wholesale (a replica's full sync), so the files on disk no
+    /// longer lead to it; the new incremental file is then kept out of the manifest until the new base is written
+    /// (as redis 7 uses a temporary INCR file while in AOF_WAIT_REWRITE): a crash before leaves the old, consistent
+    /// history. A rewrite already running makes it run again when it ends.
     @discardableResult
     func startRewrite(
-        node: NodeState, onFinish: @escaping @Sendable (Result<Int, PersistenceError>) -> Void = { _ in }
+        node: NodeState, replacingHistory: Bool = false,
+        onFinish: @escaping @Sendable (Result<Int, PersistenceError>) -> Void = { _ in }
     ) throws -> Int {
         let startedAt = node.clock.nowMilliseconds()
         // 1. A new incremental file, named in the manifest before anything is written to it (when an AOF exists).
         let (sequence, incremental, directory, prefix, first) = try state.withLock {
             (state: inout State) throws -> (Int, String, String, String, Bool) in
-            guard !state.status.rewriteInProgress else { throw RewriteRefusal.alreadyInProgress }
+            guard !state.status.rewriteInProgress else {
+                if replacingHistory {
+                    state.status.rewriteScheduled = true
+                    state.scheduledRewriteReplacesHistory = true
+                }
+                throw RewriteRefusal.alreadyInProgress
+            }
             if !makeDirectory(state.directory) {
                 throw PersistenceError("Can't create the AOF directory \(state.directory): \(SnapshotFile.errorText())")
             }
@@ -278,7 +292,7 @@ public final class AppendOnlyLog: Sendable {
             let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             guard descriptor >= 0 else { throw PersistenceError("Can't create \(path): \(SnapshotFile.errorText())") }
             close(descriptor)
-            let first = !state.status.enabled
+            let first = !state.status.enabled || replacingHistory
             if !first {
                 var interim = state.manifest
                 interim.incrementals.append(incremental)
@@ -326,8 +340,15 @@ public final class AppendOnlyLog: Sendable {
                     }
                 }
             }
-            if first, case .failure = result { node.replication.setAppendOnlyLog(nil) }
+            if first, !replacingHistory, case .failure = result { node.replication.setAppendOnlyLog(nil) }
             onFinish(result)
+            let again = self.state.withLock { state -> Bool in
+                defer { state.scheduledRewriteReplacesHistory = false }
+                guard state.status.rewriteScheduled else { return false }
+                state.status.rewriteScheduled = false
+                return state.scheduledRewriteReplacesHistory
+            }
+            if again { _ = try? self.startRewrite(node: node, replacingHistory: true) }
         }
         return sequence
     }

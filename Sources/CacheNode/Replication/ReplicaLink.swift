@@ -237,6 +237,11 @@ final class ReplicaLink: @unchecked Sendable {
     /// The snapshot is loaded: the replica holds `replid` at `offset` and streams from there.
     private func finishFullSync(_ state: inout State, replid: String, offset: Int64) {
         node.replication.fullSyncLoaded(replid: replid, offset: offset)
+        // The AOF on disk leads to the data this sync replaced: start a new history from the loaded data (on this
+        // loop, so no command of the stream is applied before the rewrite's snapshot freezes the keyspace).
+        if node.appendOnly.status.enabled {
+            _ = try? node.appendOnly.startRewrite(node: node, replacingHistory: true)
+        }
         state.session?.database = 0
         _ = state.machine.snapshotLoaded(replid: replid, offset: offset)
         logger.notice("Full resynchronization loaded; streaming from offset \(offset + 1)")

@@ -113,6 +113,8 @@ extension ReplicationState {
         core.withLock { core in
             core.identity.adopt(replid, keepingHistoryUpTo: nil)
             core.backlog = ReplicationBacklog(capacity: core.backlogSize, masterOffset: offset)
+            // The link's session starts the stream in database 0.
+            core.streamDatabase = 0
         }
     }
 
