@@ -292,7 +292,13 @@ public actor MesosBackend: DriverBackend {
                         creates.append(volume)
                     }
                     task.resources.append(volume)
+                    // The data (snapshot, append-only file) lives on the volume; a cluster node's nodes.conf is per
+                    // task (a relaunched member is a new task, and so a new node with a fresh topology epoch, to the
+                    // scheduler), so the previous incarnation's id and topology are not loaded again.
                     task.command?.arguments?.append(contentsOf: ["--dir", configuration.volumeContainerPath])
+                    if info.command.arguments.contains("--cluster-enabled") {
+                        task.command?.arguments?.append(contentsOf: ["--cluster-config-file", "nodes-\(info.taskID.value).conf"])
+                    }
                     volumes[volumeID] = info.agentID
                 }
                 launches.append(task)

@@ -642,7 +642,8 @@ public actor FakeMesosMaster {
 
     /// Resources in the master's log notation, e.g. `disk(reservations: [(DYNAMIC,cache,p)])[id:data]:64`.
     static func describe(_ resources: [Mesos.Resource]) -> String {
-        resources.map { resource in
+        if resources.isEmpty { return "{}" }
+        return resources.map { resource in
             var text = resource.name
             if let reservations = resource.reservations, !reservations.isEmpty {
                 text += "(reservations: [" + reservations.map { "(\($0.type ?? "?"),\($0.role ?? "*")\($0.principal.map { ",\($0)" } ?? ""))" }.joined(separator: ",") + "])"

@@ -73,6 +73,18 @@ struct MesosVolumeTests {
         let running = try await RunningBackend(fixture.backend())
         let wire = WireRecorder(running.backend.mesosEvents)
         try await running.waitSubscribed()
+        // Acknowledge every status update (the master sends a task's next update only after that).
+        let acknowledger = Task {
+            var done: Set<String> = []
+            while !Task.isCancelled {
+                for update in running.recorder.updates {
+                    guard let uuid = update.uuid, let agent = update.agentID, done.insert(uuid).inserted else { continue }
+                    try? await running.backend.acknowledge(agentID: agent, taskID: update.taskID, uuid: uuid)
+                }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        defer { acknowledger.cancel() }
 
         // CREATE without a reservation is dropped as the master drops it; the launch on the volume then fails.
         var offer = try await running.nextOffer()
@@ -99,6 +111,9 @@ struct MesosVolumeTests {
             ],
             filters: Filters(refuseSeconds: 0))
         try await waitUntil("t1 runs") { running.recorder.updates(of: TaskID("t1")).contains { $0.state == .running } }
+        try await waitUntil("both operations report") {
+            wire.operationStatuses.filter { ["reserve-2", "create-2"].contains($0.operationID?.value) }.count == 2
+        }
         #expect(wire.operationStatuses.filter { ["reserve-2", "create-2"].contains($0.operationID?.value) }.map(\.state)
             == ["OPERATION_FINISHED", "OPERATION_FINISHED"])
         let directory = fixture.master.volumeDirectory(agent: agent, role: Self.role, id: "v1")
@@ -171,6 +186,9 @@ struct MesosVolumeTests {
         try await waitUntil("the volume and its reservation are gone") {
             await fixture.master.reservedResources[agent, default: []].isEmpty
         }
+        try await waitUntil("both operations report") {
+            wire.operationStatuses.filter { ["destroy", "unreserve"].contains($0.operationID?.value) }.count == 2
+        }
         #expect(wire.operationStatuses.filter { ["destroy", "unreserve"].contains($0.operationID?.value) }.map(\.state)
             == ["OPERATION_FINISHED", "OPERATION_FINISHED"])
         #expect(!FileManager.default.fileExists(atPath: directory))
@@ -220,8 +238,13 @@ struct MesosVolumeTests {
         // kill -9 of the member: the scheduler relaunches it on the same agent, on the same volume.
         let pid = try #require(await fixture.master.agents.taskViews().first { $0.taskID == first.taskID }?.pid)
         kill(pid, SIGKILL)
-        try await waitUntil("a new member runs", seconds: 60) {
-            driver.taskRecords().contains { $0.taskID != first.taskID && $0.isRunning } && driver.clusterStatus("v1")?.ready == true
+        do {
+            try await waitUntil("a new member runs", seconds: 60) {
+                driver.taskRecords().contains { $0.taskID != first.taskID && $0.isRunning } && driver.clusterStatus("v1")?.ready == true
+            }
+        } catch {
+            Issue.record("events: \(driver.events().suffix(30).map { "\($0.kind): \($0.message)" }.joined(separator: "\n"))\nstatus: \(String(describing: driver.clusterStatus("v1")))\noperations: \(wire.operationStatuses)")
+            throw error
         }
         let second = try #require(driver.taskRecords().first)
         #expect(second.slot == first.slot)
