@@ -149,19 +149,14 @@ struct MesosVolumeTests {
         // The task ends: the volume is offered again, in the post-refinement shape, and its files are still there.
         try await running.backend.kill(taskID: TaskID("t1"), agentID: agent)
         try await waitUntil("t1 is killed") { running.recorder.updates(of: TaskID("t1")).contains { $0.state.isTerminal } }
-        var withVolume: Mesos.Offer?
-        try await waitUntil("the volume is offered") {
-            let outstanding = Set(await running.backend.outstandingOffers().map(\.id))
-            withVolume = wire.offers.last { outstanding.contains($0.id) && $0.resources.contains { $0.disk?.persistence?.id == "v1" } }
-            return withVolume != nil
-        }
-        let offered = try #require(withVolume?.resources.first { $0.disk?.persistence?.id == "v1" })
+        let withVolume = try await offerWithVolume("v1", running: running, wire: wire)
+        let offered = try #require(withVolume.resources.first { $0.disk?.persistence?.id == "v1" })
         #expect(offered == Self.volume("v1", 64), "reservations, allocation_info and disk as the docs show them: \(offered)")
-        let plainDisk = withVolume?.resources.first { $0.name == "disk" && $0.reservations == nil }?.scalar?.value
+        let plainDisk = withVolume.resources.first { $0.name == "disk" && $0.reservations == nil }?.scalar?.value
         #expect(plainDisk == LocalAgentSpec.split(count: 1, cpus: 4, memMB: 2048, firstPort: 0, portsPerAgent: 1)[0].diskMB - 64)
 
         // Relaunched on the offered volume, the next task finds the first one's file.
-        let relaunchOffer = try #require(running.recorder.offers.first { $0.id == withVolume!.id })
+        let relaunchOffer = try #require(running.recorder.offers.first { $0.id == withVolume.id })
         await running.backend.accept(
             offerIDs: [relaunchOffer.id], mesosOperations: [.launch([Self.volumeTask("t2", on: relaunchOffer, volume: offered)])],
             filters: Filters(refuseSeconds: 0))
@@ -172,17 +167,12 @@ struct MesosVolumeTests {
         try await waitUntil("t2 is killed") { running.recorder.updates(of: TaskID("t2")).contains { $0.state.isTerminal } }
 
         // DESTROY + UNRESERVE: the directory goes and the disk is unreserved.
-        var free: Mesos.Offer?
-        try await waitUntil("the volume is offered again") {
-            let outstanding = Set(await running.backend.outstandingOffers().map(\.id))
-            free = wire.offers.last { outstanding.contains($0.id) && $0.resources.contains { $0.disk?.persistence?.id == "v1" } }
-            return free != nil
-        }
+        let free = try await offerWithVolume("v1", running: running, wire: wire)
         var destroy = Mesos.Operation(type: .destroy, id: Mesos.OperationID("destroy"))
         destroy.destroy = .init(volumes: [offered])
         var unreserve = Mesos.Operation(type: .unreserve, id: Mesos.OperationID("unreserve"))
         unreserve.unreserve = .init(resources: [Self.reservedDisk(64)])
-        await running.backend.accept(offerIDs: [free!.id], mesosOperations: [destroy, unreserve], filters: Filters(refuseSeconds: 0))
+        await running.backend.accept(offerIDs: [free.id], mesosOperations: [destroy, unreserve], filters: Filters(refuseSeconds: 0))
         try await waitUntil("the volume and its reservation are gone") {
             await fixture.master.reservedResources[agent, default: []].isEmpty
         }
@@ -193,6 +183,21 @@ struct MesosVolumeTests {
             == ["OPERATION_FINISHED", "OPERATION_FINISHED"])
         #expect(!FileManager.default.fileExists(atPath: directory))
         await running.stop(killTasks: true)
+    }
+
+    /// Waits for an outstanding offer carrying volume `id`, declining the others (an offer made before the volume's
+    /// task ended does not carry it; the agent re-offers once it is declined).
+    func offerWithVolume(_ id: String, running: RunningBackend, wire: WireRecorder) async throws -> Mesos.Offer {
+        var found: Mesos.Offer?
+        try await waitUntil("volume \(id) is offered") {
+            let outstanding = Set(await running.backend.outstandingOffers().map(\.id))
+            let current = wire.offers.filter { outstanding.contains($0.id) }
+            found = current.last { $0.resources.contains { $0.disk?.persistence?.id == id } }
+            let others = current.filter { $0.id != found?.id }.map(\.id)
+            if !others.isEmpty { try await running.backend.decline(offerIDs: others, filters: Filters(refuseSeconds: 0)) }
+            return found != nil
+        }
+        return found!
     }
 
     @Test func aKilledMemberComesBackOnItsVolumeWithItsData() async throws {
