@@ -68,7 +68,13 @@ public actor MesosBackend: DriverBackend {
     private var capacity: [AgentID: Mesos.Offer] = [:]
     private var tasks: [TaskID: LocalTaskView] = [:]
     private var pendingKills: [TaskID: AgentID?] = [:]
+    private var volumes: [String: AgentID] = [:]
+    /// Persistence id prefixes (`<cluster>.`) of deleted clusters whose volumes are destroyed when offered.
+    private var releasing: Set<String> = []
     private var tornDown = false
+    /// Another scheduler subscribed with this framework id (ERROR "Framework failed over"): never resubscribe, or
+    /// the two would take the framework from each other in turn (an HA instance that lost its leadership).
+    private var failedOver = false
     private var started = false
     private var attempt: Task<Bool, any Error>?
     private var stats = Statistics()
@@ -150,7 +156,7 @@ public actor MesosBackend: DriverBackend {
                 outstanding = [:]
                 continuation.yield(.disconnected)
             }
-            if tornDown || Task.isCancelled { break }
+            if tornDown || failedOver || Task.isCancelled { break }
             if wasSubscribed {
                 backoff = configuration.initialBackoff
                 continue
@@ -208,6 +214,11 @@ public actor MesosBackend: DriverBackend {
     public var currentStreamID: String? { streamID }
     /// Counters.
     public var statistics: Statistics { stats }
+    /// Whether another scheduler took the framework over (the backend then stays disconnected).
+    public var isFailedOver: Bool { failedOver }
+
+    /// The ERROR message the master sends to a scheduler's connection when another subscribes as its framework.
+    public static let failedOverMessage = "Framework failed over"
 
     /// What each agent last offered, minus what was launched on it since.
     public func capacityOffers() -> [Offer] {
@@ -239,10 +250,62 @@ public actor MesosBackend: DriverBackend {
     // MARK: SchedulerBackend
 
     public func accept(offerIDs: [OfferID], operations: [OfferOperation], filters: Filters) async throws {
-        let role = offerIDs.compactMap { outstanding[$0] }.first.flatMap(Self.allocationRole)
+        let offers = offerIDs.compactMap { outstanding[$0] }
+        let role = offers.first.flatMap(Self.allocationRole)
         var mesosOperations: [Mesos.Operation] = []
+        // Free volumes in these offers, by persistence id: a member whose volume is here is relaunched on it.
+        var offeredVolumes: [String: Mesos.Resource] = [:]
+        // Reserved disk without a volume (left by a CREATE that failed): used before reserving more.
+        var offeredReservedDisk: [Mesos.Resource] = []
+        for resource in offers.flatMap(\.resources) where resource.name == "disk" && !(resource.reservations ?? []).isEmpty {
+            if let id = resource.disk?.persistence?.id {
+                if offeredVolumes[id] == nil { offeredVolumes[id] = resource }
+            } else {
+                offeredReservedDisk.append(resource)
+            }
+        }
         for case .launch(let infos) in operations {
-            mesosOperations.append(.launch(infos.map { Mesos.TaskInfo($0, allocationRole: role) }))
+            var reserves: [Mesos.Resource] = []
+            var creates: [Mesos.Resource] = []
+            var launches: [Mesos.TaskInfo] = []
+            for info in infos {
+                var task = Mesos.TaskInfo(info, allocationRole: role)
+                if let volumeID = info.labels[TaskTemplate.volumeLabel] {
+                    // RESERVE + CREATE in the same ACCEPT on first launch; afterwards the offered volume is reused.
+                    let volume: Mesos.Resource
+                    if let offered = offeredVolumes.removeValue(forKey: volumeID) {
+                        volume = offered
+                    } else if volumes[volumeID] == info.agentID {
+                        // It exists on this agent but is not in this offer (still in use, or the offer predates its
+                        // release): the master refuses the launch and the scheduler tries again on the next offer.
+                        volume = persistentVolume(volumeID, on: reservedDisk(megabytes: volumeSize(for: info), role: role))
+                    } else {
+                        let size = volumeSize(for: info)
+                        let reserved: Mesos.Resource
+                        if let index = offeredReservedDisk.firstIndex(where: { $0.scalar?.value == size }) {
+                            reserved = offeredReservedDisk.remove(at: index)
+                        } else {
+                            reserved = reservedDisk(megabytes: size, role: role)
+                            reserves.append(reserved)
+                        }
+                        volume = persistentVolume(volumeID, on: reserved)
+                        creates.append(volume)
+                    }
+                    task.resources.append(volume)
+                    // The data (snapshot, append-only file) lives on the volume; a cluster node's nodes.conf is per
+                    // task (a relaunched member is a new task, and so a new node with a fresh topology epoch, to the
+                    // scheduler), so the previous incarnation's id and topology are not loaded again.
+                    task.command?.arguments?.append(contentsOf: ["--dir", configuration.volumeContainerPath])
+                    if info.command.arguments.contains("--cluster-enabled") {
+                        task.command?.arguments?.append(contentsOf: ["--cluster-config-file", "nodes-\(info.taskID.value).conf"])
+                    }
+                    volumes[volumeID] = info.agentID
+                }
+                launches.append(task)
+            }
+            if !reserves.isEmpty { mesosOperations.append(.reserve(reserves)) }
+            if !creates.isEmpty { mesosOperations.append(.create(creates)) }
+            mesosOperations.append(.launch(launches))
             for info in infos {
                 let ports = ResourceQuantities(info.resources).ports.ranges.flatMap { Array($0.begin...$0.end) }
                 tasks[info.taskID] = LocalTaskView(
@@ -252,6 +315,61 @@ public actor MesosBackend: DriverBackend {
             }
         }
         await accept(offerIDs: offerIDs, mesosOperations: mesosOperations, filters: filters)
+    }
+
+    /// The volume of a new member: `volumeMBPerMemoryMB` × its memory, at least `minimumVolumeMB`.
+    private func volumeSize(for info: TaskInfo) -> Double {
+        max(configuration.minimumVolumeMB, ResourceQuantities(info.resources).memMB * configuration.volumeMBPerMemoryMB)
+    }
+
+    /// `megabytes` of disk dynamically reserved for `role` (the offer's allocation role) by the framework's principal.
+    private func reservedDisk(megabytes: Double, role: String?) -> Mesos.Resource {
+        let role = role ?? configuration.frameworkInfo.roles?.first ?? "*"
+        return Mesos.Resource(
+            name: "disk", type: .scalar, scalar: ScalarValue(value: megabytes), allocationInfo: Mesos.AllocationInfo(role: role),
+            reservations: [Mesos.ReservationInfo(type: "DYNAMIC", role: role, principal: configuration.frameworkInfo.principal)])
+    }
+
+    /// The persistent volume `id` made of `reserved` disk, mounted read-write at `volumeContainerPath`.
+    private func persistentVolume(_ id: String, on reserved: Mesos.Resource) -> Mesos.Resource {
+        var volume = reserved
+        volume.disk = Mesos.DiskInfo(
+            persistence: Mesos.DiskInfo.Persistence(id: id, principal: configuration.frameworkInfo.principal),
+            volume: Mesos.DiskInfo.Volume(mode: "RW", containerPath: configuration.volumeContainerPath))
+        return volume
+    }
+
+    /// The volumes of `cluster` are no longer wanted: each is destroyed and its disk unreserved (DESTROY +
+    /// UNRESERVE in one ACCEPT) when its agent next offers it, i.e. once no member uses it.
+    public func clusterDeleted(_ cluster: String) async {
+        releasing.insert(cluster + ".")
+    }
+
+    /// Persistent volumes this backend created or saw in offers: persistence id → agent.
+    public var knownVolumes: [String: AgentID] { volumes }
+
+    /// DESTROY + UNRESERVE of the unused volumes of deleted clusters in `offer`; returns whether the offer was used.
+    private func releaseVolumes(in offer: Mesos.Offer) async -> Bool {
+        let doomed = offer.resources.filter { resource in
+            guard let id = resource.disk?.persistence?.id else { return false }
+            return releasing.contains { id.hasPrefix($0) }
+        }
+        guard !doomed.isEmpty else { return false }
+        let reserved = doomed.map { volume -> Mesos.Resource in
+            var disk = volume
+            disk.disk = nil
+            return disk
+        }
+        for volume in doomed { if let id = volume.disk?.persistence?.id { volumes[id] = nil } }
+        var destroy = Mesos.Operation(type: .destroy)
+        destroy.destroy = .init(volumes: doomed)
+        var unreserve = Mesos.Operation(type: .unreserve)
+        unreserve.unreserve = .init(resources: reserved)
+        logger.info("destroying volumes of deleted clusters", metadata: [
+            "agent": "\(offer.agentID)", "volumes": "\(doomed.compactMap { $0.disk?.persistence?.id })",
+        ])
+        await accept(offerIDs: [offer.id], mesosOperations: [destroy, unreserve], filters: Filters(refuseSeconds: 0))
+        return true
     }
 
     /// ACCEPT with any operations (RESERVE, CREATE, LAUNCH_GROUP, …).
@@ -478,10 +596,15 @@ public actor MesosBackend: DriverBackend {
             continuation.yield(.subscribed(subscribed.frameworkID))
             for (taskID, agentID) in pendingKills.sorted(by: { $0.key < $1.key }) { await sendKill(taskID, agentID) }
         case .offers:
-            let offers = event.offers?.offers ?? []
-            for offer in offers {
+            var offers: [Mesos.Offer] = []
+            for offer in event.offers?.offers ?? [] {
+                for resource in offer.resources {
+                    if let id = resource.disk?.persistence?.id { volumes[id] = offer.agentID }
+                }
                 outstanding[offer.id] = offer
+                if await releaseVolumes(in: offer) { continue }
                 capacity[offer.agentID] = offer
+                offers.append(offer)
             }
             if !offers.isEmpty { continuation.yield(.offers(offers.map(\.model))) }
         case .rescind:
@@ -509,6 +632,7 @@ public actor MesosBackend: DriverBackend {
             let message = event.error?.message ?? "(no message)"
             stats.errors.insert(message, at: 0)
             logger.error("master error", metadata: ["message": "\(message)"])
+            if message == Self.failedOverMessage { failedOver = true }
         case .failure:
             logger.warning("failure", metadata: ["agent": "\(event.failure?.agentID?.value ?? "?")"])
         case .message, .heartbeat, .inverseOffers, .rescindInverseOffer, .unknown:

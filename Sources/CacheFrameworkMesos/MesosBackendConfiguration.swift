@@ -28,17 +28,25 @@ public struct MesosBackendConfiguration: Sendable {
     public var requestTimeout: Duration
     /// How many 307 redirects one request follows.
     public var maximumRedirects: Int
+    /// Where a member's persistent volume is mounted, relative to its sandbox (it runs with `--dir` there).
+    public var volumeContainerPath = "data"
+    /// Size of a new member's persistent volume per MB of its memory (snapshot plus room for the next one).
+    public var volumeMBPerMemoryMB: Double = 4
+    /// The smallest persistent volume created.
+    public var minimumVolumeMB: Double = 64
 
     /// The default framework info: name `cache-framework`, the current user, role `cache`, failover timeout of
-    /// `failoverTimeout` seconds (a week by default), checkpointing on, MULTI_ROLE + PARTITION_AWARE +
-    /// TASK_KILLING_STATE + RESERVATION_REFINEMENT.
+    /// `failoverTimeout` seconds (a week by default), checkpointing on, principal `principal` (the reserver and
+    /// creator of the members' persistent volumes), MULTI_ROLE + PARTITION_AWARE + TASK_KILLING_STATE +
+    /// RESERVATION_REFINEMENT.
     public static func defaultFrameworkInfo(
-        name: String = "cache-framework", role: String = "cache", failoverTimeout: Double = 7 * 24 * 3600
+        name: String = "cache-framework", role: String = "cache", failoverTimeout: Double = 7 * 24 * 3600,
+        principal: String? = "cache-framework"
     ) -> Mesos.FrameworkInfo {
         Mesos.FrameworkInfo(
             user: ProcessInfo.processInfo.environment["USER"] ?? "root", name: name,
             failoverTimeout: failoverTimeout, checkpoint: true, roles: [role],
-            hostname: ProcessInfo.processInfo.hostName,
+            hostname: ProcessInfo.processInfo.hostName, principal: principal,
             capabilities: [.multiRole, .partitionAware, .taskKillingState, .reservationRefinement])
     }
 

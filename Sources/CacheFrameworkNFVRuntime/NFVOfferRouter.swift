@@ -30,6 +30,8 @@ public final class NFVOfferRouter: DriverBackend {
 
     public func start() async throws { try await base.start() }
 
+    public func clusterDeleted(_ name: String) async { await base.clusterDeleted(name) }
+
     public func run() async {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.base.run() }

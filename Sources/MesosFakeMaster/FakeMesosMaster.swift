@@ -14,6 +14,19 @@
 // REASON_INVALID_OFFERS. A master failover closes the stream and makes another master leader: the old one
 // redirects, offers are dropped, tasks keep running, and the framework resubscribes with its id. If it does not
 // within its `failover_timeout`, its tasks are killed and its id is refused ("Framework has been removed").
+//
+// Reservations and persistent volumes (docs/reservation.md, docs/persistent-volume.md) are modelled for disk: the
+// operations of an ACCEPT are applied in order to the offered resources, as the master does. RESERVE moves
+// unreserved disk into a dynamic reservation for the framework's role (checked as validation.cpp does: dynamically
+// reserved, allocated, allocation role = reservation role = one of the framework's roles); CREATE turns reserved disk
+// into a volume with a persistence id unique on the agent, and fails ("… does not contain …") without a matching
+// reservation; DESTROY (only of a volume no task uses) and UNRESERVE (never of a volume) undo them. A LAUNCH using
+// reserved resources or a volume must find them in the offer. Reserved disk comes back in later offers in the
+// post-refinement shape (`reservations`, `disk.persistence`, `disk.volume`) while no task uses it; it outlives tasks
+// and the framework (TEARDOWN), as reservations belong to the role. A volume is a directory
+// `<sandboxes>/volumes/<agent>/roles/<role>/<persistence id>` linked into the sandbox of every task that uses it at
+// its `container_path`, so its files survive task restarts on that agent. The master runs without authentication,
+// so principals are recorded but not checked.
 
 public import CacheFramework
 public import CacheFrameworkMesos
@@ -144,6 +157,10 @@ public actor FakeMesosMaster {
     private var silencedStream: String?
     private var frameworkCounter = 0
     private var log: [CallRecord] = []
+    /// Dynamically reserved disk and persistent volumes per agent, as checkpointed (no allocation info).
+    private var reserved: [AgentID: [Mesos.Resource]] = [:]
+    /// Which task uses each persistent volume (by persistence id).
+    private var volumeUsers: [String: TaskID] = [:]
     private var acknowledged: [String] = []
     private var subscribeCount = 0
 
@@ -234,6 +251,12 @@ public actor FakeMesosMaster {
     public var outstandingOfferIDs: [OfferID] { offers.keys.sorted() }
     /// The uuids acknowledged, in order.
     public var acknowledgedUUIDs: [String] { acknowledged }
+    /// Reserved disk and persistent volumes, by agent.
+    public var reservedResources: [AgentID: [Mesos.Resource]] { reserved }
+    /// The directory of persistent volume `id` reserved for `role` on `agent`.
+    public nonisolated func volumeDirectory(agent: AgentID, role: String, id: String) -> String {
+        configuration.sandboxDirectory + "/volumes/\(agent.value)/roles/\(role)/\(id)"
+    }
     /// Status updates waiting for acknowledgement, by task.
     public var unacknowledged: [TaskID: [Mesos.TaskStatus]] { pending.mapValues { $0.map(\.status) } }
 
@@ -313,8 +336,12 @@ public actor FakeMesosMaster {
             continuation.finish()
             return .stream(streamID: streamID, events: events)
         }
-        // A resubscription replaces the previous connection (the master closes it).
-        framework?.subscription?.continuation.finish()
+        // A resubscription replaces the previous connection: the master tells the old scheduler it failed over
+        // (master.cpp `failoverFramework`) and closes its stream.
+        if let previous = framework?.subscription {
+            if previous.streamID != silencedStream { previous.continuation.yield(Self.frame(.error(MesosBackend.failedOverMessage))) }
+            previous.continuation.finish()
+        }
         await dropOffers()
         let id = info.id ?? framework?.id ?? newFrameworkID()
         var info = info
@@ -418,19 +445,29 @@ public actor FakeMesosMaster {
             }
             return
         }
-        var available = ResourceQuantities(found.flatMap { $0.resources.map(\.model) })
+        let agent = found[0].agentID
+        let roles = Set(framework.info.roles ?? ["*"])
+        // The offered resources, converted operation by operation: unreserved quantities and reserved resources.
+        var available = ResourceQuantities(found.flatMap { $0.resources.filter { !Self.isReserved($0) }.map(\.model) })
+        var pool = found.flatMap { $0.resources.filter(Self.isReserved).map(Self.checkpointed) }
         var launches: [CacheFramework.TaskInfo] = []
         for operation in accept.operations {
             switch operation.type {
             case .launch:
                 for info in operation.launch?.taskInfos ?? [] {
-                    let needed = ResourceQuantities(info.resources.map(\.model))
+                    let needed = ResourceQuantities(info.resources.filter { !Self.isReserved($0) }.map(\.model))
+                    var remaining = pool
+                    let usesReserved = info.resources.filter(Self.isReserved).allSatisfy { resource in
+                        guard let index = remaining.firstIndex(of: Self.checkpointed(resource)) else { return false }
+                        remaining.remove(at: index)
+                        return true
+                    }
                     let error: String? =
                         if let known = tasks[info.taskID], !known.state.isTerminal { "Task has duplicate ID: \(info.taskID.value)" }
-                        else if info.agentID != found[0].agentID { "Task uses agent \(info.agentID.value), not the offer's" }
+                        else if info.agentID != agent { "Task uses agent \(info.agentID.value), not the offer's" }
                         else if needed.cpus > available.cpus + 1e-9 || needed.memMB > available.memMB + 1e-9
-                            || !available.ports.contains(needed.ports)
-                        { "Task uses more resources \(needed) than available \(available)" }
+                            || needed.diskMB > available.diskMB + 1e-9 || !available.ports.contains(needed.ports) || !usesReserved
+                        { "Task uses more resources \(Self.describe(info.resources)) than available \(available) + \(Self.describe(pool))" }
                         else { nil }
                     if let error {
                         send(.update(Mesos.TaskStatus(
@@ -440,17 +477,24 @@ public actor FakeMesosMaster {
                     }
                     available.cpus -= needed.cpus
                     available.memMB -= needed.memMB
+                    available.diskMB -= needed.diskMB
                     available.ports = available.ports.subtracting(needed.ports)
+                    pool = remaining
                     tasks[info.taskID] = TaskView(info: info, state: .staging)
+                    mountVolumes(of: info)
                     launches.append(Self.runnable(info))
                 }
             case .reserve, .create, .unreserve, .destroy:
-                // Reservations and volumes are recorded by their operation status only: offers do not show them yet.
-                if let id = operation.id {
+                if let error = apply(operation, agent: agent, roles: roles, available: &available, pool: &pool) {
+                    logger.warning("dropping operation", metadata: ["type": "\(operation.type.rawValue)", "error": "\(error)"])
+                    if let id = operation.id {
+                        send(.updateOperationStatus(Mesos.OperationStatus(operationID: id, state: "OPERATION_ERROR", message: error)))
+                    }
+                } else if let id = operation.id {
                     send(.updateOperationStatus(Mesos.OperationStatus(
-                        operationID: id, state: "OPERATION_FINISHED", uuid: Mesos.UUIDValue(Self.newUUID()),
-                        agentID: found[0].agentID,
-                        convertedResources: operation.reserve?.resources ?? operation.create?.volumes)))
+                        operationID: id, state: "OPERATION_FINISHED", uuid: Mesos.UUIDValue(Self.newUUID()), agentID: agent,
+                        convertedResources: operation.reserve?.resources ?? operation.create?.volumes
+                            ?? operation.unreserve?.resources ?? operation.destroy?.volumes)))
                 }
             default:
                 if let id = operation.id {
@@ -465,9 +509,159 @@ public actor FakeMesosMaster {
             filters: accept.filters ?? Filters(refuseSeconds: 5))
     }
 
-    /// The task as the local agents run it: a shell command runs under /bin/sh -c.
+    /// Applies a RESERVE, CREATE, UNRESERVE or DESTROY to the offered resources and the agent's checkpointed ones;
+    /// returns why it was dropped (in the master's words) instead.
+    private func apply(
+        _ operation: Mesos.Operation, agent: AgentID, roles: Set<String>, available: inout ResourceQuantities,
+        pool: inout [Mesos.Resource]
+    ) -> String? {
+        switch operation.type {
+        case .reserve:
+            let resources = operation.reserve?.resources ?? []
+            guard !resources.isEmpty else { return "Expecting 'reserve' to be present" }
+            for resource in resources {
+                let text = Self.describe([resource])
+                guard let reservation = resource.reservations?.last, reservation.type == "DYNAMIC" else {
+                    return "Resource \(text) is not dynamically reserved"
+                }
+                guard let allocated = resource.allocationInfo?.role else {
+                    return "A reserve operation was attempted on unallocated resource \(text), but frameworks can only "
+                        + "perform reservations on allocated resources"
+                }
+                let role = reservation.role ?? "*"
+                if allocated != role {
+                    return "A reserve operation was attempted for a resource with role '\(role)', but the resource was "
+                        + "allocated to role '\(allocated)'"
+                }
+                if !roles.contains(role) {
+                    return "A reserve operation was attempted for a resource with role '\(role)', but the framework can "
+                        + "only reserve resources with roles '\(roles.sorted())'"
+                }
+                guard resource.name == "disk", resource.type == .scalar, resource.disk == nil else {
+                    return "the fake master reserves plain disk only, not \(text)"
+                }
+            }
+            let amount = resources.reduce(0) { $0 + ($1.scalar?.value ?? 0) }
+            guard amount <= available.diskMB + 1e-9 else {
+                return "\(available) does not contain \(Self.describe(resources))"
+            }
+            available.diskMB -= amount
+            for resource in resources {
+                pool.append(Self.checkpointed(resource))
+                reserved[agent, default: []].append(Self.checkpointed(resource))
+            }
+        case .create:
+            let volumes = operation.create?.volumes ?? []
+            guard !volumes.isEmpty else { return "Expecting 'create' to be present" }
+            var ids = Set((reserved[agent] ?? []).compactMap { $0.disk?.persistence?.id })
+            for volume in volumes {
+                guard let disk = volume.disk else { return "Not a persistent volume: Resource \(Self.describe([volume])) does not have DiskInfo" }
+                guard let id = disk.persistence?.id else { return "Not a persistent volume: 'persistence' is not set in DiskInfo" }
+                guard disk.volume != nil else { return "Not a persistent volume: Expecting 'volume' to be set for persistent volume" }
+                guard ids.insert(id).inserted else { return "Persistence ID '\(id)' is not unique" }
+            }
+            for volume in volumes {
+                var consumed = Self.checkpointed(volume)
+                consumed.disk = nil
+                guard let index = pool.firstIndex(of: consumed) else {
+                    return "\(Self.describe(pool)) does not contain \(Self.describe([consumed]))"
+                }
+                pool[index] = Self.checkpointed(volume)
+                if let stored = reserved[agent]?.firstIndex(of: consumed) { reserved[agent]![stored] = Self.checkpointed(volume) }
+                let role = volume.reservations?.last?.role ?? "*"
+                try? FileManager.default.createDirectory(
+                    atPath: volumeDirectory(agent: agent, role: role, id: volume.disk!.persistence!.id), withIntermediateDirectories: true)
+            }
+        case .destroy:
+            let volumes = operation.destroy?.volumes ?? []
+            guard !volumes.isEmpty else { return "Expecting 'destroy' to be present" }
+            for volume in volumes {
+                guard let id = volume.disk?.persistence?.id else { return "Not a persistent volume: 'persistence' is not set in DiskInfo" }
+                if volumeUsers[id] != nil { return "Persistent volumes in use" }
+                guard pool.contains(Self.checkpointed(volume)) else { return "Persistent volumes not found" }
+            }
+            for volume in volumes {
+                let stored = Self.checkpointed(volume)
+                var plain = stored
+                plain.disk = nil
+                if let index = pool.firstIndex(of: stored) { pool[index] = plain }
+                if let index = reserved[agent]?.firstIndex(of: stored) { reserved[agent]![index] = plain }
+                let role = volume.reservations?.last?.role ?? "*"
+                try? FileManager.default.removeItem(atPath: volumeDirectory(agent: agent, role: role, id: volume.disk!.persistence!.id))
+            }
+        case .unreserve:
+            let resources = operation.unreserve?.resources ?? []
+            guard !resources.isEmpty else { return "Expecting 'unreserve' to be present" }
+            for resource in resources {
+                let text = Self.describe([resource])
+                guard resource.reservations?.last?.type == "DYNAMIC" else { return "Resource \(text) is not dynamically reserved" }
+                if resource.disk?.persistence != nil {
+                    return "A dynamically reserved persistent volume \(text) cannot be unreserved directly. Please destroy "
+                        + "the persistent volume first then unreserve the resource"
+                }
+                guard pool.contains(Self.checkpointed(resource)) else {
+                    return "\(Self.describe(pool)) does not contain \(text)"
+                }
+            }
+            for resource in resources {
+                let stored = Self.checkpointed(resource)
+                if let index = pool.firstIndex(of: stored) { pool.remove(at: index) }
+                if let index = reserved[agent]?.firstIndex(of: stored) { reserved[agent]!.remove(at: index) }
+                available.diskMB += resource.scalar?.value ?? 0
+            }
+        default:
+            return "not a reservation or volume operation"
+        }
+        return nil
+    }
+
+    /// Marks the task's volumes used and links each into its sandbox at its container path (the agent's
+    /// `filesystem/linux` isolator mounts it there; without isolation Mesos links it, as here).
+    private func mountVolumes(of info: Mesos.TaskInfo) {
+        let sandbox = configuration.sandboxDirectory + "/" + info.taskID.value
+        for resource in info.resources {
+            guard let id = resource.disk?.persistence?.id, let path = resource.disk?.volume?.containerPath else { continue }
+            volumeUsers[id] = info.taskID
+            let directory = volumeDirectory(agent: info.agentID, role: resource.reservations?.last?.role ?? "*", id: id)
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try? FileManager.default.createDirectory(atPath: sandbox, withIntermediateDirectories: true)
+            try? FileManager.default.removeItem(atPath: sandbox + "/" + path)
+            try? FileManager.default.createSymbolicLink(atPath: sandbox + "/" + path, withDestinationPath: directory)
+        }
+    }
+
+    static func isReserved(_ resource: Mesos.Resource) -> Bool { !(resource.reservations ?? []).isEmpty }
+
+    /// A resource as the master checkpoints it: without the allocation info it carries in offers.
+    static func checkpointed(_ resource: Mesos.Resource) -> Mesos.Resource {
+        var resource = resource
+        resource.allocationInfo = nil
+        resource.role = nil
+        return resource
+    }
+
+    /// Resources in the master's log notation, e.g. `disk(reservations: [(DYNAMIC,cache,p)])[id:data]:64`.
+    static func describe(_ resources: [Mesos.Resource]) -> String {
+        if resources.isEmpty { return "{}" }
+        return resources.map { resource in
+            var text = resource.name
+            if let reservations = resource.reservations, !reservations.isEmpty {
+                text += "(reservations: [" + reservations.map { "(\($0.type ?? "?"),\($0.role ?? "*")\($0.principal.map { ",\($0)" } ?? ""))" }.joined(separator: ",") + "])"
+            }
+            if let disk = resource.disk, let id = disk.persistence?.id { text += "[\(id):\(disk.volume?.containerPath ?? "")]" }
+            if let value = resource.scalar?.value {
+                text += value == value.rounded() && abs(value) < 1e15 ? ":\(Int64(value))" : ":\(value)"
+            }
+            if let ranges = resource.ranges { text += ":\(ranges)" }
+            return text
+        }.joined(separator: "; ")
+    }
+
+    /// The task as the local agents run it: a shell command runs under /bin/sh -c; disk is the master's to account
+    /// (reservations and volumes), so the agents do not count it again.
     private static func runnable(_ info: Mesos.TaskInfo) -> CacheFramework.TaskInfo {
         var task = info.model
+        task.resources.removeAll { $0.name == "disk" }
         if task.command.shell {
             task.command = CacheFramework.CommandInfo(
                 value: "/bin/sh", arguments: ["-c", task.command.value], environment: task.command.environment)
@@ -530,16 +724,31 @@ public actor FakeMesosMaster {
             let role = framework.info.has(.multiRole) ? (framework.info.roles?.first ?? "*") : nil
             let expiry = configuration.offerTimeout.map { clock.now.advanced(by: $0) }
             let wire = agentOffers.map { offer in
-                Mesos.Offer(
+                // Reserved disk leaves the unreserved pool; what no task uses comes back in its reserved shape.
+                let held = reserved[offer.agentID] ?? []
+                let reservedMB = held.reduce(0) { $0 + ($1.scalar?.value ?? 0) }
+                var resources = offer.resources.compactMap { resource -> Mesos.Resource? in
+                    guard resource.name == "disk", let value = resource.scalar?.value else {
+                        return Mesos.Resource(resource, allocationRole: role)
+                    }
+                    let left = value - reservedMB
+                    return left > 0 ? Mesos.Resource(.scalar("disk", left), allocationRole: role) : nil
+                }
+                for resource in held where resource.disk?.persistence.map({ volumeUsers[$0.id] == nil }) ?? true {
+                    var offered = resource
+                    offered.allocationInfo = role.map { Mesos.AllocationInfo(role: $0) }
+                    resources.append(offered)
+                }
+                return Mesos.Offer(
                     id: offer.id, frameworkID: framework.id, agentID: offer.agentID, hostname: offer.hostname,
-                    resources: offer.resources.map { Mesos.Resource($0, allocationRole: role) },
-                    attributes: offer.attributes, allocationInfo: role.map { Mesos.AllocationInfo(role: $0) })
+                    resources: resources, attributes: offer.attributes, allocationInfo: role.map { Mesos.AllocationInfo(role: $0) })
             }
             for offer in wire { offers[offer.id] = (offer, expiry) }
             send(.offers(wire))
         case .update(let status):
             guard tasks[status.taskID] != nil else { return }
             tasks[status.taskID]?.state = status.state
+            if status.state.isTerminal { volumeUsers = volumeUsers.filter { $0.value != status.taskID } }
             guard framework != nil else { return }
             let update = Mesos.TaskStatus(
                 taskID: status.taskID, state: status.state, message: status.message,

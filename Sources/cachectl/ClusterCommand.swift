@@ -76,7 +76,7 @@ extension Cachectl.ClusterCommand {
         @Option(help: "CPU shares per node.") var cpus: Double = 0.1
         @Option(help: "Engine: cache-node or redis-server.") var engine: String = CacheEngine.cacheNode.rawValue
         @Option(name: .customLong("eviction-policy"), help: "maxmemory-policy.") var evictionPolicy: String = EvictionPolicy.noEviction.rawValue
-        @Flag(help: "Members persist (append-only file) to their sandbox.") var persistence = false
+        @Flag(help: "Members persist (append-only file and snapshots) to their sandbox; on Mesos to a persistent volume that a relaunched member gets back.") var persistence = false
         @Flag(inversion: .prefixedNo, help: "Secure replication (cache-node only).") var secureReplication: Bool?
         @Flag(name: .customLong("no-wait"), help: "Return once the cluster is recorded, without waiting for members.") var noWait = false
         @Option(help: "Seconds to wait for every member.") var timeout: Double = 60

@@ -1,8 +1,11 @@
 // HAFrameworkServer: `cachectl serve --etcd URL[,URL…] --instance-id X` — one of several framework instances sharing
 // their state in etcd. Every instance serves the API; an `EtcdLeaderElection` decides which one runs the scheduler:
-// while leading, the instance runs a `FrameworkDriver` over an `EtcdStateStore` fenced by its election key and a
-// `LocalBackend` whose process journal is in etcd too (so the next leader adopts the running members by pid); when it
-// stops leading, the driver is cancelled (members keep running) before the instance stands by again.
+// while leading, the instance runs the parts `FrameworkAssembly` builds (as a single `serve` does: backend, NFV offer
+// router and manager, driver, API) over an `EtcdStateStore` and `EtcdNFVStore` fenced by its election key. With the
+// local backend its process journal is in etcd too (so the next leader adopts the running members by pid); with
+// `--master` the Mesos framework id is (so the next leader resubscribes as the same framework and the master hands
+// it the running tasks). When it stops leading, the driver is cancelled (members keep running, the Mesos
+// subscription is closed without TEARDOWN) before the instance stands by again.
 //
 // The API of a standby: `/health` answers `{"status":"standby","role":"standby","leader":{…}}`; every other request is
 // redirected (307, method and body kept) to the leader's advertised URL, or answered 503 `no_leader` during an election.
@@ -16,6 +19,7 @@
 
 import CacheFramework
 import CacheFrameworkAPI
+import CacheFrameworkNFVRuntime
 import CacheFrameworkRuntime
 import Foundation
 import Hummingbird
@@ -148,39 +152,27 @@ struct HAFrameworkServer {
         }
     }
 
-    /// The leader's work: the driver over the fenced etcd store, until cancelled.
+    /// The leader's work: the NFV manager and the driver (`FrameworkAssembly`, as `serve` wires them) over the fenced
+    /// etcd stores, until cancelled. On Mesos the backend subscribes with the framework id the stores hold, so a new
+    /// leader fails over the same framework and the master keeps its tasks; a deposed leader's driver is cancelled,
+    /// which closes its subscription without TEARDOWN.
     func lead(_ term: LeadershipTerm, shared: Shared, registry: PrometheusCollectorRegistry) async throws {
         let store = EtcdStateStore(client: client, prefix: options.etcdPrefix, fence: term.fence)
-        let machine = LocalProcess.machineResources()
-        let agents = LocalAgentSpec.split(
-            count: options.agents, cpus: options.agentCPUs.map { $0 * Double(options.agents) } ?? machine.cpus,
-            memMB: options.agentMemMB.map { $0 * Double(options.agents) } ?? machine.memMB,
-            firstPort: options.firstPort, portsPerAgent: options.portsPerAgent)
-        let binDirectory = options.binDirectory
-            ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
-        let control = RESPNodeControl(timeout: .seconds(1))
-        // Every instance registers the same framework id, so the journal and the store agree across leaders.
-        let frameworkID = FrameworkID("cachectl-\(ProcessInfo.processInfo.hostName)")
-        let backend = LocalBackend(
-            configuration: LocalBackendConfiguration(
-                agents: agents, sandboxDirectory: dataDirectory + "/sandboxes", executableSearchPaths: [binDirectory],
-                isolation: try options.isolationMode(), network: try options.taskNetwork(), offerInterval: .milliseconds(500)),
-            journal: store, frameworkID: frameworkID, logger: logger, readiness: control.pingReadiness())
-        var configuration = FrameworkDriver.Configuration()
+        // Every leader issues member identities from the one authority kept in etcd (its local copy is written first).
+        try await EtcdAuthorityStore(client: client, prefix: options.etcdPrefix, fence: term.fence)
+            .materialize(into: options.authorityPath(dataDirectory: dataDirectory))
         // Members outlive a leader: the next one adopts them. `cluster delete` stops them.
-        configuration.keepTasksOnShutdown = true
-        configuration.tickInterval = .milliseconds(500)
-        // Loaded (or created by the first leader) only while leading, so two instances never create it at once;
-        // every leader must use the same one (`--authority-dir` on shared storage), or members issued by one leader
-        // would not trust those issued by the next.
-        let authority = try FrameworkAuthority(directory: options.authorityPath(dataDirectory: dataDirectory))
-        let driver = FrameworkDriver(
-            backend: backend, store: store, control: control, configuration: configuration,
-            metricsFactory: PrometheusMetricsFactory(registry: registry), logger: logger, credentials: authority)
-        let router = FrameworkAPI.router(driver: driver, registry: registry, token: token)
-        shared.leading.withLock { $0 = Leading(driver: driver, responder: router.buildResponder()) }
+        let assembly = try FrameworkAssembly(
+            options: options, dataDirectory: dataDirectory, store: store, journal: store,
+            nfvStore: EtcdNFVStore(client: client, prefix: options.etcdPrefix, fence: term.fence), keepTasksOnShutdown: true,
+            registry: registry, token: token, logger: logger)
+        shared.leading.withLock { $0 = Leading(driver: assembly.driver, responder: assembly.router.buildResponder()) }
         defer { shared.leading.withLock { $0 = nil } }
-        try await driver.run()
+        let nfv = assembly.nfv, driver = assembly.driver
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await nfv.run() }
+            group.addTask { try await driver.run() }
+        }
     }
 
     /// The API: the leader's router while leading; otherwise health, metrics, and a redirect to the leader.

@@ -70,7 +70,7 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "A Mesos master, http://host:5050: run tasks on Mesos (v1 scheduler HTTP API) instead of local agents.")
     var master: String?
 
-    @Option(name: .customLong("authority-dir"), help: "Directory of the cluster authority that issues members' replication identities (default: <data-dir>/authority). Instances of one HA framework must share it.")
+    @Option(name: .customLong("authority-dir"), help: "Directory of the cluster authority that issues members' replication identities (default: <data-dir>/authority). With --etcd the authority is kept in etcd and this is the leader's local copy.")
     var authorityDirectory: String?
 
     @Option(help: "How local tasks are isolated: process (loopback ports) or netns (root: a network namespace, IP and cgroup limits per task).")
@@ -116,13 +116,10 @@ struct ServeOptions: ParsableArguments {
             guard etcdPrefix.hasPrefix("/") else { throw ValidationError("--etcd-prefix must start with /") }
         }
         if let master, MasterURL(master) == nil { throw ValidationError("--master must look like http://host:5050") }
-        if etcd != nil && master != nil {
-            throw ValidationError("--etcd with --master is not supported yet: high availability runs the local backend; run the Mesos backend as one instance (its framework id survives restarts)")
-        }
     }
 }
 
-/// The assembled framework: store, local backend, driver, API.
+/// The assembled framework of one instance: SQLite store, `FrameworkAssembly` (backend, NFV, driver), API.
 struct FrameworkServer {
     let driver: FrameworkDriver
     let nfv: NFVManager
@@ -136,44 +133,14 @@ struct FrameworkServer {
         logger.logLevel = Logger.Level(rawValue: options.logLevel) ?? .notice
         let dataDirectory = (options.dataDirectory as NSString).standardizingPath
         let store = try SQLiteStateStore(directory: dataDirectory)
-        let machine = LocalProcess.machineResources()
-        let agents = LocalAgentSpec.split(
-            count: options.agents, cpus: options.agentCPUs.map { $0 * Double(options.agents) } ?? machine.cpus,
-            memMB: options.agentMemMB.map { $0 * Double(options.agents) } ?? machine.memMB,
-            firstPort: options.firstPort, portsPerAgent: options.portsPerAgent)
-        let binDirectory = options.binDirectory
-            ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
-        let control = RESPNodeControl(timeout: .seconds(1))
-        // A restarted framework keeps its framework id, so the backend's journal and the store agree.
-        let frameworkID = FrameworkID("cachectl-\(ProcessInfo.processInfo.hostName)")
-        let backend: any DriverBackend
-        if let master = options.master.flatMap(MasterURL.init) {
-            // On Mesos the framework id comes from the master and is kept in the store for resubscription.
-            backend = MesosBackend(
-                configuration: MesosBackendConfiguration(master: master),
-                loadFrameworkID: { try await store.load().frameworkID }, logger: logger)
-        } else {
-            backend = LocalBackend(
-                configuration: LocalBackendConfiguration(
-                    agents: agents, sandboxDirectory: dataDirectory + "/sandboxes", executableSearchPaths: [binDirectory],
-                    isolation: try options.isolationMode(), network: try options.taskNetwork(), offerInterval: .milliseconds(500)),
-                journal: store, frameworkID: frameworkID, logger: logger,
-                readiness: NFVHealth.readiness(fallback: control.pingReadiness()))
-        }
-        // NFV shares the backend's offers: the router hands each round to the NFV manager first (see NFVOfferRouter).
-        nfv = NFVManager(backend: backend, store: try SQLiteNFVStore(directory: dataDirectory), logger: logger)
-        let registry = PrometheusCollectorRegistry()
-        var configuration = FrameworkDriver.Configuration()
-        configuration.keepTasksOnShutdown = options.keepTasks
-        configuration.tickInterval = .milliseconds(500)
-        // The cluster authority that issues members their replication identities (created on first start).
-        let authority = try FrameworkAuthority(directory: options.authorityPath(dataDirectory: dataDirectory))
-        driver = FrameworkDriver(
-            backend: NFVOfferRouter(base: backend, manager: nfv), store: store, control: control, configuration: configuration,
-            metricsFactory: PrometheusMetricsFactory(registry: registry), logger: logger, credentials: authority)
         token = options.token ?? ProcessInfo.processInfo.environment["CACHECTL_TOKEN"]
-        let router = FrameworkAPI.router(driver: driver, registry: registry, token: token)
-        FrameworkAPI.addNFVRoutes(to: router, manager: nfv, token: token)
+        let assembly = try FrameworkAssembly(
+            options: options, dataDirectory: dataDirectory, store: store, journal: store,
+            nfvStore: try SQLiteNFVStore(directory: dataDirectory), keepTasksOnShutdown: options.keepTasks,
+            registry: PrometheusCollectorRegistry(), token: token, logger: logger)
+        driver = assembly.driver
+        nfv = assembly.nfv
+        let router = assembly.router
         let token = token
         application = Application(
             router: router,

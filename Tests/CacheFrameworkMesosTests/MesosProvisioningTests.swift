@@ -1,7 +1,9 @@
 // End to end over the Mesos backend: the scheduler driver with a `MesosBackend` against the fake master provisions a
 // cache-node cluster whose members (real processes launched by the fake master's agents) answer PING; then the
 // master fails over: the backend resubscribes with the same framework id, reconciles, and no member is lost,
-// relaunched or duplicated.
+// relaunched or duplicated. And healing over Mesos: kill -9 of a primary reaches the scheduler as TASK_FAILED through
+// the master's UPDATE; the replica is promoted, the lost member replaced, and the keys written before the kill are
+// served by the new primary.
 
 import CacheFramework
 import CacheFrameworkMesos
@@ -10,6 +12,10 @@ import Foundation
 import Logging
 import MesosFakeMaster
 import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite(.serialized)
 struct MesosProvisioningTests {
@@ -84,5 +90,52 @@ struct MesosProvisioningTests {
         _ = try? await run.value
         try await waitUntil("every member is gone") { pidsBefore.values.allSatisfy { !processExists($0) } }
         #expect(await fixture.master.callLog.contains { $0.type == "TEARDOWN" && $0.status == 202 })
+    }
+
+    @Test func killingAPrimaryOverMesosHealsTheShard() async throws {
+        let control = control
+        let fixture = try await MesosFixture(readiness: control.pingReadiness())
+        defer { Task { await fixture.stop() } }
+        let store = try SQLiteStateStore(directory: fixture.directory)
+        var logger = Logger(label: "test.mesos-heal")
+        logger.logLevel = .warning
+        let backend = MesosBackend(
+            configuration: MesosBackendConfiguration(master: fixture.urls[0]),
+            loadFrameworkID: { try await store.load().frameworkID }, logger: logger)
+        fixture.track(backend)
+        var configuration = FrameworkDriver.Configuration()
+        configuration.tickInterval = .milliseconds(200)
+        configuration.scheduler.offsetQueryTimeoutSeconds = 1
+        let driver = FrameworkDriver(backend: backend, store: store, control: control, configuration: configuration, logger: logger)
+        let run = Task { try await driver.run() }
+        defer { Task { await backend.shutdown(killTasks: true) } }
+
+        try await waitUntil("both agents have offered") { await backend.capacityOffers().count == 2 }
+        try await driver.createCluster(ClusterSpec(
+            name: "h1", shardCount: 1, replicasPerShard: 1, memoryMBPerNode: 32, cpusPerNode: 0.1, secureReplication: false))
+        try await waitUntil("both members run", seconds: 60) { driver.clusterStatus("h1")?.ready == true }
+        let records = driver.taskRecords()
+        let primary = try #require(records.first { $0.role == .primary })
+        let replica = try #require(records.first { $0.role == .replica })
+        #expect(primary.agentID != replica.agentID, "anti-affinity holds on Mesos agents")
+        #expect(try redis(Int(primary.ports[0]), ["SET", "k", "v"]) == "OK")
+        #expect(try redis(Int(primary.ports[0]), ["WAIT", "1", "5000"]) == "1", "the replica acknowledged the write")
+
+        let pid = try #require(await fixture.master.agents.taskViews().first { $0.taskID == primary.taskID }?.pid)
+        kill(pid, SIGKILL)
+        try await waitUntil("the shard healed", seconds: 60) {
+            let status = driver.clusterStatus("h1")
+            return status?.ready == true && !driver.taskRecords().contains { $0.taskID == primary.taskID }
+        }
+        // The failure came through the master as an UPDATE the backend acknowledged.
+        #expect(driver.events().contains { $0.kind == "update" && $0.message.contains("\(primary.taskID.value) TASK_FAILED") })
+        let healed = driver.taskRecords()
+        let promoted = try #require(healed.first { $0.role == .primary })
+        #expect(promoted.taskID == replica.taskID, "the replica was promoted")
+        #expect(healed.count == 2 && healed.contains { $0.role == .replica && $0.taskID != primary.taskID }, "the lost member was replaced")
+        #expect(try redis(Int(promoted.ports[0]), ["GET", "k"]) == "v")
+        #expect(driver.clusterStatus("h1")?.heals?.isEmpty == false, "the heal is recorded")
+        run.cancel()
+        _ = try? await run.value
     }
 }

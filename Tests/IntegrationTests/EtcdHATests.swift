@@ -29,7 +29,10 @@ struct EtcdHATests {
         let url: String
         let port: Int
 
-        init(id: String, root: String, etcd: [String], firstPort: Int) throws {
+        /// Starts `cachectl serve --etcd` as instance `id`; `extra` flags follow the common ones (e.g. `--master`).
+        /// `sharedAuthority`: `--authority-dir <root>/authority`; otherwise each instance has its own directory and the
+        /// authority comes from etcd.
+        init(id: String, root: String, etcd: [String], firstPort: Int, sharedAuthority: Bool = true, extra: [String] = []) throws {
             self.id = id
             dataDirectory = root + "/" + id
             try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
@@ -39,8 +42,7 @@ struct EtcdHATests {
                 "--etcd-prefix", "/ha-test", "--data-dir", dataDirectory, "--port", "0", "--token", EtcdHATests.token,
                 "--agents", "2", "--agent-cpus", "4", "--agent-mem-mb", "1000", "--first-port", String(firstPort),
                 "--ports-per-agent", "100", "--bin-dir", PackagePaths.root.appendingPathComponent(".build/debug").path,
-                "--authority-dir", root + "/authority",
-            ]
+            ] + (sharedAuthority ? ["--authority-dir", root + "/authority"] : []) + extra
             pid = try EtcdCluster.spawn(arguments, logPath: log)
             let deadline = Date().addingTimeInterval(30)
             var found: String?

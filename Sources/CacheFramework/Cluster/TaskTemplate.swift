@@ -23,6 +23,12 @@ public struct MemberCredentials: Hashable, Sendable {
 public enum TaskTemplate {
     /// The label that tells the driver a task needs its identity written to `MemberCredentials.identityPath`.
     public static let identityLabel = "identity"
+    /// The label naming the persistent volume a member of a cluster with `persistence` keeps its data on (a backend
+    /// with volumes, Mesos, reserves and creates it on first launch and relaunches the member on it).
+    public static let volumeLabel = "volume"
+
+    /// The persistence id of the volume of `slot`: `<cluster>.s<shard>.m<member>`, stable across relaunches.
+    public static func volumeID(of slot: MemberSlot) -> String { "\(slot.cluster).s\(slot.shard).m\(slot.member)" }
 
     /// The task for `record` of cluster `spec`, running `executable`.
     ///
@@ -52,6 +58,7 @@ public enum TaskTemplate {
             "cluster": spec.name, "shard": "\(record.slot.shard)", "member": "\(record.slot.member)",
             "role": record.role.rawValue, "slots": ClusterPlan.slots(shard: record.slot.shard, of: spec.shardCount).description,
         ]
+        if spec.persistence { labels[volumeLabel] = volumeID(of: record.slot) }
         if spec.engine == .cacheNode {
             arguments += ["--cluster-enabled", "yes"]
             if !spec.secureReplication {

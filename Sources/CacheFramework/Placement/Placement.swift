@@ -8,7 +8,8 @@
 // agents that do not fit this request and pushing them back afterwards). Buckets whose domain hosts no member of the
 // group are preferred; only when none of them has a fitting agent do we use a domain that already has one. Agents
 // that cannot fit even the smallest request leave their heap for good, which keeps rounds near O(n · d · log m)
-// for n requests, d domains and m agents. Ports are taken lowest first from the agent's free ranges.
+// for n requests, d domains and m agents. Ports are taken lowest first from the agent's free ranges. A request
+// pinned to an agent (`PlacementRequest.agentID`: its persistent volume is there) goes to that agent or nowhere.
 
 /// The placement function.
 public enum Placement {
@@ -59,6 +60,7 @@ public enum Placement {
 /// The mutable working state of one placement round (struct-of-arrays over agents, interned groups and domains).
 struct PlacementState {
     var agentIDs: [AgentID] = []
+    var agentIndex: [AgentID: Int] = [:]
     var hostnames: [String] = []
     var offerIDs: [[OfferID]] = []
     var domainOfAgent: [String?] = []
@@ -86,7 +88,6 @@ struct PlacementState {
 
     init(offers: [Offer], requests: [PlacementRequest], existing: [ExistingPlacement], strategy: PlacementStrategy) {
         self.strategy = strategy
-        var agentIndex: [AgentID: Int] = [:]
         for offer in offers {
             let quantities = ResourceQuantities(offer.resources)
             if let index = agentIndex[offer.agentID] {
@@ -173,6 +174,10 @@ struct PlacementState {
 
     /// Places one request; returns the chosen agent and its ports.
     mutating func placeOne(_ request: PlacementRequest, group: Int) -> (agent: Int, ports: [UInt64])? {
+        if let pinned = request.agentID {
+            guard let agent = agentIndex[pinned], fits(request, on: agent), !hosts(agent, group: group) else { return nil }
+            return take(agent, for: request, group: group)
+        }
         var bestPreferred: Int? = nil
         var bestOther: Int? = nil
         for bucket in heaps.indices where !heaps[bucket].isEmpty {
@@ -185,6 +190,11 @@ struct PlacementState {
             }
         }
         guard let agent = bestPreferred ?? bestOther else { return nil }
+        return take(agent, for: request, group: group)
+    }
+
+    /// Assigns `request` to `agent`: its resources and ports leave the agent, which moves in (or leaves) its heap.
+    mutating func take(_ agent: Int, for request: PlacementRequest, group: Int) -> (agent: Int, ports: [UInt64]) {
         freeCpus[agent] -= request.cpus
         freeMem[agent] -= request.memMB
         freeDisk[agent] -= request.diskMB
@@ -195,7 +205,7 @@ struct PlacementState {
         score[agent] = computeScore(agent)
         if fitsMinimum(agent) {
             update(agent)
-        } else {
+        } else if positionInHeap[agent] >= 0 {
             remove(agent)
         }
         return (agent, ports)
@@ -289,6 +299,7 @@ struct PlacementState {
 
     /// Why `request` does not fit any agent, looking at what is left after this round's earlier assignments.
     func explain(_ request: PlacementRequest, group: Int) -> PlacementShortfall {
+        if let pinned = request.agentID { return .pinned(agent: pinned) }
         guard !agentIDs.isEmpty else { return .noOffers }
         let eligible = agentIDs.indices.filter { !hosts($0, group: group) }
         guard !eligible.isEmpty else { return .antiAffinity(group: request.group, agentsOffered: agentIDs.count) }

@@ -15,15 +15,21 @@ public struct PlacementRequest: Hashable, Sendable {
     public var diskMB: Double
     /// How many ports to assign from the offers' `ports` ranges.
     public var portCount: Int
+    /// The only agent the task may go to (a member whose persistent volume lives there), or `nil`: any agent.
+    public var agentID: AgentID?
 
     /// Creates a request.
-    public init(taskID: TaskID, group: String, cpus: Double, memMB: Double, diskMB: Double = 0, portCount: Int = 0) {
+    public init(
+        taskID: TaskID, group: String, cpus: Double, memMB: Double, diskMB: Double = 0, portCount: Int = 0,
+        agentID: AgentID? = nil
+    ) {
         self.taskID = taskID
         self.group = group
         self.cpus = cpus
         self.memMB = memMB
         self.diskMB = diskMB
         self.portCount = portCount
+        self.agentID = agentID
     }
 }
 
@@ -86,6 +92,8 @@ public enum PlacementShortfall: Hashable, Sendable, CustomStringConvertible {
     case insufficient(resource: ResourceKind, requested: Double, largestAvailable: Double)
     /// Each resource is available somewhere, but no single eligible agent has all of them.
     case fragmented(requested: ResourceQuantities, portCount: Int)
+    /// The task may only go to `agent` (its persistent volume is there), which was not offered or is too full.
+    case pinned(agent: AgentID)
 
     /// How much more of the resource the best agent would need (0 if not a single-resource shortfall).
     public var shortBy: Double {
@@ -105,6 +113,8 @@ public enum PlacementShortfall: Hashable, Sendable, CustomStringConvertible {
         case .fragmented(let requested, let ports):
             "no single agent has cpus \(requested.cpus), mem \(requested.memMB) MB, disk \(requested.diskMB) MB "
                 + "and \(ports) ports together"
+        case .pinned(let agent):
+            "waits for agent \(agent.value), which holds its persistent volume, to offer enough resources"
         }
     }
 }

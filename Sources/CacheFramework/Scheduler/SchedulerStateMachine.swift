@@ -52,6 +52,12 @@ public struct SchedulerStateMachine: Sendable {
         /// How long a topology push may stay unanswered before it is sent again (the driver answers every push, with
         /// an error after its control timeout, so this only matters if an answer is lost).
         public var topologyPushTimeoutSeconds: Double = 30
+        /// Relaunch a lost member of a cluster with `persistence` on the agent it ran on (where a backend with
+        /// persistent volumes keeps its data: the Mesos backend), for up to `volumeWaitSeconds`; after that it goes
+        /// wherever it fits (a new, empty volume). Off by default: the local backend keeps no data across launches.
+        public var pinPersistentMembers = false
+        /// How long a lost persistent member waits for its agent before it is placed elsewhere.
+        public var volumeWaitSeconds: Double = 300
 
         /// The defaults.
         public init() {}
@@ -108,6 +114,14 @@ public struct SchedulerStateMachine: Sendable {
     private var pushFailedAt: [TaskID: SchedulerTime] = [:]
     private var nodeIDQueriedAt: [TaskID: SchedulerTime] = [:]
     private var lastNow = SchedulerTime(seconds: 0)
+    /// Where each persistent member's volume is (`Configuration.pinPersistentMembers`), and since when its slot is
+    /// empty. Rebuilt from the recorded tasks on restart.
+    private var volumeHomes: [MemberSlot: VolumeHome] = [:]
+
+    struct VolumeHome: Sendable {
+        var agentID: AgentID
+        var emptySince: SchedulerTime?
+    }
 
     /// Creates a scheduler from what its store recorded (an empty snapshot for a first start).
     public init(restoring snapshot: SchedulerSnapshot = SchedulerSnapshot(), configuration: Configuration = Configuration()) {
@@ -118,6 +132,11 @@ public struct SchedulerStateMachine: Sendable {
         self.nextTaskNumber = snapshot.nextTaskNumber
         self.layouts = snapshot.layouts
         for record in snapshot.tasks.values { taskBySlot[record.slot] = record.taskID }
+        if configuration.pinPersistentMembers {
+            for record in snapshot.tasks.values where snapshot.clusters[record.slot.cluster]?.persistence == true {
+                volumeHomes[record.slot] = VolumeHome(agentID: record.agentID)
+            }
+        }
     }
 
     /// Whether promotion of a new primary is under way for the shard `group` (`MemberSlot.group`).
@@ -238,7 +257,7 @@ public struct SchedulerStateMachine: Sendable {
             let spec = clusters[slot.cluster]!
             return PlacementRequest(
                 taskID: TaskID(slot.description), group: slot.group, cpus: spec.cpusPerNode,
-                memMB: spec.taskMemoryMB, portCount: spec.engine.portCount
+                memMB: spec.taskMemoryMB, portCount: spec.engine.portCount, agentID: volumeAgent(of: slot, now: now)
             )
         }
         let groups = Set(slots.map(\.group))
@@ -265,6 +284,9 @@ public struct SchedulerStateMachine: Sendable {
             )
             tasks[taskID] = record
             taskBySlot[slot] = taskID
+            if configuration.pinPersistentMembers && clusters[slot.cluster]?.persistence == true {
+                volumeHomes[slot] = VolumeHome(agentID: assignment.agentID)
+            }
             intents.append(.putTask(record))
             if launches[assignment.agentID] == nil {
                 agentOrder.append(assignment.agentID)
@@ -381,6 +403,7 @@ public struct SchedulerStateMachine: Sendable {
         pushFailedAt[record.taskID] = nil
         nodeIDQueriedAt[record.taskID] = nil
         if taskBySlot[record.slot] == record.taskID { taskBySlot[record.slot] = nil }
+        volumeHomes[record.slot]?.emptySince = now
         var actions: [SchedulerAction] = [.persist(makeBatch([.deleteTask(record.taskID)]))]
         if state == .unreachable { actions.append(.kill(taskID: record.taskID, agentID: record.agentID)) }
         let group = record.slot.group
@@ -546,12 +569,20 @@ public struct SchedulerStateMachine: Sendable {
             kills.append(.kill(taskID: record.taskID, agentID: record.agentID))
         }
         promotions = promotions.filter { !$0.key.hasPrefix("\(name)/") }
+        volumeHomes = volumeHomes.filter { $0.key.cluster != name }
         layouts[name] = nil
         pushedTopologies[name] = nil
         return [.persist(makeBatch(intents))] + kills
     }
 
     // MARK: helpers
+
+    /// The agent a persistent member must be relaunched on, while its volume is worth waiting for.
+    private func volumeAgent(of slot: MemberSlot, now: SchedulerTime) -> AgentID? {
+        guard let home = volumeHomes[slot] else { return nil }
+        if let since = home.emptySince, now.seconds - since.seconds > configuration.volumeWaitSeconds { return nil }
+        return home.agentID
+    }
 
     private mutating func makeBatch(_ intents: [StateIntent]) -> PersistBatch {
         defer { nextBatchID += 1 }

@@ -50,6 +50,14 @@ public protocol DriverBackend: SchedulerBackend {
     func taskViews() async -> [LocalTaskView]
     /// Offers made and not answered.
     func outstandingOffers() async -> [Offer]
+    /// A cluster was deleted: release what the backend keeps for it beyond its tasks (the Mesos backend destroys
+    /// its members' persistent volumes and unreserves their disk).
+    func clusterDeleted(_ name: String) async
+}
+
+extension DriverBackend {
+    /// Nothing is kept beyond the tasks.
+    public func clusterDeleted(_ name: String) async {}
 }
 
 extension LocalBackend: DriverBackend {}
@@ -341,6 +349,7 @@ public final class FrameworkDriver: Service, Sendable {
                 return actions
             case .delete(let name):
                 let actions = try machine.deleteCluster(name)
+                await backend.clusterDeleted(name)
                 record("cluster", "deleted \(name)")
                 return actions
             case .failover(let name, let shard):
