@@ -135,13 +135,15 @@ struct FrameworkServer {
                 readiness: NFVHealth.readiness(fallback: control.pingReadiness()))
         }
         // NFV shares the backend's offers: the router hands each round to the NFV manager first (see NFVOfferRouter).
-        nfv = NFVManager(backend: backend, store: try SQLiteNFVStore(directory: dataDirectory), logger: logger)
+        // VNF instances get identities (role vnf) from the same authority; it revokes them when their tasks end.
+        let vnfAuthority = try FrameworkAuthority(directory: options.authorityPath(dataDirectory: dataDirectory))
+        nfv = NFVManager(backend: backend, store: try SQLiteNFVStore(directory: dataDirectory), logger: logger, authority: vnfAuthority)
         let registry = PrometheusCollectorRegistry()
         var configuration = FrameworkDriver.Configuration()
         configuration.keepTasksOnShutdown = options.keepTasks
         configuration.tickInterval = .milliseconds(500)
         // The cluster authority that issues members their replication identities (created on first start).
-        let authority = try FrameworkAuthority(directory: options.authorityPath(dataDirectory: dataDirectory))
+        let authority = vnfAuthority
         driver = FrameworkDriver(
             backend: NFVOfferRouter(base: backend, manager: nfv), store: store, control: control, configuration: configuration,
             metricsFactory: PrometheusMetricsFactory(registry: registry), logger: logger, credentials: authority)
