@@ -72,6 +72,10 @@ public final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelH
 
     public func handlerRemoved(context: ChannelHandlerContext) {
         configuration.handshake.trustStore.unregister(session: ObjectIdentifier(self))
+        // A channel that never became active (its connect failed) never sees channelInactive: fail the handshake here
+        // so its promise is not leaked.
+        if case .handshaking = state { resolveHandshake(.failure(SecureChannelError.sessionClosed)) }
+        finishHandshakeBookkeeping()
     }
 
     public func channelActive(context: ChannelHandlerContext) {
