@@ -145,7 +145,7 @@ final class SecureLinks: Sendable {
             do {
                 try admit(try await handshake.get(), expected: egressPeers)
             } catch {
-                try? await connection.channel.close()
+                await connection.discard()
                 throw error
             }
         }
@@ -208,13 +208,19 @@ extension Proxy {
                             try await links.authenticateInbound(connection)
                             let channel = connection.channel
                             guard policy.admit(channel.remoteAddress, channel.localAddress?.port) else {
-                                try? await channel.close()
+                                await connection.discard()
                                 return
                             }
-                            let upstream = try await links.connect(to: upstreams.pick())
-                            try await pump(connection, upstream, denyPatterns: policy.denyPatterns)
+                            let upstream: LinkConnection
+                            do {
+                                upstream = try await links.connect(to: upstreams.pick())
+                            } catch {
+                                await connection.discard()
+                                return
+                            }
+                            try? await pump(connection, upstream, denyPatterns: policy.denyPatterns)
                         } catch {
-                            try? await connection.channel.close()
+                            await connection.discard()
                         }
                     }
                 }
@@ -244,5 +250,13 @@ extension Proxy {
                 }
             }
         }
+    }
+}
+
+extension NIOAsyncChannel where Inbound == ByteBuffer, Outbound == ByteBuffer {
+    /// Closes a connection that will not be used; NIOAsyncChannel wants every channel consumed by `executeThenClose`
+    /// (its writer finished) before it is released.
+    func discard() async {
+        try? await executeThenClose { _, _ in }
     }
 }
