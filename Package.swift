@@ -185,6 +185,7 @@ let package = Package(
             name: "CacheFrameworkNFVRuntime",
             dependencies: [
                 "CacheFramework", "CacheFrameworkNFV", "CacheFrameworkRuntime",
+                "ReplicationSec",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -208,6 +209,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                "ReplicationSec",
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/vnf-sample",
             swiftSettings: strictSettings
@@ -219,6 +222,7 @@ let package = Package(
             dependencies: [
                 "ReplicationSec", "CacheFramework", "CacheFrameworkRuntime", "CacheFrameworkAPI", "CacheFrameworkMesos",
                 "CacheFrameworkNFVRuntime",
+                "CacheFrameworkNFV",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -363,6 +367,9 @@ let package = Package(
             dependencies: [
                 "CacheFramework", "CacheFrameworkNFV", "CacheFrameworkNFVRuntime", "CacheFrameworkRuntime",
                 .product(name: "Logging", package: "swift-log"),
+                "ReplicationSec",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: strictSettings
         ),
@@ -370,6 +377,7 @@ let package = Package(
             name: "CacheFrameworkRuntimeTests",
             dependencies: [
                 "CacheFramework", "CacheFrameworkRuntime", "CacheFrameworkAPI", "EtcdTestSupport",
+                "ReplicationSec",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Hummingbird", package: "hummingbird"),

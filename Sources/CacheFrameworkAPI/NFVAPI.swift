@@ -14,7 +14,8 @@
 //   GET    /vnflcm/v1/vnf_lcm_op_occs                        [LcmOpOcc]
 //   GET    /vnflcm/v1/vnf_lcm_op_occs/{id}                   LcmOpOcc
 //   POST   /vnflcm/v1/vnf_lcm_op_occs/{id}/retry|rollback|fail → 202 LcmOpOcc
-//   POST   /api/v1/network_services                          {name, nsd (YAML), vnfds {path: YAML}, egress [host:port]} → 201 NSInstance
+//   POST   /api/v1/network_services                          {name, nsd (YAML), vnfds {path: YAML}, egress [host:port],
+//                                                             plaintextLinks?} → 201 NSInstance
 // Errors use the API's JSON error shape; codes: unknown_vnf_instance, unknown_op_occ (404), conflict (409),
 // invalid_descriptor, invalid_request (400).
 
@@ -103,11 +104,14 @@ public struct DeployNSRequest: Codable, Sendable {
     public var nsd: String
     public var vnfds: [String: String]
     public var egress: [String]
-    public init(name: String, nsd: String, vnfds: [String: String], egress: [String]) {
+    /// Overrides the NSD's `plaintext_links` (nil: as the descriptor says; links are secured by default).
+    public var plaintextLinks: Bool?
+    public init(name: String, nsd: String, vnfds: [String: String], egress: [String], plaintextLinks: Bool? = nil) {
         self.name = name
         self.nsd = nsd
         self.vnfds = vnfds
         self.egress = egress
+        self.plaintextLinks = plaintextLinks
     }
 }
 
@@ -187,7 +191,8 @@ extension FrameworkAPI {
                 }
             }
             do {
-                let service = try await NSDeployment.deploy(nsd, name: body.name, egress: body.egress, manager: manager)
+                let service = try await NSDeployment.deploy(
+                    nsd, name: body.name, egress: body.egress, manager: manager, plaintextLinks: body.plaintextLinks)
                 return EditedResponse(status: .created, response: service)
             } catch let error as NFVError {
                 throw apiError(error)

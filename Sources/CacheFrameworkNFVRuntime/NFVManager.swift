@@ -1,12 +1,16 @@
 // The NFV manager service: runs `NFVStateMachine` against the shared backend and the NFV store. Like the cache
 // driver, everything the machine sees goes through one input stream (offers and updates handed over by
 // `NFVOfferRouter`, ticks, user operations), so `.persist` is always durable before the accept or kill after it.
+// With the framework's authority, every VNFC gets an identity (role vnf, node id = task id) just before it is
+// launched, and the identity is revoked when the task is killed (terminate, scale in, heal) or ends: the authority
+// re-signs `revoked.list`, which every VNF process with secured links watches.
 
 public import CacheFramework
 public import CacheFrameworkNFV
 public import CacheFrameworkRuntime
 import Foundation
 public import Logging
+import ReplicationSec
 public import ServiceLifecycle
 import Synchronization
 
@@ -33,6 +37,8 @@ public final class NFVManager: Service, Sendable {
         case operate(String, OperationalState)
         case terminate(String, TerminationType, gracefulTimeout: Double?)
         case delete(String)
+        /// Sets how a NOT_INSTANTIATED instance's links are secured (see `VNFLinkSecurity`).
+        case setLinkSecurity(String, VNFLinkSecurity?)
         case retry(String)
         case rollback(String)
         case fail(String)
@@ -66,6 +72,7 @@ public final class NFVManager: Service, Sendable {
     private let clock: any FrameworkClock
     private let configuration: Configuration
     private let logger: Logger
+    private let authority: FrameworkAuthority?
     private let inputs: AsyncStream<Input>
     private let continuation: AsyncStream<Input>.Continuation
     private let view = Mutex(View())
@@ -73,8 +80,10 @@ public final class NFVManager: Service, Sendable {
     /// Creates a manager acting on `backend` (the real one, not the router).
     public init(
         backend: any SchedulerBackend, store: any NFVStore, clock: any FrameworkClock = WallClock(),
-        configuration: Configuration = Configuration(), logger: Logger = Logger(label: "cache-framework.nfv")
+        configuration: Configuration = Configuration(), logger: Logger = Logger(label: "cache-framework.nfv"),
+        authority: FrameworkAuthority? = nil
     ) {
+        self.authority = authority
         self.backend = backend
         self.store = store
         self.clock = clock
@@ -102,6 +111,7 @@ public final class NFVManager: Service, Sendable {
                         await self.execute(actions, group: &group)
                         reply.resume(returning: leftover)
                     case .update(let status):
+                        if status.state.isTerminal { self.revoke(status.taskID) }
                         await self.execute(machine.handle(.update(status, now: now)), group: &group)
                     case .subscribed:
                         await self.execute(machine.start(), group: &group)
@@ -184,6 +194,8 @@ public final class NFVManager: Service, Sendable {
             return (Accepted(instanceID: id, operationID: result.operationID), result.actions)
         case .delete(let id):
             return (Accepted(instanceID: id, operationID: nil), try machine.delete(id))
+        case .setLinkSecurity(let id, let security):
+            return (Accepted(instanceID: id, operationID: nil), try machine.setLinkSecurity(id, security))
         case .retry(let op):
             let actions = try machine.retry(op, now: now)
             return (Accepted(instanceID: machine.operations[op]!.vnfInstanceID, operationID: op), actions)
@@ -208,9 +220,10 @@ public final class NFVManager: Service, Sendable {
                     for case .launch(let infos) in operations {
                         logger.info("nfv: launching \(infos.map(\.taskID.value).joined(separator: ", "))")
                     }
-                    try await backend.accept(offerIDs: offerIDs, operations: operations, filters: filters)
+                    try await backend.accept(offerIDs: offerIDs, operations: operations.map(withIdentities), filters: filters)
                 case .kill(let taskID, let agentID):
                     logger.info("nfv: killing \(taskID)")
+                    revoke(taskID)
                     try await backend.kill(taskID: taskID, agentID: agentID)
                 case .acknowledge(let agentID, let taskID, let uuid):
                     try await backend.acknowledge(agentID: agentID, taskID: taskID, uuid: uuid)
@@ -227,6 +240,39 @@ public final class NFVManager: Service, Sendable {
                 logger.error("nfv: \(action) failed: \(error)")
                 if case .persist = action { return }
             }
+        }
+    }
+
+    // MARK: identities
+
+    /// Issues each launched VNFC its identity and points its process at it (`VNFTaskTemplate.Environment`). A VNFC
+    /// whose identity cannot be written launches without it; if its links are secured it fails to start and is healed.
+    private func withIdentities(_ operation: OfferOperation) -> OfferOperation {
+        guard let authority, case .launch(let infos) = operation else { return operation }
+        return .launch(
+            infos.map { info in
+                var info = info
+                do {
+                    let credentials = try authority.issueVNF(taskID: info.taskID)
+                    info.command.environment[VNFTaskTemplate.Environment.identity] = credentials.identityPath
+                    info.command.environment[VNFTaskTemplate.Environment.authority] = credentials.authorityPath
+                    info.command.environment[VNFTaskTemplate.Environment.revocationList] = authority.revocationListPath
+                } catch {
+                    logger.error("nfv: \(error)")
+                }
+                return info
+            })
+    }
+
+    /// Revokes a VNFC's identity (a no-op for one never issued or already revoked).
+    private func revoke(_ taskID: TaskID) {
+        guard let authority, taskID.value.hasPrefix(VNFTaskTemplate.taskPrefix) else { return }
+        do {
+            if let list = try authority.revoke(nodeID: taskID.value) {
+                logger.info("nfv: revoked the identity of \(taskID) (revocation list \(list.sequence))")
+            }
+        } catch {
+            logger.error("nfv: \(error)")
         }
     }
 

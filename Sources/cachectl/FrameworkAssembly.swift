@@ -60,18 +60,19 @@ struct FrameworkAssembly {
                 journal: journal, frameworkID: frameworkID, logger: logger,
                 readiness: NFVHealth.readiness(fallback: control.pingReadiness()))
         }
+        // The cluster authority that issues members their replication identities and VNF instances theirs (role vnf),
+        // and revokes them when their tasks end (created on first start). Under HA it is loaded only while leading,
+        // after `EtcdAuthorityStore` wrote the one kept in etcd to this directory, so members issued by one leader
+        // trust those issued by the next.
+        let authority = try FrameworkAuthority(directory: options.authorityPath(dataDirectory: dataDirectory))
         // NFV shares the backend's offers: the router hands each round to the NFV manager first (see NFVOfferRouter).
-        nfv = NFVManager(backend: backend, store: nfvStore, logger: logger)
+        nfv = NFVManager(backend: backend, store: nfvStore, logger: logger, authority: authority)
         var configuration = FrameworkDriver.Configuration()
         configuration.keepTasksOnShutdown = keepTasksOnShutdown
         configuration.tickInterval = .milliseconds(500)
         // On Mesos a member of a cluster with persistence keeps its data on a persistent volume of its agent: a lost
         // member is relaunched there (TaskTemplate.volumeLabel, MesosBackend.accept).
         configuration.scheduler.pinPersistentMembers = options.master != nil
-        // The cluster authority that issues members their replication identities (created on first start). Under HA
-        // it is loaded only while leading, after `EtcdAuthorityStore` wrote the one kept in etcd to this directory, so
-        // members issued by one leader trust those issued by the next.
-        let authority = try FrameworkAuthority(directory: options.authorityPath(dataDirectory: dataDirectory))
         driver = FrameworkDriver(
             backend: NFVOfferRouter(base: backend, manager: nfv), store: store, control: control, configuration: configuration,
             metricsFactory: PrometheusMetricsFactory(registry: registry), logger: logger, credentials: authority)

@@ -122,8 +122,8 @@ struct FrameworkHTTPClient {
             printError(decoded?.error.message ?? "HTTP \(response.status.code): \(String(decoding: data, as: UTF8.self))")
             switch decoded?.error.code {
             case "insufficient_resources": throw ExitStatus.insufficientResources
-            case "unknown_cluster": throw ExitStatus.notFound
-            case "cluster_exists", "no_primary": throw ExitStatus.conflict
+            case "unknown_cluster", "unknown_vnf_instance", "unknown_op_occ": throw ExitStatus.notFound
+            case "cluster_exists", "no_primary", "conflict": throw ExitStatus.conflict
             case "unauthorized": throw ExitStatus.unauthorized
             default: throw ExitStatus.refused
             }

@@ -58,6 +58,10 @@ extension PatternFilterHandler: Sendable {}
 /// Runs the proxy until the process ends.
 enum Proxy {
     static func run(bind host: String, port: Int, upstreams: Upstreams, policy: ProxyPolicy, name: String) async throws {
+        if let links = try SecureLinks.fromEnvironment() {
+            try await runLinked(bind: host, port: port, upstreams: upstreams, policy: policy, name: name, links: links)
+            return
+        }
         let group = MultiThreadedEventLoopGroup.singleton
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)

@@ -24,6 +24,9 @@ public struct ForwardingGraph: Hashable, Codable, Sendable {
     public var ingressLink: String
     /// The external link of each VNF traffic leaves through.
     public var egressLink: String
+    /// `plaintext_links: true` opts out of the secure channel on the links between the chain's VNFs (nil or false:
+    /// every link between two VNFs is carried by the secure channel).
+    public var plaintextLinks: Bool? = nil
 }
 
 /// A validated network service descriptor.
@@ -80,7 +83,7 @@ public enum NSDescriptorParser {
         try VNFDescriptorParser.unique(vnfs.map(\.id), vnfFields, what: "VNF")
 
         let graphField = try map.required("forwarding_graph")
-        let graph = try graphField.mapping(allowed: ["chain", "ingress_link", "egress_link"])
+        let graph = try graphField.mapping(allowed: ["chain", "ingress_link", "egress_link", "plaintext_links"])
         let ingress = try graph.optional("ingress_link")?.string() ?? "ingress"
         let egress = try graph.optional("egress_link")?.string() ?? "egress"
         var chain: [String] = []
@@ -104,6 +107,7 @@ public enum NSDescriptorParser {
         return NSDescriptor(
             id: try map.required("id").identifier(), version: try map.required("version").string(),
             provider: try map.required("provider").string(), vnfs: vnfs,
-            forwardingGraph: ForwardingGraph(chain: chain, ingressLink: ingress, egressLink: egress))
+            forwardingGraph: ForwardingGraph(
+                chain: chain, ingressLink: ingress, egressLink: egress, plaintextLinks: try graph.optional("plaintext_links")?.bool()))
     }
 }

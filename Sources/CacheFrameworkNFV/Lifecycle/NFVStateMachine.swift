@@ -151,6 +151,19 @@ public struct NFVStateMachine: Sendable {
         return (id, flush())
     }
 
+    /// Sets how a NOT_INSTANTIATED instance's traffic links are secured (SOL003 "modify VNF information"; a network
+    /// service deployment calls it between create and instantiate, once the ids of the VNFs around it are known).
+    public mutating func setLinkSecurity(_ id: String, _ security: VNFLinkSecurity?) throws(NFVError) -> [NFVAction] {
+        guard var instance = instances[id] else { throw .unknownInstance(id) }
+        guard instance.instantiationState == .notInstantiated else {
+            throw .wrongState(instanceID: id, "link security is set before instantiation")
+        }
+        instance.linkSecurity = security
+        instances[id] = instance
+        dirtyInstances.insert(id)
+        return flush()
+    }
+
     /// Creates an instance of `vnfd` and instantiates it to `flavour` and `level`, binding external links.
     public mutating func instantiate(
         vnfd: VNFDescriptor, name: String, flavour flavourID: String? = nil, level levelID: String? = nil,

@@ -72,6 +72,8 @@ public struct VNFInstance: Hashable, Codable, Sendable {
     public var operationalState: OperationalState
     /// The VNFCs by id.
     public var vnfcs: [String: VNFCRecord]
+    /// Which of the instance's traffic links run over the secure channel (nil: all plaintext).
+    public var linkSecurity: VNFLinkSecurity? = nil
 
     /// The flavour.
     public var flavour: DeploymentFlavour { vnfd.flavour(flavourID)! }
@@ -243,4 +245,27 @@ public actor InMemoryNFVStore: NFVStore {
     public init(_ snapshot: NFVSnapshot = NFVSnapshot()) { self.snapshot = snapshot }
     public func load() async throws -> NFVSnapshot { snapshot }
     public func apply(_ batch: NFVBatch) async throws { snapshot.apply(batch) }
+}
+
+/// How a VNF instance's traffic links are secured; set by a network service deployment before instantiation and
+/// handed to each VNFC through its environment (`VNFTaskTemplate.Environment`).
+///
+/// A secured link carries the secure channel from one VNF's process to the next one's: each end presents the identity
+/// the framework issued to its VNFC (node id = task id, role vnf) and accepts only peers whose node id starts with one
+/// of the expected prefixes (`nodeIDPrefix(of:)` of the VNF instance at the other end), so a healed or scaled peer VNFC
+/// is accepted and a revoked one is not.
+public struct VNFLinkSecurity: Hashable, Codable, Sendable {
+    /// Node id prefixes accepted on the instance's inbound connection points; nil: inbound traffic is plaintext.
+    public var ingressPeers: [String]?
+    /// Node id prefixes the instance's outbound links must reach; nil: outbound traffic is plaintext.
+    public var egressPeers: [String]?
+
+    /// Creates a setting.
+    public init(ingressPeers: [String]? = nil, egressPeers: [String]? = nil) {
+        self.ingressPeers = ingressPeers
+        self.egressPeers = egressPeers
+    }
+
+    /// The node id prefix shared by every VNFC task of VNF instance `instanceID`.
+    public static func nodeIDPrefix(of instanceID: String) -> String { "\(VNFTaskTemplate.taskPrefix)\(instanceID)." }
 }

@@ -20,6 +20,20 @@ public enum VNFTaskTemplate {
     /// Task ids of VNFCs start with this, which is how VNF tasks are told from cache members.
     public static let taskPrefix = "vnf."
 
+    /// Environment variables a VNFC's process gets for its secured links (read by `vnf-sample`).
+    public enum Environment {
+        /// Comma-separated node id prefixes accepted on inbound connections (set: inbound is secure).
+        public static let ingressPeers = "VNF_SECURE_INGRESS_PEERS"
+        /// Comma-separated node id prefixes outbound connections must reach (set: outbound is secure).
+        public static let egressPeers = "VNF_SECURE_EGRESS_PEERS"
+        /// The VNFC's identity file (added by the framework's authority at launch).
+        public static let identity = "VNF_IDENTITY"
+        /// The authority public key file.
+        public static let authority = "VNF_AUTHORITY"
+        /// The signed revocation list the process watches (the framework rewrites it when it revokes).
+        public static let revocationList = "VNF_REVOCATION_LIST"
+    }
+
     /// The task of `vnfc` of `instance` on `hostname`.
     ///
     /// Placeholders in the VDU's arguments: `${host}`, `${port:NAME}`, `${ext:LINK}` (the endpoints bound to an
@@ -37,10 +51,13 @@ public enum VNFTaskTemplate {
             }
         }
         let ports = vdu.ports.compactMap { vnfc.ports[$0] }
+        var environment: [String: String] = [:]
+        if let peers = instance.linkSecurity?.ingressPeers { environment[Environment.ingressPeers] = peers.joined(separator: ",") }
+        if let peers = instance.linkSecurity?.egressPeers { environment[Environment.egressPeers] = peers.joined(separator: ",") }
         return TaskInfo(
             name: "\(instance.name).\(vnfc.id)", taskID: taskID, agentID: agentID,
             resources: ResourceQuantities(cpus: vdu.cpus, memMB: vdu.memMB, diskMB: vdu.diskMB, ports: RangeSet.of(ports)).resources,
-            command: CommandInfo(value: vdu.command, arguments: arguments), labels: labels)
+            command: CommandInfo(value: vdu.command, arguments: arguments, environment: environment), labels: labels)
     }
 
     static func substitute(_ argument: String, vnfc: VNFCRecord, instance: VNFInstance, hostname: String) -> String {

@@ -56,12 +56,19 @@ public protocol CacheNodeControl: Sendable {
     func clusterNodeID(_ endpoint: TaskEndpoint) async throws(NodeControlError) -> String
     /// `CLUSTER TOPOLOGY SET <epoch> <payload>`.
     func pushTopology(_ topology: SlotTopology, to endpoint: TaskEndpoint) async throws(NodeControlError)
+    /// `CONFIG SET revocation-list <path>`: the member re-reads the signed list and installs it.
+    func pushRevocationList(_ path: String, to endpoint: TaskEndpoint) async throws(NodeControlError)
 }
 
 extension CacheNodeControl {
     /// Default for controls without cluster mode: refuses.
     public func clusterNodeID(_ endpoint: TaskEndpoint) async throws(NodeControlError) -> String {
         throw NodeControlError(message: "\(endpoint) cannot be asked for its cluster node id by this control")
+    }
+
+    /// Default for controls that cannot push revocation lists: refuses.
+    public func pushRevocationList(_ path: String, to endpoint: TaskEndpoint) async throws(NodeControlError) {
+        throw NodeControlError(message: "\(endpoint) cannot be sent a revocation list by this control")
     }
 
     /// Default for controls without cluster mode: refuses.
@@ -119,6 +126,13 @@ public struct RESPNodeControl: CacheNodeControl {
         guard reply == .simple("OK") else {
             throw NodeControlError(
                 message: "\(endpoint.hostname):\(endpoint.port) refused topology epoch \(topology.epoch): \(reply)")
+        }
+    }
+
+    public func pushRevocationList(_ path: String, to endpoint: TaskEndpoint) async throws(NodeControlError) {
+        let reply = try await command(["CONFIG", "SET", "revocation-list", path], to: endpoint)
+        guard reply == .simple("OK") else {
+            throw NodeControlError(message: "\(endpoint.hostname):\(endpoint.port) refused the revocation list \(path): \(reply)")
         }
     }
 

@@ -5,7 +5,8 @@
 
 public import CacheFramework
 import Foundation
-import ReplicationSec
+public import ReplicationSec
+import Synchronization
 
 /// Writes the credentials a member needs before it is launched.
 public protocol MemberCredentialIssuer: Sendable {
@@ -13,6 +14,14 @@ public protocol MemberCredentialIssuer: Sendable {
     var directory: String { get }
     /// Writes the identity of `taskID` to `credentials.identityPath` (the authority's public key is already there).
     func issue(taskID: TaskID, credentials: MemberCredentials) throws
+    /// Revokes every identity issued to `taskID`; returns the new revocation list's path, or nil when nothing changed
+    /// (nothing was issued to it, or it was revoked already).
+    func revoke(taskID: TaskID) throws -> String?
+}
+
+extension MemberCredentialIssuer {
+    /// Issuers without a revocation list revoke nothing.
+    public func revoke(taskID: TaskID) throws -> String? { nil }
 }
 
 /// Why the framework's authority could not be created or used.
@@ -28,6 +37,25 @@ public struct FrameworkAuthority: MemberCredentialIssuer {
     /// How long issued identities are valid.
     public var validity: Int64
     private let authority: ClusterAuthority
+    private let shared: Shared
+
+    /// Serials issued per node id, and the current list.
+    struct Ledger {
+        var issued: [String: [UInt64]]
+        var list: RevocationList
+    }
+
+    /// A reference so copies of the struct share one ledger.
+    private final class Shared: Sendable {
+        let ledger: Mutex<Ledger>
+        init(_ ledger: Ledger) { self.ledger = Mutex(ledger) }
+    }
+
+    /// The signed revocation list file (`revoked.list`) members and VNFs are pointed at.
+    public var revocationListPath: String { directory + "/revoked.list" }
+    /// The authority public key file.
+    public var authorityPublicKeyPath: String { directory + "/authority.pub" }
+    private var issuedPath: String { directory + "/issued.json" }
 
     /// Loads `<directory>/authority.key`, or creates the authority (key and `authority.pub`) on first start.
     public init(directory: String, validityDays: Int = 365) throws {
@@ -45,6 +73,19 @@ public struct FrameworkAuthority: MemberCredentialIssuer {
             }
             try KeyFiles.encodeAuthorityPublicKey(authority.publicKey)
                 .write(toFile: directory + "/authority.pub", atomically: true, encoding: .utf8)
+            var issued: [String: [UInt64]] = [:]
+            if let data = manager.contents(atPath: directory + "/issued.json") {
+                issued = try JSONDecoder().decode([String: [UInt64]].self, from: data)
+            }
+            let list: RevocationList
+            if manager.fileExists(atPath: directory + "/revoked.list") {
+                list = try KeyFiles.decodeRevocationList(
+                    try String(contentsOfFile: directory + "/revoked.list", encoding: .utf8), authority: authority.publicKey)
+            } else {
+                list = try authority.revocationList(sequence: 1, issuedAt: Int64(Date().timeIntervalSince1970), serials: [])
+                try Self.writeSecret(KeyFiles.encodeRevocationList(list), to: directory + "/revoked.list", mode: 0o644)
+            }
+            shared = Shared(Ledger(issued: issued, list: list))
         } catch let error as FrameworkAuthorityError {
             throw error
         } catch {
@@ -54,11 +95,61 @@ public struct FrameworkAuthority: MemberCredentialIssuer {
     }
 
     public func issue(taskID: TaskID, credentials: MemberCredentials) throws {
+        try issue(taskID: taskID, role: .cacheNode, identityPath: credentials.identityPath)
+    }
+
+    /// Issues the identity of VNF instance task `taskID` (node id = task id, role vnf) to
+    /// `<directory>/<task id>.identity`; returns the paths of the identity and the authority public key.
+    public func issueVNF(taskID: TaskID) throws -> MemberCredentials {
+        let credentials = MemberCredentials.under(directory, taskID: taskID)
+        try issue(taskID: taskID, role: .vnf, identityPath: credentials.identityPath)
+        return credentials
+    }
+
+    /// The current signed revocation list.
+    public var revocationList: RevocationList { shared.ledger.withLock { $0.list } }
+
+    /// Node ids the authority issued identities to.
+    public var issuedNodeIDs: Set<String> { shared.ledger.withLock { Set($0.issued.keys) } }
+
+    /// Revokes every identity issued to `nodeID`: the list gets the next sequence, is signed and written to
+    /// `revocationListPath`. Returns the new list, or nil when nothing was issued to `nodeID` or it is revoked already.
+    @discardableResult
+    public func revoke(nodeID: String) throws -> RevocationList? {
+        try shared.ledger.withLock { ledger throws -> RevocationList? in
+            let serials = Set(ledger.issued[nodeID] ?? [])
+            guard !serials.isSubset(of: ledger.list.serials) else { return nil }
+            do {
+                let list = try authority.revocationList(
+                    sequence: ledger.list.sequence + 1, issuedAt: Int64(Date().timeIntervalSince1970),
+                    serials: ledger.list.serials.union(serials))
+                try Self.writeSecret(KeyFiles.encodeRevocationList(list), to: revocationListPath, mode: 0o644)
+                ledger.list = list
+                return list
+            } catch let error as FrameworkAuthorityError {
+                throw error
+            } catch {
+                throw FrameworkAuthorityError(message: "cannot revoke the identity of \(nodeID): \(error)")
+            }
+        }
+    }
+
+    public func revoke(taskID: TaskID) throws -> String? {
+        try revoke(nodeID: taskID.value).map { _ in revocationListPath }
+    }
+
+    private func issue(taskID: TaskID, role: NodeRole, identityPath: String) throws {
         let now = Int64(Date().timeIntervalSince1970)
         do {
             let identity = try authority.issueIdentity(
-                nodeID: taskID.value, role: .cacheNode, notBefore: now - 300, notAfter: now + validity)
-            try Self.writeSecret(KeyFiles.encodeIdentity(identity), to: credentials.identityPath)
+                nodeID: taskID.value, role: role, notBefore: now - 300, notAfter: now + validity)
+            // Recorded before the identity is written: an identity on disk is always revocable.
+            try shared.ledger.withLock { ledger in
+                ledger.issued[taskID.value, default: []].append(identity.certificate.serial)
+                let data = try JSONEncoder().encode(ledger.issued)
+                try Self.writeSecret(String(decoding: data, as: UTF8.self), to: issuedPath)
+            }
+            try Self.writeSecret(KeyFiles.encodeIdentity(identity), to: identityPath)
         } catch let error as FrameworkAuthorityError {
             throw error
         } catch {
@@ -66,9 +157,9 @@ public struct FrameworkAuthority: MemberCredentialIssuer {
         }
     }
 
-    private static func writeSecret(_ text: String, to path: String) throws {
+    private static func writeSecret(_ text: String, to path: String, mode: Int = 0o600) throws {
         let temporary = path + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]),
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: mode]),
             rename(temporary, path) == 0
         else { throw FrameworkAuthorityError(message: "cannot write \(path)") }
     }

@@ -274,6 +274,9 @@ public final class FrameworkDriver: Service, Sendable {
                     case .backend(let event):
                         let actions = machine.handle(self.schedulerEvent(event))
                         try await self.execute(actions, on: &machine, group: &group)
+                        if case .update(let status) = event, status.state.needsReplacement {
+                            self.revokeMember(status.taskID, machine: machine, group: &group)
+                        }
                     case .tick:
                         try await self.execute(machine.handle(.tick(now: self.clock.now())), on: &machine, group: &group)
                     case .offset(let taskID, let offset):
@@ -455,6 +458,36 @@ public final class FrameworkDriver: Service, Sendable {
             } catch {
                 metrics.controlErrors.increment()
                 record("error", "\(error)")
+            }
+        }
+    }
+
+    /// Revokes a lost or replaced member's identity and pushes the re-signed list to every running secure member
+    /// (`CONFIG SET revocation-list`), which refuses the revoked identity from then on and drops its open links.
+    private func revokeMember(_ taskID: TaskID, machine: SchedulerStateMachine, group: inout ThrowingDiscardingTaskGroup<any Error>) {
+        guard let credentials else { return }
+        let path: String
+        do {
+            guard let revoked = try credentials.revoke(taskID: taskID) else { return }
+            path = revoked
+        } catch {
+            metrics.controlErrors.increment()
+            record("error", "\(error)")
+            return
+        }
+        let targets = machine.tasks.values.filter { record in
+            guard record.isRunning, record.taskID != taskID, let spec = machine.clusters[record.slot.cluster] else { return false }
+            return spec.engine == .cacheNode && spec.secureReplication
+        }.map(\.endpoint)
+        record("revoke", "revoked the identity of \(taskID); pushing the revocation list to \(targets.count) members")
+        for target in targets {
+            group.addTask {
+                do {
+                    try await self.control.pushRevocationList(path, to: target)
+                } catch {
+                    self.metrics.controlErrors.increment()
+                    self.record("error", "\(error)")
+                }
             }
         }
     }

@@ -154,6 +154,10 @@ enum ServerFamily {
                 }
                 changes.append((parameter, arguments.string(index + 1)))
             }
+            // A pushed revocation list (the framework revoked identities): verify and install it before recording it.
+            for (parameter, value) in changes where parameter.name == "revocation-list" && !value.isEmpty {
+                do { try node.replication.installRevocationList(at: value) } catch { throw CommandError(error.message) }
+            }
             do {
                 try node.updateConfiguration { (configuration: inout NodeConfiguration) throws(ConfigurationError) in
                     for (parameter, value) in changes {

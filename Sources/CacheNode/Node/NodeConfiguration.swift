@@ -372,7 +372,7 @@ struct ConfigParameter: Sendable {
               set: { $0.nodeIdentity = $1.isEmpty ? nil : $1 }),
         .init(name: "cluster-authority", aliases: [], mutable: false, get: { $0.clusterAuthority ?? "" },
               set: { $0.clusterAuthority = $1.isEmpty ? nil : $1 }),
-        .init(name: "revocation-list", aliases: [], mutable: false, get: { $0.revocationList ?? "" },
+        .init(name: "revocation-list", aliases: [], mutable: true, get: { $0.revocationList ?? "" },
               set: { $0.revocationList = $1.isEmpty ? nil : $1 }),
         .init(name: "replication-port", aliases: [], mutable: false, get: { $0.replicationPort.map(String.init) ?? "" },
               set: { $0.replicationPort = try int($1, in: 0...65535) }),

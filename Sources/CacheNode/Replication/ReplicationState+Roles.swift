@@ -2,6 +2,7 @@
 // REPLICAOF NO ONE (promote, keeping data and shifting the replication id so the other replicas can continue by
 // partial resync), and the link's bookkeeping (full sync loaded, CONTINUE, stream bytes applied).
 import CacheStore
+import Foundation
 import Logging
 import NIOCore
 import RESPServer
@@ -19,6 +20,27 @@ extension ReplicationState {
     /// Installs the event loops, logger and identity used by replica links.
     func install(_ runtime: ReplicationRuntime) {
         self.runtime.withLock { $0 = runtime }
+    }
+
+    /// Loads the signed revocation list at `path` and installs it (`CONFIG SET revocation-list`, pushed by the
+    /// framework): new handshakes check it, and the trust store closes open secure links whose peer it revokes. A list
+    /// that is not newer than the installed one changes nothing.
+    func installRevocationList(at path: String) throws(ConfigurationError) {
+        guard let security = runtime.withLock({ $0?.security }) else {
+            throw ConfigurationError("this node has no identity (--node-identity), so there are no peers to check a revocation list against")
+        }
+        let list: RevocationList
+        do {
+            list = try KeyFiles.decodeRevocationList(try String(contentsOfFile: path, encoding: .utf8), authority: security.trustStore.authority)
+        } catch {
+            throw ConfigurationError("cannot load the revocation list \(path): \(error)")
+        }
+        do {
+            try security.trustStore.install(list)
+            logger.notice("Installed revocation list \(list.sequence) (\(list.serials.count) revoked)")
+        } catch {
+            guard error.code == SecureChannelError.staleRevocationList.code else { throw ConfigurationError("cannot install the revocation list \(path): \(error)") }
+        }
     }
 
     /// Whether `connection` arrived through the secure replication listener.

@@ -70,6 +70,14 @@ public final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelH
         if context.channel.isActive { begin(context: context) }
     }
 
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        configuration.handshake.trustStore.unregister(session: ObjectIdentifier(self))
+        // A channel that never became active (its connect failed) never sees channelInactive: fail the handshake here
+        // so its promise is not leaked.
+        if case .handshaking = state { resolveHandshake(.failure(SecureChannelError.sessionClosed)) }
+        finishHandshakeBookkeeping()
+    }
+
     public func channelActive(context: ChannelHandlerContext) {
         begin(context: context)
         context.fireChannelActive()
@@ -116,7 +124,9 @@ public final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelH
                 } else {
                     receivedClose = true
                     context.fireUserInboundEventTriggered(SecureChannelEvent.peerClosed)
-                    context.close(promise: nil)
+                    // With remote half-closure allowed the peer may have closed only its output (`close(mode:
+                    // .output)`): its TCP FIN follows and is passed on as `ChannelEvent.inputClosed`.
+                    if !halfClosureAllowed(context) { context.close(promise: nil) }
                 }
             } catch {
                 fail(context: context, error)
@@ -155,7 +165,21 @@ public final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelH
         context.close(mode: mode, promise: promise)
     }
 
+    /// An input EOF without the peer's authenticated close record is a truncation (an attacker's FIN).
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event, case .established = state, !receivedClose {
+            fail(context: context, .truncatedSession)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func halfClosureAllowed(_ context: ChannelHandlerContext) -> Bool {
+        (try? context.channel.syncOptions?.getOption(.allowRemoteHalfClosure)) ?? false
+    }
+
     public func channelInactive(context: ChannelHandlerContext) {
+        configuration.handshake.trustStore.unregister(session: ObjectIdentifier(self))
         if case .established = state, !receivedClose {
             Metrics.Counter(label: "replicationsec_truncated_sessions").increment()
             context.fireErrorCaught(SecureChannelError.truncatedSession)
@@ -205,6 +229,14 @@ public final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelH
         logger.debug(
             "secure channel established",
             metadata: ["peer.node_id": "\(result.peer.nodeID)", "peer.role": "\(result.peer.role)"])
+        let channel = context.channel
+        guard
+            configuration.handshake.trustStore.register(
+                session: ObjectIdentifier(self), serial: result.peer.serial, close: { channel.close(promise: nil) })
+        else {
+            fail(context: context, .certificateRevoked)
+            return
+        }
         resolveHandshake(.success(result.peer))
         context.fireUserInboundEventTriggered(SecureChannelEvent.handshakeCompleted(peer: result.peer))
         let writes = pendingWrites

@@ -42,10 +42,14 @@ import Darwin
 private func systemUnixSeconds() -> Int64 { Int64(time(nil)) }
 
 /// The authority a node trusts plus the revocation list currently installed. Thread-safe.
+///
+/// Established sessions (``SecureChannelHandler``s verified by this store) register here; installing a list that
+/// revokes a session's peer closes that session, so a pushed list applies to new handshakes and open links alike.
 public final class TrustStore: Sendable {
     /// The trusted authority.
     public let authority: AuthorityPublicKey
     private let revocations: Mutex<RevocationList>
+    private let sessions = Mutex<[ObjectIdentifier: (serial: UInt64, close: @Sendable () -> Void)]>([:])
 
     /// Creates a store trusting `authority`, with an optional initial revocation list.
     public init(authority: AuthorityPublicKey, revocationList: RevocationList? = nil) {
@@ -64,6 +68,31 @@ public final class TrustStore: Sendable {
             guard list.sequence > current.sequence else { throw .staleRevocationList }
             current = list
         }
+        let revoked = sessions.withLock { sessions in
+            sessions.filter { list.serials.contains($0.value.serial) }.map { ($0.key, $0.value.close) }
+        }
+        for (key, close) in revoked {
+            _ = sessions.withLock { $0.removeValue(forKey: key) }
+            close()
+        }
+    }
+
+    /// How many established sessions are registered (for tests and metrics).
+    public var sessionCount: Int { sessions.withLock { $0.count } }
+
+    /// Registers an established session with a peer holding certificate `serial`; `close` ends it. Returns false (and
+    /// registers nothing) if the serial is revoked already: a list installed during the handshake.
+    func register(session: ObjectIdentifier, serial: UInt64, close: @escaping @Sendable () -> Void) -> Bool {
+        sessions.withLock { sessions in
+            guard !revocations.withLock({ $0.serials.contains(serial) }) else { return false }
+            sessions[session] = (serial, close)
+            return true
+        }
+    }
+
+    /// Forgets a session (it ended).
+    func unregister(session: ObjectIdentifier) {
+        _ = sessions.withLock { $0.removeValue(forKey: session) }
     }
 
     /// Verifies a certificate: issuer, signature, validity window at `now`, revocation, node id and role.

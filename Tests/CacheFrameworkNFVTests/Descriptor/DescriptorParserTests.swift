@@ -191,4 +191,20 @@ struct DescriptorParserTests {
         #expect(nested?.kind == .invalidValue)
         #expect(nested?.path == "nsd.vnfs[0].vnfd(firewall.yaml):vnfd.vdus[0].cpus")
     }
+
+    @Test func plaintextLinksIsAnExplicitOptIn() throws {
+        let nsd = try Samples.text("chain.yaml")
+        #expect(try Samples.chain().forwardingGraph.plaintextLinks == nil)
+        let optIn = try NSDescriptorParser.parse(nsd.replacingOccurrences(of: "    egress_link: egress", with: "    egress_link: egress\n    plaintext_links: true")) {
+            try Samples.text($0)
+        }
+        #expect(optIn.forwardingGraph.plaintextLinks == true)
+        let wrong = #expect(throws: DescriptorError.self) {
+            try NSDescriptorParser.parse(nsd.replacingOccurrences(of: "    egress_link: egress", with: "    egress_link: egress\n    plaintext_links: sometimes")) {
+                try Samples.text($0)
+            }
+        }
+        #expect(wrong?.kind == .wrongType)
+        #expect(wrong?.path == "nsd.forwarding_graph.plaintext_links")
+    }
 }

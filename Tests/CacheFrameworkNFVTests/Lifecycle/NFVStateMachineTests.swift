@@ -42,6 +42,24 @@ struct NFVStateMachineTests {
         #expect(harness.durable.operations[op]?.state == .completed)
     }
 
+    @Test func linkSecurityIsRecordedBeforeInstantiationAndReachesTheTasks() throws {
+        var harness = NFVHarness(agents: 2)
+        let created = harness.machine.create(vnfd: firewall, name: "fw")
+        harness.run(created.actions)
+        let id = created.instanceID
+        let security = VNFLinkSecurity(ingressPeers: nil, egressPeers: [VNFLinkSecurity.nodeIDPrefix(of: "sample-ratelimit-9")])
+        harness.run(try harness.machine.setLinkSecurity(id, security))
+        #expect(harness.durable.instances[id]?.linkSecurity == security)
+        let result = try harness.machine.instantiate(id, extLinks: ["egress": ["127.0.0.1:9"]], now: harness.now)
+        harness.run(result.actions)
+        #expect(harness.converge(result.operationID) == .completed)
+        let info = try #require(harness.simulation.launched.first)
+        #expect(info.command.environment[VNFTaskTemplate.Environment.egressPeers] == "vnf.sample-ratelimit-9.")
+        #expect(info.command.environment[VNFTaskTemplate.Environment.ingressPeers] == nil)
+        // Once instantiated, the links' security cannot change under running VNFCs.
+        #expect(throws: NFVError.self) { try harness.machine.setLinkSecurity(id, nil) }
+    }
+
     @Test func antiAffinityKeepsVNFCsOnDifferentAgents() throws {
         var harness = NFVHarness(agents: 2)
         let (id, op) = try instantiate(&harness, level: "large")

@@ -1,7 +1,7 @@
 // End to end with real processes: the framework (local backend, cache driver, NFV manager behind the offer router)
-// deploys the sample chain firewall → ratelimit → lb in front of a `vnf-sample echo` target; TCP traffic goes
-// through it and is forwarded or filtered as the descriptors say; a killed instance is healed in place; terminate
-// leaves no task.
+// deploys the sample chain firewall → ratelimit → lb in front of a `vnf-sample echo` target, its links secured by
+// default; TCP traffic goes through it and is forwarded or filtered as the descriptors say; a killed instance is
+// healed in place; terminate leaves no task and every VNF identity revoked.
 
 import CacheFramework
 import CacheFrameworkNFV
@@ -9,6 +9,7 @@ import CacheFrameworkNFVRuntime
 import CacheFrameworkRuntime
 import Foundation
 import Logging
+import ReplicationSec
 import Testing
 
 #if canImport(Glibc)
@@ -33,6 +34,7 @@ final class NFVFramework: Sendable {
     let backend: LocalBackend
     let manager: NFVManager
     let driver: FrameworkDriver
+    let authority: FrameworkAuthority
     private let tasks: [Task<Void, any Error>]
 
     init(firstPort: UInt64) throws {
@@ -52,7 +54,9 @@ final class NFVFramework: Sendable {
         var nfv = NFVManager.Configuration()
         nfv.tickInterval = .milliseconds(200)
         nfv.machine.operationTimeoutSeconds = 30
-        let manager = NFVManager(backend: backend, store: try SQLiteNFVStore(directory: directory), configuration: nfv, logger: logger)
+        authority = try FrameworkAuthority(directory: directory + "/authority")
+        let manager = NFVManager(
+            backend: backend, store: try SQLiteNFVStore(directory: directory), configuration: nfv, logger: logger, authority: authority)
         var configuration = FrameworkDriver.Configuration()
         configuration.tickInterval = .milliseconds(200)
         let driver = FrameworkDriver(
@@ -168,6 +172,13 @@ struct NFVChainTests {
                 await framework.backend.taskViews().allSatisfy { !$0.taskID.value.hasPrefix("vnf.") || $0.state.isTerminal }
             }
             #expect(exchange(ingress, "gone") == "")
+            // Every identity the framework issued to a VNFC (the healed lb's first one too) is revoked.
+            let list = framework.authority.revocationList
+            let issued = framework.authority.issuedNodeIDs.filter { $0.hasPrefix("vnf.") }
+            #expect(issued.count == 4)
+            for nodeID in issued {
+                #expect(list.serials.contains(try identitySerial(framework, nodeID)), "\(nodeID) is not revoked")
+            }
             let operations = framework.manager.operations().map(\.operation.rawValue)
             #expect(operations.filter { $0 == "INSTANTIATE" }.count == 3)
             #expect(operations.filter { $0 == "TERMINATE" }.count == 3)

@@ -114,6 +114,28 @@ struct SecureChannelHandlerTests {
         #expect(!pair.server.isActive)
     }
 
+    @Test func installingARevocationListClosesOpenSessionsOfRevokedPeers() throws {
+        let store = Fixtures.trustStore()
+        let server = SecureChannelConfiguration(
+            handshake: Fixtures.configuration(Fixtures.shardB, expecting: PeerExpectation(roles: [.cacheNode]), trustStore: store))
+        let pair = try Pair(server: server)
+        try pair.pump()
+        #expect(try pair.serverHandler.handshakeCompleted.wait().serial == 100)
+        #expect(store.sessionCount == 1)
+        // A list that revokes someone else leaves the session open.
+        try store.install(try Fixtures.authority.revocationList(sequence: 1, issuedAt: Fixtures.now, serials: [999]))
+        #expect(pair.server.isActive)
+        // A list that revokes the client's serial closes the server's side of the session.
+        try store.install(try Fixtures.authority.revocationList(sequence: 2, issuedAt: Fixtures.now, serials: [100, 999]))
+        pair.server.embeddedEventLoop.run()
+        #expect(!pair.server.isActive)
+        #expect(store.sessionCount == 0)
+        // A new handshake from the revoked client is refused.
+        let again = try Pair(server: server)
+        #expect(throws: SecureChannelError.self) { try again.pump() }
+        #expect(throws: SecureChannelError.certificateRevoked) { try again.serverHandler.handshakeCompleted.wait() }
+    }
+
     @Test func wrongPeerFailsTheHandshakeFuture() throws {
         let pair = try Pair(client: Self.configuration(Fixtures.shardA, expecting: .node("shard-z", role: .cacheNode)))
         #expect(throws: SecureChannelError.self) { try pair.pump() }

@@ -1,0 +1,111 @@
+// `cachectl vnf …` end to end against a running `cachectl serve`: deploy the sample chain (secured links) in front of a
+// `vnf-sample echo`, push TCP through it, list/show/ops with tables and JSON, scale the firewall out and in, heal the
+// rate limiter, terminate everything (identities end up in the authority's revocation list), and the exit codes of
+// the error paths.
+
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Sends `message`, half-closes, returns what comes back until the peer closes ("" if refused).
+private func tcpExchange(_ endpoint: String, _ message: String) -> String {
+    guard let colon = endpoint.lastIndex(of: ":"), let port = UInt16(endpoint[endpoint.index(after: colon)...]) else { return "" }
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(descriptor) }
+    var timeout = timeval(tv_sec: 3, tv_usec: 0)
+    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    address.sin_addr.s_addr = inet_addr(String(endpoint[..<colon]))
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+    guard connected else { return "" }
+    _ = message.withCString { send(descriptor, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+    shutdown(descriptor, Int32(SHUT_WR))
+    var received: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = recv(descriptor, &buffer, buffer.count, 0)
+        if count <= 0 { break }
+        received += buffer[0..<count]
+    }
+    return String(decoding: received, as: UTF8.self)
+}
+
+@Suite(.serialized)
+struct CachectlVNFTests {
+    let framework = CachectlFrameworkTests()
+
+    @Test func deployTrafficScaleHealTerminateThroughCachectl() async throws {
+        let dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("cachectl-vnf-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
+        let firstPort = Int.random(in: 400..<440) * 100
+        let serve = try CachectlFrameworkTests.Serve(dataDirectory: dataDirectory, firstPort: firstPort)
+        defer { serve.terminate() }
+        let echoPort = firstPort + 250
+        let echo = try BackgroundProgram(
+            PackagePaths.root.appendingPathComponent(".build/debug/vnf-sample").path, ["echo", "--port", "\(echoPort)", "--tag", "E:"])
+        defer { echo.stop() }
+        try eventually("the echo target answers") { tcpExchange("127.0.0.1:\(echoPort)", "x") == "E:x" }
+        let ctl = { (arguments: [String]) throws -> ProgramResult in try framework.ctl(arguments, dataDirectory: dataDirectory) }
+
+        // Deploy the chain: JSON names the three instances and the ingress; traffic is forwarded and filtered.
+        let chain = PackagePaths.root.appendingPathComponent("samples/nfv/chain.yaml").path
+        let deployed = try ctl(["vnf", "deploy", chain, "--name", "svc", "--egress", "127.0.0.1:\(echoPort)", "--json"])
+        #expect(deployed.status == 0, "\(deployed.output)")
+        let service = try #require(try framework.json(deployed) as? [String: Any])
+        let ids = try #require(service["vnfInstanceIDs"] as? [String])
+        #expect(ids.count == 3)
+        let ingress = try #require((service["ingress"] as? [String])?.first)
+        #expect(tcpExchange(ingress, "hello") == "E:hello")
+        #expect(tcpExchange(ingress, "DROP me") == "")
+
+        // list / show / ops as tables and JSON.
+        let list = try ctl(["vnf", "list"])
+        #expect(list.status == 0)
+        #expect(list.output.contains("ID") && list.output.contains("svc.fw") && list.output.contains("secure(out)")
+            && list.output.contains("secure(in+out)") && list.output.contains("secure(in)"), "\(list.output)")
+        let listed = try #require(try framework.json(try ctl(["vnf", "list", "--json"])) as? [[String: Any]])
+        #expect(Set(listed.compactMap { $0["id"] as? String }) == Set(ids))
+        let shown = try ctl(["vnf", "show", ids[1]])
+        #expect(shown.status == 0 && shown.output.contains("rl.0") && shown.output.contains("running"), "\(shown.output)")
+
+        // Scale the firewall out and back in; heal the rate limiter.
+        let out = try ctl(["vnf", "scale", ids[0], "--aspect", "fw-scale"])
+        #expect(out.status == 0 && out.output.contains("COMPLETED"), "\(out.output)")
+        let scaled = try #require(try framework.json(try ctl(["vnf", "show", ids[0], "--json"])) as? [String: Any])
+        #expect((scaled["vnfcs"] as? [String: Any])?.count == 2)
+        let back = try ctl(["vnf", "scale", ids[0], "--aspect", "fw-scale", "--in", "--json"])
+        #expect(back.status == 0, "\(back.output)")
+        #expect((try framework.json(back) as? [String: Any])?["state"] as? String == "COMPLETED")
+        let healed = try ctl(["vnf", "heal", ids[1], "--vnfc", "rl.0"])
+        #expect(healed.status == 0 && healed.output.contains("HEAL"), "\(healed.output)")
+        try eventually("traffic flows after the heal") { tcpExchange(ingress, "again") == "E:again" }
+        let ops = try #require(try framework.json(try ctl(["vnf", "ops", ids[0], "--json"])) as? [[String: Any]])
+        #expect(ops.compactMap { $0["operation"] as? String } == ["INSTANTIATE", "SCALE", "SCALE"])
+
+        // Error paths: unknown instance (5), a scale beyond the aspect's range (1).
+        #expect(try ctl(["vnf", "show", "no-such-vnf"]).status == 5)
+        #expect(try ctl(["vnf", "scale", ids[1], "--aspect", "rl-scale", "--in"]).status == 1)
+
+        // Terminate every instance; the authority's list then revokes every identity it issued.
+        for id in ids {
+            let terminated = try ctl(["vnf", "terminate", id])
+            #expect(terminated.status == 0 && terminated.output.contains("COMPLETED"), "\(terminated.output)")
+        }
+        #expect(tcpExchange(ingress, "gone") == "")
+        let issued = try #require(
+            try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: dataDirectory + "/authority/issued.json")))
+                as? [String: [NSNumber]])
+        // fw.0, fw.1 (scaled out, then in), rl.0 before and after its heal, lb.0.
+        #expect(issued.keys.filter { $0.hasPrefix("vnf.") }.count == 5, "\(issued.keys.sorted())")
+        let revoked = try String(contentsOfFile: dataDirectory + "/authority/revoked.list", encoding: .utf8)
+        #expect(revoked.contains("RSEC REVOCATION LIST"))
+    }
+}
