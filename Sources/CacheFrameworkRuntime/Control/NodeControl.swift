@@ -56,12 +56,20 @@ public protocol CacheNodeControl: Sendable {
     func clusterNodeID(_ endpoint: TaskEndpoint) async throws(NodeControlError) -> String
     /// `CLUSTER TOPOLOGY SET <epoch> <payload>`.
     func pushTopology(_ topology: SlotTopology, to endpoint: TaskEndpoint) async throws(NodeControlError)
+    /// Moves a batch of slots between two primaries (see ``SchedulerAction/migrateSlots(cluster:_:)``); returns how
+    /// many keys moved.
+    func migrateSlots(_ migration: SlotMigration) async throws(NodeControlError) -> Int
 }
 
 extension CacheNodeControl {
     /// Default for controls without cluster mode: refuses.
     public func clusterNodeID(_ endpoint: TaskEndpoint) async throws(NodeControlError) -> String {
         throw NodeControlError(message: "\(endpoint) cannot be asked for its cluster node id by this control")
+    }
+
+    /// Default for controls without cluster mode: refuses.
+    public func migrateSlots(_ migration: SlotMigration) async throws(NodeControlError) -> Int {
+        throw NodeControlError(message: "\(migration.source) cannot migrate slots with this control")
     }
 
     /// Default for controls without cluster mode: refuses.
@@ -120,6 +128,49 @@ public struct RESPNodeControl: CacheNodeControl {
             throw NodeControlError(
                 message: "\(endpoint.hostname):\(endpoint.port) refused topology epoch \(topology.epoch): \(reply)")
         }
+    }
+
+    public func migrateSlots(_ migration: SlotMigration) async throws(NodeControlError) -> Int {
+        try await withConnection(to: migration.target) { target throws(NodeControlError) in
+            try await withConnection(to: migration.source) { source throws(NodeControlError) in
+                var migrator = SlotMigrator(migration: migration, source: source, target: target, timeout: timeout)
+                return try await migrator.run()
+            }
+        }
+    }
+
+    /// Runs `body` with one connection to `endpoint` (several commands, one after the other).
+    func withConnection<Result: Sendable>(
+        to endpoint: TaskEndpoint, _ body: (inout ControlConnection) async throws(NodeControlError) -> Result
+    ) async throws(NodeControlError) -> Result {
+        let address = "\(endpoint.hostname):\(endpoint.port)"
+        let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .connectTimeout(.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connect(host: endpoint.hostname, port: Int(endpoint.port)) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
+                }
+        } catch {
+            throw NodeControlError(message: "cannot reach \(address): \(error)")
+        }
+        let outcome: Swift.Result<Result, NodeControlError>
+        do {
+            outcome = try await channel.executeThenClose { inbound, outbound in
+                var connection = ControlConnection(address: address, inbound: inbound.makeAsyncIterator(), outbound: outbound)
+                do throws(NodeControlError) {
+                    return .success(try await body(&connection))
+                } catch {
+                    return .failure(error)
+                }
+            }
+        } catch {
+            throw NodeControlError(message: "connection to \(address) failed: \(error)")
+        }
+        return try outcome.get()
     }
 
     /// Parses the text of `INFO replication`.
@@ -242,5 +293,108 @@ extension CacheNodeControl {
             guard let port = value("--port").flatMap(UInt64.init) else { return false }
             return await self.ping(TaskEndpoint(taskID: info.taskID, hostname: value("--bind") ?? "127.0.0.1", port: port))
         }
+    }
+}
+
+/// One control connection carrying several commands in turn (slot migration).
+struct ControlConnection {
+    let address: String
+    var inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
+    let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    var buffer = ByteBuffer()
+
+    init(address: String, inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
+        self.address = address
+        self.inbound = inbound
+        self.outbound = outbound
+    }
+
+    /// Sends one command and reads its reply.
+    mutating func send(_ arguments: [String]) async throws(NodeControlError) -> RESPReply {
+        var request = ByteBuffer()
+        request.writeString("*\(arguments.count)\r\n")
+        for argument in arguments { request.writeString("$\(argument.utf8.count)\r\n\(argument)\r\n") }
+        do {
+            try await outbound.write(request)
+            while true {
+                var view = buffer
+                if let reply = try RESPReplyParser.parse(&view) {
+                    buffer = view
+                    buffer.discardReadBytes()
+                    return reply
+                }
+                guard let chunk = try await inbound.next() else {
+                    throw NodeControlError(message: "\(address) closed the connection before replying to \(arguments.first ?? "")")
+                }
+                buffer.writeImmutableBuffer(chunk)
+            }
+        } catch let error as NodeControlError {
+            throw error
+        } catch {
+            throw NodeControlError(message: "\(address) failed during \(arguments.prefix(2).joined(separator: " ")): \(error)")
+        }
+    }
+}
+
+/// Moves the slots of a `SlotMigration` one by one, as `redis-cli --cluster reshard` does (`clusterManagerMoveSlot`).
+struct SlotMigrator {
+    let migration: SlotMigration
+    var source: ControlConnection
+    var target: ControlConnection
+    let timeout: Duration
+    /// Keys per GETKEYSINSLOT / MIGRATE round (redis-cli's default pipeline is 10; larger batches cost fewer round
+    /// trips and MIGRATE holds the keys' stripe lock per call either way).
+    let keysPerRound = 100
+
+    init(migration: SlotMigration, source: ControlConnection, target: ControlConnection, timeout: Duration) {
+        self.migration = migration
+        self.source = source
+        self.target = target
+        self.timeout = timeout
+    }
+
+    /// Runs every slot; returns the number of keys moved.
+    mutating func run() async throws(NodeControlError) -> Int {
+        var moved = 0
+        for slot in migration.slots.closedRange { moved += try await move(slot) }
+        return moved
+    }
+
+    private mutating func move(_ slot: Int) async throws(NodeControlError) -> Int {
+        let slotText = String(slot)
+        // 1. The target imports (a target that owns the slot already finished it before: skip to SETSLOT NODE).
+        let importing = try await target.send(["CLUSTER", "SETSLOT", slotText, "IMPORTING", migration.sourceNodeID])
+        var moved = 0
+        if case .error(let message) = importing {
+            guard message.contains("already the owner") else { throw refused(target, "SETSLOT \(slot) IMPORTING", message) }
+        } else {
+            // 2. The source migrates (a source that no longer owns the slot gave it away with no keys left).
+            let migrating = try await source.send(["CLUSTER", "SETSLOT", slotText, "MIGRATING", migration.targetNodeID])
+            if case .error(let message) = migrating, !message.contains("not the owner") {
+                throw refused(source, "SETSLOT \(slot) MIGRATING", message)
+            }
+            // 3. Keys move until the slot is empty on the source.
+            let timeoutMS = String(max(1_000, timeout.components.seconds * 1_000))
+            while true {
+                let reply = try await source.send(["CLUSTER", "GETKEYSINSLOT", slotText, String(keysPerRound)])
+                guard case .array(let items?) = reply else { throw refused(source, "GETKEYSINSLOT \(slot)", "\(reply)") }
+                let keys = items.compactMap { item -> String? in if case .bulk(let key?) = item { key } else { nil } }
+                if keys.isEmpty { break }
+                let answer = try await source.send(
+                    ["MIGRATE", migration.target.hostname, String(migration.target.port), "", "0", timeoutMS, "KEYS"] + keys)
+                if case .error(let message) = answer { throw refused(source, "MIGRATE of slot \(slot)", message) }
+                moved += keys.count
+            }
+        }
+        // 4. Both sides record the new owner: the target first, so the source's MOVED never points at a node that
+        //    does not serve the slot yet.
+        let node = ["CLUSTER", "SETSLOT", slotText, "NODE", migration.targetNodeID]
+        if case .error(let message) = try await target.send(node) { throw refused(target, "SETSLOT \(slot) NODE", message) }
+        if case .error(let message) = try await source.send(node) { throw refused(source, "SETSLOT \(slot) NODE", message) }
+        return moved
+    }
+
+    private func refused(_ connection: ControlConnection, _ what: String, _ message: String) -> NodeControlError {
+        NodeControlError(message: "\(connection.address) refused \(what): \(message)")
     }
 }
