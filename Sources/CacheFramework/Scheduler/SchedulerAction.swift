@@ -93,10 +93,10 @@ public enum SchedulerAction: Hashable, Sendable {
     /// after the preceding actions: a `.promote` before it must have been applied, so the new primary accepts
     /// writes for its slots as soon as clients learn them.
     case pushTopology(cluster: String, SlotTopology, to: [TaskEndpoint])
-    /// Move a batch of slots between two primaries the way `redis-cli --cluster reshard` does, slot by slot:
-    /// `CLUSTER SETSLOT s IMPORTING <source>` on the target, `CLUSTER SETSLOT s MIGRATING <target>` on the source,
-    /// `CLUSTER GETKEYSINSLOT` + `MIGRATE host port "" 0 timeout KEYS …` until the slot is empty, then
-    /// `CLUSTER SETSLOT s NODE <target>` on the target and on the source; answer with `.slotsMigrated`. Every step is
+    /// Move a batch of slots between two primaries with the commands `redis-cli --cluster reshard` uses, pipelined
+    /// per batch: `CLUSTER SETSLOT s IMPORTING <source>` on the target, `CLUSTER SETSLOT s MIGRATING <target>` on the
+    /// source, `CLUSTER GETKEYSINSLOT` + `MIGRATE host port "" 0 timeout KEYS …` until every slot is empty, then
+    /// `CLUSTER SETSLOT s NODE <target>` on the target and then on the source; answer with `.slotsMigrated`. Every step is
     /// idempotent, so a batch recorded as in flight is simply sent again after a restart (a target that owns the
     /// slot already skips to `SETSLOT NODE`, a source that no longer owns it has no keys left to move). No topology
     /// is pushed to the cluster while a batch runs (a push would clear the nodes' MIGRATING/IMPORTING states).

@@ -2,7 +2,8 @@
 // replicas, INFO replication for offsets and ROLE. `RESPNodeControl` speaks standard redis commands over one short
 // connection per call, so it works with redis-server today and with cache-node as its replication and cluster
 // commands land; for cluster-mode cache-node members, CLUSTER MYID and the topology push
-// (`CLUSTER TOPOLOGY SET <epoch> <payload>`).
+// (`CLUSTER TOPOLOGY SET <epoch> <payload>`) and slot migration for resharding (`SlotMigrator`: one connection to each
+// side, the batch's SETSLOT/GETKEYSINSLOT commands pipelined, MIGRATE per slot).
 
 public import CacheFramework
 import NIOCore
@@ -311,32 +312,50 @@ struct ControlConnection {
 
     /// Sends one command and reads its reply.
     mutating func send(_ arguments: [String]) async throws(NodeControlError) -> RESPReply {
+        try await pipeline([arguments])[0]
+    }
+
+    /// Sends commands in one write and reads their replies, in order.
+    mutating func pipeline(_ commands: [[String]]) async throws(NodeControlError) -> [RESPReply] {
+        guard !commands.isEmpty else { return [] }
         var request = ByteBuffer()
-        request.writeString("*\(arguments.count)\r\n")
-        for argument in arguments { request.writeString("$\(argument.utf8.count)\r\n\(argument)\r\n") }
+        for arguments in commands {
+            request.writeString("*\(arguments.count)\r\n")
+            for argument in arguments { request.writeString("$\(argument.utf8.count)\r\n\(argument)\r\n") }
+        }
+        let what = commands[0].prefix(3).joined(separator: " ")
         do {
             try await outbound.write(request)
-            while true {
+            var replies: [RESPReply] = []
+            replies.reserveCapacity(commands.count)
+            while replies.count < commands.count {
                 var view = buffer
                 if let reply = try RESPReplyParser.parse(&view) {
                     buffer = view
                     buffer.discardReadBytes()
-                    return reply
+                    replies.append(reply)
+                    continue
                 }
                 guard let chunk = try await inbound.next() else {
-                    throw NodeControlError(message: "\(address) closed the connection before replying to \(arguments.first ?? "")")
+                    throw NodeControlError(message: "\(address) closed the connection before replying to \(what)")
                 }
                 buffer.writeImmutableBuffer(chunk)
             }
+            return replies
         } catch let error as NodeControlError {
             throw error
         } catch {
-            throw NodeControlError(message: "\(address) failed during \(arguments.prefix(2).joined(separator: " ")): \(error)")
+            throw NodeControlError(message: "\(address) failed during \(what): \(error)")
         }
     }
 }
 
-/// Moves the slots of a `SlotMigration` one by one, as `redis-cli --cluster reshard` does (`clusterManagerMoveSlot`).
+/// Moves the slots of a `SlotMigration` as `redis-cli --cluster reshard` does (`clusterManagerMoveSlot`), with the
+/// batch's commands pipelined: IMPORTING on the target and MIGRATING on the source for every slot, then
+/// `GETKEYSINSLOT` for every slot and `MIGRATE … KEYS` per slot until the source holds none, then `SETSLOT NODE` on the
+/// target for every slot, then on the source. The slots of a batch are in MIGRATING state together (what redis-cli
+/// does for one slot); the order target-before-source is kept for every slot, so a MOVED from the source never points
+/// at a node that does not serve the slot yet.
 struct SlotMigrator {
     let migration: SlotMigration
     var source: ControlConnection
@@ -353,44 +372,53 @@ struct SlotMigrator {
         self.timeout = timeout
     }
 
-    /// Runs every slot; returns the number of keys moved.
+    /// Runs the batch; returns the number of keys moved.
     mutating func run() async throws(NodeControlError) -> Int {
-        var moved = 0
-        for slot in migration.slots.closedRange { moved += try await move(slot) }
-        return moved
-    }
-
-    private mutating func move(_ slot: Int) async throws(NodeControlError) -> Int {
-        let slotText = String(slot)
-        // 1. The target imports (a target that owns the slot already finished it before: skip to SETSLOT NODE).
-        let importing = try await target.send(["CLUSTER", "SETSLOT", slotText, "IMPORTING", migration.sourceNodeID])
-        var moved = 0
-        if case .error(let message) = importing {
-            guard message.contains("already the owner") else { throw refused(target, "SETSLOT \(slot) IMPORTING", message) }
-        } else {
-            // 2. The source migrates (a source that no longer owns the slot gave it away with no keys left).
-            let migrating = try await source.send(["CLUSTER", "SETSLOT", slotText, "MIGRATING", migration.targetNodeID])
-            if case .error(let message) = migrating, !message.contains("not the owner") {
+        let slots = Array(migration.slots.closedRange)
+        // 1. The target imports. A target that owns a slot already finished it before a restart: only SETSLOT NODE
+        //    remains for that slot.
+        let importing = try await target.pipeline(slots.map { ["CLUSTER", "SETSLOT", String($0), "IMPORTING", migration.sourceNodeID] })
+        var pending: [Int] = []
+        for (slot, reply) in zip(slots, importing) {
+            if case .error(let message) = reply {
+                guard message.contains("already the owner") else { throw refused(target, "SETSLOT \(slot) IMPORTING", message) }
+            } else {
+                pending.append(slot)
+            }
+        }
+        // 2. The source migrates (a source that no longer owns a slot gave it away with no keys left).
+        let migrating = try await source.pipeline(pending.map { ["CLUSTER", "SETSLOT", String($0), "MIGRATING", migration.targetNodeID] })
+        for (slot, reply) in zip(pending, migrating) {
+            if case .error(let message) = reply, !message.contains("not the owner") {
                 throw refused(source, "SETSLOT \(slot) MIGRATING", message)
             }
-            // 3. Keys move until the slot is empty on the source.
-            let timeoutMS = String(max(1_000, timeout.components.seconds * 1_000))
-            while true {
-                let reply = try await source.send(["CLUSTER", "GETKEYSINSLOT", slotText, String(keysPerRound)])
+        }
+        // 3. Keys move until every slot is empty on the source.
+        let timeoutMS = String(max(1_000, timeout.components.seconds * 1_000))
+        var moved = 0
+        while !pending.isEmpty {
+            let listed = try await source.pipeline(pending.map { ["CLUSTER", "GETKEYSINSLOT", String($0), String(keysPerRound)] })
+            var next: [Int] = []
+            for (slot, reply) in zip(pending, listed) {
                 guard case .array(let items?) = reply else { throw refused(source, "GETKEYSINSLOT \(slot)", "\(reply)") }
                 let keys = items.compactMap { item -> String? in if case .bulk(let key?) = item { key } else { nil } }
-                if keys.isEmpty { break }
+                if keys.isEmpty { continue }
                 let answer = try await source.send(
                     ["MIGRATE", migration.target.hostname, String(migration.target.port), "", "0", timeoutMS, "KEYS"] + keys)
                 if case .error(let message) = answer { throw refused(source, "MIGRATE of slot \(slot)", message) }
                 moved += keys.count
+                next.append(slot)
             }
+            pending = next
         }
-        // 4. Both sides record the new owner: the target first, so the source's MOVED never points at a node that
-        //    does not serve the slot yet.
-        let node = ["CLUSTER", "SETSLOT", slotText, "NODE", migration.targetNodeID]
-        if case .error(let message) = try await target.send(node) { throw refused(target, "SETSLOT \(slot) NODE", message) }
-        if case .error(let message) = try await source.send(node) { throw refused(source, "SETSLOT \(slot) NODE", message) }
+        // 4. Both sides record the new owner, the target first.
+        let node = slots.map { ["CLUSTER", "SETSLOT", String($0), "NODE", migration.targetNodeID] }
+        for (slot, reply) in zip(slots, try await target.pipeline(node)) {
+            if case .error(let message) = reply { throw refused(target, "SETSLOT \(slot) NODE", message) }
+        }
+        for (slot, reply) in zip(slots, try await source.pipeline(node)) {
+            if case .error(let message) = reply { throw refused(source, "SETSLOT \(slot) NODE", message) }
+        }
         return moved
     }
 
