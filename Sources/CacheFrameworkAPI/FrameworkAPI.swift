@@ -4,10 +4,11 @@
 //
 //   GET    /health                               {"status":"ok","phase":"ready"}
 //   GET    /metrics                              Prometheus text format
+//   GET    /status                               HTML status page for a browser (open, read-only, like /metrics)
 //   GET    /api/v1/clusters                      [ClusterStatus]
 //   POST   /api/v1/clusters                      ClusterCreateRequest → 201 ClusterStatus
 //   GET    /api/v1/clusters/{name}               ClusterStatus
-//   POST   /api/v1/clusters/{name}/scale         {"replicas": n, "shards": n?} → ClusterStatus
+//   POST   /api/v1/clusters/{name}/scale         {"replicas": n?, "shards": n?} → ClusterStatus (resharding: progress in .resharding)
 //   POST   /api/v1/clusters/{name}/failover      {"shard": n} → 202
 //   DELETE /api/v1/clusters/{name}               → {"deleted": name}
 //   GET    /api/v1/tasks                         [TaskRow]
@@ -62,9 +63,11 @@ public struct ClusterCreateRequest: Codable, Sendable {
 
 /// What `POST /api/v1/clusters/{name}/scale` takes.
 public struct ClusterScaleRequest: Codable, Sendable {
-    public var replicas: Int
+    /// Replicas per shard (`nil`: unchanged).
+    public var replicas: Int?
+    /// Shards (`nil`: unchanged; a different count reshards with live slot migration).
     public var shards: Int?
-    public init(replicas: Int, shards: Int? = nil) {
+    public init(replicas: Int? = nil, shards: Int? = nil) {
         self.replicas = replicas
         self.shards = shards
     }
@@ -214,6 +217,14 @@ public enum FrameworkAPI {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
         }
+        router.get("/status") { _, _ in
+            let html = StatusPage.render(
+                phase: driver.phaseName, clusters: driver.clusterStatuses(), tasks: await taskRows(driver),
+                agents: await driver.backend.agents(), events: driver.events())
+            return Response(
+                status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: html)))
+        }
         let api = router.group("api/v1")
         if let token { api.add(middleware: BearerTokenMiddleware(token: token)) }
         api.get("clusters") { _, _ in driver.clusterStatuses() }
@@ -258,7 +269,8 @@ public enum FrameworkAPI {
         return router
     }
 
-    static func taskRows(_ driver: FrameworkDriver) async -> [TaskRow] {
+    /// The rows `GET /api/v1/tasks` answers: the scheduler's records joined with the backend's processes.
+    public static func taskRows(_ driver: FrameworkDriver) async -> [TaskRow] {
         let processes = Dictionary(
             (await driver.backend.taskViews()).map { ($0.taskID, $0) }, uniquingKeysWith: { a, _ in a })
         return driver.taskRecords().map { record in

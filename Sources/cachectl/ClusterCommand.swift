@@ -28,6 +28,7 @@ func printCluster(_ status: ClusterStatus, json: Bool) throws {
         print("topology epoch \(status.topologyEpoch.map(String.init) ?? "-"), "
             + "\(shards.filter(\.serving).count)/\(shards.count) shards serving"
             + (healing.isEmpty ? "" : "; healing: " + healing.joined(separator: ", ")))
+        if let resharding = status.resharding { print(reshardingProgress(resharding)) }
         for heal in status.heals ?? [] {
             print("  healed shard \(heal.shard): lost \(heal.lostRole.rawValue) \(heal.lostTask?.value ?? "(while the framework was down)")"
                 + (heal.promoted.map { ", promoted \($0.value)" } ?? ", replaced"))
@@ -37,23 +38,42 @@ func printCluster(_ status: ClusterStatus, json: Bool) throws {
         ["SHARD", "SLOTS", "MEMBER", "ROLE", "STATE", "ENDPOINT", "TASK"],
         status.members.map { member in
             [
-                "\(member.shard)", ClusterPlan.slots(shard: member.shard, of: spec.shardCount).description, "\(member.member)",
+                "\(member.shard)",
+                status.shards.flatMap { $0.first { $0.shard == member.shard }?.slots.joined(separator: ",") }
+                    ?? ClusterPlan.slots(shard: member.shard, of: spec.shardCount).description,
+                "\(member.member)",
                 member.role?.rawValue ?? "-", member.state.map { String($0.rawValue.dropFirst(5)).lowercased() } ?? (member.taskID == nil ? "pending" : "launching"),
                 member.endpoint ?? "-", member.taskID?.value ?? (member.shortfall ?? "-"),
             ]
         })
 }
 
-/// Polls a cluster until every member runs.
+/// One line of resharding progress: `resharding 3→5 shards: moving, 1280/6554 slots (19%)`.
+func reshardingProgress(_ resharding: ReshardingStatus) -> String {
+    let percent = resharding.totalSlots == 0 ? 100 : resharding.movedSlots * 100 / resharding.totalSlots
+    return "resharding \(resharding.fromShards)→\(resharding.toShards) shards: \(resharding.phase), "
+        + "\(resharding.movedSlots)/\(resharding.totalSlots) slots moved (\(percent)%)"
+        + (resharding.lastError.map { "; last error (retrying): \($0)" } ?? "")
+}
+
+/// Polls a cluster until every member runs (and any resharding finished).
 func waitUntilReady(_ client: FrameworkHTTPClient, cluster: String, timeout: Double, quiet: Bool) async throws -> ClusterStatus {
     let deadline = Date().addingTimeInterval(timeout)
     var lastRunning = -1
+    var lastProgress = ""
     while true {
         let status = try await client.call(.GET, "/api/v1/clusters/\(cluster)", as: ClusterStatus.self)
         if status.ready { return status }
         if !quiet && status.runningMembers != lastRunning {
             lastRunning = status.runningMembers
             FileHandle.standardError.write(Data("waiting: \(status.runningMembers)/\(status.members.count) members running\n".utf8))
+        }
+        if !quiet, let resharding = status.resharding {
+            let progress = reshardingProgress(resharding)
+            if progress != lastProgress {
+                lastProgress = progress
+                FileHandle.standardError.write(Data((progress + "\n").utf8))
+            }
         }
         if Date() >= deadline {
             let reasons = Set(status.members.compactMap(\.shortfall))
@@ -124,13 +144,23 @@ extension Cachectl.ClusterCommand {
     }
 
     struct Scale: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Change the replicas per shard (resharding is not supported yet).")
+        static let configuration = CommandConfiguration(
+            abstract: "Change the replicas per shard and/or the shard count.",
+            discussion: "A different shard count (cache-node clusters) adds or removes shards with live slot migration: "
+                + "new shards are launched, slots move batch by batch with MIGRATE while clients keep working, and "
+                + "removed shards are stopped once their slots moved. Progress is shown until it finishes.")
         @Argument(help: "Cluster name.") var name: String
-        @Option(help: "Replicas per shard.") var replicas: Int
-        @Option(help: "Shards (must equal the current count until resharding lands).") var shards: Int?
-        @Flag(name: .customLong("no-wait"), help: "Do not wait for new members.") var noWait = false
-        @Option(help: "Seconds to wait for every member.") var timeout: Double = 60
+        @Option(help: "Replicas per shard (default: unchanged).") var replicas: Int?
+        @Option(help: "Shards (default: unchanged; another count reshards with live slot migration).") var shards: Int?
+        @Flag(name: .customLong("no-wait"), help: "Return once the change is recorded, without waiting for it to finish.") var noWait = false
+        @Option(help: "Seconds to wait for the change to finish.") var timeout: Double = 600
         @OptionGroup var connection: FrameworkConnectionOptions
+
+        func validate() throws {
+            guard replicas != nil || shards != nil else { throw ValidationError("give --replicas, --shards or both") }
+            if let replicas, replicas < 0 { throw ValidationError("--replicas must be 0 or more") }
+            if let shards, !(1...ClusterPlan.slotCount).contains(shards) { throw ValidationError("--shards must be between 1 and 16384") }
+        }
 
         func run() async throws {
             let client = try connection.client()

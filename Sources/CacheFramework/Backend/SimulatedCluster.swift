@@ -182,7 +182,7 @@ public struct SimulatedCluster: Sendable {
         case .suppress:
             suppressed = true
             return []
-        case .persist, .queryReplicationOffsets, .promote, .replicate, .queryClusterNodeID, .pushTopology:
+        case .persist, .queryReplicationOffsets, .promote, .replicate, .queryClusterNodeID, .pushTopology, .migrateSlots:
             return []
         }
     }

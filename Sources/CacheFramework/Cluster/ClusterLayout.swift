@@ -42,6 +42,8 @@ public struct ClusterLayout: Hashable, Codable, Sendable {
     public var shardSlots: [[SlotRange]]
     /// The last heals, oldest first.
     public var heals: [HealRecord]
+    /// A shard-count change under way, if any.
+    public var resharding: Resharding?
 
     /// A layout with no slots assigned yet.
     public init(cluster: String, epoch: UInt64 = 0, shardSlots: [[SlotRange]] = [], heals: [HealRecord] = []) {
@@ -65,15 +67,19 @@ public struct ClusterLayout: Hashable, Codable, Sendable {
         if heals.count > Self.healHistory { heals.removeFirst(heals.count - Self.healHistory) }
     }
 
-    /// The topology for `members` (the cluster's live task records) with `epoch`, or `nil` while some shard has no
-    /// running primary with a known node id. Replicas appear once they run and reported their node id.
+    /// The topology for `members` (the cluster's live task records) with `epoch`, or `nil` while some shard with slots
+    /// has no running primary with a known node id (a shard without slots is left out until its primary runs). Replicas appear once they run and reported their node id.
     public func topology(epoch: UInt64, members: [TaskRecord]) -> SlotTopology? {
         guard isProvisioned else { return nil }
         var shards: [SlotTopology.Shard] = []
         for (index, slots) in shardSlots.enumerated() {
             let shardMembers = members.filter { $0.slot.shard == index && $0.isRunning && $0.clusterNodeID != nil }
                 .sorted { $0.slot.member < $1.slot.member }
-            guard let primary = shardMembers.first(where: { $0.role == .primary }) else { return nil }
+            guard let primary = shardMembers.first(where: { $0.role == .primary }) else {
+                // A shard without slots (one being added, or emptied by a scale-in) is left out until it runs.
+                if slots.isEmpty { continue }
+                return nil
+            }
             shards.append(
                 SlotTopology.Shard(
                     primary: Self.member(primary),

@@ -22,6 +22,29 @@ public enum SchedulerEvent: Hashable, Sendable {
     case clusterNodeID(TaskID, String)
     /// A member answered a topology push (`error` is `nil` when it applied `epoch`).
     case topologyApplied(TaskID, epoch: UInt64, error: String?)
+    /// The nodes finished moving a batch of slots (answer to `.migrateSlots`; `error` is `nil` on success).
+    case slotsMigrated(cluster: String, SlotRange, error: String?)
+}
+
+/// One batch of a resharding as the driver carries it out (``SchedulerAction/migrateSlots(cluster:_:)``).
+public struct SlotMigration: Hashable, Sendable {
+    /// The slots, moved in ascending order.
+    public var slots: SlotRange
+    /// The primary giving them away, and its node id.
+    public var source: TaskEndpoint
+    public var sourceNodeID: String
+    /// The primary taking them, and its node id.
+    public var target: TaskEndpoint
+    public var targetNodeID: String
+
+    /// Creates a migration.
+    public init(slots: SlotRange, source: TaskEndpoint, sourceNodeID: String, target: TaskEndpoint, targetNodeID: String) {
+        self.slots = slots
+        self.source = source
+        self.sourceNodeID = sourceNodeID
+        self.target = target
+        self.targetNodeID = targetNodeID
+    }
 }
 
 /// A task to reconcile: the master answers with its current status.
@@ -70,6 +93,14 @@ public enum SchedulerAction: Hashable, Sendable {
     /// after the preceding actions: a `.promote` before it must have been applied, so the new primary accepts
     /// writes for its slots as soon as clients learn them.
     case pushTopology(cluster: String, SlotTopology, to: [TaskEndpoint])
+    /// Move a batch of slots between two primaries with the commands `redis-cli --cluster reshard` uses, pipelined
+    /// per batch: `CLUSTER SETSLOT s IMPORTING <source>` on the target, `CLUSTER SETSLOT s MIGRATING <target>` on the
+    /// source, `CLUSTER GETKEYSINSLOT` + `MIGRATE host port "" 0 timeout KEYS …` until every slot is empty, then
+    /// `CLUSTER SETSLOT s NODE <target>` on the target and then on the source; answer with `.slotsMigrated`. Every step is
+    /// idempotent, so a batch recorded as in flight is simply sent again after a restart (a target that owns the
+    /// slot already skips to `SETSLOT NODE`, a source that no longer owns it has no keys left to move). No topology
+    /// is pushed to the cluster while a batch runs (a push would clear the nodes' MIGRATING/IMPORTING states).
+    case migrateSlots(cluster: String, SlotMigration)
 }
 
 /// Why a user intent was refused.
@@ -78,6 +109,8 @@ public enum SchedulerError: Error, Hashable, Sendable, CustomStringConvertible {
     case clusterExists(String)
     case unknownCluster(String)
     case reshardingUnsupported(cluster: String, from: Int, to: Int)
+    case reshardingInProgress(cluster: String, from: Int, to: Int)
+    case notProvisioned(cluster: String)
 
     public var description: String {
         switch self {
@@ -85,7 +118,13 @@ public enum SchedulerError: Error, Hashable, Sendable, CustomStringConvertible {
         case .clusterExists(let name): "cluster '\(name)' exists already: scale it or delete it first"
         case .unknownCluster(let name): "no cluster named '\(name)'"
         case .reshardingUnsupported(let name, let from, let to):
-            "cluster '\(name)' has \(from) shards; changing to \(to) needs resharding, which is not supported yet"
+            "cluster '\(name)' has \(from) shards; changing to \(to) needs slot migration, which only cache-node "
+                + "(cluster-mode) clusters support: create a cache-node cluster, or change only the replicas"
+        case .reshardingInProgress(let name, let from, let to):
+            "cluster '\(name)' is being resharded from \(from) to \(to) shards: wait until it finishes "
+                + "(cachectl cluster status \(name)) and scale again"
+        case .notProvisioned(let name):
+            "cluster '\(name)' has no slots assigned yet (its members are still starting): wait until it serves and scale again"
         }
     }
 }

@@ -18,6 +18,20 @@
 // each push, so epochs only grow; no topology is pushed while a shard of the cluster is promoting or has no running
 // primary. Pushes a member did not acknowledge, and node ids that did not arrive, are retried on ticks.
 //
+// Resharding (cache-node clusters). A shard-count change is recorded in the layout (`Resharding`, see that file for
+// the target split). Scale-out first launches the new shards like any pending member slot (their identities come from
+// the authority at accept, as for create); once every new primary runs, reported its node id and acknowledged a
+// topology listing it (without slots), slots move batch by batch (`.migrateSlots`): the batch is recorded as in
+// flight, sent, and when the nodes report it done the layout gets the slots and a new topology epoch is pushed to
+// every member; the next batch starts once the primaries acknowledged it and no push is outstanding, because a push
+// replaces the nodes' MIGRATING/IMPORTING states — so no push (new epoch or retry) is sent while a batch runs.
+// Scale-in moves every slot of the removed (highest) shards to the kept ones the same way, then records the smaller
+// spec, drops the removed members from the records and pushes a topology without them (the nodes forget them), and
+// kills them (SIGTERM) once every remaining primary acknowledged that topology. A restart mid-resharding re-sends the
+// recorded in-flight batch before anything is pushed. Heals during a resharding: no batch starts while a shard of the
+// cluster is promoting; a batch whose source or target primary died fails, the heal's topology is pushed, and the
+// batch is sent again (after `topologyRetrySeconds`) to the shards' current primaries.
+//
 // Restarts mid-heal. Everything a heal decides is recorded before it is acted on (the lost task's deletion, the
 // promoted replica's role, the layout), and nothing else is needed: when a restarted scheduler becomes ready it
 // re-asserts replication for every shard (`REPLICAOF NO ONE` on primaries, which is a no-op on a primary, and
@@ -58,6 +72,8 @@ public struct SchedulerStateMachine: Sendable {
         public var pinPersistentMembers = false
         /// How long a lost persistent member waits for its agent before it is placed elsewhere.
         public var volumeWaitSeconds: Double = 300
+        /// How many slots one `.migrateSlots` batch moves at most (a topology is pushed after each batch).
+        public var migrationBatchSlots = 64
 
         /// The defaults.
         public init() {}
@@ -113,6 +129,9 @@ public struct SchedulerStateMachine: Sendable {
     private var pushSentAt: [TaskID: SchedulerTime] = [:]
     private var pushFailedAt: [TaskID: SchedulerTime] = [:]
     private var nodeIDQueriedAt: [TaskID: SchedulerTime] = [:]
+    /// Clusters with a `.migrateSlots` batch sent and not answered.
+    private var migrationsRunning: Set<String> = []
+    private var migrationFailedAt: [String: SchedulerTime] = [:]
     private var lastNow = SchedulerTime(seconds: 0)
     /// Where each persistent member's volume is (`Configuration.pinPersistentMembers`), and since when its slot is
     /// empty. Rebuilt from the recorded tasks on restart.
@@ -175,6 +194,7 @@ public struct SchedulerStateMachine: Sendable {
         case .tick(let now): tick(now)
         case .clusterNodeID(let taskID, let nodeID): clusterNodeID(taskID, nodeID)
         case .topologyApplied(let taskID, let epoch, let error): topologyApplied(taskID, epoch: epoch, error: error)
+        case .slotsMigrated(let cluster, let slots, let error): slotsMigrated(cluster, slots, error: error)
         }
     }
 
@@ -218,6 +238,8 @@ public struct SchedulerStateMachine: Sendable {
                 nodeIDQueriedAt[record.taskID] = lastNow
                 actions.append(.queryClusterNodeID(record.endpoint))
             }
+            // A batch recorded as in flight is finished before any topology is pushed.
+            if layouts[name]?.resharding?.inFlight != nil { actions += advanceResharding(name) }
             actions += converge(name)
         }
         if !pendingSlots.isEmpty {
@@ -481,7 +503,10 @@ public struct SchedulerStateMachine: Sendable {
         for group in promotions.keys.sorted() where promotions[group]!.deadline <= now {
             actions += finishPromotion(group)
         }
-        if phase == .ready { actions += retryClusterControl(now) }
+        if phase == .ready {
+            actions += retryClusterControl(now)
+            for name in layouts.keys.sorted() where layouts[name]?.resharding != nil { actions += advanceResharding(name) }
+        }
         switch phase {
         case .reconciling(let remaining, let deadline) where deadline <= now:
             phase = .reconciling(remaining: remaining, deadline: now.adding(seconds: configuration.reconcileRetrySeconds))
@@ -512,15 +537,55 @@ public struct SchedulerStateMachine: Sendable {
         return actions
     }
 
-    /// Changes the replicas per shard of a cluster. Scaling down keeps each shard's primary and its running replicas
-    /// first and kills the rest; changing the shard count (resharding) is refused.
+    /// Changes the replicas per shard and/or the shard count of a cluster. Scaling the replicas down keeps each
+    /// shard's primary and its running replicas first and kills the rest. A different shard count starts a
+    /// resharding with live slot migration (cache-node clusters that serve already; one resharding at a time).
     public mutating func scaleCluster(
         _ name: String, replicasPerShard: Int, shardCount: Int? = nil
     ) throws(SchedulerError) -> [SchedulerAction] {
-        guard var spec = clusters[name] else { throw .unknownCluster(name) }
-        if let shardCount, shardCount != spec.shardCount {
-            throw .reshardingUnsupported(cluster: name, from: spec.shardCount, to: shardCount)
+        guard let spec = clusters[name] else { throw .unknownCluster(name) }
+        if let shardCount, shardCount != spec.shardCount || layouts[name]?.resharding != nil {
+            return try reshard(name, replicasPerShard: replicasPerShard, shardCount: shardCount)
         }
+        return try scaleReplicas(name, replicasPerShard: replicasPerShard)
+    }
+
+    private mutating func reshard(_ name: String, replicasPerShard: Int, shardCount: Int) throws(SchedulerError) -> [SchedulerAction] {
+        let spec = clusters[name]!
+        if let resharding = layouts[name]?.resharding {
+            throw .reshardingInProgress(cluster: name, from: resharding.fromShardCount, to: resharding.toShardCount)
+        }
+        guard isClusterMode(spec) else { throw .reshardingUnsupported(cluster: name, from: spec.shardCount, to: shardCount) }
+        var target = spec
+        target.shardCount = shardCount
+        target.replicasPerShard = replicasPerShard
+        do { try target.validate() } catch { throw .invalidSpec(error) }
+        guard layouts[name]?.isProvisioned == true else { throw .notProvisioned(cluster: name) }
+        var actions: [SchedulerAction] = []
+        if replicasPerShard != spec.replicasPerShard { actions += try scaleReplicas(name, replicasPerShard: replicasPerShard) }
+        var layout = layouts[name]!
+        let resharding = Resharding(current: layout.shardSlots, toShardCount: shardCount)
+        layout.resharding = resharding
+        var intents: [StateIntent] = []
+        if shardCount > layout.shardSlots.count {
+            layout.shardSlots += Array(repeating: [], count: shardCount - layout.shardSlots.count)
+            var grown = clusters[name]!
+            grown.shardCount = shardCount
+            clusters[name] = grown
+            intents.append(.putCluster(grown))
+        }
+        layouts[name] = layout
+        intents.append(.putLayout(layout))
+        actions.append(.persist(makeBatch(intents)))
+        if shardCount > spec.shardCount && phase == .ready {
+            suppressed = false
+            actions.append(.revive)
+        }
+        return actions + advanceResharding(name)
+    }
+
+    private mutating func scaleReplicas(_ name: String, replicasPerShard: Int) throws(SchedulerError) -> [SchedulerAction] {
+        guard var spec = clusters[name] else { throw .unknownCluster(name) }
         let oldMembers = spec.membersPerShard
         spec.replicasPerShard = replicasPerShard
         do { try spec.validate() } catch { throw .invalidSpec(error) }
@@ -570,6 +635,8 @@ public struct SchedulerStateMachine: Sendable {
         }
         promotions = promotions.filter { !$0.key.hasPrefix("\(name)/") }
         volumeHomes = volumeHomes.filter { $0.key.cluster != name }
+        migrationsRunning.remove(name)
+        migrationFailedAt[name] = nil
         layouts[name] = nil
         pushedTopologies[name] = nil
         return [.persist(makeBatch(intents))] + kills
@@ -651,7 +718,7 @@ public struct SchedulerStateMachine: Sendable {
     /// cluster runs with a node id, records the layout with the next epoch, then pushes to every running member.
     private mutating func converge(_ name: String) -> [SchedulerAction] {
         guard phase == .ready, let spec = clusters[name], isClusterMode(spec),
-            !promotions.keys.contains(where: { $0.hasPrefix("\(name)/") })
+            !promotions.keys.contains(where: { $0.hasPrefix("\(name)/") }), !migrationsRunning.contains(name)
         else { return [] }
         var layout = layouts[name] ?? ClusterLayout(cluster: name)
         let members = members(of: name)
@@ -680,7 +747,7 @@ public struct SchedulerStateMachine: Sendable {
         guard var record = tasks[taskID], record.clusterNodeID != nodeID else { return [] }
         record.clusterNodeID = nodeID
         tasks[taskID] = record
-        return [.persist(makeBatch([.putTask(record)]))] + converge(record.slot.cluster)
+        return [.persist(makeBatch([.putTask(record)]))] + converge(record.slot.cluster) + advanceResharding(record.slot.cluster)
     }
 
     private mutating func topologyApplied(_ taskID: TaskID, epoch: UInt64, error: String?) -> [SchedulerAction] {
@@ -692,7 +759,8 @@ public struct SchedulerStateMachine: Sendable {
         }
         pushFailedAt[taskID] = nil
         appliedEpochs[taskID] = max(appliedEpochs[taskID] ?? 0, epoch)
-        return []
+        guard let cluster = tasks[taskID]?.slot.cluster, layouts[cluster]?.resharding != nil else { return [] }
+        return advanceResharding(cluster)
     }
 
     /// Re-sends topology pushes and node id queries that were not answered within `topologyRetrySeconds`.
@@ -702,6 +770,8 @@ public struct SchedulerStateMachine: Sendable {
         func due(_ sent: SchedulerTime?) -> Bool { sent.map { now.seconds - $0.seconds >= retry } ?? true }
         for name in clusters.keys.sorted() where isClusterMode(clusters[name]!) {
             let members = members(of: name).filter(\.isRunning)
+            // A push would clear the MIGRATING/IMPORTING states of a batch in progress: retry after it.
+            if migrationsRunning.contains(name) { continue }
             for record in members where record.clusterNodeID == nil && due(nodeIDQueriedAt[record.taskID]) {
                 nodeIDQueriedAt[record.taskID] = now
                 actions.append(.queryClusterNodeID(record.endpoint))
@@ -721,5 +791,136 @@ public struct SchedulerStateMachine: Sendable {
             actions.append(.pushTopology(cluster: name, topology, to: stale.map(\.endpoint)))
         }
         return actions
+    }
+
+    // MARK: resharding
+
+    /// The running primary of shard `shard` with a known node id.
+    private func runningPrimary(_ cluster: String, shard: Int) -> TaskRecord? {
+        members(ofShardOf: MemberSlot(cluster: cluster, shard: shard, member: 0)).first {
+            $0.role == .primary && $0.isRunning && $0.clusterNodeID != nil
+        }
+    }
+
+    /// Whether every running primary listed in the last pushed topology applied it and no push is outstanding.
+    private func topologySettled(_ name: String) -> Bool {
+        guard let pushed = pushedTopologies[name] else { return false }
+        let listed = Set(pushed.shards.flatMap { [$0.primary.nodeID] + $0.replicas.map(\.nodeID) })
+        for member in tasks.values where member.slot.cluster == name && member.isRunning {
+            guard let id = member.clusterNodeID, listed.contains(id) else { continue }
+            if pushSentAt[member.taskID] != nil { return false }
+            if member.role == .primary && appliedEpochs[member.taskID] != pushed.epoch { return false }
+        }
+        return true
+    }
+
+    /// Takes the resharding of `name` one step further: re-sends the batch in flight, starts the next batch once
+    /// the topology settled, or finishes (scale-in: retires the removed shards, then kills them).
+    private mutating func advanceResharding(_ name: String) -> [SchedulerAction] {
+        guard phase == .ready, clusters[name] != nil, var layout = layouts[name], var resharding = layout.resharding,
+            !migrationsRunning.contains(name), !promotions.keys.contains(where: { $0.hasPrefix("\(name)/") })
+        else { return [] }
+        if let failed = migrationFailedAt[name], lastNow.seconds - failed.seconds < configuration.topologyRetrySeconds {
+            return []
+        }
+        if let move = resharding.inFlight { return sendMigration(name, move) }
+        switch resharding.phase {
+        case .launching:
+            guard let pushed = pushedTopologies[name], pushed.shards.count == layout.shardSlots.count, topologySettled(name)
+            else { return [] }
+            resharding.phase = .moving
+            layout.resharding = resharding
+            layouts[name] = layout
+            return advanceResharding(name)
+        case .moving:
+            guard topologySettled(name) else { return [] }
+            if let move = Resharding.nextMove(
+                current: layout.shardSlots, target: resharding.targetSlots, limit: max(1, configuration.migrationBatchSlots))
+            {
+                resharding.inFlight = move
+                layout.resharding = resharding
+                layouts[name] = layout
+                return [.persist(makeBatch([.putLayout(layout)]))] + sendMigration(name, move)
+            }
+            guard resharding.isScaleIn else {
+                layout.resharding = nil
+                layouts[name] = layout
+                return [.persist(makeBatch([.putLayout(layout)]))] + converge(name)
+            }
+            return retire(name)
+        case .retiring:
+            guard let epoch = resharding.retiringEpoch, let pushed = pushedTopologies[name], pushed.epoch >= epoch,
+                topologySettled(name)
+            else { return [] }
+            layout.resharding = nil
+            layouts[name] = layout
+            return [.persist(makeBatch([.putLayout(layout)]))]
+                + resharding.retiring.map { .kill(taskID: $0.taskID, agentID: $0.agentID) }
+        }
+    }
+
+    /// Scale-in, every slot moved: records the smaller spec, drops the removed shards' members from the records and
+    /// pushes a topology without them; they are killed once it is acknowledged (`advanceResharding`).
+    private mutating func retire(_ name: String) -> [SchedulerAction] {
+        guard var spec = clusters[name], var layout = layouts[name], var resharding = layout.resharding else { return [] }
+        let kept = resharding.toShardCount
+        let removed = tasks.values.filter { $0.slot.cluster == name && $0.slot.shard >= kept }.sorted { $0.taskID < $1.taskID }
+        var intents: [StateIntent] = []
+        spec.shardCount = kept
+        clusters[name] = spec
+        intents.append(.putCluster(spec))
+        for record in removed {
+            tasks[record.taskID] = nil
+            if taskBySlot[record.slot] == record.taskID { taskBySlot[record.slot] = nil }
+            appliedEpochs[record.taskID] = nil
+            pushSentAt[record.taskID] = nil
+            pushFailedAt[record.taskID] = nil
+            nodeIDQueriedAt[record.taskID] = nil
+            intents.append(.deleteTask(record.taskID))
+        }
+        promotions = promotions.filter { key, _ in !removed.contains { $0.slot.group == key } }
+        layout.shardSlots = Array(layout.shardSlots.prefix(kept))
+        resharding.phase = .retiring
+        resharding.retiring = removed
+        resharding.retiringEpoch = layout.epoch + 1
+        layout.resharding = resharding
+        layouts[name] = layout
+        intents.append(.putLayout(layout))
+        return [.persist(makeBatch(intents))] + converge(name) + advanceResharding(name)
+    }
+
+    private mutating func sendMigration(_ name: String, _ move: SlotMove) -> [SchedulerAction] {
+        guard let source = runningPrimary(name, shard: move.fromShard), let target = runningPrimary(name, shard: move.toShard)
+        else { return [] }
+        migrationsRunning.insert(name)
+        return [
+            .migrateSlots(
+                cluster: name,
+                SlotMigration(
+                    slots: move.slots, source: source.endpoint, sourceNodeID: source.clusterNodeID!,
+                    target: target.endpoint, targetNodeID: target.clusterNodeID!))
+        ]
+    }
+
+    private mutating func slotsMigrated(_ name: String, _ slots: SlotRange, error: String?) -> [SchedulerAction] {
+        migrationsRunning.remove(name)
+        guard var layout = layouts[name], var resharding = layout.resharding, let move = resharding.inFlight,
+            move.slots == slots
+        else { return converge(name) }
+        if let error {
+            migrationFailedAt[name] = lastNow
+            resharding.lastError = error
+            layout.resharding = resharding
+            layouts[name] = layout
+            return converge(name)
+        }
+        migrationFailedAt[name] = nil
+        layout.assign(move.slots, to: move.toShard)
+        resharding.movedSlots += move.slots.count
+        resharding.inFlight = nil
+        resharding.lastError = nil
+        layout.resharding = resharding
+        layouts[name] = layout
+        return [.persist(makeBatch([.putLayout(layout)]))] + converge(name) + advanceResharding(name)
     }
 }

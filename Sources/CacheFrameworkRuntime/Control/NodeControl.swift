@@ -2,7 +2,8 @@
 // replicas, INFO replication for offsets and ROLE. `RESPNodeControl` speaks standard redis commands over one short
 // connection per call, so it works with redis-server today and with cache-node as its replication and cluster
 // commands land; for cluster-mode cache-node members, CLUSTER MYID and the topology push
-// (`CLUSTER TOPOLOGY SET <epoch> <payload>`).
+// (`CLUSTER TOPOLOGY SET <epoch> <payload>`) and slot migration for resharding (`SlotMigrator`: one connection to each
+// side, the batch's SETSLOT/GETKEYSINSLOT commands pipelined, MIGRATE per slot).
 
 public import CacheFramework
 import NIOCore
@@ -58,6 +59,9 @@ public protocol CacheNodeControl: Sendable {
     func pushTopology(_ topology: SlotTopology, to endpoint: TaskEndpoint) async throws(NodeControlError)
     /// `CONFIG SET revocation-list <path>`: the member re-reads the signed list and installs it.
     func pushRevocationList(_ path: String, to endpoint: TaskEndpoint) async throws(NodeControlError)
+    /// Moves a batch of slots between two primaries (see ``SchedulerAction/migrateSlots(cluster:_:)``); returns how
+    /// many keys moved.
+    func migrateSlots(_ migration: SlotMigration) async throws(NodeControlError) -> Int
 }
 
 extension CacheNodeControl {
@@ -69,6 +73,11 @@ extension CacheNodeControl {
     /// Default for controls that cannot push revocation lists: refuses.
     public func pushRevocationList(_ path: String, to endpoint: TaskEndpoint) async throws(NodeControlError) {
         throw NodeControlError(message: "\(endpoint) cannot be sent a revocation list by this control")
+    }
+
+    /// Default for controls without cluster mode: refuses.
+    public func migrateSlots(_ migration: SlotMigration) async throws(NodeControlError) -> Int {
+        throw NodeControlError(message: "\(migration.source) cannot migrate slots with this control")
     }
 
     /// Default for controls without cluster mode: refuses.
@@ -134,6 +143,49 @@ public struct RESPNodeControl: CacheNodeControl {
         guard reply == .simple("OK") else {
             throw NodeControlError(message: "\(endpoint.hostname):\(endpoint.port) refused the revocation list \(path): \(reply)")
         }
+    }
+
+    public func migrateSlots(_ migration: SlotMigration) async throws(NodeControlError) -> Int {
+        try await withConnection(to: migration.target) { target throws(NodeControlError) in
+            try await withConnection(to: migration.source) { source throws(NodeControlError) in
+                var migrator = SlotMigrator(migration: migration, source: source, target: target, timeout: timeout)
+                return try await migrator.run()
+            }
+        }
+    }
+
+    /// Runs `body` with one connection to `endpoint` (several commands, one after the other).
+    func withConnection<Result: Sendable>(
+        to endpoint: TaskEndpoint, _ body: (inout ControlConnection) async throws(NodeControlError) -> Result
+    ) async throws(NodeControlError) -> Result {
+        let address = "\(endpoint.hostname):\(endpoint.port)"
+        let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .connectTimeout(.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connect(host: endpoint.hostname, port: Int(endpoint.port)) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
+                }
+        } catch {
+            throw NodeControlError(message: "cannot reach \(address): \(error)")
+        }
+        let outcome: Swift.Result<Result, NodeControlError>
+        do {
+            outcome = try await channel.executeThenClose { inbound, outbound in
+                var connection = ControlConnection(address: address, inbound: inbound.makeAsyncIterator(), outbound: outbound)
+                do throws(NodeControlError) {
+                    return .success(try await body(&connection))
+                } catch {
+                    return .failure(error)
+                }
+            }
+        } catch {
+            throw NodeControlError(message: "connection to \(address) failed: \(error)")
+        }
+        return try outcome.get()
     }
 
     /// Parses the text of `INFO replication`.
@@ -258,5 +310,135 @@ extension CacheNodeControl {
             let host = info.labels[LocalBackend.addressLabel] ?? value("--bind") ?? "127.0.0.1"
             return await self.ping(TaskEndpoint(taskID: info.taskID, hostname: host, port: port))
         }
+    }
+}
+
+/// One control connection carrying several commands in turn (slot migration).
+struct ControlConnection {
+    let address: String
+    var inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
+    let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    var buffer = ByteBuffer()
+
+    init(address: String, inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
+        self.address = address
+        self.inbound = inbound
+        self.outbound = outbound
+    }
+
+    /// Sends one command and reads its reply.
+    mutating func send(_ arguments: [String]) async throws(NodeControlError) -> RESPReply {
+        try await pipeline([arguments])[0]
+    }
+
+    /// Sends commands in one write and reads their replies, in order.
+    mutating func pipeline(_ commands: [[String]]) async throws(NodeControlError) -> [RESPReply] {
+        guard !commands.isEmpty else { return [] }
+        var request = ByteBuffer()
+        for arguments in commands {
+            request.writeString("*\(arguments.count)\r\n")
+            for argument in arguments { request.writeString("$\(argument.utf8.count)\r\n\(argument)\r\n") }
+        }
+        let what = commands[0].prefix(3).joined(separator: " ")
+        do {
+            try await outbound.write(request)
+            var replies: [RESPReply] = []
+            replies.reserveCapacity(commands.count)
+            while replies.count < commands.count {
+                var view = buffer
+                if let reply = try RESPReplyParser.parse(&view) {
+                    buffer = view
+                    buffer.discardReadBytes()
+                    replies.append(reply)
+                    continue
+                }
+                guard let chunk = try await inbound.next() else {
+                    throw NodeControlError(message: "\(address) closed the connection before replying to \(what)")
+                }
+                buffer.writeImmutableBuffer(chunk)
+            }
+            return replies
+        } catch let error as NodeControlError {
+            throw error
+        } catch {
+            throw NodeControlError(message: "\(address) failed during \(what): \(error)")
+        }
+    }
+}
+
+/// Moves the slots of a `SlotMigration` as `redis-cli --cluster reshard` does (`clusterManagerMoveSlot`), with the
+/// batch's commands pipelined: IMPORTING on the target and MIGRATING on the source for every slot, then
+/// `GETKEYSINSLOT` for every slot and `MIGRATE … KEYS` per slot until the source holds none, then `SETSLOT NODE` on the
+/// target for every slot, then on the source. The slots of a batch are in MIGRATING state together (what redis-cli
+/// does for one slot); the order target-before-source is kept for every slot, so a MOVED from the source never points
+/// at a node that does not serve the slot yet.
+struct SlotMigrator {
+    let migration: SlotMigration
+    var source: ControlConnection
+    var target: ControlConnection
+    let timeout: Duration
+    /// Keys per GETKEYSINSLOT / MIGRATE round (redis-cli's default pipeline is 10; larger batches cost fewer round
+    /// trips and MIGRATE holds the keys' stripe lock per call either way).
+    let keysPerRound = 100
+
+    init(migration: SlotMigration, source: ControlConnection, target: ControlConnection, timeout: Duration) {
+        self.migration = migration
+        self.source = source
+        self.target = target
+        self.timeout = timeout
+    }
+
+    /// Runs the batch; returns the number of keys moved.
+    mutating func run() async throws(NodeControlError) -> Int {
+        let slots = Array(migration.slots.closedRange)
+        // 1. The target imports. A target that owns a slot already finished it before a restart: only SETSLOT NODE
+        //    remains for that slot.
+        let importing = try await target.pipeline(slots.map { ["CLUSTER", "SETSLOT", String($0), "IMPORTING", migration.sourceNodeID] })
+        var pending: [Int] = []
+        for (slot, reply) in zip(slots, importing) {
+            if case .error(let message) = reply {
+                guard message.contains("already the owner") else { throw refused(target, "SETSLOT \(slot) IMPORTING", message) }
+            } else {
+                pending.append(slot)
+            }
+        }
+        // 2. The source migrates (a source that no longer owns a slot gave it away with no keys left).
+        let migrating = try await source.pipeline(pending.map { ["CLUSTER", "SETSLOT", String($0), "MIGRATING", migration.targetNodeID] })
+        for (slot, reply) in zip(pending, migrating) {
+            if case .error(let message) = reply, !message.contains("not the owner") {
+                throw refused(source, "SETSLOT \(slot) MIGRATING", message)
+            }
+        }
+        // 3. Keys move until every slot is empty on the source.
+        let timeoutMS = String(max(1_000, timeout.components.seconds * 1_000))
+        var moved = 0
+        while !pending.isEmpty {
+            let listed = try await source.pipeline(pending.map { ["CLUSTER", "GETKEYSINSLOT", String($0), String(keysPerRound)] })
+            var next: [Int] = []
+            for (slot, reply) in zip(pending, listed) {
+                guard case .array(let items?) = reply else { throw refused(source, "GETKEYSINSLOT \(slot)", "\(reply)") }
+                let keys = items.compactMap { item -> String? in if case .bulk(let key?) = item { key } else { nil } }
+                if keys.isEmpty { continue }
+                let answer = try await source.send(
+                    ["MIGRATE", migration.target.hostname, String(migration.target.port), "", "0", timeoutMS, "KEYS"] + keys)
+                if case .error(let message) = answer { throw refused(source, "MIGRATE of slot \(slot)", message) }
+                moved += keys.count
+                next.append(slot)
+            }
+            pending = next
+        }
+        // 4. Both sides record the new owner, the target first.
+        let node = slots.map { ["CLUSTER", "SETSLOT", String($0), "NODE", migration.targetNodeID] }
+        for (slot, reply) in zip(slots, try await target.pipeline(node)) {
+            if case .error(let message) = reply { throw refused(target, "SETSLOT \(slot) NODE", message) }
+        }
+        for (slot, reply) in zip(slots, try await source.pipeline(node)) {
+            if case .error(let message) = reply { throw refused(source, "SETSLOT \(slot) NODE", message) }
+        }
+        return moved
+    }
+
+    private func refused(_ connection: ControlConnection, _ what: String, _ message: String) -> NodeControlError {
+        NodeControlError(message: "\(connection.address) refused \(what): \(message)")
     }
 }

@@ -129,6 +129,24 @@ public struct ClusterStatus: Hashable, Codable, Sendable {
     public var shards: [ShardStatus]?
     /// Cluster mode: the last heals, oldest first.
     public var heals: [HealRecord]?
+    /// Cluster mode: the shard-count change under way, if any.
+    public var resharding: ReshardingStatus?
+}
+
+/// A shard-count change as the API shows it.
+public struct ReshardingStatus: Hashable, Codable, Sendable {
+    /// Shards before and after.
+    public var fromShards: Int
+    public var toShards: Int
+    /// `launching` (new shards starting), `moving` (slots migrating) or `retiring` (removed shards stopping).
+    public var phase: String
+    /// Slots moved so far, of all that move.
+    public var movedSlots: Int
+    public var totalSlots: Int
+    /// The batch being moved (`slots a-b from shard x to shard y`).
+    public var inFlight: String?
+    /// The last error a batch reported; the batch is retried.
+    public var lastError: String?
 }
 
 /// Why a user request failed.
@@ -186,7 +204,7 @@ public final class FrameworkDriver: Service, Sendable {
 
     enum Intent: Sendable {
         case create(ClusterSpec)
-        case scale(String, replicas: Int, shards: Int?)
+        case scale(String, replicas: Int?, shards: Int?)
         case delete(String)
         case failover(String, shard: Int)
     }
@@ -311,8 +329,9 @@ public final class FrameworkDriver: Service, Sendable {
 
     /// Adds a cluster (after an admission check); members launch from the next offers.
     public func createCluster(_ spec: ClusterSpec) async throws { try await submit(.create(spec)) }
-    /// Changes the replicas per shard.
-    public func scaleCluster(_ name: String, replicasPerShard: Int, shardCount: Int? = nil) async throws {
+    /// Changes the replicas per shard (`nil`: keep) and/or the shard count (`nil`: keep; a different count reshards
+    /// with live slot migration, see `SchedulerStateMachine`; the call returns once it started).
+    public func scaleCluster(_ name: String, replicasPerShard: Int?, shardCount: Int? = nil) async throws {
         try await submit(.scale(name, replicas: replicasPerShard, shards: shardCount))
     }
     /// Deletes a cluster and kills its members.
@@ -347,8 +366,22 @@ public final class FrameworkDriver: Service, Sendable {
                 record("cluster", "created \(spec.name): \(spec.shardCount) shards × \(spec.membersPerShard) members, \(spec.engine.rawValue)")
                 return actions
             case .scale(let name, let replicas, let shards):
+                guard let spec = machine.clusters[name] else { throw SchedulerError.unknownCluster(name) }
+                let replicas = replicas ?? spec.replicasPerShard
+                if configuration.admissionCheck, let shards, shards > spec.shardCount {
+                    // The new shards must fit in what the agents have free.
+                    var added = spec
+                    added.shardCount = shards - spec.shardCount
+                    added.replicasPerShard = replicas
+                    let report = AdmissionCheck.check(added, capacity: await backend.capacityOffers(), strategy: configuration.scheduler.strategy)
+                    guard report.fits else {
+                        record("cluster", report.description)
+                        throw FrameworkError.insufficientResources(report)
+                    }
+                }
                 let actions = try machine.scaleCluster(name, replicasPerShard: replicas, shardCount: shards)
-                record("cluster", "scaled \(name) to \(replicas) replicas per shard")
+                record("cluster", "scaled \(name) to \(shards ?? spec.shardCount) shards × \(replicas) replicas per shard"
+                    + (shards.map { $0 != spec.shardCount ? " (resharding from \(spec.shardCount))" : "" } ?? ""))
                 return actions
             case .delete(let name):
                 let actions = try machine.deleteCluster(name)
@@ -425,6 +458,22 @@ public final class FrameworkDriver: Service, Sendable {
                         self.metrics.controlErrors.increment()
                         self.logger.debug("node id query failed: \(error)")
                     }
+                }
+            case .migrateSlots(let cluster, let migration):
+                group.addTask {
+                    var failure: String?
+                    let started = ContinuousClock.now
+                    do {
+                        let keys = try await self.control.migrateSlots(migration)
+                        self.metrics.migratedSlots.increment(by: Int64(migration.slots.count))
+                        self.metrics.migratedKeys.increment(by: Int64(keys))
+                        self.logger.debug("\(cluster): moved slots \(migration.slots) (\(keys) keys) in \(ContinuousClock.now - started)")
+                    } catch {
+                        failure = "\(error)"
+                        self.metrics.controlErrors.increment()
+                        self.record("error", "\(cluster): moving slots \(migration.slots) failed (retried): \(error)")
+                    }
+                    self.inputContinuation.yield(.event(.slotsMigrated(cluster: cluster, migration.slots, error: failure)))
                 }
             case .pushTopology(let cluster, let topology, let targets):
                 record("topology", "pushing epoch \(topology.epoch) of \(cluster) to \(targets.count) members")
@@ -615,7 +664,13 @@ public final class FrameworkDriver: Service, Sendable {
                 serving: primary != nil && pushed != nil && primary?.topologyEpoch == pushed?.epoch, healing: healing)
         }
         status.serving = status.shards?.allSatisfy(\.serving)
-        status.ready = status.ready && pushed != nil
+        if let resharding = layout?.resharding {
+            status.resharding = ReshardingStatus(
+                fromShards: resharding.fromShardCount, toShards: resharding.toShardCount, phase: resharding.phase.rawValue,
+                movedSlots: resharding.movedSlots, totalSlots: resharding.totalSlots,
+                inFlight: resharding.inFlight?.description, lastError: resharding.lastError)
+        }
+        status.ready = status.ready && pushed != nil && layout?.resharding == nil
             && members.allSatisfy { member in
                 member.topologyEpoch == pushed?.epoch && member.clusterNodeID.map { listed.contains($0) } == true
             }
@@ -630,6 +685,8 @@ struct DriverMetrics: Sendable {
     let launched: Counter
     let replicationCommands: Counter
     let controlErrors: Counter
+    let migratedSlots: Counter
+    let migratedKeys: Counter
     let shortfalls: Gauge
     let runningTasks: Gauge
     private let factory: (any MetricsFactory)?
@@ -650,6 +707,8 @@ struct DriverMetrics: Sendable {
         launched = counter("cacheframework_tasks_launched_total")
         replicationCommands = counter("cacheframework_replication_commands_total")
         controlErrors = counter("cacheframework_control_errors_total")
+        migratedSlots = counter("cacheframework_migrated_slots_total")
+        migratedKeys = counter("cacheframework_migrated_keys_total")
         shortfalls = gauge("cacheframework_placement_shortfalls")
         runningTasks = gauge("cacheframework_tasks_running")
         updateCounters = Dictionary(uniqueKeysWithValues: TaskState.allCases.map {

@@ -1,6 +1,6 @@
 // The HTTP API through HummingbirdTesting's router client, over a driver with a real local backend: auth, cluster
 // create/get/list/delete, error shapes (invalid spec, not enough resources, unknown cluster), tasks, agents, events,
-// health and Prometheus metrics.
+// health, Prometheus metrics and the HTML status page.
 
 import CacheFramework
 import CacheFrameworkAPI
@@ -97,6 +97,27 @@ struct FrameworkAPITests {
                 let text = String(buffer: response.body)
                 #expect(text.contains("cacheframework_tasks_launched_total 4"), "\(text)")
                 #expect(text.contains("cacheframework_task_updates_total{state=\"TASK_RUNNING\"} 4"))
+            }
+            // The status page: open, plain HTML, the cluster with its shards, slot map, members and placement.
+            let rows = await FrameworkAPI.taskRows(framework.driver)
+            try await client.execute(uri: "/status", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType] == "text/html; charset=utf-8")
+                let html = String(buffer: response.body)
+                #expect(html.hasPrefix("<!DOCTYPE html>"))
+                #expect(!html.contains("<script"))
+                #expect(html.contains("<h2>Cluster web</h2>"))
+                #expect(html.contains("<span class=\"ok\">ready</span>"))
+                #expect(html.contains("<td>0-8191</td>") && html.contains("<td>8192-16383</td>"), "both shards' slots")
+                #expect(html.components(separatedBy: "<div class=\"slotmap\"").count == 2)
+                #expect(html.components(separatedBy: "title=\"slots ").count == 129, "128 slot-map cells")
+                #expect(html.components(separatedBy: "<h3>").count == 3, "one section per agent")
+                for row in rows {
+                    #expect(html.components(separatedBy: "<td>\(row.taskID.value)</td>").count >= 3, "task in members and placement")
+                    #expect(html.contains("<td>\(row.endpoint ?? "?")</td>"))
+                }
+                #expect(html.contains("created web"), "events")
+                #expect(html.contains("not enough resources for cluster &#39;huge&#39;"), "messages are escaped")
             }
             try await client.execute(uri: "/api/v1/clusters/web", method: .delete, headers: auth) { response in
                 #expect(response.status == .ok)

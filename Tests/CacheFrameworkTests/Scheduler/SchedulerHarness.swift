@@ -20,6 +20,14 @@ struct SchedulerHarness {
     var unacknowledgedPushes: Set<TaskID> = []
     /// Members that refuse topology pushes.
     var refusingPushes: Set<TaskID> = []
+    /// Slot migrations are held (not answered) while true; `release()` answers them.
+    var holdMigrations = false
+    /// Slot migrations answer with this error while set.
+    var migrationError: String?
+    /// Migrations sent and not answered yet (held).
+    var heldMigrations: [(cluster: String, migration: SlotMigration)] = []
+    /// The nodes' view of slot ownership, as the migrations left it (slot → node id), seeded from the first push.
+    var nodeOwners: [Int: String] = [:]
     /// The scheduler's configuration (kept across restarts).
     var configuration = SchedulerStateMachine.Configuration()
 
@@ -61,7 +69,16 @@ struct SchedulerHarness {
                 if !silentNodes.contains(endpoint.taskID) {
                     queue += machine.handle(.clusterNodeID(endpoint.taskID, "node-\(endpoint.taskID.value)"))
                 }
+            case .migrateSlots(let cluster, let migration):
+                if holdMigrations {
+                    heldMigrations.append((cluster, migration))
+                } else {
+                    queue += answer(cluster, migration)
+                }
             case .pushTopology(_, let topology, let targets):
+                if nodeOwners.isEmpty {
+                    for shard in topology.shards { for range in shard.slots { for slot in range { nodeOwners[slot] = shard.primary.nodeID } } }
+                }
                 for target in targets where !unacknowledgedPushes.contains(target.taskID) {
                     let error = refusingPushes.contains(target.taskID) ? "refused" : nil
                     queue += machine.handle(.topologyApplied(target.taskID, epoch: topology.epoch, error: error))
@@ -70,6 +87,31 @@ struct SchedulerHarness {
                 for event in simulation.apply(action) { queue += machine.handle(schedulerEvent(event)) }
             }
         }
+    }
+
+    /// Carries a migration out on the simulated nodes: every slot must be owned by the source, or by the target
+    /// already (a batch re-sent after a restart).
+    mutating func answer(_ cluster: String, _ migration: SlotMigration) -> [SchedulerAction] {
+        if let migrationError { return machine.handle(.slotsMigrated(cluster: cluster, migration.slots, error: migrationError)) }
+        for slot in migration.slots.closedRange {
+            precondition(
+                [migration.sourceNodeID, migration.targetNodeID].contains(nodeOwners[slot]),
+                "slot \(slot) is owned by \(nodeOwners[slot] ?? "nobody"), not by the migration's source \(migration.sourceNodeID)")
+            nodeOwners[slot] = migration.targetNodeID
+        }
+        return machine.handle(.slotsMigrated(cluster: cluster, migration.slots, error: nil))
+    }
+
+    /// Answers the held migrations.
+    mutating func release() {
+        let held = heldMigrations
+        heldMigrations = []
+        for (cluster, migration) in held { run(answer(cluster, migration)) }
+    }
+
+    /// The migrations in the log, in order.
+    var migrations: [SlotMigration] {
+        log.compactMap { if case .migrateSlots(_, let migration) = $0 { migration } else { nil } }
     }
 
     func schedulerEvent(_ event: BackendEvent) -> SchedulerEvent {

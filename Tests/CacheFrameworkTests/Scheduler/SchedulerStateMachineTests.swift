@@ -269,7 +269,11 @@ struct SchedulerStateMachineTests {
     @Test func scaleDownKeepsThePrimaryAndReshardingIsRefused() throws {
         var harness = SchedulerHarness(agents: 3)
         harness.subscribe()
-        try harness.create(spec(shards: 1, replicas: 2))
+        // Resharding needs cluster mode (cache-node): a redis-server cluster refuses it.
+        var redis = spec(shards: 1, replicas: 2)
+        redis.engine = .redisServer
+        redis.secureReplication = false
+        try harness.create(redis)
         harness.offerRound()
         harness.startAll()
         let primary = try #require(harness.primaries(of: "c").first)
