@@ -67,7 +67,7 @@ def start_redis(directory):
 def start_node(binary):
     process = subprocess.Popen(
         [binary, "--bind", "127.0.0.1", "--port", "0", "--save", "", "--cluster-enabled", "yes",
-         "--cluster-config-file", ""],
+         "--cluster-config-file", "", "--replication-plaintext", "yes"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 30
     while time.time() < deadline:

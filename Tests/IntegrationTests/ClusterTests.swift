@@ -14,7 +14,7 @@ final class ClusterHarness {
     init(count: Int) throws {
         var started: [CacheNodeProcess] = []
         for _ in 0..<count {
-            started.append(try CacheNodeProcess(arguments: ["--cluster-enabled", "yes", "--cluster-config-file", ""]))
+            started.append(try CacheNodeProcess(arguments: ["--cluster-enabled", "yes", "--cluster-config-file", "", "--replication-plaintext", "yes"]))
         }
         nodes = started
         ids = try started.map { try redisCLI($0.port, ["CLUSTER", "MYID"]) }
@@ -161,9 +161,9 @@ struct ClusterTests {
     }
 
     @Test func migrateToATargetThatDiesMidTransferKeepsTheKey() throws {
-        let source = try CacheNodeProcess()
+        let source = try CacheNodeProcess(arguments: ["--replication-plaintext", "yes"])
         defer { source.stop() }
-        let target = try CacheNodeProcess()
+        let target = try CacheNodeProcess(arguments: ["--replication-plaintext", "yes"])
         defer { target.stop() }
         // A 1 MiB value, built on the server (too long for one command-line argument).
         #expect(try redisCLI(source.port, ["SETRANGE", "big", String((1 << 20) - 1), "x"]) == String(1 << 20))

@@ -17,9 +17,12 @@ public struct ClusterPeerError: Error, Sendable, CustomStringConvertible {
     public let message: String
     /// Whether the deadline passed (redis does not retry a MIGRATE that timed out).
     public let isTimeout: Bool
-    public init(_ message: String, isTimeout: Bool = false) {
+    /// A policy refusal (no secure port, plaintext not allowed, wrong peer), not an I/O failure: reported as `-ERR`.
+    public let isRefusal: Bool
+    public init(_ message: String, isTimeout: Bool = false, isRefusal: Bool = false) {
         self.message = message
         self.isTimeout = isTimeout
+        self.isRefusal = isRefusal
     }
     public var description: String { message }
 }
@@ -28,6 +31,11 @@ public struct ClusterPeerError: Error, Sendable, CustomStringConvertible {
 public protocol ClusterPeerConnection: AnyObject, Sendable {
     /// Sends `commands` (each an argument list) in one write and reads one reply per command, within `timeout` ms.
     func exchange(_ commands: [[[UInt8]]], timeout: Int) throws(ClusterPeerError) -> [PeerReply]
+    /// Sends `encoded` (RESP commands, `replies` of them) in one write and reads one reply per command.
+    func exchange(encoded: ByteBuffer, replies: Int, timeout: Int) throws(ClusterPeerError) -> [PeerReply]
+    /// The database the last SELECT on this connection chose, -1 when unknown (MIGRATE skips a repeated SELECT,
+    /// as redis's migrate cache does).
+    var selectedDatabase: Int { get set }
     /// Closes the connection.
     func close()
 }
@@ -38,10 +46,14 @@ public protocol ClusterPeerTransport: Sendable {
     func connect(host: String, port: Int, timeout: Int) throws(ClusterPeerError) -> any ClusterPeerConnection
 }
 
-/// A small cache of idle peer connections by `host:port` (a connection is taken out while in use).
+/// A small cache of idle peer connections by `host:port` (a connection is taken out while in use). As redis's
+/// migrate socket cache, a connection idle for longer than ``maximumIdle`` is closed instead of reused.
 public final class ClusterPeerPool: Sendable {
+    /// redis's MIGRATE_SOCKET_CACHE_TTL.
+    public static let maximumIdle: Duration = .seconds(10)
+
     private let transport: any ClusterPeerTransport
-    private let idle = Mutex<[String: [any ClusterPeerConnection]]>([:])
+    private let idle = Mutex<[String: [(connection: any ClusterPeerConnection, since: ContinuousClock.Instant)]]>([:])
 
     public init(transport: any ClusterPeerTransport = PeerLinkTransport()) {
         self.transport = transport
@@ -54,26 +66,40 @@ public final class ClusterPeerPool: Sendable {
         host: String, port: Int, timeout: Int, _ body: (any ClusterPeerConnection) throws(ClusterPeerError) -> Result
     ) throws(ClusterPeerError) -> Result {
         let name = "\(host):\(port)"
-        let cached = idle.withLock { $0[name]?.popLast() }
+        let now = ContinuousClock.now
+        let (cached, expired) = idle.withLock { idle -> ((any ClusterPeerConnection)?, [any ClusterPeerConnection]) in
+            var expired: [any ClusterPeerConnection] = []
+            while let entry = idle[name]?.popLast() {
+                if now - entry.since <= Self.maximumIdle { return (entry.connection, expired) }
+                expired.append(entry.connection)
+            }
+            return (nil, expired)
+        }
+        for connection in expired { connection.close() }
         if let cached {
             do {
                 let result = try body(cached)
-                idle.withLock { $0[name, default: []].append(cached) }
+                release(cached, name: name)
                 return result
             } catch {
                 cached.close()
-                if error.isTimeout { throw error }
+                if error.isTimeout || error.isRefusal { throw error }
             }
         }
         let connection = try transport.connect(host: host, port: port, timeout: timeout)
         do {
             let result = try body(connection)
-            idle.withLock { $0[name, default: []].append(connection) }
+            release(connection, name: name)
             return result
         } catch {
             connection.close()
             throw error
         }
+    }
+
+    private func release(_ connection: any ClusterPeerConnection, name: String) {
+        let now = ContinuousClock.now
+        idle.withLock { $0[name, default: []].append((connection, now)) }
     }
 }
 
@@ -105,24 +131,35 @@ public struct PeerLinkTransport: ClusterPeerTransport {
 /// One ``PeerLink`` used synchronously.
 final class PeerLinkConnection: ClusterPeerConnection {
     let link: PeerLink
+    private let database = Atomic<Int>(-1)
 
     init(link: PeerLink) { self.link = link }
 
-    /// Writes the batch straight into the link's pipeline and waits on a semaphore for the replies: no task on the
-    /// concurrency pool, so a pool busy with work that waits for the caller's stripe locks cannot stall it.
+    var selectedDatabase: Int {
+        get { database.load(ordering: .relaxed) }
+        set { database.store(newValue, ordering: .relaxed) }
+    }
+
     func exchange(_ commands: [[[UInt8]]], timeout: Int) throws(ClusterPeerError) -> [PeerReply] {
-        let channel = link.channel
-        var buffer = channel.allocator.buffer(capacity: commands.reduce(0) { $0 + $1.reduce(16) { $0 + $1.count + 16 } })
+        var buffer = link.channel.allocator.buffer(capacity: commands.reduce(0) { $0 + $1.reduce(16) { $0 + $1.count + 16 } })
         for command in commands { RESPCommandEncoder.encode(command, into: &buffer) }
-        let promises = (0..<commands.count).map { _ in channel.eventLoop.makePromise(of: PeerReply.self) }
+        return try exchange(encoded: buffer, replies: commands.count, timeout: timeout)
+    }
+
+    /// Writes the batch straight into the link's pipeline and waits on a semaphore for the replies (one promise for
+    /// the batch): no task on the concurrency pool, so a pool busy with work that waits for the caller's stripe
+    /// locks cannot stall it.
+    func exchange(encoded: ByteBuffer, replies count: Int, timeout: Int) throws(ClusterPeerError) -> [PeerReply] {
+        let channel = link.channel
+        let promise = channel.eventLoop.makePromise(of: [PeerReply].self)
         let outcome = Mutex<Result<[PeerReply], any Error>?>(nil)
         let done = DispatchSemaphore(value: 0)
-        EventLoopFuture.whenAllSucceed(promises.map(\.futureResult), on: channel.eventLoop).whenComplete { result in
+        promise.futureResult.whenComplete { result in
             outcome.withLock { $0 = result }
             done.signal()
         }
-        channel.writeAndFlush(PeerReplyHandler.Request(bytes: buffer, promises: promises)).whenFailure { error in
-            for promise in promises { promise.fail(error) }
+        channel.writeAndFlush(PeerReplyHandler.Request(bytes: encoded, promises: [], batch: (count, promise))).whenFailure { error in
+            promise.fail(error)
         }
         guard done.wait(timeout: .now() + .milliseconds(timeout)) == .success else {
             close()

@@ -86,6 +86,60 @@ final class ClusterRouting: Sendable {
         }
         return .reject(CommandError(code: "MOVED", "\(slot) \(addresses[Int(owner)])"))
     }
+
+    /// EXEC: where the queued commands may run now. Each was routed when it was queued, but the slot may have
+    /// moved since (a reshard between MULTI and EXEC); as redis's getNodeByQuery does for EXEC, all keys of the
+    /// transaction are routed together: -CROSSSLOT across slots, -MOVED when the slot is no longer served here,
+    /// -ASK/-TRYAGAIN (checked under the locks) when it is migrating and keys are missing. A rejected EXEC discards
+    /// the transaction (redis discardTransaction).
+    func routeTransaction(_ queued: [QueuedCommand], asking: Bool, readOnlyClient: Bool) -> ClusterRoute {
+        var slot = -1
+        var keys: [[UInt8]] = []
+        var multipleKeys = false
+        var writes = false
+        var allAsking = true
+        for command in queued {
+            let positions: [Int]
+            switch command.spec.keys {
+            case .none: continue
+            case .range(1, 1, _): positions = [1]
+            default: positions = command.spec.keys.positions(in: command.arguments)
+            }
+            if positions.isEmpty { continue }
+            if command.spec.flags.contains(.write) { writes = true }
+            if !command.spec.flags.contains(.asking) { allAsking = false }
+            for position in positions {
+                let key = command.arguments.bytes(position)
+                let keySlot = HashSlot.slot(of: key)
+                if slot < 0 {
+                    slot = keySlot
+                    if owners[slot] < 0 { return .reject(CommandError(code: "CLUSTERDOWN", "Hash slot not served")) }
+                } else if keySlot != slot {
+                    return .reject(CommandError(code: "CROSSSLOT", "Keys in request don't hash to the same slot"))
+                } else if !multipleKeys && key != keys[0] {
+                    multipleKeys = true
+                }
+                keys.append(key)
+            }
+        }
+        if slot < 0 { return .serve }
+        if !isHealthy { return .reject(CommandError(code: "CLUSTERDOWN", "The cluster is down")) }
+        let owner = owners[slot]
+        if owner == myIndex {
+            if let target = migratingTo[slot] {
+                return .check(ClusterLockedCheck(slot: slot, positions: [], askTarget: addresses[Int(target)], keys: keys))
+            }
+            return .serve
+        }
+        if importing.contains(slot) && (asking || allAsking) {
+            if multipleKeys { return .check(ClusterLockedCheck(slot: slot, positions: [], askTarget: nil, keys: keys)) }
+            return .serve
+        }
+        if readOnlyClient && !writes && myPrimaryIndex >= 0 && owner == myPrimaryIndex {
+            return .serve
+        }
+        return .reject(CommandError(code: "MOVED", "\(slot) \(addresses[Int(owner)])"))
+    }
 }
 
 /// The routing verdict for one command.
@@ -104,20 +158,31 @@ struct ClusterLockedCheck {
     let positions: [Int]
     /// Migrating: where missing keys are (ASK); `nil` for a multi-key command on an importing slot.
     let askTarget: String?
+    /// EXEC: the keys of every queued command (instead of ``positions`` in the command's own arguments).
+    var keys: [[UInt8]]? = nil
+
+    /// Whether this check is for EXEC (a failed check discards the transaction).
+    var isTransaction: Bool { keys != nil }
 
     /// The error to answer instead of running, or `nil` to run. Requires the keys' stripes locked.
     func verify(_ context: CommandContext) -> CommandError? {
         let db = context.node.keyspace.database(0, now: context.now)
         var missing = 0
         var existing = 0
-        for position in positions {
-            if db.exists(context.key(position)) { existing += 1 } else { missing += 1 }
+        if let keys {
+            for key in keys {
+                if key.withUnsafeBytes({ db.exists(KeyRef($0)) }) { existing += 1 } else { missing += 1 }
+            }
+        } else {
+            for position in positions {
+                if db.exists(context.key(position)) { existing += 1 } else { missing += 1 }
+            }
         }
         guard missing > 0 else { return nil }
         if let askTarget {
             if existing > 0 { return CommandError(code: "TRYAGAIN", "Multiple keys request during rehashing of slot") }
             return CommandError(code: "ASK", "\(slot) \(askTarget)")
         }
-        return positions.count > 1 ? CommandError(code: "TRYAGAIN", "Multiple keys request during rehashing of slot") : nil
+        return existing + missing > 1 ? CommandError(code: "TRYAGAIN", "Multiple keys request during rehashing of slot") : nil
     }
 }

@@ -8,6 +8,7 @@
 // that operators and redis-cli --cluster use (ADDSLOTS, SETSLOT…). See the CacheNode docs, "Cluster topology".
 import CacheStore
 import Foundation
+import Logging
 import Synchronization
 
 /// A change of this node's replication role decided by the cluster topology (the seam to replication).
@@ -22,13 +23,15 @@ public enum ClusterRoleChange: Sendable, Hashable {
 public final class ClusterState: Sendable {
     private let topologyStorage: Mutex<(topology: ClusterTopology, lastPayload: String?)>
     private let routingStorage: Mutex<ClusterRouting>
-    private let peersStorage = Mutex(ClusterPeerPool())
+    private let peersStorage: Mutex<ClusterPeerPool>
     private let roleHandler = Mutex<(@Sendable (ClusterRoleChange) -> Void)?>(nil)
     /// Where nodes.conf is written (absolute), or `nil` to keep nothing.
     let configFilePath: String?
     private let announcedIP: String
     private let announcedPort: Int
     private let announcedBusPort: Int
+    /// The secure listener's port, announced as the cluster bus port (0 until bound or without an identity).
+    private let securePort = Atomic<Int>(0)
 
     /// Creates the state from the configuration, loading `cluster-config-file` if it exists.
     public init(configuration: NodeConfiguration) {
@@ -49,6 +52,8 @@ public final class ClusterState: Sendable {
         if let path = configFilePath, let text = try? String(contentsOfFile: path, encoding: .utf8) {
             topology = Self.load(text, fallback: topology)
         }
+        peersStorage = Mutex(ClusterPeerPool(transport: NodePeerTransport(
+            policy: configuration.replicationPlaintext ? .plaintext : .refused, logger: Logger(label: "cache-node.cluster"))))
         topologyStorage = Mutex((topology, nil))
         routingStorage = Mutex(ClusterRouting(topology))
     }
@@ -59,7 +64,8 @@ public final class ClusterState: Sendable {
     /// This node's id.
     public var myID: String { topology.myID }
 
-    /// Connections to other nodes (MIGRATE, MEET): plaintext ``PeerLinkTransport`` unless replaced.
+    /// Connections to other nodes (MIGRATE, MEET): ``NodePeerTransport`` (plaintext only by opt-in; the server
+    /// installs the secure one when the node has an identity).
     public var peers: ClusterPeerPool { peersStorage.withLock { $0 } }
 
     /// Sends node-to-node traffic through `transport` from now on (e.g. ``PeerLinkTransport`` with the node's
@@ -77,14 +83,43 @@ public final class ClusterState: Sendable {
         roleHandler.withLock { $0 = handler }
     }
 
+    /// The bus port this node announces: `cluster-announce-bus-port`, else its secure listener's port, else the
+    /// redis convention (client port + 10000).
+    private var myBusPort: Int? {
+        if announcedBusPort != 0 { return announcedBusPort }
+        let secure = securePort.load(ordering: .relaxed)
+        return secure > 0 ? secure : nil
+    }
+
     /// Records the port the listener bound when no `cluster-announce-port` is set.
     public func listenerBound(port: Int) {
         guard announcedPort == 0 else { return }
+        let busPort = myBusPort
         _ = try? mutate { (topology: inout ClusterTopology) throws(CommandError) in
-            if topology.myself.port != port {
-                topology.setMyAddress(ip: topology.myself.ip, port: port, busPort: announcedBusPort != 0 ? announcedBusPort : nil)
+            if topology.myself.port != port || (busPort != nil && topology.myself.busPort != busPort) {
+                topology.setMyAddress(ip: topology.myself.ip, port: port, busPort: busPort)
             }
         }
+    }
+
+    /// Records the secure (replication) listener's port: announced as this node's cluster bus port, where peers
+    /// with identities send MIGRATE and MEET (see ``NodePeerTransport``), unless `cluster-announce-bus-port` is set.
+    public func secureListenerBound(port: Int) {
+        guard announcedBusPort == 0 else { return }
+        securePort.store(port, ordering: .relaxed)
+        _ = try? mutate { (topology: inout ClusterTopology) throws(CommandError) in
+            if topology.myself.busPort != port {
+                topology.setMyAddress(ip: topology.myself.ip, port: topology.myself.port, busPort: port)
+            }
+        }
+    }
+
+    /// The secure port and id the topology gives for the node at `host:port` (its bus port), or `nil`.
+    public func secureAddress(host: String, port: Int) -> PeerSecureAddress? {
+        let topology = self.topology
+        guard let record = topology.nodes.values.first(where: { $0.port == port && $0.ip == host && $0.id != topology.myID })
+        else { return nil }
+        return PeerSecureAddress(port: record.busPort, clusterNodeID: record.id)
     }
 
     /// Changes the topology, then republishes routing, saves nodes.conf and reports a role change.
@@ -111,6 +146,10 @@ public final class ClusterState: Sendable {
             let before = state.topology
             var copy = state.topology
             try copy.apply(epoch: epoch, lines: lines, previousPayload: state.lastPayload, payload: payload)
+            // This node's own bus port is its secure port, whatever the push says (peers fall back to asking).
+            if let busPort = myBusPort, copy.myself.busPort != busPort {
+                copy.setMyAddress(ip: copy.myself.ip, port: copy.myself.port, busPort: busPort)
+            }
             state.topology = copy
             state.lastPayload = payload
             publishRouting(copy, before: before)

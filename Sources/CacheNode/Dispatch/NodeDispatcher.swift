@@ -81,7 +81,12 @@ public struct NodeDispatcher: CommandDispatcher {
             switch routeInCluster(cluster, spec, arguments, session: session) {
             case .serve: break
             case .check(let check): clusterCheck = check
-            case .reject(let error): return reject(error, session: session, reply: &reply, flagTransaction: true)
+            case .reject(let error):
+                if spec.flags.contains(.transactionControl) && spec.name == "exec" && session.transaction != nil {
+                    Self.discardTransaction(session, keyspace: node.keyspace, locked: false)
+                    return reject(error, session: session, reply: &reply, flagTransaction: false)
+                }
+                return reject(error, session: session, reply: &reply, flagTransaction: true)
             }
         }
         if spec.flags.contains(.write) && node.replication.isReplica && node.replication.readOnly && !session.isPrimaryLink {
@@ -175,6 +180,7 @@ public struct NodeDispatcher: CommandDispatcher {
     /// Runs the handler, turning a thrown error into an error reply.
     private func run(_ spec: CommandSpec, _ context: inout CommandContext, _ reply: inout ReplyWriter) {
         if let check = context.clusterCheck, let error = check.verify(context) {
+            if check.isTransaction { Self.discardTransaction(context.session, keyspace: node.keyspace, locked: true) }
             context.session.stats.errorReplies.add(1, ordering: .relaxed)
             reply.error(code: error.code, message: error.message)
             return
@@ -201,12 +207,27 @@ public struct NodeDispatcher: CommandDispatcher {
         session.isAsking = false
         let positions: [Int]
         switch spec.keys {
-        case .none: return .serve
+        case .none:
+            if spec.flags.contains(.transactionControl) && spec.name == "exec", let queued = session.transaction, !queued.isEmpty {
+                return cluster.routing.routeTransaction(queued, asking: asking, readOnlyClient: session.isReadOnlyClusterClient)
+            }
+            return .serve
         case .range(1, 1, _): positions = [1]
         default: positions = spec.keys.positions(in: arguments)
         }
         if positions.isEmpty { return .serve }
         return cluster.routing.route(spec, arguments, positions: positions, asking: asking, readOnlyClient: session.isReadOnlyClusterClient)
+    }
+
+    /// Drops a transaction whose EXEC was redirected (redis discardTransaction: the queue and the watches).
+    static func discardTransaction(_ session: ClientSession, keyspace: Keyspace, locked: Bool) {
+        session.transaction = nil
+        session.transactionHasErrors = false
+        if locked {
+            TransactionState.unwatchAllLocked(session, keyspace: keyspace)
+        } else {
+            TransactionState.unwatchAll(session, keyspace: keyspace)
+        }
     }
 
     private func needsMemory(_ spec: CommandSpec, session: ClientSession) -> Bool {

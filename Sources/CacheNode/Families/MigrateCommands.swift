@@ -7,7 +7,9 @@
 // or dies mid-transfer the keys stay here (-IOERR, as redis). The exchange blocks this event loop for one round
 // trip, as redis's MIGRATE blocks its server; other event loops keep serving other stripes.
 import CacheStore
+import NIOCore
 import RESPServer
+import Synchronization
 
 let migrateCommands: [CommandSpec] = [
     // MIGRATE host port key|"" destination-db timeout [COPY] [REPLACE] [AUTH password | AUTH2 username password]
@@ -24,9 +26,6 @@ let migrateCommands: [CommandSpec] = [
 ]
 
 enum MigrateFamily {
-    /// Peer connections for MIGRATE when the node is not in cluster mode.
-    static let standalonePeers = ClusterPeerPool()
-
     /// The keys of a MIGRATE: argument 3, or everything after KEYS when argument 3 is empty.
     @Sendable static func keyPositions(_ arguments: CommandArguments) -> [Int] {
         guard arguments.count > 5 else { return [] }
@@ -84,56 +83,107 @@ enum MigrateFamily {
         let timeout = timeoutArgument <= 0 ? 1000 : timeoutArgument
         let host = arguments.string(1)
 
-        // Serialize the keys that exist (missing or expired ones are skipped, as redis does).
+        // Serialize the keys that exist (missing or expired ones are skipped, as redis does), straight into the one
+        // buffer the batch is written from: RESTORE-ASKING in and out of cluster mode (redis-server accepts it
+        // either way, and on an importing slot it is served without a separate ASKING).
         let db = context.node.keyspace.database(context.session.database, now: context.now)
-        // RESTORE-ASKING in and out of cluster mode: redis-server accepts it either way, and on an importing
-        // slot it is served without a separate ASKING.
-        let restoreName = Array("RESTORE-ASKING".utf8)
         var keys: [KeyRef] = []
-        var commands: [[[UInt8]]] = []
-        commands.reserveCapacity(keyCount + 2)
-        if let auth { commands.append(auth) }
-        commands.append([Array("SELECT".utf8), Array(String(database).utf8)])
-        let preamble = commands.count
+        keys.reserveCapacity(keyCount)
+        var movedPositions: [Int] = []
+        movedPositions.reserveCapacity(keyCount)
+        var body = ByteBufferAllocator().buffer(capacity: 64 * keyCount)
         for position in firstKey..<(firstKey + keyCount) {
             let key = context.key(position)
             guard let value = db.peek(key) else { continue }
             var ttl = 0
             if case .expiresAt(let at) = db.expiry(key) { ttl = max(1, Int(at - context.now)) }
-            var command = [arguments.bytes(position), Array(String(ttl).utf8), DumpPayload.encode(value)]
-            command.insert(restoreName, at: 0)
-            if replace { command.append(Array("REPLACE".utf8)) }
-            commands.append(command)
+            body.writeStaticString(replace ? "*5\r\n$14\r\nRESTORE-ASKING\r\n$" : "*4\r\n$14\r\nRESTORE-ASKING\r\n$")
+            arguments.withBytes(position) { bytes in
+                ReplyWriterDecimal.write(bytes.count, to: &body)
+                body.writeBytes(bytes)
+            }
+            body.writeStaticString("\r\n$")
+            let ttlText = String(ttl).utf8
+            ReplyWriterDecimal.write(ttlText.count, to: &body)
+            body.writeBytes(ttlText)
+            body.writeStaticString("\r\n$")
+            let payload = DumpPayload.encode(value)
+            ReplyWriterDecimal.write(payload.count, to: &body)
+            body.writeBytes(payload)
+            body.writeStaticString(replace ? "\r\n$7\r\nREPLACE\r\n" : "\r\n")
             keys.append(key)
+            movedPositions.append(position)
         }
         if keys.isEmpty {
+            context.suppressPropagation()
             reply.simpleString("NOKEY")
             return
         }
-        let pool = context.node.cluster?.peers ?? standalonePeers
-        let replies: [PeerReply]
+        let pool = context.node.cluster?.peers ?? context.node.replication.peers
+        var replies: [PeerReply] = []
+        var preamble = 0
         do {
-            replies = try pool.withConnection(host: host, port: port, timeout: timeout) {
-                (connection: any ClusterPeerConnection) throws(ClusterPeerError) -> [PeerReply] in
-                try connection.exchange(commands, timeout: timeout)
+            try pool.withConnection(host: host, port: port, timeout: timeout) {
+                (connection: any ClusterPeerConnection) throws(ClusterPeerError) in
+                // AUTH and SELECT first when needed (SELECT only when the cached connection is elsewhere, as redis).
+                var request = ByteBufferAllocator().buffer(capacity: body.readableBytes + 64)
+                preamble = 0
+                if let auth {
+                    RESPCommandEncoder.encode(auth, into: &request)
+                    preamble += 1
+                }
+                let select = connection.selectedDatabase != database
+                if select {
+                    RESPCommandEncoder.encode([Array("SELECT".utf8), Array(String(database).utf8)], into: &request)
+                    preamble += 1
+                }
+                request.writeImmutableBuffer(body)
+                replies = try connection.exchange(encoded: request, replies: preamble + keys.count, timeout: timeout)
+                if select {
+                    if case .error = replies[preamble - 1] {
+                        connection.selectedDatabase = -1
+                    } else {
+                        connection.selectedDatabase = database
+                    }
+                }
             }
         } catch {
+            context.suppressPropagation()
+            if error.isRefusal { throw CommandError("MIGRATE refused: \(error.message)") }
             throw CommandError(code: "IOERR", "error or timeout reading to target instance")
         }
         for reply in replies.prefix(preamble) {
-            if case .error(let message) = reply { throw CommandError("Target instance replied with error: \(message)") }
+            if case .error(let message) = reply {
+                context.suppressPropagation()
+                throw CommandError("Target instance replied with error: \(message)")
+            }
         }
-        // Delete each key the target acknowledged; report the first refusal (its key stays here).
+        // Delete each key the target acknowledged (replicas get one DEL of them, as redis propagates); report the
+        // first refusal (its key stays here).
         var firstError: String?
+        var deleted: [[UInt8]] = []
         for (offset, key) in keys.enumerated() {
             switch replies[preamble + offset] {
             case .error(let message):
                 if firstError == nil { firstError = message }
             default:
-                if !copy { db.delete(key) }
+                if !copy {
+                    db.delete(key)
+                    if context.isPropagating { deleted.append(arguments.bytes(movedPositions[offset])) }
+                }
             }
         }
-        if let firstError { throw CommandError("Target instance replied with error: \(firstError)") }
+        if deleted.isEmpty {
+            context.suppressPropagation()
+        } else {
+            context.propagate([Array("DEL".utf8)] + deleted)
+        }
+        if let firstError {
+            // Not thrown: the deletes above must still reach the replicas.
+            context.session.stats.errorReplies.add(1, ordering: .relaxed)
+            reply.error(code: "ERR", message: "Target instance replied with error: \(firstError)")
+            return
+        }
         reply.ok()
     }
 
@@ -175,6 +225,11 @@ enum MigrateFamily {
                 return
             }
             expiry = .at(at)
+            // Replicas get the absolute expiry (redis rewrites a relative RESTORE TTL to ABSTTL when propagating).
+            if !absoluteTTL && context.isPropagating {
+                context.propagate([Array("RESTORE".utf8), arguments.bytes(1), Array(String(at).utf8), arguments.bytes(3),
+                                   Array("REPLACE".utf8), Array("ABSTTL".utf8)])
+            }
         }
         db.set(key, value, expiry: expiry)
         context.signalReady(key)

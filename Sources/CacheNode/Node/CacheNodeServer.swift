@@ -62,6 +62,7 @@ public enum CacheNodeServer {
         ]
         let security = try ReplicationService.loadSecurity(configuration)
         node.replication.install(ReplicationRuntime(group: group, logger: logger, security: security))
+        ReplicationService.installPeerTransport(node: node, configuration: configuration, security: security, logger: logger)
         if let security {
             services.append(.init(service: ReplicationService.secureListener(
                 node: node, security: security, configuration: configuration, group: group, logger: logger)))

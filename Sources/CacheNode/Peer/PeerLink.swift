@@ -127,24 +127,64 @@ final class PeerReplyHandler: ChannelDuplexHandler {
     struct Request {
         var bytes: ByteBuffer
         var promises: [EventLoopPromise<PeerReply>]
+        /// Alternatively: `count` replies collected into one promise (a MIGRATE batch: one wake-up, not N).
+        var batch: (count: Int, promise: EventLoopPromise<[PeerReply]>)? = nil
     }
 
-    private var waiting: [EventLoopPromise<PeerReply>] = []
+    private enum Waiter {
+        case one(EventLoopPromise<PeerReply>)
+        case batch(count: Int, promise: EventLoopPromise<[PeerReply]>)
+
+        func fail(_ error: any Error) {
+            switch self {
+            case .one(let promise): promise.fail(error)
+            case .batch(_, let promise): promise.fail(error)
+            }
+        }
+    }
+
+    private var waiting = CircularBuffer<Waiter>()
+    /// The replies collected so far for the batch at the head of ``waiting``.
+    private var collected: [PeerReply] = []
     private var input = ByteBuffer()
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
-        waiting.append(contentsOf: request.promises)
+        for reply in request.promises { waiting.append(.one(reply)) }
+        if let batch = request.batch {
+            if batch.count == 0 {
+                batch.promise.succeed([])
+            } else {
+                waiting.append(.batch(count: batch.count, promise: batch.promise))
+            }
+        }
         context.write(wrapOutboundOut(request.bytes), promise: promise)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
-        input.writeBuffer(&bytes)
+        if input.readableBytes == 0 {
+            input = bytes
+        } else {
+            input.writeBuffer(&bytes)
+        }
         do {
             while let reply = try PeerReplyParser.parse(&input) {
-                guard !waiting.isEmpty else { throw PeerProtocolError("reply without a request") }
-                waiting.removeFirst().succeed(reply)
+                guard let first = waiting.first else { throw PeerProtocolError("reply without a request") }
+                switch first {
+                case .one(let promise):
+                    waiting.removeFirst()
+                    promise.succeed(reply)
+                case .batch(let count, let promise):
+                    if collected.isEmpty { collected.reserveCapacity(count) }
+                    collected.append(reply)
+                    if collected.count == count {
+                        waiting.removeFirst()
+                        let replies = collected
+                        collected = []
+                        promise.succeed(replies)
+                    }
+                }
             }
             input.discardReadBytes()
         } catch {
@@ -166,7 +206,8 @@ final class PeerReplyHandler: ChannelDuplexHandler {
     private func failAll(_ error: any Error) {
         let pending = waiting
         waiting = []
-        for promise in pending { promise.fail(error) }
+        collected = []
+        for waiter in pending { waiter.fail(error) }
     }
 }
 

@@ -38,6 +38,18 @@ struct ReplicationService: Service {
         return try NodeSecurity.load(identityPath: identity, authorityPath: authority, revocationListPath: configuration.revocationList)
     }
 
+    /// Installs the transport for node-to-node requests (MIGRATE, CLUSTER MEET): the secure channel with an
+    /// identity, plaintext only with `replication-plaintext yes`, refused otherwise (``NodePeerTransport``).
+    static func installPeerTransport(node: NodeState, configuration: NodeConfiguration, security: NodeSecurity?, logger: Logger) {
+        let policy = NodePeerTransport.policy(for: configuration, security: security)
+        node.replication.usePeerTransport(NodePeerTransport(policy: policy, logger: logger))
+        if let cluster = node.cluster {
+            cluster.usePeerTransport(NodePeerTransport(policy: policy, logger: logger) { [weak cluster] host, port in
+                cluster?.secureAddress(host: host, port: port)
+            })
+        }
+    }
+
     /// The secure replication listener.
     static func secureListener(
         node: NodeState, security: NodeSecurity, configuration: NodeConfiguration, group: any EventLoopGroup, logger: Logger
@@ -51,6 +63,10 @@ struct ReplicationService: Service {
             onBound: { ports in
                 let port = ports.first ?? 0
                 node.replication.securePort.store(port, ordering: .relaxed)
+                // CONFIG GET replication-port names the bound port (peers without a topology ask it; see
+                // NodePeerTransport), and cluster mode announces it as the bus port.
+                try? node.updateConfiguration { $0.replicationPort = port }
+                node.cluster?.secureListenerBound(port: port)
                 logger.notice("Secure replication listening on port \(port) (node id \(security.nodeID))")
             },
             prepareChannel: { channel in

@@ -43,6 +43,15 @@ extension ReplicationState {
         }
     }
 
+    /// Connections for MIGRATE outside cluster mode.
+    var peers: ClusterPeerPool { peersStorage.withLock { $0 } }
+
+    /// Sends MIGRATE traffic outside cluster mode through `transport` from now on.
+    func usePeerTransport(_ transport: any ClusterPeerTransport) {
+        let pool = ClusterPeerPool(transport: transport)
+        peersStorage.withLock { $0 = pool }
+    }
+
     /// Whether `connection` arrived through the secure replication listener.
     func isSecureConnection(_ connection: ClientConnection) -> Bool {
         let port = securePort.load(ordering: .relaxed)

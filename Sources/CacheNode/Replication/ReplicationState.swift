@@ -153,10 +153,15 @@ public final class ReplicationState: KeyspaceObserver, @unchecked Sendable {
     let plaintextAllowed: Bool
     /// The secure replication listener's port (-1 until bound).
     let securePort = Atomic<Int>(-1)
+    /// Connections for MIGRATE outside cluster mode (``NodePeerTransport``: secure once the server installs the
+    /// identity, plaintext only by opt-in).
+    let peersStorage: Mutex<ClusterPeerPool>
 
     init(configuration: NodeConfiguration) {
         hasIdentity = configuration.nodeIdentity != nil
         plaintextAllowed = configuration.replicationPlaintext
+        peersStorage = Mutex(ClusterPeerPool(transport: NodePeerTransport(
+            policy: configuration.replicationPlaintext ? .plaintext : .refused, logger: Logger(label: "cache-node.replication"))))
         core = Mutex(ReplicationCore(
             identity: ReplicationIdentity(replid: ReplicationIdentity.random()), backlogSize: configuration.replBacklogSize,
             outputLimit: OutputLimit.parse(configuration.clientOutputBufferLimit)))
