@@ -138,6 +138,7 @@ struct FrameworkScaleTests {
         let acked = (result["acked"] as? [Any])?.count ?? 0
         let ops = result["ops"] as? Int ?? 0
         let seconds = result["seconds"] as? Double ?? 1
+        let libraryRetries = result["library_retries"] as? Int ?? 0
         #expect(errors.isEmpty, "the client saw only redirects: \(errors.prefix(5))")
         #expect(wrong.isEmpty, "reads matched: \(wrong.prefix(5))")
         #expect(acked > 1_000)
@@ -154,6 +155,7 @@ struct FrameworkScaleTests {
             "FrameworkScaleTests: 3→5 shards in \(String(format: "%.1f", scaleOutSeconds)) s (\(Int(slotsOut)) slots, \(Int(keysOut)) keys, "
                 + "\(String(format: "%.0f", keysOut / scaleOutSeconds)) keys/s); 5→2 in \(String(format: "%.1f", scaleInSeconds)) s "
                 + "(\(Int(slotsIn)) slots, \(Int(keysIn)) keys, \(String(format: "%.0f", keysIn / scaleInSeconds)) keys/s); "
-                + "client \(ops) ops in \(String(format: "%.1f", seconds)) s (\(String(format: "%.0f", Double(ops) / seconds)) ops/s), \(acked) keys")
+                + "client \(ops) ops in \(String(format: "%.1f", seconds)) s (\(String(format: "%.0f", Double(ops) / seconds)) ops/s), \(acked) keys, "
+                + "\(libraryRetries) ASKs redis-py could not follow (retried)")
     }
 }

@@ -541,15 +541,38 @@ public final class FrameworkDriver: Service, Sendable {
         }
     }
 
+    /// Sends REPLICAOF; on failure retries every half second for up to 30 s while the scheduler's records still
+    /// want it (a member reported RUNNING may not listen yet: a Mesos command executor reports RUNNING at process
+    /// start), and stops as soon as a later decision (a promotion, a lost member) makes it stale.
     private func control(replica: TaskEndpoint, primary: TaskEndpoint?) async {
-        do {
-            try await control.replicaOf(replica, primary: primary)
-            metrics.replicationCommands.increment()
-            record("replication", primary.map { "\(replica) replicates \($0)" } ?? "\(replica) is primary")
-        } catch {
-            metrics.controlErrors.increment()
-            record("error", error.description)
+        for attempt in 0..<60 {
+            if attempt > 0 {
+                do { try await Task.sleep(for: .milliseconds(500)) } catch { return }
+                guard stillWanted(replica: replica, primary: primary) else { return }
+            }
+            do {
+                try await control.replicaOf(replica, primary: primary)
+                metrics.replicationCommands.increment()
+                record("replication", primary.map { "\(replica) replicates \($0)" } ?? "\(replica) is primary")
+                return
+            } catch {
+                metrics.controlErrors.increment()
+                if attempt == 0 { record("error", "\(error.description) (retrying)") }
+            }
         }
+        record("error", "\(replica): REPLICAOF \(primary.map(\.description) ?? "NO ONE") kept failing for 30 s; gave up")
+    }
+
+    /// Whether the records still make `replica` follow `primary` (or, with nil, be a primary).
+    private func stillWanted(replica: TaskEndpoint, primary: TaskEndpoint?) -> Bool {
+        let records = taskRecords()
+        guard let member = records.first(where: { $0.taskID == replica.taskID }), member.endpoint == replica else { return false }
+        guard let primary else { return member.role == .primary }
+        guard member.role == .replica,
+            let leader = records.first(where: { $0.taskID == primary.taskID }), leader.role == .primary,
+            leader.hostname == primary.hostname, leader.ports.contains(primary.port)
+        else { return false }
+        return true
     }
 
     private func schedulerEvent(_ event: BackendEvent) -> SchedulerEvent {
