@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 swift build --build-tests
-# Three passes. The integration suites drive real processes with blocking calls, which hold swift-testing's
+# Four passes. The integration suites drive real processes with blocking calls, which hold swift-testing's
 # cooperative threads (two on two cores) for minutes; async suites (framework runtime, cachectl, blocking
 # concurrency, secure channel, the cachectl end-to-end test) time out if they share those threads, so the blocking
 # integration suites run in a pass of their own.
