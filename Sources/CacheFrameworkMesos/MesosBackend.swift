@@ -171,6 +171,20 @@ public actor MesosBackend: DriverBackend {
     /// otherwise the stream is just closed and the master keeps the tasks for `failover_timeout` (a restarted
     /// framework resubscribes to them).
     public func shutdown(killTasks: Bool) async {
+        // Idempotent: a second call (a test fixture and its owner, a driver and a signal) waits for the first to end,
+        // so nobody stops the master's side while the first still sends its TEARDOWN.
+        if let shutdownInProgress {
+            await shutdownInProgress.value
+            return
+        }
+        let work = Task { await self.performShutdown(killTasks: killTasks) }
+        shutdownInProgress = work
+        await work.value
+    }
+
+    private var shutdownInProgress: Task<Void, Never>?
+
+    private func performShutdown(killTasks: Bool) async {
         if killTasks && !tornDown && frameworkID != nil {
             // `shutdown` may run in a cancelled task (a cancelled driver); the TEARDOWN must go out all the same.
             await Task { await self.teardownForShutdown() }.value
