@@ -195,6 +195,8 @@ struct SecureLinkTests {
             let ingress = try #require(service.ingress.first)
             #expect(secureRelays.all.count == 2)
 
+            // The chain serves once every secure link's first handshake is done (polled: slow under load).
+            try await waitUntil("the secure chain forwards") { exchange(ingress, "warm-up") == "E:warm-up" }
             // Forwarded and filtered as before; the payload crosses both links but never in plaintext.
             let payload = "secret-payload-\(UUID().uuidString)"
             #expect(exchange(ingress, payload) == "E:\(payload)")
