@@ -108,7 +108,7 @@ struct EtcdHAMesosTests {
 
         first.kill9()
         let killedAt = Date()
-        let second = try #require(try await ha.waitForLeader(instances, seconds: 30), "the standby took over")
+        let second = try #require(try await ha.waitForLeader(instances, seconds: 90), "the standby took over")
         #expect(second !== first)
         let hm1 = try #require(try await ha.waitReady("hm1", api: second.url, seconds: 30), "hm1 is ready under the new leader")
         print("EtcdHAMesosTests: \(second.id) leads on Mesos, hm1 ready \(String(format: "%.1f", Date().timeIntervalSince(killedAt))) s after kill -9")
