@@ -174,7 +174,7 @@ final class MesosFixture: Sendable {
     var master: FakeMesosMaster { server.master }
 
     init(
-        agents: Int = 2, heartbeatInterval: Duration = .milliseconds(500), offerTimeout: Duration? = nil,
+        agents: Int = 2, heartbeatInterval: Duration = .seconds(2), offerTimeout: Duration? = nil,
         updateRetryInterval: Duration = .seconds(10), readiness: @escaping LocalBackend.ReadinessCheck = { _ in true }
     ) async throws {
         directory = TestPaths.temporaryDirectory()
