@@ -34,11 +34,14 @@ public struct ClusterCreateRequest: Codable, Sendable {
     public var evictionPolicy: EvictionPolicy?
     public var persistence: Bool?
     public var secureReplication: Bool?
+    /// Adds/removes shards on a metric (see `AutoscalingPolicy`); none by default.
+    public var autoscaling: AutoscalingPolicy?
 
     /// Creates a request.
     public init(
         name: String, shards: Int, replicas: Int, memoryMB: Int, cpus: Double? = nil, engine: CacheEngine? = nil,
-        evictionPolicy: EvictionPolicy? = nil, persistence: Bool? = nil, secureReplication: Bool? = nil
+        evictionPolicy: EvictionPolicy? = nil, persistence: Bool? = nil, secureReplication: Bool? = nil,
+        autoscaling: AutoscalingPolicy? = nil
     ) {
         self.name = name
         self.shards = shards
@@ -49,6 +52,7 @@ public struct ClusterCreateRequest: Codable, Sendable {
         self.evictionPolicy = evictionPolicy
         self.persistence = persistence
         self.secureReplication = secureReplication
+        self.autoscaling = autoscaling
     }
 
     /// The cluster spec it asks for.
@@ -57,7 +61,7 @@ public struct ClusterCreateRequest: Codable, Sendable {
         return ClusterSpec(
             name: name, shardCount: shards, replicasPerShard: replicas, memoryMBPerNode: memoryMB, cpusPerNode: cpus ?? 0.5,
             engine: engine, evictionPolicy: evictionPolicy ?? .noEviction, persistence: persistence ?? false,
-            secureReplication: secureReplication ?? (engine == .cacheNode))
+            secureReplication: secureReplication ?? (engine == .cacheNode), autoscaling: autoscaling)
     }
 }
 

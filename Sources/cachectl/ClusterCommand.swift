@@ -23,6 +23,10 @@ func printCluster(_ status: ClusterStatus, json: Bool) throws {
     print("cluster \(spec.name): \(spec.shardCount) shards × \(spec.membersPerShard) members, \(spec.engine.rawValue), "
         + "\(spec.memoryMBPerNode) MB/node, \(status.runningMembers)/\(status.members.count) running"
         + (status.ready ? " (ready)" : ""))
+    if let policy = spec.autoscaling {
+        print("autoscaling on \(policy.metric.rawValue): out above \(policy.scaleOutAbove), in below \(policy.scaleInBelow), "
+            + "\(policy.minShards)…\(policy.maxShards) shards, sustain \(policy.sustainSeconds) s, cooldown \(policy.cooldownSeconds) s")
+    }
     if let shards = status.shards {
         let healing = shards.compactMap { shard in shard.healing.map { "shard \(shard.shard) \($0)" } }
         print("topology epoch \(status.topologyEpoch.map(String.init) ?? "-"), "
@@ -100,11 +104,38 @@ extension Cachectl.ClusterCommand {
         @Flag(inversion: .prefixedNo, help: "Secure replication (cache-node only).") var secureReplication: Bool?
         @Flag(name: .customLong("no-wait"), help: "Return once the cluster is recorded, without waiting for members.") var noWait = false
         @Option(help: "Seconds to wait for every member.") var timeout: Double = 60
+        @Option(help: ArgumentHelp(
+            "Add/remove shards on a metric: memory (used_memory/maxmemory) or ops (ops/s), the mean over the primaries.",
+            valueName: "memory|ops")) var autoscale: String?
+        @Option(name: .customLong("scale-out-above"), help: "Autoscaling: add a shard above this (memory: e.g. 0.75; ops: ops/s).") var scaleOutAbove: Double?
+        @Option(name: .customLong("scale-in-below"), help: "Autoscaling: remove a shard below this (0: never).") var scaleInBelow: Double = 0
+        @Option(name: .customLong("min-shards"), help: "Autoscaling: fewest shards (default: --shards).") var minShards: Int?
+        @Option(name: .customLong("max-shards"), help: "Autoscaling: most shards.") var maxShards: Int?
+        @Option(name: .customLong("sustain-seconds"), help: "Autoscaling: how long the metric must stay across a threshold.") var sustainSeconds: Double = 60
+        @Option(name: .customLong("cooldown-seconds"), help: "Autoscaling: quiet time after each change.") var cooldownSeconds: Double = 300
         @OptionGroup var connection: FrameworkConnectionOptions
 
         func validate() throws {
             guard CacheEngine(rawValue: engine) != nil else { throw ValidationError("unknown engine '\(engine)': use cache-node or redis-server") }
             guard EvictionPolicy(rawValue: evictionPolicy) != nil else { throw ValidationError("unknown eviction policy '\(evictionPolicy)'") }
+            if let autoscale {
+                guard AutoscalingPolicy.Metric(rawValue: autoscale) != nil else {
+                    throw ValidationError("unknown autoscaling metric '\(autoscale)': use memory or ops")
+                }
+                guard scaleOutAbove != nil, maxShards != nil else {
+                    throw ValidationError("--autoscale needs --scale-out-above and --max-shards")
+                }
+            } else if scaleOutAbove != nil || maxShards != nil || minShards != nil {
+                throw ValidationError("autoscaling options need --autoscale memory|ops")
+            }
+        }
+
+        /// The autoscaling policy the options describe (validated by the framework with the rest of the spec).
+        var autoscalingPolicy: AutoscalingPolicy? {
+            guard let autoscale, let metric = AutoscalingPolicy.Metric(rawValue: autoscale), let scaleOutAbove, let maxShards else { return nil }
+            return AutoscalingPolicy(
+                metric: metric, scaleOutAbove: scaleOutAbove, scaleInBelow: scaleInBelow, sustainSeconds: sustainSeconds,
+                cooldownSeconds: cooldownSeconds, minShards: minShards ?? shards, maxShards: maxShards)
         }
 
         func run() async throws {
@@ -114,7 +145,7 @@ extension Cachectl.ClusterCommand {
                 name: name, shards: shards, replicas: replicas, memoryMB: memoryMB, cpus: cpus, engine: engine,
                 evictionPolicy: EvictionPolicy(rawValue: evictionPolicy), persistence: persistence,
                 // Default: secure for cache-node (the framework issues the identities), off for redis-server.
-                secureReplication: secureReplication)
+                secureReplication: secureReplication, autoscaling: autoscalingPolicy)
             var status = try await client.call(.POST, "/api/v1/clusters", body: request, as: ClusterStatus.self)
             if !noWait { status = try await waitUntilReady(client, cluster: name, timeout: timeout, quiet: connection.json) }
             try printCluster(status, json: connection.json)

@@ -43,6 +43,8 @@ public struct ClusterSpec: Hashable, Codable, Sendable {
     public var persistence: Bool
     /// Whether replication runs over the authenticated encrypted channel (on by default).
     public var secureReplication: Bool
+    /// Adds or removes shards on its own when set (see ``AutoscalingPolicy``).
+    public var autoscaling: AutoscalingPolicy?
 
     /// Creates a spec; secure replication is on unless turned off.
     public init(
@@ -54,7 +56,8 @@ public struct ClusterSpec: Hashable, Codable, Sendable {
         engine: CacheEngine = .cacheNode,
         evictionPolicy: EvictionPolicy = .noEviction,
         persistence: Bool = false,
-        secureReplication: Bool = true
+        secureReplication: Bool = true,
+        autoscaling: AutoscalingPolicy? = nil
     ) {
         self.name = name
         self.shardCount = shardCount
@@ -65,6 +68,7 @@ public struct ClusterSpec: Hashable, Codable, Sendable {
         self.evictionPolicy = evictionPolicy
         self.persistence = persistence
         self.secureReplication = secureReplication
+        self.autoscaling = autoscaling
     }
 
     /// Members per shard: the primary and its replicas.
@@ -84,6 +88,10 @@ public struct ClusterSpec: Hashable, Codable, Sendable {
         guard memoryMBPerNode >= 16 else { throw .memoryTooSmall(memoryMBPerNode) }
         guard cpusPerNode > 0 else { throw .invalidCpus(cpusPerNode) }
         if secureReplication && engine == .redisServer { throw .secureReplicationUnsupported(engine) }
+        if let autoscaling {
+            guard engine == .cacheNode else { throw .invalidAutoscaling("autoscaling reshards live, which needs cache-node members") }
+            try autoscaling.validate(shardCount: shardCount)
+        }
     }
 }
 
@@ -95,6 +103,7 @@ public enum ClusterSpecError: Error, Hashable, Sendable, CustomStringConvertible
     case memoryTooSmall(Int)
     case invalidCpus(Double)
     case secureReplicationUnsupported(CacheEngine)
+    case invalidAutoscaling(String)
 
     public var description: String {
         switch self {
@@ -110,6 +119,8 @@ public enum ClusterSpecError: Error, Hashable, Sendable, CustomStringConvertible
             "cpus per node \(cpus) must be positive"
         case .secureReplicationUnsupported(let engine):
             "\(engine.rawValue) has no secure replication: turn secure replication off or use cache-node"
+        case .invalidAutoscaling(let why):
+            "invalid autoscaling policy: \(why)"
         }
     }
 }

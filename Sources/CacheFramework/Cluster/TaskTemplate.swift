@@ -6,16 +6,22 @@ public struct MemberCredentials: Hashable, Sendable {
     public var identityPath: String
     /// The cluster authority's public key file.
     public var authorityPath: String
+    /// The authority's signed revocation list, which a member loads at start (later lists are pushed to it).
+    public var revocationListPath: String?
 
     /// Creates the paths.
-    public init(identityPath: String, authorityPath: String) {
+    public init(identityPath: String, authorityPath: String, revocationListPath: String? = nil) {
         self.identityPath = identityPath
         self.authorityPath = authorityPath
+        self.revocationListPath = revocationListPath
     }
 
-    /// The conventional layout under a credentials directory: `<dir>/<task id>.identity` and `<dir>/authority.pub`.
+    /// The conventional layout under a credentials directory: `<dir>/<task id>.identity`, `<dir>/authority.pub` and
+    /// `<dir>/revoked.list`.
     public static func under(_ directory: String, taskID: TaskID) -> MemberCredentials {
-        MemberCredentials(identityPath: "\(directory)/\(taskID.value).identity", authorityPath: "\(directory)/authority.pub")
+        MemberCredentials(
+            identityPath: "\(directory)/\(taskID.value).identity", authorityPath: "\(directory)/authority.pub",
+            revocationListPath: "\(directory)/revoked.list")
     }
 }
 
@@ -35,7 +41,8 @@ public enum TaskTemplate {
     /// The command line uses redis-server's flags (`--port`, `--bind`, `--maxmemory`, `--maxmemory-policy`,
     /// `--appendonly`, and `--save ""` without persistence). cache-node members run in cluster mode
     /// (`--cluster-enabled yes`; the scheduler pushes the topology) and replicate securely: with `credentials` they get
-    /// `--node-identity`, `--cluster-authority` and `--replication-port` (their second port); a spec with
+    /// `--node-identity`, `--cluster-authority`, `--replication-port` (their second port) and `--revocation-list` (the
+    /// authority's current list, so a member started after a revocation refuses the revoked identity at once); a spec with
     /// `secureReplication` off gets `--replication-plaintext yes` instead. Replication is configured after launch
     /// (`SchedulerAction.replicate`), because a replica may start before its primary.
     public static func taskInfo(
@@ -69,6 +76,7 @@ public enum TaskTemplate {
                     "--cluster-authority", credentials.authorityPath,
                     "--replication-port", "\(record.ports.dropFirst().first ?? 0)",
                 ]
+                if let list = credentials.revocationListPath { arguments += ["--revocation-list", list] }
                 labels[identityLabel] = credentials.identityPath
             }
         }

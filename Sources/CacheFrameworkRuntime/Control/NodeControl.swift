@@ -62,6 +62,8 @@ public protocol CacheNodeControl: Sendable {
     /// Moves a batch of slots between two primaries (see ``SchedulerAction/migrateSlots(cluster:_:)``); returns how
     /// many keys moved.
     func migrateSlots(_ migration: SlotMigration) async throws(NodeControlError) -> Int
+    /// INFO memory and stats, for autoscaling (see `MemberLoad.swift`).
+    func memberLoad(_ endpoint: TaskEndpoint) async throws(NodeControlError) -> MemberLoad
 }
 
 extension CacheNodeControl {

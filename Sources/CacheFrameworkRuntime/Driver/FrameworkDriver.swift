@@ -189,6 +189,8 @@ public final class FrameworkDriver: Service, Sendable {
         public var admissionCheck = true
         /// How many events the events API keeps.
         public var eventLimit = 1_000
+        /// How often clusters with an autoscaling policy have their primaries sampled.
+        public var autoscaleInterval: Duration = .seconds(5)
         /// The defaults.
         public init() {}
     }
@@ -197,6 +199,7 @@ public final class FrameworkDriver: Service, Sendable {
         case backend(BackendEvent)
         case tick
         case offset(TaskID, UInt64)
+        case load(cluster: String, mean: Double?)
         case event(SchedulerEvent)
         case intent(Intent, CheckedContinuation<Void, any Error>)
         case shutdown
@@ -284,6 +287,8 @@ public final class FrameworkDriver: Service, Sendable {
                         self.inputContinuation.yield(.tick)
                     }
                 }
+                var autoscalers: [String: ClusterAutoscaler] = [:]
+                var lastSample = self.clock.now()
                 try await backend.start()
                 loop: for await input in self.inputs {
                     switch input {
@@ -296,7 +301,14 @@ public final class FrameworkDriver: Service, Sendable {
                             self.revokeMember(status.taskID, machine: machine, group: &group)
                         }
                     case .tick:
-                        try await self.execute(machine.handle(.tick(now: self.clock.now())), on: &machine, group: &group)
+                        let now = self.clock.now()
+                        try await self.execute(machine.handle(.tick(now: now)), on: &machine, group: &group)
+                        if Duration.seconds(now.seconds - lastSample.seconds) >= self.configuration.autoscaleInterval {
+                            lastSample = now
+                            self.sampleAutoscaledClusters(machine, group: &group)
+                        }
+                    case .load(let name, let mean):
+                        try await self.autoscale(name, mean: mean, autoscalers: &autoscalers, machine: &machine, group: &group)
                     case .offset(let taskID, let offset):
                         let actions = machine.handle(.replicationOffset(taskID, offset: offset))
                         try await self.execute(actions, on: &machine, group: &group)
@@ -398,6 +410,58 @@ public final class FrameworkDriver: Service, Sendable {
             }
         } catch let error as SchedulerError {
             throw FrameworkError.scheduler(error)
+        }
+    }
+
+    // MARK: autoscaling
+
+    /// Reads the load of every primary of each cluster with an autoscaling policy, off the loop; each cluster's mean
+    /// comes back as `.load` (nil when a primary could not be read).
+    private func sampleAutoscaledClusters(_ machine: SchedulerStateMachine, group: inout ThrowingDiscardingTaskGroup<any Error>) {
+        guard machine.phase == .ready else { return }
+        for (name, spec) in machine.clusters {
+            guard let policy = spec.autoscaling else { continue }
+            let primaries = machine.tasks.values.filter { $0.slot.cluster == name && $0.role == .primary && $0.isRunning }
+            guard primaries.count == spec.shardCount else {
+                inputContinuation.yield(.load(cluster: name, mean: nil))
+                continue
+            }
+            let endpoints = primaries.map(\.endpoint)
+            group.addTask {
+                var sum = 0.0
+                for endpoint in endpoints {
+                    guard let value = try? await self.control.memberLoad(endpoint).value(of: policy.metric) else {
+                        self.inputContinuation.yield(.load(cluster: name, mean: nil))
+                        return
+                    }
+                    sum += value
+                }
+                self.inputContinuation.yield(.load(cluster: name, mean: sum / Double(endpoints.count)))
+            }
+        }
+    }
+
+    /// Feeds a cluster's sampled mean to its autoscaler and starts the resharding it decides on.
+    private func autoscale(
+        _ name: String, mean: Double?, autoscalers: inout [String: ClusterAutoscaler], machine: inout SchedulerStateMachine,
+        group: inout ThrowingDiscardingTaskGroup<any Error>
+    ) async throws {
+        let now = clock.now()
+        guard let spec = machine.clusters[name], let policy = spec.autoscaling else {
+            autoscalers[name] = nil
+            return
+        }
+        let busy = machine.layouts[name]?.resharding != nil || machine.layouts[name]?.isProvisioned != true
+            || machine.promotingGroups.contains { $0.hasPrefix(name + "/") } || !machine.pendingSlots.filter { $0.cluster == name }.isEmpty
+        var autoscaler = autoscalers[name] ?? ClusterAutoscaler(now: now)
+        let decision = autoscaler.observe(mean: mean, shardCount: spec.shardCount, busy: busy, policy: policy, now: now)
+        autoscalers[name] = autoscaler
+        guard case .scale(let shards, let reason)? = decision else { return }
+        record("autoscale", "\(name): \(spec.shardCount) → \(shards) shards (\(reason))")
+        do {
+            try await execute(apply(.scale(name, replicas: nil, shards: shards), to: &machine), on: &machine, group: &group)
+        } catch {
+            record("autoscale", "\(name): scaling to \(shards) shards was refused: \(error)")
         }
     }
 

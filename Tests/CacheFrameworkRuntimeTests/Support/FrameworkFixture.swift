@@ -34,7 +34,7 @@ final class FrameworkFixture: Sendable {
 
     init(directory: String, agents: Int, firstPort: UInt64, keepTasksOnShutdown: Bool = false, memMB: Double = 4096,
         metricsFactory: (any MetricsFactory)? = nil, isolation: LocalIsolation = .process,
-        network: NamespaceNetwork = NamespaceNetwork()
+        network: NamespaceNetwork = NamespaceNetwork(), autoscaleInterval: Duration = .seconds(5)
     ) throws {
         self.directory = directory
         store = try SQLiteStateStore(directory: directory)
@@ -52,6 +52,7 @@ final class FrameworkFixture: Sendable {
         configuration.keepTasksOnShutdown = keepTasksOnShutdown
         configuration.tickInterval = .milliseconds(200)
         configuration.scheduler.offsetQueryTimeoutSeconds = 1
+        configuration.autoscaleInterval = autoscaleInterval
         driver = FrameworkDriver(
             backend: backend, store: store, control: control, configuration: configuration, metricsFactory: metricsFactory,
             logger: logger, credentials: try FrameworkAuthority(directory: directory + "/authority"))

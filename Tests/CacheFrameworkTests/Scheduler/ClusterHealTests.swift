@@ -41,6 +41,7 @@ struct ClusterHealTests {
             #expect(arguments.contains(["--cluster-enabled", "yes"]))
             #expect(arguments.contains(["--node-identity", "/creds/\(info.taskID.value).identity"]))
             #expect(arguments.contains(["--cluster-authority", "/creds/authority.pub"]))
+            #expect(arguments.contains(["--revocation-list", "/creds/revoked.list"]), "started with the current revocation list")
             #expect(arguments.contains(["--replication-port", "\(record.ports[1])"]))
             #expect(!arguments.contains("--replication-plaintext"))
             #expect(info.labels[TaskTemplate.identityLabel] == "/creds/\(info.taskID.value).identity")
