@@ -89,7 +89,11 @@ public struct ClusterLayout: Hashable, Codable, Sendable {
         return SlotTopology(epoch: epoch, shards: shards)
     }
 
+    /// A cache-node member's second port is its secure replication port: announced as its bus port, so peers reach
+    /// it for MIGRATE without asking its client port first.
     private static func member(_ record: TaskRecord) -> SlotTopology.Member {
-        SlotTopology.Member(nodeID: record.clusterNodeID ?? "", host: record.hostname, port: Int(record.ports.first ?? 0))
+        SlotTopology.Member(
+            nodeID: record.clusterNodeID ?? "", host: record.hostname, port: Int(record.ports.first ?? 0),
+            busPort: record.ports.count > 1 ? Int(record.ports[1]) : nil)
     }
 }

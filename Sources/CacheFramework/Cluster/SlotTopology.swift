@@ -6,16 +6,20 @@
 
 /// A versioned slot map for a cache cluster.
 public struct SlotTopology: Hashable, Sendable {
-    /// One member as nodes know it: its cluster node id (`CLUSTER MYID`) and client address.
+    /// One member as nodes know it: its cluster node id (`CLUSTER MYID`), client address and bus port.
     public struct Member: Hashable, Sendable {
         public var nodeID: String
         public var host: String
         public var port: Int
+        /// The `@cport` of its CLUSTER NODES line: a cache-node member's secure (replication) port, where its peers
+        /// send MIGRATE and MEET through the secure channel; redis's `port + 10000` when it has none.
+        public var busPort: Int
 
-        public init(nodeID: String, host: String, port: Int) {
+        public init(nodeID: String, host: String, port: Int, busPort: Int? = nil) {
             self.nodeID = nodeID
             self.host = host
             self.port = port
+            self.busPort = busPort ?? port + 10000
         }
     }
 
@@ -95,7 +99,7 @@ public struct SlotTopology: Hashable, Sendable {
     /// Each shard gets its own config epoch (its position + 1), unique as Redis Cluster expects; which topology wins
     /// is decided by the topology epoch alone.
     private static func line(_ member: Member, role: String, primaryID: String, configEpoch: Int, slots: [String]) -> String {
-        (["\(member.nodeID) \(member.host):\(member.port)@\(member.port + 10000) \(role) \(primaryID) 0 0 \(configEpoch) connected"] + slots)
+        (["\(member.nodeID) \(member.host):\(member.port)@\(member.busPort) \(role) \(primaryID) 0 0 \(configEpoch) connected"] + slots)
             .joined(separator: " ")
     }
 }

@@ -38,6 +38,14 @@ struct MemberRevocationTests {
             try String(contentsOfFile: MemberCredentials.under(authorityDirectory, taskID: lost.taskID).identityPath, encoding: .utf8))
         let listPath = authorityDirectory + "/revoked.list"
         #expect(try await configValue(primary.endpoint, "revocation-list") == listPath, "members start with the list")
+        // The pushed topology announces each member's secure port as its bus port (where peers MIGRATE to).
+        guard case .bulk(let nodes?) = try await control.command(["CLUSTER", "NODES"], to: primary.endpoint) else {
+            Issue.record("no CLUSTER NODES")
+            return
+        }
+        for member in records {
+            #expect(nodes.contains("\(member.hostname):\(member.ports[0])@\(member.ports[1]) "), "\(nodes)")
+        }
 
         let pid = try #require(await framework.backend.taskViews().first { $0.taskID == lost.taskID }?.pid)
         kill(pid, SIGKILL)

@@ -15,14 +15,14 @@ struct SlotTopologyTests {
     @Test func payloadIsClusterNodesLinesAndProblemsAreFound() {
         let a = SlotTopology.Member(nodeID: String(repeating: "a", count: 40), host: "10.0.0.1", port: 7000)
         let b = SlotTopology.Member(nodeID: String(repeating: "b", count: 40), host: "10.0.0.2", port: 7001)
-        let r = SlotTopology.Member(nodeID: String(repeating: "c", count: 40), host: "10.0.0.3", port: 7002)
+        let r = SlotTopology.Member(nodeID: String(repeating: "c", count: 40), host: "10.0.0.3", port: 7002, busPort: 7102)
         var topology = SlotTopology(epoch: 4, shards: [
             .init(primary: a, replicas: [r], slots: [0...8191]), .init(primary: b, slots: [8192...16382, 16383...16383]),
         ])
         #expect(topology.problems.isEmpty)
         #expect(topology.payload == """
             \(a.nodeID) 10.0.0.1:7000@17000 master - 0 0 1 connected 0-8191
-            \(r.nodeID) 10.0.0.3:7002@17002 slave \(a.nodeID) 0 0 1 connected
+            \(r.nodeID) 10.0.0.3:7002@7102 slave \(a.nodeID) 0 0 1 connected
             \(b.nodeID) 10.0.0.2:7001@17001 master - 0 0 2 connected 8192-16382 16383
             """)
         #expect(topology.command.prefix(4) == ["CLUSTER", "TOPOLOGY", "SET", "4"])

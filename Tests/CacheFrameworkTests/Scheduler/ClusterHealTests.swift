@@ -91,7 +91,7 @@ struct ClusterHealTests {
         for (index, shard) in push.topology.shards.enumerated() {
             let primary = try record(harness, shard: index, role: .primary)
             let replica = try record(harness, shard: index, role: .replica)
-            #expect(shard.primary == SlotTopology.Member(nodeID: "node-\(primary.taskID.value)", host: primary.hostname, port: Int(primary.ports[0])))
+            #expect(shard.primary == SlotTopology.Member(nodeID: "node-\(primary.taskID.value)", host: primary.hostname, port: Int(primary.ports[0]), busPort: Int(primary.ports[1])))
             #expect(shard.replicas.map(\.nodeID) == ["node-\(replica.taskID.value)"])
         }
         // The layout with epoch 1 was persisted before the push; node ids are in the durable records.
