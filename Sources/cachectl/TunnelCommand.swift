@@ -2,6 +2,7 @@
 // secure channel.
 import ArgumentParser
 import Logging
+import NIOCore
 import ReplicationSec
 
 extension Cachectl {
@@ -38,11 +39,11 @@ extension Cachectl.TunnelCommand {
             let configuration = try secure.configuration(logger: logger)
             let listenAddress = try HostPort(parsing: listen)
             let targetAddress = try HostPort(parsing: target)
-            let listener = try await SecureChannel.bind(
-                host: listenAddress.host, port: listenAddress.port, configuration: configuration)
+            let listener = try await Tunnel.listenSecure(
+                host: listenAddress.host, port: listenAddress.port, target: targetAddress, configuration: configuration,
+                logger: logger)
             logger.info("tunnel listening", metadata: ["listen": "\(listen)", "target": "\(target)"])
-            try await Tunnel.serveSecure(
-                listener: listener, targetHost: targetAddress.host, targetPort: targetAddress.port, logger: logger)
+            try await listener.closeFuture.get()
         }
     }
 
@@ -69,11 +70,11 @@ extension Cachectl.TunnelCommand {
             let configuration = try secure.configuration(logger: logger)
             let localAddress = try HostPort(parsing: local)
             let remoteAddress = try HostPort(parsing: remote)
-            let listener = try await Tunnel.bindPlain(host: localAddress.host, port: localAddress.port)
+            let listener = try await Tunnel.listenPlain(
+                host: localAddress.host, port: localAddress.port, remote: remoteAddress, configuration: configuration,
+                logger: logger)
             logger.info("tunnel accepting plaintext", metadata: ["local": "\(local)", "remote": "\(remote)"])
-            try await Tunnel.servePlain(
-                listener: listener, remoteHost: remoteAddress.host, remotePort: remoteAddress.port,
-                configuration: configuration, logger: logger)
+            try await listener.closeFuture.get()
         }
     }
 }

@@ -4,6 +4,7 @@
 
 import NIOCore
 import NIOPosix
+import ReplicationSec
 import Synchronization
 
 #if canImport(Glibc)
