@@ -72,8 +72,11 @@ public struct SchedulerStateMachine: Sendable {
         public var pinPersistentMembers = false
         /// How long a lost persistent member waits for its agent before it is placed elsewhere.
         public var volumeWaitSeconds: Double = 300
-        /// How many slots one `.migrateSlots` batch moves at most (a topology is pushed after each batch).
-        public var migrationBatchSlots = 64
+        /// How many slots one `.migrateSlots` batch moves at most (a topology is pushed after each batch). The nodes
+        /// hand a batch over in rounds (`CLUSTER SETSLOTSRANGE`), so the cost of a batch is its keys plus one push:
+        /// larger batches mean fewer pushes, smaller ones a shorter wait for a heal's push (none is sent while a
+        /// batch runs).
+        public var migrationBatchSlots = 1024
 
         /// The defaults.
         public init() {}
