@@ -97,7 +97,10 @@ struct ReshardingTests {
         let resharding = try #require(layouts.compactMap(\.layout.resharding).last)
         #expect(harness.migrations.map(\.slots.count).reduce(0, +) == resharding.totalSlots)
         #expect(resharding.totalSlots == 6554)
-        #expect(harness.migrations.allSatisfy { $0.slots.count <= 64 })
+        // At most `migrationBatchSlots` (1024) consecutive slots between the same two shards per batch: 3277-5460
+        // (0 → 3), 5461-6553 (1 → 3), 9830-10922 (1 → 4) and 10923-13106 (2 → 4) take 3 + 2 + 2 + 3 batches.
+        #expect(harness.migrations.allSatisfy { $0.slots.count <= 1024 })
+        #expect(harness.migrations.count == 10)
 
         // Done: the layout is the target, recorded, pushed with a new epoch and acknowledged; the nodes agree.
         let layout = try #require(harness.durable.layouts["c"])
@@ -188,7 +191,7 @@ struct ReshardingTests {
         harness.release()
         let inFlight = try #require(harness.heldMigrations.first?.migration)
         #expect(harness.durable.layouts["c"]?.resharding?.inFlight?.slots == inFlight.slots)
-        #expect(harness.durable.layouts["c"]?.resharding?.movedSlots == 128)
+        #expect(harness.durable.layouts["c"]?.resharding?.movedSlots == harness.migrations.prefix(2).map(\.slots.count).reduce(0, +))
         // The nodes finished the batch (or part of it) before the restart: re-sending must be safe.
         harness.heldMigrations = []
         for slot in inFlight.slots.closedRange { harness.nodeOwners[slot] = inFlight.targetNodeID }
