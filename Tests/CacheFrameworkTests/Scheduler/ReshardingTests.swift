@@ -223,6 +223,37 @@ struct ReshardingTests {
         #expect(try JSONDecoder().decode(ClusterLayout.self, from: Data(old.utf8)).resharding == nil)
     }
 
+    @Test func scalingBackBeforeAnySlotMovedCancelsAScaleOutAndStopsItsNewMembers() throws {
+        var harness = try provisioned(shards: 3, agents: 5)
+        let original = Set(harness.machine.tasks.keys)
+        harness.run(try harness.machine.scaleCluster("c", replicasPerShard: 0, shardCount: 5))
+        #expect(harness.machine.pendingSlots.map(\.shard) == [3, 4])
+        // The new members were launched but never came up (or could not be placed at all): still launching.
+        harness.offerRound()
+        let launched = Set(harness.machine.tasks.keys).subtracting(original)
+        #expect(launched.count == 2)
+        #expect(harness.durable.layouts["c"]?.resharding?.phase == .launching)
+        // Going to another count is refused; going back to 3 cancels.
+        #expect(throws: SchedulerError.reshardingInProgress(cluster: "c", from: 3, to: 5)) {
+            try harness.machine.scaleCluster("c", replicasPerShard: 0, shardCount: 4)
+        }
+        let mark = harness.log.count
+        harness.run(try harness.machine.scaleCluster("c", replicasPerShard: 0, shardCount: 3))
+        #expect(harness.durable.clusters["c"]?.shardCount == 3)
+        #expect(harness.machine.pendingSlots.isEmpty)
+        #expect(harness.durable.tasks.keys.allSatisfy { !launched.contains($0) })
+        let kills = harness.log[mark...].compactMap { if case .kill(let taskID, _) = $0 { taskID } else { nil } }
+        #expect(Set(kills) == launched)
+        #expect(harness.migrations.isEmpty)
+        let layout = try #require(harness.durable.layouts["c"])
+        #expect(layout.resharding == nil)
+        #expect(layout.shardSlots == ClusterPlan.slotRanges(shardCount: 3).map { [$0] })
+        #expect(try #require(harness.pushes.last).topology.shards.count == 3)
+        // A new resharding may start.
+        harness.run(try harness.machine.scaleCluster("c", replicasPerShard: 0, shardCount: 4))
+        #expect(harness.durable.layouts["c"]?.resharding?.toShardCount == 4)
+    }
+
     @Test func reshardingIsRefusedWhileOneRunsAndBeforeTheClusterServes() throws {
         var harness = try provisioned(shards: 3, agents: 5)
         harness.holdMigrations = true
