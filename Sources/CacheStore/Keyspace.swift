@@ -329,6 +329,19 @@ public final class Keyspace: Sendable {
         return count
     }
 
+    /// The number of keys of database 0 in each of `slots`, which must all live in stripe `index` (one scan for a
+    /// batch of slots: CLUSTER SETSLOTSRANGE … NODE). Slots without keys are absent. Requires the stripe locked.
+    public func countKeys(inSlots slots: Set<Int>, stripe index: Int) -> [Int: Int] {
+        precondition(isSlotStriped, "slot queries need a slot-striped keyspace")
+        guard !slots.isEmpty, let table = stripes[index].existingTable(0) else { return [:] }
+        var counts: [Int: Int] = [:]
+        for entry in 0..<table.count {
+            let slot = table.entry(at: entry).pointee.key.withBytes { HashSlot.slot(of: $0) }
+            if slots.contains(slot) { counts[slot, default: 0] += 1 }
+        }
+        return counts
+    }
+
     // MARK: WATCH
 
     /// Registers `token` as watching `key` in `database`. Requires the key's stripe locked.

@@ -72,8 +72,11 @@ public struct SchedulerStateMachine: Sendable {
         public var pinPersistentMembers = false
         /// How long a lost persistent member waits for its agent before it is placed elsewhere.
         public var volumeWaitSeconds: Double = 300
-        /// How many slots one `.migrateSlots` batch moves at most (a topology is pushed after each batch).
-        public var migrationBatchSlots = 64
+        /// How many slots one `.migrateSlots` batch moves at most (a topology is pushed after each batch). The nodes
+        /// hand a batch over in rounds (`CLUSTER SETSLOTSRANGE`), so the cost of a batch is its keys plus one push:
+        /// larger batches mean fewer pushes, smaller ones a shorter wait for a heal's push (none is sent while a
+        /// batch runs).
+        public var migrationBatchSlots = 1024
 
         /// The defaults.
         public init() {}
@@ -553,6 +556,13 @@ public struct SchedulerStateMachine: Sendable {
     private mutating func reshard(_ name: String, replicasPerShard: Int, shardCount: Int) throws(SchedulerError) -> [SchedulerAction] {
         let spec = clusters[name]!
         if let resharding = layouts[name]?.resharding {
+            // Scaling back to the old count before any slot moved cancels a scale-out (e.g. new members that cannot
+            // be placed): the new shards are retired like removed ones.
+            if resharding.phase == .launching && shardCount == resharding.fromShardCount
+                && replicasPerShard == spec.replicasPerShard
+            {
+                return cancelLaunch(name)
+            }
             throw .reshardingInProgress(cluster: name, from: resharding.fromShardCount, to: resharding.toShardCount)
         }
         guard isClusterMode(spec) else { throw .reshardingUnsupported(cluster: name, from: spec.shardCount, to: shardCount) }
@@ -849,14 +859,32 @@ public struct SchedulerStateMachine: Sendable {
             }
             return retire(name)
         case .retiring:
-            guard let epoch = resharding.retiringEpoch, let pushed = pushedTopologies[name], pushed.epoch >= epoch,
-                topologySettled(name)
+            // Killed once a topology without them was acknowledged: the retiring epoch, or an earlier push that never
+            // listed them (a cancelled scale-out whose new members never reported a node id pushes nothing new).
+            guard let epoch = resharding.retiringEpoch, let pushed = pushedTopologies[name], topologySettled(name)
             else { return [] }
+            let listed = Set(pushed.shards.flatMap { [$0.primary.nodeID] + $0.replicas.map(\.nodeID) })
+            let unlisted = resharding.retiring.allSatisfy { $0.clusterNodeID.map { !listed.contains($0) } ?? true }
+            guard pushed.epoch >= epoch || unlisted else { return [] }
             layout.resharding = nil
             layouts[name] = layout
             return [.persist(makeBatch([.putLayout(layout)]))]
                 + resharding.retiring.map { .kill(taskID: $0.taskID, agentID: $0.agentID) }
         }
+    }
+
+    /// Cancels a scale-out still launching its new shards (they own no slot yet): the resharding becomes a scale-in
+    /// back to the old count with nothing to move, so the new shards' members are dropped from the records, a topology
+    /// without them is pushed, and they are killed once it is acknowledged (``retire(_:)``).
+    private mutating func cancelLaunch(_ name: String) -> [SchedulerAction] {
+        guard var layout = layouts[name], var resharding = layout.resharding, resharding.phase == .launching else { return [] }
+        resharding.toShardCount = resharding.fromShardCount
+        resharding.targetSlots = Array(layout.shardSlots.prefix(resharding.fromShardCount))
+        resharding.totalSlots = 0
+        resharding.lastError = "scale-out to \(layout.shardSlots.count) shards cancelled before any slot moved"
+        layout.resharding = resharding
+        layouts[name] = layout
+        return retire(name)
     }
 
     /// Scale-in, every slot moved: records the smaller spec, drops the removed shards' members from the records and

@@ -3,7 +3,7 @@
 // connection per call, so it works with redis-server today and with cache-node as its replication and cluster
 // commands land; for cluster-mode cache-node members, CLUSTER MYID and the topology push
 // (`CLUSTER TOPOLOGY SET <epoch> <payload>`) and slot migration for resharding (`SlotMigrator`: one connection to each
-// side, the batch's SETSLOT/GETKEYSINSLOT commands pipelined, MIGRATE per slot).
+// side, the batch handed over with cache-node's `CLUSTER SETSLOTSRANGE`, GETKEYSINSLOT and MIGRATE pipelined).
 
 public import CacheFramework
 import NIOCore
@@ -94,6 +94,8 @@ public struct RESPNodeControl: CacheNodeControl {
     public var timeout: Duration
     /// Reply timeout of a topology push (a member applies the whole topology before it answers).
     public var topologyTimeout: Duration
+    /// Keys per GETKEYSINSLOT / MIGRATE during slot migration.
+    public var migrationKeysPerRound = 500
     private let group: any EventLoopGroup
 
     /// Creates a controller on NIO's shared event loop group.
@@ -150,7 +152,8 @@ public struct RESPNodeControl: CacheNodeControl {
     public func migrateSlots(_ migration: SlotMigration) async throws(NodeControlError) -> Int {
         try await withConnection(to: migration.target) { target throws(NodeControlError) in
             try await withConnection(to: migration.source) { source throws(NodeControlError) in
-                var migrator = SlotMigrator(migration: migration, source: source, target: target, timeout: timeout)
+                var migrator = SlotMigrator(
+                    migration: migration, source: source, target: target, timeout: timeout, keysPerRound: migrationKeysPerRound)
                 return try await migrator.run()
             }
         }
@@ -368,76 +371,178 @@ struct ControlConnection {
     }
 }
 
-/// Moves the slots of a `SlotMigration` as `redis-cli --cluster reshard` does (`clusterManagerMoveSlot`), with the
-/// batch's commands pipelined: IMPORTING on the target and MIGRATING on the source for every slot, then
-/// `GETKEYSINSLOT` for every slot and `MIGRATE … KEYS` per slot until the source holds none, then `SETSLOT NODE` on the
-/// target for every slot, then on the source. The slots of a batch are in MIGRATING state together (what redis-cli
-/// does for one slot); the order target-before-source is kept for every slot, so a MOVED from the source never points
-/// at a node that does not serve the slot yet.
+/// Moves the slots of a `SlotMigration` with the steps of `redis-cli --cluster reshard` (`clusterManagerMoveSlot`),
+/// a round of up to `slotsPerRound` slots at a time instead of a slot at a time. For each round:
+/// 1. the target imports the round — one `CLUSTER SETSLOTSRANGE first last IMPORTING <source>` (cache-node's
+///    batched SETSLOT) — then the source migrates it (`SETSLOTSRANGE … MIGRATING <target>`);
+/// 2. keys move: one pipelined write of `GETKEYSINSLOT` per slot, then one of `MIGRATE … KEYS` per slot that still
+///    has keys (keys of one slot per MIGRATE: it is routed like any keyed command), repeated for the slots that
+///    returned a full count. A slot is empty once GETKEYSINSLOT returns fewer keys than asked and their MIGRATE
+///    succeeded: a MIGRATING slot gains no keys on the source (writes of missing keys go to the target with -ASK);
+/// 3. the target takes the round (`SETSLOTSRANGE … NODE <target>`), then the source gives it away (same command; it
+///    refuses while it still holds a key of the round). Target before source, so a MOVED from the source never points
+///    at a node that does not serve the slot yet.
+/// Handing over per round rather than per batch keeps the time a moved key is reached through -ASK (two round trips
+/// for the client) to one round; the other nodes learn the new owners from the topology pushed after the batch, and
+/// until then send clients to the source, which answers -MOVED to the target.
+///
+/// Every step is idempotent, so a batch interrupted anywhere (framework restart, node error) is simply sent again: a
+/// target that already owns some slots of the batch, or a source that already gave some away, refuses the range form,
+/// and that step is redone per slot with redis's single-slot SETSLOT, skipping the slots that are done (also the path
+/// for nodes without SETSLOTSRANGE). A key the target already holds (`BUSYKEY`: a source that crashed between the
+/// target's acknowledgement and its own delete) is resolved as `redis-cli --cluster fix` does: the two values are
+/// compared (DUMP on both sides) and the key is moved again with `REPLACE`. The source's value wins when they differ:
+/// while a key exists on a MIGRATING source, every client command on it is served by the source (the target serves a
+/// slot it imports only to ASKING clients, which the source sends only for keys it does not hold), so the source's
+/// value is the one clients were reading and writing.
 struct SlotMigrator {
     let migration: SlotMigration
     var source: ControlConnection
     var target: ControlConnection
     let timeout: Duration
-    /// Keys per GETKEYSINSLOT / MIGRATE round (redis-cli's default pipeline is 10; larger batches cost fewer round
-    /// trips and MIGRATE holds the keys' stripe lock per call either way).
-    let keysPerRound = 100
+    /// Keys per GETKEYSINSLOT / MIGRATE (redis-cli's default pipeline is 10; larger batches cost fewer round trips,
+    /// and MIGRATE holds the keys' stripe lock for one round trip to the target either way).
+    let keysPerRound: Int
+    /// Slots whose GETKEYSINSLOT and MIGRATE go in one pipelined write.
+    let slotsPerRound = 128
+    /// Keys the target already held whose value differed from the source's (replaced; see the type's comment).
+    private(set) var replacedDifferingKeys = 0
+    /// Keys the target already held with the source's value (moved again with REPLACE).
+    private(set) var replacedSameKeys = 0
 
-    init(migration: SlotMigration, source: ControlConnection, target: ControlConnection, timeout: Duration) {
+    init(migration: SlotMigration, source: ControlConnection, target: ControlConnection, timeout: Duration, keysPerRound: Int = 500) {
         self.migration = migration
         self.source = source
         self.target = target
         self.timeout = timeout
+        self.keysPerRound = max(1, keysPerRound)
     }
 
-    /// Runs the batch; returns the number of keys moved.
+    /// Runs the batch, `slotsPerRound` slots at a time; returns the number of keys moved.
     mutating func run() async throws(NodeControlError) -> Int {
         let slots = Array(migration.slots.closedRange)
-        // 1. The target imports. A target that owns a slot already finished it before a restart: only SETSLOT NODE
-        //    remains for that slot.
-        let importing = try await target.pipeline(slots.map { ["CLUSTER", "SETSLOT", String($0), "IMPORTING", migration.sourceNodeID] })
-        var pending: [Int] = []
-        for (slot, reply) in zip(slots, importing) {
-            if case .error(let message) = reply {
-                guard message.contains("already the owner") else { throw refused(target, "SETSLOT \(slot) IMPORTING", message) }
-            } else {
-                pending.append(slot)
-            }
+        var moved = 0
+        for start in stride(from: 0, to: slots.count, by: slotsPerRound) {
+            let round = Array(slots[start..<min(slots.count, start + slotsPerRound)])
+            // 1. The target imports; slots it owns already were finished before a retry: only SETSLOT NODE remains.
+            let pending = try await importing(round)
+            // 2. The source migrates (a source that no longer owns a slot gave it away with no keys left).
+            try await migrating(pending)
+            // 3. Keys move until every slot is empty on the source.
+            moved += try await moveKeys(pending)
+            // 4. Both sides record the new owner, the target first.
+            try await assign(round, on: \.target)
+            try await assign(round, on: \.source)
         }
-        // 2. The source migrates (a source that no longer owns a slot gave it away with no keys left).
-        let migrating = try await source.pipeline(pending.map { ["CLUSTER", "SETSLOT", String($0), "MIGRATING", migration.targetNodeID] })
-        for (slot, reply) in zip(pending, migrating) {
+        return moved
+    }
+
+    /// `CLUSTER SETSLOTSRANGE` for `slots` (consecutive runs) with `action`.
+    private func range(_ slots: [Int], _ action: [String]) -> [String] {
+        var arguments = ["CLUSTER", "SETSLOTSRANGE"]
+        var start = 0
+        for index in slots.indices where index == slots.count - 1 || slots[index + 1] != slots[index] + 1 {
+            arguments += [String(slots[start]), String(slots[index])]
+            start = index + 1
+        }
+        return arguments + action
+    }
+
+    /// Step 1; returns the slots the target does not own yet.
+    private mutating func importing(_ slots: [Int]) async throws(NodeControlError) -> [Int] {
+        let action = ["IMPORTING", migration.sourceNodeID]
+        if case .error = try await target.send(range(slots, action)) {
+            // Some slot is owned already (a retried batch), or no SETSLOTSRANGE: per slot, skipping owned ones.
+            var pending: [Int] = []
+            let replies = try await target.pipeline(slots.map { ["CLUSTER", "SETSLOT", String($0)] + action })
+            for (slot, reply) in zip(slots, replies) {
+                if case .error(let message) = reply {
+                    guard message.contains("already the owner") else { throw refused(target, "SETSLOT \(slot) IMPORTING", message) }
+                } else {
+                    pending.append(slot)
+                }
+            }
+            return pending
+        }
+        return slots
+    }
+
+    /// Step 2.
+    private mutating func migrating(_ slots: [Int]) async throws(NodeControlError) {
+        guard !slots.isEmpty else { return }
+        let action = ["MIGRATING", migration.targetNodeID]
+        guard case .error = try await source.send(range(slots, action)) else { return }
+        let replies = try await source.pipeline(slots.map { ["CLUSTER", "SETSLOT", String($0)] + action })
+        for (slot, reply) in zip(slots, replies) {
             if case .error(let message) = reply, !message.contains("not the owner") {
                 throw refused(source, "SETSLOT \(slot) MIGRATING", message)
             }
         }
-        // 3. Keys move until every slot is empty on the source.
+    }
+
+    /// Step 3 for one round of slots: until each is empty on the source. Returns the keys moved.
+    private mutating func moveKeys(_ round: [Int]) async throws(NodeControlError) -> Int {
         let timeoutMS = String(max(1_000, timeout.components.seconds * 1_000))
+        let host = migration.target.hostname
+        let port = String(migration.target.port)
         var moved = 0
+        var pending = round
+        var replacing = Set<Int>()
         while !pending.isEmpty {
             let listed = try await source.pipeline(pending.map { ["CLUSTER", "GETKEYSINSLOT", String($0), String(keysPerRound)] })
-            var next: [Int] = []
+            var batches: [(slot: Int, keys: [String])] = []
             for (slot, reply) in zip(pending, listed) {
                 guard case .array(let items?) = reply else { throw refused(source, "GETKEYSINSLOT \(slot)", "\(reply)") }
                 let keys = items.compactMap { item -> String? in if case .bulk(let key?) = item { key } else { nil } }
-                if keys.isEmpty { continue }
-                let answer = try await source.send(
-                    ["MIGRATE", migration.target.hostname, String(migration.target.port), "", "0", timeoutMS, "KEYS"] + keys)
-                if case .error(let message) = answer { throw refused(source, "MIGRATE of slot \(slot)", message) }
-                moved += keys.count
-                next.append(slot)
+                if !keys.isEmpty { batches.append((slot, keys)) }
+            }
+            let answers = try await source.pipeline(batches.map { batch in
+                ["MIGRATE", host, port, "", "0", timeoutMS] + (replacing.contains(batch.slot) ? ["REPLACE"] : []) + ["KEYS"] + batch.keys
+            })
+            var next: [Int] = []
+            for (batch, answer) in zip(batches, answers) {
+                switch answer {
+                case .error(let message) where message.contains("BUSYKEY") && !replacing.contains(batch.slot):
+                    // The keys the target acknowledged moved; the busy ones are still here: compare, then REPLACE.
+                    try await compareBusyKeys(batch.keys)
+                    replacing.insert(batch.slot)
+                    next.append(batch.slot)
+                case .error(let message):
+                    throw refused(source, "MIGRATE of slot \(batch.slot)", message)
+                default:
+                    moved += batch.keys.count
+                    if batch.keys.count >= keysPerRound { next.append(batch.slot) }
+                }
             }
             pending = next
         }
-        // 4. Both sides record the new owner, the target first.
-        let node = slots.map { ["CLUSTER", "SETSLOT", String($0), "NODE", migration.targetNodeID] }
-        for (slot, reply) in zip(slots, try await target.pipeline(node)) {
-            if case .error(let message) = reply { throw refused(target, "SETSLOT \(slot) NODE", message) }
-        }
-        for (slot, reply) in zip(slots, try await source.pipeline(node)) {
-            if case .error(let message) = reply { throw refused(source, "SETSLOT \(slot) NODE", message) }
-        }
         return moved
+    }
+
+    /// BUSYKEY: counts which of `keys` the target holds with the same value as the source, and which differ.
+    private mutating func compareBusyKeys(_ keys: [String]) async throws(NodeControlError) {
+        let dumps = keys.map { ["DUMP", $0] }
+        let mine = try await source.pipeline(dumps)
+        // The target imports the slot: it answers for it only after ASKING (one command each).
+        let theirs = try await target.pipeline(keys.flatMap { [["ASKING"], ["DUMP", $0]] }).enumerated()
+            .filter { $0.offset % 2 == 1 }.map(\.element)
+        for (own, other) in zip(mine, theirs) {
+            guard case .bulk(let ownValue?) = own, case .bulk(let otherValue?) = other else { continue }
+            if ownValue == otherValue { replacedSameKeys += 1 } else { replacedDifferingKeys += 1 }
+        }
+    }
+
+    /// Step 4 on one side.
+    private mutating func assign(_ slots: [Int], on side: WritableKeyPath<SlotMigrator, ControlConnection>) async throws(NodeControlError) {
+        let action = ["NODE", migration.targetNodeID]
+        if case .error(let message) = try await self[keyPath: side].send(range(slots, action)) {
+            // Without SETSLOTSRANGE: per slot. Refusals name their slot (e.g. keys still on the source).
+            guard message.contains("nknown subcommand") else { throw refused(self[keyPath: side], "SETSLOTSRANGE … NODE", message) }
+            let replies = try await self[keyPath: side].pipeline(slots.map { ["CLUSTER", "SETSLOT", String($0)] + action })
+            for (slot, reply) in zip(slots, replies) {
+                if case .error(let message) = reply { throw refused(self[keyPath: side], "SETSLOT \(slot) NODE", message) }
+            }
+        }
     }
 
     private func refused(_ connection: ControlConnection, _ what: String, _ message: String) -> NodeControlError {

@@ -23,16 +23,40 @@ final class ClusterRouting: Sendable {
     /// `cluster_state:ok`.
     let isHealthy: Bool
 
-    /// Builds the snapshot; with `previous` (same nodes and slot owners as `topology`) only the migration state is
-    /// rebuilt, which keeps SETSLOT IMPORTING/MIGRATING/STABLE cheap during a reshard.
-    init(_ topology: ClusterTopology, reusingSlotsOf previous: ClusterRouting? = nil) {
+    /// The node ids referenced by ``owners`` (parallel to ``addresses``).
+    let ids: [String]
+    /// The ids of nodes marked failed (health depends on them).
+    let failedIDs: Set<String>
+
+    /// Builds the snapshot from scratch, or from `previous` when that is cheaper:
+    /// - `changedSlots` given (CLUSTER SETSLOT[SRANGE]): only those slots' owners are looked up again, provided the
+    ///   nodes are the same as in `previous` (ids and addresses); health is re-derived from the changed slots.
+    /// - `previous` with the same nodes and slot owners as `topology` (`unchangedSlots`): only the migration state is
+    ///   rebuilt.
+    /// Anything else scans the 16384 slots.
+    init(_ topology: ClusterTopology, reusing previous: ClusterRouting? = nil, unchangedSlots: Bool = false, changedSlots: [Int]? = nil) {
         var indices: [String: Int16] = [:]
         var addresses: [String] = []
+        var ids: [String] = []
+        var failedIDs = Set<String>()
         for node in topology.nodes.values.sorted(by: { $0.id < $1.id }) {
             indices[node.id] = Int16(addresses.count)
             addresses.append(node.address)
+            ids.append(node.id)
+            if node.isFailed { failedIDs.insert(node.id) }
         }
-        if let previous {
+        let sameNodes = previous.map { $0.ids == ids && $0.addresses == addresses && $0.failedIDs == failedIDs } ?? false
+        if let previous, sameNodes, let changedSlots {
+            var owners = previous.owners
+            var healthy = previous.isHealthy
+            for slot in changedSlots {
+                let owner = topology.owners[slot]
+                owners[slot] = owner.flatMap { indices[$0] } ?? -1
+                if owner == nil || failedIDs.contains(owner!) { healthy = false }
+            }
+            self.owners = owners
+            isHealthy = healthy || (!previous.isHealthy && topology.isHealthy)
+        } else if let previous, sameNodes, unchangedSlots {
             owners = previous.owners
             isHealthy = previous.isHealthy
         } else {
@@ -41,6 +65,8 @@ final class ClusterRouting: Sendable {
             isHealthy = topology.isHealthy
         }
         self.addresses = addresses
+        self.ids = ids
+        self.failedIDs = failedIDs
         myIndex = indices[topology.myID]!
         myPrimaryIndex = topology.myself.primaryID.flatMap { indices[$0] } ?? -1
         migratingTo = topology.migrating.compactMapValues { indices[$0] }

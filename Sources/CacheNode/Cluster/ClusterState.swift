@@ -27,6 +27,7 @@ public final class ClusterState: Sendable {
     private let roleHandler = Mutex<(@Sendable (ClusterRoleChange) -> Void)?>(nil)
     /// Where nodes.conf is written (absolute), or `nil` to keep nothing.
     let configFilePath: String?
+    let configWriter: ClusterConfigWriter?
     private let announcedIP: String
     private let announcedPort: Int
     private let announcedBusPort: Int
@@ -56,6 +57,7 @@ public final class ClusterState: Sendable {
             policy: configuration.replicationPlaintext ? .plaintext : .refused, logger: Logger(label: "cache-node.cluster"))))
         topologyStorage = Mutex((topology, nil))
         routingStorage = Mutex(ClusterRouting(topology))
+        configWriter = configFilePath.map(ClusterConfigWriter.init(path:))
     }
 
     /// The current topology (a copy).
@@ -123,8 +125,12 @@ public final class ClusterState: Sendable {
     }
 
     /// Changes the topology, then republishes routing, saves nodes.conf and reports a role change.
+    /// - Parameter durable: `true` (the default): nodes.conf is written before this returns (so before the command's
+    ///   reply); `false`: the write is coalesced and done off the event loop (see ``ClusterConfigWriter``).
     @discardableResult
-    public func mutate<Result>(_ body: (inout ClusterTopology) throws(CommandError) -> Result) throws(CommandError) -> Result {
+    public func mutate<Result>(
+        durable: Bool = true, _ body: (inout ClusterTopology) throws(CommandError) -> Result
+    ) throws(CommandError) -> Result {
         let (result, before, after) = try topologyStorage.withLock {
             (state: inout (topology: ClusterTopology, lastPayload: String?)) throws(CommandError) -> (Result, ClusterTopology, ClusterTopology) in
             let before = state.topology
@@ -134,8 +140,36 @@ public final class ClusterState: Sendable {
             publishRouting(copy, before: before)
             return (result, before, copy)
         }
-        publish(after, before: before)
+        publish(after, before: before, durable: durable)
         return result
+    }
+
+    /// CLUSTER SETSLOT / SETSLOTSRANGE: ``ClusterTopology/setSlots(_:_:keysInSlot:)`` with the cheap path a reshard
+    /// needs — the routing snapshot is derived from the previous one by looking up only `slots` again, and nodes.conf
+    /// is written coalesced, off the event loop (``ClusterConfigWriter``; why that is enough is written there).
+    /// - Parameters:
+    ///   - keyCounts: the keys this node holds in the slots it gives away (``slotsToCount(_:_:)``), counted before
+    ///     the call: stripe locks are never taken under the topology lock (MIGRATE takes them in the other order).
+    public func setSlots(
+        _ slots: [Int], _ action: ClusterTopology.SlotAction, keyCounts: [Int: Int]
+    ) throws(CommandError) {
+        let (before, after) = try topologyStorage.withLock {
+            (state: inout (topology: ClusterTopology, lastPayload: String?)) throws(CommandError) -> (ClusterTopology, ClusterTopology) in
+            let before = state.topology
+            var copy = state.topology
+            try copy.setSlots(slots, action) { keyCounts[$0] ?? 0 }
+            state.topology = copy
+            let previous = routingStorage.withLock { $0 }
+            let routing: ClusterRouting
+            if case .node = action {
+                routing = ClusterRouting(copy, reusing: previous, changedSlots: slots)
+            } else {
+                routing = ClusterRouting(copy, reusing: previous, unchangedSlots: true)
+            }
+            routingStorage.withLock { $0 = routing }
+            return (before, copy)
+        }
+        publish(after, before: before, durable: false)
     }
 
     /// CLUSTER TOPOLOGY SET: applies a pushed topology (see ``ClusterTopology/apply(epoch:lines:previousPayload:payload:)``).
@@ -155,21 +189,31 @@ public final class ClusterState: Sendable {
             publishRouting(copy, before: before)
             return (before, copy)
         }
-        publish(after, before: before)
+        publish(after, before: before, durable: true)
+    }
+
+    /// The slots of `slots` whose keys ``setSlots(_:_:keyCounts:)`` needs counted: with `NODE <other id>`, those this
+    /// node serves now (redis refuses to give away a slot that still holds keys).
+    public func slotsToCount(_ slots: [Int], _ action: ClusterTopology.SlotAction) -> [Int] {
+        guard case .node(let id) = action else { return [] }
+        let routing = self.routing
+        guard id != routing.ids[Int(routing.myIndex)] else { return [] }
+        return slots.filter { routing.owners[$0] == routing.myIndex }
     }
 
     /// Republishes the routing snapshot; called with the topology lock held, so snapshots follow changes in order.
     private func publishRouting(_ topology: ClusterTopology, before: ClusterTopology) {
-        let unchanged = before.nodes == topology.nodes && before.owners.slots == topology.owners.slots
-            && before.owners.ids == topology.owners.ids
+        let unchanged = before.owners.slots == topology.owners.slots && before.owners.ids == topology.owners.ids
         let previous = unchanged ? routingStorage.withLock { $0 } : nil
-        let routing = ClusterRouting(topology, reusingSlotsOf: previous)
+        let routing = ClusterRouting(topology, reusing: previous, unchangedSlots: unchanged)
         routingStorage.withLock { $0 = routing }
     }
 
     /// After a change: nodes.conf and the replication seam.
-    private func publish(_ topology: ClusterTopology, before: ClusterTopology) {
-        save(topology)
+    private func publish(_ topology: ClusterTopology, before: ClusterTopology, durable: Bool) {
+        if let configWriter {
+            if durable { configWriter.write(topology) } else { configWriter.schedule(topology) }
+        }
         let oldPrimary = before.myPrimary
         let newPrimary = topology.myPrimary
         if oldPrimary?.address != newPrimary?.address || oldPrimary?.id != newPrimary?.id {
@@ -178,20 +222,12 @@ public final class ClusterState: Sendable {
         }
     }
 
-    // MARK: nodes.conf
-
-    /// Writes nodes.conf (CLUSTER NODES lines plus the epoch line), atomically by rename.
-    private func save(_ topology: ClusterTopology) {
-        guard let path = configFilePath else { return }
-        let text = topology.nodesDescription(now: 0) + "vars currentEpoch \(topology.currentEpoch) lastVoteEpoch 0 topologyEpoch \(topology.topologyEpoch)\n"
-        let temporary = path + ".tmp-\(getpid())"
-        do {
-            try text.write(toFile: temporary, atomically: false, encoding: .utf8)
-            _ = rename(temporary, path)
-        } catch {
-            // Not fatal: the topology source pushes again after a restart.
-        }
+    /// Writes nodes.conf now if a coalesced write is pending (CLUSTER SAVECONFIG, shutdown).
+    public func flushConfig() {
+        configWriter?.flush()
     }
+
+    // MARK: nodes.conf
 
     /// Rebuilds a topology from nodes.conf text; `fallback` if the file has no `myself` line.
     static func load(_ text: String, fallback: ClusterTopology) -> ClusterTopology {

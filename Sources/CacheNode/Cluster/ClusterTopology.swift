@@ -248,6 +248,23 @@ public struct ClusterTopology: Sendable {
         }
     }
 
+    /// CLUSTER SETSLOTSRANGE (a cache-node extension): ``setSlot(_:_:keysInSlot:)`` for every slot of `slots`, all or
+    /// none — the first slot refused leaves the topology unchanged and its error names that slot, as the single-slot
+    /// form would. Claiming imported slots bumps the epoch once for the whole batch.
+    /// - Parameters:
+    ///   - keysInSlot: how many keys this node holds in a slot (asked only for slots it gives away).
+    public mutating func setSlots(
+        _ slots: some Sequence<Int>, _ action: SlotAction, keysInSlot: (Int) -> Int
+    ) throws(CommandError) {
+        var copy = self
+        for slot in slots {
+            var keys = 0
+            if case .node(let id) = action, id != myID, copy.owners[slot] == myID { keys = keysInSlot(slot) }
+            try copy.setSlot(slot, action, keysInSlot: keys)
+        }
+        self = copy
+    }
+
     /// CLUSTER MEET (after the peer answered): learn `node`, or refresh its address.
     public mutating func learn(_ node: ClusterNodeRecord) {
         guard node.id != myID else { return }

@@ -1,6 +1,7 @@
 // Cluster family: CLUSTER (KEYSLOT, INFO, NODES, SLOTS, SHARDS, MYID, slot assignment, SETSLOT migration states,
-// MEET, REPLICATE, FAILOVER, epochs, RESET, and our TOPOLOGY SET/GET for pushed topologies), ASKING, READONLY,
-// READWRITE. Reply shapes follow redis 7 (cluster.c, cluster_legacy.c). MIGRATE lives in MigrateCommand.swift.
+// MEET, REPLICATE, FAILOVER, epochs, RESET, and our extensions TOPOLOGY SET/GET for pushed topologies and
+// SETSLOTSRANGE for handing over a batch of slots in one call), ASKING, READONLY, READWRITE. Reply shapes follow
+// redis 7 (cluster.c, cluster_legacy.c). MIGRATE lives in MigrateCommand.swift.
 import CacheStore
 import RESPServer
 
@@ -43,7 +44,7 @@ enum ClusterFamily {
     static let subcommandNames = [
         "addslots", "addslotsrange", "bumpepoch", "count-failure-reports", "countkeysinslot", "delslots", "delslotsrange",
         "failover", "flushslots", "forget", "getkeysinslot", "help", "info", "keyslot", "links", "meet", "myid",
-        "myshardid", "nodes", "replicas", "replicate", "reset", "saveconfig", "set-config-epoch", "setslot", "shards",
+        "myshardid", "nodes", "replicas", "replicate", "reset", "saveconfig", "set-config-epoch", "setslot", "setslotsrange", "shards",
         "slaves", "slots", "topology",
     ]
 
@@ -57,6 +58,7 @@ enum ClusterFamily {
                 "GETKEYSINSLOT <slot> <count>", "ADDSLOTS <slot> [<slot> ...]", "ADDSLOTSRANGE <start> <end> [...]",
                 "DELSLOTS <slot> [<slot> ...]", "DELSLOTSRANGE <start> <end> [...]", "FLUSHSLOTS",
                 "SETSLOT <slot> (IMPORTING <node-id> | MIGRATING <node-id> | STABLE | NODE <node-id>)",
+                "SETSLOTSRANGE <start> <end> [<start> <end> ...] (IMPORTING <node-id> | MIGRATING <node-id> | STABLE | NODE <node-id>): SETSLOT for every slot of the ranges, all or none (cache-node extension)",
                 "MEET <ip> <port> [<bus-port>]", "FORGET <node-id>", "REPLICATE <node-id>", "REPLICAS <node-id>",
                 "FAILOVER [FORCE|TAKEOVER]", "SET-CONFIG-EPOCH <epoch>", "BUMPEPOCH", "RESET [HARD|SOFT]",
                 "COUNT-FAILURE-REPORTS <node-id>", "SAVECONFIG", "LINKS",
@@ -146,23 +148,24 @@ enum ClusterFamily {
         case "setslot":
             if arguments.count < 4 { throw .wrongArity("cluster|setslot") }
             let slot = try slotArgument(arguments, 2)
-            let action: ClusterTopology.SlotAction
-            switch arguments.lowercased(3) {
-            case "importing" where arguments.count == 5: action = .importing(from: arguments.string(4))
-            case "migrating" where arguments.count == 5: action = .migrating(to: arguments.string(4))
-            case "node" where arguments.count == 5: action = .node(arguments.string(4))
-            case "stable" where arguments.count == 4: action = .stable
-            default: throw CommandError("Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP")
+            let action = try slotAction(arguments, from: 3)
+            try setSlots([slot], action, cluster: cluster, keyspace: keyspace)
+            reply.ok()
+        case "setslotsrange":
+            // Extension: CLUSTER SETSLOTSRANGE <start> <end> [<start> <end> …] IMPORTING|MIGRATING|NODE <id> | STABLE
+            var slots: [Int] = []
+            var index = 2
+            while index + 1 < arguments.count, arguments.integer(index) != nil {
+                let start = try slotArgument(arguments, index)
+                let end = try slotArgument(arguments, index + 1)
+                if start > end { throw CommandError("start slot number \(start) is greater than end slot number \(end)") }
+                slots.append(contentsOf: start...end)
+                index += 2
             }
-            // Only giving a slot away needs its key count (a scan of one stripe); skip it otherwise.
-            var keys = 0
-            if case .node = action {
-                let stripe = keyspace.stripeIndex(forSlot: slot)
-                keyspace.lock(stripe: stripe)
-                keys = keyspace.countKeys(inSlot: slot)
-                keyspace.unlock(stripe: stripe)
-            }
-            try cluster.mutate { (topology: inout ClusterTopology) throws(CommandError) in try topology.setSlot(slot, action, keysInSlot: keys) }
+            if slots.isEmpty || index >= arguments.count { throw .wrongArity("cluster|setslotsrange") }
+            if Set(slots).count != slots.count { throw CommandError("Slot ranges overlap: each slot may appear once") }
+            let action = try slotAction(arguments, from: index)
+            try setSlots(slots, action, cluster: cluster, keyspace: keyspace)
             reply.ok()
         case "meet":
             if arguments.count != 4 && arguments.count != 5 { throw .wrongArity("cluster|meet") }
@@ -265,6 +268,35 @@ enum ClusterFamily {
         default:
             throw CommandError("Invalid CLUSTER TOPOLOGY action. Use SET <epoch> <nodes-lines> or GET")
         }
+    }
+
+    /// The SETSLOT action at `index` (`IMPORTING <id>`, `MIGRATING <id>`, `NODE <id>`, `STABLE`), the last arguments.
+    private static func slotAction(_ arguments: CommandArguments, from index: Int) throws(CommandError) -> ClusterTopology.SlotAction {
+        let remaining = arguments.count - index
+        switch arguments.lowercased(index) {
+        case "importing" where remaining == 2: return .importing(from: arguments.string(index + 1))
+        case "migrating" where remaining == 2: return .migrating(to: arguments.string(index + 1))
+        case "node" where remaining == 2: return .node(arguments.string(index + 1))
+        case "stable" where remaining == 1: return .stable
+        default: throw CommandError("Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP")
+        }
+    }
+
+    /// SETSLOT / SETSLOTSRANGE: counts the keys of the slots given away (one scan per stripe, outside the topology
+    /// lock), then applies the batch all or nothing.
+    private static func setSlots(
+        _ slots: [Int], _ action: ClusterTopology.SlotAction, cluster: ClusterState, keyspace: Keyspace
+    ) throws(CommandError) {
+        var counts: [Int: Int] = [:]
+        let counted = cluster.slotsToCount(slots, action)
+        if !counted.isEmpty {
+            for (stripe, stripeSlots) in Dictionary(grouping: counted, by: { keyspace.stripeIndex(forSlot: $0) }) {
+                keyspace.lock(stripe: stripe)
+                counts.merge(keyspace.countKeys(inSlots: Set(stripeSlots), stripe: stripe)) { $1 }
+                keyspace.unlock(stripe: stripe)
+            }
+        }
+        try cluster.setSlots(slots, action, keyCounts: counts)
     }
 
     /// A slot number argument, or redis's error.

@@ -95,9 +95,11 @@ public enum CacheNodeServer {
         do {
             try await serviceGroup.run()
         } catch {
+            node.cluster?.flushConfig()
             try? await group.shutdownGracefully()
             throw error
         }
+        node.cluster?.flushConfig()
         try await group.shutdownGracefully()
     }
 }

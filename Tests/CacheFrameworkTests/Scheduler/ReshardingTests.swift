@@ -97,7 +97,10 @@ struct ReshardingTests {
         let resharding = try #require(layouts.compactMap(\.layout.resharding).last)
         #expect(harness.migrations.map(\.slots.count).reduce(0, +) == resharding.totalSlots)
         #expect(resharding.totalSlots == 6554)
-        #expect(harness.migrations.allSatisfy { $0.slots.count <= 64 })
+        // At most `migrationBatchSlots` (1024) consecutive slots between the same two shards per batch: 3277-5460
+        // (0 → 3), 5461-6553 (1 → 3), 9830-10922 (1 → 4) and 10923-13106 (2 → 4) take 3 + 2 + 2 + 3 batches.
+        #expect(harness.migrations.allSatisfy { $0.slots.count <= 1024 })
+        #expect(harness.migrations.count == 10)
 
         // Done: the layout is the target, recorded, pushed with a new epoch and acknowledged; the nodes agree.
         let layout = try #require(harness.durable.layouts["c"])
@@ -188,7 +191,7 @@ struct ReshardingTests {
         harness.release()
         let inFlight = try #require(harness.heldMigrations.first?.migration)
         #expect(harness.durable.layouts["c"]?.resharding?.inFlight?.slots == inFlight.slots)
-        #expect(harness.durable.layouts["c"]?.resharding?.movedSlots == 128)
+        #expect(harness.durable.layouts["c"]?.resharding?.movedSlots == harness.migrations.prefix(2).map(\.slots.count).reduce(0, +))
         // The nodes finished the batch (or part of it) before the restart: re-sending must be safe.
         harness.heldMigrations = []
         for slot in inFlight.slots.closedRange { harness.nodeOwners[slot] = inFlight.targetNodeID }
@@ -218,6 +221,37 @@ struct ReshardingTests {
         #expect(decoded == layout)
         let old = #"{"cluster":"c","epoch":3,"shardSlots":[[{"first":0,"last":16383}]],"heals":[]}"#
         #expect(try JSONDecoder().decode(ClusterLayout.self, from: Data(old.utf8)).resharding == nil)
+    }
+
+    @Test func scalingBackBeforeAnySlotMovedCancelsAScaleOutAndStopsItsNewMembers() throws {
+        var harness = try provisioned(shards: 3, agents: 5)
+        let original = Set(harness.machine.tasks.keys)
+        harness.run(try harness.machine.scaleCluster("c", replicasPerShard: 0, shardCount: 5))
+        #expect(harness.machine.pendingSlots.map(\.shard) == [3, 4])
+        // The new members were launched but never came up (or could not be placed at all): still launching.
+        harness.offerRound()
+        let launched = Set(harness.machine.tasks.keys).subtracting(original)
+        #expect(launched.count == 2)
+        #expect(harness.durable.layouts["c"]?.resharding?.phase == .launching)
+        // Going to another count is refused; going back to 3 cancels.
+        #expect(throws: SchedulerError.reshardingInProgress(cluster: "c", from: 3, to: 5)) {
+            try harness.machine.scaleCluster("c", replicasPerShard: 0, shardCount: 4)
+        }
+        let mark = harness.log.count
+        harness.run(try harness.machine.scaleCluster("c", replicasPerShard: 0, shardCount: 3))
+        #expect(harness.durable.clusters["c"]?.shardCount == 3)
+        #expect(harness.machine.pendingSlots.isEmpty)
+        #expect(harness.durable.tasks.keys.allSatisfy { !launched.contains($0) })
+        let kills = harness.log[mark...].compactMap { if case .kill(let taskID, _) = $0 { taskID } else { nil } }
+        #expect(Set(kills) == launched)
+        #expect(harness.migrations.isEmpty)
+        let layout = try #require(harness.durable.layouts["c"])
+        #expect(layout.resharding == nil)
+        #expect(layout.shardSlots == ClusterPlan.slotRanges(shardCount: 3).map { [$0] })
+        #expect(try #require(harness.pushes.last).topology.shards.count == 3)
+        // A new resharding may start.
+        harness.run(try harness.machine.scaleCluster("c", replicasPerShard: 0, shardCount: 4))
+        #expect(harness.durable.layouts["c"]?.resharding?.toShardCount == 4)
     }
 
     @Test func reshardingIsRefusedWhileOneRunsAndBeforeTheClusterServes() throws {
