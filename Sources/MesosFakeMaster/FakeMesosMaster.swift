@@ -27,6 +27,22 @@
 // `<sandboxes>/volumes/<agent>/roles/<role>/<persistence id>` linked into the sandbox of every task that uses it at
 // its `container_path`, so its files survive task restarts on that agent. The master runs without authentication,
 // so principals are recorded but not checked.
+//
+// Agent partitions (master.cpp `markUnreachable`, `__removeSlave`, `_reregisterSlave`, `markGone`, `reconcile`,
+// `kill`): `partitionAgent` cuts an agent off the master. Its processes keep running; its status updates wait on the
+// agent (as its status update manager keeps them) and its resources are no longer offered (the fake stops them at
+// once; outstanding ones are rescinded). After `agentUnreachableTimeout` (agent_ping_timeout × max_agent_ping_timeouts,
+// 15 s × 5 by default) the master marks it unreachable: each task of a PARTITION_AWARE framework becomes
+// TASK_UNREACHABLE (SOURCE_MASTER, REASON_SLAVE_REMOVED, "health check timed out", `unreachable_time`, no uuid:
+// master-generated updates are not acknowledged and not resent; TASK_LOST for other frameworks), followed by a
+// FAILURE event naming the agent. Unreachable tasks leave implicit reconciliation; explicit reconciliation and KILL
+// (which the master answers with a reconciliation) report "Reconciliation: Task is unreachable". `reconnectAgent`
+// (the agent reregisters) re-reports each of its tasks in the state it runs in (SOURCE_MASTER,
+// REASON_SLAVE_REREGISTERED, "Unreachable agent re-reregistered", no uuid; tasks of frameworks that are not
+// partition-aware are killed instead) and then delivers the updates the agent kept, acknowledged as usual.
+// `markAgentGone` (the operator's MARK_AGENT_GONE) ends the agent: its tasks become TASK_GONE_BY_OPERATOR
+// (REASON_SLAVE_REMOVED_BY_OPERATOR, "Agent has been marked gone"), its processes are killed without any further
+// update, its reservations and volumes are gone, and it never offers again.
 
 public import CacheFramework
 public import CacheFrameworkMesos
@@ -58,6 +74,9 @@ public actor FakeMesosMaster {
         public var offerInterval: Duration
         /// Decides when a started task is reported RUNNING (default: at once, as Mesos' command executor does).
         public var readiness: LocalBackend.ReadinessCheck
+        /// How long a partitioned agent stays registered before the master marks it unreachable
+        /// (`--agent_ping_timeout` × `--max_agent_ping_timeouts`: 15 s × 5 in Mesos).
+        public var agentUnreachableTimeout: Duration = .seconds(75)
 
         /// Creates a configuration.
         public init(
@@ -163,6 +182,20 @@ public actor FakeMesosMaster {
     private var volumeUsers: [String: TaskID] = [:]
     private var acknowledged: [String] = []
     private var subscribeCount = 0
+    /// Agents cut off the master, and what they keep meanwhile.
+    private var partitions: [AgentID: Partition] = [:]
+    /// Agents marked gone: nothing of theirs reaches the master again.
+    private var goneAgents: Set<AgentID> = []
+
+    private struct Partition {
+        var since: ContinuousClock.Instant
+        /// When the master marked the agent unreachable (`unreachable_time`), once it did.
+        var unreachableTime: Date?
+        /// The state each task had when it became unreachable.
+        var states: [TaskID: TaskState] = [:]
+        /// Status updates the agent keeps until it reaches the master again, in order.
+        var held: [Mesos.TaskStatus] = []
+    }
 
     /// Creates the brain; `run()` drives the agents and timers.
     public init(configuration: Configuration, logger: Logger = Logger(label: "fake-mesos-master")) {
@@ -230,6 +263,97 @@ public actor FakeMesosMaster {
         send(.rescind(id))
         try? await agents.decline(offerIDs: [id], filters: Filters(refuseSeconds: 0))
     }
+
+    /// Cuts `agent` off the master (a network partition or a hung agent): its tasks keep running, its updates wait,
+    /// its resources are no longer offered; after `agentUnreachableTimeout` its tasks become TASK_UNREACHABLE.
+    public func partitionAgent(_ agent: AgentID) async {
+        guard partitions[agent] == nil, !goneAgents.contains(agent) else { return }
+        var partition = Partition(since: clock.now)
+        // Updates not yet acknowledged stay with the agent, which resends them once it reaches the master again.
+        for (taskID, task) in tasks.sorted(by: { $0.key < $1.key }) where task.info.agentID == agent {
+            if let queue = pending.removeValue(forKey: taskID) { partition.held += queue.map(\.status) }
+        }
+        partitions[agent] = partition
+        logger.notice("agent partitioned", metadata: ["agent": "\(agent)"])
+        for (id, entry) in offers.sorted(by: { $0.key < $1.key }) where entry.offer.agentID == agent { await rescind(id) }
+    }
+
+    /// The partitioned `agent` reaches the master again and reregisters.
+    public func reconnectAgent(_ agent: AgentID) async {
+        guard let partition = partitions.removeValue(forKey: agent) else { return }
+        logger.notice("agent reregistered", metadata: ["agent": "\(agent)"])
+        let partitionAware = framework?.info.has(.partitionAware) ?? false
+        if partition.unreachableTime != nil {
+            var latest = partition.states
+            for status in partition.held where latest[status.taskID] != nil { latest[status.taskID] = status.state }
+            for (taskID, state) in latest.sorted(by: { $0.key < $1.key }) {
+                guard let task = tasks[taskID], task.state == .unreachable else { continue }
+                tasks[taskID]?.state = state
+                if !partitionAware && !state.isTerminal {
+                    // Not partition-aware: the master already reported TASK_LOST and shuts such tasks down.
+                    try? await agents.kill(taskID: taskID, agentID: agent)
+                    continue
+                }
+                send(.update(Mesos.TaskStatus(
+                    taskID: taskID, state: state, message: "Unreachable agent re-reregistered", source: "SOURCE_MASTER",
+                    reason: "REASON_SLAVE_REREGISTERED", agentID: agent, executorID: Mesos.ExecutorID(taskID.value),
+                    timestamp: Date().timeIntervalSince1970)))
+            }
+        }
+        // The agent's status update manager delivers what it kept, to be acknowledged as usual.
+        for status in partition.held { enqueue(status) }
+    }
+
+    /// An operator marks `agent` gone (`MARK_AGENT_GONE`): its tasks are TASK_GONE_BY_OPERATOR, it is shut down
+    /// (its processes are killed, its reservations and volumes are gone), and it never offers again.
+    public func markAgentGone(_ agent: AgentID) async {
+        guard goneAgents.insert(agent).inserted else { return }
+        partitions[agent] = nil
+        logger.notice("agent marked gone", metadata: ["agent": "\(agent)"])
+        for (id, entry) in offers.sorted(by: { $0.key < $1.key }) where entry.offer.agentID == agent { await rescind(id) }
+        let partitionAware = framework?.info.has(.partitionAware) ?? false
+        for (taskID, task) in tasks.sorted(by: { $0.key < $1.key }) where task.info.agentID == agent {
+            pending[taskID] = nil
+            guard !task.state.isTerminal else { continue }
+            tasks[taskID]?.state = .goneByOperator
+            send(.update(Mesos.TaskStatus(
+                taskID: taskID, state: partitionAware ? .goneByOperator : .lost, message: "Agent has been marked gone",
+                source: "SOURCE_MASTER", reason: partitionAware ? "REASON_SLAVE_REMOVED_BY_OPERATOR" : "REASON_SLAVE_REMOVED",
+                agentID: agent, executorID: Mesos.ExecutorID(taskID.value),
+                timestamp: Date().timeIntervalSince1970)))
+            volumeUsers = volumeUsers.filter { $0.value != taskID }
+            try? await agents.kill(taskID: taskID, agentID: agent)
+        }
+        reserved[agent] = nil
+    }
+
+    /// The master marks a partitioned agent unreachable (its health checks timed out).
+    private func markUnreachable(_ agent: AgentID) {
+        guard var partition = partitions[agent], partition.unreachableTime == nil else { return }
+        let now = Date()
+        partition.unreachableTime = now
+        let partitionAware = framework?.info.has(.partitionAware) ?? false
+        for (taskID, task) in tasks.sorted(by: { $0.key < $1.key }) where task.info.agentID == agent && !task.state.isTerminal {
+            partition.states[taskID] = task.state
+            tasks[taskID]?.state = .unreachable
+            var status = Mesos.TaskStatus(
+                taskID: taskID, state: partitionAware ? .unreachable : .lost, message: "health check timed out",
+                source: "SOURCE_MASTER", reason: "REASON_SLAVE_REMOVED", agentID: agent,
+                executorID: Mesos.ExecutorID(taskID.value), timestamp: now.timeIntervalSince1970)
+            status.unreachableTime = Self.timeInfo(now)
+            send(.update(status))
+        }
+        partitions[agent] = partition
+        logger.notice("agent marked unreachable", metadata: ["agent": "\(agent)"])
+        send(.failure(agentID: agent))
+    }
+
+    static func timeInfo(_ date: Date) -> Mesos.TimeInfo {
+        Mesos.TimeInfo(nanoseconds: Int64((date.timeIntervalSince1970 * 1e9).rounded()))
+    }
+
+    /// The agents the master cannot reach, and whether it marked them unreachable yet.
+    public var partitionedAgents: [AgentID: Bool] { partitions.mapValues { $0.unreachableTime != nil } }
 
     // MARK: introspection
 
@@ -402,7 +526,10 @@ public actor FakeMesosMaster {
             try? await agents.suppress()
         case .kill:
             let kill = call.kill!
-            if let task = tasks[kill.taskID], !task.state.isTerminal {
+            if let task = tasks[kill.taskID], task.state == .unreachable || task.state == .goneByOperator {
+                // Not among the master's tasks any more: it answers with a reconciliation of the task.
+                reconcile([Mesos.Call.Reconcile.Task(taskID: kill.taskID, agentID: kill.agentID)], partitionAware: framework.info.has(.partitionAware))
+            } else if let task = tasks[kill.taskID], !task.state.isTerminal {
                 try? await agents.kill(taskID: kill.taskID, agentID: task.info.agentID)
             } else if tasks[kill.taskID] == nil {
                 send(.update(Mesos.TaskStatus(
@@ -672,7 +799,8 @@ public actor FakeMesosMaster {
     private func reconcile(_ list: [Mesos.Call.Reconcile.Task], partitionAware: Bool) {
         let now = Date().timeIntervalSince1970
         if list.isEmpty {
-            for (id, task) in tasks.sorted(by: { $0.key < $1.key }) where !task.state.isTerminal {
+            // Unreachable tasks are not among the framework's tasks: implicit reconciliation leaves them out.
+            for (id, task) in tasks.sorted(by: { $0.key < $1.key }) where !task.state.isTerminal && task.state != .unreachable {
                 send(.update(Mesos.TaskStatus(
                     taskID: id, state: task.state, source: "SOURCE_MASTER", reason: TaskStatus.reconciliationReason,
                     agentID: task.info.agentID, timestamp: now)))
@@ -680,7 +808,17 @@ public actor FakeMesosMaster {
             return
         }
         for entry in list {
-            if let task = tasks[entry.taskID] {
+            if let task = tasks[entry.taskID], task.state == .unreachable || task.state == .goneByOperator {
+                // Unknown to the master as a task; its agent is unreachable (with the time it became so) or gone.
+                let unreachable = task.state == .unreachable
+                var status = Mesos.TaskStatus(
+                    taskID: entry.taskID,
+                    state: partitionAware ? task.state : .lost,
+                    message: unreachable ? "Reconciliation: Task is unreachable" : "Reconciliation: Task is gone",
+                    source: "SOURCE_MASTER", reason: TaskStatus.reconciliationReason, agentID: task.info.agentID, timestamp: now)
+                if unreachable { status.unreachableTime = partitions[task.info.agentID]?.unreachableTime.map(Self.timeInfo) }
+                send(.update(status))
+            } else if let task = tasks[entry.taskID] {
                 send(.update(Mesos.TaskStatus(
                     taskID: entry.taskID, state: task.state, source: "SOURCE_MASTER", reason: TaskStatus.reconciliationReason,
                     agentID: task.info.agentID, timestamp: now)))
@@ -716,7 +854,14 @@ public actor FakeMesosMaster {
 
     private func agentEvent(_ event: BackendEvent) async {
         switch event {
-        case .offers(let agentOffers):
+        case .offers(var agentOffers):
+            // A partitioned or gone agent's resources are not offered.
+            let cutOff = agentOffers.filter { partitions[$0.agentID] != nil || goneAgents.contains($0.agentID) }.map(\.id)
+            if !cutOff.isEmpty {
+                try? await agents.decline(offerIDs: cutOff, filters: Filters(refuseSeconds: 1))
+                agentOffers.removeAll { cutOff.contains($0.id) }
+                if agentOffers.isEmpty { return }
+            }
             guard let framework, let subscription = framework.subscription, subscription.streamID != silencedStream else {
                 try? await agents.decline(offerIDs: agentOffers.map(\.id), filters: Filters(refuseSeconds: 1))
                 return
@@ -746,21 +891,35 @@ public actor FakeMesosMaster {
             for offer in wire { offers[offer.id] = (offer, expiry) }
             send(.offers(wire))
         case .update(let status):
-            guard tasks[status.taskID] != nil else { return }
-            tasks[status.taskID]?.state = status.state
-            if status.state.isTerminal { volumeUsers = volumeUsers.filter { $0.value != status.taskID } }
-            guard framework != nil else { return }
+            guard let task = tasks[status.taskID] else { return }
+            // A gone agent's updates never reach the master.
+            if goneAgents.contains(task.info.agentID) { return }
             let update = Mesos.TaskStatus(
                 taskID: status.taskID, state: status.state, message: status.message,
                 source: status.state == .failed || status.state == .lost ? "SOURCE_AGENT" : "SOURCE_EXECUTOR",
                 reason: status.reason, agentID: status.agentID, executorID: Mesos.ExecutorID(status.taskID.value),
                 timestamp: status.timestamp, uuid: Self.newUUID())
-            let wasEmpty = pending[status.taskID]?.isEmpty ?? true
-            pending[status.taskID, default: []].append(PendingUpdate(status: update))
-            if wasEmpty { deliverHead(of: status.taskID) }
+            // A partitioned agent keeps its updates until it reaches the master again.
+            if partitions[task.info.agentID] != nil {
+                partitions[task.info.agentID]!.held.append(update)
+                return
+            }
+            enqueue(update)
         case .subscribed, .rescind, .disconnected:
             break
         }
+    }
+
+    /// An agent's status update reaches the master: it updates the task and is delivered once the ones before it
+    /// were acknowledged.
+    private func enqueue(_ update: Mesos.TaskStatus) {
+        guard tasks[update.taskID] != nil else { return }
+        tasks[update.taskID]?.state = update.state
+        if update.state.isTerminal { volumeUsers = volumeUsers.filter { $0.value != update.taskID } }
+        guard framework != nil else { return }
+        let wasEmpty = pending[update.taskID]?.isEmpty ?? true
+        pending[update.taskID, default: []].append(PendingUpdate(status: update))
+        if wasEmpty { deliverHead(of: update.taskID) }
     }
 
     private func deliverHead(of taskID: TaskID) {
@@ -777,6 +936,10 @@ public actor FakeMesosMaster {
         if let subscription = framework?.subscription, now - subscription.lastHeartbeat >= configuration.heartbeatInterval {
             framework?.subscription?.lastHeartbeat = now
             send(.heartbeat)
+        }
+        for (agent, partition) in partitions.sorted(by: { $0.key < $1.key })
+        where partition.unreachableTime == nil && now - partition.since >= configuration.agentUnreachableTimeout {
+            markUnreachable(agent)
         }
         let expired = offers.filter { $0.value.expiresAt.map { $0 <= now } ?? false }.keys.sorted()
         for id in expired { await rescind(id) }

@@ -51,6 +51,8 @@ public struct SimulatedCluster: Sendable {
     private var offerCounter = 0
     private var uuidCounter = 0
     private var agentOrder: [AgentID] = []
+    /// Agents partitioned from the master, with the states their tasks had when they became unreachable.
+    private var partitioned: [AgentID: [TaskID: TaskState]] = [:]
 
     /// Creates a simulated manager at time `now`.
     public init(agents: [SimulatedAgent], now: SchedulerTime = SchedulerTime(seconds: 0)) {
@@ -86,7 +88,7 @@ public struct SimulatedCluster: Sendable {
         guard !suppressed else { return [] }
         let offered = Set(outstanding.values.map(\.agentID))
         var offers: [Offer] = []
-        for id in agentOrder where !offered.contains(id) {
+        for id in agentOrder where !offered.contains(id) && partitioned[id] == nil {
             if let until = refusedUntil[id], now < until { continue }
             let free = free(on: id)
             guard free.cpus > 0 || free.memMB > 0 else { continue }
@@ -128,6 +130,61 @@ public struct SimulatedCluster: Sendable {
             .compactMap { setState($0.info.taskID, .lost, message: "agent \(agentID) removed") }
     }
 
+    /// Partitions an agent from the master (Mesos marks it unreachable): its tasks keep running but become
+    /// TASK_UNREACHABLE (SOURCE_MASTER, REASON_SLAVE_REMOVED, no uuid: not acknowledged), its outstanding offers are
+    /// rescinded and it offers nothing until `reconnectAgent`. Returns the events, rescinds first.
+    public mutating func partitionAgent(_ agentID: AgentID) -> [BackendEvent] {
+        guard agents[agentID] != nil, partitioned[agentID] == nil else { return [] }
+        var events: [BackendEvent] = outstanding.values.filter { $0.agentID == agentID }.map(\.id).sorted().map { id in
+            outstanding[id] = nil
+            return .rescind(id)
+        }
+        var states: [TaskID: TaskState] = [:]
+        for task in tasksOn(agentID) {
+            states[task.info.taskID] = task.state
+            tasks[task.info.taskID]?.state = .unreachable
+            events.append(.update(status(tasks[task.info.taskID]!, uuid: nil, reason: "REASON_SLAVE_REMOVED", message: "health check timed out")))
+        }
+        partitioned[agentID] = states
+        return events
+    }
+
+    /// The partitioned agent reregisters: its tasks are re-reported in the state they run in (SOURCE_MASTER,
+    /// REASON_SLAVE_REREGISTERED, no uuid) unless they were killed meanwhile, and it offers again.
+    public mutating func reconnectAgent(_ agentID: AgentID) -> [BackendEvent] {
+        guard let states = partitioned.removeValue(forKey: agentID) else { return [] }
+        return states.keys.sorted().compactMap { id in
+            guard tasks[id]?.state == .unreachable, let state = states[id] else { return nil }
+            tasks[id]?.state = state
+            return .update(status(tasks[id]!, uuid: nil, reason: "REASON_SLAVE_REREGISTERED", message: "Unreachable agent re-reregistered"))
+        }
+    }
+
+    /// An operator marks the agent gone (MARK_AGENT_GONE): its tasks become TASK_GONE_BY_OPERATOR (SOURCE_MASTER,
+    /// REASON_SLAVE_REMOVED_BY_OPERATOR, no uuid) and it never offers again.
+    public mutating func markAgentGone(_ agentID: AgentID) -> [BackendEvent] {
+        guard agents[agentID] != nil else { return [] }
+        partitioned[agentID] = nil
+        let running = tasksOn(agentID)
+        agentOrder.removeAll { $0 == agentID }
+        agents[agentID] = nil
+        var events: [BackendEvent] = outstanding.values.filter { $0.agentID == agentID }.map(\.id).sorted().map { id in
+            outstanding[id] = nil
+            return .rescind(id)
+        }
+        for task in running {
+            tasks[task.info.taskID]?.state = .goneByOperator
+            events.append(.update(status(
+                tasks[task.info.taskID]!, uuid: nil, reason: "REASON_SLAVE_REMOVED_BY_OPERATOR", message: "Agent has been marked gone")))
+        }
+        return events
+    }
+
+    /// The non-terminal tasks on an agent, by id.
+    private func tasksOn(_ agentID: AgentID) -> [SimulatedTask] {
+        tasks.values.filter { $0.info.agentID == agentID && !$0.state.isTerminal }.sorted { $0.info.taskID < $1.info.taskID }
+    }
+
     /// Carries out a scheduler call; returns the events it causes. Non-backend actions are ignored.
     public mutating func apply(_ action: SchedulerAction) -> [BackendEvent] {
         switch action {
@@ -157,10 +214,15 @@ public struct SimulatedCluster: Sendable {
             return []
         case .kill(let taskID, _):
             guard let task = tasks[taskID], !task.state.isTerminal else { return [] }
+            // The master cannot reach the task: it answers with a reconciliation (master.cpp `kill`).
+            if task.state == .unreachable {
+                return [.update(status(task, uuid: nil, reason: TaskStatus.reconciliationReason, message: "Reconciliation: Task is unreachable"))]
+            }
             return setState(taskID, .killed).map { [$0] } ?? []
         case .reconcile(let list):
             if list.isEmpty {
-                return tasks.values.filter { !$0.state.isTerminal }.sorted { $0.info.taskID < $1.info.taskID }.map {
+                // Unreachable tasks are not among the master's tasks: implicit reconciliation leaves them out.
+                return tasks.values.filter { !$0.state.isTerminal && $0.state != .unreachable }.sorted { $0.info.taskID < $1.info.taskID }.map {
                     .update(status($0, uuid: nil, reason: TaskStatus.reconciliationReason))
                 }
             }

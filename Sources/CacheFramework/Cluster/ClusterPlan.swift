@@ -43,6 +43,15 @@ public struct MemberSlot: Hashable, Codable, Sendable, Comparable, CustomStringC
 
     public var description: String { "\(cluster)/shard-\(shard)/member-\(member)" }
 
+    /// Parses ``description`` back (`nil` if `text` is not one).
+    public init?(description text: String) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 3, parts[parts.count - 2].hasPrefix("shard-"), parts[parts.count - 1].hasPrefix("member-"),
+            let shard = Int(parts[parts.count - 2].dropFirst(6)), let member = Int(parts[parts.count - 1].dropFirst(7))
+        else { return nil }
+        self.init(cluster: parts.dropLast(2).joined(separator: "/"), shard: shard, member: member)
+    }
+
     public static func < (lhs: Self, rhs: Self) -> Bool {
         (lhs.cluster, lhs.shard, lhs.member) < (rhs.cluster, rhs.shard, rhs.member)
     }

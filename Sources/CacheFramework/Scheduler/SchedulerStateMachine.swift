@@ -37,6 +37,12 @@
 // re-asserts replication for every shard (`REPLICAOF NO ONE` on primaries, which is a no-op on a primary, and
 // `REPLICAOF primary` on replicas, a no-op when already linked), starts a promotion for any shard that has running
 // replicas but no primary, and pushes the topology again with a new epoch.
+//
+// Partitions (a PARTITION_AWARE framework on Mesos). TASK_UNREACHABLE (the agent stopped reaching the master; the
+// task may still run) is handled like a loss: the member no longer counts, a primary's replica is promoted and the
+// slot gets a replacement. TASK_GONE / TASK_GONE_BY_OPERATOR (the agent is gone) is a loss too, and forgets the
+// volume home of a persistent member. A task the records no longer hold that reports itself alive (its agent came
+// back: TASK_RUNNING with REASON_SLAVE_REREGISTERED) is killed, so it never serves next to its replacement.
 
 /// The offer-based scheduler's state machine.
 public struct SchedulerStateMachine: Sendable {
@@ -140,6 +146,9 @@ public struct SchedulerStateMachine: Sendable {
     /// empty. Rebuilt from the recorded tasks on restart.
     private var volumeHomes: [MemberSlot: VolumeHome] = [:]
 
+    /// Restored homes of empty slots: their wait for the volume's agent starts with the first event's time.
+    private var unclockedHomes: Set<MemberSlot> = []
+
     struct VolumeHome: Sendable {
         var agentID: AgentID
         var emptySince: SchedulerTime?
@@ -155,6 +164,11 @@ public struct SchedulerStateMachine: Sendable {
         self.layouts = snapshot.layouts
         for record in snapshot.tasks.values { taskBySlot[record.slot] = record.taskID }
         if configuration.pinPersistentMembers {
+            // Recorded homes first (slots left empty when the scheduler stopped), then the agents members run on.
+            for (slot, agentID) in snapshot.volumeHomes where snapshot.clusters[slot.cluster]?.persistence == true {
+                volumeHomes[slot] = VolumeHome(agentID: agentID)
+                if !snapshot.tasks.values.contains(where: { $0.slot == slot }) { unclockedHomes.insert(slot) }
+            }
             for record in snapshot.tasks.values where snapshot.clusters[record.slot.cluster]?.persistence == true {
                 volumeHomes[record.slot] = VolumeHome(agentID: record.agentID)
             }
@@ -181,6 +195,10 @@ public struct SchedulerStateMachine: Sendable {
         switch event {
         case .subscribed(_, let now), .offers(_, let now), .update(_, let now), .tick(let now): lastNow = max(lastNow, now)
         default: break
+        }
+        if !unclockedHomes.isEmpty && lastNow.seconds > 0 {
+            for slot in unclockedHomes where volumeHomes[slot]?.emptySince == nil { volumeHomes[slot]?.emptySince = lastNow }
+            unclockedHomes = []
         }
         return dispatch(event)
     }
@@ -310,6 +328,7 @@ public struct SchedulerStateMachine: Sendable {
             tasks[taskID] = record
             taskBySlot[slot] = taskID
             if configuration.pinPersistentMembers && clusters[slot.cluster]?.persistence == true {
+                if volumeHomes[slot]?.agentID != assignment.agentID { intents.append(.putVolumeHome(slot, assignment.agentID)) }
                 volumeHomes[slot] = VolumeHome(agentID: assignment.agentID)
             }
             intents.append(.putTask(record))
@@ -410,7 +429,11 @@ public struct SchedulerStateMachine: Sendable {
                     }
                 }
             }
-        } else if !status.state.isTerminal {
+        } else if !status.state.needsReplacement {
+            // A task the records do not hold reports itself alive: one replaced while unreachable (or marked gone)
+            // whose agent came back, or one launched by an instance that did not record it. It must not serve
+            // next to its replacement. (An unknown task reported UNREACHABLE cannot be killed yet: the master
+            // answers such a KILL with a reconciliation, so killing again would loop; it is killed when it returns.)
             actions.append(.kill(taskID: status.taskID, agentID: status.agentID))
         }
         if let uuid = status.uuid, let agent = status.agentID {
@@ -429,7 +452,12 @@ public struct SchedulerStateMachine: Sendable {
         nodeIDQueriedAt[record.taskID] = nil
         if taskBySlot[record.slot] == record.taskID { taskBySlot[record.slot] = nil }
         volumeHomes[record.slot]?.emptySince = now
-        var actions: [SchedulerAction] = [.persist(makeBatch([.deleteTask(record.taskID)]))]
+        var intents: [StateIntent] = [.deleteTask(record.taskID)]
+        // The agent is gone (TASK_GONE / TASK_GONE_BY_OPERATOR): so is the volume on it; place the member anywhere.
+        if (state == .gone || state == .goneByOperator) && volumeHomes.removeValue(forKey: record.slot) != nil {
+            intents.append(.deleteVolumeHome(record.slot))
+        }
+        var actions: [SchedulerAction] = [.persist(makeBatch(intents))]
         if state == .unreachable { actions.append(.kill(taskID: record.taskID, agentID: record.agentID)) }
         let group = record.slot.group
         if var promotion = promotions[group] {
@@ -644,6 +672,7 @@ public struct SchedulerStateMachine: Sendable {
             kills.append(.kill(taskID: record.taskID, agentID: record.agentID))
         }
         promotions = promotions.filter { !$0.key.hasPrefix("\(name)/") }
+        intents += volumeHomes.keys.filter { $0.cluster == name }.sorted().map { StateIntent.deleteVolumeHome($0) }
         volumeHomes = volumeHomes.filter { $0.key.cluster != name }
         migrationsRunning.remove(name)
         migrationFailedAt[name] = nil

@@ -106,6 +106,11 @@ public enum StateIntent: Hashable, Codable, Sendable {
     /// Create or replace a cluster's topology state (slots per shard, topology epoch, heal history). Written before
     /// a topology with a new epoch is pushed, so epochs only grow across restarts. `deleteCluster` removes it too.
     case putLayout(ClusterLayout)
+    /// Remember the agent holding the persistent volume of a member slot (`Configuration.pinPersistentMembers`), so a
+    /// member lost while its slot is empty or the framework is down is still relaunched on its volume after a restart.
+    case putVolumeHome(MemberSlot, AgentID)
+    /// Forget a slot's volume home (its cluster was deleted, or the agent is gone).
+    case deleteVolumeHome(MemberSlot)
 }
 
 /// A group of intents written atomically; `id` lets the scheduler know which batch is durable.
@@ -134,6 +139,8 @@ public struct SchedulerSnapshot: Hashable, Codable, Sendable {
     public var nextTaskNumber: UInt64
     /// The topology state of cluster-mode clusters, by cluster name.
     public var layouts: [String: ClusterLayout]
+    /// The agent holding each persistent member slot's volume.
+    public var volumeHomes: [MemberSlot: AgentID] = [:]
 
     /// An empty snapshot.
     public init(
@@ -163,6 +170,8 @@ public struct SchedulerSnapshot: Hashable, Codable, Sendable {
             case .deleteTask(let id): tasks[id] = nil
             case .setNextTaskNumber(let number): nextTaskNumber = max(nextTaskNumber, number)
             case .putLayout(let layout): layouts[layout.cluster] = layout
+            case .putVolumeHome(let slot, let agentID): volumeHomes[slot] = agentID
+            case .deleteVolumeHome(let slot): volumeHomes[slot] = nil
             }
         }
     }

@@ -459,6 +459,12 @@ extension Mesos {
             event.updateOperationStatus = UpdateOperationStatus(status: status)
             return event
         }
+        /// FAILURE: an agent was removed (the v1 form of `LostSlaveMessage`).
+        public static func failure(agentID: AgentID) -> Event {
+            var event = Event(type: .failure)
+            event.failure = Failure(agentID: agentID)
+            return event
+        }
         /// ERROR.
         public static func error(_ message: String) -> Event {
             var event = Event(type: .error)

@@ -9,6 +9,7 @@
 //   <prefix>/state/clusters/<name>       a ClusterSpec
 //   <prefix>/state/tasks/<task id>       a TaskRecord
 //   <prefix>/state/layouts/<name>        a ClusterLayout (cluster-mode slots, topology epoch, heals)
+//   <prefix>/state/volume-homes/<slot>   the agent id holding a persistent member slot's volume (plain text)
 //   <prefix>/state/pending               a batch too large for one transaction, while it is being applied
 //   <prefix>/local/<task id>             a local backend process (LocalTaskEntry: task info, pid, start ticks)
 //
@@ -80,6 +81,7 @@ public struct EtcdStateStore: StateStore, LocalTaskJournal {
     var clustersPrefix: String { prefix + "/state/clusters/" }
     var tasksPrefix: String { prefix + "/state/tasks/" }
     var layoutsPrefix: String { prefix + "/state/layouts/" }
+    var volumeHomesPrefix: String { prefix + "/state/volume-homes/" }
     var localPrefix: String { prefix + "/local/" }
 
     // MARK: StateStore
@@ -106,6 +108,8 @@ public struct EtcdStateStore: StateStore, LocalTaskJournal {
                 } else if kv.key.hasPrefix(layoutsPrefix) {
                     let layout = try decoder.decode(ClusterLayout.self, from: Data(kv.value))
                     snapshot.layouts[layout.cluster] = layout
+                } else if kv.key.hasPrefix(volumeHomesPrefix), let slot = MemberSlot(description: String(kv.key.dropFirst(volumeHomesPrefix.count))) {
+                    snapshot.volumeHomes[slot] = AgentID(kv.stringValue)
                 }
             } catch {
                 throw StateStoreError(message: "etcd key \(kv.key) does not hold what the framework wrote there (\(error)); "
@@ -202,6 +206,10 @@ public struct EtcdStateStore: StateStore, LocalTaskJournal {
             case .setNextTaskNumber(let number):
                 nextTaskNumber = max(nextTaskNumber ?? 0, number)
                 set(.put(key: nextTaskNumberKey, value: Array(String(nextTaskNumber!).utf8)))
+            case .putVolumeHome(let slot, let agentID):
+                set(.put(key: volumeHomesPrefix + slot.description, value: Array(agentID.value.utf8)))
+            case .deleteVolumeHome(let slot):
+                set(.delete(key: volumeHomesPrefix + slot.description))
             }
         }
         return order.map { byKey[$0]! }
@@ -274,6 +282,8 @@ enum StoreOperation: Codable, Hashable, Sendable {
                 snapshot.tasks[record.taskID] = record
             } else if key.hasPrefix(store.layoutsPrefix), let layout = try? decoder.decode(ClusterLayout.self, from: Data(value)) {
                 snapshot.layouts[layout.cluster] = layout
+            } else if key.hasPrefix(store.volumeHomesPrefix), let slot = MemberSlot(description: String(key.dropFirst(store.volumeHomesPrefix.count))) {
+                snapshot.volumeHomes[slot] = AgentID(String(decoding: value, as: UTF8.self))
             }
         case .delete(let key):
             if key.hasPrefix(store.clustersPrefix) {
@@ -282,6 +292,8 @@ enum StoreOperation: Codable, Hashable, Sendable {
                 snapshot.tasks[TaskID(String(key.dropFirst(store.tasksPrefix.count)))] = nil
             } else if key.hasPrefix(store.layoutsPrefix) {
                 snapshot.layouts[String(key.dropFirst(store.layoutsPrefix.count))] = nil
+            } else if key.hasPrefix(store.volumeHomesPrefix), let slot = MemberSlot(description: String(key.dropFirst(store.volumeHomesPrefix.count))) {
+                snapshot.volumeHomes[slot] = nil
             }
         }
     }

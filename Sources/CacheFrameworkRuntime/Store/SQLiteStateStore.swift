@@ -10,6 +10,7 @@
 //   local_tasks(task_id PRIMARY KEY, agent_id, pid, start_ticks, info JSON)
 // Migration "v2":
 //   layouts(name PRIMARY KEY, layout JSON)  cluster-mode topology state (slots, epoch, heals)
+//   volume_homes(slot PRIMARY KEY, agent_id)  the agent holding each persistent member slot's volume
 
 public import CacheFramework
 import Foundation
@@ -71,6 +72,9 @@ public final class SQLiteStateStore: StateStore, LocalTaskJournal {
         migrator.registerMigration("v2") { db in
             try db.execute(sql: "CREATE TABLE layouts (name TEXT PRIMARY KEY NOT NULL, layout TEXT NOT NULL)")
         }
+        migrator.registerMigration("v3-volume-homes") { db in
+            try db.execute(sql: "CREATE TABLE volume_homes (slot TEXT PRIMARY KEY NOT NULL, agent_id TEXT NOT NULL)")
+        }
         return migrator
     }
 
@@ -95,6 +99,10 @@ public final class SQLiteStateStore: StateStore, LocalTaskJournal {
             for json in try String.fetchAll(db, sql: "SELECT record FROM tasks") {
                 let record = try decoder.decode(TaskRecord.self, from: Data(json.utf8))
                 snapshot.tasks[record.taskID] = record
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT slot, agent_id FROM volume_homes") {
+                let text: String = row["slot"]
+                if let slot = MemberSlot(description: text) { snapshot.volumeHomes[slot] = AgentID(row["agent_id"] as String) }
             }
             for json in try String.fetchAll(db, sql: "SELECT layout FROM layouts") {
                 let layout = try decoder.decode(ClusterLayout.self, from: Data(json.utf8))
@@ -139,6 +147,10 @@ public final class SQLiteStateStore: StateStore, LocalTaskJournal {
             case .putLayout(let layout):
                 let json = String(decoding: try encoder.encode(layout), as: UTF8.self)
                 statements.append(("INSERT OR REPLACE INTO layouts (name, layout) VALUES (?, ?)", [layout.cluster, json]))
+            case .putVolumeHome(let slot, let agentID):
+                statements.append(("INSERT OR REPLACE INTO volume_homes (slot, agent_id) VALUES (?, ?)", [slot.description, agentID.value]))
+            case .deleteVolumeHome(let slot):
+                statements.append(("DELETE FROM volume_homes WHERE slot = ?", [slot.description]))
             }
         }
         let prepared = statements

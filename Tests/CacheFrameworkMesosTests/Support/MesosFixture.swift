@@ -175,19 +175,20 @@ final class MesosFixture: Sendable {
 
     init(
         agents: Int = 2, heartbeatInterval: Duration = .seconds(2), offerTimeout: Duration? = nil,
-        updateRetryInterval: Duration = .seconds(10), readiness: @escaping LocalBackend.ReadinessCheck = { _ in true }
+        updateRetryInterval: Duration = .seconds(10), agentUnreachableTimeout: Duration = .seconds(75),
+        readiness: @escaping LocalBackend.ReadinessCheck = { _ in true }
     ) async throws {
         directory = TestPaths.temporaryDirectory()
         firstPort = TestPaths.portBase()
         var logger = Logger(label: "test.fake-mesos-master")
         logger.logLevel = .critical
-        server = FakeMesosMasterServer(
-            configuration: FakeMesosMaster.Configuration(
-                agents: LocalAgentSpec.split(count: agents, cpus: Double(agents) * 4, memMB: Double(agents) * 2048, firstPort: firstPort, portsPerAgent: 100),
-                sandboxDirectory: directory + "/sandboxes", executableSearchPaths: [TestPaths.buildDirectory],
-                masterCount: 2, heartbeatInterval: heartbeatInterval, offerTimeout: offerTimeout,
-                updateRetryInterval: updateRetryInterval, offerInterval: .milliseconds(100), readiness: readiness),
-            logger: logger)
+        var configuration = FakeMesosMaster.Configuration(
+            agents: LocalAgentSpec.split(count: agents, cpus: Double(agents) * 4, memMB: Double(agents) * 2048, firstPort: firstPort, portsPerAgent: 100),
+            sandboxDirectory: directory + "/sandboxes", executableSearchPaths: [TestPaths.buildDirectory],
+            masterCount: 2, heartbeatInterval: heartbeatInterval, offerTimeout: offerTimeout,
+            updateRetryInterval: updateRetryInterval, offerInterval: .milliseconds(100), readiness: readiness)
+        configuration.agentUnreachableTimeout = agentUnreachableTimeout
+        server = FakeMesosMasterServer(configuration: configuration, logger: logger)
         urls = try await server.start()
     }
 

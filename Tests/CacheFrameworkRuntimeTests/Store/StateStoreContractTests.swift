@@ -84,6 +84,16 @@ struct StateStoreContractTests {
                 .putLayout(layout), .putLayout(ClusterLayout(cluster: "gone", epoch: 3)),
             ]),
             PersistBatch(id: 5, intents: [.deleteCluster(name: "gone")]),
+            // Volume homes of persistent member slots: put, moved, deleted.
+            PersistBatch(id: 6, intents: [
+                .putVolumeHome(MemberSlot(cluster: "c1", shard: 0, member: 0), AgentID("a0")),
+                .putVolumeHome(MemberSlot(cluster: "c1", shard: 1, member: 0), AgentID("a0")),
+                .putVolumeHome(MemberSlot(cluster: "c1", shard: 1, member: 1), AgentID("a1")),
+            ]),
+            PersistBatch(id: 7, intents: [
+                .putVolumeHome(MemberSlot(cluster: "c1", shard: 1, member: 0), AgentID("a2")),
+                .deleteVolumeHome(MemberSlot(cluster: "c1", shard: 1, member: 1)),
+            ]),
         ]
         var expected = SchedulerSnapshot()
         do {
@@ -103,6 +113,9 @@ struct StateStoreContractTests {
         #expect(loaded.clusters["c1"] == spec)
         #expect(loaded.frameworkID == FrameworkID("fw-1"))
         #expect(loaded.layouts == ["c1": layout], "layouts survive reopening; a deleted cluster's layout goes with it")
+        #expect(loaded.volumeHomes == [
+            MemberSlot(cluster: "c1", shard: 0, member: 0): AgentID("a0"), MemberSlot(cluster: "c1", shard: 1, member: 0): AgentID("a2"),
+        ])
     }
 
     @Test(arguments: StoreKind.allCases)
