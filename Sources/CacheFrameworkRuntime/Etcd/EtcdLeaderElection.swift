@@ -266,12 +266,14 @@ public final class EtcdLeaderElection<C: Clock>: Service, Sendable where C.Durat
         case .lost(let why): reason = why
         }
         state.withLock { $0 = .standby(leader: nil) }
+        // The body has stopped acting: report it now, before the revoke below, which may wait out a request timeout
+        // against an unreachable member while etcd expires the lease and a standby is elected.
+        logger.notice("stepped down: \(reason)")
+        onEvent(.steppedDown(term, reason: reason))
         // Resign: without the lease, the key is deleted and a standby campaigns at once. The revoke runs outside this
         // task so a graceful shutdown's cancellation does not stop it.
         let client = self.client
         await Task { try? await client.revokeLease(term.leaseID) }.value
-        logger.notice("stepped down: \(reason)")
-        onEvent(.steppedDown(term, reason: reason))
     }
 
     /// Renews the lease until leadership is lost; returns why.
