@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Tunnel benchmark: redis-benchmark against redis-server directly and through `cachectl tunnel connect` →
 `cachectl tunnel listen` (ReplicationSec between the two tunnel ends), in the same run, alternating rounds.
-Prints a markdown table with the tunnelled/plaintext ratio per test (issue 3's goal: ≥ 0.8).
+Prints a markdown table with the tunnelled/plaintext ratio per test (issue 3's goal: ≥ 0.8), and the CPU time each
+process spent per request (from /proc/<pid>/stat), which shows what the tunnel ends cost next to redis-server when all
+four processes share this machine's cores.
 
 Usage: tunnel_bench.py [--cachectl BIN] [--requests N] [--clients C] [--pipelines 1,16] [--rounds K]
 """
 import argparse
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -43,6 +46,20 @@ def ping(port, timeout=30):
             return
         time.sleep(0.1)
     raise SystemExit(f"no PONG through port {port}")
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds a process has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def children_cpu_seconds():
+    """User + system CPU seconds of the waited-for children (the redis-benchmark runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def redis_benchmark(port, requests, clients, pipeline):
@@ -95,14 +112,21 @@ def main():
         ping(local_port)
 
         results = {}  # (pipeline, test, mode) -> [ops/s]
+        cpu = {}  # (pipeline, mode) -> [[µs per request: redis-server, tunnel listen, tunnel connect, redis-benchmark]]
         for round_index in range(args.rounds):
             for pipeline in [int(p) for p in args.pipelines.split(",")]:
                 order = [("plaintext", redis_port), ("tunnel", local_port)]
                 if round_index % 2:
                     order.reverse()
                 for mode, port in order:
-                    for test, rate in redis_benchmark(port, args.requests, args.clients, pipeline).items():
+                    before = [cpu_seconds(process.pid) for process in processes] + [children_cpu_seconds()]
+                    rates = redis_benchmark(port, args.requests, args.clients, pipeline)
+                    after = [cpu_seconds(process.pid) for process in processes] + [children_cpu_seconds()]
+                    for test, rate in rates.items():
                         results.setdefault((pipeline, test, mode), []).append(rate)
+                    # µs of CPU per request for each process (set + get requests)
+                    per_request = [(a - b) * 1e6 / (args.requests * len(rates)) for a, b in zip(after, before)]
+                    cpu.setdefault((pipeline, mode), []).append(per_request)
         load = os.getloadavg()[0]
         print(f"tunnel_bench: {args.rounds} rounds, -n {args.requests} -c {args.clients}, load average {load:.1f}")
         print()
@@ -112,6 +136,21 @@ def main():
             plain = statistics.median(results[(pipeline, test, "plaintext")])
             tunnel = statistics.median(results.get((pipeline, test, "tunnel"), [0]))
             print(f"| {test} | {pipeline} | {plain:,.0f} | {tunnel:,.0f} | {tunnel / plain:.2f} |")
+        print()
+        print("CPU per request (µs, user + system, median of rounds, SET and GET together):")
+        print()
+        print("| pipeline | mode | redis-benchmark | redis-server | tunnel listen end | tunnel connect end | total |")
+        print("|---:|---|---:|---:|---:|---:|---:|")
+        for pipeline in sorted({key[0] for key in cpu}):
+            for mode in ("plaintext", "tunnel"):
+                columns = [statistics.median(sample[index] for sample in cpu[(pipeline, mode)]) for index in range(4)]
+                client, server, listen, connect = columns[3], columns[0], columns[1], columns[2]
+                ends = f"{listen:.1f} | {connect:.1f}" if mode == "tunnel" else "– | –"
+                total = client + server + (listen + connect if mode == "tunnel" else 0)
+                print(f"| {pipeline} | {mode} | {client:.1f} | {server:.1f} | {ends} | {total:.1f} |")
+        print()
+        print(f"This machine has {os.cpu_count()} cores for all of these processes: the throughput ratio is bounded "
+              "by the ratio of the totals.")
     finally:
         for process in reversed(processes):
             process.terminate()

@@ -17,5 +17,5 @@ swift build --build-tests
 e2e_processes="MesosProvisioningTests|MesosVolumeTests|MesosPartitionTests|FakeMasterPartitionTests|SecureLinkTests|NFVChainTests|EtcdHAMesosTests"
 swift test --skip-build --skip IntegrationTests --skip TunnelTests --skip "$e2e_processes"
 swift test --skip-build --filter "$e2e_processes"
-swift test --skip-build --filter IntegrationTests --skip CachectlFrameworkTests --skip EtcdHATests --skip EtcdHAMesosTests --skip FrameworkScaleTests
-swift test --skip-build --filter "CachectlFrameworkTests|EtcdHATests|TunnelTests|FrameworkScaleTests"
+swift test --skip-build --filter IntegrationTests --skip CachectlFrameworkTests --skip EtcdHATests --skip EtcdHAPartitionTests --skip EtcdHAMesosTests --skip FrameworkScaleTests
+swift test --skip-build --filter "CachectlFrameworkTests|EtcdHATests|EtcdHAPartitionTests|TunnelTests|FrameworkScaleTests"

@@ -34,8 +34,20 @@ public final class EtcdCluster: @unchecked Sendable {
     /// Client URLs of every member (also of killed ones), in order.
     public var endpoints: [String] { members.map(\.clientURL) }
 
+    /// The address clients outside loopback reach the members on (`extraClientHost`), if any.
+    public let extraClientHost: String?
+
+    /// Client URLs of every member on `extraClientHost` (same ports as `endpoints`).
+    public var extraEndpoints: [String] {
+        guard let host = extraClientHost else { return [] }
+        return endpoints.map { "http://\(host):\($0.split(separator: ":").last!)" }
+    }
+
     /// Starts `size` members forming one cluster and waits (up to `timeout` seconds) until each is healthy.
-    public init(size: Int = 1, timeout: TimeInterval = 30) throws {
+    /// `extraClientHost`: another local address (say, the host end of a veth pair into a test's network namespace) the
+    /// members also serve clients on, at the same ports.
+    public init(size: Int = 1, timeout: TimeInterval = 30, extraClientHost: String? = nil) throws {
+        self.extraClientHost = extraClientHost
         guard FileManager.default.isExecutableFile(atPath: Self.executable) else {
             throw EtcdClusterError(description: "\(Self.executable) not found: install Debian's etcd-server (scripts/install-deps.sh)")
         }
@@ -58,10 +70,12 @@ public final class EtcdCluster: @unchecked Sendable {
             let dataDirectory = directory + "/" + member.name
             let logPath = directory + "/" + member.name + ".log"
             let clientURL = "http://127.0.0.1:\(member.client)"
+            let clientURLs = [clientURL] + (extraClientHost.map { ["http://\($0):\(member.client)"] } ?? [])
             let peerURL = "http://127.0.0.1:\(member.peer)"
             let arguments = [
                 Self.executable, "--name", member.name, "--data-dir", dataDirectory,
-                "--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
+                "--listen-client-urls", clientURLs.joined(separator: ","),
+                "--advertise-client-urls", clientURLs.joined(separator: ","),
                 "--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
                 "--initial-cluster", initialCluster, "--initial-cluster-token", token, "--initial-cluster-state", "new",
                 "--heartbeat-interval", "100", "--election-timeout", "1000",

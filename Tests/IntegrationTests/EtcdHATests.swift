@@ -31,8 +31,11 @@ struct EtcdHATests {
 
         /// Starts `cachectl serve --etcd` as instance `id`; `extra` flags follow the common ones (e.g. `--master`).
         /// `sharedAuthority`: `--authority-dir <root>/authority`; otherwise each instance has its own directory and the
-        /// authority comes from etcd.
-        init(id: String, root: String, etcd: [String], firstPort: Int, sharedAuthority: Bool = true, extra: [String] = []) throws {
+        /// authority comes from etcd. `launchPrefix` runs before the command (e.g. `ip netns exec NAME`).
+        init(
+            id: String, root: String, etcd: [String], firstPort: Int, sharedAuthority: Bool = true, extra: [String] = [],
+            launchPrefix: [String] = []
+        ) throws {
             self.id = id
             dataDirectory = root + "/" + id
             try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
@@ -43,7 +46,7 @@ struct EtcdHATests {
                 "--agents", "2", "--agent-cpus", "4", "--agent-mem-mb", "1000", "--first-port", String(firstPort),
                 "--ports-per-agent", "100", "--bin-dir", PackagePaths.root.appendingPathComponent(".build/debug").path,
             ] + (sharedAuthority ? ["--authority-dir", root + "/authority"] : []) + extra
-            pid = try EtcdCluster.spawn(arguments, logPath: log)
+            pid = try EtcdCluster.spawn(launchPrefix + arguments, logPath: log)
             let deadline = Date().addingTimeInterval(30)
             var found: String?
             while found == nil {

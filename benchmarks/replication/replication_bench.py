@@ -4,11 +4,14 @@ alternating rounds. Prints a markdown table.
 
 - throughput: redis-benchmark writes N SETs into the primary as fast as it can; the figure is N divided by the time
   from the first write until the replica's offset equals the primary's (what the replica can absorb end to end).
-- lag: a paced writer sends RATE SETs per second (batches every 10 ms) for SECONDS; a probe key carries a sequence
+- lag: a paced writer sends RATE SETs per second (batches every --interval-ms, 10 by default) for SECONDS; a probe key carries a sequence
   number in each batch and a reader polls it on the replica; lag = time the replica first shows sequence i minus the
   time batch i was sent (includes one loopback round trip). p50/p99 over all probes.
 
-Usage: replication_bench.py [--node BIN] [--cachectl BIN] [--requests N] [--rate R] [--seconds S] [--rounds K]
+With --redis, a redis-server primary/replica pair runs the same rounds as a baseline (plaintext, redis's own
+replication), so the lag figures can be read against what this machine and this probe give redis.
+
+Usage: replication_bench.py [--node BIN] [--cachectl BIN] [--requests N] [--rate R] [--seconds S] [--rounds K] [--redis]
 """
 import argparse
 import asyncio
@@ -65,8 +68,34 @@ class Node:
         self.drain.wait()
 
 
+class RedisServer:
+    """A redis-server on a free loopback port, without persistence."""
+
+    def __init__(self, args):
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no", *args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                if cli(self.port, "PING") == "PONG":
+                    return
+            except subprocess.CalledProcessError:
+                pass
+            time.sleep(0.05)
+        raise SystemExit("redis-server did not start")
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait()
+
+
 def start_pair(mode, binary, identities):
-    if mode == "secure":
+    if mode == "redis-server":
+        primary = RedisServer([])
+        replica = RedisServer(["--replicaof", "127.0.0.1", str(primary.port)])
+    elif mode == "secure":
         rport = free_port()
         primary = Node(binary, ["--node-identity", f"{identities}/p.identity", "--cluster-authority",
                                 f"{identities}/authority.pub", "--replication-port", str(rport)])
@@ -107,8 +136,9 @@ def encode(*args):
     return b"".join(out)
 
 
-async def paced_lag(primary, replica, rate, seconds):
-    batch = max(1, rate // 100)
+async def paced_lag(primary, replica, rate, seconds, interval_ms):
+    batches_per_second = 1000 / interval_ms
+    batch = max(1, int(rate / batches_per_second))
     payload = b"".join(encode("SET", f"lag:{i}", "x" * 32) for i in range(batch - 1))
     wreader, wwriter = await asyncio.open_connection("127.0.0.1", primary)
     rreader, rwriter = await asyncio.open_connection("127.0.0.1", replica)
@@ -124,8 +154,8 @@ async def paced_lag(primary, replica, rate, seconds):
 
     async def write():
         start = time.perf_counter()
-        for seq in range(int(seconds * 100)):
-            target = start + seq * 0.01
+        for seq in range(int(seconds * batches_per_second)):
+            target = start + seq * interval_ms / 1000
             delay = target - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -156,7 +186,7 @@ async def paced_lag(primary, replica, rate, seconds):
     await asyncio.gather(write(), poll(), drain_replies(), return_exceptions=True)
     rwriter.close()
     lags.sort()
-    achieved = batch * 100
+    achieved = int(batch * batches_per_second)
     return lags[len(lags) // 2], lags[int(len(lags) * 0.99) - 1], achieved
 
 
@@ -168,7 +198,11 @@ def main():
     parser.add_argument("--rate", type=int, default=50_000)
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--interval-ms", type=float, default=10,
+                        help="the paced writer sends one batch (rate × interval) every this many ms")
+    parser.add_argument("--redis", action="store_true", help="also run a redis-server pair as a baseline")
     options = parser.parse_args()
+    modes = ["plaintext", "secure"] + (["redis-server"] if options.redis else [])
     identities = tempfile.mkdtemp(prefix="repl-bench-")
     try:
         subprocess.run([options.cachectl, "identity", "init", "--directory", identities], check=True, capture_output=True)
@@ -176,13 +210,14 @@ def main():
             subprocess.run([options.cachectl, "identity", "issue", "--authority-key", f"{identities}/authority.key",
                             "--node-id", node, "--role", "cache-node", "--out", f"{identities}/{node}.identity"],
                            check=True, capture_output=True)
-        results = {"plaintext": {"tput": [], "p50": [], "p99": []}, "secure": {"tput": [], "p50": [], "p99": []}}
+        results = {mode: {"tput": [], "p50": [], "p99": []} for mode in modes}
         for _ in range(options.rounds):
-            for mode in ("plaintext", "secure"):
+            for mode in modes:
                 primary, replica = start_pair(mode, options.node, identities)
                 try:
                     results[mode]["tput"].append(throughput(primary.port, replica.port, options.requests))
-                    p50, p99, rate = asyncio.run(paced_lag(primary.port, replica.port, options.rate, options.seconds))
+                    p50, p99, rate = asyncio.run(
+                        paced_lag(primary.port, replica.port, options.rate, options.seconds, options.interval_ms))
                     results[mode]["p50"].append(p50)
                     results[mode]["p99"].append(p99)
                 finally:
@@ -190,11 +225,11 @@ def main():
                     primary.stop()
         med = {mode: {k: statistics.median(v) for k, v in r.items()} for mode, r in results.items()}
         print(f"Replication benchmark: {options.rounds} rounds (medians), {options.requests} SETs for throughput, "
-              f"{rate} SETs/s paced for lag, {options.seconds} s")
+              f"{rate} SETs/s paced for lag in batches every {options.interval_ms:g} ms, {options.seconds} s")
         print()
         print("| link | replicated writes/s | ratio to plaintext | lag p50 ms | lag p99 ms |")
         print("|---|---:|---:|---:|---:|")
-        for mode in ("plaintext", "secure"):
+        for mode in modes:
             m = med[mode]
             print(f"| {mode} | {m['tput']:,.0f} | {m['tput'] / med['plaintext']['tput']:.2f} | {m['p50']:.2f} | {m['p99']:.2f} |")
     finally:
