@@ -3,7 +3,8 @@
 // master fails over: the backend resubscribes with the same framework id, reconciles, and no member is lost,
 // relaunched or duplicated. And healing over Mesos: kill -9 of a primary reaches the scheduler as TASK_FAILED through
 // the master's UPDATE; the replica is promoted, the lost member replaced, and the keys written before the kill are
-// served by the new primary.
+// served by the new primary. And scaling over Mesos: a one-shard cluster grows to two shards (new members launched
+// from offers, half the slots and their keys migrated live) and shrinks back, with every key present exactly once.
 
 import CacheFramework
 import CacheFrameworkMesos
@@ -140,6 +141,62 @@ struct MesosProvisioningTests {
         #expect(healed.count == 2 && healed.contains { $0.role == .replica && $0.taskID != primary.taskID }, "the lost member was replaced")
         #expect(try redis(Int(promoted.ports[0]), ["GET", "k"]) == "v")
         #expect(driver.clusterStatus("h1")?.heals?.isEmpty == false, "the heal is recorded")
+        run.cancel()
+        _ = try? await run.value
+    }
+
+    @Test func scalingOverMesosMovesSlotsAndKeepsEveryKey() async throws {
+        let control = control
+        let fixture = try await MesosFixture(readiness: control.pingReadiness())
+        defer { Task { await fixture.stop() } }
+        let store = try SQLiteStateStore(directory: fixture.directory)
+        var logger = Logger(label: "test.mesos-scale")
+        logger.logLevel = .warning
+        let backend = MesosBackend(
+            configuration: MesosBackendConfiguration(master: fixture.urls[0]),
+            loadFrameworkID: { try await store.load().frameworkID }, logger: logger)
+        fixture.track(backend)
+        var configuration = FrameworkDriver.Configuration()
+        configuration.tickInterval = .milliseconds(200)
+        configuration.scheduler.offsetQueryTimeoutSeconds = 1
+        let driver = FrameworkDriver(backend: backend, store: store, control: control, configuration: configuration, logger: logger)
+        let run = Task { try await driver.run() }
+        defer { Task { await backend.shutdown(killTasks: true) } }
+
+        try await waitUntil("both agents have offered") { await backend.capacityOffers().count == 2 }
+        try await driver.createCluster(ClusterSpec(
+            name: "s1", shardCount: 1, replicasPerShard: 0, memoryMBPerNode: 32, cpusPerNode: 0.1, secureReplication: false))
+        try await waitUntil("the member runs", seconds: 60) { driver.clusterStatus("s1")?.ready == true }
+        func primaries() -> [TaskRecord] { driver.taskRecords().filter { $0.slot.cluster == "s1" && $0.role == .primary && $0.isRunning } }
+        let first = try #require(primaries().first)
+        let keys = (0..<300).map { "key:\($0)" }
+        for key in keys { #expect(try redis(Int(first.ports[0]), ["SET", key, "value-of-\(key)"]) == "OK") }
+
+        try await driver.scaleCluster("s1", replicasPerShard: 0, shardCount: 2)
+        try await waitUntil("two shards, resharding done", seconds: 180) {
+            guard let status = driver.clusterStatus("s1") else { return false }
+            return status.ready && status.resharding == nil && status.shards?.count == 2 && primaries().count == 2
+        }
+        let two = primaries()
+        let sizes = try two.map { Int(try redis(Int($0.ports[0]), ["DBSIZE"])) ?? -1 }
+        #expect(sizes.reduce(0, +) == keys.count, "DBSIZE per primary: \(sizes)")
+        #expect(sizes.allSatisfy { $0 > 0 }, "both primaries hold keys: \(sizes)")
+        #expect(await fixture.master.callLog.filter { $0.type == "ACCEPT" && $0.status == 202 }.count >= 2, "the new member came from an offer")
+
+        try await driver.scaleCluster("s1", replicasPerShard: 0, shardCount: 1)
+        try await waitUntil("back to one shard", seconds: 180) {
+            guard let status = driver.clusterStatus("s1") else { return false }
+            return status.ready && status.resharding == nil && status.spec.shardCount == 1 && primaries().count == 1
+        }
+        let last = try #require(primaries().first)
+        #expect(try redis(Int(last.ports[0]), ["DBSIZE"]) == "\(keys.count)")
+        for key in keys.prefix(20) { #expect(try redis(Int(last.ports[0]), ["GET", key]) == "value-of-\(key)") }
+        // The retired member's task ended through the master.
+        let retired = Set(two.map(\.taskID)).subtracting([last.taskID])
+        try await waitUntil("the retired member is gone", seconds: 30) {
+            let views = await fixture.master.agents.taskViews()
+            return views.filter { retired.contains($0.taskID) }.allSatisfy { $0.state != .running }
+        }
         run.cancel()
         _ = try? await run.value
     }
