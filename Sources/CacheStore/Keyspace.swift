@@ -195,11 +195,15 @@ public final class Keyspace: Sendable {
 
     /// Locks one stripe. If a snapshot still waits for this stripe, its keys are serialized first (one load when
     /// no snapshot runs).
-
-    public func lock(stripe index: Int) {
+    /// - Parameter capturing: `false` only for read-only commands: they leave the stripe for the snapshot's writer
+    ///   (or the next writing command) to capture. Right after a snapshot begins every stripe is pending, and an event
+    ///   loop whose reads each captured 1/64 of the keys would stall for the sum of them. What a read may still change
+    ///   is harmless to the snapshot: access metadata, which snapshots do not hold, and a lazily expired key
+    ///   removed (with its DEL propagated), which a loader would drop as expired in any case.
+    public func lock(stripe index: Int, capturing: Bool = true) {
         let stripe = stripes[index]
         stripe.lock.lock()
-        if stripe.pendingCapture != nil { captureStripe(index) }
+        if capturing && stripe.pendingCapture != nil { captureStripe(index) }
     }
 
     /// Unlocks one stripe, publishing its size for the eviction check.

@@ -150,7 +150,7 @@ public struct NodeDispatcher: CommandDispatcher {
                 context.cachedKey = key
                 context.cachedKeyIndex = 1
                 let stripe = keyspace.stripeIndex(for: key)
-                keyspace.lock(stripe: stripe)
+                keyspace.lock(stripe: stripe, capturing: !spec.flags.contains(.readonly))
                 run(spec, &context, &reply)
                 keyspace.unlock(stripe: stripe)
             default:
@@ -158,8 +158,9 @@ public struct NodeDispatcher: CommandDispatcher {
                 var stripes = positions.map { position in arguments.withBytes(position) { keyspace.stripeIndex(for: KeyRef($0)) } }
                 stripes.sort()
                 var previous = -1
+                let capturing = !spec.flags.contains(.readonly)
                 for stripe in stripes where stripe != previous {
-                    keyspace.lock(stripe: stripe)
+                    keyspace.lock(stripe: stripe, capturing: capturing)
                     previous = stripe
                 }
                 run(spec, &context, &reply)
