@@ -366,6 +366,10 @@ let package = Package(
             name: "CacheFrameworkNFVTests",
             dependencies: [
                 "CacheFramework", "CacheFrameworkNFV", "CacheFrameworkNFVRuntime", "CacheFrameworkRuntime",
+                "CacheFrameworkAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 "ReplicationSec",
                 .product(name: "NIOCore", package: "swift-nio"),

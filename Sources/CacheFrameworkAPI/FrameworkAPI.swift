@@ -18,6 +18,8 @@
 // Errors are {"error": {"code": "...", "message": "...", "missing": [...]?}} with a matching status.
 
 public import CacheFramework
+public import CacheFrameworkNFV
+public import CacheFrameworkNFVRuntime
 public import CacheFrameworkRuntime
 import Foundation
 public import Hummingbird
@@ -207,9 +209,12 @@ struct ErrorMappingMiddleware<Context: RequestContext>: RouterMiddleware {
 
 /// Builds the API router.
 public enum FrameworkAPI {
-    /// The router for `driver`; `/api/v1` requires `Authorization: Bearer <token>` when `token` is set.
+    /// The router for `driver`; `/api/v1` requires `Authorization: Bearer <token>` when `token` is set. With `nfv`
+    /// the status page also shows its VNF instances (and the health `vnfHealth` reports, e.g. `NFVHealthMonitor`'s);
+    /// its routes are added by `addNFVRoutes`.
     public static func router(
-        driver: FrameworkDriver, registry: PrometheusCollectorRegistry, token: String?
+        driver: FrameworkDriver, registry: PrometheusCollectorRegistry, token: String?, nfv: NFVManager? = nil,
+        vnfHealth: (@Sendable () -> [TaskID: VNFCHealth])? = nil
     ) -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: ErrorMappingMiddleware())
@@ -224,7 +229,8 @@ public enum FrameworkAPI {
         router.get("/status") { _, _ in
             let html = StatusPage.render(
                 phase: driver.phaseName, clusters: driver.clusterStatuses(), tasks: await taskRows(driver),
-                agents: await driver.backend.agents(), events: driver.events())
+                agents: await driver.backend.agents(), events: driver.events(), vnfs: nfv?.instances() ?? [],
+                vnfOperations: nfv?.operations() ?? [], vnfHealth: vnfHealth?() ?? [:])
             return Response(
                 status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: html)))

@@ -11,6 +11,7 @@
 //   POST   /vnflcm/v1/vnf_instances/{id}/heal                {vnfcInstanceId?: [..]} → 202
 //   POST   /vnflcm/v1/vnf_instances/{id}/operate             {changeStateTo} → 202
 //   POST   /vnflcm/v1/vnf_instances/{id}/terminate           {terminationType, gracefulTerminationTimeout?} → 202
+//   POST   /vnflcm/v1/vnf_instances/{id}/change_vnfpkg       {vnfd (YAML of the new version)} → 202 (rolling update)
 //   GET    /vnflcm/v1/vnf_lcm_op_occs                        [LcmOpOcc]
 //   GET    /vnflcm/v1/vnf_lcm_op_occs/{id}                   LcmOpOcc
 //   POST   /vnflcm/v1/vnf_lcm_op_occs/{id}/retry|rollback|fail → 202 LcmOpOcc
@@ -98,6 +99,14 @@ public struct TerminateVnfRequest: Codable, Sendable {
     }
 }
 
+/// `POST …/change_vnfpkg`: the new version of the instance's descriptor (SOL003 `ChangeCurrentVnfPkgRequest`, with
+/// the descriptor itself instead of a package id).
+public struct ChangeVnfPkgRequest: Codable, Sendable {
+    /// The new VNFD as YAML text.
+    public var vnfd: String
+    public init(vnfd: String) { self.vnfd = vnfd }
+}
+
 /// `POST /api/v1/network_services`: an NSD with the VNFDs it references, deployed in front of `egress`.
 public struct DeployNSRequest: Codable, Sendable {
     public var name: String
@@ -168,6 +177,12 @@ extension FrameworkAPI {
             return try await accepted(manager) {
                 try await manager.submit(.terminate(id, body.terminationType, gracefulTimeout: body.gracefulTerminationTimeout))
             }
+        }
+        lcm.post("vnf_instances/:id/change_vnfpkg") { request, context in
+            let id = try context.parameters.require("id")
+            let body = try await request.decode(as: ChangeVnfPkgRequest.self, context: context)
+            let vnfd = try descriptor { () throws(DescriptorError) in try VNFDescriptorParser.parse(body.vnfd) }
+            return try await accepted(manager) { try await manager.submit(.changeVNFPackage(id, vnfd: vnfd)) }
         }
         lcm.get("vnf_lcm_op_occs") { _, _ in manager.operations() }
         lcm.get("vnf_lcm_op_occs/:id") { _, context in try operation(try context.parameters.require("id"), manager) }

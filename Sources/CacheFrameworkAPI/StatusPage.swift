@@ -1,16 +1,19 @@
 // The framework's status page (`GET /status`): plain server-rendered HTML for a browser — every cluster with its
-// shards, slot map, members and health, resharding progress, the task placement per agent, and the last events.
+// shards, slot map, members and health, resharding progress, the VNF instances with their VNFCs, health and where
+// their links lead (the chains), the task placement per agent, and the last events.
 // No JavaScript; it refreshes itself every 5 s with a meta tag. Read-only and open like `/metrics` (a browser cannot
 // send the bearer token); it shows no secrets.
 
 import CacheFramework
+import CacheFrameworkNFV
 import CacheFrameworkRuntime
 
 /// Renders the status page.
 enum StatusPage {
     /// The page for the framework's current views.
     static func render(
-        phase: String, clusters: [ClusterStatus], tasks: [TaskRow], agents: [LocalAgentView], events: [FrameworkEvent]
+        phase: String, clusters: [ClusterStatus], tasks: [TaskRow], agents: [LocalAgentView], events: [FrameworkEvent],
+        vnfs: [VNFInstance] = [], vnfOperations: [LcmOpOcc] = [], vnfHealth: [TaskID: VNFCHealth] = [:]
     ) -> String {
         var html = """
             <!DOCTYPE html>
@@ -26,10 +29,11 @@ enum StatusPage {
             .slotmap span{flex:1;display:block}
             </style></head><body>
             <h1>cache framework</h1>
-            <p>scheduler: <b>\(escape(phase))</b> · \(clusters.count) clusters · \(tasks.count) tasks · \(agents.count) agents</p>
+            <p>scheduler: <b>\(escape(phase))</b> · \(clusters.count) clusters · \(vnfs.count) VNF instances · \(tasks.count) tasks · \(agents.count) agents</p>
 
             """
         for cluster in clusters { html += section(cluster) }
+        if !vnfs.isEmpty { html += vnfSection(vnfs, operations: vnfOperations, health: vnfHealth) }
         html += "<h2>Placement per agent</h2>\n"
         let byAgent = Dictionary(grouping: tasks, by: \.agentID)
         for agent in agents {
@@ -88,6 +92,59 @@ enum StatusPage {
                     member.endpoint ?? "-", member.taskID?.value ?? (member.shortfall ?? "pending"),
                     member.clusterNodeID ?? "-", member.topologyEpoch.map(String.init) ?? "-",
                 ]
+            })
+        return html
+    }
+
+    /// VNF instances: state, version, links (where each external link leads: the chain), VNFCs with health, and the
+    /// last lifecycle operations.
+    private static func vnfSection(_ instances: [VNFInstance], operations: [LcmOpOcc], health: [TaskID: VNFCHealth]) -> String {
+        var owner: [String: String] = [:]
+        for instance in instances {
+            for point in instance.vnfd.connectionPoints where point.direction == .inbound {
+                for vnfc in instance.vnfcs.values where vnfc.vdu == point.vdu {
+                    if let port = point.port, let endpoint = vnfc.endpoint(port) { owner[endpoint] = instance.id }
+                }
+            }
+        }
+        var html = "<h2>VNF instances</h2>\n"
+        html += table(
+            ["instance", "name", "VNFD", "state", "level", "VNFCs running", "links", "last operation"],
+            instances.map { instance in
+                let links = instance.extLinks.keys.sorted().map { link in
+                    let targets = instance.extLinks[link]!.map { endpoint in owner[endpoint].map { "\(endpoint) (\($0))" } ?? endpoint }
+                    return "\(link) → \(targets.joined(separator: ", "))"
+                }
+                let last = operations.last { $0.vnfInstanceID == instance.id }
+                return [
+                    instance.id, instance.name, "\(instance.vnfd.id) \(instance.vnfd.version)",
+                    instance.instantiationState == .instantiated ? instance.operationalState.rawValue : instance.instantiationState.rawValue,
+                    instance.levelID + instance.scaleLevels.keys.sorted().map { " \($0)=\(instance.scaleLevels[$0]!)" }.joined(),
+                    "\(instance.vnfcs.values.filter(\.isRunning).count)/\(instance.vnfcs.count)",
+                    links.joined(separator: "; ").isEmpty ? "-" : links.joined(separator: "; "),
+                    last.map { "\($0.operation.rawValue) \($0.state.rawValue)\($0.isAutomaticInvocation ? " (auto)" : "")" } ?? "-",
+                ]
+            })
+        html += table(
+            ["instance", "VNFC", "version", "state", "health", "endpoints", "task"],
+            instances.flatMap { instance in
+                instance.vnfcs.values.sorted { $0.id < $1.id }.map { vnfc in
+                    let checked = vnfc.taskID.flatMap { health[$0] }
+                    let healthText: String =
+                        if let checked, let healthy = checked.lastHealthy {
+                            healthy ? "healthy" : "failing \(checked.consecutiveFailures)/\(checked.failureThreshold)"
+                        } else if instance.vnfd.vdu(vnfc.vdu)?.healthCheck == nil {
+                            "no check"
+                        } else {
+                            vnfc.isRunning ? "healthy (ready)" : "-"
+                        }
+                    return [
+                        instance.id, vnfc.id + (vnfc.replaces.map { " (replacing \($0))" } ?? ""), vnfc.vnfdVersion ?? "-",
+                        state(vnfc.state), healthText,
+                        vnfc.ports.keys.sorted().compactMap { vnfc.endpoint($0) }.joined(separator: ", "),
+                        vnfc.taskID?.value ?? "pending",
+                    ]
+                }
             })
         return html
     }

@@ -4,6 +4,9 @@
 // With the framework's authority, every VNFC gets an identity (role vnf, node id = task id) just before it is
 // launched, and the identity is revoked when the task is killed (terminate, scale in, heal) or ends: the authority
 // re-signs `revoked.list`, which every VNF process with secured links watches.
+// With a links directory, each instance's external links are kept as files (`<dir>/<instance>/<link>`, endpoints
+// comma-separated) that its processes can follow (`VNF_LINKS_DIR`); a rolling update rewrites the file of every
+// instance whose link led to a replaced VNFC (`.rebind`), and a (re)start rewrites them all from the store.
 
 public import CacheFramework
 public import CacheFrameworkNFV
@@ -22,6 +25,9 @@ public final class NFVManager: Service, Sendable {
         public var machine = NFVStateMachine.Configuration()
         /// How often `.tick` is fed.
         public var tickInterval: Duration = .milliseconds(500)
+        /// Where instances' external link files are kept (nil: none; a rolling update then cannot repoint running
+        /// upstream processes).
+        public var linksDirectory: String?
         /// The defaults.
         public init() {}
     }
@@ -36,6 +42,10 @@ public final class NFVManager: Service, Sendable {
         case heal(String, vnfcs: [String])
         case operate(String, OperationalState)
         case terminate(String, TerminationType, gracefulTimeout: Double?)
+        /// Rolling update to a new version of the instance's descriptor (SOL003 change current VNF package).
+        case changeVNFPackage(String, vnfd: VNFDescriptor)
+        /// A one-step scale the metrics collector decided (an automatic occurrence with its cause).
+        case autoScale(String, aspect: String, type: ScaleType, cause: String)
         case delete(String)
         /// Sets how a NOT_INSTANTIATED instance's links are secured (see `VNFLinkSecurity`).
         case setLinkSecurity(String, VNFLinkSecurity?)
@@ -57,6 +67,7 @@ public final class NFVManager: Service, Sendable {
         case update(TaskStatus)
         case subscribed
         case tick
+        case healthFailed(TaskID, CheckedContinuation<Bool, Never>)
         case operation(Operation, CheckedContinuation<Accepted, any Error>)
     }
 
@@ -95,6 +106,9 @@ public final class NFVManager: Service, Sendable {
     public func run() async throws {
         var machine = NFVStateMachine(restoring: try await store.load(), configuration: configuration.machine)
         publish(machine)
+        for instance in machine.instances.values.sorted(by: { $0.id < $1.id }) {
+            for (link, endpoints) in instance.extLinks { writeLinkFile(instance.id, link: link, endpoints: endpoints) }
+        }
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask {
@@ -108,6 +122,7 @@ public final class NFVManager: Service, Sendable {
                     switch input {
                     case .offers(let offers, let reply):
                         let (actions, leftover) = machine.handleOffers(offers, now: now)
+                        self.publish(machine)  // launches write the instances' link files from the view
                         await self.execute(actions, group: &group)
                         reply.resume(returning: leftover)
                     case .update(let status):
@@ -117,6 +132,10 @@ public final class NFVManager: Service, Sendable {
                         await self.execute(machine.start(), group: &group)
                     case .tick:
                         await self.execute(machine.handle(.tick(now: now)), group: &group)
+                    case .healthFailed(let taskID, let reply):
+                        let actions = machine.handle(.healthFailed(taskID, now: now))
+                        await self.execute(actions, group: &group)
+                        reply.resume(returning: !actions.isEmpty)
                     case .operation(let operation, let reply):
                         do {
                             let (accepted, actions) = try self.apply(operation, to: &machine, now: now)
@@ -150,6 +169,14 @@ public final class NFVManager: Service, Sendable {
 
     /// The backend (re)subscribed: reconcile the recorded VNF tasks.
     func subscribed() { continuation.yield(.subscribed) }
+
+    /// A VNFC failed its health check `failureThreshold` times in a row (the health monitor): starts an automatic
+    /// HEAL; returns false when none started (another operation runs on the instance, or the task is gone).
+    public func healthFailed(_ taskID: TaskID) async -> Bool {
+        await withCheckedContinuation { reply in
+            if case .terminated = continuation.yield(.healthFailed(taskID, reply)) { reply.resume(returning: false) }
+        }
+    }
 
     /// Whether VNFCs wait for offers (the router keeps offers flowing while they do).
     var hasPendingLaunches: Bool { view.withLock { $0.pending } }
@@ -192,6 +219,12 @@ public final class NFVManager: Service, Sendable {
         case .terminate(let id, let type, let timeout):
             let result = try machine.terminate(id, type: type, gracefulTimeoutSeconds: timeout, now: now)
             return (Accepted(instanceID: id, operationID: result.operationID), result.actions)
+        case .changeVNFPackage(let id, let vnfd):
+            let result = try machine.changeVNFPackage(id, vnfd: vnfd, now: now)
+            return (Accepted(instanceID: id, operationID: result.operationID), result.actions)
+        case .autoScale(let id, let aspect, let type, let cause):
+            let result = try machine.scale(id, aspect: aspect, type: type, automatic: true, cause: cause, now: now)
+            return (Accepted(instanceID: id, operationID: result.operationID), result.actions)
         case .delete(let id):
             return (Accepted(instanceID: id, operationID: nil), try machine.delete(id))
         case .setLinkSecurity(let id, let security):
@@ -220,7 +253,8 @@ public final class NFVManager: Service, Sendable {
                     for case .launch(let infos) in operations {
                         logger.info("nfv: launching \(infos.map(\.taskID.value).joined(separator: ", "))")
                     }
-                    try await backend.accept(offerIDs: offerIDs, operations: operations.map(withIdentities), filters: filters)
+                    try await backend.accept(
+                        offerIDs: offerIDs, operations: operations.map { withLinks(withIdentities($0)) }, filters: filters)
                 case .kill(let taskID, let agentID):
                     logger.info("nfv: killing \(taskID)")
                     revoke(taskID)
@@ -231,6 +265,9 @@ public final class NFVManager: Service, Sendable {
                     try await backend.reconcile(tasks)
                 case .revive:
                     try await backend.revive()
+                case .rebind(let instanceID, let link, let endpoints):
+                    logger.info("nfv: \(instanceID) link \(link) now leads to \(endpoints.joined(separator: ","))")
+                    writeLinkFile(instanceID, link: link, endpoints: endpoints)
                 case .runHook(let instanceID, let event, let command):
                     let logger = logger
                     group.addTask { NFVHooks.run(command, instanceID: instanceID, event: event, logger: logger) }
@@ -262,6 +299,35 @@ public final class NFVManager: Service, Sendable {
                 }
                 return info
             })
+    }
+
+    // MARK: link files
+
+    /// Points each launched VNFC at its instance's link files (written now from the instance's current links).
+    private func withLinks(_ operation: OfferOperation) -> OfferOperation {
+        guard let directory = configuration.linksDirectory, case .launch(let infos) = operation else { return operation }
+        return .launch(
+            infos.map { info in
+                guard let instanceID = info.labels[VNFTaskTemplate.Label.instance] else { return info }
+                var info = info
+                for (link, endpoints) in instance(instanceID)?.extLinks ?? [:] {
+                    writeLinkFile(instanceID, link: link, endpoints: endpoints)
+                }
+                info.command.environment[VNFTaskTemplate.Environment.linksDirectory] = "\(directory)/\(instanceID)"
+                return info
+            })
+    }
+
+    /// Atomically replaces `<links directory>/<instance>/<link>` with the endpoints, comma-separated.
+    private func writeLinkFile(_ instanceID: String, link: String, endpoints: [String]) {
+        guard let directory = configuration.linksDirectory else { return }
+        let folder = "\(directory)/\(instanceID)"
+        do {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try Data((endpoints.joined(separator: ",") + "\n").utf8).write(to: URL(fileURLWithPath: "\(folder)/\(link)"), options: .atomic)
+        } catch {
+            logger.error("nfv: cannot write the link file of \(instanceID)/\(link) in \(directory): \(error)")
+        }
     }
 
     /// Revokes a VNFC's identity (a no-op for one never issued or already revoked).

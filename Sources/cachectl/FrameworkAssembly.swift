@@ -1,6 +1,7 @@
 // FrameworkAssembly: the one place that builds a framework instance's scheduling parts from `ServeOptions` — the
 // backend (local agents, or Mesos with `--master`), the NFV manager and the offer router in front of the backend,
-// the cluster authority, the driver and the API router. `FrameworkServer` (one instance, SQLite) builds it once at
+// the NFV health monitor and metrics collector (auto-heal, auto-scale), the cluster authority, the driver and the API
+// router. `FrameworkServer` (one instance, SQLite) builds it once at
 // start; an `HAFrameworkServer` leader builds it for each term over the fenced etcd stores. Only the stores and
 // whether tasks outlive the driver differ between the two.
 
@@ -20,6 +21,10 @@ struct FrameworkAssembly {
     /// The backend the NFV manager acts on (the router wraps it for the driver).
     let backend: any DriverBackend
     let nfv: NFVManager
+    /// Periodic VNFC health checks (auto-heal).
+    let nfvHealth: NFVHealthMonitor
+    /// Monitoring parameters (auto-scale).
+    let nfvMetrics: NFVMetricsCollector
     let driver: FrameworkDriver
     /// The API: framework and NFV routes.
     let router: Router<BasicRequestContext>
@@ -66,7 +71,11 @@ struct FrameworkAssembly {
         // trust those issued by the next.
         let authority = try FrameworkAuthority(directory: options.authorityPath(dataDirectory: dataDirectory))
         // NFV shares the backend's offers: the router hands each round to the NFV manager first (see NFVOfferRouter).
-        nfv = NFVManager(backend: backend, store: nfvStore, logger: logger, authority: authority)
+        var nfvConfiguration = NFVManager.Configuration()
+        nfvConfiguration.linksDirectory = dataDirectory + "/nfv-links"
+        nfv = NFVManager(backend: backend, store: nfvStore, configuration: nfvConfiguration, logger: logger, authority: authority)
+        nfvHealth = NFVHealthMonitor(manager: nfv, logger: logger)
+        nfvMetrics = NFVMetricsCollector(manager: nfv, logger: logger)
         var configuration = FrameworkDriver.Configuration()
         configuration.keepTasksOnShutdown = keepTasksOnShutdown
         configuration.tickInterval = .milliseconds(500)
@@ -76,7 +85,9 @@ struct FrameworkAssembly {
         driver = FrameworkDriver(
             backend: NFVOfferRouter(base: backend, manager: nfv), store: store, control: control, configuration: configuration,
             metricsFactory: PrometheusMetricsFactory(registry: registry), logger: logger, credentials: authority)
-        router = FrameworkAPI.router(driver: driver, registry: registry, token: token)
+        let health = nfvHealth
+        router = FrameworkAPI.router(
+            driver: driver, registry: registry, token: token, nfv: nfv, vnfHealth: { health.health() })
         FrameworkAPI.addNFVRoutes(to: router, manager: nfv, token: token)
     }
 }

@@ -168,9 +168,11 @@ struct HAFrameworkServer {
             registry: registry, token: token, logger: logger)
         shared.leading.withLock { $0 = Leading(driver: assembly.driver, responder: assembly.router.buildResponder()) }
         defer { shared.leading.withLock { $0 = nil } }
-        let nfv = assembly.nfv, driver = assembly.driver
+        let nfv = assembly.nfv, driver = assembly.driver, nfvHealth = assembly.nfvHealth, nfvMetrics = assembly.nfvMetrics
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await nfv.run() }
+            group.addTask { try await nfvHealth.run() }
+            group.addTask { try await nfvMetrics.run() }
             group.addTask { try await driver.run() }
         }
     }

@@ -123,6 +123,8 @@ struct ServeOptions: ParsableArguments {
 struct FrameworkServer {
     let driver: FrameworkDriver
     let nfv: NFVManager
+    let nfvHealth: NFVHealthMonitor
+    let nfvMetrics: NFVMetricsCollector
     let application: Application<RouterResponder<BasicRequestContext>>
     let options: ServeOptions
     let token: String?
@@ -140,6 +142,8 @@ struct FrameworkServer {
             registry: PrometheusCollectorRegistry(), token: token, logger: logger)
         driver = assembly.driver
         nfv = assembly.nfv
+        nfvHealth = assembly.nfvHealth
+        nfvMetrics = assembly.nfvMetrics
         let router = assembly.router
         let token = token
         application = Application(
@@ -165,7 +169,8 @@ struct FrameworkServer {
         // The API stops first, then the driver (which stops or leaves the tasks).
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: nfv), .init(service: driver), .init(service: application)] + extra.map { .init(service: $0) },
+                services: [.init(service: nfv), .init(service: nfvHealth), .init(service: nfvMetrics), .init(service: driver), .init(service: application)]
+                    + extra.map { .init(service: $0) },
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         try? FileManager.default.removeItem(atPath: FrameworkEndpointFile.path(dataDirectory: (options.dataDirectory as NSString).standardizingPath))

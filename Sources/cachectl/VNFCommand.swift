@@ -1,4 +1,4 @@
-// VNFCommand: `cachectl vnf deploy|list|show|scale|heal|terminate|ops` over the framework's SOL003-shaped NFV API, with
+// VNFCommand: `cachectl vnf deploy|list|show|scale|heal|update|terminate|ops` over the framework's SOL003-shaped NFV API, with
 // the cluster commands' habits: tables for people, `--json` for scripts, progress on stderr while an operation runs,
 // and exit codes scripts can trust (a FAILED or ROLLED_BACK operation exits 1, a timeout 7).
 
@@ -13,9 +13,9 @@ extension Cachectl {
     struct VNFCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "vnf",
-            abstract: "Deploy, inspect, scale, heal and terminate virtual network functions and service chains.",
+            abstract: "Deploy, inspect, scale, heal, update and terminate virtual network functions and service chains.",
             discussion: ExitStatus.help,
-            subcommands: [Deploy.self, List.self, Show.self, Scale.self, Heal.self, Terminate.self, Ops.self])
+            subcommands: [Deploy.self, List.self, Show.self, Scale.self, Heal.self, Update.self, Terminate.self, Ops.self])
     }
 }
 
@@ -241,6 +241,29 @@ extension Cachectl.VNFCommand {
             let accepted = try await client.call(
                 .POST, "/vnflcm/v1/vnf_instances/\(id)/heal", body: HealVnfRequest(vnfcInstanceId: vnfc.isEmpty ? nil : vnfc),
                 as: LcmOpOcc.self)
+            try await finishOperation(client, accepted, noWait: noWait, timeout: timeout, connection: connection)
+        }
+    }
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Rolling update of a VNF instance to a new version of its descriptor (SOL003 change_vnfpkg).",
+            discussion: "VNFCs are replaced one at a time: the new one runs and passes its health check, whatever forwarded to the old one is pointed at it, then the old one is stopped. A failed update rolls back to the old version.")
+        @Argument(help: "VNF instance id.") var id: String
+        @Argument(help: "The new VNFD YAML file (same VDUs, ports and connection points; a new version).") var file: String
+        @Flag(name: .customLong("no-wait"), help: "Return once the operation is accepted.") var noWait = false
+        @Option(help: "Seconds to wait.") var timeout: Double = 120
+        @OptionGroup var connection: FrameworkConnectionOptions
+
+        func run() async throws {
+            let text: String
+            do { text = try String(contentsOf: URL(fileURLWithPath: file), encoding: .utf8) } catch {
+                printError("cannot read \(file): \(error.localizedDescription)")
+                throw ExitStatus.refused
+            }
+            let client = try connection.client()
+            let accepted = try await client.call(
+                .POST, "/vnflcm/v1/vnf_instances/\(id)/change_vnfpkg", body: ChangeVnfPkgRequest(vnfd: text), as: LcmOpOcc.self)
             try await finishOperation(client, accepted, noWait: noWait, timeout: timeout, connection: connection)
         }
     }

@@ -19,16 +19,25 @@ struct ProxyPolicy: Sendable {
     var denyPatterns: [[UInt8]] = []
 }
 
-/// Round-robin over upstream addresses.
+/// Round-robin over upstream addresses (replaced while running when the framework moves the next VNF).
 final class Upstreams: Sendable {
-    let addresses: [SocketAddress]
+    private let current: Mutex<[SocketAddress]>
     private let next = Atomic<Int>(0)
 
-    init(_ addresses: [SocketAddress]) { self.addresses = addresses }
+    init(_ addresses: [SocketAddress]) { current = Mutex(addresses) }
+
+    /// The addresses now.
+    var addresses: [SocketAddress] { current.withLock { $0 } }
+
+    /// Replaces the addresses (new connections use them; open ones stay where they are).
+    func replace(_ addresses: [SocketAddress]) {
+        guard !addresses.isEmpty else { return }
+        current.withLock { $0 = addresses }
+    }
 
     func pick() -> SocketAddress {
         let index = next.add(1, ordering: .relaxed).oldValue
-        return addresses[index % addresses.count]
+        return current.withLock { $0[index % $0.count] }
     }
 }
 
@@ -71,6 +80,7 @@ enum Proxy {
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { child in
                 child.eventLoop.makeCompletedFuture {
+                    ConnectionStats.shared.opened(child)
                     let remote = child.remoteAddress
                     guard policy.admit(remote, child.localAddress?.port) else {
                         child.close(promise: nil)

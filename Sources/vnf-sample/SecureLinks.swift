@@ -203,6 +203,7 @@ extension Proxy {
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { await links.watchRevocations() }
                 for try await connection in inbound {
+                    ConnectionStats.shared.opened(connection.channel)
                     group.addTask {
                         do {
                             try await links.authenticateInbound(connection)

@@ -1,9 +1,11 @@
 // vnf-sample: small but real network functions on SwiftNIO, used by the NFV samples (`samples/nfv`) and tests:
 // `firewall` (allow/deny by source CIDR and destination port, deny by payload pattern), `ratelimit` (a token bucket
 // on new connections), `lb` (round-robin over backends) and `echo` (a TCP echo target). Each forwards TCP to its
-// `--next` hops.
+// `--next` hops. `--next-link LINK` follows the framework's file of that external link (a rolling update of the next
+// VNF moves it); `--metrics-port` serves `GET /metrics` (connections_active, connections_total) for auto-scaling.
 
 import ArgumentParser
+import Foundation
 import NIOCore
 import Synchronization
 
@@ -21,6 +23,14 @@ struct HopOptions: ParsableArguments {
     @Option(name: .customLong("next"), help: "Upstream host:port; repeat or comma-separate for several (round-robin).")
     var next: [String] = []
 
+    @Option(
+        name: .customLong("next-link"),
+        help: "Follow this external link's file in $VNF_LINKS_DIR (written by the framework): its endpoints replace --next.")
+    var nextLink: String?
+
+    @Option(name: .customLong("metrics-port"), help: "Serve GET /metrics (connections_active, connections_total) on this port.")
+    var metricsPort: Int?
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
         guard !addresses().isEmpty else { throw ValidationError("give at least one --next host:port") }
@@ -29,12 +39,24 @@ struct HopOptions: ParsableArguments {
 
     func addresses() -> [String] { next.flatMap { $0.split(separator: ",").map(String.init) } }
 
-    func parse(_ hop: String) -> SocketAddress? {
+    func parse(_ hop: String) -> SocketAddress? { Self.address(hop) }
+
+    /// `host:port` as an address (nil if it is not one).
+    static func address(_ hop: String) -> SocketAddress? {
         guard let colon = hop.lastIndex(of: ":"), let port = Int(hop[hop.index(after: colon)...]) else { return nil }
         return try? SocketAddress.makeAddressResolvingHost(String(hop[..<colon]), port: port)
     }
 
     func upstreams() -> Upstreams { Upstreams(addresses().compactMap(parse)) }
+
+    /// Starts what runs next to the proxy: the link file watcher and the metrics endpoint.
+    func startSideServices(_ upstreams: Upstreams, name: String) async throws {
+        if let nextLink, let directory = ProcessInfo.processInfo.environment["VNF_LINKS_DIR"] {
+            let path = "\(directory)/\(nextLink)"
+            Task { await LinkFollower(path: path, upstreams: upstreams, name: name).run() }
+        }
+        if let metricsPort { try await Metrics.serve(bind: bind, port: metricsPort) }
+    }
 }
 
 @main
@@ -78,7 +100,9 @@ extension VNFSample {
                     return rules.evaluate(source: source, destinationPort: localPort) == .allow
                 },
                 denyPatterns: rules.denyPatterns)
-            try await Proxy.run(bind: hop.bind, port: hop.port, upstreams: hop.upstreams(), policy: policy, name: "firewall")
+            let upstreams = hop.upstreams()
+            try await hop.startSideServices(upstreams, name: "firewall")
+            try await Proxy.run(bind: hop.bind, port: hop.port, upstreams: upstreams, policy: policy, name: "firewall")
         }
     }
 
@@ -106,7 +130,9 @@ extension VNFSample {
                 let seconds = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
                 return bucket.withLock { $0.take(now: seconds) }
             })
-            try await Proxy.run(bind: hop.bind, port: hop.port, upstreams: hop.upstreams(), policy: policy, name: "ratelimit")
+            let upstreams = hop.upstreams()
+            try await hop.startSideServices(upstreams, name: "ratelimit")
+            try await Proxy.run(bind: hop.bind, port: hop.port, upstreams: upstreams, policy: policy, name: "ratelimit")
         }
     }
 
@@ -117,7 +143,9 @@ extension VNFSample {
         @OptionGroup var hop: HopOptions
 
         func run() async throws {
-            try await Proxy.run(bind: hop.bind, port: hop.port, upstreams: hop.upstreams(), policy: ProxyPolicy(), name: "lb")
+            let upstreams = hop.upstreams()
+            try await hop.startSideServices(upstreams, name: "lb")
+            try await Proxy.run(bind: hop.bind, port: hop.port, upstreams: upstreams, policy: ProxyPolicy(), name: "lb")
         }
     }
 

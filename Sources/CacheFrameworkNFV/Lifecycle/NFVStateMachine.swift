@@ -8,8 +8,16 @@
 // `VNFPlacement`, i.e. the scheduler core's `Placement`). An occurrence COMPLETES when every desired VNFC runs and no
 // extra one is left; past its deadline it becomes FAILED_TEMP (retried automatically `automaticRetries` times), from
 // where the operator retries, rolls back (the shape before the operation is restored: ROLLING_BACK → ROLLED_BACK) or
-// fails it (FAILED). A VNFC whose task ends while nothing else runs on the instance starts an automatic HEAL. One
-// occurrence at a time per instance (SOL003's 409 conflict otherwise).
+// fails it (FAILED). A VNFC whose task ends, or fails its health check, while nothing else runs on the instance starts
+// an automatic HEAL. One occurrence at a time per instance (SOL003's 409 conflict otherwise).
+//
+// Rolling update (CHANGE_VNFPKG). The instance takes the new descriptor at once; its VNFCs still run the old version
+// (each record keeps the version its task runs) and are replaced one at a time: a successor VNFC (`<id>.next`,
+// `replaces` = the old id) is placed and launched next to the old one; once it runs (the backend reports RUNNING after
+// its health check passes), every other instance whose external links lead to the old VNFC's endpoints is pointed at
+// the successor's (`.rebind`), and after `repointGraceSeconds` the old task is killed; when it has ended the successor
+// takes its id. A failed update rolls back (automatically unless configured otherwise) the same way, to the old
+// descriptor.
 //
 // Durability. Every change is written as an `NFVBatch` (`.persist`) before the actions after it: a launch is recorded
 // before its accept, so a restarted framework reconciles (`start`) instead of launching twice, and operation
@@ -45,6 +53,9 @@ public enum NFVAction: Hashable, Sendable {
     case revive
     /// Run a lifecycle hook of an instance.
     case runHook(instanceID: String, event: LifecycleEvent, command: [String])
+    /// An instance's external link now leads to `endpoints` (a rolling update moved what it led to): tell its running
+    /// processes (the runtime rewrites the link's file in the instance's links directory).
+    case rebind(instanceID: String, link: String, endpoints: [String])
 }
 
 /// Why an NFV request was refused.
@@ -92,6 +103,11 @@ public struct NFVStateMachine: Sendable {
         public var autoHeal = true
         /// Placement strategy.
         public var strategy: PlacementStrategy = .spread
+        /// Seconds a rolling update waits between pointing upstream VNFs at a new VNFC and killing the old one (their
+        /// processes pick up the new endpoints meanwhile).
+        public var repointGraceSeconds: Double = 2
+        /// A rolling update that reaches FAILED_TEMP rolls back at once instead of waiting for the operator.
+        public var rollBackFailedUpdates = true
         /// The defaults.
         public init() {}
     }
@@ -210,9 +226,10 @@ public struct NFVStateMachine: Sendable {
         return (operation, flush() + hooks(id, .instantiateStart))
     }
 
-    /// Scales `aspect` out or in by `steps`.
+    /// Scales `aspect` out or in by `steps`; `automatic` marks an auto-scale (with its `cause`).
     public mutating func scale(
-        _ instanceID: String, aspect aspectID: String, type: ScaleType, steps: Int = 1, now: SchedulerTime
+        _ instanceID: String, aspect aspectID: String, type: ScaleType, steps: Int = 1, automatic: Bool = false,
+        cause: String? = nil, now: SchedulerTime
     ) throws(NFVError) -> (operationID: String, actions: [NFVAction]) {
         var instance = try instantiated(instanceID)
         guard let aspect = instance.flavour.aspect(aspectID) else {
@@ -228,9 +245,9 @@ public struct NFVStateMachine: Sendable {
         instance.scaleLevels[aspectID] = target
         instances[instanceID] = instance
         dirtyInstances.insert(instanceID)
-        let operation = begin(
-            .scale, on: instanceID, point: point,
-            parameters: ["aspect": aspectID, "type": type.rawValue, "steps": "\(steps)", "level": "\(target)"], now: now)
+        var parameters = ["aspect": aspectID, "type": type.rawValue, "steps": "\(steps)", "level": "\(target)"]
+        if let cause { parameters["cause"] = cause }
+        let operation = begin(.scale, on: instanceID, point: point, parameters: parameters, now: now, automatic: automatic)
         return (operation, flush() + hooks(instanceID, .scaleStart))
     }
 
@@ -268,6 +285,52 @@ public struct NFVStateMachine: Sendable {
             }
         }
         return (operation, actions)
+    }
+
+    /// Rolling update to `vnfd` (SOL003 "change current VNF package"): a new version of the same VNF whose VDUs keep
+    /// their ids, ports and connection points (command, arguments, software version, resources and health checks may
+    /// change). VNFCs are replaced one at a time, each new one running before the old one is killed.
+    public mutating func changeVNFPackage(
+        _ instanceID: String, vnfd: VNFDescriptor, now: SchedulerTime
+    ) throws(NFVError) -> (operationID: String, actions: [NFVAction]) {
+        var instance = try instantiated(instanceID)
+        if let why = Self.rollingUpdateProblem(from: instance, to: vnfd) { throw .invalidRequest(why) }
+        var point = rollbackPoint(instance)
+        point.vnfd = instance.vnfd
+        for (id, vnfc) in instance.vnfcs where vnfc.vnfdVersion == nil { instance.vnfcs[id]?.vnfdVersion = instance.vnfd.version }
+        instance.vnfd = vnfd
+        instances[instanceID] = instance
+        dirtyInstances.insert(instanceID)
+        let operation = begin(
+            .changeVnfpkg, on: instanceID, point: point,
+            parameters: ["vnfdId": vnfd.id, "fromVersion": point.vnfd?.version ?? "", "toVersion": vnfd.version], now: now)
+        return (operation, flush())
+    }
+
+    /// Why `vnfd` cannot replace `instance`'s descriptor in a rolling update (nil: it can).
+    static func rollingUpdateProblem(from instance: VNFInstance, to vnfd: VNFDescriptor) -> String? {
+        let old = instance.vnfd
+        let fix = "; a rolling update keeps VDUs, ports, connection points, links and flavours (deploy a new instance instead)"
+        guard vnfd.version != old.version else {
+            return "VNF instance '\(instance.id)' already runs version \(old.version) of '\(old.id)'; give the new descriptor a new version"
+        }
+        guard vnfd.vdus.map(\.id) == old.vdus.map(\.id) else {
+            return "VDUs \(vnfd.vdus.map(\.id)) differ from the running \(old.vdus.map(\.id))" + fix
+        }
+        for (new, current) in zip(vnfd.vdus, old.vdus) where new.ports != current.ports {
+            return "VDU '\(new.id)' ports \(new.ports) differ from the running \(current.ports)" + fix
+        }
+        guard vnfd.connectionPoints == old.connectionPoints else { return "the connection points differ" + fix }
+        guard vnfd.externalVirtualLinks.map(\.id) == old.externalVirtualLinks.map(\.id),
+            vnfd.internalVirtualLinks.map(\.id) == old.internalVirtualLinks.map(\.id)
+        else { return "the virtual links differ" + fix }
+        guard let flavour = vnfd.flavour(instance.flavourID), flavour.level(instance.levelID) != nil else {
+            return "the new descriptor lacks flavour '\(instance.flavourID)' with level '\(instance.levelID)'" + fix
+        }
+        for (aspect, level) in instance.scaleLevels where level > 0 && (flavour.aspect(aspect)?.maxScaleLevel ?? -1) < level {
+            return "the new descriptor's flavour cannot hold aspect '\(aspect)' at level \(level)" + fix
+        }
+        return nil
     }
 
     /// Starts or stops the instance's VNFCs.
@@ -324,21 +387,27 @@ public struct NFVStateMachine: Sendable {
     /// Rolls a FAILED_TEMP occurrence back to the instance's shape before it.
     public mutating func rollback(_ operationID: String, now: SchedulerTime) throws(NFVError) -> [NFVAction] {
         var operation = try failedTemp(operationID)
-        guard [.instantiate, .scale, .scaleToLevel, .operate].contains(operation.operation) else {
+        guard [.instantiate, .scale, .scaleToLevel, .operate, .changeVnfpkg].contains(operation.operation) else {
             throw .invalidRequest("\(operation.operation.rawValue) cannot be rolled back; retry or fail it")
         }
+        beginRollback(&operation, now: now)
+        operations[operationID] = operation
+        return flush() + converge(now: now)
+    }
+
+    /// Restores the instance's shape before `operation` and moves it to ROLLING_BACK.
+    private mutating func beginRollback(_ operation: inout LcmOpOcc, now: SchedulerTime) {
         var instance = instances[operation.vnfInstanceID]!
         let point = operation.rollbackPoint
         instance.instantiationState = point.instantiationState
         instance.operationalState = point.operationalState
         instance.levelID = point.levelID
         instance.scaleLevels = point.scaleLevels
+        if let vnfd = point.vnfd { instance.vnfd = vnfd }
         instances[instance.id] = instance
         dirtyInstances.insert(instance.id)
         enter(.rollingBack, &operation, now: now)
         operation.deadline = now.adding(seconds: configuration.operationTimeoutSeconds)
-        operations[operationID] = operation
-        return flush() + converge(now: now)
     }
 
     /// Marks a FAILED_TEMP occurrence FAILED (the instance stays as it is).
@@ -357,9 +426,15 @@ public struct NFVStateMachine: Sendable {
         case .offers(let offers, let now): return handleOffers(offers, now: now).actions
         case .update(let status, let now): return update(status, now: now)
         case .healthFailed(let taskID, let now):
-            guard let (instanceID, vnfcID) = locate(taskID), let vnfc = instances[instanceID]?.vnfcs[vnfcID] else { return [] }
-            killsSent.insert(taskID)
-            return [.kill(taskID: taskID, agentID: vnfc.agentID)] + converge(now: now)
+            // An automatic HEAL of that VNFC, unless another operation runs on the instance (the health monitor reports
+            // again after the next failures if it still fails then).
+            guard configuration.autoHeal, let (instanceID, vnfcID) = locate(taskID),
+                let vnfc = instances[instanceID]?.vnfcs[vnfcID], vnfc.replaces == nil, !killsSent.contains(taskID),
+                activeOperation(of: instanceID) == nil,
+                let (_, actions) = try? heal(
+                    instanceID, vnfcIDs: [vnfcID], cause: "\(taskID) failed its health check", automatic: true, now: now)
+            else { return [] }
+            return actions + converge(now: now)
         case .tick(let now): return converge(now: now)
         }
     }
@@ -389,6 +464,7 @@ public struct NFVStateMachine: Sendable {
             vnfc.state = nil
             vnfc.endedAt = nil
             vnfc.incarnation += 1
+            vnfc.vnfdVersion = instance.vnfd.version
             instance.vnfcs[vnfc.id] = vnfc
             instances[instanceID] = instance
             dirtyInstances.insert(instanceID)
@@ -423,6 +499,39 @@ public struct NFVStateMachine: Sendable {
         var vnfc = instance.vnfcs[vnfcID]!
         if status.state.needsReplacement {
             let asked = killsSent.remove(status.taskID) != nil
+            if let replaced = vnfc.replaces {
+                // A rolling update's new VNFC ended: dropped (asked), or failed (launched again while the update runs;
+                // what was pointed at it goes back to the VNFC it was to replace).
+                var rebinds: [NFVAction] = []
+                if vnfc.repointedAt != nil, let old = instance.vnfcs[replaced], old.taskID != nil {
+                    rebinds = repoint(instance, from: vnfc, to: old)
+                }
+                if asked {
+                    instance.vnfcs[vnfcID] = nil
+                } else {
+                    vnfc.taskID = nil
+                    vnfc.state = status.state
+                    vnfc.endedAt = now
+                    vnfc.repointedAt = nil
+                    instance.vnfcs[vnfcID] = vnfc
+                }
+                instances[instanceID] = instance
+                dirtyInstances.insert(instanceID)
+                return actions + flush() + rebinds + converge(now: now)
+            }
+            if let successor = instance.vnfcs.values.first(where: { $0.replaces == vnfcID && $0.isRunning }) {
+                // The old VNFC of a rolling update ended: its successor takes its id.
+                var promoted = successor
+                promoted.id = vnfcID
+                promoted.replaces = nil
+                promoted.repointedAt = nil
+                promoted.incarnation = vnfc.incarnation + 1
+                instance.vnfcs[successor.id] = nil
+                instance.vnfcs[vnfcID] = promoted
+                instances[instanceID] = instance
+                dirtyInstances.insert(instanceID)
+                return actions + converge(now: now)
+            }
             vnfc.taskID = nil
             vnfc.state = status.state
             vnfc.endedAt = now
@@ -452,6 +561,7 @@ public struct NFVStateMachine: Sendable {
     /// Kills what should not run, forgets what ended, and moves occurrences along.
     private mutating func converge(now: SchedulerTime) -> [NFVAction] {
         var kills: [NFVAction] = []
+        var rebinds: [NFVAction] = []
         var hookActions: [NFVAction] = []
         for id in instances.keys.sorted() {
             var instance = instances[id]!
@@ -480,6 +590,16 @@ public struct NFVStateMachine: Sendable {
                     changed = true
                 }
             }
+            if let active, active.operation == .changeVnfpkg {
+                if active.state == .processing || active.state == .rollingBack {
+                    changed = rollingStep(&instance, kills: &kills, rebinds: &rebinds, now: now) || changed
+                }
+            } else {
+                // No rolling update runs (it completed, failed or was rolled back): new VNFCs left over go.
+                for surge in instance.vnfcs.values.filter({ $0.replaces != nil }).sorted(by: { $0.id < $1.id }) {
+                    changed = drop(surge, of: &instance, kills: &kills, rebinds: &rebinds) || changed
+                }
+            }
             if changed {
                 instances[id] = instance
                 dirtyInstances.insert(id)
@@ -488,7 +608,103 @@ public struct NFVStateMachine: Sendable {
         }
         let persisted = flush()
         let revive: [NFVAction] = persisted.isEmpty || pendingVNFCs.isEmpty ? [] : [.revive]
-        return persisted + kills + hookActions + revive
+        return persisted + rebinds + kills + hookActions + revive
+    }
+
+    /// One step of a rolling update (or its rollback) towards every VNFC running `instance.vnfd`'s version; returns
+    /// whether the instance changed.
+    private mutating func rollingStep(
+        _ instance: inout VNFInstance, kills: inout [NFVAction], rebinds: inout [NFVAction], now: SchedulerTime
+    ) -> Bool {
+        let target = instance.vnfd.version
+        let desired = instance.desiredCounts
+        var changed = false
+        // New VNFCs no longer needed (their old VNFC ended or runs the target version, e.g. after a rollback began) or
+        // launched with another version go.
+        for surge in instance.vnfcs.values.filter({ $0.replaces != nil }).sorted(by: { $0.id < $1.id }) {
+            let old = instance.vnfcs[surge.replaces!]
+            let needed = old.map { $0.taskID != nil && $0.vnfdVersion != target } ?? false
+            if !needed || (surge.vnfdVersion != nil && surge.vnfdVersion != target) {
+                changed = drop(surge, of: &instance, kills: &kills, rebinds: &rebinds) || changed
+            }
+        }
+        let surges = instance.vnfcs.values.filter { $0.replaces != nil }.sorted { $0.id < $1.id }
+        guard let surge = surges.first else {
+            // Start the next replacement: the first VNFC (by id) whose running task has another version.
+            let outdated = instance.vnfcs.values.filter { vnfc in
+                guard let task = vnfc.taskID else { return false }
+                return vnfc.replaces == nil && vnfc.vnfdVersion != target && vnfc.index < desired[vnfc.vdu] ?? 0 && !killsSent.contains(task)
+            }
+            guard let next = outdated.min(by: { $0.id < $1.id }) else { return changed }
+            instance.vnfcs["\(next.id).next"] = VNFCRecord(
+                id: "\(next.id).next", vdu: next.vdu, index: next.index, taskID: nil, agentID: nil, hostname: nil,
+                failureDomain: nil, ports: [:], state: nil, endedAt: nil, incarnation: 0, replaces: next.id)
+            return true
+        }
+        guard surge.isRunning, let surgeTask = surge.taskID, !killsSent.contains(surgeTask),
+            let old = instance.vnfcs[surge.replaces!], let oldTask = old.taskID
+        else { return changed }
+        if let repointed = surge.repointedAt {
+            if now.seconds - repointed.seconds >= configuration.repointGraceSeconds && !killsSent.contains(oldTask) {
+                killsSent.insert(oldTask)
+                kills.append(.kill(taskID: oldTask, agentID: old.agentID))
+            }
+            return changed
+        }
+        rebinds += repoint(instance, from: old, to: surge)
+        instance.vnfcs[surge.id]?.repointedAt = now
+        return true
+    }
+
+    /// Removes a rolling update's new VNFC: what was pointed at it goes back to the old one, its task is killed (the
+    /// record goes when the task has ended) or, without a task, the record goes now. Returns whether anything changed.
+    private mutating func drop(
+        _ surge: VNFCRecord, of instance: inout VNFInstance, kills: inout [NFVAction], rebinds: inout [NFVAction]
+    ) -> Bool {
+        var changed = false
+        if surge.repointedAt != nil {
+            if let old = surge.replaces.flatMap({ instance.vnfcs[$0] }), old.taskID != nil {
+                rebinds += repoint(instance, from: surge, to: old)
+            }
+            instance.vnfcs[surge.id]?.repointedAt = nil
+            changed = true
+        }
+        if let task = surge.taskID {
+            if !killsSent.contains(task) {
+                killsSent.insert(task)
+                kills.append(.kill(taskID: task, agentID: surge.agentID))
+            }
+        } else {
+            instance.vnfcs[surge.id] = nil
+            changed = true
+        }
+        return changed
+    }
+
+    /// Points every other instance's external links that lead to `from`'s inbound endpoints at `to`'s; returns the
+    /// `.rebind` actions (to run after the instances are persisted).
+    private mutating func repoint(_ instance: VNFInstance, from: VNFCRecord, to: VNFCRecord) -> [NFVAction] {
+        var mapping: [String: String] = [:]
+        for point in instance.vnfd.connectionPoints where point.vdu == from.vdu && point.direction == .inbound {
+            if let port = point.port, let old = from.endpoint(port), let new = to.endpoint(port) { mapping[old] = new }
+        }
+        guard !mapping.isEmpty else { return [] }
+        var actions: [NFVAction] = []
+        for id in instances.keys.sorted() where id != instance.id {
+            var other = instances[id]!
+            for link in other.extLinks.keys.sorted() {
+                let endpoints = other.extLinks[link]!
+                let moved = endpoints.map { mapping[$0] ?? $0 }
+                guard moved != endpoints else { continue }
+                other.extLinks[link] = moved
+                actions.append(.rebind(instanceID: id, link: link, endpoints: moved))
+            }
+            if other != instances[id]! {
+                instances[id] = other
+                dirtyInstances.insert(id)
+            }
+        }
+        return actions
     }
 
     /// Moves one occurrence along; returns hook actions.
@@ -529,6 +745,9 @@ public struct NFVStateMachine: Sendable {
                 operation.deadline = now.adding(seconds: configuration.operationTimeoutSeconds)
             } else {
                 enter(operation.state == .processing ? .failedTemp : .failed, &operation, now: now)
+                if operation.operation == .changeVnfpkg && operation.state == .failedTemp && configuration.rollBackFailedUpdates {
+                    beginRollback(&operation, now: now)
+                }
             }
             operations[operation.id] = operation
             return []
@@ -543,6 +762,11 @@ public struct NFVStateMachine: Sendable {
             let count = desired[vdu.id] ?? 0
             let vnfcs = instance.vnfcs.values.filter { $0.vdu == vdu.id }
             if vnfcs.count != count || vnfcs.contains(where: { !$0.isRunning }) { return false }
+        }
+        if operation.operation == .changeVnfpkg,
+            instance.vnfcs.values.contains(where: { $0.replaces != nil || $0.vnfdVersion != instance.vnfd.version })
+        {
+            return false
         }
         if operation.operation == .heal && operation.state == .processing {
             for (key, value) in operation.parameters where key.hasPrefix("vnfc.") {
@@ -632,7 +856,7 @@ public struct NFVStateMachine: Sendable {
         case .scale, .scaleToLevel: .scaleEnd
         case .heal: .healEnd
         case .terminate: .terminateEnd
-        case .operate: nil
+        case .operate, .changeVnfpkg: nil
         }
     }
 

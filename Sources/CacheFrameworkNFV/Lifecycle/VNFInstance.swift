@@ -40,6 +40,12 @@ public struct VNFCRecord: Hashable, Codable, Sendable {
     public var endedAt: SchedulerTime?
     /// How many tasks this VNFC has had.
     public var incarnation: Int
+    /// The descriptor version its task runs (set at launch; nil for records written before versions were kept).
+    public var vnfdVersion: String? = nil
+    /// A rolling update's new VNFC: the id of the VNFC it replaces (it takes that id once the old task ended).
+    public var replaces: String? = nil
+    /// A rolling update's new VNFC: when what forwarded to the VNFC it replaces was pointed at it.
+    public var repointedAt: SchedulerTime? = nil
 
     /// Whether the VNFC's task is running.
     public var isRunning: Bool { taskID != nil && state == .running }
@@ -106,6 +112,8 @@ public enum LcmOperationType: String, Hashable, Codable, Sendable {
     case heal = "HEAL"
     case operate = "OPERATE"
     case terminate = "TERMINATE"
+    /// SOL003 "change current VNF package": a rolling update to a new descriptor version.
+    case changeVnfpkg = "CHANGE_VNFPKG"
 }
 
 /// SOL003 `LcmOperationStateType`.
@@ -132,6 +140,8 @@ public struct RollbackPoint: Hashable, Codable, Sendable {
     public var levelID: String
     /// The scale levels before.
     public var scaleLevels: [String: Int]
+    /// The descriptor before (a rolling update only).
+    public var vnfd: VNFDescriptor? = nil
 }
 
 /// How a terminate stops the VNFCs.

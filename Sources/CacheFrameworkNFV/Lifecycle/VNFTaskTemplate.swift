@@ -32,6 +32,10 @@ public enum VNFTaskTemplate {
         public static let authority = "VNF_AUTHORITY"
         /// The signed revocation list the process watches (the framework rewrites it when it revokes).
         public static let revocationList = "VNF_REVOCATION_LIST"
+        /// A directory holding one file per external virtual link of the instance (named after the link, its
+        /// endpoints comma-separated), which the framework rewrites when a rolling update moves the VNF the link
+        /// leads to (added by the runtime when it keeps such files; `vnf-sample --next-link LINK` follows one).
+        public static let linksDirectory = "VNF_LINKS_DIR"
     }
 
     /// The task of `vnfc` of `instance` on `hostname`.
@@ -43,13 +47,7 @@ public enum VNFTaskTemplate {
         let vdu = instance.vnfd.vdu(vnfc.vdu)!
         let arguments = vdu.arguments.map { substitute($0, vnfc: vnfc, instance: instance, hostname: hostname) }
         var labels = [Label.instance: instance.id, Label.vdu: vdu.id, Label.vnfc: vnfc.id]
-        if let check = vdu.healthCheck?.check {
-            switch check {
-            case .tcp(let port): labels[Label.health] = "tcp \(hostname):\(vnfc.ports[port] ?? 0)"
-            case .http(let port, let path): labels[Label.health] = "http \(hostname):\(vnfc.ports[port] ?? 0) \(path)"
-            case .command(let command): labels[Label.health] = "command " + command.joined(separator: "\t")
-            }
-        }
+        if let check = vdu.healthCheck?.check { labels[Label.health] = healthLabel(check, vnfc: vnfc, hostname: hostname) }
         let ports = vdu.ports.compactMap { vnfc.ports[$0] }
         var environment: [String: String] = [:]
         if let peers = instance.linkSecurity?.ingressPeers { environment[Environment.ingressPeers] = peers.joined(separator: ",") }
@@ -58,6 +56,16 @@ public enum VNFTaskTemplate {
             name: "\(instance.name).\(vnfc.id)", taskID: taskID, agentID: agentID,
             resources: ResourceQuantities(cpus: vdu.cpus, memMB: vdu.memMB, diskMB: vdu.diskMB, ports: RangeSet.of(ports)).resources,
             command: CommandInfo(value: vdu.command, arguments: arguments, environment: environment), labels: labels)
+    }
+
+    /// The health check of `vnfc` on `hostname` as a label (`NFVHealth.check` runs it): `tcp HOST:PORT`,
+    /// `http HOST:PORT PATH` or `command ARG…` (arguments tab-separated).
+    public static func healthLabel(_ check: HealthCheck, vnfc: VNFCRecord, hostname: String) -> String {
+        switch check {
+        case .tcp(let port): "tcp \(hostname):\(vnfc.ports[port] ?? 0)"
+        case .http(let port, let path): "http \(hostname):\(vnfc.ports[port] ?? 0) \(path)"
+        case .command(let command): "command " + command.joined(separator: "\t")
+        }
     }
 
     static func substitute(_ argument: String, vnfc: VNFCRecord, instance: VNFInstance, hostname: String) -> String {

@@ -41,7 +41,7 @@ struct NFVHarness {
                 events = simulation.apply(.acknowledge(agentID: agentID, taskID: taskID, uuid: uuid))
             case .reconcile(let tasks): events = simulation.apply(.reconcile(tasks))
             case .revive: events = simulation.apply(.revive)
-            case .runHook: break
+            case .runHook, .rebind: break
             }
             for case .update(let status) in events { queue += machine.handle(.update(status, now: now)) }
         }

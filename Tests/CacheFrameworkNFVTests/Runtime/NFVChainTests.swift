@@ -28,16 +28,18 @@ enum NFVTestPaths {
     }
 }
 
-/// The framework with NFV, over a temporary data directory.
+/// The framework with NFV, over a temporary data directory; with `monitors`, also the health monitor (auto-heal) and
+/// the metrics collector (auto-scale).
 final class NFVFramework: Sendable {
     let directory: String
     let backend: LocalBackend
     let manager: NFVManager
     let driver: FrameworkDriver
     let authority: FrameworkAuthority
+    let health: NFVHealthMonitor
     private let tasks: [Task<Void, any Error>]
 
-    init(firstPort: UInt64) throws {
+    init(firstPort: UInt64, monitors: Bool = false) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("nfv-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var logger = Logger(label: "test.nfv")
@@ -54,6 +56,7 @@ final class NFVFramework: Sendable {
         var nfv = NFVManager.Configuration()
         nfv.tickInterval = .milliseconds(200)
         nfv.machine.operationTimeoutSeconds = 30
+        nfv.linksDirectory = directory + "/links"
         authority = try FrameworkAuthority(directory: directory + "/authority")
         let manager = NFVManager(
             backend: backend, store: try SQLiteNFVStore(directory: directory), configuration: nfv, logger: logger, authority: authority)
@@ -63,7 +66,11 @@ final class NFVFramework: Sendable {
             backend: NFVOfferRouter(base: backend, manager: manager), store: store, configuration: configuration, logger: logger)
         self.manager = manager
         self.driver = driver
+        let health = NFVHealthMonitor(manager: manager, pollInterval: .milliseconds(100), logger: logger)
+        let metrics = NFVMetricsCollector(manager: manager, pollInterval: .milliseconds(200), logger: logger)
+        self.health = health
         tasks = [Task { try await manager.run() }, Task { try await driver.run() }]
+            + (monitors ? [Task { try await health.run() }, Task { try await metrics.run() }] : [])
     }
 
     func stop() async {

@@ -1,0 +1,291 @@
+// NFV operations end to end with real processes (local backend, NFV manager behind the offer router, health monitor
+// and metrics collector): a VNFC whose process keeps running but whose health check fails is healed (an automatic
+// HEAL replaces it) and the status page lists the VNF with its health; a rolling update of the chain's middle VNF
+// keeps every payload of a client sending through the chain answered, and leaves only the new version running; a VNF
+// scales out when its VNFCs report many open connections and back in when they close.
+
+import CacheFramework
+import CacheFrameworkAPI
+import CacheFrameworkNFV
+import CacheFrameworkNFVRuntime
+import CacheFrameworkRuntime
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Prometheus
+import ReplicationSec
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A client on its own thread sending one payload per connection through `endpoint` until stopped, recording every
+/// payload not answered with the echo's reply.
+final class TrafficLoop: Sendable {
+    struct Tally {
+        var sent = 0
+        var failures: [String] = []
+        var stop = false
+        var done = false
+    }
+    let tally = Mutex(Tally())
+
+    init(_ endpoint: String) {
+        Thread.detachNewThread {
+            var index = 0
+            while !self.tally.withLock({ $0.stop }) {
+                index += 1
+                let payload = "payload-\(index)"
+                let reply = exchange(endpoint, payload)
+                self.tally.withLock { tally in
+                    tally.sent += 1
+                    if reply != "E:" + payload { tally.failures.append("\(payload) → '\(reply)'") }
+                }
+                usleep(50_000)
+            }
+            self.tally.withLock { $0.done = true }
+        }
+    }
+
+    var sent: Int { tally.withLock { $0.sent } }
+
+    /// Stops the loop and returns the tally.
+    func finish() async throws -> Tally {
+        tally.withLock { $0.stop = true }
+        try await waitUntil("the traffic loop stops", seconds: 10) { self.tally.withLock { $0.done } }
+        return tally.withLock { $0 }
+    }
+}
+
+/// Opens a TCP connection to `endpoint` and keeps it open (the descriptor; -1 if refused).
+func holdConnection(_ endpoint: String) -> Int32 {
+    guard let colon = endpoint.lastIndex(of: ":"), let port = UInt16(endpoint[endpoint.index(after: colon)...]) else { return -1 }
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    address.sin_addr.s_addr = inet_addr(String(endpoint[..<colon]))
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+    guard connected else {
+        close(descriptor)
+        return -1
+    }
+    return descriptor
+}
+
+@Suite(.serialized)
+struct NFVOperationsTests {
+    static func watchedLB(marker: String) throws -> VNFDescriptor {
+        try VNFDescriptorParser.parse(
+            """
+            vnfd:
+              id: watched-lb
+              version: "1.0"
+              provider: tests
+              vdus:
+                - id: lb
+                  command: vnf-sample
+                  args: [lb, --bind, "${host}", --port, "${port:traffic}", --next, "${ext:egress}"]
+                  cpus: 0.1
+                  mem: 32
+                  ports: [traffic]
+                  min_instances: 1
+                  max_instances: 1
+                  health_check: {type: command, command: [test, -e, "\(marker)"], interval: 0.5, timeout: 0.5, failure_threshold: 2}
+              connection_points:
+                - {id: lb-in, vdu: lb, port: traffic, virtual_link: ingress}
+                - {id: lb-out, vdu: lb, virtual_link: egress, direction: outbound}
+              external_virtual_links:
+                - {id: ingress}
+                - {id: egress}
+              deployment_flavours:
+                - id: default
+                  instantiation_levels:
+                    - {id: single, vdu_instances: {lb: 1}}
+            """)
+    }
+
+    @Test func aFailingHealthCheckHealsARunningVNFCAndTheStatusPageShowsIt() async throws {
+        let base = UInt64.random(in: 120..<145) * 100
+        let framework = try NFVFramework(firstPort: base, monitors: true)
+        let echo = try startEcho(port: Int(base) + 150)
+        defer {
+            echo.terminate()
+            echo.waitUntilExit()
+        }
+        do {
+            let echoEndpoint = "127.0.0.1:\(base + 150)"
+            try await waitUntil("the echo target answers") { exchange(echoEndpoint, "x") == "E:x" }
+            let marker = framework.directory + "/healthy"
+            #expect(FileManager.default.createFile(atPath: marker, contents: Data()))
+            let accepted = try await framework.manager.submit(
+                .instantiate(
+                    vnfd: try Self.watchedLB(marker: marker), name: "watched", flavour: nil, level: nil, extLinks: ["egress": [echoEndpoint]]))
+            let id = accepted.instanceID
+            #expect(try await NSDeployment.waitForFinal(accepted.operationID!, manager: framework.manager, timeoutSeconds: 30) == .completed)
+            let ingress = try #require(framework.manager.instance(id)?.endpoints(onLink: "ingress").first)
+            #expect(exchange(ingress, "before") == "E:before")
+            let task = try #require(framework.manager.instance(id)?.vnfcs["lb.0"]?.taskID)
+            try await waitUntil("the monitor has checked the VNFC") { framework.health.health()[task]?.lastHealthy == true }
+
+            // The status page lists the VNF instance, its VNFC and its health next to the (empty) cache clusters.
+            let health = framework.health
+            let router = FrameworkAPI.router(
+                driver: framework.driver, registry: PrometheusCollectorRegistry(), token: nil, nfv: framework.manager,
+                vnfHealth: { health.health() })
+            try await Application(router: router).test(.router) { client in
+                try await client.execute(uri: "/status", method: .get) { response in
+                    #expect(response.status == .ok)
+                    let html = String(buffer: response.body)
+                    #expect(html.contains("<h2>VNF instances</h2>"))
+                    #expect(html.contains("<td>\(id)</td>"))
+                    #expect(html.contains("watched-lb 1.0"))
+                    #expect(html.contains("<td>lb.0</td>"))
+                    #expect(html.contains("<td>healthy</td>"))
+                    #expect(html.contains("egress → \(echoEndpoint)"))
+                }
+            }
+
+            // The process keeps running, but its health check now fails: an automatic HEAL replaces it.
+            try FileManager.default.removeItem(atPath: marker)
+            try await waitUntil("an automatic heal starts") {
+                framework.manager.operations().contains { $0.vnfInstanceID == id && $0.operation == .heal && $0.isAutomaticInvocation }
+            }
+            let heal = try #require(framework.manager.operations().first { $0.vnfInstanceID == id && $0.operation == .heal })
+            #expect(heal.parameters["cause"] == "\(task) failed its health check")
+            // The replacement passes its readiness check once the file is back.
+            #expect(FileManager.default.createFile(atPath: marker, contents: Data()))
+            try await waitUntil("the heal completes") { framework.manager.operation(heal.id)?.state == .completed }
+            let healed = try #require(framework.manager.instance(id)?.vnfcs["lb.0"]?.taskID)
+            #expect(healed != task)
+            try await waitUntil("traffic flows again") { exchange(ingress, "after") == "E:after" }
+            #expect(framework.manager.operations().filter { $0.operation == .heal }.count == 1)
+        } catch {
+            await framework.stop()
+            throw error
+        }
+        await framework.stop()
+    }
+
+    @Test func aRollingUpdateKeepsTheChainForwarding() async throws {
+        let base = UInt64.random(in: 145..<170) * 100
+        let framework = try NFVFramework(firstPort: base)
+        let echo = try startEcho(port: Int(base) + 150)
+        defer {
+            echo.terminate()
+            echo.waitUntilExit()
+        }
+        do {
+            let echoEndpoint = "127.0.0.1:\(base + 150)"
+            try await waitUntil("the echo target answers") { exchange(echoEndpoint, "x") == "E:x" }
+            let directory = NFVTestPaths.root.appendingPathComponent("samples/nfv")
+            let nsd = try NSDescriptorParser.parse(try String(contentsOf: directory.appendingPathComponent("chain.yaml"), encoding: .utf8)) {
+                try String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8)
+            }
+            let service = try await NSDeployment.deploy(nsd, name: "chain", egress: [echoEndpoint], manager: framework.manager, timeoutSeconds: 30)
+            let ingress = try #require(service.ingress.first)
+            let (fwID, rlID) = (service.vnfInstanceIDs[0], service.vnfInstanceIDs[1])
+            let oldTask = try #require(framework.manager.instance(rlID)?.vnfcs["rl.0"]?.taskID)
+            let oldEndpoint = try #require(framework.manager.instance(rlID)?.endpoints(onLink: "ingress").first)
+            #expect(exchange(ingress, "hello") == "E:hello")
+
+            // Version 2.0 of the rate limiter: another software version and rate.
+            let v2 = try VNFDescriptorParser.parse(
+                try String(contentsOf: directory.appendingPathComponent("ratelimit.yaml"), encoding: .utf8)
+                    .replacingOccurrences(of: "version: \"1.0\"", with: "version: \"2.0\"")
+                    .replacingOccurrences(of: "      cpus: 0.1", with: "      software_version: \"2.0\"\n      cpus: 0.1")
+                    .replacingOccurrences(of: "--rate, \"50\"", with: "--rate, \"60\""))
+            let traffic = TrafficLoop(ingress)
+            try await waitUntil("traffic flows") { traffic.sent >= 5 }
+            let accepted = try await framework.manager.submit(.changeVNFPackage(rlID, vnfd: v2))
+            let state = try await NSDeployment.waitForFinal(accepted.operationID!, manager: framework.manager, timeoutSeconds: 60)
+            #expect(state == .completed, "\(framework.manager.operation(accepted.operationID!)?.error ?? "")")
+            let sentAtCompletion = traffic.sent
+            try await waitUntil("traffic flows after the update") { traffic.sent >= sentAtCompletion + 10 }
+            let tally = try await traffic.finish()
+            #expect(tally.failures.isEmpty, "\(tally.failures.count) of \(tally.sent) payloads unanswered: \(tally.failures.prefix(5))")
+            #expect(tally.sent >= 20)
+
+            let instance = try #require(framework.manager.instance(rlID))
+            #expect(instance.vnfd.version == "2.0")
+            #expect(instance.vnfd.vdus[0].softwareVersion == "2.0")
+            #expect(instance.vnfcs.keys.sorted() == ["rl.0"])
+            #expect(instance.vnfcs["rl.0"]?.vnfdVersion == "2.0")
+            let newTask = try #require(instance.vnfcs["rl.0"]?.taskID)
+            #expect(newTask != oldTask)
+            let newEndpoint = try #require(instance.endpoints(onLink: "ingress").first)
+            #expect(newEndpoint != oldEndpoint)
+            // The firewall in front was repointed: its record and the link file its process follows.
+            #expect(framework.manager.instance(fwID)?.extLinks["egress"] == [newEndpoint])
+            let linkFile = try String(contentsOfFile: "\(framework.directory)/links/\(fwID)/egress", encoding: .utf8)
+            #expect(linkFile.trimmingCharacters(in: .whitespacesAndNewlines) == newEndpoint)
+            // The old task is gone and its identity revoked; only the new one runs.
+            let views = await framework.backend.taskViews()
+            #expect(views.first { $0.taskID == oldTask }?.state.isTerminal == true)
+            #expect(views.filter { $0.taskID.value.hasPrefix("vnf.\(rlID).") && $0.state == .running }.map(\.taskID) == [newTask])
+            #expect(framework.authority.revocationList.serials.contains(try identitySerial(framework, oldTask.value)))
+            #expect(exchange(ingress, "please DROP this") == "")
+
+            try await NSDeployment.terminate(service, manager: framework.manager, timeoutSeconds: 30)
+        } catch {
+            await framework.stop()
+            throw error
+        }
+        await framework.stop()
+    }
+
+    @Test func scalesOutOnOpenConnectionsAndBackIn() async throws {
+        let base = UInt64.random(in: 170..<195) * 100
+        let framework = try NFVFramework(firstPort: base, monitors: true)
+        let echo = try startEcho(port: Int(base) + 150)
+        defer {
+            echo.terminate()
+            echo.waitUntilExit()
+        }
+        do {
+            let echoEndpoint = "127.0.0.1:\(base + 150)"
+            try await waitUntil("the echo target answers") { exchange(echoEndpoint, "x") == "E:x" }
+            let vnfd = try VNFDescriptorParser.parse(
+                scaledLBYAML.replacingOccurrences(of: "collection_period: 1", with: "collection_period: 0.5")
+                    .replacingOccurrences(of: "cooldown: 5", with: "cooldown: 1"))
+            let accepted = try await framework.manager.submit(
+                .instantiate(vnfd: vnfd, name: "scaled", flavour: nil, level: nil, extLinks: ["egress": [echoEndpoint]]))
+            let id = accepted.instanceID
+            #expect(try await NSDeployment.waitForFinal(accepted.operationID!, manager: framework.manager, timeoutSeconds: 30) == .completed)
+            let ingress = try #require(framework.manager.instance(id)?.endpoints(onLink: "ingress").first)
+            #expect(exchange(ingress, "one") == "E:one")
+            let metrics = try #require(framework.manager.instance(id)?.vnfcs["lb.0"]?.endpoint("metrics"))
+            // The VNFC serves its counters (the traffic above, readiness and health checks connect too).
+            let text = try #require(NFVHealth.httpBody(metrics, path: "/metrics"))
+            #expect(NFVMetricsHTTPReader.value(of: "connections_total", in: text).map { $0 >= 1 } == true)
+            #expect(NFVMetricsHTTPReader.value(of: "connections_active", in: text) != nil)
+
+            // Four open connections on one VNFC: mean 4 > 2 → one step out (then 4 over 2 VNFCs is not above 2).
+            let held = (0..<4).map { _ in holdConnection(ingress) }
+            #expect(held.allSatisfy { $0 >= 0 })
+            func automatic(_ type: ScaleType) -> LcmOpOcc? {
+                framework.manager.operations().first {
+                    $0.vnfInstanceID == id && $0.operation == .scale && $0.isAutomaticInvocation && $0.parameters["type"] == type.rawValue
+                }
+            }
+            try await waitUntil("an automatic scale-out completes") { automatic(.scaleOut)?.state == .completed }
+            #expect(automatic(.scaleOut)?.parameters["cause"]?.hasPrefix("connections_active mean 4 over 1 VNFCs above 2") == true)
+            #expect(framework.manager.instance(id)?.vnfcs.values.filter(\.isRunning).count == 2)
+
+            // The connections close: mean 0 < 1 → back in.
+            for descriptor in held { close(descriptor) }
+            try await waitUntil("an automatic scale-in completes") { automatic(.scaleIn)?.state == .completed }
+            #expect(framework.manager.instance(id)?.vnfcs.keys.sorted() == ["lb.0"])
+            #expect(framework.manager.operations().filter { $0.operation == .scale }.count == 2)
+        } catch {
+            await framework.stop()
+            throw error
+        }
+        await framework.stop()
+    }
+}
