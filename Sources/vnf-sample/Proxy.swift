@@ -2,6 +2,7 @@
 // policy, pick an upstream (round-robin), connect, then glue the two channels; an optional payload filter sits in
 // front of the glue and closes the connection when it sees a denied pattern.
 
+import Dispatch
 import NIOCore
 import NIOPosix
 import ReplicationSec
@@ -114,9 +115,12 @@ enum Proxy {
                 }
             }
         let channel = try await bootstrap.bind(host: host, port: port).get()
+        let drain = Drain.onSIGTERM(close: channel)
         print("vnf-sample \(name): listening on \(host):\(channel.localAddress?.port ?? port), upstreams \(upstreams.addresses)")
         fflush(nil)
         try await channel.closeFuture.get()
+        await Drain.waitForConnections()
+        drain.cancel()
     }
 
     /// An echo server (the chain's target in samples and tests): writes back what it reads, prefixed by `tag`.

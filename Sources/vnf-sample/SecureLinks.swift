@@ -10,6 +10,7 @@
 // Forwarding in this mode is async (NIOAsyncChannel pumps with half-close in both directions), so the secure channel's
 // handshake runs before any byte is forwarded.
 
+import Dispatch
 import Foundation
 import Logging
 import NIOCore
@@ -102,9 +103,15 @@ final class SecureLinks: Sendable {
             .bind(host: host, port: port) { child in
                 child.eventLoop.makeCompletedFuture {
                     if secure {
-                        try SecureChannel.addHandlers(
+                        let handler = try SecureChannel.addHandlers(
                             to: child.pipeline.syncOperations, role: .server(admission: self.admission),
                             configuration: self.configuration, eventLoop: child.eventLoop)
+                        // A peer that leaves before the handshake completes (a TCP health check connects and closes)
+                        // sends only a FIN, which half-closure would leave pending: close such a connection.
+                        try child.pipeline.syncOperations.addHandler(HandshakeEOFHandler(), name: HandshakeEOFHandler.name, position: .first)
+                        handler.handshakeCompleted.whenSuccess { _ in
+                            child.pipeline.removeHandler(name: HandshakeEOFHandler.name, promise: nil)
+                        }
                     }
                     return try LinkConnection(
                         wrappingChannelSynchronously: child, configuration: .init(isOutboundHalfClosureEnabled: true))
@@ -195,6 +202,8 @@ extension Proxy {
         bind host: String, port: Int, upstreams: Upstreams, policy: ProxyPolicy, name: String, links: SecureLinks
     ) async throws {
         let listener = try await links.bind(host: host, port: port)
+        let drain = Drain.onSIGTERM(close: listener.channel)
+        defer { drain.cancel() }
         print(
             "vnf-sample \(name): listening on \(host):\(listener.channel.localAddress?.port ?? port), upstreams \(upstreams.addresses)"
                 + " (secured: ingress \(links.ingressPeers != nil), egress \(links.egressPeers != nil))")
@@ -225,6 +234,9 @@ extension Proxy {
                         }
                     }
                 }
+                // The listener closed (SIGTERM): let open connections finish, then stop watching revocations.
+                await Drain.waitForConnections()
+                group.cancelAll()
             }
         }
     }
@@ -261,3 +273,20 @@ extension NIOAsyncChannel where Inbound == ByteBuffer, Outbound == ByteBuffer {
         try? await executeThenClose { _, _ in }
     }
 }
+
+/// Closes a secured connection whose peer half-closes before the handshake completed (removed once it has).
+final class HandshakeEOFHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    static let name = "vnf-sample.handshake-eof"
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, case .inputClosed = event {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+@available(*, unavailable)
+extension HandshakeEOFHandler: Sendable {}

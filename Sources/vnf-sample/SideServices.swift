@@ -1,7 +1,9 @@
 // What runs next to a sample function's proxy: connection counters, the `GET /metrics` endpoint the framework's
 // metrics collector reads for auto-scaling (`connections_active N`, `connections_total N`), and the follower of the
 // framework's file for the `--next` link (`$VNF_LINKS_DIR/LINK`, endpoints comma-separated), which a rolling update
-// of the next VNF rewrites: new connections then go to the new endpoints, open ones stay where they are.
+// of the next VNF rewrites: new connections then go to the new endpoints, open ones stay where they are. On SIGTERM
+// (the framework stopping the VNFC, e.g. the old one of a rolling update) the proxy stops accepting and exits once its
+// open connections have ended, within a grace period, so they are not cut.
 
 import Foundation
 import NIOCore
@@ -20,6 +22,9 @@ final class ConnectionStats: Sendable {
         total.add(1, ordering: .relaxed)
         channel.closeFuture.whenComplete { _ in self.active.subtract(1, ordering: .relaxed) }
     }
+
+    /// Connections open now.
+    var activeCount: Int { active.load(ordering: .relaxed) }
 
     /// The metrics text.
     var text: String {
@@ -84,6 +89,29 @@ struct LinkFollower {
                 }
             }
             do { try await Task.sleep(for: .milliseconds(200)) } catch { return }
+        }
+    }
+}
+
+/// Graceful stop: SIGTERM closes the listener; the proxy then waits for its open connections (`waitForConnections`).
+enum Drain {
+    /// Seconds the open connections get after SIGTERM.
+    static let graceSeconds = 10.0
+
+    /// Closes `listener` on SIGTERM; keep the returned source for as long as the proxy runs.
+    static func onSIGTERM(close listener: any Channel) -> any DispatchSourceSignal {
+        signal(SIGTERM, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
+        source.setEventHandler { listener.close(promise: nil) }
+        source.resume()
+        return source
+    }
+
+    /// Waits until no connection is open, or the grace period has passed.
+    static func waitForConnections() async {
+        let deadline = ContinuousClock.now.advanced(by: .seconds(graceSeconds))
+        while ConnectionStats.shared.activeCount > 0 && ContinuousClock.now < deadline {
+            do { try await Task.sleep(for: .milliseconds(20)) } catch { return }
         }
     }
 }

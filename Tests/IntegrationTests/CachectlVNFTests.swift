@@ -87,6 +87,18 @@ struct CachectlVNFTests {
         let healed = try ctl(["vnf", "heal", ids[1], "--vnfc", "rl.0"])
         #expect(healed.status == 0 && healed.output.contains("HEAL"), "\(healed.output)")
         try eventually("traffic flows after the heal") { tcpExchange(ingress, "again") == "E:again" }
+
+        // Rolling update of the rate limiter to 1.1 (its new VNFC runs before the firewall is pointed at it and the
+        // old one stops); the version it already runs is refused (1).
+        let v11 = dataDirectory + "/ratelimit-1.1.yaml"
+        try String(contentsOf: PackagePaths.root.appendingPathComponent("samples/nfv/ratelimit.yaml"), encoding: .utf8)
+            .replacingOccurrences(of: "version: \"1.0\"", with: "version: \"1.1\"")
+            .write(toFile: v11, atomically: true, encoding: .utf8)
+        let updated = try ctl(["vnf", "update", ids[1], v11])
+        #expect(updated.status == 0 && updated.output.contains("CHANGE_VNFPKG") && updated.output.contains("COMPLETED"), "\(updated.output)")
+        #expect(try ctl(["vnf", "list"]).output.contains("sample-ratelimit 1.1"))
+        #expect(tcpExchange(ingress, "updated") == "E:updated")
+        #expect(try ctl(["vnf", "update", ids[1], v11]).status == 1)
         let ops = try #require(try framework.json(try ctl(["vnf", "ops", ids[0], "--json"])) as? [[String: Any]])
         #expect(ops.compactMap { $0["operation"] as? String } == ["INSTANTIATE", "SCALE", "SCALE"])
 
@@ -104,9 +116,9 @@ struct CachectlVNFTests {
             try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: dataDirectory + "/authority/issued.json")))
                 as? [String: [NSNumber]])
         // Identities are issued per launch ("vnf.<instance>.<vnfc>.<launch>"): fw.0, fw.1 (scaled out, then in), lb.0,
-        // and rl.0 before and after its heal. Under load a VNFC that missed its readiness deadline is relaunched by an
+        // and rl.0 before and after its heal and its update (whose new VNFC launched as "rl.0.next"). Under load a VNFC that missed its readiness deadline is relaunched by an
         // automatic heal, which adds a launch of the same VNFC but never another VNFC.
-        let launchedVNFCs = issued.keys.filter { $0.hasPrefix("vnf.") }.map { $0.split(separator: ".").suffix(3).prefix(2).joined(separator: ".") }
+        let launchedVNFCs = issued.keys.filter { $0.hasPrefix("vnf.") }.map { $0.split(separator: ".").filter { $0 != "next" }.suffix(3).prefix(2).joined(separator: ".") }
         #expect(Set(launchedVNFCs) == ["fw.0", "fw.1", "lb.0", "rl.0"], "\(issued.keys.sorted())")
         #expect(launchedVNFCs.filter { $0 == "rl.0" }.count >= 2, "\(issued.keys.sorted())")
         let revoked = try String(contentsOfFile: dataDirectory + "/authority/revoked.list", encoding: .utf8)
