@@ -2,8 +2,8 @@
 //
 // Why stripes: the node runs one event loop per core, and any connection may touch any key. A single global lock
 // would serialise the cores; shard-per-thread (dragonfly) would make half of all requests hop threads on two
-// cores. With 64 stripes two cores rarely want the same lock, an uncontended lock costs ~20 ns, and multi-key
-// commands lock their stripes in index order (no deadlock). Transactions and whole-keyspace commands (FLUSHALL,
+// cores. With many stripes (the node uses 256) two cores rarely want the same lock, an uncontended lock costs
+// ~20 ns, and multi-key commands lock their stripes in index order (no deadlock). Transactions and whole-keyspace commands (FLUSHALL,
 // KEYS, SWAPDB) lock every stripe.
 public import Synchronization
 
@@ -105,7 +105,8 @@ public final class Keyspace: Sendable {
 
     let stripeMask: Int
     /// Cluster mode: a key's stripe is a function of its hash slot (`slot & stripeMask`), so the keys of one slot
-    /// live in one stripe and ``keys(inSlot:limit:)`` scans 1/64 of the keyspace. Fixed at creation.
+    /// live in one stripe and ``keys(inSlot:limit:)`` scans one stripe (1/256 of the keyspace in the node). Fixed
+    /// at creation.
     public let isSlotStriped: Bool
     let policyStorage = Atomic<Int>(EvictionPolicy.noEviction.rawValue)
     let maxMemoryStorage = Atomic<Int>(0)
@@ -197,8 +198,8 @@ public final class Keyspace: Sendable {
     /// no snapshot runs).
     /// - Parameter capturing: `false` only for read-only commands: they leave the stripe for the snapshot's writer
     ///   (or the next writing command) to capture. Right after a snapshot begins every stripe is pending, and an event
-    ///   loop whose reads each captured 1/64 of the keys would stall for the sum of them. What a read may still change
-    ///   is harmless to the snapshot: access metadata, which snapshots do not hold, and a lazily expired key
+    ///   loop whose reads each captured a stripe would stall for the sum of them. What a read may still change is
+    ///   harmless to the snapshot: access metadata, which snapshots do not hold, and a lazily expired key
     ///   removed (with its DEL propagated), which a loader would drop as expired in any case.
     public func lock(stripe index: Int, capturing: Bool = true) {
         let stripe = stripes[index]

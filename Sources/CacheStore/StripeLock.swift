@@ -1,20 +1,30 @@
-// A plain mutex for a keyspace stripe. Stripes are locked in index order by the command dispatcher (one lock
-// for single-key commands, several in order for multi-key ones, all of them for transactions), so lock and unlock
-// are separate calls rather than a closure.
+// The mutex of a keyspace stripe. Stripes are locked in index order by the command dispatcher (one lock for
+// single-key commands, several in order for multi-key ones, all of them for transactions), so lock and unlock are
+// separate calls rather than a closure.
+//
+// Critical sections are a few hundred nanoseconds (one command on one stripe), so a waiter spins briefly before it
+// sleeps (glibc's adaptive mutex): with a plain mutex, two event loops serving one hot key put every other lock
+// through a futex wait and wake — two system calls and a context switch for a lock held far shorter than either.
 #if canImport(Glibc)
 import Glibc
 #else
 import Darwin
 #endif
 
-/// A non-recursive mutex (pthread) with explicit lock and unlock.
+/// A non-recursive mutex (pthread, adaptive where available) with explicit lock and unlock.
 public final class StripeLock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
     public init() {
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
-        let result = pthread_mutex_init(mutex, nil)
+        var attributes = pthread_mutexattr_t()
+        pthread_mutexattr_init(&attributes)
+        #if canImport(Glibc)
+        pthread_mutexattr_settype(&attributes, Int32(PTHREAD_MUTEX_ADAPTIVE_NP))
+        #endif
+        let result = pthread_mutex_init(mutex, &attributes)
+        pthread_mutexattr_destroy(&attributes)
         precondition(result == 0, "pthread_mutex_init failed: \(result)")
     }
 
