@@ -122,11 +122,14 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
 
     private func processInput(context: ChannelHandlerContext) {
         guard case .running = state, session != nil else { return }
+        // Writability changes only when this handler hands bytes to the channel, so it is read again only then.
+        var channelIsWritable = context.channel.isWritable
         while true {
-            if !context.channel.isWritable {
+            if !channelIsWritable {
                 // Hand over what is pending and wait for the client to read (channelWritabilityChanged).
                 flushReplies(context: context)
-                if !context.channel.isWritable {
+                channelIsWritable = context.channel.isWritable
+                if !channelIsWritable {
                     pausedForBackpressure = true
                     context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
                     break
@@ -154,6 +157,7 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
                     context.write(wrapOutboundOut(reply.buffer), promise: nil)
                     hasUnflushedWrites = true
                     reply.buffer.clear()
+                    channelIsWritable = context.channel.isWritable
                 }
             case .closeAfterReply:
                 state = .closing
