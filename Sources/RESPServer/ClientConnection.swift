@@ -55,6 +55,10 @@ public final class ClientConnection: Sendable {
         channel.close(promise: nil)
     }
 
+    /// The connection's channel. Its pipeline may only be read on `eventLoop`, e.g. to ask a handler a listener put
+    /// in front of the RESP handler (a secure channel's) who the peer is.
+    public var underlyingChannel: any Channel { channel }
+
     /// An allocator for encoding replies off the connection's own path.
     public var allocator: ByteBufferAllocator { channel.allocator }
 

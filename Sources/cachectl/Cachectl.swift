@@ -9,7 +9,7 @@ struct Cachectl: AsyncParsableCommand {
         subcommands: [
             IdentityCommand.self, TunnelCommand.self, ServeCommand.self, UpCommand.self, ClusterCommand.self,
             AgentsCommand.self, TasksCommand.self,
-            VNFCommand.self,
+            VNFCommand.self, NodeCommand.self,
         ]
     )
 }

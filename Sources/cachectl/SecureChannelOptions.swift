@@ -27,18 +27,22 @@ struct SecureChannelOptions: ParsableArguments {
         }
     }
 
-    func configuration(logger: Logger) throws -> SecureChannelConfiguration {
+    /// This node's identity and the trust store of the authority (with the revocation list, if given).
+    func identityAndTrust() throws -> (NodeIdentity, TrustStore) {
         let identity = try KeyFiles.decodeIdentity(try String(contentsOfFile: identityPath, encoding: .utf8))
         let authority = try KeyFiles.decodeAuthorityPublicKey(try String(contentsOfFile: authorityPath, encoding: .utf8))
         let revocations = try revocationListPath.map {
             try KeyFiles.decodeRevocationList(try String(contentsOfFile: $0, encoding: .utf8), authority: authority)
         }
+        return (identity, TrustStore(authority: authority, revocationList: revocations))
+    }
+
+    func configuration(logger: Logger) throws -> SecureChannelConfiguration {
+        let (identity, trustStore) = try identityAndTrust()
         let expectation = PeerExpectation(
             nodeIDs: peerNodeIDs.isEmpty ? nil : Set(peerNodeIDs), roles: Set(peerRoles.compactMap(NodeRole.init(name:))))
         return SecureChannelConfiguration(
-            handshake: HandshakeConfiguration(
-                identity: identity, trustStore: TrustStore(authority: authority, revocationList: revocations),
-                peerExpectation: expectation),
+            handshake: HandshakeConfiguration(identity: identity, trustStore: trustStore, peerExpectation: expectation),
             logger: logger)
     }
 }

@@ -1,6 +1,7 @@
 // End to end through `cachectl serve` with real cache-node members: a 3 × (1 + 1) cluster created by the framework is
 // a serving Redis Cluster (`redis-cli --cluster check`, redis-py RedisCluster) whose replicas replicate over the
-// secure channel with identities the framework issued; keys written with WAIT 1, then kill -9 of a primary: the
+// secure channel with identities the framework issued, and whose topology the framework pushed through the secure
+// channel (a push on a member's client port is refused); keys written with WAIT 1, then kill -9 of a primary: the
 // framework promotes its replica, pushes a new topology and attaches a replacement replica, and every
 // WAIT-acknowledged key is still there. The time from the kill to the shard serving again is printed (the
 // benchmark, `provision-bench --failover`, measures it properly); the test only bounds it by a generous deadline.
@@ -56,6 +57,16 @@ struct FrameworkHealTests {
         #expect(current["serving"] as? Bool == true)
         #expect((current["shards"] as? [[String: Any]])?.map { ($0["slots"] as? [String]) ?? [] } == [["0-5460"], ["5461-10922"], ["10923-16383"]])
         let seedPort = port(members(current)[0])
+
+        // The framework pushed that topology through the secure channel (its members have identities and refuse a push
+        // on their client port): a plain client cannot rewrite the slot map.
+        let epoch = try #require(current["topologyEpoch"] as? Int)
+        let hijack = "\(String(repeating: "f", count: 40)) 127.0.0.1:1@2 master - 0 0 1 connected 0-16383"
+        for member in members(current) {
+            let refused = try redisCLI(port(member), ["CLUSTER", "TOPOLOGY", "SET", String(epoch + 1), hijack])
+            #expect(refused.contains("NOPERM topology pushes are accepted only from the framework through the secure channel"), "\(refused)")
+            #expect(try redisCLI(port(member), ["CLUSTER", "TOPOLOGY", "GET"]).split(separator: "\n").first == "\(epoch)")
+        }
 
         // A real Redis Cluster: redis-cli's check and redis-py's RedisCluster.
         let check = try runProgram("/usr/bin/redis-cli", ["--cluster", "check", "127.0.0.1:\(seedPort)"])

@@ -1,4 +1,5 @@
-// MIGRATE between real cache-node processes with identities: the keys travel through ReplicationSec to the
+// MIGRATE between real cache-node processes with identities (their topology pushed as the framework does, through
+// the secure port; a push on the plain client port is refused): the keys travel through ReplicationSec to the
 // target's secure port (proved by a recording relay in front of that port: none of the moved bytes appear in what
 // it carried), a target without a secure port or a node without identity/opt-in is refused with a clear error, and
 // the replicas of both sides follow a MIGRATE (the source's replicas drop the moved keys, the target's get them).
@@ -48,9 +49,12 @@ struct SecureMigrateTests {
             \(sourceID) 127.0.0.1:\(source.port)@\(try securePort(source)) master - 0 0 1 connected 0-8191
             \(targetID) 127.0.0.1:\(target.port)@\(relayPort) master - 0 0 2 connected 8192-16383
             """
-        for node in [source, target] {
-            #expect(try redisCLI(node.port, ["CLUSTER", "TOPOLOGY", "SET", "1", payload]) == "OK")
-        }
+        // Nodes with identities take topology pushes only from the framework through the secure channel.
+        let refused = try redisCLI(source.port, ["CLUSTER", "TOPOLOGY", "SET", "1", payload])
+        #expect(refused.contains("NOPERM topology pushes are accepted only from the framework through the secure channel"), "\(refused)")
+        #expect(try ids.pushTopology(epoch: 1, payload, securePort: try securePort(source), nodeID: "src") == "OK")
+        // Straight to the target's secure port, not through the relay (whose record must hold MIGRATE traffic only).
+        #expect(try ids.pushTopology(epoch: 1, payload, securePort: targetSecure, nodeID: "dst") == "OK")
         // Slot 5061 ({bar}) moves from source to target.
         let secret = "never-in-plaintext-\(UUID().uuidString)"
         for index in 0..<20 { #expect(try redisCLI(source.port, ["SET", "{bar}\(index)", "\(secret)-\(index)"]) == "OK") }

@@ -720,6 +720,19 @@ public struct SchedulerStateMachine: Sendable {
         }
     }
 
+    /// How the driver reaches the member of `endpoint` with control commands: a member of a cluster with secure
+    /// replication that has a replication port gets it as `securePort` (the framework goes through the secure channel
+    /// there, and a member with an identity accepts topology pushes only that way); any other endpoint is returned
+    /// unchanged (plain RESP on its client port).
+    public func controlEndpoint(_ endpoint: TaskEndpoint) -> TaskEndpoint {
+        guard let record = tasks[endpoint.taskID], let spec = clusters[record.slot.cluster], secureReplication(spec),
+            record.ports.count > 1
+        else { return endpoint }
+        var secured = endpoint
+        secured.securePort = record.ports[1]
+        return secured
+    }
+
     /// Whether members of `spec` run in cluster mode with a pushed topology (cache-node members).
     private func isClusterMode(_ spec: ClusterSpec) -> Bool { spec.engine == .cacheNode }
 

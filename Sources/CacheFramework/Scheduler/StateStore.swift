@@ -79,12 +79,18 @@ public struct TaskEndpoint: Hashable, Codable, Sendable, CustomStringConvertible
     public var hostname: String
     /// Its client port.
     public var port: UInt64
+    /// For control commands (topology pushes, slot migration, REPLICAOF, INFO): the member's secure replication port,
+    /// where the framework reaches it through the secure channel with its own identity (role framework), expecting
+    /// node id = task id. `nil`: plain RESP on `port` (redis-server members, clusters without secure replication).
+    /// Set by the driver (``SchedulerStateMachine/controlEndpoint(_:)``), not by the scheduler's actions.
+    public var securePort: UInt64?
 
     /// Creates an endpoint.
-    public init(taskID: TaskID, hostname: String, port: UInt64) {
+    public init(taskID: TaskID, hostname: String, port: UInt64, securePort: UInt64? = nil) {
         self.taskID = taskID
         self.hostname = hostname
         self.port = port
+        self.securePort = securePort
     }
     public var description: String { "\(taskID)@\(hostname):\(port)" }
 }

@@ -4,10 +4,14 @@
 // commands land; for cluster-mode cache-node members, CLUSTER MYID and the topology push
 // (`CLUSTER TOPOLOGY SET <epoch> <payload>`) and slot migration for resharding (`SlotMigrator`: one connection to each
 // side, the batch handed over with cache-node's `CLUSTER SETSLOTSRANGE`, GETKEYSINSLOT and MIGRATE pipelined).
+// A member whose endpoint has a `securePort` (a cache-node of a cluster with secure replication; the driver sets it,
+// `SchedulerStateMachine.controlEndpoint`) is reached there through ReplicationSec with the framework's identity
+// (`ControlSecurity`), and the same RESP runs inside; such a member accepts topology pushes only that way.
 
 public import CacheFramework
 import NIOCore
 import NIOPosix
+import ReplicationSec
 
 /// A reply to a RESP command (RESP2 types).
 public enum RESPReply: Hashable, Sendable {
@@ -64,9 +68,15 @@ public protocol CacheNodeControl: Sendable {
     func migrateSlots(_ migration: SlotMigration) async throws(NodeControlError) -> Int
     /// INFO memory and stats, for autoscaling (see `MemberLoad.swift`).
     func memberLoad(_ endpoint: TaskEndpoint) async throws(NodeControlError) -> MemberLoad
+    /// This control reaching members whose endpoint has a `securePort` through the secure channel as `security`'s
+    /// identity (the driver calls it with its authority's framework identity).
+    func securing(with security: ControlSecurity) -> any CacheNodeControl
 }
 
 extension CacheNodeControl {
+    /// Default for controls without a secure path (test doubles): unchanged.
+    public func securing(with security: ControlSecurity) -> any CacheNodeControl { self }
+
     /// Default for controls without cluster mode: refuses.
     public func clusterNodeID(_ endpoint: TaskEndpoint) async throws(NodeControlError) -> String {
         throw NodeControlError(message: "\(endpoint) cannot be asked for its cluster node id by this control")
@@ -96,13 +106,23 @@ public struct RESPNodeControl: CacheNodeControl {
     public var topologyTimeout: Duration
     /// Keys per GETKEYSINSLOT / MIGRATE during slot migration.
     public var migrationKeysPerRound = 500
+    /// The framework's identity for members reached through the secure channel (endpoints with a `securePort`);
+    /// `nil`: such endpoints are refused with an error saying so.
+    public var security: ControlSecurity?
     private let group: any EventLoopGroup
 
     /// Creates a controller on NIO's shared event loop group.
-    public init(timeout: Duration = .seconds(2), topologyTimeout: Duration = .seconds(5)) {
+    public init(timeout: Duration = .seconds(2), topologyTimeout: Duration = .seconds(5), security: ControlSecurity? = nil) {
         self.group = MultiThreadedEventLoopGroup.singleton
         self.timeout = timeout
         self.topologyTimeout = max(timeout, topologyTimeout)
+        self.security = security
+    }
+
+    public func securing(with security: ControlSecurity) -> any CacheNodeControl {
+        var secured = self
+        secured.security = security
+        return secured
     }
 
     public func ping(_ endpoint: TaskEndpoint) async -> Bool {
@@ -163,20 +183,8 @@ public struct RESPNodeControl: CacheNodeControl {
     func withConnection<Result: Sendable>(
         to endpoint: TaskEndpoint, _ body: (inout ControlConnection) async throws(NodeControlError) -> Result
     ) async throws(NodeControlError) -> Result {
-        let address = "\(endpoint.hostname):\(endpoint.port)"
-        let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
-        do {
-            channel = try await ClientBootstrap(group: group)
-                .connectTimeout(.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connect(host: endpoint.hostname, port: Int(endpoint.port)) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-                    }
-                }
-        } catch {
-            throw NodeControlError(message: "cannot reach \(address): \(error)")
-        }
+        let address = Self.address(of: endpoint)
+        let channel = try await connect(to: endpoint, timeout: timeout)
         let outcome: Swift.Result<Result, NodeControlError>
         do {
             outcome = try await channel.executeThenClose { inbound, outbound in
@@ -191,6 +199,62 @@ public struct RESPNodeControl: CacheNodeControl {
             throw NodeControlError(message: "connection to \(address) failed: \(error)")
         }
         return try outcome.get()
+    }
+
+    /// `host:port` of `endpoint`, naming the secure port when the member is reached through it.
+    static func address(of endpoint: TaskEndpoint) -> String {
+        "\(endpoint.hostname):\(endpoint.port)" + (endpoint.securePort.map { " (secure port \($0))" } ?? "")
+    }
+
+    /// Opens a connection to `endpoint`: plain RESP to its client port, or, with a `securePort`, the secure channel to
+    /// that port, authenticated as the framework and expecting the member's node id (its task id) and role cache-node.
+    private func connect(
+        to endpoint: TaskEndpoint, timeout: Duration
+    ) async throws(NodeControlError) -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        let address = Self.address(of: endpoint)
+        let connectTimeout = TimeAmount.nanoseconds(
+            timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
+        let bootstrap = ClientBootstrap(group: group)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        guard let securePort = endpoint.securePort else {
+            do {
+                return try await bootstrap.connect(host: endpoint.hostname, port: Int(endpoint.port)) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
+                }
+            } catch {
+                throw NodeControlError(message: "cannot reach \(address): \(error)")
+            }
+        }
+        guard let security else {
+            throw NodeControlError(
+                message: "\(address) is controlled through the secure channel, but this control has no framework identity: "
+                    + "give the driver the framework's authority (FrameworkAuthority) or the control a ControlSecurity")
+        }
+        let configuration = security.configuration(for: endpoint, handshakeTimeout: timeout)
+        let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+        let handshake: EventLoopFuture<NodeCertificate>
+        do {
+            (channel, handshake) = try await bootstrap.connect(host: endpoint.hostname, port: Int(securePort)) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let handler = try SecureChannel.addHandlers(
+                        to: channel.pipeline.syncOperations, role: .client, configuration: configuration, eventLoop: channel.eventLoop)
+                    return (try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel), handler.handshakeCompleted)
+                }
+            }
+        } catch {
+            throw NodeControlError(message: "cannot reach \(address): \(error)")
+        }
+        do {
+            _ = try await handshake.get()
+            return channel
+        } catch {
+            try? await channel.channel.close()
+            throw NodeControlError(
+                message: "the secure channel to \(address) failed (expected node \(endpoint.taskID.value), role cache-node): \(error)")
+        }
     }
 
     /// Parses the text of `INFO replication`.
@@ -215,16 +279,9 @@ public struct RESPNodeControl: CacheNodeControl {
     public func command(
         _ arguments: [String], to endpoint: TaskEndpoint, timeout: Duration
     ) async throws(NodeControlError) -> RESPReply {
-        let address = "\(endpoint.hostname):\(endpoint.port)"
+        let address = Self.address(of: endpoint)
+        let channel = try await connect(to: endpoint, timeout: timeout)
         do {
-            let channel = try await ClientBootstrap(group: group)
-                .connectTimeout(.nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connect(host: endpoint.hostname, port: Int(endpoint.port)) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-                    }
-                }
             return try await channel.executeThenClose { inbound, outbound in
                 var request = ByteBuffer()
                 request.writeString("*\(arguments.count)\r\n")

@@ -2,6 +2,9 @@
 // (created on first start, mode 0600), which issues every cache-node member its identity (node id = task id, role
 // cache-node) just before the member is launched. Members get the files through `--node-identity` and
 // `--cluster-authority` (see `TaskTemplate`), so replication between them runs over the secure channel.
+// The framework has an identity of its own too (`<dir>/framework.identity`, node id `framework`, role framework),
+// issued on load when missing, revoked, or near its expiry: with it the driver reaches secure members through the
+// secure channel (`ControlSecurity`), the only way such a member accepts a topology push.
 
 public import CacheFramework
 import Foundation
@@ -17,11 +20,16 @@ public protocol MemberCredentialIssuer: Sendable {
     /// Revokes every identity issued to `taskID`; returns the new revocation list's path, or nil when nothing changed
     /// (nothing was issued to it, or it was revoked already).
     func revoke(taskID: TaskID) throws -> String?
+    /// The framework's own identity and trust, for control connections to members through the secure channel; nil
+    /// when the issuer has none.
+    func controlSecurity() throws -> ControlSecurity?
 }
 
 extension MemberCredentialIssuer {
     /// Issuers without a revocation list revoke nothing.
     public func revoke(taskID: TaskID) throws -> String? { nil }
+    /// Issuers without a framework identity: members are controlled in plaintext.
+    public func controlSecurity() throws -> ControlSecurity? { nil }
 }
 
 /// Why the framework's authority could not be created or used.
@@ -45,16 +53,27 @@ public struct FrameworkAuthority: MemberCredentialIssuer {
         var list: RevocationList
     }
 
-    /// A reference so copies of the struct share one ledger.
+    /// A reference so copies of the struct share one ledger, the framework's identity and its trust store.
     private final class Shared: Sendable {
         let ledger: Mutex<Ledger>
-        init(_ ledger: Ledger) { self.ledger = Mutex(ledger) }
+        let frameworkIdentity = Mutex<NodeIdentity?>(nil)
+        /// Members are verified against it; revocations are installed into it.
+        let trustStore: TrustStore
+        init(_ ledger: Ledger, trustStore: TrustStore) {
+            self.ledger = Mutex(ledger)
+            self.trustStore = trustStore
+        }
     }
+
+    /// The framework's node id in its certificate.
+    public static let frameworkNodeID = "framework"
 
     /// The signed revocation list file (`revoked.list`) members and VNFs are pointed at.
     public var revocationListPath: String { directory + "/revoked.list" }
     /// The authority public key file.
     public var authorityPublicKeyPath: String { directory + "/authority.pub" }
+    /// The framework's identity file (role framework).
+    public var frameworkIdentityPath: String { directory + "/framework.identity" }
     private var issuedPath: String { directory + "/issued.json" }
 
     /// Loads `<directory>/authority.key`, or creates the authority (key and `authority.pub`) on first start.
@@ -85,31 +104,59 @@ public struct FrameworkAuthority: MemberCredentialIssuer {
                 list = try authority.revocationList(sequence: 1, issuedAt: Int64(Date().timeIntervalSince1970), serials: [])
                 try Self.writeSecret(KeyFiles.encodeRevocationList(list), to: directory + "/revoked.list", mode: 0o644)
             }
-            shared = Shared(Ledger(issued: issued, list: list))
+            shared = Shared(Ledger(issued: issued, list: list), trustStore: TrustStore(authority: authority.publicKey, revocationList: list))
         } catch let error as FrameworkAuthorityError {
             throw error
         } catch {
             throw FrameworkAuthorityError(
                 message: "cannot load or create the cluster authority in \(directory): \(error); check the directory's permissions")
         }
+        _ = try frameworkIdentity()
+    }
+
+    /// The framework's identity (node id `framework`, role framework): the one in `frameworkIdentityPath`, or a new one
+    /// written there when that is missing, unreadable, from another authority, revoked, or within 30 days (half the
+    /// validity, if shorter) of its expiry. Checked on load and whenever the driver starts.
+    public func frameworkIdentity() throws -> NodeIdentity {
+        let now = Int64(Date().timeIntervalSince1970)
+        let revoked = revocationList.serials
+        let margin = min(Int64(30 * 86_400), validity / 2)
+        return try shared.frameworkIdentity.withLock { cached throws -> NodeIdentity in
+            if let identity = cached ?? (try? KeyFiles.decodeIdentity(String(contentsOfFile: frameworkIdentityPath, encoding: .utf8))),
+                identity.certificate.role == .framework, identity.certificate.nodeID == Self.frameworkNodeID,
+                identity.certificate.authorityKeyID == authority.publicKey.keyID, !revoked.contains(identity.certificate.serial),
+                identity.certificate.notAfter - now > margin
+            {
+                cached = identity
+                return identity
+            }
+            let identity = try issue(nodeID: Self.frameworkNodeID, role: .framework, identityPath: frameworkIdentityPath)
+            cached = identity
+            return identity
+        }
+    }
+
+    /// The framework's identity and this authority's trust store (kept current with revocations).
+    public func controlSecurity() throws -> ControlSecurity? {
+        ControlSecurity(identity: try frameworkIdentity(), trustStore: shared.trustStore)
     }
 
     public func issue(taskID: TaskID, credentials: MemberCredentials) throws {
-        try issue(taskID: taskID, role: .cacheNode, identityPath: credentials.identityPath)
+        try issue(nodeID: taskID.value, role: .cacheNode, identityPath: credentials.identityPath)
     }
 
     /// Issues the identity of VNF instance task `taskID` (node id = task id, role vnf) to
     /// `<directory>/<task id>.identity`; returns the paths of the identity and the authority public key.
     public func issueVNF(taskID: TaskID) throws -> MemberCredentials {
         let credentials = MemberCredentials.under(directory, taskID: taskID)
-        try issue(taskID: taskID, role: .vnf, identityPath: credentials.identityPath)
+        try issue(nodeID: taskID.value, role: .vnf, identityPath: credentials.identityPath)
         return credentials
     }
 
     /// The current signed revocation list.
     public var revocationList: RevocationList { shared.ledger.withLock { $0.list } }
 
-    /// Node ids the authority issued identities to.
+    /// Node ids the authority issued member and VNF identities to (not the framework's own).
     public var issuedNodeIDs: Set<String> { shared.ledger.withLock { Set($0.issued.keys) } }
 
     /// Revokes every identity issued to `nodeID`: the list gets the next sequence, is signed and written to
@@ -125,6 +172,8 @@ public struct FrameworkAuthority: MemberCredentialIssuer {
                     serials: ledger.list.serials.union(serials))
                 try Self.writeSecret(KeyFiles.encodeRevocationList(list), to: revocationListPath, mode: 0o644)
                 ledger.list = list
+                // Also drops the framework's open control connections to the revoked node.
+                try? shared.trustStore.install(list)
                 return list
             } catch let error as FrameworkAuthorityError {
                 throw error
@@ -138,22 +187,28 @@ public struct FrameworkAuthority: MemberCredentialIssuer {
         try revoke(nodeID: taskID.value).map { _ in revocationListPath }
     }
 
-    private func issue(taskID: TaskID, role: NodeRole, identityPath: String) throws {
+    /// Issues an identity and writes it to `identityPath`; a member's or VNF's is recorded in the ledger first (the
+    /// framework's own is not: it is not a member, and a new one is issued on load when it expires or is revoked).
+    @discardableResult
+    private func issue(nodeID: String, role: NodeRole, identityPath: String) throws -> NodeIdentity {
         let now = Int64(Date().timeIntervalSince1970)
         do {
             let identity = try authority.issueIdentity(
-                nodeID: taskID.value, role: role, notBefore: now - 300, notAfter: now + validity)
+                nodeID: nodeID, role: role, notBefore: now - 300, notAfter: now + validity)
             // Recorded before the identity is written: an identity on disk is always revocable.
-            try shared.ledger.withLock { ledger in
-                ledger.issued[taskID.value, default: []].append(identity.certificate.serial)
-                let data = try JSONEncoder().encode(ledger.issued)
-                try Self.writeSecret(String(decoding: data, as: UTF8.self), to: issuedPath)
+            if role != .framework {
+                try shared.ledger.withLock { ledger in
+                    ledger.issued[nodeID, default: []].append(identity.certificate.serial)
+                    let data = try JSONEncoder().encode(ledger.issued)
+                    try Self.writeSecret(String(decoding: data, as: UTF8.self), to: issuedPath)
+                }
             }
             try Self.writeSecret(KeyFiles.encodeIdentity(identity), to: identityPath)
+            return identity
         } catch let error as FrameworkAuthorityError {
             throw error
         } catch {
-            throw FrameworkAuthorityError(message: "cannot issue the identity of \(taskID): \(error)")
+            throw FrameworkAuthorityError(message: "cannot issue the identity of \(nodeID): \(error)")
         }
     }
 

@@ -5,7 +5,9 @@
 // member control (REPLICAOF, INFO replication, CLUSTER MYID, topology pushes) runs in child tasks so a slow member
 // never stalls offers; the one exception is `REPLICAOF NO ONE` of a promotion, awaited in order so the topology push
 // that follows it finds the new primary writable. Before an accept, the members it launches get their identities
-// from the framework's authority (`MemberCredentialIssuer`).
+// from the framework's authority (`MemberCredentialIssuer`). Members of clusters with secure replication are
+// controlled through the secure channel on their replication port, as the framework (its authority's framework
+// identity, `ControlSecurity`): every control call's endpoint goes through `SchedulerStateMachine.controlEndpoint`.
 //
 // On start it loads the store's snapshot, starts the backend (which re-adopts running processes and subscribes),
 // and the machine reconciles every recorded task before it launches anything. On graceful shutdown it stops the
@@ -253,7 +255,14 @@ public final class FrameworkDriver: Service, Sendable {
     ) {
         self.backend = backend
         self.store = store
-        self.control = control
+        // With an authority that has a framework identity, secure members are controlled through the secure channel.
+        var secured = control
+        do {
+            if let security = try credentials?.controlSecurity() { secured = control.securing(with: security) }
+        } catch {
+            logger.error("the framework identity is unavailable, secure members cannot be controlled: \(error)")
+        }
+        self.control = secured
         self.credentials = credentials
         self.clock = clock
         var configuration = configuration
@@ -426,7 +435,7 @@ public final class FrameworkDriver: Service, Sendable {
                 inputContinuation.yield(.load(cluster: name, mean: nil))
                 continue
             }
-            let endpoints = primaries.map(\.endpoint)
+            let endpoints = primaries.map { machine.controlEndpoint($0.endpoint) }
             group.addTask {
                 var sum = 0.0
                 for endpoint in endpoints {
@@ -500,7 +509,7 @@ public final class FrameworkDriver: Service, Sendable {
             case .suppress:
                 try await backend.suppress()
             case .queryReplicationOffsets(let endpoints):
-                for endpoint in endpoints {
+                for endpoint in endpoints.map(machine.controlEndpoint) {
                     group.addTask {
                         if let info = try? await self.control.replicationInfo(endpoint) {
                             self.inputContinuation.yield(.offset(endpoint.taskID, info.offset))
@@ -510,10 +519,12 @@ public final class FrameworkDriver: Service, Sendable {
             case .promote(let endpoint):
                 // Awaited: a topology push that follows must find the new primary writable.
                 record("replication", "promoting \(endpoint)")
-                await self.control(replica: endpoint, primary: nil)
+                await self.control(replica: machine.controlEndpoint(endpoint), primary: nil)
             case .replicate(let replica, let primary):
+                let replica = machine.controlEndpoint(replica)
                 group.addTask { await self.control(replica: replica, primary: primary) }
             case .queryClusterNodeID(let endpoint):
+                let endpoint = machine.controlEndpoint(endpoint)
                 group.addTask {
                     do {
                         let id = try await self.control.clusterNodeID(endpoint)
@@ -523,7 +534,9 @@ public final class FrameworkDriver: Service, Sendable {
                         self.logger.debug("node id query failed: \(error)")
                     }
                 }
-            case .migrateSlots(let cluster, let migration):
+            case .migrateSlots(let cluster, var migration):
+                migration.source = machine.controlEndpoint(migration.source)
+                migration.target = machine.controlEndpoint(migration.target)
                 group.addTask {
                     var failure: String?
                     let started = ContinuousClock.now
@@ -541,7 +554,7 @@ public final class FrameworkDriver: Service, Sendable {
                 }
             case .pushTopology(let cluster, let topology, let targets):
                 record("topology", "pushing epoch \(topology.epoch) of \(cluster) to \(targets.count) members")
-                for target in targets {
+                for target in targets.map(machine.controlEndpoint) {
                     group.addTask {
                         var failure: String?
                         do {
@@ -591,7 +604,7 @@ public final class FrameworkDriver: Service, Sendable {
         let targets = machine.tasks.values.filter { record in
             guard record.isRunning, record.taskID != taskID, let spec = machine.clusters[record.slot.cluster] else { return false }
             return spec.engine == .cacheNode && spec.secureReplication
-        }.map(\.endpoint)
+        }.map { machine.controlEndpoint($0.endpoint) }
         record("revoke", "revoked the identity of \(taskID); pushing the revocation list to \(targets.count) members")
         for target in targets {
             group.addTask {
@@ -630,7 +643,9 @@ public final class FrameworkDriver: Service, Sendable {
     /// Whether the records still make `replica` follow `primary` (or, with nil, be a primary).
     private func stillWanted(replica: TaskEndpoint, primary: TaskEndpoint?) -> Bool {
         let records = taskRecords()
-        guard let member = records.first(where: { $0.taskID == replica.taskID }), member.endpoint == replica else { return false }
+        guard let member = records.first(where: { $0.taskID == replica.taskID }),
+            member.hostname == replica.hostname, member.endpoint.port == replica.port
+        else { return false }
         guard let primary else { return member.role == .primary }
         guard member.role == .replica,
             let leader = records.first(where: { $0.taskID == primary.taskID }), leader.role == .primary,

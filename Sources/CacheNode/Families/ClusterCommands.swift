@@ -243,17 +243,21 @@ enum ClusterFamily {
             try argumentCount(2)
             reply.arrayHeader(0)
         case "topology":
-            try topology(arguments, cluster: cluster, &reply)
+            try topology(arguments, cluster: cluster, context: context, &reply)
         default:
             throw .unknownSubcommand(arguments.string(1), of: "cluster")
         }
     }
 
-    /// CLUSTER TOPOLOGY SET <epoch> <payload> | GET.
-    private static func topology(_ arguments: CommandArguments, cluster: ClusterState, _ reply: inout ReplyWriter) throws(CommandError) {
+    /// CLUSTER TOPOLOGY SET <epoch> <payload> | GET. SET is refused on a node with an identity unless the framework
+    /// sends it through the secure channel (see TopologyPushAuthorization.swift).
+    private static func topology(
+        _ arguments: CommandArguments, cluster: ClusterState, context: CommandContext, _ reply: inout ReplyWriter
+    ) throws(CommandError) {
         switch arguments.count >= 3 ? arguments.lowercased(2) : "" {
         case "set":
             guard arguments.count == 5 else { throw .wrongArity("cluster|topology") }
+            if let refusal = context.node.replication.topologyPushRefusal(for: context.session.connection) { throw refusal }
             guard let epoch = arguments.integer(3), epoch > 0 else {
                 throw CommandError("Invalid topology epoch '\(arguments.string(3))': expected an integer above 0")
             }

@@ -1,7 +1,8 @@
 // Replication as part of the node's ServiceGroup: starts the link to the primary named by `--replicaof` once the
 // node listens, stops it on graceful shutdown, and builds the secure replication listener (`--replication-port`):
 // a second RESP listener whose connections first run ReplicationSec's handshake (mutual authentication, peer role
-// cache-node) and then the ordinary RESP pipeline.
+// cache-node — replicas, MIGRATE and MEET peers — or framework, whose control commands and topology pushes come this
+// way) and then the ordinary RESP pipeline.
 import Logging
 import NIOCore
 import RESPServer
@@ -54,7 +55,8 @@ struct ReplicationService: Service {
     static func secureListener(
         node: NodeState, security: NodeSecurity, configuration: NodeConfiguration, group: any EventLoopGroup, logger: Logger
     ) -> RESPListener<NodeDispatcher> {
-        let channelConfiguration = security.serverConfiguration(logger: logger)
+        // Framework peers too: a topology push is accepted only from one (TopologyPushAuthorization.swift).
+        let channelConfiguration = security.serverConfiguration(roles: [.cacheNode, .framework], logger: logger)
         let admission = HandshakeAdmission()
         let limits = RESPCommandDecoder.Limits(maximumBulkLength: configuration.protoMaxBulkLength)
         return RESPListener(

@@ -54,6 +54,10 @@ public final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelH
     /// Completes with the peer certificate when the handshake succeeds, or fails with its error.
     public var handshakeCompleted: EventLoopFuture<NodeCertificate> { handshakePromise.futureResult }
 
+    /// The authenticated peer once the handshake succeeded, else `nil`. Read it on the channel's event loop (a
+    /// handler behind this one sees no byte before the handshake, so there it is always set).
+    public private(set) var authenticatedPeer: NodeCertificate?
+
     /// Creates the handler for `role`; `eventLoop` is the channel's event loop.
     public init(role: SecureChannelRole, configuration: SecureChannelConfiguration, eventLoop: any EventLoop) {
         self.role = role
@@ -237,6 +241,7 @@ public final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelH
             fail(context: context, .certificateRevoked)
             return
         }
+        authenticatedPeer = result.peer
         resolveHandshake(.success(result.peer))
         context.fireUserInboundEventTriggered(SecureChannelEvent.handshakeCompleted(peer: result.peer))
         let writes = pendingWrites
