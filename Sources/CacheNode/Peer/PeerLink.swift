@@ -106,7 +106,13 @@ public final class PeerLink: Sendable {
         let promises = (0..<commands.count).map { _ in channel.eventLoop.makePromise(of: PeerReply.self) }
         futures = promises.map(\.futureResult)
         let request = PeerReplyHandler.Request(bytes: buffer, promises: promises)
-        try await channel.writeAndFlush(request)
+        do {
+            try await channel.writeAndFlush(request)
+        } catch {
+            // A link the peer closed already: the handler never saw the promises (failing one twice is a no-op).
+            for promise in promises { promise.fail(error) }
+            throw error
+        }
         var replies: [PeerReply] = []
         for future in futures { replies.append(try await future.get()) }
         return replies

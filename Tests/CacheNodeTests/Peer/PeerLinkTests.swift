@@ -1,5 +1,5 @@
 // The peer link: the RESP reply parser on its own (partial input, every type, malformed input), and a PeerLink
-// against a real in-process listener serving the node's dispatcher.
+// against a real in-process listener serving the node's dispatcher (also once the link is closed: the command fails).
 import CacheNode
 import Logging
 import NIOCore
@@ -53,6 +53,23 @@ struct PeerLinkTests {
             #expect(replies[1] == .bulk([0, 255]))
             #expect(replies[2].isError)
             await link.close()
+            tasks.cancelAll()
+        }
+        try await group.shutdownGracefully()
+    }
+
+    @Test func aCommandOnALinkClosedAlreadyFailsInsteadOfLeakingItsReply() async throws {
+        let node = NodeState(configuration: NodeConfiguration())
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let listener = RESPListener(
+            configuration: .init(hosts: ["127.0.0.1"], port: 0), dispatcher: NodeDispatcher(node: node), group: group,
+            logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await listener.run() }
+            while listener.boundPorts.isEmpty { try await Task.sleep(for: .milliseconds(5)) }
+            let link = try await PeerLink.connect(to: PeerEndpoint(host: "127.0.0.1", port: listener.boundPorts[0]), group: group)
+            try await link.channel.close()
+            await #expect(throws: (any Error).self) { _ = try await link.command(["PING"]) }
             tasks.cancelAll()
         }
         try await group.shutdownGracefully()
