@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -59,9 +60,12 @@ class API:
             headers["Authorization"] = f"Bearer {self.token}"
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.url + path, data, headers, method=method)
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            text = response.read()
-            return json.loads(text) if text else None
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                text = response.read()
+                return json.loads(text) if text else None
+        except urllib.error.HTTPError as error:
+            sys.exit(f"{method} {path} failed: HTTP {error.code}: {error.read().decode(errors='replace')}")
 
 
 def start_serve(bin_dir, data_dir, first_port):
@@ -200,6 +204,8 @@ def main():
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--chunk", type=int, default=65536)
     args = parser.parse_args()
+    # Tasks start in their sandboxes, so the executables must be named by absolute paths.
+    args.bin_dir = os.path.abspath(args.bin_dir)
 
     data_dir = tempfile.mkdtemp(prefix="nfv-bench-")
     echo_port = free_port()
@@ -264,7 +270,10 @@ def main():
                 serve.kill()
         echo.terminate()
         echo.wait()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        if os.environ.get("NFV_BENCH_KEEP"):
+            print(f"kept {data_dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
