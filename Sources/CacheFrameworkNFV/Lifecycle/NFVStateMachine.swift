@@ -101,6 +101,9 @@ public struct NFVStateMachine: Sendable {
         public var gracefulTimeoutSeconds: Double = 10
         /// Start a HEAL when a VNFC's task ends unasked.
         public var autoHeal = true
+        /// Tasks of one VNFC in a row that may end before running (a missing executable, a port in use, a crash at
+        /// start) before its operation fails at once instead of relaunching it until the operation's deadline.
+        public var maximumStartFailures = 3
         /// Placement strategy.
         public var strategy: PlacementStrategy = .spread
         /// Seconds a rolling update waits between pointing upstream VNFs at a new VNFC and killing the old one (their
@@ -378,6 +381,15 @@ public struct NFVStateMachine: Sendable {
         var operation = try failedTemp(operationID)
         operation.retries += 1
         operation.error = nil
+        if var instance = instances[operation.vnfInstanceID] {
+            // A retry gives VNFCs that could not start a fresh set of attempts.
+            for id in instance.vnfcs.keys where instance.vnfcs[id]?.startFailures != nil {
+                instance.vnfcs[id]?.startFailures = nil
+                instance.vnfcs[id]?.lastStartFailure = nil
+            }
+            instances[instance.id] = instance
+            dirtyInstances.insert(instance.id)
+        }
         enter(.processing, &operation, now: now)
         operation.deadline = now.adding(seconds: configuration.operationTimeoutSeconds)
         operations[operationID] = operation
@@ -499,6 +511,14 @@ public struct NFVStateMachine: Sendable {
         var vnfc = instance.vnfcs[vnfcID]!
         if status.state.needsReplacement {
             let asked = killsSent.remove(status.taskID) != nil
+            if !asked && vnfc.state != .running {
+                // Ended before it ran: count it, so a VNFC that cannot start is not relaunched without end.
+                vnfc.startFailures = (vnfc.startFailures ?? 0) + 1
+                vnfc.lastStartFailure = status.state.rawValue + (status.message.map { ": \($0)" } ?? "")
+            } else {
+                vnfc.startFailures = nil
+                vnfc.lastStartFailure = nil
+            }
             if let replaced = vnfc.replaces {
                 // A rolling update's new VNFC ended: dropped (asked), or failed (launched again while the update runs;
                 // what was pointed at it goes back to the VNFC it was to replace).
@@ -549,6 +569,10 @@ public struct NFVStateMachine: Sendable {
             }
         } else if vnfc.state != status.state {
             vnfc.state = status.state
+            if status.state == .running {
+                vnfc.startFailures = nil
+                vnfc.lastStartFailure = nil
+            }
             instance.vnfcs[vnfcID] = vnfc
             instances[instanceID] = instance
             dirtyInstances.insert(instanceID)
@@ -724,6 +748,23 @@ public struct NFVStateMachine: Sendable {
                 operations[operation.id] = operation
                 return endEvent(operation.operation).map { hooks(instance.id, $0) } ?? []
             }
+            if operation.operation != .terminate, let stuck = instance.vnfcs.values.sorted(by: { $0.id < $1.id }).first(where: {
+                $0.taskID == nil && ($0.startFailures ?? 0) >= configuration.maximumStartFailures
+            }) {
+                operation.error = "VNFC \(stuck.id) ended \(stuck.startFailures ?? 0) times in a row before it ran (last: "
+                    + "\(stuck.lastStartFailure ?? "unknown")); fix what it runs (command, arguments, ports) and retry, "
+                    + "or roll back"
+                if operation.state == .processing {
+                    enter(.failedTemp, &operation, now: now)
+                    if operation.operation == .changeVnfpkg && configuration.rollBackFailedUpdates {
+                        beginRollback(&operation, now: now)
+                    }
+                } else {
+                    enter(.failed, &operation, now: now)
+                }
+                operations[operation.id] = operation
+                return []
+            }
             guard now >= operation.deadline else { return [] }
             if operation.operation == .terminate {
                 // Graceful time is up (or the terminate is forceful): forget the VNFCs; their kills were sent.
@@ -783,7 +824,9 @@ public struct NFVStateMachine: Sendable {
             let instance = instances[id]!
             if let active = activeOperation(of: id), active.state != .processing && active.state != .rollingBack { return [] }
             let desired = instance.desiredCounts
-            return instance.vnfcs.values.filter { $0.taskID == nil && $0.index < desired[$0.vdu] ?? 0 }
+            return instance.vnfcs.values.filter {
+                $0.taskID == nil && $0.index < desired[$0.vdu] ?? 0 && ($0.startFailures ?? 0) < configuration.maximumStartFailures
+            }
                 .sorted { $0.id < $1.id }.map { PendingVNFC(instanceID: id, vnfc: $0) }
         }
     }

@@ -46,6 +46,11 @@ public struct VNFCRecord: Hashable, Codable, Sendable {
     public var replaces: String? = nil
     /// A rolling update's new VNFC: when what forwarded to the VNFC it replaces was pointed at it.
     public var repointedAt: SchedulerTime? = nil
+    /// Tasks of this VNFC in a row that ended before they ran (nil once one ran): past the state machine's
+    /// `maximumStartFailures` it is not launched again until its operation is retried.
+    public var startFailures: Int? = nil
+    /// How the last of those tasks ended (state and the agent's message), for the operation's error.
+    public var lastStartFailure: String? = nil
 
     /// Whether the VNFC's task is running.
     public var isRunning: Bool { taskID != nil && state == .running }

@@ -151,6 +151,33 @@ struct NFVStateMachineTests {
         #expect(harness.simulation.tasks.values.allSatisfy { $0.state.isTerminal })
     }
 
+    @Test func aVNFCThatCannotStartFailsItsOperationInsteadOfRelaunchingWithoutEnd() throws {
+        var harness = NFVHarness(agents: 1)
+        let (id, op) = try instantiate(&harness)
+        harness.tick()
+        // Each launch ends before it runs, as a missing executable does.
+        for attempt in 1...3 {
+            harness.offerRound()
+            #expect(harness.simulation.launched.count == attempt)
+            let task = harness.simulation.launched[attempt - 1].taskID
+            if case .update(let status)? = harness.simulation.setState(task, .failed, message: "exec: vnf-sample: not found") {
+                harness.run(harness.machine.handle(.update(status, now: harness.now)))
+            }
+            harness.tick()
+        }
+        let failed = try #require(harness.machine.operations[op])
+        #expect(failed.state == .failedTemp)
+        #expect(failed.error?.contains("VNFC fw.0 ended 3 times in a row before it ran") == true, "\(failed.error ?? "")")
+        #expect(failed.error?.contains("not found") == true)
+        harness.offerRound()
+        #expect(harness.simulation.launched.count == 3, "no fourth launch while the operation is FAILED_TEMP")
+        // A retry gives it fresh attempts; this time it runs.
+        harness.run(try harness.machine.retry(op, now: harness.now))
+        #expect(harness.converge(op) == .completed)
+        #expect(harness.simulation.launched.count == 4)
+        #expect(harness.machine.instances[id]?.vnfcs["fw.0"]?.startFailures == nil)
+    }
+
     @Test func failMarksFailed() throws {
         var configuration = NFVStateMachine.Configuration()
         configuration.operationTimeoutSeconds = 3
