@@ -58,7 +58,8 @@ extension String {
     fileprivate var nonEmpty: String? { isEmpty ? nil : self }
 }
 
-/// Polls an operation occurrence until it is final; prints its state changes to stderr unless `quiet`.
+/// Polls an operation occurrence until it is final or FAILED_TEMP (which waits for an operator: retry, rollback or
+/// fail); prints its state changes to stderr unless `quiet`.
 func waitForOperation(_ client: FrameworkHTTPClient, _ operation: LcmOpOcc, timeout: Double, quiet: Bool) async throws -> LcmOpOcc {
     let deadline = Date().addingTimeInterval(timeout)
     var current = operation
@@ -68,7 +69,7 @@ func waitForOperation(_ client: FrameworkHTTPClient, _ operation: LcmOpOcc, time
             lastState = current.state
             FileHandle.standardError.write(Data("\(current.operation.rawValue) \(current.vnfInstanceID): \(current.state.rawValue)\n".utf8))
         }
-        if current.state.isFinal { return current }
+        if current.state.isFinal || current.state == .failedTemp { return current }
         if Date() >= deadline {
             printError("operation \(current.id) is \(current.state.rawValue) after \(Int(timeout)) s")
             throw ExitStatus.timedOut
@@ -87,6 +88,12 @@ func finishOperation(
         try printJSON(operation)
     } else {
         printOperations([operation])
+    }
+    if operation.state == .failedTemp {
+        printError(
+            "operation \(operation.id) is FAILED_TEMP: \(operation.error ?? "no error recorded"); decide with POST "
+                + "/vnflcm/v1/vnf_lcm_op_occs/\(operation.id)/retry, /rollback or /fail")
+        throw ExitStatus.refused
     }
     if operation.state.isFinal && operation.state != .completed { throw ExitStatus.refused }
 }

@@ -105,6 +105,15 @@ struct CachectlVNFTests {
         // Error paths: unknown instance (5), a scale beyond the aspect's range (1).
         #expect(try ctl(["vnf", "show", "no-such-vnf"]).status == 5)
         #expect(try ctl(["vnf", "scale", ids[1], "--aspect", "rl-scale", "--in"]).status == 1)
+        // A VNF whose executable does not exist: its instantiation fails after three launches, at once and saying why.
+        let broken = dataDirectory + "/broken-lb.yaml"
+        try String(contentsOf: PackagePaths.root.appendingPathComponent("samples/nfv/lb.yaml"), encoding: .utf8)
+            .replacingOccurrences(of: "command: vnf-sample", with: "command: /nonexistent/vnf-sample")
+            .write(toFile: broken, atomically: true, encoding: .utf8)
+        let refused = try ctl(["vnf", "deploy", broken, "--ext", "egress=127.0.0.1:\(echoPort)"])
+        #expect(refused.status == 1, "\(refused.output)")
+        #expect(refused.output.contains("FAILED_TEMP") && refused.output.contains("ended 3 times in a row before it ran")
+            && refused.output.contains("/nonexistent/vnf-sample"), "\(refused.output)")
 
         // Terminate every instance; the authority's list then revokes every identity it issued.
         for id in ids {
