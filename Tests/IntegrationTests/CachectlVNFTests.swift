@@ -1,7 +1,7 @@
 // `cachectl vnf …` end to end against a running `cachectl serve`: deploy the sample chain (secured links) in front of a
 // `vnf-sample echo`, push TCP through it, list/show/ops with tables and JSON, scale the firewall out and in, heal the
 // rate limiter, terminate everything (identities end up in the authority's revocation list), and the exit codes of
-// the error paths.
+// the error paths; and a framework killed with -9 while an instantiation runs finishes it after its restart.
 
 import Foundation
 import Testing
@@ -132,5 +132,61 @@ struct CachectlVNFTests {
         #expect(launchedVNFCs.filter { $0 == "rl.0" }.count >= 2, "\(issued.keys.sorted())")
         let revoked = try String(contentsOfFile: dataDirectory + "/authority/revoked.list", encoding: .utf8)
         #expect(revoked.contains("RSEC REVOCATION LIST"))
+    }
+
+    /// Pids of `vnf-sample lb` processes (from /proc/*/cmdline).
+    private func loadBalancerProcesses() -> [Int32] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry -> Int32? in
+            guard let pid = Int32(entry), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { return nil }
+            let words = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            return words.count > 1 && words[0].hasSuffix("/vnf-sample") && words[1] == "lb" ? pid : nil
+        }
+    }
+
+    @Test func aFrameworkKilledDuringAnInstantiationFinishesItAfterItsRestart() async throws {
+        let dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("cachectl-vnf-restart-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
+        let firstPort = Int.random(in: 440..<480) * 100
+        var serve = try CachectlFrameworkTests.Serve(dataDirectory: dataDirectory, firstPort: firstPort)
+        defer { serve.terminate() }
+        let echoPort = firstPort + 250
+        let echo = try BackgroundProgram(
+            PackagePaths.root.appendingPathComponent(".build/debug/vnf-sample").path, ["echo", "--port", "\(echoPort)", "--tag", "E:"])
+        defer { echo.stop() }
+        try eventually("the echo target answers") { tcpExchange("127.0.0.1:\(echoPort)", "x") == "E:x" }
+        let ctl = { (arguments: [String]) throws -> ProgramResult in try framework.ctl(arguments, dataDirectory: dataDirectory) }
+        let before = Set(loadBalancerProcesses())
+
+        // The instantiation is accepted (recorded), then the framework dies with kill -9 before it can finish.
+        let lb = PackagePaths.root.appendingPathComponent("samples/nfv/lb.yaml").path
+        let accepted = try ctl(["vnf", "deploy", lb, "--ext", "egress=127.0.0.1:\(echoPort)", "--no-wait", "--json"])
+        #expect(accepted.status == 0, "\(accepted.output)")
+        let operation = try #require(try framework.json(accepted) as? [String: Any])
+        let instanceID = try #require(operation["vnfInstanceID"] as? String)
+        #expect(["STARTING", "PROCESSING"].contains(operation["state"] as? String), "\(operation)")
+        serve.kill9()
+
+        // Restarted on the same data directory: it reconciles and completes the occurrence, with one process for the
+        // one VNFC (the one launched before the kill adopted, or launched now — never both).
+        serve = try CachectlFrameworkTests.Serve(dataDirectory: dataDirectory, firstPort: firstPort)
+        var finalState = ""
+        try eventually("the instantiation ends after the restart", seconds: 90) {
+            let ops = try framework.json(try ctl(["vnf", "ops", instanceID, "--json"])) as? [[String: Any]] ?? []
+            finalState = ops.first { $0["operation"] as? String == "INSTANTIATE" }?["state"] as? String ?? ""
+            return ["COMPLETED", "ROLLED_BACK", "FAILED"].contains(finalState)
+        }
+        #expect(finalState == "COMPLETED")
+        let shown = try #require(try framework.json(try ctl(["vnf", "show", instanceID, "--json"])) as? [String: Any])
+        let vnfc = try #require((shown["vnfcs"] as? [String: Any])?["lb.0"] as? [String: Any], "\(shown)")
+        let hostname = try #require(vnfc["hostname"] as? String)
+        let port = try #require((vnfc["ports"] as? [String: Any])?["traffic"] as? Int)
+        try eventually("traffic flows through the restarted framework's VNF") {
+            tcpExchange("\(hostname):\(port)", "after restart") == "E:after restart"
+        }
+        try eventually("exactly one process runs the VNFC") { Set(loadBalancerProcesses()).subtracting(before).count == 1 }
+        let terminated = try ctl(["vnf", "terminate", instanceID])
+        #expect(terminated.status == 0 && terminated.output.contains("COMPLETED"), "\(terminated.output)")
+        try eventually("no process is left") { Set(loadBalancerProcesses()).subtracting(before).isEmpty }
     }
 }
