@@ -33,8 +33,8 @@ struct EtcdHAPartitionTests {
             let third = Int.random(in: 1...254)
             hostAddress = "10.253.\(third).1"
             namespaceAddress = "10.253.\(third).2"
-            try Self.ip(["netns", "add", name])
             do {
+                try Self.ip(["netns", "add", name])
                 try Self.ip(["link", "add", hostEnd, "type", "veth", "peer", "name", "eth0", "netns", name])
                 try Self.ip(["addr", "add", "\(hostAddress)/30", "dev", hostEnd])
                 try Self.ip(["link", "set", hostEnd, "up"])
@@ -59,9 +59,11 @@ struct EtcdHAPartitionTests {
             _ = try? Self.ip(["link", "del", hostEnd])
         }
 
+        /// Runs `ip`. The deadline is generous: in CI's last pass the other suites' process start-ups load both
+        /// cores, and one `ip netns add` there once outlasted 10 s.
         @discardableResult
         static func ip(_ arguments: [String]) throws -> String {
-            let result = try runProgram("/usr/sbin/ip", arguments, timeout: 10)
+            let result = try runProgram("/usr/sbin/ip", arguments, timeout: 60)
             guard result.status == 0 else {
                 throw HarnessError(description: "ip \(arguments.joined(separator: " ")) failed: \(result.output)")
             }

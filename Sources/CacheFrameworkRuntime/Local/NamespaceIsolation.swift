@@ -171,8 +171,12 @@ public struct NamespaceIsolation: Sendable {
         try run(["link", "set", network.bridge, "up"])
     }
 
-    /// Removes the bridge (when the backend stops with no task left).
-    public func removeBridge() { _ = try? run(["link", "del", network.bridge]) }
+    /// Removes the bridge and every namespace of this network still present, with its veth (a teardown: tasks still
+    /// running in those namespaces lose their network). Tests call it on the way out, also when they failed midway.
+    public func removeBridge() {
+        for namespace in existingNamespaces() { tearDownNetwork(namespace: namespace) }
+        _ = try? run(["link", "del", network.bridge])
+    }
 
     /// The namespaces of this network that exist on the host.
     public func existingNamespaces() -> [String] {
