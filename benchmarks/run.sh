@@ -78,6 +78,9 @@ if [[ ${#products[@]} -gt 0 ]]; then
 fi
 [[ -x "$node_bin" ]] || die "cache-node binary $node_bin is not executable"
 [[ -x "$bench_bin" ]] || die "cache-bench binary $bench_bin is not executable"
+# Servers start in their scratch directories, so the binaries are named by absolute paths.
+node_bin="$(realpath "$node_bin")"
+bench_bin="$(realpath "$bench_bin")"
 
 # --- servers ----------------------------------------------------------------------------------------
 scratch="$(mktemp -d /tmp/cache-bench-run.XXXXXX)"
