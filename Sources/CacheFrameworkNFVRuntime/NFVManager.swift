@@ -4,9 +4,10 @@
 // With the framework's authority, every VNFC gets an identity (role vnf, node id = task id) just before it is
 // launched, and the identity is revoked when the task is killed (terminate, scale in, heal) or ends: the authority
 // re-signs `revoked.list`, which every VNF process with secured links watches.
-// With a links directory, each instance's external links are kept as files (`<dir>/<instance>/<link>`, endpoints
-// comma-separated) that its processes can follow (`VNF_LINKS_DIR`); a rolling update rewrites the file of every
-// instance whose link led to a replaced VNFC (`.rebind`), and a (re)start rewrites them all from the store.
+// With a links directory, each instance's external links, and the internal links its VNFCs reach, are kept as files
+// (`<dir>/<instance>/<link>`, endpoints comma-separated) that its processes can follow (`VNF_LINKS_DIR`); a rolling
+// update rewrites the file of every link that led to a replaced VNFC (`.rebind`), a network service deployment the
+// file of each link it binds late, and a (re)start rewrites them all from the store.
 
 public import CacheFramework
 public import CacheFrameworkNFV
@@ -36,7 +37,10 @@ public final class NFVManager: Service, Sendable {
     public enum Operation: Sendable {
         case instantiate(vnfd: VNFDescriptor, name: String, flavour: String?, level: String?, extLinks: [String: [String]])
         case create(vnfd: VNFDescriptor, name: String)
-        case instantiateExisting(String, flavour: String?, level: String?, extLinks: [String: [String]])
+        /// Instantiates a created instance; `unboundLinks` are bound later with `bindExtLink`.
+        case instantiateExisting(String, flavour: String?, level: String?, extLinks: [String: [String]], unboundLinks: Set<String> = [])
+        /// Binds an external link of an instantiated instance to endpoints (its processes follow the link file).
+        case bindExtLink(String, link: String, endpoints: [String])
         case scale(String, aspect: String, type: ScaleType, steps: Int)
         case scaleToLevel(String, level: String)
         case heal(String, vnfcs: [String])
@@ -88,6 +92,9 @@ public final class NFVManager: Service, Sendable {
     private let continuation: AsyncStream<Input>.Continuation
     private let view = Mutex(View())
 
+    /// Whether instances' link files are kept, so running processes can follow a link that is bound or moved later.
+    public var keepsLinkFiles: Bool { configuration.linksDirectory != nil }
+
     /// Creates a manager acting on `backend` (the real one, not the router).
     public init(
         backend: any SchedulerBackend, store: any NFVStore, clock: any FrameworkClock = WallClock(),
@@ -106,9 +113,7 @@ public final class NFVManager: Service, Sendable {
     public func run() async throws {
         var machine = NFVStateMachine(restoring: try await store.load(), configuration: configuration.machine)
         publish(machine)
-        for instance in machine.instances.values.sorted(by: { $0.id < $1.id }) {
-            for (link, endpoints) in instance.extLinks { writeLinkFile(instance.id, link: link, endpoints: endpoints) }
-        }
+        for instance in machine.instances.values.sorted(by: { $0.id < $1.id }) { writeLinkFiles(of: instance) }
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask {
@@ -201,9 +206,11 @@ public final class NFVManager: Service, Sendable {
         case .create(let vnfd, let name):
             let result = machine.create(vnfd: vnfd, name: name)
             return (Accepted(instanceID: result.instanceID, operationID: nil), result.actions)
-        case .instantiateExisting(let id, let flavour, let level, let links):
-            let result = try machine.instantiate(id, flavour: flavour, level: level, extLinks: links, now: now)
+        case .instantiateExisting(let id, let flavour, let level, let links, let unbound):
+            let result = try machine.instantiate(id, flavour: flavour, level: level, extLinks: links, unboundLinks: unbound, now: now)
             return (Accepted(instanceID: id, operationID: result.operationID), result.actions)
+        case .bindExtLink(let id, let link, let endpoints):
+            return (Accepted(instanceID: id, operationID: nil), try machine.bindExtLink(id, link: link, endpoints: endpoints))
         case .scale(let id, let aspect, let type, let steps):
             let result = try machine.scale(id, aspect: aspect, type: type, steps: steps, now: now)
             return (Accepted(instanceID: id, operationID: result.operationID), result.actions)
@@ -310,12 +317,19 @@ public final class NFVManager: Service, Sendable {
             infos.map { info in
                 guard let instanceID = info.labels[VNFTaskTemplate.Label.instance] else { return info }
                 var info = info
-                for (link, endpoints) in instance(instanceID)?.extLinks ?? [:] {
-                    writeLinkFile(instanceID, link: link, endpoints: endpoints)
-                }
+                if let instance = instance(instanceID) { writeLinkFiles(of: instance) }
                 info.command.environment[VNFTaskTemplate.Environment.linksDirectory] = "\(directory)/\(instanceID)"
                 return info
             })
+    }
+
+    /// Writes the files of the instance's external links and of its internal links its VNFCs reach.
+    private func writeLinkFiles(of instance: VNFInstance) {
+        for (link, endpoints) in instance.extLinks { writeLinkFile(instance.id, link: link, endpoints: endpoints) }
+        for link in instance.vnfd.internalVirtualLinks {
+            let endpoints = instance.internalLinkEndpoints(link.id)
+            if !endpoints.isEmpty { writeLinkFile(instance.id, link: link.id, endpoints: endpoints) }
+        }
     }
 
     /// Atomically replaces `<links directory>/<instance>/<link>` with the endpoints, comma-separated.

@@ -36,9 +36,10 @@ final class Upstreams: Sendable {
         current.withLock { $0 = addresses }
     }
 
-    func pick() -> SocketAddress {
+    /// The next upstream, round-robin (nil while there is none: the link is not bound yet).
+    func pick() -> SocketAddress? {
         let index = next.add(1, ordering: .relaxed).oldValue
-        return current.withLock { $0[index % $0.count] }
+        return current.withLock { $0.isEmpty ? nil : $0[index % $0.count] }
     }
 }
 
@@ -87,7 +88,10 @@ enum Proxy {
                         child.close(promise: nil)
                         return
                     }
-                    let target = upstreams.pick()
+                    guard let target = upstreams.pick() else {
+                        child.close(promise: nil)
+                        return
+                    }
                     ClientBootstrap(group: child.eventLoop)
                         .connectTimeout(.seconds(3))
                         .channelOption(.allowRemoteHalfClosure, value: true)

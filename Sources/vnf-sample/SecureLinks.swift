@@ -223,7 +223,11 @@ extension Proxy {
                             }
                             let upstream: LinkConnection
                             do {
-                                upstream = try await links.connect(to: upstreams.pick())
+                                guard let target = upstreams.pick() else {
+                                    await connection.discard()
+                                    return
+                                }
+                                upstream = try await links.connect(to: target)
                             } catch {
                                 await connection.discard()
                                 return

@@ -1,8 +1,8 @@
 // vnf-sample: small but real network functions on SwiftNIO, used by the NFV samples (`samples/nfv`) and tests:
 // `firewall` (allow/deny by source CIDR and destination port, deny by payload pattern), `ratelimit` (a token bucket
 // on new connections), `lb` (round-robin over backends) and `echo` (a TCP echo target). Each forwards TCP to its
-// `--next` hops. `--next-link LINK` follows the framework's file of that external link (a rolling update of the next
-// VNF moves it); `--metrics-port` serves `GET /metrics` (connections_active, connections_total) for auto-scaling.
+// `--next` hops. `--next-link LINK` follows the framework's file of that link (a rolling update of the VNFC it leads to
+// moves it; a network service binds it once the next VNF is placed, so `--next` may be empty then); `--metrics-port` serves `GET /metrics` (connections_active, connections_total) for auto-scaling.
 
 import ArgumentParser
 import Foundation
@@ -33,7 +33,9 @@ struct HopOptions: ParsableArguments {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be 0…65535") }
-        guard !addresses().isEmpty else { throw ValidationError("give at least one --next host:port") }
+        // With --next-link the hops may come later: a network service starts its VNFs at once and binds each one's
+        // link when the next VNF is placed (connections are closed until then).
+        guard !addresses().isEmpty || nextLink != nil else { throw ValidationError("give at least one --next host:port, or --next-link") }
         for hop in addresses() where parse(hop) == nil { throw ValidationError("--next \(hop) is not host:port") }
     }
 

@@ -15,7 +15,7 @@
 // (each record keeps the version its task runs) and are replaced one at a time: a successor VNFC (`<id>.next`,
 // `replaces` = the old id) is placed and launched next to the old one; once it runs (the backend reports RUNNING after
 // its health check passes), every other instance whose external links lead to the old VNFC's endpoints is pointed at
-// the successor's (`.rebind`), and after `repointGraceSeconds` the old task is killed; when it has ended the successor
+// the successor's (`.rebind`), as is every internal link (`${vl:…}`) of the instance that leads to it, and after `repointGraceSeconds` the old task is killed; when it has ended the successor
 // takes its id. A failed update rolls back (automatically unless configured otherwise) the same way, to the old
 // descriptor.
 //
@@ -53,8 +53,9 @@ public enum NFVAction: Hashable, Sendable {
     case revive
     /// Run a lifecycle hook of an instance.
     case runHook(instanceID: String, event: LifecycleEvent, command: [String])
-    /// An instance's external link now leads to `endpoints` (a rolling update moved what it led to): tell its running
-    /// processes (the runtime rewrites the link's file in the instance's links directory).
+    /// An instance's external link, or an internal link its VNFCs reach through `${vl:LINK}`, now leads to `endpoints`
+    /// (a rolling update moved what it led to, or the link was bound late): tell its running processes (the runtime
+    /// rewrites the link's file in the instance's links directory).
     case rebind(instanceID: String, link: String, endpoints: [String])
 }
 
@@ -196,9 +197,14 @@ public struct NFVStateMachine: Sendable {
     }
 
     /// Instantiates a NOT_INSTANTIATED instance to `flavour` and `level`, binding external links to endpoints.
+    ///
+    /// - Parameter unboundLinks: outbound external links whose endpoints are not known yet (a network service
+    ///   instantiates its VNFs at once; the next VNF's ports are known once it is placed). The VNFCs launch with those
+    ///   links empty (`${ext:LINK}` is ""), and `bindExtLink` binds them later: their processes must follow the link's
+    ///   file (`vnf-sample --next-link`).
     public mutating func instantiate(
         _ id: String, flavour flavourID: String? = nil, level levelID: String? = nil, extLinks: [String: [String]] = [:],
-        now: SchedulerTime
+        unboundLinks: Set<String> = [], now: SchedulerTime
     ) throws(NFVError) -> (operationID: String, actions: [NFVAction]) {
         guard var instance = instances[id] else { throw .unknownInstance(id) }
         if let active = activeOperation(of: id) { throw .conflict(instanceID: id, operationID: active.id) }
@@ -209,11 +215,12 @@ public struct NFVStateMachine: Sendable {
         let levelID = levelID ?? flavour.defaultLevel
         guard flavour.level(levelID) != nil else { throw .invalidRequest("flavour '\(flavourID)' has no instantiation level '\(levelID)'") }
         for link in vnfd.externalVirtualLinks where vnfd.connectionPoints.contains(where: { $0.virtualLink == link.id && $0.direction == .outbound }) {
+            if unboundLinks.contains(link.id) { continue }
             guard let endpoints = extLinks[link.id], !endpoints.isEmpty else {
                 throw .invalidRequest("external virtual link '\(link.id)' needs endpoints (host:port) at instantiation")
             }
         }
-        for link in extLinks.keys where !vnfd.externalVirtualLinks.contains(where: { $0.id == link }) {
+        for link in Set(extLinks.keys).union(unboundLinks) where !vnfd.externalVirtualLinks.contains(where: { $0.id == link }) {
             throw .invalidRequest("VNFD '\(vnfd.id)' has no external virtual link '\(link)'")
         }
         let point = rollbackPoint(instance)
@@ -227,6 +234,25 @@ public struct NFVStateMachine: Sendable {
         dirtyInstances.insert(id)
         let operation = begin(.instantiate, on: id, point: point, parameters: ["flavour": flavourID, "level": levelID], now: now)
         return (operation, flush() + hooks(id, .instantiateStart))
+    }
+
+    /// Binds (or rebinds) external link `link` of an instantiated or instantiating instance to `endpoints` (SOL003
+    /// "change external VNF connectivity", without an occurrence): recorded, then `.rebind` tells the running
+    /// processes. A network service deployment calls it once the next VNF's ports are known.
+    public mutating func bindExtLink(_ id: String, link: String, endpoints: [String]) throws(NFVError) -> [NFVAction] {
+        guard var instance = instances[id] else { throw .unknownInstance(id) }
+        guard instance.vnfd.externalVirtualLinks.contains(where: { $0.id == link }) else {
+            throw .invalidRequest("VNFD '\(instance.vnfd.id)' has no external virtual link '\(link)'")
+        }
+        guard instance.instantiationState == .instantiated else {
+            throw .wrongState(instanceID: id, "instantiate it (with the link unbound) before binding link '\(link)'")
+        }
+        guard !endpoints.isEmpty else { throw .invalidRequest("binding link '\(link)' of '\(id)' needs endpoints (host:port)") }
+        guard instance.extLinks[link] != endpoints else { return [] }
+        instance.extLinks[link] = endpoints
+        instances[id] = instance
+        dirtyInstances.insert(id)
+        return flush() + [.rebind(instanceID: id, link: link, endpoints: endpoints)]
     }
 
     /// Scales `aspect` out or in by `steps`; `automatic` marks an auto-scale (with its `cause`).
@@ -522,10 +548,7 @@ public struct NFVStateMachine: Sendable {
             if let replaced = vnfc.replaces {
                 // A rolling update's new VNFC ended: dropped (asked), or failed (launched again while the update runs;
                 // what was pointed at it goes back to the VNFC it was to replace).
-                var rebinds: [NFVAction] = []
-                if vnfc.repointedAt != nil, let old = instance.vnfcs[replaced], old.taskID != nil {
-                    rebinds = repoint(instance, from: vnfc, to: old)
-                }
+                let wasRepointed = vnfc.repointedAt != nil
                 if asked {
                     instance.vnfcs[vnfcID] = nil
                 } else {
@@ -534,6 +557,10 @@ public struct NFVStateMachine: Sendable {
                     vnfc.endedAt = now
                     vnfc.repointedAt = nil
                     instance.vnfcs[vnfcID] = vnfc
+                }
+                var rebinds: [NFVAction] = []
+                if wasRepointed, let old = instance.vnfcs[replaced], old.taskID != nil {
+                    rebinds = repoint(instance, from: vnfc, to: old)
                 }
                 instances[instanceID] = instance
                 dirtyInstances.insert(instanceID)
@@ -675,8 +702,8 @@ public struct NFVStateMachine: Sendable {
             }
             return changed
         }
-        rebinds += repoint(instance, from: old, to: surge)
         instance.vnfcs[surge.id]?.repointedAt = now
+        rebinds += repoint(instance, from: old, to: surge)
         return true
     }
 
@@ -687,10 +714,10 @@ public struct NFVStateMachine: Sendable {
     ) -> Bool {
         var changed = false
         if surge.repointedAt != nil {
+            instance.vnfcs[surge.id]?.repointedAt = nil
             if let old = surge.replaces.flatMap({ instance.vnfcs[$0] }), old.taskID != nil {
                 rebinds += repoint(instance, from: surge, to: old)
             }
-            instance.vnfcs[surge.id]?.repointedAt = nil
             changed = true
         }
         if let task = surge.taskID {
@@ -705,8 +732,11 @@ public struct NFVStateMachine: Sendable {
         return changed
     }
 
-    /// Points every other instance's external links that lead to `from`'s inbound endpoints at `to`'s; returns the
-    /// `.rebind` actions (to run after the instances are persisted).
+    /// Points every other instance's external links that lead to `from`'s inbound endpoints at `to`'s, and tells the
+    /// instance's own VNFCs that reach `from` through an internal link (`${vl:LINK}`) where that link leads now
+    /// (`instance` already records which of the two carries the traffic: a rolling update's new VNFC with
+    /// `repointedAt` set stands in for the VNFC it replaces). Returns the `.rebind` actions (to run after the
+    /// instances are persisted).
     private mutating func repoint(_ instance: VNFInstance, from: VNFCRecord, to: VNFCRecord) -> [NFVAction] {
         var mapping: [String: String] = [:]
         for point in instance.vnfd.connectionPoints where point.vdu == from.vdu && point.direction == .inbound {
@@ -714,6 +744,13 @@ public struct NFVStateMachine: Sendable {
         }
         guard !mapping.isEmpty else { return [] }
         var actions: [NFVAction] = []
+        let reached = Set(
+            instance.vnfd.connectionPoints.filter { $0.vdu == from.vdu && $0.direction == .inbound }.map(\.virtualLink))
+        for link in instance.vnfd.internalVirtualLinks.map(\.id) where reached.contains(link) {
+            guard instance.vnfd.vdus.contains(where: { $0.arguments.contains { $0.contains("${vl:\(link)}") } }) else { continue }
+            let endpoints = instance.internalLinkEndpoints(link)
+            if !endpoints.isEmpty { actions.append(.rebind(instanceID: instance.id, link: link, endpoints: endpoints)) }
+        }
         for id in instances.keys.sorted() where id != instance.id {
             var other = instances[id]!
             for link in other.extLinks.keys.sorted() {

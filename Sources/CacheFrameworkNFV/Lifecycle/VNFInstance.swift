@@ -109,6 +109,24 @@ public struct VNFInstance: Hashable, Codable, Sendable {
     }
 }
 
+extension VNFInstance {
+    /// Where internal link `link` leads now, for the processes that follow its file: the inbound endpoints of the
+    /// VNFCs with a task, a rolling update's new VNFC in place of the one it replaces once traffic was pointed at it
+    /// (`repointedAt`), and not before.
+    public func internalLinkEndpoints(_ link: String) -> [String] {
+        var result: [String] = []
+        let sorted = vnfcs.values.sorted { $0.id < $1.id }
+        for point in vnfd.connectionPoints where point.virtualLink == link && point.direction == .inbound {
+            guard let port = point.port else { continue }
+            for vnfc in sorted where vnfc.vdu == point.vdu && vnfc.taskID != nil && vnfc.replaces == nil {
+                let successor = sorted.first { $0.replaces == vnfc.id && $0.repointedAt != nil && $0.taskID != nil }
+                if let endpoint = (successor ?? vnfc).endpoint(port) { result.append(endpoint) }
+            }
+        }
+        return result
+    }
+}
+
 /// SOL003 `LcmOperationType`.
 public enum LcmOperationType: String, Hashable, Codable, Sendable {
     case instantiate = "INSTANTIATE"

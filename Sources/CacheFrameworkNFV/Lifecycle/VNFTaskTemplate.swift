@@ -32,9 +32,10 @@ public enum VNFTaskTemplate {
         public static let authority = "VNF_AUTHORITY"
         /// The signed revocation list the process watches (the framework rewrites it when it revokes).
         public static let revocationList = "VNF_REVOCATION_LIST"
-        /// A directory holding one file per external virtual link of the instance (named after the link, its
-        /// endpoints comma-separated), which the framework rewrites when a rolling update moves the VNF the link
-        /// leads to (added by the runtime when it keeps such files; `vnf-sample --next-link LINK` follows one).
+        /// A directory holding one file per external virtual link of the instance, and per internal one its VNFCs
+        /// reach (named after the link, its endpoints comma-separated), which the framework rewrites when a rolling
+        /// update moves the VNFC the link leads to or a network service binds the link (added by the runtime when it
+        /// keeps such files; `vnf-sample --next-link LINK` follows one).
         public static let linksDirectory = "VNF_LINKS_DIR"
     }
 

@@ -1,6 +1,6 @@
 // End to end with real processes: the framework (local backend, cache driver, NFV manager behind the offer router)
-// deploys the sample chain firewall → ratelimit → lb in front of a `vnf-sample echo` target, its links secured by
-// default; TCP traffic goes through it and is forwarded or filtered as the descriptors say; a killed instance is
+// deploys the sample chain firewall → ratelimit → lb in front of a `vnf-sample echo` target, its VNFs instantiated
+// at once (their INSTANTIATE occurrences overlap) and its links secured by default; TCP traffic goes through it and is forwarded or filtered as the descriptors say; a killed instance is
 // healed in place; terminate leaves no task and every VNF identity revoked.
 
 import CacheFramework
@@ -147,6 +147,15 @@ struct NFVChainTests {
             let service = try await NSDeployment.deploy(nsd, name: "chain", egress: [echoEndpoint], manager: framework.manager, timeoutSeconds: 30)
             #expect(service.vnfInstanceIDs.count == 3)
             let ingress = try #require(service.ingress.first)
+            // The VNFs were instantiated at once: every INSTANTIATE occurrence of the service started before any of
+            // them completed (one after the other, each would start after the previous one completed).
+            let instantiations = framework.manager.operations().filter {
+                $0.operation == .instantiate && service.vnfInstanceIDs.contains($0.vnfInstanceID)
+            }
+            #expect(instantiations.count == 3 && instantiations.allSatisfy { $0.state == .completed })
+            let lastStart = try #require(instantiations.map(\.startTime).max())
+            let firstCompletion = try #require(instantiations.map(\.stateEnteredTime).min())
+            #expect(lastStart < firstCompletion, "the service's INSTANTIATE occurrences do not overlap")
 
             // Forwarded through firewall → ratelimit → lb → echo, and filtered by the firewall's deny pattern.
             #expect(exchange(ingress, "hello chain") == "E:hello chain")
