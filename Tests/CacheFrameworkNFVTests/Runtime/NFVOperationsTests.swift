@@ -129,7 +129,8 @@ struct NFVOperationsTests {
             let id = accepted.instanceID
             #expect(try await NSDeployment.waitForFinal(accepted.operationID!, manager: framework.manager, timeoutSeconds: 30) == .completed)
             let ingress = try #require(framework.manager.instance(id)?.endpoints(onLink: "ingress").first)
-            #expect(exchange(ingress, "before") == "E:before")
+            // Polled: the command health check (a file exists) passes before the process listens.
+            try await waitUntil("the VNFC forwards") { exchange(ingress, "before") == "E:before" }
             let task = try #require(framework.manager.instance(id)?.vnfcs["lb.0"]?.taskID)
             try await waitUntil("the monitor has checked the VNFC") { framework.health.health()[task]?.lastHealthy == true }
 
