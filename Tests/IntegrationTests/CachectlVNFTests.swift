@@ -41,19 +41,47 @@ private func tcpExchange(_ endpoint: String, _ message: String) -> String {
 struct CachectlVNFTests {
     let framework = CachectlFrameworkTests()
 
+    /// A `cachectl serve` on a fresh data directory and a `vnf-sample echo` target for the chains to end in.
+    final class Fixture {
+        let dataDirectory: String
+        let firstPort: Int
+        let echoPort: Int
+        private(set) var serve: CachectlFrameworkTests.Serve
+        private let echo: BackgroundProgram
+
+        /// Ports from `ports` × 100 (the agents' ranges, then the echo target 250 above).
+        init(ports: Range<Int>) throws {
+            dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("cachectl-vnf-\(UUID().uuidString.prefix(8))").path
+            try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+            firstPort = Int.random(in: ports) * 100
+            echoPort = firstPort + 250
+            serve = try CachectlFrameworkTests.Serve(dataDirectory: dataDirectory, firstPort: firstPort)
+            echo = try BackgroundProgram(
+                PackagePaths.root.appendingPathComponent(".build/debug/vnf-sample").path, ["echo", "--port", "\(echoPort)", "--tag", "E:"])
+            let echoPort = echoPort
+            try eventually("the echo target answers") { tcpExchange("127.0.0.1:\(echoPort)", "x") == "E:x" }
+        }
+
+        /// Runs `cachectl ARGUMENTS --data-dir …`.
+        func ctl(_ arguments: [String]) throws -> ProgramResult {
+            try CachectlFrameworkTests().ctl(arguments, dataDirectory: dataDirectory)
+        }
+
+        /// Starts `cachectl serve` again on the same data directory and ports (after a kill).
+        func restartServe() throws { serve = try CachectlFrameworkTests.Serve(dataDirectory: dataDirectory, firstPort: firstPort) }
+
+        func stop() {
+            serve.terminate()
+            echo.stop()
+            try? FileManager.default.removeItem(atPath: dataDirectory)
+        }
+    }
+
     @Test func deployTrafficScaleHealTerminateThroughCachectl() async throws {
-        let dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("cachectl-vnf-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
-        let firstPort = Int.random(in: 400..<440) * 100
-        let serve = try CachectlFrameworkTests.Serve(dataDirectory: dataDirectory, firstPort: firstPort)
-        defer { serve.terminate() }
-        let echoPort = firstPort + 250
-        let echo = try BackgroundProgram(
-            PackagePaths.root.appendingPathComponent(".build/debug/vnf-sample").path, ["echo", "--port", "\(echoPort)", "--tag", "E:"])
-        defer { echo.stop() }
-        try eventually("the echo target answers") { tcpExchange("127.0.0.1:\(echoPort)", "x") == "E:x" }
-        let ctl = { (arguments: [String]) throws -> ProgramResult in try framework.ctl(arguments, dataDirectory: dataDirectory) }
+        let fixture = try Fixture(ports: 400..<440)
+        defer { fixture.stop() }
+        let (dataDirectory, echoPort) = (fixture.dataDirectory, fixture.echoPort)
+        let ctl = fixture.ctl
 
         // Deploy the chain: JSON names the three instances and the ingress; traffic is forwarded and filtered.
         let chain = PackagePaths.root.appendingPathComponent("samples/nfv/chain.yaml").path
@@ -144,18 +172,10 @@ struct CachectlVNFTests {
     }
 
     @Test func aFrameworkKilledDuringAnInstantiationFinishesItAfterItsRestart() async throws {
-        let dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("cachectl-vnf-restart-\(UUID().uuidString.prefix(8))").path
-        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
-        let firstPort = Int.random(in: 440..<480) * 100
-        var serve = try CachectlFrameworkTests.Serve(dataDirectory: dataDirectory, firstPort: firstPort)
-        defer { serve.terminate() }
-        let echoPort = firstPort + 250
-        let echo = try BackgroundProgram(
-            PackagePaths.root.appendingPathComponent(".build/debug/vnf-sample").path, ["echo", "--port", "\(echoPort)", "--tag", "E:"])
-        defer { echo.stop() }
-        try eventually("the echo target answers") { tcpExchange("127.0.0.1:\(echoPort)", "x") == "E:x" }
-        let ctl = { (arguments: [String]) throws -> ProgramResult in try framework.ctl(arguments, dataDirectory: dataDirectory) }
+        let fixture = try Fixture(ports: 440..<480)
+        defer { fixture.stop() }
+        let echoPort = fixture.echoPort
+        let ctl = fixture.ctl
         let before = Set(loadBalancerProcesses())
 
         // The instantiation is accepted (recorded), then the framework dies with kill -9 before it can finish.
@@ -165,11 +185,11 @@ struct CachectlVNFTests {
         let operation = try #require(try framework.json(accepted) as? [String: Any])
         let instanceID = try #require(operation["vnfInstanceID"] as? String)
         #expect(["STARTING", "PROCESSING"].contains(operation["state"] as? String), "\(operation)")
-        serve.kill9()
+        fixture.serve.kill9()
 
         // Restarted on the same data directory: it reconciles and completes the occurrence, with one process for the
         // one VNFC (the one launched before the kill adopted, or launched now — never both).
-        serve = try CachectlFrameworkTests.Serve(dataDirectory: dataDirectory, firstPort: firstPort)
+        try fixture.restartServe()
         var finalState = ""
         try eventually("the instantiation ends after the restart", seconds: 90) {
             let ops = try framework.json(try ctl(["vnf", "ops", instanceID, "--json"])) as? [[String: Any]] ?? []
