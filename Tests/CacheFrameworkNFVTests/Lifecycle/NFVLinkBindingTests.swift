@@ -26,6 +26,7 @@ func twoTier(version: String = "1.0") throws -> VNFDescriptor {
               ports: [traffic]
               min_instances: 1
               max_instances: 1
+              health_check: {type: tcp, port: traffic}
             - id: be
               command: vnf-sample
               args: [echo, --bind, "${host}", --port, "${port:traffic}", --tag, "v\(version):"]
@@ -35,6 +36,7 @@ func twoTier(version: String = "1.0") throws -> VNFDescriptor {
               ports: [traffic]
               min_instances: 1
               max_instances: 1
+              health_check: {type: tcp, port: traffic}
           connection_points:
             - {id: fe-in, vdu: fe, port: traffic, virtual_link: ingress}
             - {id: fe-out, vdu: fe, virtual_link: backend, direction: outbound}
