@@ -14,7 +14,7 @@ swift build --build-tests
 # for seconds in pass 1; it runs in the last pass with the other end-to-end suites.
 # The suites that run a chain of real processes or a fake Mesos master with its agents' processes time out when they
 # share pass 1's two cores with everything else; they get a pass of their own.
-e2e_processes="MesosProvisioningTests|MesosVolumeTests|MesosPartitionTests|FakeMasterPartitionTests|SecureLinkTests|NFVChainTests|NFVOperationsTests|EtcdHAMesosTests"
+e2e_processes="MesosProvisioningTests|MesosVolumeTests|MesosPartitionTests|FakeMasterPartitionTests|SecureLinkTests|NFVChainTests|NFVOperationsTests|InternalLinkUpdateTests|EtcdHAMesosTests"
 swift test --skip-build --skip IntegrationTests --skip TunnelTests --skip "$e2e_processes"
 swift test --skip-build --filter "$e2e_processes"
 swift test --skip-build --filter IntegrationTests --skip CachectlFrameworkTests --skip EtcdHATests --skip EtcdHAPartitionTests --skip EtcdHAMesosTests --skip FrameworkScaleTests
