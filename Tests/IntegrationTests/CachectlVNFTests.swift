@@ -104,7 +104,17 @@ struct CachectlVNFTests {
         let shown = try ctl(["vnf", "show", ids[1]])
         #expect(shown.status == 0 && shown.output.contains("rl.0") && shown.output.contains("running"), "\(shown.output)")
 
-        // Scale the firewall out and back in; heal the rate limiter.
+        // Scale the firewall out and back in under traffic (an exchange through the chain every 100 ms, each answered);
+        // then heal the rate limiter.
+        let traffic = Task.detached { () -> (sent: Int, answered: Int) in
+            var (sent, answered) = (0, 0)
+            while !Task.isCancelled {
+                sent += 1
+                if tcpExchange(ingress, "during \(sent)") == "E:during \(sent)" { answered += 1 }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+            return (sent, answered)
+        }
         let out = try ctl(["vnf", "scale", ids[0], "--aspect", "fw-scale"])
         #expect(out.status == 0 && out.output.contains("COMPLETED"), "\(out.output)")
         let scaled = try #require(try framework.json(try ctl(["vnf", "show", ids[0], "--json"])) as? [String: Any])
@@ -112,6 +122,9 @@ struct CachectlVNFTests {
         let back = try ctl(["vnf", "scale", ids[0], "--aspect", "fw-scale", "--in", "--json"])
         #expect(back.status == 0, "\(back.output)")
         #expect((try framework.json(back) as? [String: Any])?["state"] as? String == "COMPLETED")
+        traffic.cancel()
+        let during = await traffic.value
+        #expect(during.sent > 5 && during.answered == during.sent, "answered \(during.answered) of \(during.sent) during the scaling")
         let healed = try ctl(["vnf", "heal", ids[1], "--vnfc", "rl.0"])
         #expect(healed.status == 0 && healed.output.contains("HEAL"), "\(healed.output)")
         try eventually("traffic flows after the heal") { tcpExchange(ingress, "again") == "E:again" }
