@@ -37,6 +37,35 @@ private func tcpExchange(_ endpoint: String, _ message: String, timeoutSeconds: 
     return String(decoding: received, as: UTF8.self)
 }
 
+/// Sends an exchange through `ingress` every 100 ms on its own thread until stopped, counting those answered.
+private final class TrafficThread: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stopping = false
+    private var counts = (sent: 0, answered: 0)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(ingress: String) {
+        Thread.detachNewThread { [self] in
+            while !lock.withLock({ stopping }) {
+                let sent = lock.withLock { () -> Int in counts.sent += 1; return counts.sent }
+                // A slow answer under CI load is still an answer; only a refused or cut connection is not.
+                if tcpExchange(ingress, "during \(sent)", timeoutSeconds: 15) == "E:during \(sent)" {
+                    lock.withLock { counts.answered += 1 }
+                }
+                usleep(100_000)
+            }
+            done.signal()
+        }
+    }
+
+    /// Stops the thread and returns how many exchanges were sent and answered.
+    func stop() -> (sent: Int, answered: Int) {
+        lock.withLock { stopping = true }
+        done.wait()
+        return lock.withLock { counts }
+    }
+}
+
 @Suite(.serialized)
 struct CachectlVNFTests {
     let framework = CachectlFrameworkTests()
@@ -49,7 +78,8 @@ struct CachectlVNFTests {
         private(set) var serve: CachectlFrameworkTests.Serve
         private let echo: BackgroundProgram
 
-        /// Ports from `ports` × 100 (the agents' ranges, then the echo target 250 above).
+        /// Ports from `ports` × 100 (the agents' ranges, then the echo target 250 above). The suite's ranges lie above
+        /// the kernel's ephemeral ports (32768–60999) and apart from the other suites' so nothing else holds them.
         init(ports: Range<Int>) throws {
             dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("cachectl-vnf-\(UUID().uuidString.prefix(8))").path
             try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
@@ -58,8 +88,12 @@ struct CachectlVNFTests {
             serve = try CachectlFrameworkTests.Serve(dataDirectory: dataDirectory, firstPort: firstPort)
             echo = try BackgroundProgram(
                 PackagePaths.root.appendingPathComponent(".build/debug/vnf-sample").path, ["echo", "--port", "\(echoPort)", "--tag", "E:"])
-            let echoPort = echoPort
-            try eventually("the echo target answers") { tcpExchange("127.0.0.1:\(echoPort)", "x") == "E:x" }
+            let (echoPort, echo) = (echoPort, echo)
+            do {
+                try eventually("the echo target answers") { tcpExchange("127.0.0.1:\(echoPort)", "x") == "E:x" }
+            } catch {
+                throw HarnessError(description: "the echo target on port \(echoPort) did not answer: \(echo.output)")
+            }
         }
 
         /// Runs `cachectl ARGUMENTS --data-dir …`.
@@ -78,7 +112,7 @@ struct CachectlVNFTests {
     }
 
     @Test func deployTrafficScaleHealTerminateThroughCachectl() async throws {
-        let fixture = try Fixture(ports: 400..<440)
+        let fixture = try Fixture(ports: 610..<630)
         defer { fixture.stop() }
         let (dataDirectory, echoPort) = (fixture.dataDirectory, fixture.echoPort)
         let ctl = fixture.ctl
@@ -106,16 +140,8 @@ struct CachectlVNFTests {
 
         // Scale the firewall out and back in under traffic (an exchange through the chain every 100 ms, each answered);
         // then heal the rate limiter.
-        let traffic = Task.detached { () -> (sent: Int, answered: Int) in
-            var (sent, answered) = (0, 0)
-            while !Task.isCancelled {
-                sent += 1
-                // A slow answer under CI load is still an answer; only a refused or cut connection is not.
-                if tcpExchange(ingress, "during \(sent)", timeoutSeconds: 15) == "E:during \(sent)" { answered += 1 }
-                try? await Task.sleep(for: .milliseconds(100))
-            }
-            return (sent, answered)
-        }
+        // A thread of its own: this suite's tests block the concurrency pool's few threads while they wait on processes.
+        let traffic = TrafficThread(ingress: ingress)
         let out = try ctl(["vnf", "scale", ids[0], "--aspect", "fw-scale"])
         #expect(out.status == 0 && out.output.contains("COMPLETED"), "\(out.output)")
         let scaled = try #require(try framework.json(try ctl(["vnf", "show", ids[0], "--json"])) as? [String: Any])
@@ -123,8 +149,7 @@ struct CachectlVNFTests {
         let back = try ctl(["vnf", "scale", ids[0], "--aspect", "fw-scale", "--in", "--json"])
         #expect(back.status == 0, "\(back.output)")
         #expect((try framework.json(back) as? [String: Any])?["state"] as? String == "COMPLETED")
-        traffic.cancel()
-        let during = await traffic.value
+        let during = traffic.stop()
         #expect(during.sent > 5 && during.answered == during.sent, "answered \(during.answered) of \(during.sent) during the scaling")
         let healed = try ctl(["vnf", "heal", ids[1], "--vnfc", "rl.0"])
         #expect(healed.status == 0 && healed.output.contains("HEAL"), "\(healed.output)")
@@ -186,7 +211,7 @@ struct CachectlVNFTests {
     }
 
     @Test func aFrameworkKilledDuringAnInstantiationFinishesItAfterItsRestart() async throws {
-        let fixture = try Fixture(ports: 440..<480)
+        let fixture = try Fixture(ports: 630..<650)
         defer { fixture.stop() }
         let echoPort = fixture.echoPort
         let ctl = fixture.ctl
