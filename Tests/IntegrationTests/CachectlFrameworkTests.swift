@@ -35,6 +35,7 @@ struct CachectlFrameworkTests {
             while !FileManager.default.fileExists(atPath: dataDirectory + "/framework.json") {
                 var exitStatus: Int32 = 0
                 guard waitpid(pid, &exitStatus, WNOHANG) == 0, Date() < deadline else {
+                    if Date() >= deadline { stop(SIGKILL) }  // still starting: do not leave it running
                     pid = 0
                     throw HarnessError(description: "cachectl serve did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
                 }

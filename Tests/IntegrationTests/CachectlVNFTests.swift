@@ -85,13 +85,16 @@ struct CachectlVNFTests {
             try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
             firstPort = Int.random(in: ports) * 100
             echoPort = firstPort + 250
-            serve = try CachectlFrameworkTests.Serve(dataDirectory: dataDirectory, firstPort: firstPort)
+            let serve = try CachectlFrameworkTests.Serve(dataDirectory: dataDirectory, firstPort: firstPort)
+            self.serve = serve
             echo = try BackgroundProgram(
                 PackagePaths.root.appendingPathComponent(".build/debug/vnf-sample").path, ["echo", "--port", "\(echoPort)", "--tag", "E:"])
             let (echoPort, echo) = (echoPort, echo)
             do {
                 try eventually("the echo target answers") { tcpExchange("127.0.0.1:\(echoPort)", "x") == "E:x" }
             } catch {
+                // No fixture to stop: do not leave the framework running.
+                serve.terminate()
                 throw HarnessError(description: "the echo target on port \(echoPort) did not answer: \(echo.output)")
             }
         }
