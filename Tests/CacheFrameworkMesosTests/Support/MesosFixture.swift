@@ -29,9 +29,17 @@ enum TestPaths {
         return path
     }
 
-    /// A random block of 100 loopback ports in 11000–19999: below the ephemeral range and apart from the local
-    /// backend tests' 20000–28999, so suites running at the same time rarely collide.
-    static func portBase() -> UInt64 { UInt64.random(in: 110..<200) * 100 }
+    /// The next of 90 blocks of 100 loopback ports in 11000–19999 (below the ephemeral range and apart from the local
+    /// backend tests' 20000–28999), starting at a random block: suites of one run never share ports, and runs side
+    /// by side rarely do.
+    static func portBase() -> UInt64 {
+        let block = nextPortBlock.withLock { next in
+            defer { next += 1 }
+            return next
+        }
+        return 11_000 + UInt64(block % 90) * 100
+    }
+    private static let nextPortBlock = Mutex(Int.random(in: 0..<90))
 }
 
 struct TimedOut: Error, CustomStringConvertible {

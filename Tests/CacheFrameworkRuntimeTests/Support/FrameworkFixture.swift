@@ -5,6 +5,7 @@ import CacheFramework
 import CacheFrameworkRuntime
 import CoreMetrics
 import Foundation
+import Synchronization
 import Logging
 
 enum TestPaths {
@@ -29,8 +30,17 @@ final class FrameworkFixture: Sendable {
     let store: SQLiteStateStore
     private let runTask: Task<Void, any Error>
 
-    /// A random block of 200 loopback ports below the ephemeral range, so parallel tests rarely collide.
-    static func portBase() -> UInt64 { UInt64.random(in: 200..<290) * 100 }
+    /// The next of 45 blocks of 200 loopback ports in 20000–28999 (below the ephemeral range), starting at a random
+    /// block: fixtures of one test run never share ports (random blocks did: a member then failed to bind and was
+    /// replaced), and test runs side by side rarely do.
+    static func portBase() -> UInt64 {
+        let block = nextPortBlock.withLock { next in
+            defer { next += 1 }
+            return next
+        }
+        return 20_000 + UInt64(block % 45) * 200
+    }
+    private static let nextPortBlock = Mutex(Int.random(in: 0..<45))
 
     init(directory: String, agents: Int, firstPort: UInt64, keepTasksOnShutdown: Bool = false, memMB: Double = 4096,
         metricsFactory: (any MetricsFactory)? = nil, isolation: LocalIsolation = .process,
