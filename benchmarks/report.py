@@ -26,7 +26,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("samples")
     for name in ["node-binary", "redis-binary", "bench-binary", "redis-version", "rounds", "quick",
-                 "node-args", "redis-args", "command", "raw-samples"]:
+                 "node-args", "redis-args", "command", "raw-samples", "pin"]:
         parser.add_argument("--" + name, default="")
     args = parser.parse_args()
 
@@ -47,8 +47,14 @@ def main():
     out.append(f"- cache-node: `{args.node_binary} {args.node_args}`")
     out.append(f"- redis-server: `{args.redis_binary} {args.redis_args}` ({args.redis_version.strip()})")
     out.append(f"- load generator: `{args.bench_binary}` (hiredis async + libevent, 1 thread) and redis-benchmark")
+    if args.pin:
+        server_cpus, client_cpus = args.pin.split(":")
+        placement = (f" servers pinned to CPU {server_cpus} and generators to CPU {client_cpus} (taskset), so each has"
+                     " its own core")
+    else:
+        placement = " client and servers share the machine's cores, so compare ratios, not absolute figures"
     out.append(f"- rounds: {args.rounds}, servers alternated A, B within each round; figures are medians over rounds;"
-               " client and servers share the machine's cores, so compare ratios, not absolute figures")
+               + placement)
     if args.node_binary and args.node_binary == args.redis_binary:
         out.append("- **dry run**: both sides run the same redis-server binary, so every ratio's distance from 1.00"
                    " is run-to-run noise")

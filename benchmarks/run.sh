@@ -9,7 +9,11 @@
 #     process RSS before and after, divided by the key count
 # Writes a markdown table to benchmarks/results/latest.md (and stdout), raw samples to latest.jsonl.
 #
-# Usage: benchmarks/run.sh [--quick] [--rounds N] [--node-binary PATH] [--bench-binary PATH]
+# --pin SERVER_CPUS:CLIENT_CPUS runs both servers under `taskset -c SERVER_CPUS` and the generators under
+# `taskset -c CLIENT_CPUS` (e.g. --pin 1:0), so neither takes the other's core; cache-node then runs one event loop
+# per CPU it may use, as redis-server runs one main thread.
+#
+# Usage: benchmarks/run.sh [--quick] [--rounds N] [--pin S:C] [--node-binary PATH] [--bench-binary PATH]
 #                          [--redis-binary PATH] [--output FILE]
 # Environment: CACHE_NODE_BIN, CACHE_BENCH_BIN, REDIS_SERVER_BIN, REDIS_BENCHMARK_BIN, ROUNDS.
 # Dry run without cache-node: benchmarks/run.sh --quick --node-binary /usr/bin/redis-server
@@ -29,13 +33,15 @@ bench_bin="${CACHE_BENCH_BIN:-}"
 redis_bin="${REDIS_SERVER_BIN:-$(command -v redis-server || true)}"
 redis_benchmark_bin="${REDIS_BENCHMARK_BIN:-$(command -v redis-benchmark || true)}"
 output="$here/results/latest.md"
+pin=""
 
-usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) quick=1 ;;
         --rounds) rounds="$2"; shift ;;
+        --pin) pin="$2"; shift ;;
         --node-binary) node_bin="$2"; shift ;;
         --bench-binary) bench_bin="$2"; shift ;;
         --redis-binary) redis_bin="$2"; shift ;;
@@ -64,6 +70,16 @@ log() { echo "[run.sh $(date +%H:%M:%S)] $*" >&2; }
 [[ -x "$redis_benchmark_bin" ]] || die "redis-benchmark not found (apt-get install redis-tools, or set REDIS_BENCHMARK_BIN)"
 command -v redis-cli >/dev/null || die "redis-cli not found (apt-get install redis-tools)"
 command -v python3 >/dev/null || die "python3 not found"
+
+# Launch prefixes: empty, or taskset pinning servers and generators to their CPUs.
+server_launch=()
+client_launch=()
+if [[ -n "$pin" ]]; then
+    [[ "$pin" =~ ^([0-9,-]+):([0-9,-]+)$ ]] || die "--pin wants SERVER_CPUS:CLIENT_CPUS, e.g. 1:0 (got '$pin')"
+    command -v taskset >/dev/null || die "taskset not found (apt-get install util-linux)"
+    server_launch=(taskset -c "${BASH_REMATCH[1]}")
+    client_launch=(taskset -c "${BASH_REMATCH[2]}")
+fi
 
 # --- build once, in release -------------------------------------------------------------------------
 products=()
@@ -112,7 +128,7 @@ start_server() {
     port="$(free_port)"
     dir="$scratch/$name"; mkdir -p "$dir"
     local args; args="$(server_args "$binary" "$port")"
-    (cd "$dir" && eval "exec \"$binary\" $args" >"$dir/server.log" 2>&1) &
+    (cd "$dir" && eval "exec ${server_launch[*]} \"$binary\" $args" >"$dir/server.log" 2>&1) &
     started_pid=$!
     pids+=("$started_pid")
     for _ in $(seq 1 200); do
@@ -156,7 +172,7 @@ run_cache_bench() {
     local server="$1" port="$2" rnd="$3" pipeline="$4" n="$5"
     local template="cache-bench -p \$PORT -c $connections -P $pipeline --keys $keys -d $data_size --ratio 1:10 -n $n --json"
     local out
-    out="$("$bench_bin" -p "$port" -c "$connections" -P "$pipeline" --keys "$keys" -d "$data_size" \
+    out="$("${client_launch[@]}" "$bench_bin" -p "$port" -c "$connections" -P "$pipeline" --keys "$keys" -d "$data_size" \
         --ratio 1:10 -n "$n" --json 2>&1 || true)"
     local json; json="$(grep '^{' <<<"$out" | tail -n1 || true)"
     [[ -n "$json" ]] || { echo "$out" >&2; die "cache-bench produced no JSON against $server"; }
@@ -169,7 +185,7 @@ run_redis_benchmark() {
     local server="$1" port="$2" rnd="$3" pipeline="$4" n="$5"
     local template="redis-benchmark -p \$PORT -t set,get -n $n -P $pipeline -c $connections --csv"
     local csv
-    csv="$("$redis_benchmark_bin" -h 127.0.0.1 -p "$port" -t set,get -n "$n" -P "$pipeline" -c "$connections" --csv 2>/dev/null)" \
+    csv="$("${client_launch[@]}" "$redis_benchmark_bin" -h 127.0.0.1 -p "$port" -t set,get -n "$n" -P "$pipeline" -c "$connections" --csv 2>/dev/null)" \
         || die "redis-benchmark failed against $server"
     local test
     for test in SET GET; do
@@ -241,5 +257,6 @@ python3 "$here/report.py" "$samples" \
     --redis-version "$("$redis_bin" --version)" --rounds "$rounds" --quick "$quick" \
     --node-args "$(server_args "$node_bin" PORT)" --redis-args "$(server_args "$redis_bin" PORT)" \
     --command "$invocation" --raw-samples "${output%.md}.jsonl" \
+    --pin "$pin" \
     | tee "$output"
 log "wrote $output"

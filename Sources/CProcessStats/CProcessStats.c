@@ -1,5 +1,7 @@
-// Process statistics for INFO: heap in use (mallinfo2) and CPU time (getrusage).
+// Process statistics for INFO: heap in use (mallinfo2), CPU time (getrusage), CPUs this process may use.
+#define _GNU_SOURCE
 #include "CProcessStats.h"
+#include <sched.h>
 #include <malloc.h>
 #include <sys/resource.h>
 
@@ -17,4 +19,15 @@ void cps_cpu_seconds(double *user, double *system) {
     getrusage(RUSAGE_SELF, &usage);
     *user = (double)usage.ru_utime.tv_sec + (double)usage.ru_utime.tv_usec / 1e6;
     *system = (double)usage.ru_stime.tv_sec + (double)usage.ru_stime.tv_usec / 1e6;
+}
+
+int cps_affinity_cpu_count(void) {
+#if defined(__linux__)
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) return 0;
+    return CPU_COUNT(&set);
+#else
+    return 0;
+#endif
 }

@@ -36,15 +36,21 @@ final class CacheNodeProcess: @unchecked Sendable {
     private let output = Pipe()
     private let logStorage = LockedText()
 
-    /// Starts `cache-node <leading> --bind 127.0.0.1 --port 0 <arguments>` and waits until it is ready
-    /// (`leading` is where a config file path goes).
-    init(arguments: [String] = [], leading: [String] = []) throws {
+    /// Starts `<launcher> cache-node <leading> --bind 127.0.0.1 --port 0 <arguments>` and waits until it is ready
+    /// (`leading` is where a config file path goes; `launcher` is a program that execs it, such as `taskset -c 0`).
+    init(arguments: [String] = [], leading: [String] = [], launcher: [String] = []) throws {
         let binary = PackagePaths.cacheNodeBinary
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw HarnessError(description: "cache-node binary not found at \(binary): run `swift build` first (or set CACHE_NODE_BIN)")
         }
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = leading + ["--bind", "127.0.0.1", "--port", "0", "--save", ""] + arguments
+        let nodeArguments = leading + ["--bind", "127.0.0.1", "--port", "0", "--save", ""] + arguments
+        if let program = launcher.first {
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = Array(launcher.dropFirst()) + [binary] + nodeArguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = nodeArguments
+        }
         process.standardOutput = output
         process.standardError = output
         try process.run()

@@ -49,6 +49,29 @@ struct RedisCLITests {
         #expect(try redisCLI(node.port, ["COMMAND", "INFO", "get"]).contains("readonly"))
     }
 
+    /// One event loop per CPU the process may use: `taskset` narrows it, `--threads` sets it, INFO says which.
+    @Test func eventLoopsFollowTheCPUsTheNodeMayUse() throws {
+        func loops(_ node: CacheNodeProcess) throws -> Int? {
+            let info = try redisCLI(node.port, ["INFO", "server"])
+            let line = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("event_loop_threads:") }
+            return line.flatMap { Int($0.dropFirst("event_loop_threads:".count)) }
+        }
+        let usable = Int(try runProgram("/usr/bin/nproc", []).output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        let unpinned = try CacheNodeProcess()
+        defer { unpinned.stop() }
+        let defaultLoops = try loops(unpinned)
+        #expect(defaultLoops != nil && defaultLoops! >= 1 && defaultLoops! <= usable, "default \(String(describing: defaultLoops)), nproc \(usable)")
+        #expect(try redisCLI(unpinned.port, ["PING"]) == "PONG")
+        let pinned = try CacheNodeProcess(launcher: ["/usr/bin/taskset", "-c", "0"])
+        defer { pinned.stop() }
+        #expect(try loops(pinned) == 1)
+        #expect(try redisCLI(pinned.port, ["SET", "k", "v"]) == "OK")
+        let explicit = try CacheNodeProcess(arguments: ["--io-threads", "3"], launcher: ["/usr/bin/taskset", "-c", "0"])
+        defer { explicit.stop() }
+        #expect(try loops(explicit) == 3)
+        #expect(try redisCLI(explicit.port, ["CONFIG", "GET", "io-threads"]) == "io-threads\n3")
+    }
+
     @Test func requirePassGatesCommandsUntilAuth() throws {
         let node = try CacheNodeProcess(arguments: ["--requirepass", "s3cret"])
         defer { node.stop() }

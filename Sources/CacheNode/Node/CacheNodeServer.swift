@@ -40,7 +40,8 @@ public enum CacheNodeServer {
         }
         // Opens the AOF for appending, or creates it from the loaded data (a rewrite) on its first start.
         try node.appendOnly.start(node: node, enabled: configuration.appendOnly)
-        let threads = configuration.threads > 0 ? configuration.threads : System.coreCount
+        let threads = configuration.threads > 0 ? configuration.threads : Self.usableCPUCount()
+        node.eventLoopThreads.store(threads, ordering: .relaxed)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         node.baselineMemory.store(Int(cps_heap_allocated_bytes()), ordering: .relaxed)
         let limits = RESPCommandDecoder.Limits(maximumBulkLength: configuration.protoMaxBulkLength)
@@ -101,5 +102,13 @@ public enum CacheNodeServer {
         }
         node.cluster?.flushConfig()
         try await group.shutdownGracefully()
+    }
+
+    /// The default event loop count: one per CPU this process may run on. NIO's count covers online CPUs and cgroup
+    /// limits; the scheduler affinity mask (`taskset`, `numactl`, a pinned container) narrows it further, so a node
+    /// pinned to one core runs one loop instead of two threads taking turns on it.
+    static func usableCPUCount() -> Int {
+        let affinity = Int(cps_affinity_cpu_count())
+        return max(1, affinity > 0 ? min(System.coreCount, affinity) : System.coreCount)
     }
 }

@@ -46,7 +46,8 @@ public struct NodeConfiguration: Sendable {
     public var replicaReadOnly = true
     /// Connections beyond this many are refused with "max number of clients reached".
     public var maxClients = 10000
-    /// Event loop threads (0 = one per core). Also accepted as redis's `io-threads`.
+    /// Event loop threads (0 = one per CPU the process may run on: online CPUs, cgroup limits, affinity mask). Also
+    /// accepted as redis's `io-threads`.
     public var threads = 0
     public var clientOutputBufferLimit = "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
     /// Cluster mode (`cluster-enabled yes`): hash slots, redirects, CLUSTER commands; only database 0.

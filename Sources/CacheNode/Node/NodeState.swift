@@ -29,6 +29,8 @@ public final class NodeState: Sendable {
     public let startedAt: Int64
     /// The port actually bound (set once listening).
     public let boundPort = Atomic<Int>(0)
+    /// Event loop threads serving clients (set at start: `--threads`, or one per usable CPU).
+    public let eventLoopThreads = Atomic<Int>(0)
     /// The process's heap use before any key was stored, counted against `maxmemory` like redis's baseline.
     public let baselineMemory = Atomic<Int>(0)
     /// Unix seconds of the last successful save (LASTSAVE).

@@ -62,7 +62,7 @@ enum ServerInfo {
                 ("uptime_in_days", String(uptime / 86400)), ("hz", String(configuration.hz)),
                 ("configured_hz", String(configuration.hz)), ("lru_clock", String((now / 1000) & 0xFFFFFF)),
                 ("executable", CommandLine.arguments.first ?? ""), ("config_file", configuration.configFile ?? ""),
-                ("io_threads_active", "0"), ("event_loop_threads", String(configuration.threads)),
+                ("io_threads_active", "0"), ("event_loop_threads", String(node.eventLoopThreads.load(ordering: .relaxed))),
             ]
         case "clients":
             return [
