@@ -14,6 +14,16 @@ swift build --build-tests
 # for seconds in pass 1; it runs in the last pass with the other end-to-end suites.
 # The suites that run a chain of real processes or a fake Mesos master with its agents' processes time out when they
 # share pass 1's two cores with everything else; they get a pass of their own.
+# Fixed loopback port ranges (the suites of one pass run at the same time, so their ranges are disjoint, and outside
+# the kernel's ephemeral range 32768-60999, where clients' source ports would take them; each suite picks a random
+# base in its range):
+#   pass 1: Mesos fixtures 11000-19999, local-backend fixtures 20000-28999 (blocks handed out by a counter), node
+#           control and slot migration 29000-31999
+#   pass 2: Mesos fixtures 11000-19999, NFV operations 20000-23599, NFV chain 23600-25199, secure links 25200-26799,
+#           internal link update 26800-28399, etcd HA on Mesos 28500-31999
+#   pass 3: framework heal 11000-20199, cachectl vnf 61000-65000
+#   pass 4: cachectl framework 11000-14199, framework scale 14500-17699, etcd HA 18000-21199, etcd HA partition
+#           21500-24699
 e2e_processes="MesosProvisioningTests|MesosVolumeTests|MesosPartitionTests|FakeMasterPartitionTests|SecureLinkTests|NFVChainTests|NFVOperationsTests|InternalLinkUpdateTests|EtcdHAMesosTests"
 swift test --skip-build --skip IntegrationTests --skip TunnelTests --skip "$e2e_processes"
 swift test --skip-build --filter "$e2e_processes"

@@ -10,6 +10,13 @@ import Glibc
 /// Why etcd could not be started.
 public struct EtcdClusterError: Error, CustomStringConvertible {
     public var description: String
+    /// A member exited because a port planned for it was taken in the meantime (worth retrying with other ports).
+    public var portWasTaken = false
+
+    public init(description: String, portWasTaken: Bool = false) {
+        self.description = description
+        self.portWasTaken = portWasTaken
+    }
 }
 
 /// One or more etcd members on loopback, stopped and deleted by `stop()` or on deinit.
@@ -53,6 +60,21 @@ public final class EtcdCluster: @unchecked Sendable {
         }
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-test-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // A port found free can be taken before etcd binds it (by another suite's process or a client's source
+        // port); a member that exits saying so is retried with fresh ports, up to three attempts.
+        for attempt in 1...3 {
+            do {
+                try startMembers(size: size, deadline: Date().addingTimeInterval(timeout))
+                return
+            } catch let error as EtcdClusterError where error.portWasTaken && attempt < 3 {
+                stop()
+                members = []
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            }
+        }
+    }
+
+    private func startMembers(size: Int, deadline: Date) throws {
         let token = "cf-test-\(UUID().uuidString.prefix(8))"
         var planned: [(name: String, client: Int, peer: Int)] = []
         var taken: Set<Int> = []
@@ -83,13 +105,14 @@ public final class EtcdCluster: @unchecked Sendable {
             let pid = try Self.spawn(arguments, logPath: logPath)
             members.append(Member(name: member.name, clientURL: clientURL, peerURL: peerURL, dataDirectory: dataDirectory, logPath: logPath, pid: pid))
         }
-        let deadline = Date().addingTimeInterval(timeout)
         for member in members {
             while !Self.isHealthy(member.clientURL) {
                 guard Date() < deadline, Self.isRunning(member.pid) else {
                     let log = (try? String(contentsOfFile: member.logPath, encoding: .utf8)) ?? ""
                     stop()
-                    throw EtcdClusterError(description: "etcd member \(member.name) did not become healthy; its log:\n\(log.suffix(3000))")
+                    throw EtcdClusterError(
+                        description: "etcd member \(member.name) did not become healthy; its log:\n\(log.suffix(3000))",
+                        portWasTaken: log.contains("address already in use"))
                 }
                 usleep(50_000)
             }

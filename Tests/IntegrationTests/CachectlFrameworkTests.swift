@@ -99,7 +99,7 @@ struct CachectlFrameworkTests {
         let dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("cachectl-e2e-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
-        let firstPort = Int.random(in: 300..<390) * 100
+        let firstPort = Int.random(in: 110..<140) * 100
         let ports = firstPort...(firstPort + 199)
 
         var serve = try Serve(dataDirectory: dataDirectory, firstPort: firstPort)

@@ -74,7 +74,7 @@ struct EtcdHAMesosTests {
         let ha = EtcdHATests()
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("cachectl-ha-mesos-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        let firstPort = Int.random(in: 480..<560) * 100
+        let firstPort = Int.random(in: 285..<300) * 100
         let ports = firstPort...(firstPort + 1999)
         let etcd = try EtcdCluster(size: 1)
         let master = try FakeMaster(root: root, firstPort: firstPort)

@@ -115,7 +115,7 @@ struct EtcdHAPartitionTests {
         }
         let cluster = try EtcdCluster(size: 3, extraClientHost: namespace.hostAddress)
         etcd = cluster
-        let firstPort = Int.random(in: 480..<500) * 100
+        let firstPort = Int.random(in: 215..<245) * 100
 
         // The instance in the namespace reaches etcd only through the veth pair; it starts first and leads.
         let cutOff = try EtcdHATests.Instance(

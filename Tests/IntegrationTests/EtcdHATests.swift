@@ -145,7 +145,7 @@ struct EtcdHATests {
     @Test func killingTheLeaderHandsOverWithoutLosingOrDuplicatingMembers() async throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("cachectl-ha-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        let firstPort = Int.random(in: 400..<480) * 100
+        let firstPort = Int.random(in: 180..<210) * 100
         let ports = firstPort...(firstPort + 199)
         let etcd = try EtcdCluster(size: 3)
         var instances: [Instance] = []

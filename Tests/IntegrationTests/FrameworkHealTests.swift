@@ -46,7 +46,7 @@ struct FrameworkHealTests {
         let dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("heal-e2e-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
-        let serve = try CachectlFrameworkTests.Serve(dataDirectory: dataDirectory, firstPort: Int.random(in: 400..<490) * 100)
+        let serve = try CachectlFrameworkTests.Serve(dataDirectory: dataDirectory, firstPort: Int.random(in: 110..<200) * 100)
         defer { serve.terminate() }
 
         // Create: returns once every member runs and acknowledged the topology.

@@ -63,7 +63,7 @@ struct FrameworkScaleTests {
         let dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("scale-e2e-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dataDirectory) }
-        let firstPort = Int.random(in: 300..<390) * 100
+        let firstPort = Int.random(in: 145..<175) * 100
         let serve = try CachectlFrameworkTests.Serve(dataDirectory: dataDirectory, firstPort: firstPort)
         defer { serve.terminate() }
 

@@ -29,15 +29,17 @@ enum TestPaths {
         return path
     }
 
-    /// The next of 90 blocks of 100 loopback ports in 11000–19999 (below the ephemeral range and apart from the local
-    /// backend tests' 20000–28999), starting at a random block: suites of one run never share ports, and runs side
-    /// by side rarely do.
-    static func portBase() -> UInt64 {
-        let block = nextPortBlock.withLock { next in
-            defer { next += 1 }
-            return next
+    /// The first of `blocks` consecutive 100-port blocks in 11000–19999 (below the ephemeral range and apart from the
+    /// local backend tests' 20000–28999), handed out by a counter that starts at a random block: fixtures of one run
+    /// never share ports (one agent takes a block), and runs side by side rarely do.
+    static func portBase(blocks: Int) -> UInt64 {
+        precondition(blocks >= 1 && blocks <= 90)
+        let first = nextPortBlock.withLock { next in
+            if next % 90 + blocks > 90 { next += 90 - next % 90 }
+            defer { next += blocks }
+            return next % 90
         }
-        return 11_000 + UInt64(block % 90) * 100
+        return 11_000 + UInt64(first) * 100
     }
     private static let nextPortBlock = Mutex(Int.random(in: 0..<90))
 }
@@ -187,7 +189,7 @@ final class MesosFixture: Sendable {
         readiness: @escaping LocalBackend.ReadinessCheck = { _ in true }
     ) async throws {
         directory = TestPaths.temporaryDirectory()
-        firstPort = TestPaths.portBase()
+        firstPort = TestPaths.portBase(blocks: agents)
         var logger = Logger(label: "test.fake-mesos-master")
         logger.logLevel = .critical
         var configuration = FakeMesosMaster.Configuration(

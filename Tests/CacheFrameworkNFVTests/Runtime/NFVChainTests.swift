@@ -130,7 +130,7 @@ func startEcho(port: Int) throws -> Process {
 @Suite(.serialized)
 struct NFVChainTests {
     @Test func chainForwardsFiltersHealsAndTerminates() async throws {
-        let base = UInt64.random(in: 220..<290) * 100
+        let base = UInt64.random(in: 236..<250) * 100
         let framework = try NFVFramework(firstPort: base)
         let echo = try startEcho(port: Int(base) + 150)
         defer {

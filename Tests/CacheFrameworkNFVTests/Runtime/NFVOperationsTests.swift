@@ -111,7 +111,7 @@ struct NFVOperationsTests {
     }
 
     @Test func aFailingHealthCheckHealsARunningVNFCAndTheStatusPageShowsIt() async throws {
-        let base = UInt64.random(in: 120..<145) * 100
+        let base = UInt64.random(in: 200..<210) * 100
         let framework = try NFVFramework(firstPort: base, monitors: true)
         let echo = try startEcho(port: Int(base) + 150)
         defer {
@@ -178,7 +178,7 @@ struct NFVOperationsTests {
     }
 
     @Test func aRollingUpdateKeepsTheChainForwarding() async throws {
-        let base = UInt64.random(in: 145..<170) * 100
+        let base = UInt64.random(in: 212..<222) * 100
         let framework = try NFVFramework(firstPort: base)
         let echo = try startEcho(port: Int(base) + 150)
         defer {
@@ -245,7 +245,7 @@ struct NFVOperationsTests {
     }
 
     @Test func scalesOutOnOpenConnectionsAndBackIn() async throws {
-        let base = UInt64.random(in: 170..<195) * 100
+        let base = UInt64.random(in: 224..<234) * 100
         let framework = try NFVFramework(firstPort: base, monitors: true)
         let echo = try startEcho(port: Int(base) + 150)
         defer {

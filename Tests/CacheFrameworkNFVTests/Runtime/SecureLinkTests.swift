@@ -174,7 +174,7 @@ func loadChain() throws -> NSDescriptor {
 struct SecureLinkTests {
     @Test func linksCarryNoPlaintextAndHealedIdentitiesAreRefused() async throws {
         // Another range than NFVChainTests (suites run in parallel).
-        let base = UInt64.random(in: 300..<320) * 100
+        let base = UInt64.random(in: 252..<266) * 100
         let framework = try NFVFramework(firstPort: base)
         let echo = try startEcho(port: Int(base) + 150)
         let secureRelays = LinkRelays()

@@ -13,7 +13,7 @@ struct RESPNodeControlTests {
     /// Starts redis-server on a free port in `directory`; returns its endpoint and pid.
     func startRedis(_ directory: String, name: String) async throws -> (TaskEndpoint, Int32) {
         for _ in 0..<5 {
-            let port = UInt64.random(in: 20_000..<29_000)
+            let port = UInt64.random(in: 29_000..<32_000)
             guard LocalProcess.isPortFree(port) else { continue }
             let sandbox = directory + "/" + name
             try FileManager.default.createDirectory(atPath: sandbox, withIntermediateDirectories: true)
@@ -70,7 +70,7 @@ struct RESPNodeControlTests {
 
     @Test func unreachableNodeIsATypedError() async throws {
         var port: UInt64 = 0
-        repeat { port = UInt64.random(in: 20_000..<29_000) } while !LocalProcess.isPortFree(port)
+        repeat { port = UInt64.random(in: 29_000..<32_000) } while !LocalProcess.isPortFree(port)
         let endpoint = TaskEndpoint(taskID: TaskID("gone"), hostname: "127.0.0.1", port: port)
         #expect(await control.ping(endpoint) == false)
         await #expect(throws: NodeControlError.self) { try await control.replicaOf(endpoint, primary: nil) }

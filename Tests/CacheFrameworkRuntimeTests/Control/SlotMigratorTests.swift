@@ -16,7 +16,7 @@ struct SlotMigratorTests {
     /// Starts a cluster-mode cache-node on a free port in `directory`; returns its endpoint and pid.
     func startNode(_ directory: String, name: String) async throws -> (TaskEndpoint, Int32) {
         for _ in 0..<5 {
-            let port = UInt64.random(in: 20_000..<29_000)
+            let port = UInt64.random(in: 29_000..<32_000)
             guard LocalProcess.isPortFree(port) else { continue }
             let sandbox = directory + "/" + name
             try FileManager.default.createDirectory(atPath: sandbox, withIntermediateDirectories: true)

@@ -46,6 +46,7 @@ final class FrameworkFixture: Sendable {
         metricsFactory: (any MetricsFactory)? = nil, isolation: LocalIsolation = .process,
         network: NamespaceNetwork = NamespaceNetwork(), autoscaleInterval: Duration = .seconds(5)
     ) throws {
+        precondition(agents <= 2, "a portBase() block holds two agents' 100 ports each")
         self.directory = directory
         store = try SQLiteStateStore(directory: directory)
         let control = RESPNodeControl(timeout: .milliseconds(500))
