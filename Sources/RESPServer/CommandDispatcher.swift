@@ -22,8 +22,9 @@ public enum DispatchOutcome: Sendable, Hashable {
 ///   not block the thread.
 /// - ``closeSession(_:)`` is called once when the connection closes, for any reason, including after `.suspend`.
 public protocol CommandDispatcher: Sendable {
-    /// Per-connection state (selected database, transaction queue, subscriptions…).
-    associatedtype Session
+    /// Per-connection state (selected database, transaction queue, subscriptions…): an object, so the connection
+    /// handler holds and passes it without knowing its layout.
+    associatedtype Session: AnyObject
 
     /// Why a newly accepted connection must be turned away (redis's `maxclients`), or `nil` to admit it. A refused
     /// connection gets the reason as an `-ERR` reply and is closed; no session is opened for it.

@@ -77,7 +77,7 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
     }
 
     private func sendRefusal(context: ChannelHandlerContext) {
-        context.writeAndFlush(wrapOutboundOut(reply.buffer), promise: nil)
+        context.writeAndFlush(NIOAny(reply.buffer), promise: nil)
         reply.buffer.clear()
         context.close(promise: nil)
     }
@@ -154,7 +154,7 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
             case .proceed:
                 if reply.buffer.readableBytes >= Self.outputWriteThreshold {
                     dispatcher.recordTraffic(session!, inputBytes: 0, outputBytes: reply.buffer.readableBytes)
-                    context.write(wrapOutboundOut(reply.buffer), promise: nil)
+                    context.write(NIOAny(reply.buffer), promise: nil)
                     hasUnflushedWrites = true
                     reply.buffer.clear()
                     channelIsWritable = context.channel.isWritable
@@ -193,7 +193,7 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
         }
         hasUnflushedWrites = false
         if let session { dispatcher.recordTraffic(session, inputBytes: 0, outputBytes: reply.buffer.readableBytes) }
-        context.writeAndFlush(wrapOutboundOut(reply.buffer), promise: nil)
+        context.writeAndFlush(NIOAny(reply.buffer), promise: nil)
         if reply.buffer.capacity > 1024 * 1024 {
             reply.buffer = context.channel.allocator.buffer(capacity: 4096)
         } else {
