@@ -82,6 +82,40 @@ final class NFVFramework: Sendable {
 }
 
 /// Sends `message` to `port`, half-closes, and returns everything read until the peer closes ("" if refused).
+extension NFVFramework {
+    /// Runs `body` with a framework whose agents' ports start at a random base from `portBlocks` (× 100) and an echo
+    /// target on base + 150 (a chain's egress) that answers; stops both afterwards, whether `body` throws or not.
+    static func withEchoTarget(
+        portBlocks: Range<UInt64>, monitors: Bool = false,
+        _ body: (_ framework: NFVFramework, _ echoEndpoint: String) async throws -> Void
+    ) async throws {
+        let base = UInt64.random(in: portBlocks) * 100
+        let framework = try NFVFramework(firstPort: base, monitors: monitors)
+        do {
+            let echo = try startEcho(port: Int(base) + 150)
+            defer {
+                echo.terminate()
+                echo.waitUntilExit()
+            }
+            let echoEndpoint = "127.0.0.1:\(base + 150)"
+            try await waitUntil("the echo target answers") { exchange(echoEndpoint, "x") == "E:x" }
+            try await body(framework, echoEndpoint)
+        } catch {
+            await framework.stop()
+            throw error
+        }
+        await framework.stop()
+    }
+}
+
+/// The sample service chain (samples/nfv/chain.yaml: firewall, rate limiter, load balancer) with its VNF descriptors.
+func loadChain() throws -> NSDescriptor {
+    let directory = NFVTestPaths.root.appendingPathComponent("samples/nfv")
+    return try NSDescriptorParser.parse(try String(contentsOf: directory.appendingPathComponent("chain.yaml"), encoding: .utf8)) {
+        try String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8)
+    }
+}
+
 func exchange(_ endpoint: String, _ message: String) -> String {
     guard let colon = endpoint.lastIndex(of: ":"), let port = UInt16(endpoint[endpoint.index(after: colon)...]) else { return "" }
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -130,20 +164,8 @@ func startEcho(port: Int) throws -> Process {
 @Suite(.serialized)
 struct NFVChainTests {
     @Test func chainForwardsFiltersHealsAndTerminates() async throws {
-        let base = UInt64.random(in: 236..<250) * 100
-        let framework = try NFVFramework(firstPort: base)
-        let echo = try startEcho(port: Int(base) + 150)
-        defer {
-            echo.terminate()
-            echo.waitUntilExit()
-        }
-        do {
-            let echoEndpoint = "127.0.0.1:\(base + 150)"
-            try await waitUntil("the echo target answers") { exchange(echoEndpoint, "x") == "E:x" }
-            let directory = NFVTestPaths.root.appendingPathComponent("samples/nfv")
-            let nsd = try NSDescriptorParser.parse(try String(contentsOf: directory.appendingPathComponent("chain.yaml"), encoding: .utf8)) {
-                try String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8)
-            }
+        try await NFVFramework.withEchoTarget(portBlocks: 236..<250) { framework, echoEndpoint in
+            let nsd = try loadChain()
             let service = try await NSDeployment.deploy(nsd, name: "chain", egress: [echoEndpoint], manager: framework.manager, timeoutSeconds: 30)
             #expect(service.vnfInstanceIDs.count == 3)
             let ingress = try #require(service.ingress.first)
@@ -198,10 +220,6 @@ struct NFVChainTests {
             let operations = framework.manager.operations().map(\.operation.rawValue)
             #expect(operations.filter { $0 == "INSTANTIATE" }.count == 3)
             #expect(operations.filter { $0 == "TERMINATE" }.count == 3)
-        } catch {
-            await framework.stop()
-            throw error
         }
-        await framework.stop()
     }
 }

@@ -111,16 +111,7 @@ struct NFVOperationsTests {
     }
 
     @Test func aFailingHealthCheckHealsARunningVNFCAndTheStatusPageShowsIt() async throws {
-        let base = UInt64.random(in: 200..<210) * 100
-        let framework = try NFVFramework(firstPort: base, monitors: true)
-        let echo = try startEcho(port: Int(base) + 150)
-        defer {
-            echo.terminate()
-            echo.waitUntilExit()
-        }
-        do {
-            let echoEndpoint = "127.0.0.1:\(base + 150)"
-            try await waitUntil("the echo target answers") { exchange(echoEndpoint, "x") == "E:x" }
+        try await NFVFramework.withEchoTarget(portBlocks: 200..<210, monitors: true) { framework, echoEndpoint in
             let marker = framework.directory + "/healthy"
             #expect(FileManager.default.createFile(atPath: marker, contents: Data()))
             let accepted = try await framework.manager.submit(
@@ -170,28 +161,12 @@ struct NFVOperationsTests {
             let healed = try #require(framework.manager.instance(id)?.vnfcs["lb.0"]?.taskID)
             #expect(healed != task)
             try await waitUntil("traffic flows again") { exchange(ingress, "after") == "E:after" }
-        } catch {
-            await framework.stop()
-            throw error
         }
-        await framework.stop()
     }
 
     @Test func aRollingUpdateKeepsTheChainForwarding() async throws {
-        let base = UInt64.random(in: 212..<222) * 100
-        let framework = try NFVFramework(firstPort: base)
-        let echo = try startEcho(port: Int(base) + 150)
-        defer {
-            echo.terminate()
-            echo.waitUntilExit()
-        }
-        do {
-            let echoEndpoint = "127.0.0.1:\(base + 150)"
-            try await waitUntil("the echo target answers") { exchange(echoEndpoint, "x") == "E:x" }
-            let directory = NFVTestPaths.root.appendingPathComponent("samples/nfv")
-            let nsd = try NSDescriptorParser.parse(try String(contentsOf: directory.appendingPathComponent("chain.yaml"), encoding: .utf8)) {
-                try String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8)
-            }
+        try await NFVFramework.withEchoTarget(portBlocks: 212..<222) { framework, echoEndpoint in
+            let nsd = try loadChain()
             let service = try await NSDeployment.deploy(nsd, name: "chain", egress: [echoEndpoint], manager: framework.manager, timeoutSeconds: 30)
             let ingress = try #require(service.ingress.first)
             let (fwID, rlID) = (service.vnfInstanceIDs[0], service.vnfInstanceIDs[1])
@@ -201,7 +176,7 @@ struct NFVOperationsTests {
 
             // Version 2.0 of the rate limiter: another software version and rate.
             let v2 = try VNFDescriptorParser.parse(
-                try String(contentsOf: directory.appendingPathComponent("ratelimit.yaml"), encoding: .utf8)
+                try String(contentsOf: NFVTestPaths.root.appendingPathComponent("samples/nfv/ratelimit.yaml"), encoding: .utf8)
                     .replacingOccurrences(of: "version: \"1.0\"", with: "version: \"2.0\"")
                     .replacingOccurrences(of: "      cpus: 0.1", with: "      software_version: \"2.0\"\n      cpus: 0.1")
                     .replacingOccurrences(of: "--rate, \"50\"", with: "--rate, \"60\""))
@@ -237,24 +212,11 @@ struct NFVOperationsTests {
             #expect(exchange(ingress, "please DROP this") == "")
 
             try await NSDeployment.terminate(service, manager: framework.manager, timeoutSeconds: 30)
-        } catch {
-            await framework.stop()
-            throw error
         }
-        await framework.stop()
     }
 
     @Test func scalesOutOnOpenConnectionsAndBackIn() async throws {
-        let base = UInt64.random(in: 224..<234) * 100
-        let framework = try NFVFramework(firstPort: base, monitors: true)
-        let echo = try startEcho(port: Int(base) + 150)
-        defer {
-            echo.terminate()
-            echo.waitUntilExit()
-        }
-        do {
-            let echoEndpoint = "127.0.0.1:\(base + 150)"
-            try await waitUntil("the echo target answers") { exchange(echoEndpoint, "x") == "E:x" }
+        try await NFVFramework.withEchoTarget(portBlocks: 224..<234, monitors: true) { framework, echoEndpoint in
             let vnfd = try VNFDescriptorParser.parse(
                 scaledLBYAML.replacingOccurrences(of: "collection_period: 1", with: "collection_period: 0.5")
                     .replacingOccurrences(of: "cooldown: 5", with: "cooldown: 1")
@@ -290,10 +252,6 @@ struct NFVOperationsTests {
             try await waitUntil("an automatic scale-in completes") { automatic(.scaleIn)?.state == .completed }
             #expect(framework.manager.instance(id)?.vnfcs.keys.sorted() == ["lb.0"])
             #expect(framework.manager.operations().filter { $0.operation == .scale }.count == 2)
-        } catch {
-            await framework.stop()
-            throw error
         }
-        await framework.stop()
     }
 }

@@ -163,13 +163,6 @@ final class LinkRelays: Sendable {
     func stop() { for relay in all { relay.stop() } }
 }
 
-func loadChain() throws -> NSDescriptor {
-    let directory = NFVTestPaths.root.appendingPathComponent("samples/nfv")
-    return try NSDescriptorParser.parse(try String(contentsOf: directory.appendingPathComponent("chain.yaml"), encoding: .utf8)) {
-        try String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8)
-    }
-}
-
 @Suite(.serialized)
 struct SecureLinkTests {
     @Test func linksCarryNoPlaintextAndHealedIdentitiesAreRefused() async throws {
