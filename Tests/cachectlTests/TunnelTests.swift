@@ -39,10 +39,9 @@ struct TunnelTests {
             return try parsed.configuration(logger: Logger(label: "tunnel-test"))
         }
 
-        let masterPort = try await freePort()
-        let master = try RedisProcess(port: masterPort, directory: directory.path, extra: [])
+        let master = try await RedisProcess.start(directory: directory.path, extra: [])
         defer { master.stop() }
-        try await master.waitUntilReady()
+        let masterPort = master.port
 
         let logger = Logger(label: "tunnel-test")
         let secureChannel = try await Tunnel.listenSecure(
@@ -66,10 +65,9 @@ struct TunnelTests {
             #expect(try await redisCLI(port: tunnelPort, ["STRLEN", "big"]) == "100000")
 
             // A replica whose replication link runs through the tunnel.
-            let replicaPort = try await freePort()
-            let replica = try RedisProcess(port: replicaPort, directory: directory.path, extra: ["--replicaof", "127.0.0.1", "\(tunnelPort)"])
+            let replica = try await RedisProcess.start(directory: directory.path, extra: ["--replicaof", "127.0.0.1", "\(tunnelPort)"])
             defer { replica.stop() }
-            try await replica.waitUntilReady()
+            let replicaPort = replica.port
             let linked = try await poll { try await redisCLI(port: replicaPort, ["INFO", "replication"]).contains("master_link_status:up") }
             #expect(linked, "replica never reached master_link_status:up through the tunnel")
             #expect(try await redisCLI(port: masterPort, ["SET", "replicated", "yes"]) == "OK")
@@ -179,6 +177,11 @@ func poll(_ condition: () async throws -> Bool) async throws -> Bool {
     return false
 }
 
+/// Why a test's redis-server could not be started.
+struct RedisProcessError: Error, CustomStringConvertible {
+    let description: String
+}
+
 /// A redis-server child process on a loopback port with persistence off.
 final class RedisProcess: Sendable {
     let port: Int
@@ -197,9 +200,25 @@ final class RedisProcess: Sendable {
         self.process = process
     }
 
-    func waitUntilReady() async throws {
-        let ready = try await poll { try await redisCLI(port: port, ["PING"]) == "PONG" }
-        guard ready else { throw CocoaError(.executableLoad) }
+    /// Starts redis-server on a free port and waits until it answers PING. Other suites pick free ports the same way
+    /// at the same time, so the port can be taken before redis-server binds it; the server then exits, and another
+    /// port is tried (three in all).
+    static func start(directory: String, extra: [String]) async throws -> RedisProcess {
+        var failures: [String] = []
+        for _ in 0..<3 {
+            let server = try RedisProcess(port: try await freePort(), directory: directory, extra: extra)
+            let settled = try await poll {
+                if !server.process.isRunning { return true }
+                return try await redisCLI(port: server.port, ["PING"]) == "PONG"
+            }
+            if settled && server.process.isRunning { return server }
+            failures.append(
+                server.process.isRunning
+                    ? "port \(server.port): no PONG within 60 s"
+                    : "port \(server.port): redis-server exited with status \(server.process.terminationStatus)")
+            server.stop()
+        }
+        throw RedisProcessError(description: "redis-server did not start: \(failures.joined(separator: "; "))")
     }
 
     /// Stops the server: SHUTDOWN NOSAVE, then SIGKILL if it is still running (a signal mask inherited from the
