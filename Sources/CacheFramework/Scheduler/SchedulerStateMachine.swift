@@ -128,6 +128,10 @@ public struct SchedulerStateMachine: Sendable {
     private var launchesAwaitingPersist: [UInt64: [AgentLaunch]] = [:]
     private var batchOfHeldOffer: [OfferID: UInt64] = [:]
     private var promotions: [String: Promotion] = [:]
+    /// Killed members of deleted clusters that held a persistent volume. When one ends, offers are revived: its
+    /// agent must offer the freed volume for the backend to destroy it and unreserve its disk, and an idle scheduler
+    /// has suppressed offers.
+    private var endingVolumeMembers: Set<TaskID> = []
     private var lastReconcile: SchedulerTime?
     /// The topology state of cluster-mode clusters, by name (durable).
     public private(set) var layouts: [String: ClusterLayout]
@@ -409,6 +413,10 @@ public struct SchedulerStateMachine: Sendable {
             remaining.remove(status.taskID)
             phase = .reconciling(remaining: remaining, deadline: deadline)
         }
+        if status.state.isTerminal && endingVolumeMembers.remove(status.taskID) != nil && phase == .ready {
+            suppressed = false
+            actions.append(.revive)
+        }
         if var record = tasks[status.taskID] {
             if status.state.needsReplacement {
                 actions += lost(record, state: status.state, now: now)
@@ -670,6 +678,7 @@ public struct SchedulerStateMachine: Sendable {
             taskBySlot[record.slot] = nil
             intents.append(.deleteTask(record.taskID))
             kills.append(.kill(taskID: record.taskID, agentID: record.agentID))
+            if volumeHomes[record.slot] != nil { endingVolumeMembers.insert(record.taskID) }
         }
         promotions = promotions.filter { !$0.key.hasPrefix("\(name)/") }
         intents += volumeHomes.keys.filter { $0.cluster == name }.sorted().map { StateIntent.deleteVolumeHome($0) }

@@ -145,4 +145,37 @@ struct VolumeHomeTests {
         harness.run(try harness.machine.deleteCluster("v"))
         #expect(harness.durable.volumeHomes.isEmpty)
     }
+
+    /// An idle scheduler has suppressed offers (and refused its agents' for minutes), but a deleted cluster's freed
+    /// volumes must be offered for the backend to destroy them: the end of a killed member that held one revives
+    /// offers. A cluster without volumes leaves them suppressed.
+    @Test(arguments: [true, false])
+    func deletingAClusterRevivesOffersWhenAMemberWithAVolumeEnds(persistence: Bool) throws {
+        var configuration = SchedulerStateMachine.Configuration()
+        configuration.pinPersistentMembers = true
+        var harness = SchedulerHarness(agents: 2, configuration: configuration)
+        harness.subscribe()
+        try harness.create(ClusterSpec(
+            name: "v", shardCount: 1, replicasPerShard: 0, memoryMBPerNode: 64, engine: .redisServer,
+            persistence: persistence, secureReplication: false))
+        harness.offerRound()
+        harness.startAll()
+        harness.simulation.advance(by: 10)
+        harness.offerRound()
+        #expect(harness.machine.suppressed, "nothing to launch: offers suppressed")
+        let member = try #require(harness.machine.tasks.values.first)
+
+        let before = harness.log.count
+        harness.run(try harness.machine.deleteCluster("v"))
+        let after = Array(harness.log[before...])
+        let killed = try #require(after.firstIndex(of: .kill(taskID: member.taskID, agentID: member.agentID)))
+        if persistence {
+            let revived = try #require(after.firstIndex(of: .revive), "the volume's agent must offer again")
+            #expect(killed < revived, "revived once the member has ended, not before")
+            #expect(!harness.machine.suppressed)
+        } else {
+            #expect(!after.contains(.revive))
+            #expect(harness.machine.suppressed)
+        }
+    }
 }
