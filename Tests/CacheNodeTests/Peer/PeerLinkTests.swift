@@ -38,27 +38,25 @@ struct PeerLinkTests {
     }
 
     @Test func linkSendsCommandsAndReadsRepliesInOrder() async throws {
-        let node = NodeState(configuration: NodeConfiguration())
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let listener = RESPListener(
-            configuration: .init(hosts: ["127.0.0.1"], port: 0), dispatcher: NodeDispatcher(node: node), group: group,
-            logger: Logger(label: "test"))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await listener.run() }
-            while listener.boundPorts.isEmpty { try await Task.sleep(for: .milliseconds(5)) }
-            let link = try await PeerLink.connect(to: PeerEndpoint(host: "127.0.0.1", port: listener.boundPorts[0]), group: group)
+        try await withLinkToANode { link in
             #expect(try await link.command(["PING"]) == .simpleString("PONG"))
             let replies = try await link.pipeline([[Array("SET".utf8), [1], [0, 255]], [Array("GET".utf8), [1]], [Array("NOPE".utf8)]])
             #expect(replies[0] == .simpleString("OK"))
             #expect(replies[1] == .bulk([0, 255]))
             #expect(replies[2].isError)
             await link.close()
-            tasks.cancelAll()
         }
-        try await group.shutdownGracefully()
     }
 
     @Test func aCommandOnALinkClosedAlreadyFailsInsteadOfLeakingItsReply() async throws {
+        try await withLinkToANode { link in
+            try await link.channel.close()
+            await #expect(throws: (any Error).self) { _ = try await link.command(["PING"]) }
+        }
+    }
+
+    /// Runs `body` with a link to a node listening on a free loopback port, then stops the node.
+    private func withLinkToANode(_ body: (PeerLink) async throws -> Void) async throws {
         let node = NodeState(configuration: NodeConfiguration())
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let listener = RESPListener(
@@ -68,8 +66,7 @@ struct PeerLinkTests {
             tasks.addTask { try await listener.run() }
             while listener.boundPorts.isEmpty { try await Task.sleep(for: .milliseconds(5)) }
             let link = try await PeerLink.connect(to: PeerEndpoint(host: "127.0.0.1", port: listener.boundPorts[0]), group: group)
-            try await link.channel.close()
-            await #expect(throws: (any Error).self) { _ = try await link.command(["PING"]) }
+            try await body(link)
             tasks.cancelAll()
         }
         try await group.shutdownGracefully()
