@@ -191,8 +191,9 @@ struct SecureLinkTests {
             // The chain serves once every secure link's first handshake is done (polled: slow under load).
             try await waitUntil("the secure chain forwards") { exchange(ingress, "warm-up") == "E:warm-up" }
             // Forwarded and filtered as before; the payload crosses both links but never in plaintext.
+            // (Polled too: under CI load one exchange can outlast its 3 s read timeout while both hops handshake.)
             let payload = "secret-payload-\(UUID().uuidString)"
-            #expect(exchange(ingress, payload) == "E:\(payload)")
+            try await waitUntil("the payload crosses the secure chain", seconds: 15) { exchange(ingress, payload) == "E:\(payload)" }
             #expect(exchange(ingress, "please DROP this") == "")
             for relay in secureRelays.all {
                 let captured = relay.bytes
