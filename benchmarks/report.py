@@ -2,7 +2,9 @@
 """Formats the samples of benchmarks/run.sh (one JSON object per line) as a markdown table.
 
 Each benchmark row shows the median over rounds for cache-node and redis-server side by side and the
-ratio cache-node/redis-server (for ops/s higher is better; for bytes per key lower is better).
+ratio cache-node/redis-server (for ops/s higher is better; for bytes per key lower is better), and where the CPU
+went: the server's user + system µs per request, and how busy the generator was (cores; near 1.00 the single-threaded
+generator, not the server, limited that run).
 """
 import argparse
 import datetime
@@ -60,8 +62,9 @@ def main():
                    " is run-to-run noise")
     out.append("")
     out.append("| benchmark | cache-node ops/s | redis-server ops/s | ratio node/redis "
-               "| cache-node p50 / p99 ms | redis-server p50 / p99 ms | errors node / redis | generator and command |")
-    out.append("|---|---:|---:|---:|---:|---:|---:|---|")
+               "| cache-node p50 / p99 ms | redis-server p50 / p99 ms | server CPU µs/op node / redis "
+               "| generator busy (cores) node / redis | errors node / redis | generator and command |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for bench in benches:
         node, redis = pick(bench, "cache-node"), pick(bench, "redis-server")
         command = (node or redis)[0]["command"]
@@ -69,12 +72,14 @@ def main():
         if bench.startswith("memory"):
             n, r = median([s["bytes_per_key"] for s in node]), median([s["bytes_per_key"] for s in redis])
             ratio = f"{n / r:.2f}" if n is not None and r else "n/a"
-            out.append(f"| {bench} | {fmt(n, 1)} B/key | {fmt(r, 1)} B/key | {ratio} | – | – | – | `{command}` |")
+            out.append(f"| {bench} | {fmt(n, 1)} B/key | {fmt(r, 1)} B/key | {ratio} | – | – | – | – | – | `{command}` |")
             continue
         n_ops, r_ops = median([s["ops"] for s in node]), median([s["ops"] for s in redis])
         ratio = f"{n_ops / r_ops:.2f}" if n_ops is not None and r_ops else "n/a"
         lat = lambda group: f"{fmt(median([s['p50'] for s in group]), 3)} / {fmt(median([s['p99'] for s in group]), 3)}"
-        out.append(f"| {bench} | {fmt(n_ops)} | {fmt(r_ops)} | {ratio} | {lat(node)} | {lat(redis)} | {errors} | `{command}` |")
+        cpu = lambda field, digits: " / ".join(fmt(median([s.get(field) for s in group]), digits) for group in (node, redis))
+        out.append(f"| {bench} | {fmt(n_ops)} | {fmt(r_ops)} | {ratio} | {lat(node)} | {lat(redis)} "
+                   f"| {cpu('server_us_per_op', 2)} | {cpu('generator_cores', 2)} | {errors} | `{command}` |")
 
     misses = sum(s.get("misses", 0) or 0 for s in samples)
     first_errors = sorted({s["first_error"] for s in samples if s.get("first_error")})

@@ -7,6 +7,9 @@
 #   - redis-benchmark -t set,get -P 16 -c 50 and -P 1 -c 50
 #   - memory per key: populate keys with 8-byte values on fresh servers, INFO memory used_memory and
 #     process RSS before and after, divided by the key count
+# Every throughput run also records CPU: the server's user + system time per request (from /proc/PID/stat) and how
+# busy the generator was (its user + system time over the run's wall time, in cores). A generator near 1.00 core is
+# the bottleneck of that run, not the server.
 # Writes a markdown table to benchmarks/results/latest.md (and stdout), raw samples to latest.jsonl.
 #
 # --pin SERVER_CPUS:CLIENT_CPUS runs both servers under `taskset -c SERVER_CPUS` and the generators under
@@ -152,6 +155,30 @@ stop_server() {
 
 used_memory() { redis-cli -h 127.0.0.1 -p "$1" INFO memory | tr -d '\r' | awk -F: '$1=="used_memory"{print $2}'; }
 rss_bytes() { awk '/^VmRSS:/{print $2*1024}' "/proc/$1/status"; }
+# cpu_seconds PID: user + system seconds the process (all its threads) has used.
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+
+# timed OUTPUT_VAR CPU_VAR COMMAND...: runs COMMAND, stores its stdout in OUTPUT_VAR and, in CPU_VAR, its
+# "user+system wall" seconds (children included). Fails as COMMAND fails.
+timed() {
+    local __out_var="$1" __cpu_var="$2"; shift 2
+    local __times="$scratch/times.$$" __status=0 __output
+    __output="$( { TIMEFORMAT='%U %S %R'; time "$@" 2>/dev/null; } 2>"$__times" )" || __status=$?
+    printf -v "$__out_var" '%s' "$__output"
+    printf -v "$__cpu_var" '%s' "$(awk '{printf "%.3f %.3f", $1 + $2, $3}' "$__times")"
+    return $__status
+}
+
+# cpu_fields SERVER_CPU_BEFORE SERVER_PID "GENERATOR_CPU WALL" REQUESTS: the JSON fields of one run's CPU use.
+cpu_fields() {
+    python3 -c '
+import json, sys
+before, after, generator, requests = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3].split(), int(sys.argv[4])
+cpu, wall = float(generator[0]), float(generator[1])
+print(json.dumps({"server_us_per_op": (after - before) * 1e6 / requests, "server_cores": (after - before) / wall,
+                  "generator_cores": cpu / wall}))
+' "$1" "$(cpu_seconds "$2")" "$3" "$4"
+}
 
 samples="$scratch/samples.jsonl"
 : >"$samples"
@@ -161,7 +188,9 @@ record() {
     python3 - "$@" >>"$samples" <<'PY'
 import json, sys
 bench, server, rnd, command = sys.argv[1:5]
-fields = json.loads(sys.argv[5])
+fields = {}
+for extra in sys.argv[5:]:
+    fields.update(json.loads(extra))
 fields.update(bench=bench, server=server, round=int(rnd), command=command)
 print(json.dumps(fields))
 PY
@@ -171,31 +200,36 @@ PY
 run_cache_bench() {
     local server="$1" port="$2" rnd="$3" pipeline="$4" n="$5"
     local template="cache-bench -p \$PORT -c $connections -P $pipeline --keys $keys -d $data_size --ratio 1:10 -n $n --json"
-    local out
-    out="$("${client_launch[@]}" "$bench_bin" -p "$port" -c "$connections" -P "$pipeline" --keys "$keys" -d "$data_size" \
-        --ratio 1:10 -n "$n" --json 2>&1 || true)"
+    local out cpu before
+    before="$(cpu_seconds "${pid_of[$server]}")"
+    timed out cpu "${client_launch[@]}" "$bench_bin" -p "$port" -c "$connections" -P "$pipeline" --keys "$keys" \
+        -d "$data_size" --ratio 1:10 -n "$n" --json || true
     local json; json="$(grep '^{' <<<"$out" | tail -n1 || true)"
     [[ -n "$json" ]] || { echo "$out" >&2; die "cache-bench produced no JSON against $server"; }
     record "cache-bench -P $pipeline (1:10 set:get, 100% hits)" "$server" "$rnd" "$template" \
-        "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(json.dumps({"ops":d["ops_per_sec"],"p50":d["p50_ms"],"p99":d["p99_ms"],"p999":d["p99_9_ms"],"errors":d["errors"],"misses":d["get_misses"],"first_error":d.get("first_error")}))' "$json")"
+        "$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(json.dumps({"ops":d["ops_per_sec"],"p50":d["p50_ms"],"p99":d["p99_ms"],"p999":d["p99_9_ms"],"errors":d["errors"],"misses":d["get_misses"],"first_error":d.get("first_error")}))' "$json")" \
+        "$(cpu_fields "$before" "${pid_of[$server]}" "$cpu" "$n")"
 }
 
-# run_redis_benchmark SERVER PORT ROUND PIPELINE N
+# run_redis_benchmark SERVER PORT ROUND PIPELINE N: SET, then GET (of the key the SET wrote), one run each so each
+# has its own CPU figures.
 run_redis_benchmark() {
     local server="$1" port="$2" rnd="$3" pipeline="$4" n="$5"
-    local template="redis-benchmark -p \$PORT -t set,get -n $n -P $pipeline -c $connections --csv"
-    local csv
-    csv="$("${client_launch[@]}" "$redis_benchmark_bin" -h 127.0.0.1 -p "$port" -t set,get -n "$n" -P "$pipeline" -c "$connections" --csv 2>/dev/null)" \
-        || die "redis-benchmark failed against $server"
-    local test
+    local test csv cpu before
     for test in SET GET; do
-        record "redis-benchmark $test -P $pipeline" "$server" "$rnd" "$template" \
+        local lower; lower="$(tr 'A-Z' 'a-z' <<<"$test")"
+        before="$(cpu_seconds "${pid_of[$server]}")"
+        timed csv cpu "${client_launch[@]}" "$redis_benchmark_bin" -h 127.0.0.1 -p "$port" -t "$lower" -n "$n" \
+            -P "$pipeline" -c "$connections" --csv || die "redis-benchmark failed against $server"
+        record "redis-benchmark $test -P $pipeline" "$server" "$rnd" \
+            "redis-benchmark -p \$PORT -t $lower -n $n -P $pipeline -c $connections --csv" \
             "$(python3 -c '
 import csv, io, json, sys
 rows = {r["test"]: r for r in csv.DictReader(io.StringIO(sys.argv[1]))}
 r = rows[sys.argv[2]]
 print(json.dumps({"ops": float(r["rps"]), "p50": float(r["p50_latency_ms"]), "p99": float(r["p99_latency_ms"]), "errors": 0}))
-' "$csv" "$test")"
+' "$csv" "$test")" \
+            "$(cpu_fields "$before" "${pid_of[$server]}" "$cpu" "$n")"
     done
 }
 
@@ -229,10 +263,11 @@ for server in "${order[@]}"; do
 done
 
 # --- throughput and latency, alternating A, B per round -----------------------------------------------
-declare -A port_of
+declare -A port_of pid_of
 for server in "${order[@]}"; do
     start_server "$server" "${binary_of[$server]}"
     port_of[$server]="$started_port"
+    pid_of[$server]="$started_pid"
     "$bench_bin" -p "$started_port" -c "$connections" -P 16 -d "$data_size" --populate "$keys" >/dev/null \
         || die "populating $keys keys failed on $server"
 done

@@ -1,5 +1,7 @@
 // The per-connection channel handler: decodes every buffered command, hands each to the dispatcher, and writes
-// all replies of one read in a single flush (pipelining costs one syscall per batch, as in redis).
+// all replies of one read in a single flush (pipelining costs one syscall per batch, as in redis). Under
+// RESPListener that flush waits for the end of the event loop's tick (ReplyFlushQueue), as redis writes replies in
+// beforeSleep.
 //
 // It stays thin: decoding is RESPCommandDecoder's, execution the dispatcher's. Its only states are "running",
 // "suspended" (a blocking command waits; later input stays buffered) and "closing".
@@ -36,13 +38,23 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
     /// buffered and the socket is not read, so a client that only writes cannot make the server buffer without end.
     private var pausedForBackpressure = false
     private let emptyFrame = ByteBuffer()
+    /// Where a read's replies wait for the end of the tick; `nil`: flushed at the end of each read.
+    private let flushQueue: ReplyFlushQueue?
+    /// Whether this connection is in `flushQueue` for the current tick.
+    private var isFlushQueued = false
 
     /// Creates the handler for one connection.
-    public init(dispatcher: Dispatcher, connectionID: Int, limits: RESPCommandDecoder.Limits = .init()) {
+    /// - Parameter flushQueue: the queue of the connection's event loop: replies are flushed once every connection
+    ///   read in the tick has been read. `nil` flushes them at the end of each read (an `EmbeddedChannel` in tests).
+    public init(
+        dispatcher: Dispatcher, connectionID: Int, limits: RESPCommandDecoder.Limits = .init(),
+        flushQueue: ReplyFlushQueue? = nil
+    ) {
         self.dispatcher = dispatcher
         self.connectionID = connectionID
         self.decoder = RESPCommandDecoder(limits: limits)
         self.reply = ReplyWriter(buffer: ByteBuffer())
+        self.flushQueue = flushQueue
     }
 
     public func handlerAdded(context: ChannelHandlerContext) {
@@ -99,7 +111,14 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {
-        flushReplies(context: context)
+        if let flushQueue {
+            if !isFlushQueued && (reply.buffer.readableBytes > 0 || hasUnflushedWrites) {
+                isFlushQueued = true
+                flushQueue.enqueue(self)
+            }
+        } else {
+            flushReplies(context: context)
+        }
         context.fireChannelReadComplete()
     }
 
@@ -217,6 +236,14 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
         dispatcher.closeSession(&session!)
         session = nil
         connection = nil
+    }
+}
+
+extension RESPConnectionHandler: DeferredReplyFlushing {
+    public func flushDeferredReplies() {
+        isFlushQueued = false
+        guard let context else { return }
+        flushReplies(context: context)
     }
 }
 

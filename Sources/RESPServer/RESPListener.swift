@@ -46,6 +46,7 @@ public final class RESPListener<Dispatcher: CommandDispatcher>: Service, Sendabl
     private let boundChannels = Mutex<[any Channel]>([])
     private let onBound: @Sendable ([Int]) -> Void
     private let prepareChannel: (@Sendable (any Channel) throws -> Void)?
+    private let flushQueues = ReplyFlushQueues()
 
     /// Creates a listener.
     /// - Parameters:
@@ -81,6 +82,7 @@ public final class RESPListener<Dispatcher: CommandDispatcher>: Service, Sendabl
         let dispatcher = self.dispatcher
         let limits = configuration.limits
         let prepareChannel = self.prepareChannel
+        let flushQueues = self.flushQueues
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: configuration.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -90,8 +92,9 @@ public final class RESPListener<Dispatcher: CommandDispatcher>: Service, Sendabl
                 let id = connectionIDCounter.add(1, ordering: .relaxed).newValue
                 return channel.eventLoop.makeCompletedFuture {
                     try prepareChannel?(channel)
+                    let flushQueue = flushQueues.queue(of: channel.eventLoop)
                     try channel.pipeline.syncOperations.addHandler(
-                        RESPConnectionHandler(dispatcher: dispatcher, connectionID: id, limits: limits)
+                        RESPConnectionHandler(dispatcher: dispatcher, connectionID: id, limits: limits, flushQueue: flushQueue)
                     )
                 }
             }
@@ -126,5 +129,21 @@ public final class RESPListener<Dispatcher: CommandDispatcher>: Service, Sendabl
             for channel in listening { channel.close(promise: nil) }
         }
         logger.info("Listener stopped")
+    }
+}
+
+/// One ``ReplyFlushQueue`` per event loop, made on first use on that loop.
+private final class ReplyFlushQueues: Sendable {
+    private let queues = Mutex<[ObjectIdentifier: NIOLoopBound<ReplyFlushQueue>]>([:])
+
+    /// The queue of `eventLoop`; call it on that loop.
+    func queue(of eventLoop: any EventLoop) -> ReplyFlushQueue {
+        queues.withLock { queues in
+            let key = ObjectIdentifier(eventLoop)
+            if let queue = queues[key] { return queue.value }
+            let queue = ReplyFlushQueue(eventLoop: eventLoop)
+            queues[key] = NIOLoopBound(queue, eventLoop: eventLoop)
+            return queue
+        }
     }
 }
