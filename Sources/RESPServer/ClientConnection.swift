@@ -16,6 +16,9 @@ public final class ClientConnection: Sendable {
 
     private let channel: any Channel
     private let resumeAction: NIOLockedValueBox<(@Sendable (ByteBuffer) -> Void)?>
+    /// Set by a connection handler that holds replies back until the end of its event loop's tick: bytes sent from
+    /// elsewhere go through it so they follow those replies.
+    private let sendAction: NIOLockedValueBox<(@Sendable (ByteBuffer, EventLoopPromise<Void>?) -> Void)?>
 
     /// Creates a handle on `channel` (the listener makes one per accepted connection; node-to-node links make
     /// their own for the sessions they run).
@@ -26,21 +29,32 @@ public final class ClientConnection: Sendable {
         self.remoteAddress = Self.describe(channel.remoteAddress)
         self.localAddress = Self.describe(channel.localAddress)
         self.resumeAction = NIOLockedValueBox(nil)
+        self.sendAction = NIOLockedValueBox(nil)
     }
 
     func setResumeAction(_ action: (@Sendable (ByteBuffer) -> Void)?) {
         resumeAction.withLockedValue { $0 = action }
     }
 
+    func setSendAction(_ action: (@Sendable (ByteBuffer, EventLoopPromise<Void>?) -> Void)?) {
+        sendAction.withLockedValue { $0 = action }
+    }
+
     /// Sends already-encoded bytes (a pub/sub message, a push) to the client and flushes.
     public func send(_ bytes: ByteBuffer) {
-        channel.writeAndFlush(bytes, promise: nil)
+        send(bytes, promise: nil)
     }
 
     /// Sends already-encoded bytes and flushes, completing `promise` once they are written (replication feeds count
-    /// their unwritten bytes with it).
+    /// their unwritten bytes with it). They follow every reply the client was already given (a `+FULLRESYNC` before
+    /// the snapshot, a `SUBSCRIBE` confirmation before the first message), even one still waiting for the end of
+    /// the event loop's tick.
     public func send(_ bytes: ByteBuffer, promise: EventLoopPromise<Void>?) {
-        channel.writeAndFlush(bytes, promise: promise)
+        if let action = sendAction.withLockedValue({ $0 }) {
+            action(bytes, promise)
+        } else {
+            channel.writeAndFlush(bytes, promise: promise)
+        }
     }
 
     /// Completes a suspended command with its encoded reply and resumes reading the client's later commands.

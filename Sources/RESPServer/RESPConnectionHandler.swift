@@ -42,6 +42,8 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
     private let flushQueue: ReplyFlushQueue?
     /// Whether this connection is in `flushQueue` for the current tick.
     private var isFlushQueued = false
+    /// Set while this connection's commands run (`reply` is theirs then).
+    private var isProcessingInput = false
 
     /// Creates the handler for one connection.
     /// - Parameter flushQueue: the queue of the connection's event loop: replies are flushed once every connection
@@ -73,6 +75,15 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
         let eventLoop = context.eventLoop
         connection.setResumeAction { reply in
             eventLoop.execute { loopBound.value.resume(with: reply) }
+        }
+        if flushQueue != nil {
+            connection.setSendAction { bytes, promise in
+                if eventLoop.inEventLoop {
+                    loopBound.value.sendFromElsewhere(bytes, promise: promise)
+                } else {
+                    eventLoop.execute { loopBound.value.sendFromElsewhere(bytes, promise: promise) }
+                }
+            }
         }
         self.session = dispatcher.openSession(for: connection)
         self.decoder.clientIsAuthenticated = dispatcher.isAuthenticated(session!)
@@ -141,6 +152,8 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
 
     private func processInput(context: ChannelHandlerContext) {
         guard case .running = state, session != nil else { return }
+        isProcessingInput = true
+        defer { isProcessingInput = false }
         // Writability changes only when this handler hands bytes to the channel, so it is read again only then.
         var channelIsWritable = context.channel.isWritable
         while true {
@@ -230,9 +243,28 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
         flushReplies(context: context)
     }
 
+    /// Bytes for this client from elsewhere (``ClientConnection/send(_:promise:)``: pub/sub messages, the
+    /// replication stream, a snapshot). Replies still waiting for the end of the tick were produced first, so they
+    /// are written first. While one of this connection's own commands runs (a RESP3 client publishing to a channel
+    /// it is subscribed to) the bytes go out at once, ahead of that command's reply, as redis orders them.
+    private func sendFromElsewhere(_ bytes: ByteBuffer, promise: EventLoopPromise<Void>?) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        if !isProcessingInput && reply.buffer.readableBytes > 0 {
+            if let session { dispatcher.recordTraffic(session, inputBytes: 0, outputBytes: reply.buffer.readableBytes) }
+            context.write(NIOAny(reply.buffer), promise: nil)
+            reply.buffer.clear()
+        }
+        hasUnflushedWrites = false
+        context.writeAndFlush(NIOAny(bytes), promise: promise)
+    }
+
     private func closeSession() {
         guard session != nil else { return }
         connection?.setResumeAction(nil)
+        connection?.setSendAction(nil)
         dispatcher.closeSession(&session!)
         session = nil
         connection = nil

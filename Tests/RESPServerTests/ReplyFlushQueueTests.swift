@@ -1,5 +1,6 @@
 // Tests of the end-of-tick reply flush: ReplyFlushQueue on a real event loop, and RESPListener's connections (which
 // use it) answering pipelined commands from many clients over real sockets.
+import Dispatch
 import Logging
 import NIOCore
 import NIOPosix
@@ -70,11 +71,16 @@ struct ReplyFlushQueueTests {
     }
 }
 
-/// Answers PING with +PONG and ECHO x with x; QUIT closes after the reply.
+/// Answers PING with +PONG and ECHO x with x; QUIT closes after the reply. ANNOUNCE x replies +ANNOUNCED and, from
+/// another thread before the command returns, sends +LATER x through the connection (as a snapshot or a pub/sub
+/// message is sent to a client from elsewhere).
 private struct EchoDispatcher: CommandDispatcher {
-    final class Session {}
+    final class Session {
+        let connection: ClientConnection
+        init(connection: ClientConnection) { self.connection = connection }
+    }
 
-    func openSession(for connection: ClientConnection) -> Session { Session() }
+    func openSession(for connection: ClientConnection) -> Session { Session(connection: connection) }
     func isAuthenticated(_ session: Session) -> Bool { true }
     func closeSession(_ session: inout Session) {}
 
@@ -82,6 +88,18 @@ private struct EchoDispatcher: CommandDispatcher {
         switch arguments.string(0).lowercased() {
         case "ping": reply.buffer.writeStaticString("+PONG\r\n")
         case "echo": reply.bulk(arguments.string(1))
+        case "announce":
+            reply.buffer.writeStaticString("+ANNOUNCED\r\n")
+            let connection = session.connection
+            let text = arguments.string(1)
+            let sent = DispatchSemaphore(value: 0)
+            DispatchQueue.global().async {
+                var buffer = connection.allocator.buffer(capacity: 32)
+                buffer.writeString("+LATER \(text)\r\n")
+                connection.send(buffer)
+                sent.signal()
+            }
+            sent.wait()
         case "quit":
             reply.buffer.writeStaticString("+OK\r\n")
             return .closeAfterReply
@@ -167,6 +185,14 @@ struct RESPListenerFlushTests {
                 close(client.fd)
                 #expect(received == client.expected, "client \(index)")
             }
+            // Bytes sent to a client from elsewhere follow the replies it was already given, even those still
+            // waiting for the end of the tick (the send is queued on the loop before this read's flush is).
+            let announcing = Self.connectClient(port: port)
+            Self.sendAll(announcing, "PING\r\nANNOUNCE a\r\n")
+            let expectedAnnouncement = "+PONG\r\n+ANNOUNCED\r\n+LATER a\r\n"
+            let announced = Self.receive(announcing, expected: expectedAnnouncement.utf8.count)
+            close(announcing)
+            #expect(announced == expectedAnnouncement)
             // A client that sends and half-closes at once still gets every reply before the close (QUIT).
             let quitting = Self.connectClient(port: port)
             Self.sendAll(quitting, "PING\r\nECHO hello\r\nQUIT\r\n")
