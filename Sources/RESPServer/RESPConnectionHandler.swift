@@ -252,12 +252,7 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        if !isProcessingInput && reply.buffer.readableBytes > 0 {
-            if let session { dispatcher.recordTraffic(session, inputBytes: 0, outputBytes: reply.buffer.readableBytes) }
-            context.write(NIOAny(reply.buffer), promise: nil)
-            reply.buffer.clear()
-        }
-        hasUnflushedWrites = false
+        if !isProcessingInput { flushReplies(context: context) }
         context.writeAndFlush(NIOAny(bytes), promise: promise)
     }
 
