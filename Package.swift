@@ -298,7 +298,7 @@ let package = Package(
         .testTarget(
             name: "RESPServerTests",
             dependencies: [
-                "RESPServer",
+                "RESPServer", "LoopbackTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -324,7 +324,7 @@ let package = Package(
         .testTarget(
             name: "CacheNodeTests",
             dependencies: [
-                "CacheNode", "RESPServer", "CacheStore", "CacheNodeTestSupport",
+                "CacheNode", "RESPServer", "CacheStore", "CacheNodeTestSupport", "LoopbackTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -333,7 +333,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["CHiredis", "EtcdTestSupport"],
+            dependencies: ["CHiredis", "EtcdTestSupport", "LoopbackTestSupport"],
             exclude: ["Clients"],
             swiftSettings: strictSettings
         ),
@@ -354,7 +354,7 @@ let package = Package(
         .testTarget(
             name: "cachectlTests",
             dependencies: [
-                "cachectl", "ReplicationSec",
+                "cachectl", "ReplicationSec", "LoopbackTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -364,12 +364,14 @@ let package = Package(
         ),
         .testTarget(name: "CacheFrameworkTests", dependencies: ["CacheFramework"], swiftSettings: strictSettings),
         // Starts real etcd members (single or 3-member clusters on free loopback ports) for the HA tests.
-        .target(name: "EtcdTestSupport", path: "Tests/EtcdTestSupport", swiftSettings: strictSettings),
+        .target(name: "EtcdTestSupport", dependencies: ["LoopbackTestSupport"], path: "Tests/EtcdTestSupport", swiftSettings: strictSettings),
+        // Blocking loopback sockets (raw RESP/HTTP clients, free ports, send-and-read-to-close) for tests; no dependencies.
+        .target(name: "LoopbackTestSupport", path: "Tests/LoopbackTestSupport", swiftSettings: strictSettings),
         .testTarget(
             name: "CacheFrameworkNFVTests",
             dependencies: [
                 "CacheFramework", "CacheFrameworkNFV", "CacheFrameworkNFVRuntime", "CacheFrameworkRuntime",
-                "CacheFrameworkAPI",
+                "CacheFrameworkAPI", "LoopbackTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -2,6 +2,7 @@
 // their own temporary data directories, waits until every member reports healthy, kills single members on request
 // (SIGKILL) and everything at the end. Never uses etcd's default ports 2379/2380.
 public import Foundation
+import LoopbackTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -148,51 +149,14 @@ public final class EtcdCluster: @unchecked Sendable {
 
     /// A blocking HTTP/1.0 GET on 127.0.0.1 (one second timeouts); returns the whole answer.
     public static func httpGet(port: Int, path: String) throws -> String {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw EtcdClusterError(description: "socket() failed") }
-        defer { close(descriptor) }
-        var timeout = timeval(tv_sec: 1, tv_usec: 0)
-        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw EtcdClusterError(description: "connect to port \(port) failed") }
-        let request = Array("GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8)
-        guard send(descriptor, request, request.count, 0) == request.count else { throw EtcdClusterError(description: "send failed") }
-        var answer: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = recv(descriptor, &buffer, buffer.count, 0)
-            if count <= 0 { break }
-            answer += buffer[..<count]
-        }
-        return String(decoding: answer, as: UTF8.self)
+        let socket = try LoopbackSocket(port: port, receiveTimeout: .seconds(1), sendTimeout: .seconds(1))
+        try socket.send("GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        return String(decoding: socket.receiveUntilClosed(), as: UTF8.self)
     }
 
-    /// A loopback TCP port that was free a moment ago.
+    /// A loopback TCP port that was free a moment ago, never etcd's default 2379 or 2380.
     public static func freeLoopbackPort() throws -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw EtcdClusterError(description: "socket() failed: errno \(errno)") }
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { throw EtcdClusterError(description: "bind(127.0.0.1:0) failed: errno \(errno)") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let named = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
-        }
-        guard named == 0 else { throw EtcdClusterError(description: "getsockname failed: errno \(errno)") }
-        let port = Int(UInt16(bigEndian: address.sin_port))
+        let port = try LoopbackSocket.freeLoopbackPort()
         return port == 2379 || port == 2380 ? try freeLoopbackPort() : port
     }
 

@@ -4,38 +4,12 @@
 // the error paths; and a framework killed with -9 while an instantiation runs finishes it after its restart.
 
 import Foundation
+import LoopbackTestSupport
 import Testing
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// Sends `message`, half-closes, returns what comes back until the peer closes ("" if refused).
-private func tcpExchange(_ endpoint: String, _ message: String, timeoutSeconds: Int = 3) -> String {
-    guard let colon = endpoint.lastIndex(of: ":"), let port = UInt16(endpoint[endpoint.index(after: colon)...]) else { return "" }
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(descriptor) }
-    var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = port.bigEndian
-    address.sin_addr.s_addr = inet_addr(String(endpoint[..<colon]))
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-    }
-    guard connected else { return "" }
-    _ = message.withCString { send(descriptor, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
-    shutdown(descriptor, Int32(SHUT_WR))
-    var received: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let count = recv(descriptor, &buffer, buffer.count, 0)
-        if count <= 0 { break }
-        received += buffer[0..<count]
-    }
-    return String(decoding: received, as: UTF8.self)
-}
 
 /// Sends an exchange through `ingress` every 100 ms on its own thread until stopped, counting those answered.
 private final class TrafficThread: @unchecked Sendable {
@@ -49,7 +23,7 @@ private final class TrafficThread: @unchecked Sendable {
             while !lock.withLock({ stopping }) {
                 let sent = lock.withLock { () -> Int in counts.sent += 1; return counts.sent }
                 // A slow answer under CI load is still an answer; only a refused or cut connection is not.
-                if tcpExchange(ingress, "during \(sent)", timeoutSeconds: 15) == "E:during \(sent)" {
+                if LoopbackSocket.exchange(endpoint: ingress, message: "during \(sent)", timeoutSeconds: 15) == "E:during \(sent)" {
                     lock.withLock { counts.answered += 1 }
                 }
                 usleep(100_000)
@@ -91,7 +65,7 @@ struct CachectlVNFTests {
                 PackagePaths.root.appendingPathComponent(".build/debug/vnf-sample").path, ["echo", "--port", "\(echoPort)", "--tag", "E:"])
             let (echoPort, echo) = (echoPort, echo)
             do {
-                try eventually("the echo target answers") { tcpExchange("127.0.0.1:\(echoPort)", "x") == "E:x" }
+                try eventually("the echo target answers") { LoopbackSocket.exchange(endpoint: "127.0.0.1:\(echoPort)", message: "x") == "E:x" }
             } catch {
                 // No fixture to stop: do not leave the framework running.
                 serve.terminate()
@@ -128,8 +102,8 @@ struct CachectlVNFTests {
         let ids = try #require(service["vnfInstanceIDs"] as? [String])
         #expect(ids.count == 3)
         let ingress = try #require((service["ingress"] as? [String])?.first)
-        #expect(tcpExchange(ingress, "hello") == "E:hello")
-        #expect(tcpExchange(ingress, "DROP me") == "")
+        #expect(LoopbackSocket.exchange(endpoint: ingress, message: "hello") == "E:hello")
+        #expect(LoopbackSocket.exchange(endpoint: ingress, message: "DROP me") == "")
 
         // list / show / ops as tables and JSON.
         let list = try ctl(["vnf", "list"])
@@ -156,7 +130,7 @@ struct CachectlVNFTests {
         #expect(during.sent > 5 && during.answered == during.sent, "answered \(during.answered) of \(during.sent) during the scaling")
         let healed = try ctl(["vnf", "heal", ids[1], "--vnfc", "rl.0"])
         #expect(healed.status == 0 && healed.output.contains("HEAL"), "\(healed.output)")
-        try eventually("traffic flows after the heal") { tcpExchange(ingress, "again") == "E:again" }
+        try eventually("traffic flows after the heal") { LoopbackSocket.exchange(endpoint: ingress, message: "again") == "E:again" }
 
         // Rolling update of the rate limiter to 1.1 (its new VNFC runs before the firewall is pointed at it and the
         // old one stops); the version it already runs is refused (1).
@@ -167,7 +141,7 @@ struct CachectlVNFTests {
         let updated = try ctl(["vnf", "update", ids[1], v11])
         #expect(updated.status == 0 && updated.output.contains("CHANGE_VNFPKG") && updated.output.contains("COMPLETED"), "\(updated.output)")
         #expect(try ctl(["vnf", "list"]).output.contains("sample-ratelimit 1.1"))
-        #expect(tcpExchange(ingress, "updated") == "E:updated")
+        #expect(LoopbackSocket.exchange(endpoint: ingress, message: "updated") == "E:updated")
         #expect(try ctl(["vnf", "update", ids[1], v11]).status == 1)
         let ops = try #require(try framework.json(try ctl(["vnf", "ops", ids[0], "--json"])) as? [[String: Any]])
         #expect(ops.compactMap { $0["operation"] as? String } == ["INSTANTIATE", "SCALE", "SCALE"])
@@ -190,7 +164,7 @@ struct CachectlVNFTests {
             let terminated = try ctl(["vnf", "terminate", id])
             #expect(terminated.status == 0 && terminated.output.contains("COMPLETED"), "\(terminated.output)")
         }
-        #expect(tcpExchange(ingress, "gone") == "")
+        #expect(LoopbackSocket.exchange(endpoint: ingress, message: "gone") == "")
         let issued = try #require(
             try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: dataDirectory + "/authority/issued.json")))
                 as? [String: [NSNumber]])
@@ -244,7 +218,7 @@ struct CachectlVNFTests {
         let hostname = try #require(vnfc["hostname"] as? String)
         let port = try #require((vnfc["ports"] as? [String: Any])?["traffic"] as? Int)
         try eventually("traffic flows through the restarted framework's VNF") {
-            tcpExchange("\(hostname):\(port)", "after restart") == "E:after restart"
+            LoopbackSocket.exchange(endpoint: "\(hostname):\(port)", message: "after restart") == "E:after restart"
         }
         try eventually("exactly one process runs the VNFC") { Set(loadBalancerProcesses()).subtracting(before).count == 1 }
         let terminated = try ctl(["vnf", "terminate", instanceID])

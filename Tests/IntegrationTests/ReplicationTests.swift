@@ -3,6 +3,7 @@
 // writes surviving the primary's death, a tampered byte on the link (through a flipping proxy), and the refusal to
 // mix plaintext and secure replication. Waits poll INFO with deadlines; nothing here asserts on timing.
 import Foundation
+import LoopbackTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -111,7 +112,7 @@ struct ReplicationTests {
     @Test func secureReplicasConvergeUnderAWriteLoadAndARestartedReplicaResyncs() throws {
         let ids = try TestIdentities(nodes: ["p", "r1", "r2"])
         defer { ids.remove() }
-        let primaryReplication = try ServerProcess.freeLoopbackPort()
+        let primaryReplication = try LoopbackSocket.freeLoopbackPort()
         let primary = try CacheNodeProcess(arguments: ids.flags("p", replicationPort: primaryReplication))
         defer { primary.stop() }
         // Data of every type before the replicas exist (it reaches them through the snapshot).
@@ -127,9 +128,9 @@ struct ReplicationTests {
         defer { writer.stop() }
         usleep(100_000)
         let replicaOf = ["--replicaof", "127.0.0.1", String(primaryReplication)]
-        let first = try CacheNodeProcess(arguments: ids.flags("r1", replicationPort: try ServerProcess.freeLoopbackPort()) + replicaOf)
+        let first = try CacheNodeProcess(arguments: ids.flags("r1", replicationPort: try LoopbackSocket.freeLoopbackPort()) + replicaOf)
         defer { first.stop() }
-        let second = try CacheNodeProcess(arguments: ids.flags("r2", replicationPort: try ServerProcess.freeLoopbackPort()) + replicaOf)
+        let second = try CacheNodeProcess(arguments: ids.flags("r2", replicationPort: try LoopbackSocket.freeLoopbackPort()) + replicaOf)
         defer { second.stop() }
         writer.wait()
         #expect(writer.process.terminationStatus == 0, "writer: \(writer.output)")
@@ -153,7 +154,7 @@ struct ReplicationTests {
         // kill -9 a replica and start it again: it has no data on disk (no snapshot is saved in this test), so it
         // takes a new full copy and ends identical.
         second.kill9()
-        let restarted = try CacheNodeProcess(arguments: ids.flags("r2", replicationPort: try ServerProcess.freeLoopbackPort()) + replicaOf)
+        let restarted = try CacheNodeProcess(arguments: ids.flags("r2", replicationPort: try LoopbackSocket.freeLoopbackPort()) + replicaOf)
         defer { restarted.stop() }
         _ = try redisCLI(primary.port, ["SET", "after-restart", "1"])
         try waitForSync(primary: primary.port, replicas: [first.port, restarted.port])
@@ -167,10 +168,10 @@ struct ReplicationTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("replica-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let primaryReplication = try ServerProcess.freeLoopbackPort()
+        let primaryReplication = try LoopbackSocket.freeLoopbackPort()
         let primary = try CacheNodeProcess(arguments: ids.flags("p", replicationPort: primaryReplication) + ["--repl-backlog-size", "64mb"])
         defer { primary.stop() }
-        let replicaFlags = ids.flags("r1", replicationPort: try ServerProcess.freeLoopbackPort())
+        let replicaFlags = ids.flags("r1", replicationPort: try LoopbackSocket.freeLoopbackPort())
             + ["--dir", directory, "--replicaof", "127.0.0.1", String(primaryReplication)]
         var replica = try CacheNodeProcess(arguments: replicaFlags)
         defer { replica.stop() }
@@ -212,7 +213,7 @@ struct ReplicationTests {
     @Test func failoverPromotesTheMostAdvancedReplicaAndTheOtherContinuesByPartialResync() throws {
         let ids = try TestIdentities(nodes: ["p", "r1", "r2"])
         defer { ids.remove() }
-        let ports = (try ServerProcess.freeLoopbackPort(), try ServerProcess.freeLoopbackPort(), try ServerProcess.freeLoopbackPort())
+        let ports = (try LoopbackSocket.freeLoopbackPort(), try LoopbackSocket.freeLoopbackPort(), try LoopbackSocket.freeLoopbackPort())
         let primary = try CacheNodeProcess(arguments: ids.flags("p", replicationPort: ports.0))
         defer { primary.stop() }
         let replicaOf = ["--replicaof", "127.0.0.1", String(ports.0)]
@@ -253,18 +254,18 @@ struct ReplicationTests {
     @Test func aTamperedByteBreaksTheLinkAndTheReplicaResumesCorrectly() throws {
         let ids = try TestIdentities(nodes: ["p", "r1"])
         defer { ids.remove() }
-        let primaryReplication = try ServerProcess.freeLoopbackPort()
+        let primaryReplication = try LoopbackSocket.freeLoopbackPort()
         // A backlog large enough that the reconnect after the tamper is always within it.
         let primary = try CacheNodeProcess(arguments: ids.flags("p", replicationPort: primaryReplication) + ["--repl-backlog-size", "64mb"])
         defer { primary.stop() }
-        let proxyPort = try ServerProcess.freeLoopbackPort()
+        let proxyPort = try LoopbackSocket.freeLoopbackPort()
         // Flip a byte well after the handshake and the (small) snapshot: inside the command stream.
         let proxy = try BackgroundProgram("/usr/bin/env", ["python3", 
             PackagePaths.clientScript("flip_proxy.py"), String(proxyPort), String(primaryReplication), "150000",
         ])
         defer { proxy.stop() }
         try eventually("the proxy listens") { proxy.output.contains("listening") }
-        let replica = try CacheNodeProcess(arguments: ids.flags("r1", replicationPort: try ServerProcess.freeLoopbackPort())
+        let replica = try CacheNodeProcess(arguments: ids.flags("r1", replicationPort: try LoopbackSocket.freeLoopbackPort())
             + ["--replicaof", "127.0.0.1", String(proxyPort)])
         defer { replica.stop() }
         try waitForSync(primary: primary.port, replicas: [replica.port])
@@ -285,7 +286,7 @@ struct ReplicationTests {
     @Test func plaintextAndSecureReplicationRefuseToMix() throws {
         let ids = try TestIdentities(nodes: ["p"])
         defer { ids.remove() }
-        let primary = try CacheNodeProcess(arguments: ids.flags("p", replicationPort: try ServerProcess.freeLoopbackPort()))
+        let primary = try CacheNodeProcess(arguments: ids.flags("p", replicationPort: try LoopbackSocket.freeLoopbackPort()))
         defer { primary.stop() }
         // A plaintext replica pointed at the secure node's client port is refused, and says why.
         let replica = try CacheNodeProcess(arguments: ["--replication-plaintext", "yes", "--replicaof", "127.0.0.1", String(primary.port)])

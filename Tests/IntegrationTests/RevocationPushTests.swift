@@ -3,6 +3,7 @@
 // refuses its new handshakes, while a replica that is not revoked stays connected. A list signed by another authority
 // is refused with an error and changes nothing.
 import Foundation
+import LoopbackTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -15,14 +16,14 @@ struct RevocationPushTests {
         let ids = try TestIdentities(nodes: ["p", "r1", "r2"])
         defer { ids.remove() }
         let cachectl = PackagePaths.root.appendingPathComponent(".build/debug/cachectl").path
-        let primaryReplication = try ServerProcess.freeLoopbackPort()
+        let primaryReplication = try LoopbackSocket.freeLoopbackPort()
         let primary = try CacheNodeProcess(arguments: ids.flags("p", replicationPort: primaryReplication))
         defer { primary.stop() }
         _ = try redisCLI(primary.port, ["SET", "before", "1"])
         let replicaOf = ["--replicaof", "127.0.0.1", String(primaryReplication)]
-        let revoked = try CacheNodeProcess(arguments: ids.flags("r1", replicationPort: try ServerProcess.freeLoopbackPort()) + replicaOf)
+        let revoked = try CacheNodeProcess(arguments: ids.flags("r1", replicationPort: try LoopbackSocket.freeLoopbackPort()) + replicaOf)
         defer { revoked.stop() }
-        let kept = try CacheNodeProcess(arguments: ids.flags("r2", replicationPort: try ServerProcess.freeLoopbackPort()) + replicaOf)
+        let kept = try CacheNodeProcess(arguments: ids.flags("r2", replicationPort: try LoopbackSocket.freeLoopbackPort()) + replicaOf)
         defer { kept.stop() }
         try waitForSync(primary: primary.port, replicas: [revoked.port, kept.port])
         #expect(try info(primary.port, "replication")["connected_slaves"] == "2")

@@ -3,6 +3,7 @@
 // vanishing mid-command, huge pipelines, replies far larger than one socket write, and 10,000 idle connections.
 // Every wait is bounded (socket receive timeouts and deadlines); nothing sleeps to wait for time.
 import Foundation
+import LoopbackTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -331,51 +332,21 @@ enum RESPReply: Hashable, CustomStringConvertible {
     }
 }
 
-/// A blocking TCP connection to 127.0.0.1 with a receive timeout, so no test can hang.
+/// A blocking TCP connection to 127.0.0.1 with send and receive timeouts, so no test can hang.
 final class RawConnection: @unchecked Sendable {
-    private(set) var descriptor: Int32
+    private let socket: LoopbackSocket
     private var received: [UInt8] = []
     private var parsed = 0
 
+    /// Connects (a `socket` error of EMFILE means RLIMIT_NOFILE needs raising: `raiseOpenFileLimit`).
     init(port: Int, receiveTimeout seconds: Int = 30) throws {
-        #if canImport(Glibc)
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #else
-        let fd = socket(AF_INET, SOCK_STREAM, 0)
-        #endif
-        guard fd >= 0 else { throw HarnessError(description: "socket() failed: errno \(errno) (raise RLIMIT_NOFILE?)") }
-        descriptor = fd
-        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard result == 0 else {
-            let code = errno
-            closeDescriptor(fd)
-            throw HarnessError(description: "connect to 127.0.0.1:\(port) failed: errno \(code)")
-        }
+        socket = try LoopbackSocket(port: port, receiveTimeout: .seconds(seconds), sendTimeout: .seconds(seconds))
     }
 
-    deinit { close() }
+    func close() { socket.close() }
 
-    func close() {
-        if descriptor >= 0 {
-            closeDescriptor(descriptor)
-            descriptor = -1
-        }
-    }
-
-    /// Makes the next `close()` send a reset instead of a FIN (SO_LINGER with a zero timeout).
-    func resetOnClose() {
-        var option = linger(l_onoff: 1, l_linger: 0)
-        setsockopt(descriptor, SOL_SOCKET, SO_LINGER, &option, socklen_t(MemoryLayout<linger>.size))
-    }
+    /// Makes the next `close()` send a reset instead of a FIN.
+    func resetOnClose() { socket.resetOnClose() }
 
     /// Raises this process's soft limit on open files (children such as cache-node inherit it).
     static func raiseOpenFileLimit(to wanted: Int) throws {
@@ -404,20 +375,9 @@ final class RawConnection: @unchecked Sendable {
         return bytes
     }
 
-    func send(_ text: String) throws { try send(Array(text.utf8)) }
+    func send(_ text: String) throws { try socket.send(text) }
 
-    func send(_ bytes: [UInt8]) throws {
-        try Self.writeAll(descriptor, bytes)
-    }
-
-    private static func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { sendBytes(descriptor, $0) }
-            guard written > 0 else { throw HarnessError(description: "send failed: errno \(errno)") }
-            offset += written
-        }
-    }
+    func send(_ bytes: [UInt8]) throws { try socket.send(bytes) }
 
     /// Sends one command and returns its reply.
     func command(_ arguments: [[UInt8]]) throws -> RESPReply? {
@@ -468,11 +428,10 @@ final class RawConnection: @unchecked Sendable {
 
     /// Writes `bytes` from another thread while reading `replies` replies here.
     func sendConcurrentlyAndRead(_ bytes: [UInt8], replies: Int) throws -> [RESPReply] {
-        let descriptor = self.descriptor
         let writer = DispatchGroup()
         let failure = WriteFailure()
         DispatchQueue.global().async(group: writer) {
-            do { try Self.writeAll(descriptor, bytes) } catch { failure.set(error) }
+            do { try self.send(bytes) } catch { failure.set(error) }
         }
         let result = try readReplies(replies)
         writer.wait()
@@ -490,16 +449,15 @@ final class RawConnection: @unchecked Sendable {
         return value
     }
 
-    /// Receives more bytes; `false` when the peer closed (or reset) the connection.
+    /// Receives more bytes; `false` when the peer closed (or reset) the connection, throws on a receive timeout.
     private func receiveMore() throws -> Bool {
-        var chunk = [UInt8](repeating: 0, count: 256 * 1024)
-        let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
-        if count > 0 {
-            received += chunk[0..<count]
-            return true
+        do {
+            let chunk = try socket.receive(maxBytes: 256 * 1024)
+            received += chunk
+            return !chunk.isEmpty
+        } catch let error as LoopbackSocketError where error.code == ECONNRESET {
+            return false
         }
-        if count == 0 || errno == ECONNRESET { return false }
-        throw HarnessError(description: "recv failed: errno \(errno) (timed out waiting for the server?)")
     }
 
     private func compact() {
@@ -508,18 +466,6 @@ final class RawConnection: @unchecked Sendable {
             parsed = 0
         }
     }
-}
-
-private func closeDescriptor(_ descriptor: Int32) {
-    _ = close(descriptor)
-}
-
-private func sendBytes(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) -> Int {
-    #if canImport(Glibc)
-    send(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
-    #else
-    send(descriptor, bytes.baseAddress, bytes.count, 0)
-    #endif
 }
 
 /// The error of a background write, handed back to the reading thread.

@@ -2,16 +2,13 @@
 // use it) answering pipelined commands from many clients over real sockets.
 import Dispatch
 import Logging
+import LoopbackTestSupport
 import NIOCore
 import NIOPosix
 import RESPServer
 import ServiceLifecycle
 import Synchronization
 import Testing
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Counts its flushes; re-enqueues itself from inside a flush while `requeues` > 0.
 private final class RecordingConnection: DeferredReplyFlushing {
@@ -110,45 +107,6 @@ private struct EchoDispatcher: CommandDispatcher {
 }
 
 struct RESPListenerFlushTests {
-    /// A blocking client socket to 127.0.0.1:`port` with a 10 s receive timeout.
-    private static func connectClient(port: Int) -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        precondition(fd >= 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        precondition(connected == 0, "connect failed: errno \(errno)")
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        return fd
-    }
-
-    private static func sendAll(_ fd: Int32, _ request: String) {
-        let bytes = Array(request.utf8)
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-            precondition(n > 0, "send failed: errno \(errno)")
-            sent += n
-        }
-    }
-
-    /// Reads until `expected` bytes, EOF or the receive timeout.
-    private static func receive(_ fd: Int32, expected: Int) -> String {
-        var received: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while received.count < expected {
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            received += chunk[0..<n]
-        }
-        return String(decoding: received, as: UTF8.self)
-    }
-
     @Test func pipelinedRepliesFromManyConnectionsArriveWholeAndInOrder() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let ports = Mutex<[Int]>([])
@@ -164,8 +122,8 @@ struct RESPListenerFlushTests {
             }
             try #require(port != 0)
             // 20 connections open at once on two event loops, each pipelining 200 commands in one write; the
-            // replies are read only after every client has sent.
-            var clients: [(fd: Int32, expected: String)] = []
+            // replies are read only after every client has sent (blocking sockets with a 10 s receive timeout).
+            var clients: [(socket: LoopbackSocket, expected: String)] = []
             for client in 0..<20 {
                 var request = ""
                 var expected = ""
@@ -176,29 +134,29 @@ struct RESPListenerFlushTests {
                 }
                 request += "PING\r\n"
                 expected += "+PONG\r\n"
-                let fd = Self.connectClient(port: port)
-                Self.sendAll(fd, request)
-                clients.append((fd, expected))
+                let socket = try LoopbackSocket(port: port, receiveTimeout: .seconds(10))
+                try socket.send(request)
+                clients.append((socket, expected))
             }
             for (index, client) in clients.enumerated() {
-                let received = Self.receive(client.fd, expected: client.expected.utf8.count)
-                close(client.fd)
+                let received = String(decoding: client.socket.receive(atLeast: client.expected.utf8.count), as: UTF8.self)
+                client.socket.close()
                 #expect(received == client.expected, "client \(index)")
             }
             // Bytes sent to a client from elsewhere follow the replies it was already given, even those still
             // waiting for the end of the tick (the send is queued on the loop before this read's flush is).
-            let announcing = Self.connectClient(port: port)
-            Self.sendAll(announcing, "PING\r\nANNOUNCE a\r\n")
+            let announcing = try LoopbackSocket(port: port, receiveTimeout: .seconds(10))
+            try announcing.send("PING\r\nANNOUNCE a\r\n")
             let expectedAnnouncement = "+PONG\r\n+ANNOUNCED\r\n+LATER a\r\n"
-            let announced = Self.receive(announcing, expected: expectedAnnouncement.utf8.count)
-            close(announcing)
+            let announced = String(decoding: announcing.receive(atLeast: expectedAnnouncement.utf8.count), as: UTF8.self)
+            announcing.close()
             #expect(announced == expectedAnnouncement)
             // A client that sends and half-closes at once still gets every reply before the close (QUIT).
-            let quitting = Self.connectClient(port: port)
-            Self.sendAll(quitting, "PING\r\nECHO hello\r\nQUIT\r\n")
-            shutdown(quitting, Int32(SHUT_WR))
-            let replies = Self.receive(quitting, expected: 1000)
-            close(quitting)
+            let quitting = try LoopbackSocket(port: port, receiveTimeout: .seconds(10))
+            try quitting.send("PING\r\nECHO hello\r\nQUIT\r\n")
+            quitting.shutdownWrite()
+            let replies = String(decoding: quitting.receive(atLeast: 1000), as: UTF8.self)
+            quitting.close()
             #expect(replies == "+PONG\r\n$5\r\nhello\r\n+OK\r\n")
             tasks.cancelAll()
         }

@@ -4,6 +4,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import LoopbackTestSupport
 import NIOCore
 import NIOPosix
 import ReplicationSec
@@ -118,15 +119,6 @@ struct TunnelTests {
 
 // MARK: helpers
 
-/// Finds a free loopback port by binding port 0 and closing again.
-func freePort() async throws -> Int {
-    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .bind(host: "127.0.0.1", port: 0).get()
-    let port = channel.localAddress!.port!
-    try await channel.close()
-    return port
-}
-
 /// Runs redis-cli on a thread-pool thread (never blocking the concurrency pool) and returns its trimmed output.
 func redisCLI(port: Int, _ arguments: [String]) async throws -> String {
     try await NIOThreadPool.singleton.runIfActive { try blockingRedisCLI(port: port, arguments) }
@@ -206,7 +198,7 @@ final class RedisProcess: Sendable {
     static func start(directory: String, extra: [String]) async throws -> RedisProcess {
         var failures: [String] = []
         for _ in 0..<3 {
-            let server = try RedisProcess(port: try await freePort(), directory: directory, extra: extra)
+            let server = try RedisProcess(port: try LoopbackSocket.freeLoopbackPort(), directory: directory, extra: extra)
             let settled = try await poll {
                 if !server.process.isRunning { return true }
                 return try await redisCLI(port: server.port, ["PING"]) == "PONG"

@@ -7,6 +7,7 @@ import CacheFramework
 import CacheFrameworkNFV
 import CacheFrameworkNFVRuntime
 import Foundation
+import LoopbackTestSupport
 import Testing
 
 @Suite(.serialized)
@@ -21,17 +22,17 @@ struct InternalLinkUpdateTests {
             let id = accepted.instanceID
             #expect(try await NSDeployment.waitForFinal(accepted.operationID!, manager: framework.manager, timeoutSeconds: 30) == .completed)
             let oldIngress = try #require(framework.manager.instance(id)?.endpoints(onLink: "ingress").first)
-            try await waitUntil("the front forwards to the backend") { exchange(oldIngress, "a") == "v1.0:a" }
+            try await waitUntil("the front forwards to the backend") { LoopbackSocket.exchange(endpoint: oldIngress, message: "a") == "v1.0:a" }
 
             let update = try await framework.manager.submit(.changeVNFPackage(id, vnfd: try twoTier(version: "2.0")))
             // be.0 is replaced first; the old front (version 1.0, still serving until its own successor runs) then
             // answers through the new backend.
-            try await waitUntil("the old front reaches the new backend", seconds: 20) { exchange(oldIngress, "b") == "v2.0:b" }
+            try await waitUntil("the old front reaches the new backend", seconds: 20) { LoopbackSocket.exchange(endpoint: oldIngress, message: "b") == "v2.0:b" }
             #expect(framework.manager.instance(id)?.vnfcs["fe.0"]?.vnfdVersion == "1.0")
 
             #expect(try await NSDeployment.waitForFinal(update.operationID!, manager: framework.manager, timeoutSeconds: 60) == .completed)
             let ingress = try #require(framework.manager.instance(id)?.endpoints(onLink: "ingress").first)
-            try await waitUntil("the new front forwards to the new backend") { exchange(ingress, "c") == "v2.0:c" }
+            try await waitUntil("the new front forwards to the new backend") { LoopbackSocket.exchange(endpoint: ingress, message: "c") == "v2.0:c" }
 
             let terminate = try await framework.manager.submit(.terminate(id, .graceful, gracefulTimeout: nil))
             _ = try await NSDeployment.waitForFinal(terminate.operationID!, manager: framework.manager, timeoutSeconds: 30)

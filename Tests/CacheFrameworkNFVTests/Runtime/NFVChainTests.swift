@@ -9,6 +9,7 @@ import CacheFrameworkNFVRuntime
 import CacheFrameworkRuntime
 import Foundation
 import Logging
+import LoopbackTestSupport
 import ReplicationSec
 import Testing
 
@@ -98,7 +99,7 @@ extension NFVFramework {
                 echo.waitUntilExit()
             }
             let echoEndpoint = "127.0.0.1:\(base + 150)"
-            try await waitUntil("the echo target answers") { exchange(echoEndpoint, "x") == "E:x" }
+            try await waitUntil("the echo target answers") { LoopbackSocket.exchange(endpoint: echoEndpoint, message: "x") == "E:x" }
             try await body(framework, echoEndpoint)
         } catch {
             await framework.stop()
@@ -114,32 +115,6 @@ func loadChain() throws -> NSDescriptor {
     return try NSDescriptorParser.parse(try String(contentsOf: directory.appendingPathComponent("chain.yaml"), encoding: .utf8)) {
         try String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8)
     }
-}
-
-func exchange(_ endpoint: String, _ message: String) -> String {
-    guard let colon = endpoint.lastIndex(of: ":"), let port = UInt16(endpoint[endpoint.index(after: colon)...]) else { return "" }
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(descriptor) }
-    var timeout = timeval(tv_sec: 3, tv_usec: 0)
-    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = port.bigEndian
-    address.sin_addr.s_addr = inet_addr(String(endpoint[..<colon]))
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-    }
-    guard connected else { return "" }
-    _ = message.withCString { send(descriptor, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
-    shutdown(descriptor, Int32(SHUT_WR))
-    var received: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let count = recv(descriptor, &buffer, buffer.count, 0)
-        if count <= 0 { break }
-        received += buffer[0..<count]
-    }
-    return String(decoding: received, as: UTF8.self)
 }
 
 func waitUntil(_ what: String, seconds: Double = 30, _ condition: () async throws -> Bool) async throws {
@@ -180,9 +155,9 @@ struct NFVChainTests {
             #expect(lastStart < firstCompletion, "the service's INSTANTIATE occurrences do not overlap")
 
             // Forwarded through firewall → ratelimit → lb → echo, and filtered by the firewall's deny pattern.
-            #expect(exchange(ingress, "hello chain") == "E:hello chain")
-            #expect(exchange(ingress, "please DROP this") == "")
-            #expect(exchange(ingress, "still fine") == "E:still fine")
+            #expect(LoopbackSocket.exchange(endpoint: ingress, message: "hello chain") == "E:hello chain")
+            #expect(LoopbackSocket.exchange(endpoint: ingress, message: "please DROP this") == "")
+            #expect(LoopbackSocket.exchange(endpoint: ingress, message: "still fine") == "E:still fine")
 
             // Every VNF task runs, and the cache scheduler left them alone.
             let views = await framework.backend.taskViews()
@@ -199,7 +174,7 @@ struct NFVChainTests {
                 }
             }
             #expect(framework.manager.instance(lbID)?.vnfcs["lb.0"]?.taskID != lbTask)
-            try await waitUntil("traffic flows again") { exchange(ingress, "after heal") == "E:after heal" }
+            try await waitUntil("traffic flows again") { LoopbackSocket.exchange(endpoint: ingress, message: "after heal") == "E:after heal" }
 
             // Terminate: every VNF task ends.
             try await NSDeployment.terminate(service, manager: framework.manager, timeoutSeconds: 30)
@@ -209,7 +184,7 @@ struct NFVChainTests {
             try await waitUntil("no VNF task is left") {
                 await framework.backend.taskViews().allSatisfy { !$0.taskID.value.hasPrefix("vnf.") || $0.state.isTerminal }
             }
-            #expect(exchange(ingress, "gone") == "")
+            #expect(LoopbackSocket.exchange(endpoint: ingress, message: "gone") == "")
             // Every identity the framework issued to a VNFC (the healed lb's first one too) is revoked.
             let list = framework.authority.revocationList
             let issued = framework.authority.issuedNodeIDs.filter { $0.hasPrefix("vnf.") }

@@ -12,6 +12,7 @@ import CacheFrameworkRuntime
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import LoopbackTestSupport
 import NIOCore
 import Prometheus
 import ReplicationSec
@@ -39,7 +40,7 @@ final class TrafficLoop: Sendable {
             while !self.tally.withLock({ $0.stop }) {
                 index += 1
                 let payload = "payload-\(index)"
-                let reply = exchange(endpoint, payload)
+                let reply = LoopbackSocket.exchange(endpoint: endpoint, message: payload)
                 self.tally.withLock { tally in
                     tally.sent += 1
                     if reply != "E:" + payload { tally.failures.append("\(payload) → '\(reply)'") }
@@ -58,24 +59,6 @@ final class TrafficLoop: Sendable {
         try await waitUntil("the traffic loop stops", seconds: 10) { self.tally.withLock { $0.done } }
         return tally.withLock { $0 }
     }
-}
-
-/// Opens a TCP connection to `endpoint` and keeps it open (the descriptor; -1 if refused).
-func holdConnection(_ endpoint: String) -> Int32 {
-    guard let colon = endpoint.lastIndex(of: ":"), let port = UInt16(endpoint[endpoint.index(after: colon)...]) else { return -1 }
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = port.bigEndian
-    address.sin_addr.s_addr = inet_addr(String(endpoint[..<colon]))
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-    }
-    guard connected else {
-        close(descriptor)
-        return -1
-    }
-    return descriptor
 }
 
 @Suite(.serialized)
@@ -121,7 +104,7 @@ struct NFVOperationsTests {
             #expect(try await NSDeployment.waitForFinal(accepted.operationID!, manager: framework.manager, timeoutSeconds: 30) == .completed)
             let ingress = try #require(framework.manager.instance(id)?.endpoints(onLink: "ingress").first)
             // Polled: the command health check (a file exists) passes before the process listens.
-            try await waitUntil("the VNFC forwards") { exchange(ingress, "before") == "E:before" }
+            try await waitUntil("the VNFC forwards") { LoopbackSocket.exchange(endpoint: ingress, message: "before") == "E:before" }
             let task = try #require(framework.manager.instance(id)?.vnfcs["lb.0"]?.taskID)
             try await waitUntil("the monitor has checked the VNFC") { framework.health.health()[task]?.lastHealthy == true }
 
@@ -160,7 +143,7 @@ struct NFVOperationsTests {
             try await waitUntil("the heal completes") { framework.manager.operation(heal.id)?.state == .completed }
             let healed = try #require(framework.manager.instance(id)?.vnfcs["lb.0"]?.taskID)
             #expect(healed != task)
-            try await waitUntil("traffic flows again") { exchange(ingress, "after") == "E:after" }
+            try await waitUntil("traffic flows again") { LoopbackSocket.exchange(endpoint: ingress, message: "after") == "E:after" }
         }
     }
 
@@ -172,7 +155,7 @@ struct NFVOperationsTests {
             let (fwID, rlID) = (service.vnfInstanceIDs[0], service.vnfInstanceIDs[1])
             let oldTask = try #require(framework.manager.instance(rlID)?.vnfcs["rl.0"]?.taskID)
             let oldEndpoint = try #require(framework.manager.instance(rlID)?.endpoints(onLink: "ingress").first)
-            #expect(exchange(ingress, "hello") == "E:hello")
+            #expect(LoopbackSocket.exchange(endpoint: ingress, message: "hello") == "E:hello")
 
             // Version 2.0 of the rate limiter: another software version and rate.
             let v2 = try VNFDescriptorParser.parse(
@@ -209,7 +192,7 @@ struct NFVOperationsTests {
             #expect(views.first { $0.taskID == oldTask }?.state.isTerminal == true)
             #expect(views.filter { $0.taskID.value.hasPrefix("vnf.\(rlID).") && $0.state == .running }.map(\.taskID) == [newTask])
             #expect(framework.authority.revocationList.serials.contains(try identitySerial(framework, oldTask.value)))
-            #expect(exchange(ingress, "please DROP this") == "")
+            #expect(LoopbackSocket.exchange(endpoint: ingress, message: "please DROP this") == "")
 
             try await NSDeployment.terminate(service, manager: framework.manager, timeoutSeconds: 30)
         }
@@ -226,7 +209,7 @@ struct NFVOperationsTests {
             let id = accepted.instanceID
             #expect(try await NSDeployment.waitForFinal(accepted.operationID!, manager: framework.manager, timeoutSeconds: 30) == .completed)
             let ingress = try #require(framework.manager.instance(id)?.endpoints(onLink: "ingress").first)
-            #expect(exchange(ingress, "one") == "E:one")
+            #expect(LoopbackSocket.exchange(endpoint: ingress, message: "one") == "E:one")
             let metrics = try #require(framework.manager.instance(id)?.vnfcs["lb.0"]?.endpoint("metrics"))
             // The VNFC serves its counters (the traffic above, readiness and health checks connect too).
             let text = try #require(NFVHealth.httpBody(metrics, path: "/metrics"))
@@ -235,8 +218,8 @@ struct NFVOperationsTests {
 
             // Four open connections on one VNFC: mean 4 > 3 → one step out (then 4 over 2 VNFCs is well below 3, even with a
             // health check's connection open at the time).
-            let held = (0..<4).map { _ in holdConnection(ingress) }
-            #expect(held.allSatisfy { $0 >= 0 })
+            let held = (0..<4).map { _ in try? LoopbackSocket(endpoint: ingress) }
+            #expect(held.allSatisfy { $0 != nil })
             func automatic(_ type: ScaleType) -> LcmOpOcc? {
                 framework.manager.operations().first {
                     $0.vnfInstanceID == id && $0.operation == .scale && $0.isAutomaticInvocation && $0.parameters["type"] == type.rawValue
@@ -248,7 +231,7 @@ struct NFVOperationsTests {
             #expect(framework.manager.instance(id)?.vnfcs.values.filter(\.isRunning).count == 2)
 
             // The connections close: mean 0 < 1 → back in.
-            for descriptor in held { close(descriptor) }
+            for connection in held { connection?.close() }
             try await waitUntil("an automatic scale-in completes") { automatic(.scaleIn)?.state == .completed }
             #expect(framework.manager.instance(id)?.vnfcs.keys.sorted() == ["lb.0"])
             #expect(framework.manager.operations().filter { $0.operation == .scale }.count == 2)

@@ -8,6 +8,7 @@ import CacheFrameworkNFV
 import CacheFrameworkNFVRuntime
 import CacheFrameworkRuntime
 import Foundation
+import LoopbackTestSupport
 import NIOCore
 import NIOPosix
 import ReplicationSec
@@ -180,7 +181,7 @@ struct SecureLinkTests {
         }
         do {
             let echoEndpoint = "127.0.0.1:\(base + 150)"
-            try await waitUntil("the echo target answers") { exchange(echoEndpoint, "x") == "E:x" }
+            try await waitUntil("the echo target answers") { LoopbackSocket.exchange(endpoint: echoEndpoint, message: "x") == "E:x" }
             let nsd = try loadChain()
             let service = try await NSDeployment.deploy(
                 nsd, name: "secure", egress: [echoEndpoint], manager: framework.manager, timeoutSeconds: 30,
@@ -189,12 +190,12 @@ struct SecureLinkTests {
             #expect(secureRelays.all.count == 2)
 
             // The chain serves once every secure link's first handshake is done (polled: slow under load).
-            try await waitUntil("the secure chain forwards") { exchange(ingress, "warm-up") == "E:warm-up" }
+            try await waitUntil("the secure chain forwards") { LoopbackSocket.exchange(endpoint: ingress, message: "warm-up") == "E:warm-up" }
             // Forwarded and filtered as before; the payload crosses both links but never in plaintext.
             // (Polled too: under CI load one exchange can outlast its 3 s read timeout while both hops handshake.)
             let payload = "secret-payload-\(UUID().uuidString)"
-            try await waitUntil("the payload crosses the secure chain", seconds: 15) { exchange(ingress, payload) == "E:\(payload)" }
-            #expect(exchange(ingress, "please DROP this") == "")
+            try await waitUntil("the payload crosses the secure chain", seconds: 15) { LoopbackSocket.exchange(endpoint: ingress, message: payload) == "E:\(payload)" }
+            #expect(LoopbackSocket.exchange(endpoint: ingress, message: "please DROP this") == "")
             for relay in secureRelays.all {
                 let captured = relay.bytes
                 #expect(captured.count > payload.utf8.count, "the link carried the traffic")
@@ -206,7 +207,7 @@ struct SecureLinkTests {
                 nsd, name: "plain", egress: [echoEndpoint], manager: framework.manager, timeoutSeconds: 30, plaintextLinks: true,
                 interpose: { try await plainRelays.interpose($0) })
             let plainIngress = try #require(plain.ingress.first)
-            try await waitUntil("the plaintext chain forwards") { exchange(plainIngress, payload) == "E:\(payload)" }
+            try await waitUntil("the plaintext chain forwards") { LoopbackSocket.exchange(endpoint: plainIngress, message: payload) == "E:\(payload)" }
             #expect(plainRelays.all.allSatisfy { contains($0.bytes, Array(payload.utf8)) })
 
             // Heal the rate limiter: its old identity is revoked, and the load balancer after it refuses a handshake
@@ -231,7 +232,7 @@ struct SecureLinkTests {
             // An identity of a VNF that is not the lb's neighbour is refused too (node id prefix check).
             let fwTask = try #require(framework.manager.instance(service.vnfInstanceIDs[0])?.vnfcs["fw.0"]?.taskID)
             #expect(await secureExchange(lbIngress, identity: try identity(framework, fwTask.value), authority: authorityKey, "probe") == "")
-            try await waitUntil("traffic flows after the heal") { exchange(ingress, "after heal") == "E:after heal" }
+            try await waitUntil("traffic flows after the heal") { LoopbackSocket.exchange(endpoint: ingress, message: "after heal") == "E:after heal" }
 
             try await NSDeployment.terminate(service, manager: framework.manager, timeoutSeconds: 30)
             try await NSDeployment.terminate(plain, manager: framework.manager, timeoutSeconds: 30)

@@ -3,17 +3,12 @@
 // EmbeddedChannel tests cover reply shapes; these check what only real threads can break.
 import CacheNode
 import CacheNodeTestSupport
+import LoopbackTestSupport
 import NIOCore
 import NIOPosix
 import RESPServer
 import Synchronization
 import Testing
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// A node served on 127.0.0.1 (free port) by a two-thread event loop group; connections alternate between loops.
 private final class LiveNode {
@@ -57,53 +52,21 @@ private struct SocketClientError: Error, CustomStringConvertible {
 
 /// A blocking loopback RESP client with a receive timeout, so a missing reply fails the test instead of hanging it.
 private final class SocketClient {
-    private let descriptor: Int32
+    private let socket: LoopbackSocket
     private var pending = ByteBuffer()
 
     init(port: Int) throws {
-        #if canImport(Glibc)
-        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        #else
-        descriptor = socket(AF_INET, SOCK_STREAM, 0)
-        #endif
-        guard descriptor >= 0 else { throw SocketClientError(description: "socket() failed: errno \(errno)") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            close(descriptor)
-            throw SocketClientError(description: "connect to 127.0.0.1:\(port) failed: errno \(errno)")
-        }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        socket = try LoopbackSocket(port: port, receiveTimeout: .seconds(10))
     }
-
-    deinit { close(descriptor) }
 
     /// Closes the socket now (the server sees the client go away).
     func disconnect() {
-        shutdown(descriptor, Int32(SHUT_RDWR))
+        socket.shutdown()
     }
 
     /// Writes raw bytes.
     func write(_ text: String) throws {
-        var bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes.withUnsafeMutableBytes { raw in
-                #if canImport(Glibc)
-                Glibc.send(descriptor, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
-                #else
-                Darwin.send(descriptor, raw.baseAddress! + offset, raw.count - offset, 0)
-                #endif
-            }
-            guard written > 0 else { throw SocketClientError(description: "send failed: errno \(errno)") }
-            offset += written
-        }
+        try socket.send(text)
     }
 
     /// Sends one command (multibulk) and returns the first reply.
@@ -119,10 +82,9 @@ private final class SocketClient {
     func read() throws -> RESPValue {
         while true {
             if let value = RESPValue.parse(&pending) { return value }
-            var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-            let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
-            guard count > 0 else { throw SocketClientError(description: count == 0 ? "connection closed" : "no reply in time (errno \(errno))") }
-            pending.writeBytes(chunk[0..<count])
+            let chunk = try socket.receive(maxBytes: 64 * 1024)  // throws when no reply comes in time
+            guard !chunk.isEmpty else { throw SocketClientError(description: "connection closed") }
+            pending.writeBytes(chunk)
         }
     }
 

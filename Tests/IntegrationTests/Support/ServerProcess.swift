@@ -5,6 +5,7 @@
 // stop), and waitpid does not depend on a run loop.
 import CHiredis
 import Foundation
+import LoopbackTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -41,7 +42,7 @@ final class ServerProcess {
         self.executable = executable
         var lastOutput = ""
         for _ in 0..<max(1, launchAttempts) {
-            let port = try Self.freeLoopbackPort()
+            let port = try LoopbackSocket.freeLoopbackPort()
             let logURL = FileManager.default.temporaryDirectory
                 .appendingPathComponent("server-\(port)-\(ProcessInfo.processInfo.processIdentifier).log")
             _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
@@ -131,28 +132,5 @@ final class ServerProcess {
         }
         kill(pid, SIGKILL)
         _ = waitpid(pid, &status, 0)
-    }
-
-    /// A loopback TCP port that was free a moment ago (bind to port 0, read it back, close).
-    static func freeLoopbackPort() throws -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw ServerProcessError(message: "socket() failed: errno \(errno)") }
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard bound == 0 else { throw ServerProcessError(message: "bind(127.0.0.1:0) failed: errno \(errno)") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let named = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
-        }
-        guard named == 0 else { throw ServerProcessError(message: "getsockname failed: errno \(errno)") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
