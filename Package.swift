@@ -63,6 +63,7 @@ let package = Package(
         .target(
             name: "CacheStore",
             dependencies: [
+                "CMemoryPrefetch",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ],
@@ -81,6 +82,7 @@ let package = Package(
             swiftSettings: hotPathSettings
         ),
         .target(name: "CProcessStats"),
+        .target(name: "CMemoryPrefetch"),
         .executableTarget(
             name: "CacheNodeServer",
             dependencies: [

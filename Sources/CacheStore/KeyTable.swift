@@ -104,6 +104,25 @@ public final class KeyTable {
         }
     }
 
+    /// Where a probe for `hash` starts in the slot array (a prefetch target; not dereferenced).
+    @inline(__always)
+    func firstSlotAddress(forHash hash: UInt64) -> UnsafeRawPointer {
+        UnsafeRawPointer(slots + (Int(truncatingIfNeeded: hash &>> 32) & slotMask))
+    }
+
+    /// The entry of the first slot whose tag matches `hash`, without comparing keys (a prefetch target; reads
+    /// slots, not entries), or `nil` if the probe meets an empty slot first.
+    func candidateEntryAddress(forHash hash: UInt64) -> UnsafeRawPointer? {
+        let tag = hash &>> 32
+        var position = Int(truncatingIfNeeded: tag) & slotMask
+        while true {
+            let slot = slots[position]
+            if slot == 0 { return nil }
+            if slot &>> 32 == tag { return UnsafeRawPointer(entry(at: Int(truncatingIfNeeded: slot & 0xFFFF_FFFF) &- 1)) }
+            position = (position &+ 1) & slotMask
+        }
+    }
+
     /// Adds a key that is not present. Returns its index.
     @discardableResult
     public func insert(_ key: KeyRef, value: StoredValue, meta: EntryMeta) -> Int {

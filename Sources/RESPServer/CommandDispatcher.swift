@@ -44,6 +44,12 @@ public protocol CommandDispatcher: Sendable {
 
     /// Counts bytes read from and written to the connection (called once per read and per flush, not per command).
     func recordTraffic(_ session: Session, inputBytes: Int, outputBytes: Int)
+
+    /// Called with the commands decoded from a connection's input (a pipelined batch, two or more) before the first
+    /// of them is dispatched, so that the dispatcher can start loading what they will read into the CPU cache.
+    /// It must not change any state a client could observe nor write replies: each command is still dispatched,
+    /// in order, afterwards, and may find the data changed in between.
+    func prefetch(_ commands: ArraySlice<CommandArguments>, session: Session)
 }
 
 extension CommandDispatcher {
@@ -52,4 +58,7 @@ extension CommandDispatcher {
 
     /// Counts nothing.
     public func recordTraffic(_ session: Session, inputBytes: Int, outputBytes: Int) {}
+
+    /// Prefetches nothing.
+    public func prefetch(_ commands: ArraySlice<CommandArguments>, session: Session) {}
 }

@@ -1,4 +1,5 @@
-// The per-connection channel handler: decodes every buffered command, hands each to the dispatcher, and writes
+// The per-connection channel handler: decodes every buffered command (up to 16 ahead, offered together to the
+// dispatcher's prefetch so a pipelined batch's cache misses overlap), hands each to the dispatcher, and writes
 // all replies of one read in a single flush (pipelining costs one syscall per batch, as in redis). Under
 // RESPListener that flush waits for the end of the event loop's tick (ReplyFlushQueue), as redis writes replies in
 // beforeSleep.
@@ -21,6 +22,8 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
 
     /// Replies beyond this size are handed to the channel before the batch ends, bounding memory per client.
     private static var outputWriteThreshold: Int { 64 * 1024 }
+    /// How many buffered commands are decoded ahead and handed to the dispatcher's `prefetch` together.
+    private static var lookahead: Int { 16 }
 
     private let dispatcher: Dispatcher
     private let connectionID: Int
@@ -30,7 +33,15 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
     private var context: ChannelHandlerContext?
     private var state = State.running
     private var input = ByteBuffer()
-    private var arguments = CommandArguments()
+    /// Commands decoded ahead of running them (a pipelined batch, at most `lookahead`): `decoded[nextDecoded..<
+    /// decodedCount]` still wait, in order. The array keeps its elements between batches so their argument lists
+    /// are reused.
+    private var decoded: [CommandArguments] = []
+    private var decodedCount = 0
+    private var nextDecoded = 0
+    /// A malformed frame found while decoding ahead: reported once the commands before it have run, as if it had
+    /// been decoded then.
+    private var deferredDecodeError: RESPDecodeError?
     private var reply: ReplyWriter
     /// Replies handed to the channel mid-batch (large outputs) that still need a flush.
     private var hasUnflushedWrites = false
@@ -167,18 +178,23 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
                     break
                 }
             }
-            let complete: Bool
-            do {
-                complete = try decoder.next(from: &input, into: &arguments)
-            } catch {
-                reply.error(code: "ERR", message: "Protocol error: \(error)")
-                state = .closing
-                flushReplies(context: context)
-                context.close(promise: nil)
-                return
+            if nextDecoded == decodedCount {
+                if let error = deferredDecodeError {
+                    deferredDecodeError = nil
+                    reply.error(code: "ERR", message: "Protocol error: \(error)")
+                    state = .closing
+                    flushReplies(context: context)
+                    context.close(promise: nil)
+                    return
+                }
+                decodeAhead()
+                if decodedCount == 0 && deferredDecodeError == nil { break }
+                continue
             }
-            guard complete else { break }
-            let outcome = dispatcher.dispatch(arguments, session: &session!, reply: &reply)
+            let outcome = dispatcher.dispatch(decoded[nextDecoded], session: &session!, reply: &reply)
+            // Drops the frame's reference to the input storage so the next read can append without copying.
+            decoded[nextDecoded].frame = emptyFrame
+            nextDecoded += 1
             if !decoder.clientIsAuthenticated {
                 decoder.clientIsAuthenticated = dispatcher.isAuthenticated(session!)
             }
@@ -198,11 +214,9 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
                 return
             case .suspend:
                 state = .suspended
-                releaseFrame()
                 return
             }
         }
-        releaseFrame()
         if input.readableBytes == 0 {
             input = emptyFrame
         } else if input.readerIndex > 64 * 1024 {
@@ -210,9 +224,24 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
         }
     }
 
-    /// Drops the last frame's reference to the input storage so the next read can append without copying.
-    private func releaseFrame() {
-        arguments.frame = emptyFrame
+    /// Decodes up to `lookahead` buffered commands into `decoded` and lets the dispatcher prefetch for them. Before
+    /// the client has authenticated it decodes one at a time: each command must be decoded under the limits that
+    /// hold once the one before it has run (an AUTH lifts the unauthenticated limits).
+    private func decodeAhead() {
+        decodedCount = 0
+        nextDecoded = 0
+        while decodedCount < Self.lookahead {
+            if decodedCount == decoded.count { decoded.append(CommandArguments()) }
+            do {
+                guard try decoder.next(from: &input, into: &decoded[decodedCount]) else { break }
+            } catch {
+                deferredDecodeError = error
+                break
+            }
+            decodedCount += 1
+            if !decoder.clientIsAuthenticated { break }
+        }
+        if decodedCount > 1, let session { dispatcher.prefetch(decoded[0..<decodedCount], session: session) }
     }
 
     private func flushReplies(context: ChannelHandlerContext) {

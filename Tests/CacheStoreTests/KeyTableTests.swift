@@ -1,6 +1,7 @@
 // The key table against a Dictionary model under random inserts, replacements and deletions (including the
-// swap-with-last deletion and backward-shift slot deletion), plus memory-estimate consistency.
-import CacheStore
+// swap-with-last deletion and backward-shift slot deletion), plus memory-estimate consistency and the prefetch
+// targets (the entry a probe leads to).
+@testable import CacheStore
 import Testing
 
 struct KeyTableTests {
@@ -38,6 +39,34 @@ struct KeyTableTests {
             if let index {
                 #expect(table.entry(at: index).pointee.value.withStringBytes { String(decoding: $0, as: UTF8.self) } == value)
             }
+        }
+    }
+
+    @Test func prefetchTargetsAreTheEntriesProbesLeadTo() throws {
+        let table = KeyTable()
+        let present = (0..<3000).map { KeyRef("present:\($0)") }
+        for key in present { table.insert(key, value: .string("v"), meta: EntryMeta(rawValue: 0)) }
+        // Delete a third (backward shifting moves slots and the last entry), so probes cross changed slots.
+        for key in present.enumerated().filter({ $0.offset % 3 == 0 }).map(\.element) {
+            table.remove(at: table.find(key)!)
+        }
+        let tag = { (hash: UInt64) in hash >> 32 }
+        for (offset, key) in present.enumerated() {
+            let candidate = table.candidateEntryAddress(forHash: key.hash)
+            if offset % 3 == 0 {
+                // Absent: no entry, or one whose key shares the 32-bit tag (a wasted hint, never a wrong answer).
+                if let candidate {
+                    let entry = candidate.assumingMemoryBound(to: Entry.self).pointee
+                    #expect(tag(entry.key.withBytes { KeyHashing.hash($0) }) == tag(key.hash))
+                }
+            } else {
+                // Present: the entry find() returns, unless an earlier slot on the probe holds an equal tag.
+                let found = UnsafeRawPointer(table.entry(at: try #require(table.find(key))))
+                let candidateEntry = try #require(candidate).assumingMemoryBound(to: Entry.self).pointee
+                #expect(candidate == found || tag(candidateEntry.key.withBytes { KeyHashing.hash($0) }) == tag(key.hash))
+            }
+            let slot = table.firstSlotAddress(forHash: key.hash)
+            #expect(slot >= UnsafeRawPointer(table.slots) && slot < UnsafeRawPointer(table.slots + table.slotMask + 1))
         }
     }
 

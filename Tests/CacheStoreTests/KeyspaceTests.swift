@@ -34,6 +34,22 @@ struct KeyspaceTests {
         #expect(keyspace.expiredKeys.load(ordering: .relaxed) == 5000)
     }
 
+    @Test func prefetchingChangesNothing() {
+        let keyspace = Keyspace(databases: 2)
+        fill(keyspace, count: 2000, now: start)
+        let keys = (0..<3000).map { KeyRef("k\($0)") }  // a third of them absent
+        keyspace.prefetch(keys, database: 0)
+        keyspace.prefetch(keys, database: 1)  // a database with no tables yet
+        #expect(keyspace.withAllLocked { keyspace.keyCounts().map(\.keys) } == [2000, 0])
+        let db = keyspace.database(0, now: start)
+        keyspace.withAllLocked {
+            for index in [0, 999, 1999] {
+                #expect(db.find(KeyRef("k\(index)")).map { $0.table.entry(at: $0.index).pointee.value.withStringBytes { String(decoding: $0, as: UTF8.self) } } == "value-\(index)")
+            }
+            #expect(db.find(KeyRef("k2500")) == nil)
+        }
+    }
+
     @Test func lazyExpiryHidesAndRemovesExpiredKeys() {
         let keyspace = Keyspace(databases: 1)
         fill(keyspace, count: 10, ttl: 100, now: start)

@@ -56,6 +56,23 @@ public struct NodeDispatcher: CommandDispatcher {
         node.unregister(session)
     }
 
+    /// Starts loading the hash-table slots and entries of a pipelined batch's keys into the CPU cache (single-key
+    /// commands; see ``Keyspace/prefetch(_:database:)``), so that their lookups overlap their cache misses. Inside
+    /// MULTI nothing runs until EXEC, so nothing is prefetched.
+    public func prefetch(_ commands: ArraySlice<CommandArguments>, session: ClientSession) {
+        guard session.transaction == nil else { return }
+        var keys = session.prefetchKeys
+        session.prefetchKeys = []
+        keys.removeAll(keepingCapacity: true)
+        for arguments in commands where arguments.count >= 2 {
+            guard let index = node.commands.lookupIndex(arguments), case .range(1, 1, _) = node.commands.commands[index].keys
+            else { continue }
+            keys.append(arguments.withBytes(1) { KeyRef($0) })
+        }
+        if keys.count > 1 { node.keyspace.prefetch(keys, database: session.database) }
+        session.prefetchKeys = keys
+    }
+
     public func dispatch(_ arguments: CommandArguments, session: inout ClientSession, reply: inout ReplyWriter) -> DispatchOutcome {
         guard let commandIndex = node.commands.lookupIndex(arguments) else {
             return reject(Self.unknownCommand(arguments), session: session, reply: &reply, flagTransaction: true)

@@ -36,6 +36,8 @@ public final class ClientSession: @unchecked Sendable {
     public var database = 0 { didSet { updateInfo { $0.database = database } } }
     /// Whether AUTH/HELLO succeeded (or no password is set).
     public var isAuthenticated: Bool
+    /// The keys of the batch being prefetched (NodeDispatcher.prefetch), kept to reuse the array's storage.
+    var prefetchKeys: [KeyRef] = []
     /// Commands queued since MULTI, or `nil` outside a transaction.
     public var transaction: [QueuedCommand]? { didSet { updateInfo { $0.multiQueued = transaction?.count ?? -1 } } }
     /// A queued command failed to queue (unknown, wrong arity): EXEC answers EXECABORT.
