@@ -210,9 +210,10 @@ public final class Keyspace: Sendable {
 
     /// Starts loading into the CPU cache what looking up `keys` in `database` will read, before the commands that
     /// use them run: a pipelined batch's lookups then miss the cache together instead of one command at a time.
-    /// Two passes, each stripe locked only for its address reads: first every key's first hash-table slot, then
-    /// (those slots now on their way) the entry each probe leads to. Changes nothing; a key that is absent or whose
-    /// table changes before its command runs costs a wasted hint, never a wrong answer.
+    /// Three passes, each stripe locked only for its address reads, each pass's loads hinted while the one before
+    /// is on its way: every key's first hash-table slot, then the entry each probe leads to, then the value's heap
+    /// object (a string over 14 bytes, a collection). Changes nothing; a key that is absent or whose table changes
+    /// before its command runs costs a wasted hint, never a wrong answer.
     public func prefetch(_ keys: some Collection<KeyRef>, database: Int) {
         for key in keys {
             let stripe = stripes[stripeIndex(for: key)]
@@ -224,6 +225,16 @@ public final class Keyspace: Sendable {
             let stripe = stripes[stripeIndex(for: key)]
             stripe.lock.lock()
             if let entry = stripe.tables[database]?.candidateEntryAddress(forHash: key.hash) { memory_prefetch(entry) }
+            stripe.lock.unlock()
+        }
+        for key in keys {
+            let stripe = stripes[stripeIndex(for: key)]
+            stripe.lock.lock()
+            if let entry = stripe.tables[database]?.candidateEntryAddress(forHash: key.hash),
+                let object = entry.assumingMemoryBound(to: Entry.self).pointee.value.objectAddress
+            {
+                memory_prefetch(object)
+            }
             stripe.lock.unlock()
         }
     }

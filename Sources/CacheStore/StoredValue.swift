@@ -57,6 +57,18 @@ public enum StoredValue {
         }
     }
 
+    /// The heap object holding the value (a prefetch target), or `nil` for a short string, which lives in its entry.
+    var objectAddress: UnsafeRawPointer? {
+        switch self {
+        case .shortString: return nil
+        case .string(let block): return UnsafeRawPointer(Unmanaged.passUnretained(block).toOpaque())
+        case .list(let list): return UnsafeRawPointer(Unmanaged.passUnretained(list).toOpaque())
+        case .hash(let hash): return UnsafeRawPointer(Unmanaged.passUnretained(hash).toOpaque())
+        case .set(let set): return UnsafeRawPointer(Unmanaged.passUnretained(set).toOpaque())
+        case .sortedSet(let sortedSet): return UnsafeRawPointer(Unmanaged.passUnretained(sortedSet).toOpaque())
+        }
+    }
+
     /// Calls `body` with the bytes if this is a string, else returns `nil`.
 
     public func withStringBytes<Result>(_ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result? {

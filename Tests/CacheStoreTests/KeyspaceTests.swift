@@ -37,15 +37,23 @@ struct KeyspaceTests {
     @Test func prefetchingChangesNothing() {
         let keyspace = Keyspace(databases: 2)
         fill(keyspace, count: 2000, now: start)
-        let keys = (0..<3000).map { KeyRef("k\($0)") }  // a third of them absent
+        // Values in their entries (short strings) and in heap objects (a long string, a list).
+        let long = String(repeating: "long value ", count: 4)
+        keyspace.withAllLocked {
+            keyspace.database(0, now: start).set(KeyRef("k1000"), .string(long))
+            keyspace.database(0, now: start).set(KeyRef("list"), .list(ListValue()))
+        }
+        let keys = (0..<3000).map { KeyRef("k\($0)") } + [KeyRef("list")]  // a third of them absent
         keyspace.prefetch(keys, database: 0)
         keyspace.prefetch(keys, database: 1)  // a database with no tables yet
-        #expect(keyspace.withAllLocked { keyspace.keyCounts().map(\.keys) } == [2000, 0])
+        #expect(keyspace.withAllLocked { keyspace.keyCounts().map(\.keys) } == [2001, 0])
         let db = keyspace.database(0, now: start)
         keyspace.withAllLocked {
             for index in [0, 999, 1999] {
                 #expect(db.find(KeyRef("k\(index)")).map { $0.table.entry(at: $0.index).pointee.value.withStringBytes { String(decoding: $0, as: UTF8.self) } } == "value-\(index)")
             }
+            #expect(db.find(KeyRef("k1000")).map { $0.table.entry(at: $0.index).pointee.value.withStringBytes { String(decoding: $0, as: UTF8.self) } } == long)
+            #expect(db.find(KeyRef("list")).map { $0.table.entry(at: $0.index).pointee.value.type } == .list)
             #expect(db.find(KeyRef("k2500")) == nil)
         }
     }
