@@ -18,8 +18,8 @@ KEYS=${KEYS:-1000000}
 DURATION=${DURATION:-10}
 NODE_BIN=${CACHE_NODE_BIN:-.build/release/cache-node}
 BENCH_BIN=${CACHE_BENCH_BIN:-.build/release/cache-bench}
-if [[ ! -x $NODE_BIN ]]; then swift build -c release --product cache-node; fi
-if [[ ! -x $BENCH_BIN ]]; then swift build -c release --product cache-bench; fi
+if [[ ! -x $NODE_BIN ]]; then scripts/build-release.sh --product cache-node; fi
+if [[ ! -x $BENCH_BIN ]]; then scripts/build-release.sh --product cache-bench; fi
 
 work=$(mktemp -d ${WORK_PARENT:+-p "$WORK_PARENT"})
 node_pid=""

@@ -16,8 +16,11 @@
 # `taskset -c CLIENT_CPUS` (e.g. --pin 1:0), so neither takes the other's core; cache-node then runs one event loop
 # per CPU it may use, as redis-server runs one main thread.
 #
-# Usage: benchmarks/run.sh [--quick] [--rounds N] [--pin S:C] [--node-binary PATH] [--bench-binary PATH]
-#                          [--redis-binary PATH] [--output FILE]
+# --node-args "FLAGS" adds flags to cache-node's command line (e.g. "--threads 1": one event loop, as redis-server
+# runs one main thread, instead of one per usable CPU).
+#
+# Usage: benchmarks/run.sh [--quick] [--rounds N] [--pin S:C] [--node-args FLAGS] [--node-binary PATH]
+#                          [--bench-binary PATH] [--redis-binary PATH] [--output FILE]
 # Environment: CACHE_NODE_BIN, CACHE_BENCH_BIN, REDIS_SERVER_BIN, REDIS_BENCHMARK_BIN, ROUNDS.
 # Dry run without cache-node: benchmarks/run.sh --quick --node-binary /usr/bin/redis-server
 set -euo pipefail
@@ -25,7 +28,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 
-invocation="benchmarks/run.sh${*:+ $*}"
+invocation="benchmarks/run.sh"
+[[ $# -gt 0 ]] && invocation+="$(printf ' %q' "$@")"
 for var in CACHE_NODE_BIN CACHE_BENCH_BIN REDIS_SERVER_BIN REDIS_BENCHMARK_BIN ROUNDS; do
     [[ -n "${!var:-}" ]] && invocation="$var=${!var} $invocation"
 done
@@ -37,14 +41,16 @@ redis_bin="${REDIS_SERVER_BIN:-$(command -v redis-server || true)}"
 redis_benchmark_bin="${REDIS_BENCHMARK_BIN:-$(command -v redis-benchmark || true)}"
 output="$here/results/latest.md"
 pin=""
+node_args=""
 
-usage() { sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) quick=1 ;;
         --rounds) rounds="$2"; shift ;;
         --pin) pin="$2"; shift ;;
+        --node-args) node_args="$2"; shift ;;
         --node-binary) node_bin="$2"; shift ;;
         --bench-binary) bench_bin="$2"; shift ;;
         --redis-binary) redis_bin="$2"; shift ;;
@@ -84,14 +90,18 @@ if [[ -n "$pin" ]]; then
     client_launch=(taskset -c "${BASH_REMATCH[2]}")
 fi
 
-# --- build once, in release -------------------------------------------------------------------------
+# --- build once, in release (scripts/build-release.sh: the flags every release build here uses) -------------
 products=()
 [[ -n "$node_bin" ]] || products+=(--product cache-node)
 [[ -n "$bench_bin" ]] || products+=(--product cache-bench)
 if [[ ${#products[@]} -gt 0 ]]; then
-    log "swift build -c release ${products[*]}"
-    (cd "$repo" && swift build -c release "${products[@]}" >&2)
-    bin_dir="$(cd "$repo" && swift build -c release --show-bin-path)"
+    # One product per invocation: swift build keeps only the last --product it is given.
+    for product in "${products[@]}"; do
+        [[ "$product" == --product ]] && continue
+        log "scripts/build-release.sh --product $product"
+        "$repo/scripts/build-release.sh" --product "$product" >&2
+    done
+    bin_dir="$("$repo/scripts/build-release.sh" --show-bin-path)"
     node_bin="${node_bin:-$bin_dir/cache-node}"
     bench_bin="${bench_bin:-$bin_dir/cache-bench}"
 fi
@@ -121,7 +131,7 @@ server_args() {
     if [[ "$(basename "$binary")" == redis-server* ]]; then
         echo "--port $port --bind 127.0.0.1 --save '' --appendonly no"
     else
-        echo "--port $port --bind 127.0.0.1 --save ''"
+        echo "--port $port --bind 127.0.0.1 --save '' $node_args"
     fi
 }
 

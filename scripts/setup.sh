@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
-swift build -c release --product cache-node
-swift build -c release --product cachectl
+scripts/build-release.sh --product cache-node
+scripts/build-release.sh --product cachectl
 port="${1:-6379}"
 shift || true
 echo "starting cache-node on 127.0.0.1:${port} (Ctrl-C to stop); try: redis-cli -p ${port} ping"
