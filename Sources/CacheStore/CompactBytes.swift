@@ -191,6 +191,13 @@ public struct KeyRef: Sendable {
     public init(_ string: String) {
         self.init(CompactBytes(string))
     }
+
+    /// Whether this key's bytes are `other`.
+    public func hasBytes(_ other: UnsafeRawBufferPointer) -> Bool {
+        bytes.withBytes { mine in
+            mine.count == other.count && (other.count == 0 || memcmp(mine.baseAddress!, other.baseAddress!, other.count) == 0)
+        }
+    }
 }
 
 /// The hash function of the keyspace.

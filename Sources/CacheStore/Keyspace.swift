@@ -212,30 +212,36 @@ public final class Keyspace: Sendable {
     /// use them run: a pipelined batch's lookups then miss the cache together instead of one command at a time.
     /// Three passes, each stripe locked only for its address reads, each pass's loads hinted while the one before
     /// is on its way: every key's first hash-table slot, then the entry each probe leads to, then the value's heap
-    /// object (a string over 14 bytes, a collection). Changes nothing; a key that is absent or whose table changes
-    /// before its command runs costs a wasted hint, never a wrong answer.
+    /// object (a string over 14 bytes, a collection). A key repeating the one before it is hinted once, and
+    /// consecutive keys of one stripe share one locking. Changes nothing; a key that is absent or whose table
+    /// changes before its command runs costs a wasted hint, never a wrong answer.
     public func prefetch(_ keys: some Collection<KeyRef>, database: Int) {
-        for key in keys {
-            let stripe = stripes[stripeIndex(for: key)]
-            stripe.lock.lock()
-            if let table = stripe.tables[database] { memory_prefetch(table.firstSlotAddress(forHash: key.hash)) }
-            stripe.lock.unlock()
+        prefetchPass(keys) { table, hash in memory_prefetch(table.firstSlotAddress(forHash: hash)) }
+        prefetchPass(keys) { table, hash in
+            if let entry = table.candidateEntryAddress(forHash: hash) { memory_prefetch(entry) }
         }
-        for key in keys {
-            let stripe = stripes[stripeIndex(for: key)]
-            stripe.lock.lock()
-            if let entry = stripe.tables[database]?.candidateEntryAddress(forHash: key.hash) { memory_prefetch(entry) }
-            stripe.lock.unlock()
-        }
-        for key in keys {
-            let stripe = stripes[stripeIndex(for: key)]
-            stripe.lock.lock()
-            if let entry = stripe.tables[database]?.candidateEntryAddress(forHash: key.hash),
+        prefetchPass(keys) { table, hash in
+            if let entry = table.candidateEntryAddress(forHash: hash),
                 let object = entry.assumingMemoryBound(to: Entry.self).pointee.value.objectAddress
             {
                 memory_prefetch(object)
             }
-            stripe.lock.unlock()
+        }
+
+        func prefetchPass(_ keys: some Collection<KeyRef>, _ hint: (KeyTable, UInt64) -> Void) {
+            var lockedStripe = -1
+            var previousHash: UInt64?
+            for key in keys where key.hash != previousHash {
+                previousHash = key.hash
+                let index = stripeIndex(for: key)
+                if index != lockedStripe {
+                    if lockedStripe >= 0 { stripes[lockedStripe].lock.unlock() }
+                    stripes[index].lock.lock()
+                    lockedStripe = index
+                }
+                if let table = stripes[index].tables[database] { hint(table, key.hash) }
+            }
+            if lockedStripe >= 0 { stripes[lockedStripe].lock.unlock() }
         }
     }
 

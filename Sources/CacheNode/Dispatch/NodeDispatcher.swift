@@ -71,6 +71,24 @@ public struct NodeDispatcher: CommandDispatcher {
         }
         if keys.count > 1 { node.keyspace.prefetch(keys, database: session.database) }
         session.prefetchKeys = keys
+        session.prefetchCursor = 0
+    }
+
+    /// The key of a single-key command (its argument 1), taken from the prefetched batch when it is there (the
+    /// next one, or a later one if a command before it was refused or queued), else hashed now.
+    private func singleKey(of arguments: CommandArguments, session: ClientSession) -> KeyRef {
+        arguments.withBytes(1) { bytes in
+            let keys = session.prefetchKeys
+            var position = session.prefetchCursor
+            while position < keys.count {
+                if keys[position].hasBytes(bytes) {
+                    session.prefetchCursor = position + 1
+                    return keys[position]
+                }
+                position += 1
+            }
+            return KeyRef(bytes)
+        }
     }
 
     public func dispatch(_ arguments: CommandArguments, session: inout ClientSession, reply: inout ReplyWriter) -> DispatchOutcome {
@@ -163,7 +181,7 @@ public struct NodeDispatcher: CommandDispatcher {
                 run(spec, &context, &reply)
             case .range(1, 1, _):
                 // The common single-key command: hash the key once, reuse it in the handler.
-                let key = arguments.withBytes(1) { KeyRef($0) }
+                let key = singleKey(of: arguments, session: session)
                 context.cachedKey = key
                 context.cachedKeyIndex = 1
                 let stripe = keyspace.stripeIndex(for: key)

@@ -1,0 +1,42 @@
+// A pipelined batch through the real handler and NodeDispatcher: its keys are prefetched and hashed once, and the
+// commands taking them must still see exactly their own key, also when commands in between are refused, queued in
+// MULTI, take no key or several, or repeat a key.
+import CacheNode
+import CacheNodeTestSupport
+import NIOCore
+import Testing
+
+struct PipelinePrefetchTests {
+    private static func frame(_ arguments: [String]) -> String {
+        "*\(arguments.count)\r\n" + arguments.map { "$\($0.utf8.count)\r\n\($0)\r\n" }.joined()
+    }
+
+    @Test func everyCommandOfAPrefetchedBatchGetsItsOwnKey() throws {
+        let node = TestNode()
+        let client = try node.connect()
+        let batch: [[String]] = [
+            ["SET", "alpha", "1"], ["SET", "beta", String(repeating: "b", count: 40)], ["GET", "alpha"],
+            ["GET"],  // refused (arity): its key slot is never taken
+            ["GET", "beta"], ["INCR", "alpha"], ["INCR", "alpha"], ["PING"], ["MGET", "alpha", "beta", "nope"],
+            ["MULTI"], ["SET", "gamma", "3"], ["GET", "gamma"], ["EXEC"],
+            ["GET", "gamma"], ["GET", "nope"], ["STRLEN", "beta"], ["DEL", "alpha"], ["GET", "alpha"],
+        ]
+        try client.writeRaw(batch.map(Self.frame).joined())
+        let replies = try client.allReplies()
+        let long = String(repeating: "b", count: 40)
+        #expect(replies == [
+            .simple("OK"), .simple("OK"), .string("1"),
+            .error("ERR wrong number of arguments for 'get' command"),
+            .string(long), .integer(2), .integer(3), .simple("PONG"), .array([.string("3"), .string(long), .null]),
+            .simple("OK"), .simple("QUEUED"), .simple("QUEUED"), .array([.simple("OK"), .string("3")]),
+            .string("3"), .null, .integer(40), .integer(1), .null,
+        ])
+    }
+
+    @Test func aKeyRepeatedThroughABatchIsUpdatedInOrder() throws {
+        let node = TestNode()
+        let client = try node.connect()
+        try client.writeRaw((0..<40).map { _ in Self.frame(["INCR", "counter"]) }.joined() + Self.frame(["GET", "counter"]))
+        #expect(try client.allReplies() == (1...40).map { .integer($0) } + [.string("40")])
+    }
+}
