@@ -194,9 +194,7 @@ public struct KeyRef: Sendable {
 
     /// Whether this key's bytes are `other`.
     public func hasBytes(_ other: UnsafeRawBufferPointer) -> Bool {
-        bytes.withBytes { mine in
-            mine.count == other.count && (other.count == 0 || memcmp(mine.baseAddress!, other.baseAddress!, other.count) == 0)
-        }
+        bytes.withBytes { mine in mine.count == other.count && ByteOrder.compare(mine, other) == 0 }
     }
 }
 
