@@ -60,9 +60,8 @@ public final class TestClient {
         try send(arguments: arguments.map { Array($0.utf8) })
     }
 
-    /// Sends one binary-safe command and returns its reply.
-    @discardableResult
-    public func send(arguments: [[UInt8]]) throws -> RESPValue {
+    /// One command as a RESP multibulk frame (concatenate frames to pipeline commands in one write).
+    public static func frame(_ arguments: [[UInt8]]) -> ByteBuffer {
         var buffer = ByteBuffer()
         buffer.writeString("*\(arguments.count)\r\n")
         for argument in arguments {
@@ -70,7 +69,23 @@ public final class TestClient {
             buffer.writeBytes(argument)
             buffer.writeString("\r\n")
         }
-        try writeRaw(buffer)
+        return buffer
+    }
+
+    /// One command given as text, as a RESP multibulk frame.
+    public static func frame(_ arguments: [String]) -> ByteBuffer {
+        frame(arguments.map { Array($0.utf8) })
+    }
+
+    /// Sends a command without waiting for its reply (it may block).
+    public func write(_ arguments: String...) throws {
+        try writeRaw(Self.frame(arguments))
+    }
+
+    /// Sends one binary-safe command and returns its reply.
+    @discardableResult
+    public func send(arguments: [[UInt8]]) throws -> RESPValue {
+        try writeRaw(Self.frame(arguments))
         guard let reply = try nextReply() else { throw TestClientError.noReply(arguments.map { String(decoding: $0, as: UTF8.self) }) }
         return reply
     }

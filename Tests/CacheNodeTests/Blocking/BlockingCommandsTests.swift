@@ -8,16 +8,6 @@ import NIOCore
 import Testing
 
 extension TestClient {
-    /// Sends a command without waiting for its reply (it may block).
-    func write(_ arguments: String...) throws {
-        var buffer = ByteBuffer()
-        buffer.writeString("*\(arguments.count)\r\n")
-        for argument in arguments {
-            buffer.writeString("$\(argument.utf8.count)\r\n\(argument)\r\n")
-        }
-        try writeRaw(buffer)
-    }
-
     /// The `blocked_clients` figure INFO reports.
     func blockedClients() throws -> Int? {
         guard let text = try send("INFO", "clients").text else { return nil }

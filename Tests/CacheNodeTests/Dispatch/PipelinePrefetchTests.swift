@@ -7,8 +7,14 @@ import NIOCore
 import Testing
 
 struct PipelinePrefetchTests {
-    private static func frame(_ arguments: [String]) -> String {
-        "*\(arguments.count)\r\n" + arguments.map { "$\($0.utf8.count)\r\n\($0)\r\n" }.joined()
+    /// The commands as one write, so that they arrive in one read and are decoded (and prefetched) together.
+    private static func pipeline(_ commands: [[String]]) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        for command in commands {
+            var frame = TestClient.frame(command)
+            buffer.writeBuffer(&frame)
+        }
+        return buffer
     }
 
     @Test func everyCommandOfAPrefetchedBatchGetsItsOwnKey() throws {
@@ -21,7 +27,7 @@ struct PipelinePrefetchTests {
             ["MULTI"], ["SET", "gamma", "3"], ["GET", "gamma"], ["EXEC"],
             ["GET", "gamma"], ["GET", "nope"], ["STRLEN", "beta"], ["DEL", "alpha"], ["GET", "alpha"],
         ]
-        try client.writeRaw(batch.map(Self.frame).joined())
+        try client.writeRaw(Self.pipeline(batch))
         let replies = try client.allReplies()
         let long = String(repeating: "b", count: 40)
         #expect(replies == [
@@ -36,7 +42,7 @@ struct PipelinePrefetchTests {
     @Test func aKeyRepeatedThroughABatchIsUpdatedInOrder() throws {
         let node = TestNode()
         let client = try node.connect()
-        try client.writeRaw((0..<40).map { _ in Self.frame(["INCR", "counter"]) }.joined() + Self.frame(["GET", "counter"]))
+        try client.writeRaw(Self.pipeline(Array(repeating: ["INCR", "counter"], count: 40) + [["GET", "counter"]]))
         #expect(try client.allReplies() == (1...40).map { .integer($0) } + [.string("40")])
     }
 }
