@@ -82,7 +82,7 @@ private struct LookaheadClient {
     }
 
     static func frame(_ arguments: [String]) -> String {
-        "*\(arguments.count)\r\n" + arguments.map { "$\($0.utf8.count)\r\n\($0)\r\n" }.joined()
+        String(buffer: RESPDecoderInvariants.encodeMultibulk(arguments.map { Array($0.utf8) }))
     }
 
     func write(_ text: String) throws {
