@@ -92,12 +92,11 @@ fi
 
 # --- build once, in release (scripts/build-release.sh: the flags every release build here uses) -------------
 products=()
-[[ -n "$node_bin" ]] || products+=(--product cache-node)
-[[ -n "$bench_bin" ]] || products+=(--product cache-bench)
+[[ -n "$node_bin" ]] || products+=(cache-node)
+[[ -n "$bench_bin" ]] || products+=(cache-bench)
 if [[ ${#products[@]} -gt 0 ]]; then
     # One product per invocation: swift build keeps only the last --product it is given.
     for product in "${products[@]}"; do
-        [[ "$product" == --product ]] && continue
         log "scripts/build-release.sh --product $product"
         "$repo/scripts/build-release.sh" --product "$product" >&2
     done
