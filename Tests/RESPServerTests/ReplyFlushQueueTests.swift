@@ -129,7 +129,7 @@ struct RESPListenerFlushTests {
                 var expected = ""
                 for index in 0..<200 {
                     let value = "c\(client)-\(index)"
-                    request += "*2\r\n$4\r\nECHO\r\n$\(value.utf8.count)\r\n\(value)\r\n"
+                    request += String(buffer: RESPDecoderInvariants.encodeMultibulk([Array("ECHO".utf8), Array(value.utf8)]))
                     expected += "$\(value.utf8.count)\r\n\(value)\r\n"
                 }
                 request += "PING\r\n"
