@@ -197,14 +197,3 @@ public struct KeyRef: Sendable {
         bytes.withBytes { mine in mine.count == other.count && ByteOrder.compare(mine, other) == 0 }
     }
 }
-
-/// The hash function of the keyspace.
-public enum KeyHashing {
-    /// Hashes key bytes with the standard library's seeded hasher.
-
-    public static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-        var hasher = Hasher()
-        hasher.combine(bytes: bytes)
-        return UInt64(bitPattern: Int64(hasher.finalize()))
-    }
-}

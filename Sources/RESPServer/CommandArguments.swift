@@ -9,6 +9,25 @@ public struct ArgumentSpan: Sendable, Hashable {
     public var length: Int32
 }
 
+/// What a dispatcher noted about a command while its pipelined batch was offered to
+/// ``CommandDispatcher/prefetch(_:count:session:)``, read back when the command runs, so that work done for the batch
+/// is not done twice. The decoder clears it for every command it decodes.
+public struct DispatchNote: Sendable, Hashable {
+    /// E.g. the command's index in the dispatcher's command table; -1 for none.
+    public var command: Int32
+    /// E.g. where the command's key sits in what the dispatcher kept from the batch; -1 for none.
+    public var key: Int32
+
+    /// Creates a note.
+    public init(command: Int32, key: Int32) {
+        self.command = command
+        self.key = key
+    }
+
+    /// Nothing noted.
+    public static let none = DispatchNote(command: -1, key: -1)
+}
+
 /// A client command as a list of binary-safe arguments, `arguments[0]` being the command name.
 ///
 /// The arguments point into the bytes the client sent (a slice of the connection's input buffer); nothing is
@@ -17,6 +36,9 @@ public struct CommandArguments: Sendable, Equatable {
     /// The frame the arguments point into.
     public var frame: ByteBuffer
     @usableFromInline var spans: [ArgumentSpan]
+    /// The dispatcher's note from prefetching this command's batch (``DispatchNote/none`` otherwise). Not part of
+    /// the command: equality ignores it.
+    public var note = DispatchNote.none
 
     /// An empty argument list backed by an empty frame.
     public init() {
@@ -138,6 +160,7 @@ public struct CommandArguments: Sendable, Equatable {
     public func dropping(first count: Int) -> CommandArguments {
         var copy = self
         copy.spans.removeFirst(count)
+        copy.note = .none
         return copy
     }
 }

@@ -45,11 +45,12 @@ public protocol CommandDispatcher: Sendable {
     /// Counts bytes read from and written to the connection (called once per read and per flush, not per command).
     func recordTraffic(_ session: Session, inputBytes: Int, outputBytes: Int)
 
-    /// Called with the commands decoded from a connection's input (a pipelined batch, two or more) before the first
-    /// of them is dispatched, so that the dispatcher can start loading what they will read into the CPU cache.
-    /// It must not change any state a client could observe nor write replies: each command is still dispatched,
-    /// in order, afterwards, and may find the data changed in between.
-    func prefetch(_ commands: ArraySlice<CommandArguments>, session: Session)
+    /// Called with the commands decoded from a connection's input (a pipelined batch: `commands[0..<count]`, two or
+    /// more) before the first of them is dispatched, so that the dispatcher can start loading what they will read
+    /// into the CPU cache, and leave itself a ``CommandArguments/note`` on each for when it runs. It must not change
+    /// any state a client could observe nor write replies: each command is still dispatched, in order, afterwards,
+    /// and may find the data changed in between.
+    func prefetch(_ commands: inout [CommandArguments], count: Int, session: Session)
 }
 
 extension CommandDispatcher {
@@ -60,5 +61,5 @@ extension CommandDispatcher {
     public func recordTraffic(_ session: Session, inputBytes: Int, outputBytes: Int) {}
 
     /// Prefetches nothing.
-    public func prefetch(_ commands: ArraySlice<CommandArguments>, session: Session) {}
+    public func prefetch(_ commands: inout [CommandArguments], count: Int, session: Session) {}
 }

@@ -106,6 +106,7 @@ public struct RESPCommandDecoder: NIOSingleStepByteToMessageDecoder {
             // A whole frame: hand out a slice and the spans (relative to the slice's start).
             arguments.frame = buffer.readSlice(length: scanOffset)!
             swap(&arguments.spans, &partial.spans)
+            arguments.note = .none
             partial.removeAll()
             expectedArguments = 0
             scanOffset = 0

@@ -241,7 +241,7 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
             decodedCount += 1
             if !decoder.clientIsAuthenticated { break }
         }
-        if decodedCount > 1, let session { dispatcher.prefetch(decoded[0..<decodedCount], session: session) }
+        if decodedCount > 1, let session { dispatcher.prefetch(&decoded, count: decodedCount, session: session) }
     }
 
     private func flushReplies(context: ChannelHandlerContext) {

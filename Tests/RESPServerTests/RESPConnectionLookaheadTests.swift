@@ -16,6 +16,8 @@ private final class DispatchLog: Sendable {
     }
 
     let events = Mutex<[Event]>([])
+    /// The note each dispatched command carried, in dispatch order.
+    let notes = Mutex<[DispatchNote]>([])
     /// Connections of the sessions opened so far (to resume a suspended command).
     let connections = Mutex<[ClientConnection]>([])
 
@@ -47,13 +49,21 @@ private struct LoggingDispatcher: CommandDispatcher {
     func isAuthenticated(_ session: Session) -> Bool { session.isAuthenticated }
     func closeSession(_ session: inout Session) {}
 
-    func prefetch(_ commands: ArraySlice<CommandArguments>, session: Session) {
-        let batch = commands.map(Self.text)
-        log.events.withLock { $0.append(.prefetch(batch)) }
+    /// Logs the batch and notes each command's position in it and the batch's number.
+    func prefetch(_ commands: inout [CommandArguments], count: Int, session: Session) {
+        let batch = commands[0..<count].map(Self.text)
+        let batchNumber = log.events.withLock { events in
+            defer { events.append(.prefetch(batch)) }
+            return events.count { if case .prefetch = $0 { true } else { false } }
+        }
+        for position in 0..<count {
+            commands[position].note = DispatchNote(command: Int32(position), key: Int32(batchNumber))
+        }
     }
 
     func dispatch(_ arguments: CommandArguments, session: inout Session, reply: inout ReplyWriter) -> DispatchOutcome {
         log.events.withLock { $0.append(.dispatch(Self.text(arguments))) }
+        log.notes.withLock { $0.append(arguments.note) }
         switch arguments.string(0).lowercased() {
         case "auth":
             session.isAuthenticated = true
@@ -125,6 +135,23 @@ struct RESPConnectionLookaheadTests {
         #expect(try client.output() == "$3\r\none\r\n")
         #expect(log.prefetchBatches.isEmpty)
         #expect(log.dispatched == ["ECHO one"])
+    }
+
+    @Test func eachCommandCarriesTheNoteItsBatchLeftAndANewOneStartsWithout() throws {
+        let log = DispatchLog()
+        let client = try LookaheadClient(dispatcher: LoggingDispatcher(log: log))
+        try client.write((0..<3).map { LookaheadClient.frame(["ECHO", "\($0)"]) }.joined())
+        #expect(try client.output() == "$1\r\n0\r\n$1\r\n1\r\n$1\r\n2\r\n")
+        // A lone command is decoded into the argument list the batch's first command used, and is not prefetched.
+        try client.write(LookaheadClient.frame(["ECHO", "lone"]))
+        try client.write((0..<2).map { LookaheadClient.frame(["ECHO", "again-\($0)"]) }.joined())
+        _ = try client.output()
+
+        #expect(log.notes.withLock { $0 } == [
+            DispatchNote(command: 0, key: 0), DispatchNote(command: 1, key: 0), DispatchNote(command: 2, key: 0),
+            .none,
+            DispatchNote(command: 0, key: 1), DispatchNote(command: 1, key: 1),
+        ])
     }
 
     @Test func commandsBeforeAMalformedFrameRunBeforeTheProtocolError() throws {

@@ -85,9 +85,9 @@ public struct CommandContext {
     /// Counts a keyspace hit or miss (INFO `keyspace_hits`/`keyspace_misses`).
     public func recordLookup(found: Bool) {
         if found {
-            session.stats.keyspaceHits.add(1, ordering: .relaxed)
+            session.stats.keyspaceHits.wrappingAdd(1, ordering: .relaxed)
         } else {
-            session.stats.keyspaceMisses.add(1, ordering: .relaxed)
+            session.stats.keyspaceMisses.wrappingAdd(1, ordering: .relaxed)
         }
     }
 

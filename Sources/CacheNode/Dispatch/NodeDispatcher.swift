@@ -24,8 +24,8 @@ public struct NodeDispatcher: CommandDispatcher {
     }
 
     public func recordTraffic(_ session: ClientSession, inputBytes: Int, outputBytes: Int) {
-        if inputBytes > 0 { session.stats.netInputBytes.add(inputBytes, ordering: .relaxed) }
-        if outputBytes > 0 { session.stats.netOutputBytes.add(outputBytes, ordering: .relaxed) }
+        if inputBytes > 0 { session.stats.netInputBytes.wrappingAdd(inputBytes, ordering: .relaxed) }
+        if outputBytes > 0 { session.stats.netOutputBytes.wrappingAdd(outputBytes, ordering: .relaxed) }
     }
 
     public func openSession(for connection: ClientConnection) -> ClientSession {
@@ -57,42 +57,45 @@ public struct NodeDispatcher: CommandDispatcher {
     }
 
     /// Starts loading the hash-table slots and entries of a pipelined batch's keys into the CPU cache (single-key
-    /// commands; see ``Keyspace/prefetch(_:database:)``), so that their lookups overlap their cache misses. Inside
-    /// MULTI nothing runs until EXEC, so nothing is prefetched.
-    public func prefetch(_ commands: ArraySlice<CommandArguments>, session: ClientSession) {
+    /// commands; see ``Keyspace/prefetch(_:database:)``), so that their lookups overlap their cache misses. Each
+    /// command's note keeps its command-table index and its key's place in `session.prefetchKeys`, so neither the
+    /// name is looked up nor the key hashed again when it runs. Inside MULTI nothing runs until EXEC, so nothing is
+    /// prefetched.
+    public func prefetch(_ commands: inout [CommandArguments], count: Int, session: ClientSession) {
         guard session.transaction == nil else { return }
         var keys = session.prefetchKeys
         session.prefetchKeys = []
         keys.removeAll(keepingCapacity: true)
-        for arguments in commands where arguments.count >= 2 {
-            guard let index = node.commands.lookupIndex(arguments), case .range(1, 1, _) = node.commands.commands[index].keys
-            else { continue }
-            keys.append(arguments.withBytes(1) { KeyRef($0) })
+        let table = node.commands
+        for position in 0..<count {
+            guard let index = table.lookupIndex(commands[position]) else { continue }
+            var note = DispatchNote(command: Int32(truncatingIfNeeded: index), key: -1)
+            if commands[position].count >= 2, case .range(1, 1, _) = table.commands[index].keys {
+                note.key = Int32(truncatingIfNeeded: keys.count)
+                keys.append(commands[position].withBytes(1) { KeyRef($0) })
+            }
+            commands[position].note = note
         }
         if keys.count > 1 { node.keyspace.prefetch(keys, database: session.database) }
         session.prefetchKeys = keys
-        session.prefetchCursor = 0
     }
 
-    /// The key of a single-key command (its argument 1), taken from the prefetched batch when it is there (the
-    /// next one, or a later one if a command before it was refused or queued), else hashed now.
+    /// The key of a single-key command (its argument 1): the one its batch's prefetch hashed when the command's
+    /// note points at it (and its bytes match), else hashed now.
     private func singleKey(of arguments: CommandArguments, session: ClientSession) -> KeyRef {
         arguments.withBytes(1) { bytes in
-            let keys = session.prefetchKeys
-            var position = session.prefetchCursor
-            while position < keys.count {
-                if keys[position].hasBytes(bytes) {
-                    session.prefetchCursor = position + 1
-                    return keys[position]
-                }
-                position += 1
+            let position = Int(arguments.note.key)
+            if position >= 0 && position < session.prefetchKeys.count {
+                let key = session.prefetchKeys[position]
+                if key.hasBytes(bytes) { return key }
             }
             return KeyRef(bytes)
         }
     }
 
     public func dispatch(_ arguments: CommandArguments, session: inout ClientSession, reply: inout ReplyWriter) -> DispatchOutcome {
-        guard let commandIndex = node.commands.lookupIndex(arguments) else {
+        let notedIndex = Int(arguments.note.command)
+        guard let commandIndex = notedIndex >= 0 ? notedIndex : node.commands.lookupIndex(arguments) else {
             return reject(Self.unknownCommand(arguments), session: session, reply: &reply, flagTransaction: true)
         }
         let spec = node.commands.commands[commandIndex]
@@ -166,7 +169,7 @@ public struct NodeDispatcher: CommandDispatcher {
             arguments: arguments, spec: spec, session: session, node: node, now: node.clock.nowMilliseconds(),
             inTransaction: false)
         context.clusterCheck = clusterCheck
-        session.stats.commandsProcessed.add(1, ordering: .relaxed)
+        session.stats.commandsProcessed.wrappingAdd(1, ordering: .relaxed)
         session.lastInteraction.store(context.now, ordering: .relaxed)
 
         if spec.flags.contains(.wholeKeyspace) {
@@ -217,19 +220,19 @@ public struct NodeDispatcher: CommandDispatcher {
     private func run(_ spec: CommandSpec, _ context: inout CommandContext, _ reply: inout ReplyWriter) {
         if let check = context.clusterCheck, let error = check.verify(context) {
             if check.isTransaction { Self.discardTransaction(context.session, keyspace: node.keyspace, locked: true) }
-            context.session.stats.errorReplies.add(1, ordering: .relaxed)
+            context.session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed)
             reply.error(code: error.code, message: error.message)
             return
         }
         do {
             try spec.handler(&context, &reply)
             if spec.flags.contains(.write) {
-                node.dirty.add(1, ordering: .relaxed)
+                node.dirty.wrappingAdd(1, ordering: .relaxed)
                 // With the command's stripe locks still held: the stream order is the execution order per key.
                 if node.replication.isRecording && !context.suspends { node.replication.propagate(context) }
             }
         } catch {
-            context.session.stats.errorReplies.add(1, ordering: .relaxed)
+            context.session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed)
             reply.error(code: error.code, message: error.message)
         }
     }
@@ -276,7 +279,7 @@ public struct NodeDispatcher: CommandDispatcher {
 
     private func reject(_ error: CommandError, session: ClientSession, reply: inout ReplyWriter, flagTransaction: Bool) -> DispatchOutcome {
         if flagTransaction && session.transaction != nil { session.transactionHasErrors = true }
-        session.stats.errorReplies.add(1, ordering: .relaxed)
+        session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed)
         reply.error(code: error.code, message: error.message)
         return .proceed
     }
@@ -299,15 +302,15 @@ public struct NodeDispatcher: CommandDispatcher {
     static func runQueued(_ queued: QueuedCommand, session: ClientSession, node: NodeState, now: Int64, reply: inout ReplyWriter) -> [DatabaseKey] {
         var context = CommandContext(
             arguments: queued.arguments, spec: queued.spec, session: session, node: node, now: now, inTransaction: true)
-        session.stats.commandsProcessed.add(1, ordering: .relaxed)
+        session.stats.commandsProcessed.wrappingAdd(1, ordering: .relaxed)
         do {
             try queued.spec.handler(&context, &reply)
             if queued.spec.flags.contains(.write) {
-                node.dirty.add(1, ordering: .relaxed)
+                node.dirty.wrappingAdd(1, ordering: .relaxed)
                 if node.replication.isRecording { node.replication.propagate(context) }
             }
         } catch {
-            session.stats.errorReplies.add(1, ordering: .relaxed)
+            session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed)
             reply.error(code: error.code, message: error.message)
         }
         return context.readyKeys

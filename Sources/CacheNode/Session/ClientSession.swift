@@ -37,9 +37,8 @@ public final class ClientSession: @unchecked Sendable {
     /// Whether AUTH/HELLO succeeded (or no password is set).
     public var isAuthenticated: Bool
     /// The keys of the last prefetched batch (NodeDispatcher.prefetch), hashed once for both the prefetch and the
-    /// commands; `prefetchCursor` is the next one a command has not taken yet.
+    /// commands, which find theirs through their ``CommandArguments/note``.
     var prefetchKeys: [KeyRef] = []
-    var prefetchCursor = 0
     /// Commands queued since MULTI, or `nil` outside a transaction.
     public var transaction: [QueuedCommand]? { didSet { updateInfo { $0.multiQueued = transaction?.count ?? -1 } } }
     /// A queued command failed to queue (unknown, wrong arity): EXEC answers EXECABORT.
