@@ -4,7 +4,8 @@
 # Builds cache-node and cache-bench in release once (or takes prebuilt binaries), starts both servers on
 # free 127.0.0.1 ports, and alternates between them (A, B, A, B, ... for --rounds rounds, medians reported):
 #   - cache-bench -P 16 and -P 1, 1:10 set:get, 32-byte values, over a pre-populated key space (100% hits)
-#   - redis-benchmark -t set,get -P 16 -c 50 and -P 1 -c 50
+#   - redis-benchmark -t set,get -P 16 -c 50 and -P 1 -c 50, once on its default single key and once with
+#     -r KEYS over the populated key space (the same key:%012d names cache-bench uses, so GETs hit)
 #   - memory per key: populate keys with 8-byte values on fresh servers, INFO memory used_memory and
 #     process RSS before and after, divided by the key count
 # Every throughput run also records CPU: the server's user + system time per request (from /proc/PID/stat) and how
@@ -43,7 +44,7 @@ output="$here/results/latest.md"
 pin=""
 node_args=""
 
-usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -220,18 +221,25 @@ run_cache_bench() {
         "$(cpu_fields "$before" "${pid_of[$server]}" "$cpu" "$n")"
 }
 
-# run_redis_benchmark SERVER PORT ROUND PIPELINE N: SET, then GET (of the key the SET wrote), one run each so each
-# has its own CPU figures.
+# run_redis_benchmark SERVER PORT ROUND PIPELINE N [RANDOM_KEYS]: SET, then GET, one run each so each has its own
+# CPU figures. Without RANDOM_KEYS every request uses redis-benchmark's one key (the GET reads what the SET wrote);
+# with it, `-r RANDOM_KEYS` spreads them over that many keys (key:%012d, populated before the rounds).
 run_redis_benchmark() {
-    local server="$1" port="$2" rnd="$3" pipeline="$4" n="$5"
-    local test csv cpu before
+    local server="$1" port="$2" rnd="$3" pipeline="$4" n="$5" random_keys="${6:-}"
+    local test csv cpu before label spread=()
+    if [[ -n "$random_keys" ]]; then
+        spread=(-r "$random_keys")
+        label="$random_keys random keys"
+    else
+        label="one key"
+    fi
     for test in SET GET; do
         local lower; lower="$(tr 'A-Z' 'a-z' <<<"$test")"
         before="$(cpu_seconds "${pid_of[$server]}")"
         timed csv cpu "${client_launch[@]}" "$redis_benchmark_bin" -h 127.0.0.1 -p "$port" -t "$lower" -n "$n" \
-            -P "$pipeline" -c "$connections" --csv || die "redis-benchmark failed against $server"
-        record "redis-benchmark $test -P $pipeline" "$server" "$rnd" \
-            "redis-benchmark -p \$PORT -t $lower -n $n -P $pipeline -c $connections --csv" \
+            -P "$pipeline" -c "$connections" "${spread[@]}" --csv || die "redis-benchmark failed against $server"
+        record "redis-benchmark $test -P $pipeline ($label)" "$server" "$rnd" \
+            "redis-benchmark -p \$PORT -t $lower -n $n -P $pipeline -c $connections${spread:+ ${spread[*]}} --csv" \
             "$(python3 -c '
 import csv, io, json, sys
 rows = {r["test"]: r for r in csv.DictReader(io.StringIO(sys.argv[1]))}
@@ -287,9 +295,13 @@ for rnd in $(seq 1 "$rounds"); do
         n=$([[ $pipeline -eq 16 ]] && echo "$cb_p16_n" || echo "$cb_p1_n")
         for server in "${order[@]}"; do run_cache_bench "$server" "${port_of[$server]}" "$rnd" "$pipeline" "$n"; done
     done
-    for pipeline in 16 1; do
-        n=$([[ $pipeline -eq 16 ]] && echo "$rb_p16_n" || echo "$rb_p1_n")
-        for server in "${order[@]}"; do run_redis_benchmark "$server" "${port_of[$server]}" "$rnd" "$pipeline" "$n"; done
+    for random_keys in "" "$keys"; do
+        for pipeline in 16 1; do
+            n=$([[ $pipeline -eq 16 ]] && echo "$rb_p16_n" || echo "$rb_p1_n")
+            for server in "${order[@]}"; do
+                run_redis_benchmark "$server" "${port_of[$server]}" "$rnd" "$pipeline" "$n" "$random_keys"
+            done
+        done
     done
 done
 
