@@ -210,38 +210,59 @@ public final class Keyspace: Sendable {
 
     /// Starts loading into the CPU cache what looking up `keys` in `database` will read, before the commands that
     /// use them run: a pipelined batch's lookups then miss the cache together instead of one command at a time.
-    /// Three passes, each stripe locked only for its address reads, each pass's loads hinted while the one before
-    /// is on its way: every key's first hash-table slot, then the entry each probe leads to, then the value's heap
-    /// object (a string over 14 bytes, a collection). A key repeating the one before it is hinted once, and
-    /// consecutive keys of one stripe share one locking. Changes nothing; a key that is absent or whose table
-    /// changes before its command runs costs a wasted hint, never a wrong answer.
-    public func prefetch(_ keys: some Collection<KeyRef>, database: Int) {
-        prefetchPass(keys) { table, hash in memory_prefetch(table.firstSlotAddress(forHash: hash)) }
-        prefetchPass(keys) { table, hash in
-            if let entry = table.candidateEntryAddress(forHash: hash) { memory_prefetch(entry) }
-        }
-        prefetchPass(keys) { table, hash in
-            if let entry = table.candidateEntryAddress(forHash: hash),
-                let object = entry.assumingMemoryBound(to: Entry.self).pointee.value.objectAddress
-            {
-                memory_prefetch(object)
-            }
-        }
-
-        func prefetchPass(_ keys: some Collection<KeyRef>, _ hint: (KeyTable, UInt64) -> Void) {
-            var lockedStripe = -1
-            var previousHash: UInt64?
-            for key in keys where key.hash != previousHash {
-                previousHash = key.hash
-                let index = stripeIndex(for: key)
-                if index != lockedStripe {
-                    if lockedStripe >= 0 { stripes[lockedStripe].lock.unlock() }
-                    stripes[index].lock.lock()
-                    lockedStripe = index
+    /// Three passes, each pass's loads hinted while the one before is on its way: every key's first hash-table slot,
+    /// then the entry each probe leads to, then the value's heap object (a string over 14 bytes, a collection). The
+    /// batch's stripes are locked once, in ascending order as every multi-stripe locker takes them, for all three
+    /// passes. A key repeating the one before it is hinted once. Changes nothing; a key that is absent or whose
+    /// table changes before its command runs costs a wasted hint, never a wrong answer.
+    public func prefetch(_ keys: [KeyRef], database: Int) {
+        let count = keys.count
+        guard count > 0 else { return }
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * count) { buffer in
+            let stripeOfKey = UnsafeMutableBufferPointer(rebasing: buffer[0..<count])
+            let lockOrder = UnsafeMutableBufferPointer(rebasing: buffer[count..<(2 * count)])
+            // The distinct stripes, sorted (insertion sort: a batch has at most a few dozen keys).
+            var lockCount = 0
+            for position in 0..<count {
+                let stripe = stripeIndex(for: keys[position])
+                stripeOfKey[position] = stripe
+                var insertAt = lockCount
+                while insertAt > 0 && lockOrder[insertAt - 1] > stripe { insertAt -= 1 }
+                if insertAt > 0 && lockOrder[insertAt - 1] == stripe { continue }
+                var move = lockCount
+                while move > insertAt {
+                    lockOrder[move] = lockOrder[move - 1]
+                    move -= 1
                 }
-                if let table = stripes[index].tables[database] { hint(table, key.hash) }
+                lockOrder[insertAt] = stripe
+                lockCount += 1
             }
-            if lockedStripe >= 0 { stripes[lockedStripe].lock.unlock() }
+            for index in 0..<lockCount { stripes[lockOrder[index]].lock.lock() }
+            defer { for index in (0..<lockCount).reversed() { stripes[lockOrder[index]].lock.unlock() } }
+            // Each key's table, unretained: the locks held keep every table of these stripes in place.
+            withUnsafeTemporaryAllocation(of: Unmanaged<KeyTable>?.self, capacity: count) { tables in
+                for position in 0..<count {
+                    let repeated = position > 0 && keys[position].hash == keys[position - 1].hash
+                    tables[position] = repeated ? nil : stripes[stripeOfKey[position]].tables[database].map(Unmanaged.passUnretained)
+                }
+                for position in 0..<count {
+                    guard let table = tables[position] else { continue }
+                    memory_prefetch(table._withUnsafeGuaranteedRef { $0.firstSlotAddress(forHash: keys[position].hash) })
+                }
+                for position in 0..<count {
+                    guard let table = tables[position],
+                        let entry = table._withUnsafeGuaranteedRef({ $0.candidateEntryAddress(forHash: keys[position].hash) })
+                    else { continue }
+                    memory_prefetch(entry)
+                }
+                for position in 0..<count {
+                    guard let table = tables[position],
+                        let entry = table._withUnsafeGuaranteedRef({ $0.candidateEntryAddress(forHash: keys[position].hash) }),
+                        let object = entry.assumingMemoryBound(to: Entry.self).pointee.value.objectAddress
+                    else { continue }
+                    memory_prefetch(object)
+                }
+            }
         }
     }
 

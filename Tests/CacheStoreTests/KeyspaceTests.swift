@@ -1,6 +1,7 @@
 // Keyspace behaviour: lazy and active expiry with an injected time, SCAN's guarantee under concurrent deletes,
 // eviction policies under maxmemory, WATCH dirtiness, and replica expiry rules.
 import CacheStore
+import Dispatch
 import Synchronization
 import Testing
 
@@ -55,6 +56,40 @@ struct KeyspaceTests {
             #expect(db.find(KeyRef("k1000")).map { $0.table.entry(at: $0.index).pointee.value.withStringBytes { String(decoding: $0, as: UTF8.self) } } == long)
             #expect(db.find(KeyRef("list")).map { $0.table.entry(at: $0.index).pointee.value.type } == .list)
             #expect(db.find(KeyRef("k2500")) == nil)
+        }
+    }
+
+    @Test func prefetchingBesideMultiStripeWritersNeitherDeadlocksNorChangesAnything() {
+        // Prefetch holds a batch's stripes at once; on another thread, writers lock several stripes in ascending
+        // order, as multi-key commands do. A lock taken out of order would deadlock here.
+        let keyspace = Keyspace(databases: 1)
+        fill(keyspace, count: 1000, now: start)
+        let now = start
+        let rounds = 3000
+        @Sendable func writtenKeys(_ round: Int) -> [String] { (0..<3).map { "k\((round * 53 + $0 * 211) % 1500)" } }
+        DispatchQueue.concurrentPerform(iterations: 2) { worker in
+            if worker == 0 {
+                for round in 0..<rounds {
+                    let keys = (0..<16).map { KeyRef("k\((round * 37 + $0 * 101) % 1500)") }
+                    keyspace.prefetch(keys, database: 0)
+                }
+            } else {
+                let db = keyspace.database(0, now: now)
+                for round in 0..<rounds {
+                    let keys = writtenKeys(round).map { KeyRef($0) }
+                    let stripes = Set(keys.map { keyspace.stripeIndex(for: $0) }).sorted()
+                    for stripe in stripes { keyspace.lock(stripe: stripe) }
+                    for key in keys { db.set(key, .string("round-\(round)")) }
+                    for stripe in stripes.reversed() { keyspace.unlock(stripe: stripe) }
+                }
+            }
+        }
+        let expected = Set((0..<1000).map { "k\($0)" }).union((0..<rounds).flatMap(writtenKeys))
+        #expect(keyspace.withAllLocked { keyspace.keyCounts()[0].keys } == expected.count)
+        let last = writtenKeys(rounds - 1)[0]
+        keyspace.withAllLocked {
+            let found = keyspace.database(0, now: now).find(KeyRef(last))
+            #expect(found.map { $0.table.entry(at: $0.index).pointee.value.withStringBytes { String(decoding: $0, as: UTF8.self) } } == "round-\(rounds - 1)")
         }
     }
 
