@@ -220,48 +220,42 @@ public final class Keyspace: Sendable {
         guard count > 0 else { return }
         withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * count) { buffer in
             let stripeOfKey = UnsafeMutableBufferPointer(rebasing: buffer[0..<count])
-            let lockOrder = UnsafeMutableBufferPointer(rebasing: buffer[count..<(2 * count)])
-            // The distinct stripes, sorted (insertion sort: a batch has at most a few dozen keys).
-            var lockCount = 0
+            var lockOrder = UnsafeMutableBufferPointer(rebasing: buffer[count..<(2 * count)])
             for position in 0..<count {
-                let stripe = stripeIndex(for: keys[position])
-                stripeOfKey[position] = stripe
-                var insertAt = lockCount
-                while insertAt > 0 && lockOrder[insertAt - 1] > stripe { insertAt -= 1 }
-                if insertAt > 0 && lockOrder[insertAt - 1] == stripe { continue }
-                var move = lockCount
-                while move > insertAt {
-                    lockOrder[move] = lockOrder[move - 1]
-                    move -= 1
-                }
-                lockOrder[insertAt] = stripe
-                lockCount += 1
+                stripeOfKey[position] = stripeIndex(for: keys[position])
+                lockOrder[position] = stripeOfKey[position]
             }
-            for index in 0..<lockCount { stripes[lockOrder[index]].lock.lock() }
-            defer { for index in (0..<lockCount).reversed() { stripes[lockOrder[index]].lock.unlock() } }
-            // Each key's table, unretained: the locks held keep every table of these stripes in place.
-            withUnsafeTemporaryAllocation(of: Unmanaged<KeyTable>?.self, capacity: count) { tables in
-                for position in 0..<count {
-                    let repeated = position > 0 && keys[position].hash == keys[position - 1].hash
-                    tables[position] = repeated ? nil : stripes[stripeOfKey[position]].tables[database].map(Unmanaged.passUnretained)
-                }
-                for position in 0..<count {
-                    guard let table = tables[position] else { continue }
-                    memory_prefetch(table._withUnsafeGuaranteedRef { $0.firstSlotAddress(forHash: keys[position].hash) })
-                }
-                for position in 0..<count {
-                    guard let table = tables[position],
-                        let entry = table._withUnsafeGuaranteedRef({ $0.candidateEntryAddress(forHash: keys[position].hash) })
-                    else { continue }
-                    memory_prefetch(entry)
-                }
-                for position in 0..<count {
-                    guard let table = tables[position],
-                        let entry = table._withUnsafeGuaranteedRef({ $0.candidateEntryAddress(forHash: keys[position].hash) }),
-                        let object = entry.assumingMemoryBound(to: Entry.self).pointee.value.objectAddress
-                    else { continue }
-                    memory_prefetch(object)
-                }
+            lockInOrder(&lockOrder, capturing: false)
+            defer { unlockInOrder(lockOrder) }
+            hint(keys, stripeOfKey: stripeOfKey, database: database)
+        }
+    }
+
+    /// ``prefetch(_:database:)``'s three passes, with the stripes of `keys` locked.
+    private func hint(_ keys: [KeyRef], stripeOfKey: UnsafeMutableBufferPointer<Int>, database: Int) {
+        let count = keys.count
+        // Each key's table, unretained: the locks held keep every table of these stripes in place.
+        withUnsafeTemporaryAllocation(of: Unmanaged<KeyTable>?.self, capacity: count) { tables in
+            for position in 0..<count {
+                let repeated = position > 0 && keys[position].hash == keys[position - 1].hash
+                tables[position] = repeated ? nil : stripes[stripeOfKey[position]].tables[database].map(Unmanaged.passUnretained)
+            }
+            for position in 0..<count {
+                guard let table = tables[position] else { continue }
+                memory_prefetch(table._withUnsafeGuaranteedRef { $0.firstSlotAddress(forHash: keys[position].hash) })
+            }
+            for position in 0..<count {
+                guard let table = tables[position],
+                    let entry = table._withUnsafeGuaranteedRef({ $0.candidateEntryAddress(forHash: keys[position].hash) })
+                else { continue }
+                memory_prefetch(entry)
+            }
+            for position in 0..<count {
+                guard let table = tables[position],
+                    let entry = table._withUnsafeGuaranteedRef({ $0.candidateEntryAddress(forHash: keys[position].hash) }),
+                    let object = entry.assumingMemoryBound(to: Entry.self).pointee.value.objectAddress
+                else { continue }
+                memory_prefetch(object)
             }
         }
     }
@@ -274,6 +268,39 @@ public final class Keyspace: Sendable {
             stripe.publishedBytes.store(stripe.estimatedBytes, ordering: .relaxed)
         }
         stripe.lock.unlock()
+    }
+
+    /// Locks the stripes `indices` name, each once, in ascending order: the order every caller that holds more
+    /// than one stripe takes them in, so that no two wait on each other. Sorts `indices`; pass them to
+    /// ``unlock(stripes:)`` afterwards.
+    /// - Parameter capturing: as for ``lock(stripe:capturing:)``.
+    public func lock(stripes indices: inout [Int], capturing: Bool = true) {
+        lockInOrder(&indices, capturing: capturing)
+    }
+
+    /// Unlocks the stripes ``lock(stripes:capturing:)`` locked, in the reverse order.
+    public func unlock(stripes indices: [Int]) {
+        unlockInOrder(indices)
+    }
+
+    /// ``lock(stripes:capturing:)`` over any buffer of indices (``prefetch(_:database:)``'s is on the stack).
+    private func lockInOrder<Indices: MutableCollection & RandomAccessCollection>(
+        _ indices: inout Indices, capturing: Bool
+    ) where Indices.Element == Int {
+        indices.sort()
+        var previous = -1
+        for index in indices where index != previous {
+            lock(stripe: index, capturing: capturing)
+            previous = index
+        }
+    }
+
+    private func unlockInOrder(_ indices: some BidirectionalCollection<Int>) {
+        var previous = -1
+        for index in indices.reversed() where index != previous {
+            unlock(stripe: index)
+            previous = index
+        }
     }
 
     /// Locks every stripe in order (transactions, whole-keyspace commands).
@@ -297,19 +324,8 @@ public final class Keyspace: Sendable {
         _ keys: [KeyRef], _ body: () throws(Failure) -> Result
     ) throws(Failure) -> Result {
         var indices = keys.map { stripeIndex(for: $0) }
-        indices.sort()
-        var previous = -1
-        for index in indices where index != previous {
-            lock(stripe: index)
-            previous = index
-        }
-        defer {
-            previous = -1
-            for index in indices where index != previous {
-                unlock(stripe: index)
-                previous = index
-            }
-        }
+        lock(stripes: &indices)
+        defer { unlock(stripes: indices) }
         return try body()
     }
 

@@ -77,10 +77,9 @@ struct KeyspaceTests {
                 let db = keyspace.database(0, now: now)
                 for round in 0..<rounds {
                     let keys = writtenKeys(round).map { KeyRef($0) }
-                    let stripes = Set(keys.map { keyspace.stripeIndex(for: $0) }).sorted()
-                    for stripe in stripes { keyspace.lock(stripe: stripe) }
-                    for key in keys { db.set(key, .string("round-\(round)")) }
-                    for stripe in stripes.reversed() { keyspace.unlock(stripe: stripe) }
+                    keyspace.withLocked(keys) {
+                        for key in keys { db.set(key, .string("round-\(round)")) }
+                    }
                 }
             }
         }

@@ -215,19 +215,8 @@ public final class BlockingRegistry: Sendable {
         var stripes = waiter.spec.keys.positions(in: waiter.arguments).map { position in
             waiter.arguments.withBytes(position) { keyspace.stripeIndex(for: KeyRef($0)) }
         }
-        stripes.sort()
-        var previous = -1
-        for stripe in stripes where stripe != previous {
-            keyspace.lock(stripe: stripe)
-            previous = stripe
-        }
-        defer {
-            previous = -1
-            for stripe in stripes.reversed() where stripe != previous {
-                keyspace.unlock(stripe: stripe)
-                previous = stripe
-            }
-        }
+        keyspace.lock(stripes: &stripes)
+        defer { keyspace.unlock(stripes: stripes) }
         let database = keyspace.database(waiter.database, now: now)
         guard database.peek(KeyRef(readyKey.key))?.type == waiter.type else { return .notReady }
         var context = CommandContext(

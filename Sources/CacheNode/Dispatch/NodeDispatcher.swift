@@ -194,19 +194,9 @@ public struct NodeDispatcher: CommandDispatcher {
             default:
                 let positions = spec.keys.positions(in: arguments)
                 var stripes = positions.map { position in arguments.withBytes(position) { keyspace.stripeIndex(for: KeyRef($0)) } }
-                stripes.sort()
-                var previous = -1
-                let capturing = !spec.flags.contains(.readonly)
-                for stripe in stripes where stripe != previous {
-                    keyspace.lock(stripe: stripe, capturing: capturing)
-                    previous = stripe
-                }
+                keyspace.lock(stripes: &stripes, capturing: !spec.flags.contains(.readonly))
                 run(spec, &context, &reply)
-                previous = -1
-                for stripe in stripes.reversed() where stripe != previous {
-                    keyspace.unlock(stripe: stripe)
-                    previous = stripe
-                }
+                keyspace.unlock(stripes: stripes)
             }
         }
         if !context.readyKeys.isEmpty {
