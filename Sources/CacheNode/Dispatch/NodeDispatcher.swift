@@ -56,11 +56,16 @@ public struct NodeDispatcher: CommandDispatcher {
         node.unregister(session)
     }
 
-    /// Starts loading the hash-table slots and entries of a pipelined batch's keys into the CPU cache (single-key
-    /// commands; see ``Keyspace/prefetch(_:database:)``), so that their lookups overlap their cache misses. Each
-    /// command's note keeps its command-table index and its key's place in `session.prefetchKeys`, so neither the
-    /// name is looked up nor the key hashed again when it runs. Inside MULTI nothing runs until EXEC, so nothing is
-    /// prefetched.
+    /// Most keys one batch hints: beyond a few dozen outstanding loads the CPU drops hints, and the batch's stripes
+    /// stay locked while they are issued.
+    private static var prefetchKeyLimit: Int { 64 }
+
+    /// Starts loading the hash-table slots and entries of a pipelined batch's keys into the CPU cache (see
+    /// ``Keyspace/prefetch(_:database:)``), so that their lookups overlap their cache misses: the key of each
+    /// single-key command, and the keys of commands whose keys are a range of arguments (MGET, MSET, DEL, ...), up to
+    /// `prefetchKeyLimit` keys. Each command's note keeps its command-table index and, for a single-key command, its
+    /// key's place in `session.prefetchKeys`, so neither the name is looked up nor the key hashed again when it runs.
+    /// Inside MULTI nothing runs until EXEC, so nothing is prefetched.
     public func prefetch(_ commands: inout [CommandArguments], count: Int, session: ClientSession) {
         guard session.transaction == nil else { return }
         var keys = session.prefetchKeys
@@ -70,9 +75,20 @@ public struct NodeDispatcher: CommandDispatcher {
         for position in 0..<count {
             guard let index = table.lookupIndex(commands[position]) else { continue }
             var note = DispatchNote(command: Int32(truncatingIfNeeded: index), key: -1)
-            if commands[position].count >= 2, case .range(1, 1, _) = table.commands[index].keys {
-                note.key = Int32(truncatingIfNeeded: keys.count)
-                keys.append(commands[position].withBytes(1) { KeyRef($0) })
+            let spec = table.commands[index]
+            if keys.count < Self.prefetchKeyLimit && spec.acceptsArgumentCount(commands[position].count) {
+                switch spec.keys {
+                case .range(1, 1, _) where commands[position].count >= 2:
+                    note.key = Int32(truncatingIfNeeded: keys.count)
+                    keys.append(commands[position].withBytes(1) { KeyRef($0) })
+                case .range:
+                    // Hashed here for the hint only: a multi-key command finds its keys itself when it runs.
+                    for keyPosition in spec.keys.positions(in: commands[position]).prefix(Self.prefetchKeyLimit - keys.count) {
+                        keys.append(commands[position].withBytes(keyPosition) { KeyRef($0) })
+                    }
+                default:
+                    break
+                }
             }
             commands[position].note = note
         }

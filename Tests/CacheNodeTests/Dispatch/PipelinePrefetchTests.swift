@@ -39,6 +39,36 @@ struct PipelinePrefetchTests {
         ])
     }
 
+    @Test func singleKeyCommandsAmongMultiKeyOnesStillGetTheirOwnKeys() throws {
+        // Multi-key commands add their keys to the batch's hints too; the single-key commands after them must still
+        // find their own key (their note's place in the batch's keys moves past the multi-key commands' keys).
+        let node = TestNode()
+        let client = try node.connect()
+        let batch: [[String]] = [
+            ["SET", "a", "1"], ["MSET", "b", "2", "c", "3"], ["GET", "a"], ["MGET", "a", "b", "c", "d"], ["GET", "c"],
+            ["DEL", "b", "c", "d"], ["GET", "b"], ["EXISTS", "a", "b", "c"], ["INCR", "a"], ["MGET"],
+            ["GET", "a"],
+        ]
+        try client.writeRaw(Self.pipeline(batch))
+        #expect(try client.allReplies() == [
+            .simple("OK"), .simple("OK"), .string("1"), .array([.string("1"), .string("2"), .string("3"), .null]),
+            .string("3"), .integer(2), .null, .integer(1), .integer(2),
+            .error("ERR wrong number of arguments for 'mget' command"), .string("2"),
+        ])
+    }
+
+    @Test func aBatchWithMoreKeysThanTheHintLimitGetsEveryReplyRight() throws {
+        let node = TestNode()
+        let client = try node.connect()
+        let keys = (0..<100).map { "key-\($0)" }
+        var batch: [[String]] = [["MSET"] + keys.flatMap { [$0, "v-\($0)"] }]
+        batch += [["MGET"] + keys, ["GET", "key-99"], ["GET", "key-0"]]
+        try client.writeRaw(Self.pipeline(batch))
+        #expect(try client.allReplies() == [
+            .simple("OK"), .array(keys.map { .string("v-\($0)") }), .string("v-key-99"), .string("v-key-0"),
+        ])
+    }
+
     @Test func aKeyRepeatedThroughABatchIsUpdatedInOrder() throws {
         let node = TestNode()
         let client = try node.connect()
