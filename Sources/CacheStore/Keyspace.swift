@@ -244,18 +244,20 @@ public final class Keyspace: Sendable {
                 guard let table = tables[position] else { continue }
                 memory_prefetch(table._withUnsafeGuaranteedRef { $0.firstSlotAddress(forHash: keys[position].hash) })
             }
-            for position in 0..<count {
-                guard let table = tables[position],
-                    let entry = table._withUnsafeGuaranteedRef({ $0.candidateEntryAddress(forHash: keys[position].hash) })
-                else { continue }
-                memory_prefetch(entry)
-            }
-            for position in 0..<count {
-                guard let table = tables[position],
-                    let entry = table._withUnsafeGuaranteedRef({ $0.candidateEntryAddress(forHash: keys[position].hash) }),
-                    let object = entry.assumingMemoryBound(to: Entry.self).pointee.value.objectAddress
-                else { continue }
-                memory_prefetch(object)
+            // The entries the probes lead to, kept for the third pass (the locks keep them in place).
+            withUnsafeTemporaryAllocation(of: UnsafeRawPointer?.self, capacity: count) { entries in
+                for position in 0..<count {
+                    entries[position] = tables[position].flatMap { table in
+                        table._withUnsafeGuaranteedRef { $0.candidateEntryAddress(forHash: keys[position].hash) }
+                    }
+                    if let entry = entries[position] { memory_prefetch(entry) }
+                }
+                for position in 0..<count {
+                    guard let entry = entries[position],
+                        let object = entry.assumingMemoryBound(to: Entry.self).pointee.value.objectAddress
+                    else { continue }
+                    memory_prefetch(object)
+                }
             }
         }
     }
