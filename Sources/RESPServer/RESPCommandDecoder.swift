@@ -75,6 +75,7 @@ public struct RESPCommandDecoder: NIOSingleStepByteToMessageDecoder {
                     case .skipped: continue
                     }
                 }
+                if decodeWholeFrame(from: &buffer, into: &arguments) { return true }
                 guard let (count, headerEnd) = try readNumberLine(buffer, at: 1, tooLong: .multibulkCountTooLong)
                 else { return false }
                 if count > limits.maximumArgumentCount { throw .invalidMultibulkLength }
@@ -113,6 +114,55 @@ public struct RESPCommandDecoder: NIOSingleStepByteToMessageDecoder {
             return true
         }
         return false
+    }
+
+    /// Most arguments a frame may have for ``decodeWholeFrame(from:into:)``; longer ones take the incremental path.
+    private static var wholeFrameArgumentLimit: Int { 1024 }
+
+    /// The common case, a whole multibulk frame already buffered, decoded in one pass over its bytes. Anything else
+    /// (a frame not complete yet, an empty or oversized one, one over a limit, malformed input) returns `false` having
+    /// consumed nothing and changed nothing but `arguments`' spans, and the incremental path then decodes or reports
+    /// it, so both paths accept and refuse exactly the same input. It runs only at the start of a frame, so a large
+    /// frame arriving in many reads is not scanned again on each.
+    private func decodeWholeFrame(from buffer: inout ByteBuffer, into arguments: inout CommandArguments) -> Bool {
+        let limits = self.limits
+        let authenticated = clientIsAuthenticated
+        arguments.removeAll()
+        let frameLength = buffer.withUnsafeReadableBytes { raw -> Int in
+            let end = raw.count
+            /// `<digits>\r\n` from `start`: the number and the index past the line, or `nil`. Lines longer than an
+            /// integer can be are left to the incremental path, which enforces the line limit.
+            func numberLine(at start: Int) -> (Int, Int)? {
+                var index = start
+                let lineLimit = min(end, start + 21)
+                while index < lineLimit && raw[index] != UInt8(ascii: "\r") { index += 1 }
+                guard index < lineLimit && index + 1 < end,
+                    let value = RESPNumberParsing.parseInteger(UnsafeRawBufferPointer(rebasing: raw[start..<index]))
+                else { return nil }
+                return (value, index + 2)
+            }
+            guard let (count, headerEnd) = numberLine(at: 1), count > 0, count <= Self.wholeFrameArgumentLimit,
+                count <= limits.maximumArgumentCount, authenticated || count <= 10
+            else { return 0 }
+            var position = headerEnd
+            for _ in 0..<count {
+                guard position < end && raw[position] == UInt8(ascii: "$"),
+                    let (length, lineEnd) = numberLine(at: position + 1),
+                    length >= 0 && length <= limits.maximumBulkLength && (authenticated || length <= 16384),
+                    end - lineEnd >= length + 2
+                else { return 0 }
+                arguments.append(offset: lineEnd, length: length)
+                position = lineEnd + length + 2
+            }
+            return position
+        }
+        guard frameLength > 0 else {
+            arguments.removeAll()
+            return false
+        }
+        arguments.frame = buffer.readSlice(length: frameLength)!
+        arguments.note = .none
+        return true
     }
 
     /// Reads `<digits>\r\n` starting `offset` bytes after the reader index. Returns the number and the offset

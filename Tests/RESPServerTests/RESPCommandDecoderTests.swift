@@ -101,6 +101,85 @@ struct RESPCommandDecoderTests {
         #expect(throws: RESPDecodeError.unbalancedQuotes) { try decodeAll("echo \"a\"b\r\n") }
     }
 
+    /// Decodes `input` given whole (frames complete in the buffer take the one-pass path) and given one byte at a
+    /// time (every frame is assembled by the incremental path): the commands and the error, if any.
+    private func decodeWholeAndByteByByte(_ input: [UInt8], authenticated: Bool = true)
+        -> (whole: [[[UInt8]]], wholeError: RESPDecodeError?, bytewise: [[[UInt8]]], bytewiseError: RESPDecodeError?)
+    {
+        func run(chunkSize: Int) -> ([[[UInt8]]], RESPDecodeError?) {
+            var decoder = RESPCommandDecoder()
+            decoder.clientIsAuthenticated = authenticated
+            var buffer = ByteBuffer()
+            var arguments = CommandArguments()
+            var commands: [[[UInt8]]] = []
+            var position = 0
+            while position < input.count {
+                buffer.writeBytes(input[position..<min(position + chunkSize, input.count)])
+                position += chunkSize
+                do {
+                    while try decoder.next(from: &buffer, into: &arguments) {
+                        commands.append((0..<arguments.count).map { arguments.bytes($0) })
+                    }
+                } catch {
+                    return (commands, error)
+                }
+            }
+            return (commands, nil)
+        }
+        let whole = run(chunkSize: input.count)
+        let bytewise = run(chunkSize: 1)
+        return (whole.0, whole.1, bytewise.0, bytewise.1)
+    }
+
+    private func frame(_ arguments: [[UInt8]]) -> [UInt8] {
+        var bytes = Array("*\(arguments.count)\r\n".utf8)
+        for argument in arguments { bytes += Array("$\(argument.count)\r\n".utf8) + argument + [13, 10] }
+        return bytes
+    }
+
+    @Test func wholeFramesDecodeAsTheyDoByteByByte() {
+        // Argument counts on both sides of the one-pass path's 1,024 limit; values that look like RESP.
+        let values: [[UInt8]] = [[], Array("v".utf8), Array("\r\n$3\r\n*1\r\n".utf8), Array(repeating: 0xFF, count: 300)]
+        var input: [UInt8] = []
+        var expected: [[[UInt8]]] = []
+        for count in [1, 2, 3, 16, 1024, 1025] {
+            let command = [Array("CMD".utf8)] + (1..<count).map { values[$0 % values.count] }
+            input += frame(command)
+            expected.append(command)
+        }
+        input += Array("PING\r\n".utf8) + frame([Array("GET".utf8), Array("k".utf8)])
+        expected += [[Array("PING".utf8)], [Array("GET".utf8), Array("k".utf8)]]
+        let decoded = decodeWholeAndByteByByte(input)
+        #expect(decoded.wholeError == nil && decoded.bytewiseError == nil)
+        // Compared as Bools: printing a thousand-argument frame on failure helps no one.
+        let wholeMatches = decoded.whole == expected
+        let bytewiseMatches = decoded.bytewise == expected
+        #expect(wholeMatches, "the whole buffer decoded differently")
+        #expect(bytewiseMatches, "byte-by-byte input decoded differently")
+    }
+
+    @Test func malformedFramesFailTheSameWayWholeOrByteByByte() {
+        let cases: [(String, Bool)] = [
+            ("*2\r\n$3\r\nGET\r\nx", true),
+            ("*1\r\n$-1\r\n", true),
+            ("*1\r\n$01\r\nx\r\n", true),
+            ("*01\r\n$1\r\nx\r\n", true),
+            ("*1\r\n$+1\r\nx\r\n", true),
+            ("*1\r\n$99999999999999999999999\r\n", true),
+            ("*1\r\n$536870913\r\n", true),
+            ("*2000000\r\n", true),
+            ("*11\r\n", false),
+            ("*1\r\n$16385\r\n", false),
+            ("*1\r\n$3\r\nGET\r\n*1\r\n:3\r\n", true),
+        ]
+        for (text, authenticated) in cases {
+            let decoded = decodeWholeAndByteByByte(Array(text.utf8), authenticated: authenticated)
+            #expect(decoded.wholeError != nil, "\(text.debugDescription) was accepted")
+            #expect(decoded.wholeError == decoded.bytewiseError, "\(text.debugDescription)")
+            #expect(decoded.whole == decoded.bytewise, "\(text.debugDescription)")
+        }
+    }
+
     @Test func errorTextsMatchRedis() {
         #expect(RESPDecodeError.invalidMultibulkLength.description == "invalid multibulk length")
         #expect(RESPDecodeError.expectedDollar(got: UInt8(ascii: "f")).description == "expected '$', got 'f'")
