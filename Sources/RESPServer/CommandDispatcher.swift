@@ -51,6 +51,11 @@ public protocol CommandDispatcher: Sendable {
     /// any state a client could observe nor write replies: each command is still dispatched, in order, afterwards,
     /// and may find the data changed in between.
     func prefetch(_ commands: inout [CommandArguments], count: Int, session: Session)
+
+    /// Called once when the connection is about to be closed because its unprocessed input passed
+    /// ``RESPCommandDecoder/Limits/maximumQueryBufferLength`` (redis `client-query-buffer-limit`); for statistics and
+    /// logs. ``closeSession(_:)`` follows as for any close.
+    func closingForQueryBufferLimit(_ session: Session, bufferedBytes: Int)
 }
 
 extension CommandDispatcher {
@@ -62,4 +67,7 @@ extension CommandDispatcher {
 
     /// Prefetches nothing.
     public func prefetch(_ commands: inout [CommandArguments], count: Int, session: Session) {}
+
+    /// Records nothing.
+    public func closingForQueryBufferLimit(_ session: Session, bufferedBytes: Int) {}
 }

@@ -21,16 +21,21 @@ public struct RESPCommandDecoder: NIOSingleStepByteToMessageDecoder {
         public var maximumArgumentCount: Int
         /// Longest inline command or header line.
         public var maximumInlineLength: Int
+        /// Most bytes a connection may hold unprocessed (redis `client-query-buffer-limit`): a client over it is
+        /// closed, as redis closes it. Enforced by ``RESPConnectionHandler``, not by the decoder.
+        public var maximumQueryBufferLength: Int
 
         /// Creates limits; the defaults are redis's.
         public init(
             maximumBulkLength: Int = 512 * 1024 * 1024,
             maximumArgumentCount: Int = 1024 * 1024,
-            maximumInlineLength: Int = 64 * 1024
+            maximumInlineLength: Int = 64 * 1024,
+            maximumQueryBufferLength: Int = 1024 * 1024 * 1024
         ) {
             self.maximumBulkLength = maximumBulkLength
             self.maximumArgumentCount = maximumArgumentCount
             self.maximumInlineLength = maximumInlineLength
+            self.maximumQueryBufferLength = maximumQueryBufferLength
         }
     }
 
@@ -99,6 +104,8 @@ public struct RESPCommandDecoder: NIOSingleStepByteToMessageDecoder {
                 if length < 0 || length > limits.maximumBulkLength { throw .invalidBulkLength }
                 if !clientIsAuthenticated && length > 16384 { throw .unauthenticatedBulkLength }
                 let dataEnd = lineEnd + length
+                // Argument positions are 32-bit: a frame that would end past 2 GiB is refused before it is buffered.
+                if dataEnd + 2 > Self.maximumFrameLength { throw .invalidBulkLength }
                 guard buffer.readableBytes >= dataEnd + 2 else { return false }
                 // redis does not check the trailing CRLF bytes' values; it skips two bytes. So do we.
                 partial.append(offset: lineEnd, length: length)
@@ -115,6 +122,9 @@ public struct RESPCommandDecoder: NIOSingleStepByteToMessageDecoder {
         }
         return false
     }
+
+    /// The longest frame: arguments are located by 32-bit offsets (``ArgumentSpan``).
+    private static var maximumFrameLength: Int { Int(Int32.max) }
 
     /// Most arguments a frame may have for ``decodeWholeFrame(from:into:)``; longer ones take the incremental path.
     private static var wholeFrameArgumentLimit: Int { 1024 }
@@ -149,7 +159,7 @@ public struct RESPCommandDecoder: NIOSingleStepByteToMessageDecoder {
                 guard position < end && raw[position] == UInt8(ascii: "$"),
                     let (length, lineEnd) = numberLine(at: position + 1),
                     length >= 0 && length <= limits.maximumBulkLength && (authenticated || length <= 16384),
-                    end - lineEnd >= length + 2
+                    end - lineEnd >= length + 2 && lineEnd + length + 2 <= Self.maximumFrameLength
                 else { return 0 }
                 arguments.append(offset: lineEnd, length: length)
                 position = lineEnd + length + 2

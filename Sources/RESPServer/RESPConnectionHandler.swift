@@ -27,6 +27,8 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
 
     private let dispatcher: Dispatcher
     private let connectionID: Int
+    /// The server's limits, read again at each socket read (they can change at run time).
+    private let inputLimits: RESPInputLimits
     private var decoder: RESPCommandDecoder
     private var session: Dispatcher.Session?
     private var connection: ClientConnection?
@@ -57,15 +59,18 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
     private var isProcessingInput = false
 
     /// Creates the handler for one connection.
-    /// - Parameter flushQueue: the queue of the connection's event loop: replies are flushed once every connection
-    ///   read in the tick has been read. `nil` flushes them at the end of each read (an `EmbeddedChannel` in tests).
+    /// - Parameters:
+    ///   - limits: the server's input limits, shared by its connections; a change applies from the next read.
+    ///   - flushQueue: the queue of the connection's event loop: replies are flushed once every connection read in
+    ///     the tick has been read. `nil` flushes them at the end of each read (an `EmbeddedChannel` in tests).
     public init(
-        dispatcher: Dispatcher, connectionID: Int, limits: RESPCommandDecoder.Limits = .init(),
+        dispatcher: Dispatcher, connectionID: Int, limits: RESPInputLimits = RESPInputLimits(),
         flushQueue: ReplyFlushQueue? = nil
     ) {
         self.dispatcher = dispatcher
         self.connectionID = connectionID
-        self.decoder = RESPCommandDecoder(limits: limits)
+        self.inputLimits = limits
+        self.decoder = RESPCommandDecoder(limits: limits.current)
         self.reply = ReplyWriter(buffer: ByteBuffer())
         self.flushQueue = flushQueue
     }
@@ -129,7 +134,21 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
         } else {
             input.writeBuffer(&incoming)
         }
+        decoder.limits = inputLimits.current
         processInput(context: context)
+        enforceQueryBufferLimit(context: context)
+    }
+
+    /// redis's `client-query-buffer-limit`: a client whose unprocessed input (a frame still arriving, or commands
+    /// held while it is blocked) grows past the limit is closed without a reply, as redis closes it; replies already
+    /// produced are still sent. This bounds what one connection can make the server hold.
+    private func enforceQueryBufferLimit(context: ChannelHandlerContext) {
+        guard state != .closing, input.readableBytes > decoder.limits.maximumQueryBufferLength else { return }
+        state = .closing
+        if let session { dispatcher.closingForQueryBufferLimit(session, bufferedBytes: input.readableBytes) }
+        input = emptyFrame
+        flushReplies(context: context)
+        context.close(promise: nil)
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {

@@ -22,15 +22,16 @@ public final class RESPListener<Dispatcher: CommandDispatcher>: Service, Sendabl
         public var port: Int
         /// The listen backlog (redis `tcp-backlog`).
         public var backlog: Int32
-        /// Decoder limits (redis `proto-max-bulk-len` and friends).
-        public var limits: RESPCommandDecoder.Limits
+        /// Input limits (redis `proto-max-bulk-len`, `client-query-buffer-limit` and friends), shared by every
+        /// connection and changeable while they run.
+        public var limits: RESPInputLimits
 
         /// Creates a configuration; defaults are redis's.
         public init(
             hosts: [String] = ["127.0.0.1"],
             port: Int = 6379,
             backlog: Int32 = 511,
-            limits: RESPCommandDecoder.Limits = .init()
+            limits: RESPInputLimits = RESPInputLimits()
         ) {
             self.hosts = hosts
             self.port = port

@@ -50,6 +50,51 @@ struct RobustnessTests {
         #expect(try RawConnection(port: node.port).command("STRLEN", "big") == .integer(1024 * 1024))
     }
 
+    @Test func clientQueryBufferLimitClosesAClientHoldingTooMuchInput() throws {
+        let node = try CacheNodeProcess(arguments: ["--client-query-buffer-limit", "1mb"])
+        defer { node.stop() }
+        let bystander = try RawConnection(port: node.port)
+        #expect(try bystander.command("CONFIG", "GET", "client-query-buffer-limit")
+            == .array([.bulk(Array("client-query-buffer-limit".utf8)), .bulk(Array("1048576".utf8))]))
+        // A 3 MB value under the default proto-max-bulk-len, but more than 1 MB of it held unprocessed: redis closes
+        // such a client without a reply, and so do we. The server may close before every byte is sent.
+        let offender = try RawConnection(port: node.port)
+        try offender.send("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$\(3 * 1024 * 1024)\r\n")
+        try? offender.send([UInt8](repeating: UInt8(ascii: "v"), count: 1024 * 1024 + 64 * 1024))
+        #expect(try offender.readRepliesUntilClosed() == ([], true))
+        #expect(try bystander.command("EXISTS", "big") == .integer(0))
+        guard case .bulk(let stats)? = try bystander.command("INFO", "stats") else {
+            Issue.record("INFO stats did not answer")
+            return
+        }
+        #expect(String(decoding: stats, as: UTF8.self).contains("client_query_buffer_limit_disconnections:1\r\n"))
+        // Below the limit a large value still arrives in many reads and is stored.
+        let value = [UInt8](repeating: UInt8(ascii: "w"), count: 900 * 1024)
+        #expect(try bystander.command(Array("SET".utf8), Array("large".utf8), value) == .simple("OK"))
+        #expect(try bystander.command("STRLEN", "large") == .integer(900 * 1024))
+        // redis's lower bound for the setting.
+        guard case .error(let message)? = try bystander.command("CONFIG", "SET", "client-query-buffer-limit", "1000") else {
+            Issue.record("CONFIG SET client-query-buffer-limit 1000 was accepted")
+            return
+        }
+        #expect(message.contains("client-query-buffer-limit") && message.contains("at least 1048576"))
+    }
+
+    @Test func protoMaxBulkLenSetAtRunTimeAppliesToOpenConnections() throws {
+        let node = try CacheNodeProcess()
+        defer { node.stop() }
+        let client = try RawConnection(port: node.port)
+        let value = [UInt8](repeating: UInt8(ascii: "v"), count: 1024 * 1024 + 1)
+        #expect(try client.command(Array("SET".utf8), Array("before".utf8), value) == .simple("OK"))
+        #expect(try client.command("CONFIG", "SET", "proto-max-bulk-len", "1mb") == .simple("OK"))
+        // The same connection, its next command: the new limit holds.
+        try client.send("*3\r\n$3\r\nSET\r\n$5\r\nafter\r\n$\(1024 * 1024 + 1)\r\n")
+        #expect(try client.readRepliesUntilClosed() == ([.error("ERR Protocol error: invalid bulk length")], true))
+        let other = try RawConnection(port: node.port)
+        #expect(try other.command("STRLEN", "before") == .integer(1024 * 1024 + 1))
+        #expect(try other.command("EXISTS", "after") == .integer(0))
+    }
+
     @Test func multibulkCountAboveOneMillionIsRefused() throws {
         let node = try CacheNodeProcess()
         defer { node.stop() }

@@ -77,6 +77,16 @@ struct RESPCommandDecoderTests {
         #expect(throws: RESPDecodeError.invalidBulkLength) { try decodeAll("*1\r\n$11\r\n", limits: .init(maximumBulkLength: 10)) }
     }
 
+    @Test func framesEndingPastTwoGiBAreRefusedBeforeTheyAreBuffered() {
+        // Arguments are located by 32-bit offsets; the length alone tells the frame cannot fit.
+        let unlimited = RESPCommandDecoder.Limits(maximumBulkLength: .max)
+        #expect(throws: RESPDecodeError.invalidBulkLength) { try decodeAll("*1\r\n$2147483640\r\n", limits: unlimited) }
+        #expect(throws: RESPDecodeError.invalidBulkLength) {
+            try decodeAll("*2\r\n$3\r\nSET\r\n$2147483630\r\n", limits: unlimited)
+        }
+        #expect(throws: Never.self) { try decodeAll("*1\r\n$2147483000\r\n", limits: unlimited) }
+    }
+
     @Test func overlongHeaderAndInlineLines() {
         let longLine = String(repeating: "a", count: 70_000)
         #expect(throws: RESPDecodeError.inlineTooLong) { try decodeAll(longLine) }

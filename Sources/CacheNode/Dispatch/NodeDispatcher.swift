@@ -23,6 +23,10 @@ public struct NodeDispatcher: CommandDispatcher {
         return "max number of clients reached"
     }
 
+    public func closingForQueryBufferLimit(_ session: ClientSession, bufferedBytes: Int) {
+        node.queryBufferLimitDisconnections.add(1, ordering: .relaxed)
+    }
+
     public func recordTraffic(_ session: ClientSession, inputBytes: Int, outputBytes: Int) {
         if inputBytes > 0 { session.stats.netInputBytes.wrappingAdd(inputBytes, ordering: .relaxed) }
         if outputBytes > 0 { session.stats.netOutputBytes.wrappingAdd(outputBytes, ordering: .relaxed) }

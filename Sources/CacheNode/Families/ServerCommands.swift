@@ -175,6 +175,7 @@ enum ServerFamily {
         case "resetstat":
             node.stats.reset()
             node.rejectedConnections.store(0, ordering: .relaxed)
+            node.queryBufferLimitDisconnections.store(0, ordering: .relaxed)
             reply.ok()
         case "rewrite":
             let configuration = node.configuration

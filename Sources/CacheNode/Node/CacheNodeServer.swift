@@ -44,9 +44,9 @@ public enum CacheNodeServer {
         node.eventLoopThreads.store(threads, ordering: .relaxed)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         node.baselineMemory.store(Int(cps_heap_allocated_bytes()), ordering: .relaxed)
-        let limits = RESPCommandDecoder.Limits(maximumBulkLength: configuration.protoMaxBulkLength)
         let listener = RESPListener(
-            configuration: .init(hosts: configuration.bind, port: configuration.port, backlog: configuration.tcpBacklog, limits: limits),
+            configuration: .init(
+                hosts: configuration.bind, port: configuration.port, backlog: configuration.tcpBacklog, limits: node.inputLimits),
             dispatcher: NodeDispatcher(node: node),
             group: group,
             logger: logger

@@ -37,6 +37,9 @@ public struct NodeConfiguration: Sendable {
     public var autoAOFRewriteMinimumSize = 64 * 1024 * 1024
     public var hz = 10
     public var protoMaxBulkLength = 512 * 1024 * 1024
+    /// Most unprocessed input one client may have buffered (a command still arriving, or commands waiting behind a
+    /// blocked one) before it is closed.
+    public var clientQueryBufferLimit = 1024 * 1024 * 1024
     public var timeout = 0
     public var tcpBacklog: Int32 = 511
     public var tcpKeepAlive = 300
@@ -259,6 +262,13 @@ struct ConfigParameter: Sendable {
         return amount
     }
 
+    /// A memory value of at least `minimum` bytes (redis's lower bound for the setting).
+    private static func memory(_ value: String, atLeast minimum: Int) throws(ConfigurationError) -> Int {
+        let amount = try memory(value)
+        guard amount >= minimum else { throw ConfigurationError("argument must be at least \(minimum) bytes") }
+        return amount
+    }
+
     static let all: [ConfigParameter] = [
         .init(name: "port", aliases: [], mutable: false, get: { String($0.port) }, set: { $0.port = try int($1, in: 0...65535) }),
         .init(name: "bind", aliases: [], mutable: false, get: { $0.bind.joined(separator: " ") },
@@ -321,7 +331,9 @@ struct ConfigParameter: Sendable {
               }),
         .init(name: "hz", aliases: [], mutable: true, get: { String($0.hz) }, set: { $0.hz = try int($1, in: 1...500) }),
         .init(name: "proto-max-bulk-len", aliases: [], mutable: true, get: { String($0.protoMaxBulkLength) },
-              set: { $0.protoMaxBulkLength = try memory($1) }),
+              set: { $0.protoMaxBulkLength = try memory($1, atLeast: 1024 * 1024) }),
+        .init(name: "client-query-buffer-limit", aliases: [], mutable: true, get: { String($0.clientQueryBufferLimit) },
+              set: { $0.clientQueryBufferLimit = try memory($1, atLeast: 1024 * 1024) }),
         .init(name: "timeout", aliases: [], mutable: true, get: { String($0.timeout) }, set: { $0.timeout = try int($1) }),
         .init(name: "tcp-backlog", aliases: [], mutable: false, get: { String($0.tcpBacklog) },
               set: { $0.tcpBacklog = Int32(try int($1, in: 0...65535)) }),

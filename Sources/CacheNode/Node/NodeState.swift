@@ -2,7 +2,7 @@
 // pub/sub hub and the registry of blocked clients. One instance per running node.
 public import CacheStore
 import Foundation
-import RESPServer
+public import RESPServer
 public import Synchronization
 
 /// The shared state of a running node.
@@ -46,6 +46,11 @@ public final class NodeState: Sendable {
     public let maxClients = Atomic<Int>(10000)
     /// Connections refused because of `maxclients` (INFO `rejected_connections`).
     public let rejectedConnections = Atomic<Int>(0)
+    /// The input limits every client connection reads (`proto-max-bulk-len`, `client-query-buffer-limit`), kept in
+    /// step with the configuration.
+    public let inputLimits = RESPInputLimits()
+    /// Clients closed for passing `client-query-buffer-limit` (INFO `client_query_buffer_limit_disconnections`).
+    public let queryBufferLimitDisconnections = Atomic<Int>(0)
 
     /// Commands per second over the last sampling period (INFO `instantaneous_ops_per_sec`).
     public let instantaneousOpsPerSecond = Atomic<Int>(0)
@@ -95,6 +100,9 @@ public final class NodeState: Sendable {
     private func apply(_ configuration: NodeConfiguration) {
         keyspace.maxMemory = configuration.maxMemory
         maxClients.store(configuration.maxClients, ordering: .relaxed)
+        inputLimits.update(RESPCommandDecoder.Limits(
+            maximumBulkLength: configuration.protoMaxBulkLength,
+            maximumQueryBufferLength: configuration.clientQueryBufferLimit))
         keyspace.evictionPolicy = configuration.maxMemoryPolicy
         keyspace.evictionSamples = configuration.maxMemorySamples
         keyspace.lfuLogFactor = configuration.lfuLogFactor

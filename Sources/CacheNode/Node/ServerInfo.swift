@@ -143,6 +143,8 @@ enum ServerInfo {
                 ("sync_full", String(node.replication.syncFull.load(ordering: .relaxed))),
                 ("sync_partial_ok", String(node.replication.syncPartialOK.load(ordering: .relaxed))),
                 ("sync_partial_err", String(node.replication.syncPartialErr.load(ordering: .relaxed))),
+                ("client_query_buffer_limit_disconnections",
+                 String(node.queryBufferLimitDisconnections.load(ordering: .relaxed))),
             ]
         case "replication":
             return ReplicationFamily.infoFields(node)

@@ -58,9 +58,10 @@ struct ReplicationService: Service {
         // Framework peers too: a topology push is accepted only from one (TopologyPushAuthorization.swift).
         let channelConfiguration = security.serverConfiguration(roles: [.cacheNode, .framework], logger: logger)
         let admission = HandshakeAdmission()
-        let limits = RESPCommandDecoder.Limits(maximumBulkLength: configuration.protoMaxBulkLength)
         return RESPListener(
-            configuration: .init(hosts: configuration.bind, port: configuration.replicationPort ?? 0, backlog: configuration.tcpBacklog, limits: limits),
+            configuration: .init(
+                hosts: configuration.bind, port: configuration.replicationPort ?? 0, backlog: configuration.tcpBacklog,
+                limits: node.inputLimits),
             dispatcher: NodeDispatcher(node: node), group: group, logger: logger,
             onBound: { ports in
                 let port = ports.first ?? 0
