@@ -37,6 +37,11 @@ public struct RESPCommandDecoder: NIOSingleStepByteToMessageDecoder {
             self.maximumInlineLength = maximumInlineLength
             self.maximumQueryBufferLength = maximumQueryBufferLength
         }
+
+        /// For streams a node wrote itself or receives from its authenticated primary (its AOF, the replication
+        /// stream): as in redis, no `proto-max-bulk-len` or argument-count limit, so what was stored under a raised
+        /// limit replays whatever the limit is now. Frames are still bounded by 2 GiB (32-bit argument offsets).
+        public static let trustedStream = Limits(maximumBulkLength: .max, maximumArgumentCount: .max)
     }
 
     /// The limits in force.

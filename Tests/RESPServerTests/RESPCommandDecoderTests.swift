@@ -87,6 +87,19 @@ struct RESPCommandDecoderTests {
         #expect(throws: Never.self) { try decodeAll("*1\r\n$2147483000\r\n", limits: unlimited) }
     }
 
+    @Test func trustedStreamsHaveNoArgumentCountOrBulkLengthLimit() throws {
+        // An AOF or replication stream replays what clients stored under whatever limits held then.
+        let count = 1024 * 1024 + 1
+        let frame = "*\(count)\r\n" + String(repeating: "$0\r\n\r\n", count: count)
+        #expect(throws: RESPDecodeError.invalidMultibulkLength) { try decodeAll(frame) }
+        var decoder = RESPCommandDecoder(limits: .trustedStream)
+        var buffer = ByteBuffer(string: frame)
+        var arguments = CommandArguments()
+        #expect(try decoder.next(from: &buffer, into: &arguments))
+        #expect(arguments.count == count)
+        #expect(RESPCommandDecoder.Limits.trustedStream.maximumBulkLength == .max)
+    }
+
     @Test func overlongHeaderAndInlineLines() {
         let longLine = String(repeating: "a", count: 70_000)
         #expect(throws: RESPDecodeError.inlineTooLong) { try decodeAll(longLine) }

@@ -511,7 +511,7 @@ struct AppendOnlyReplayer {
             connection: ClientConnection(id: -2, channel: channel), createdAt: node.clock.nowMilliseconds(),
             isAuthenticated: true, stats: node.stats.block(for: ObjectIdentifier(channel.eventLoop)))
         session.replicationRole = .primary
-        var decoder = RESPCommandDecoder()
+        var decoder = RESPCommandDecoder(limits: .trustedStream)
         var arguments = CommandArguments()
         var reply = ReplyWriter(buffer: ByteBufferAllocator().buffer(capacity: 256))
         let dispatcher = NodeDispatcher(node: node)

@@ -48,7 +48,7 @@ final class ReplicaLink: @unchecked Sendable {
         var snapshotDecoder = SnapshotStreamDecoder()
         var snapshotRecords: [SnapshotRecord] = []
         var arguments = CommandArguments()
-        var decoder = RESPCommandDecoder()
+        var decoder = RESPCommandDecoder(limits: .trustedStream)
         var channel: (any Channel)?
         var generation = 0
         var stopped = false
