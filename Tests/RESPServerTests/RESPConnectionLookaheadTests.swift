@@ -95,18 +95,10 @@ private struct LookaheadClient {
         String(buffer: RESPDecoderInvariants.encodeMultibulk(arguments.map { Array($0.utf8) }))
     }
 
-    func write(_ text: String) throws {
-        try channel.writeInbound(ByteBuffer(string: text))
-    }
+    func write(_ text: String) throws { try channel.writeClientText(text) }
 
     /// Everything written to the client so far.
-    func output() throws -> String {
-        var text = ""
-        while var buffer = try channel.readOutbound(as: ByteBuffer.self) {
-            text += buffer.readString(length: buffer.readableBytes) ?? ""
-        }
-        return text
-    }
+    func output() throws -> String { try channel.takeClientOutput() }
 }
 
 struct RESPConnectionLookaheadTests {

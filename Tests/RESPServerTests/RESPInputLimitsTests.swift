@@ -43,15 +43,9 @@ private struct LimitedClient {
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 40002)).wait()
     }
 
-    func write(_ text: String) throws { try channel.writeInbound(ByteBuffer(string: text)) }
+    func write(_ text: String) throws { try channel.writeClientText(text) }
 
-    func output() throws -> String {
-        var text = ""
-        while var buffer = try channel.readOutbound(as: ByteBuffer.self) {
-            text += buffer.readString(length: buffer.readableBytes) ?? ""
-        }
-        return text
-    }
+    func output() throws -> String { try channel.takeClientOutput() }
 }
 
 struct RESPInputLimitsTests {
