@@ -52,6 +52,10 @@ public protocol CommandDispatcher: Sendable {
     /// and may find the data changed in between.
     func prefetch(_ commands: inout [CommandArguments], count: Int, session: Session)
 
+    /// Called after a read when the connection's unprocessed input (a command still arriving, or commands waiting
+    /// behind a blocked one) has changed size since the last call: redis's `qbuf`. Not called while it stays empty.
+    func recordQueryBuffer(_ session: Session, bufferedBytes: Int)
+
     /// Called once when the connection is about to be closed because its unprocessed input passed
     /// ``RESPCommandDecoder/Limits/maximumQueryBufferLength`` (redis `client-query-buffer-limit`); for statistics and
     /// logs. ``closeSession(_:)`` follows as for any close.
@@ -67,6 +71,9 @@ extension CommandDispatcher {
 
     /// Prefetches nothing.
     public func prefetch(_ commands: inout [CommandArguments], count: Int, session: Session) {}
+
+    /// Records nothing.
+    public func recordQueryBuffer(_ session: Session, bufferedBytes: Int) {}
 
     /// Records nothing.
     public func closingForQueryBufferLimit(_ session: Session, bufferedBytes: Int) {}

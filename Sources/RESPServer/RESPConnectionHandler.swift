@@ -57,6 +57,8 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
     private var isFlushQueued = false
     /// Set while this connection's commands run (`reply` is theirs then).
     private var isProcessingInput = false
+    /// The unprocessed input's size last reported to the dispatcher (``CommandDispatcher/recordQueryBuffer(_:bufferedBytes:)``).
+    private var reportedQueryBuffer = 0
 
     /// Creates the handler for one connection.
     /// - Parameters:
@@ -137,6 +139,14 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
         decoder.limits = inputLimits.current
         processInput(context: context)
         enforceQueryBufferLimit(context: context)
+        reportQueryBuffer()
+    }
+
+    /// Tells the dispatcher the unprocessed input's size when it changed (redis's `qbuf`).
+    private func reportQueryBuffer() {
+        guard input.readableBytes != reportedQueryBuffer, let session else { return }
+        reportedQueryBuffer = input.readableBytes
+        dispatcher.recordQueryBuffer(session, bufferedBytes: reportedQueryBuffer)
     }
 
     /// redis's `client-query-buffer-limit`: a client whose unprocessed input (a frame still arriving, or commands
@@ -169,6 +179,7 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
             context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
             processInput(context: context)
             flushReplies(context: context)
+            reportQueryBuffer()
         }
         context.fireChannelWritabilityChanged()
     }
@@ -289,6 +300,7 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
         state = .running
         processInput(context: context)
         flushReplies(context: context)
+        reportQueryBuffer()
     }
 
     /// Bytes for this client from elsewhere (``ClientConnection/send(_:promise:)``: pub/sub messages, the

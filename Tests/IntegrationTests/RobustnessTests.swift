@@ -81,6 +81,29 @@ struct RobustnessTests {
         #expect(message.contains("client-query-buffer-limit") && message.contains("at least 1048576"))
     }
 
+    @Test func clientListShowsEachClientsUnprocessedInput() throws {
+        let node = try CacheNodeProcess()
+        defer { node.stop() }
+        let admin = try RawConnection(port: node.port)
+        let sender = try RawConnection(port: node.port)
+        #expect(try sender.command("CLIENT", "SETNAME", "sender") == .simple("OK"))
+        func senderQueryBuffer() throws -> String? {
+            guard case .bulk(let list)? = try admin.command("CLIENT", "LIST") else { return nil }
+            let line = String(decoding: list, as: UTF8.self).split(separator: "\n").first { $0.contains("name=sender ") }
+            return line?.split(separator: " ").first { $0.hasPrefix("qbuf=") }.map { String($0.dropFirst(5)) }
+        }
+        #expect(try senderQueryBuffer() == "0")
+        // Half of a 200,000-byte value: all of it waits, unprocessed, until the rest arrives.
+        let header = Array("*3\r\n$3\r\nSET\r\n$4\r\nhalf\r\n$200000\r\n".utf8)
+        try sender.send(header + [UInt8](repeating: UInt8(ascii: "h"), count: 100_000))
+        try eventually("CLIENT LIST shows the sender's buffered bytes", seconds: 10) {
+            try senderQueryBuffer() == String(header.count + 100_000)
+        }
+        try sender.send([UInt8](repeating: UInt8(ascii: "h"), count: 100_000) + Array("\r\n".utf8))
+        #expect(try sender.readReplies(1) == [.simple("OK")])
+        #expect(try senderQueryBuffer() == "0")
+    }
+
     @Test func protoMaxBulkLenSetAtRunTimeAppliesToOpenConnections() throws {
         let node = try CacheNodeProcess()
         defer { node.stop() }

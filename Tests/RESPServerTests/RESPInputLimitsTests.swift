@@ -11,9 +11,10 @@ import Testing
 private struct LimitRecordingDispatcher: CommandDispatcher {
     final class Session {}
 
-    /// The buffered bytes of each close for the query-buffer limit.
+    /// The buffered bytes of each close for the query-buffer limit, and each reported query-buffer size.
     final class Record: Sendable {
         let closures = Mutex<[Int]>([])
+        let queryBuffers = Mutex<[Int]>([])
     }
 
     let record = Record()
@@ -26,6 +27,10 @@ private struct LimitRecordingDispatcher: CommandDispatcher {
         if arguments.matches(0, "block") { return .suspend }
         reply.bulk((1..<arguments.count).map { arguments.string($0) }.joined(separator: " "))
         return .proceed
+    }
+
+    func recordQueryBuffer(_ session: Session, bufferedBytes: Int) {
+        record.queryBuffers.withLock { $0.append(bufferedBytes) }
     }
 
     func closingForQueryBufferLimit(_ session: Session, bufferedBytes: Int) {
@@ -85,6 +90,19 @@ struct RESPInputLimitsTests {
         try client.write(String(repeating: Self.echo("v"), count: 200))
         #expect(try client.output() == String(repeating: "$1\r\nv\r\n", count: 200))
         #expect(client.channel.isActive)
+    }
+
+    @Test func theUnprocessedInputIsReportedWhenItsSizeChanges() throws {
+        let dispatcher = LimitRecordingDispatcher()
+        let client = try LimitedClient(dispatcher: dispatcher, limits: RESPInputLimits())
+        try client.write(Self.echo("a"))
+        #expect(dispatcher.record.queryBuffers.withLock { $0 }.isEmpty, "an empty buffer that stays empty is not reported")
+        let header = "*2\r\n$4\r\nECHO\r\n$10\r\n"
+        try client.write(header + "01234")
+        try client.write("56")
+        try client.write("789\r\n")
+        #expect(try client.output() == "$1\r\na\r\n$10\r\n0123456789\r\n")
+        #expect(dispatcher.record.queryBuffers.withLock { $0 } == [header.utf8.count + 5, header.utf8.count + 7, 0])
     }
 
     @Test func limitsChangedWhileConnectedApplyFromTheNextRead() throws {

@@ -23,6 +23,10 @@ public struct NodeDispatcher: CommandDispatcher {
         return "max number of clients reached"
     }
 
+    public func recordQueryBuffer(_ session: ClientSession, bufferedBytes: Int) {
+        session.queryBufferBytes.store(bufferedBytes, ordering: .relaxed)
+    }
+
     public func closingForQueryBufferLimit(_ session: ClientSession, bufferedBytes: Int) {
         node.queryBufferLimitDisconnections.add(1, ordering: .relaxed)
     }

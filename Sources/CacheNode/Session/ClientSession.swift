@@ -78,6 +78,8 @@ public final class ClientSession: @unchecked Sendable {
     public let lastInteraction = Atomic<Int64>(0)
     /// Index in the command table of the last command (-1 before the first).
     public let lastCommand = Atomic<Int>(-1)
+    /// Bytes read from the client and not processed yet, as of its last read (CLIENT LIST `qbuf=`).
+    public let queryBufferBytes = Atomic<Int>(0)
 
     /// The counters of this client's event loop.
     public let stats: StatsBlock
