@@ -52,8 +52,9 @@ public protocol CommandDispatcher: Sendable {
     /// and may find the data changed in between.
     func prefetch(_ commands: inout [CommandArguments], count: Int, session: Session)
 
-    /// Called after a read when the connection's unprocessed input (a command still arriving, or commands waiting
-    /// behind a blocked one) has changed size since the last call: redis's `qbuf`. Not called while it stays empty.
+    /// Called when the connection's unprocessed input (a command still arriving, or commands waiting behind a blocked
+    /// one) has changed size since the last call, as seen after each read, each resume of a blocked command and each
+    /// end of backpressure: redis's `qbuf`. Not called while it stays empty.
     func recordQueryBuffer(_ session: Session, bufferedBytes: Int)
 
     /// Called once when the connection is about to be closed because its unprocessed input passed
