@@ -221,7 +221,7 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
                 if decodedCount == 0 && deferredDecodeError == nil { break }
                 continue
             }
-            let outcome = dispatcher.dispatch(decoded[nextDecoded], session: &session!, reply: &reply)
+            let outcome = dispatcher.dispatch(&decoded[nextDecoded], session: &session!, reply: &reply)
             // Drops the frame's reference to the input storage so the next read can append without copying.
             decoded[nextDecoded].frame = emptyFrame
             nextDecoded += 1

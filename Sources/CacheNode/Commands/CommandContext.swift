@@ -53,6 +53,11 @@ public struct CommandContext {
         self.inTransaction = inTransaction
     }
 
+    /// Ends the context, handing back the arguments the dispatcher moved into it for the command.
+    consuming func surrenderArguments() -> CommandArguments {
+        arguments
+    }
+
     /// The client's selected database at this command's time.
     public var db: Database { node.keyspace.database(session.database, now: now) }
 

@@ -81,27 +81,35 @@ public struct NodeDispatcher: CommandDispatcher {
         keys.removeAll(keepingCapacity: true)
         let table = node.commands
         for position in 0..<count {
-            guard let index = table.lookupIndex(commands[position]) else { continue }
-            var note = DispatchNote(command: Int32(truncatingIfNeeded: index), key: -1)
-            let spec = table.commands[index]
-            if keys.count < Self.prefetchKeyLimit && spec.acceptsArgumentCount(commands[position].count) {
-                switch spec.keys {
-                case .range(1, 1, _) where commands[position].count >= 2:
-                    note.key = Int32(truncatingIfNeeded: keys.count)
-                    keys.append(commands[position].withBytes(1) { KeyRef($0) })
-                case .range:
-                    // Hashed here for the hint only: a multi-key command finds its keys itself when it runs.
-                    for keyPosition in spec.keys.positions(in: commands[position]).prefix(Self.prefetchKeyLimit - keys.count) {
-                        keys.append(commands[position].withBytes(keyPosition) { KeyRef($0) })
-                    }
-                default:
-                    break
-                }
-            }
-            commands[position].note = note
+            // In place (inout): reading the element as a value would copy it, a retain and a release per reference.
+            Self.noteCommand(&commands[position], table: table, keys: &keys)
         }
         if keys.count > 1 { node.keyspace.prefetch(keys, database: session.database) }
         session.prefetchKeys = keys
+    }
+
+    /// Notes `command`'s command-table index and, for a single-key command, appends its key to `keys` and notes its
+    /// place there; a multi-key command's keys are appended for the hint only (it finds them itself when it runs).
+    @inline(__always)
+    private static func noteCommand(_ command: inout CommandArguments, table: CommandTable, keys: inout [KeyRef]) {
+        guard let index = table.lookupIndex(command) else { return }
+        var note = DispatchNote(command: Int32(truncatingIfNeeded: index), key: -1)
+        // The table holds its specs for the node's life; borrowing this one spares a retain and a release.
+        unowned(unsafe) let spec = table.commands[index]
+        if keys.count < prefetchKeyLimit && spec.acceptsArgumentCount(command.count) {
+            switch spec.keys {
+            case .range(1, 1, _) where command.count >= 2:
+                note.key = Int32(truncatingIfNeeded: keys.count)
+                keys.append(command.withBytes(1) { KeyRef($0) })
+            case .range:
+                for keyPosition in spec.keys.positions(in: command).prefix(prefetchKeyLimit - keys.count) {
+                    keys.append(command.withBytes(keyPosition) { KeyRef($0) })
+                }
+            default:
+                break
+            }
+        }
+        command.note = note
     }
 
     /// The key of a single-key command (its argument 1): the one its batch's prefetch hashed when the command's
@@ -117,7 +125,7 @@ public struct NodeDispatcher: CommandDispatcher {
         }
     }
 
-    public func dispatch(_ arguments: CommandArguments, session: inout ClientSession, reply: inout ReplyWriter) -> DispatchOutcome {
+    public func dispatch(_ arguments: inout CommandArguments, session: inout ClientSession, reply: inout ReplyWriter) -> DispatchOutcome {
         let notedIndex = Int(arguments.note.command)
         guard let commandIndex = notedIndex >= 0 ? notedIndex : node.commands.lookupIndex(arguments) else {
             return reject(Self.unknownCommand(arguments), session: session, reply: &reply, flagTransaction: true)
@@ -164,12 +172,12 @@ public struct NodeDispatcher: CommandDispatcher {
             return .proceed
         }
         if session.replyMode == .on {
-            return execute(spec, arguments, session: session, reply: &reply, clusterCheck: clusterCheck)
+            return execute(spec, &arguments, session: session, reply: &reply, clusterCheck: clusterCheck)
         }
         // CLIENT REPLY OFF|SKIP: run the command, then drop what it wrote (SKIP drops one reply).
         let wasSkipping = session.replyMode == .skipNext
         let mark = reply.buffer.writerIndex
-        let outcome = execute(spec, arguments, session: session, reply: &reply, clusterCheck: clusterCheck)
+        let outcome = execute(spec, &arguments, session: session, reply: &reply, clusterCheck: clusterCheck)
         if wasSkipping && session.replyMode == .skipNext { session.replyMode = .on }
         if session.replyMode != .on || wasSkipping {
             reply.buffer.moveWriterIndex(to: mark)
@@ -179,7 +187,7 @@ public struct NodeDispatcher: CommandDispatcher {
 
     /// Runs one command now: memory check, locks, handler, unlock, wake-ups.
     func execute(
-        _ spec: CommandSpec, _ arguments: CommandArguments, session: ClientSession, reply: inout ReplyWriter,
+        _ spec: CommandSpec, _ arguments: inout CommandArguments, session: ClientSession, reply: inout ReplyWriter,
         clusterCheck: ClusterLockedCheck? = nil
     ) -> DispatchOutcome {
         let keyspace = node.keyspace
@@ -189,8 +197,10 @@ public struct NodeDispatcher: CommandDispatcher {
                 return reject(.outOfMemory, session: session, reply: &reply, flagTransaction: false)
             }
         }
+        // The arguments move into the context for the command and back out after it: a copy would cost a
+        // reference-count increment and decrement per buffer they hold.
         var context = CommandContext(
-            arguments: arguments, spec: spec, session: session, node: node, now: node.clock.nowMilliseconds(),
+            arguments: consume arguments, spec: spec, session: session, node: node, now: node.clock.nowMilliseconds(),
             inTransaction: false)
         context.clusterCheck = clusterCheck
         session.stats.commandsProcessed.wrappingAdd(1, ordering: .relaxed)
@@ -208,7 +218,7 @@ public struct NodeDispatcher: CommandDispatcher {
                 run(spec, &context, &reply)
             case .range(1, 1, _):
                 // The common single-key command: hash the key once, reuse it in the handler.
-                let key = singleKey(of: arguments, session: session)
+                let key = singleKey(of: context.arguments, session: session)
                 context.cachedKey = key
                 context.cachedKeyIndex = 1
                 let stripe = keyspace.stripeIndex(for: key)
@@ -216,8 +226,10 @@ public struct NodeDispatcher: CommandDispatcher {
                 run(spec, &context, &reply)
                 keyspace.unlock(stripe: stripe)
             default:
-                let positions = spec.keys.positions(in: arguments)
-                var stripes = positions.map { position in arguments.withBytes(position) { keyspace.stripeIndex(for: KeyRef($0)) } }
+                let positions = spec.keys.positions(in: context.arguments)
+                var stripes = positions.map { position in
+                    context.arguments.withBytes(position) { keyspace.stripeIndex(for: KeyRef($0)) }
+                }
                 keyspace.lock(stripes: &stripes, capturing: !spec.flags.contains(.readonly))
                 run(spec, &context, &reply)
                 keyspace.unlock(stripes: stripes)
@@ -226,8 +238,9 @@ public struct NodeDispatcher: CommandDispatcher {
         if !context.readyKeys.isEmpty {
             node.blocking.signal(context.readyKeys, node: node)
         }
-        if context.closesConnection { return .closeAfterReply }
-        return context.suspends ? .suspend : .proceed
+        let outcome: DispatchOutcome = context.closesConnection ? .closeAfterReply : context.suspends ? .suspend : .proceed
+        arguments = context.surrenderArguments()
+        return outcome
     }
 
     /// Runs the handler, turning a thrown error into an error reply.

@@ -528,7 +528,7 @@ struct AppendOnlyReplayer {
             }
             guard complete else { break }
             reply.buffer.clear()
-            _ = dispatcher.dispatch(arguments, session: &session, reply: &reply)
+            _ = dispatcher.dispatch(&arguments, session: &session, reply: &reply)
             result.commands += 1
             if session.transaction == nil { safeEnd = input.readerIndex }
         }

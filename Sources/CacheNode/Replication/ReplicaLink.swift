@@ -338,12 +338,13 @@ final class ReplicaLink: @unchecked Sendable {
                     let before = state.input
                     guard try state.decoder.next(from: &state.input, into: &state.arguments) else { break }
                     let count = state.input.readerIndex - before.readerIndex
-                    let arguments = state.arguments
-                    if arguments.count >= 2 && arguments.matches(0, "replconf") && arguments.matches(1, "getack") {
+                    if state.arguments.count >= 2 && state.arguments.matches(0, "replconf")
+                        && state.arguments.matches(1, "getack")
+                    {
                         acknowledge = 0
                     } else {
                         if state.reply.buffer.capacity == 0 { state.reply.buffer = ByteBufferAllocator().buffer(capacity: 256) }
-                        _ = dispatcher.dispatch(arguments, session: &session, reply: &state.reply)
+                        _ = dispatcher.dispatch(&state.arguments, session: &session, reply: &state.reply)
                         state.reply.buffer.clear()
                     }
                     let applied = before.getSlice(at: before.readerIndex, length: count)!
