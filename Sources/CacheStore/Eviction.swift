@@ -68,11 +68,10 @@ extension Keyspace {
     /// Updates an entry's access clock on a read or write.
 
     func recordAccess(_ meta: inout EntryMeta, now: Int64) {
-        if evictionPolicy.usesLFU {
-            meta.access = lfuTouched(meta.access, now: now)
-        } else {
-            meta.access = UInt16(truncatingIfNeeded: now / 1000)
-        }
+        let access = evictionPolicy.usesLFU ? lfuTouched(meta.access, now: now) : UInt16(truncatingIfNeeded: now / 1000)
+        // Stored only when it changes (for LRU, once a second): a read then leaves the entry's cache line clean, so
+        // event loops reading the same hot key on different cores do not keep taking the line from each other.
+        if meta.access != access { meta.access = access }
     }
 
     /// Seconds since `access` (LRU clock), for OBJECT IDLETIME.

@@ -232,6 +232,8 @@ public final class BlockingRegistry: Sendable {
             return .served(reply.buffer, readyKeys: context.readyKeys)
         }
         if context.suspends { return .stillBlocked }
+        // A served blocking command wrote (popped, moved): it counts towards the save rules like any write.
+        if waiter.spec.flags.contains(.write) { waiter.session.stats.changesApplied.wrappingAdd(1, ordering: .relaxed) }
         if node.replication.isRecording { node.replication.propagate(context) }
         return .served(reply.buffer, readyKeys: context.readyKeys)
     }

@@ -253,10 +253,11 @@ public struct NodeDispatcher: CommandDispatcher {
         }
         do {
             try spec.handler(&context, &reply)
-            if spec.flags.contains(.write) {
-                node.dirty.wrappingAdd(1, ordering: .relaxed)
+            // A blocking command that suspends has changed nothing yet: it counts, and is propagated, when served.
+            if spec.flags.contains(.write) && !context.suspends {
+                context.session.stats.changesApplied.wrappingAdd(1, ordering: .relaxed)
                 // With the command's stripe locks still held: the stream order is the execution order per key.
-                if node.replication.isRecording && !context.suspends { node.replication.propagate(context) }
+                if node.replication.isRecording { node.replication.propagate(context) }
             }
         } catch {
             context.session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed)
@@ -333,7 +334,7 @@ public struct NodeDispatcher: CommandDispatcher {
         do {
             try queued.spec.handler(&context, &reply)
             if queued.spec.flags.contains(.write) {
-                node.dirty.wrappingAdd(1, ordering: .relaxed)
+                session.stats.changesApplied.wrappingAdd(1, ordering: .relaxed)
                 if node.replication.isRecording { node.replication.propagate(context) }
             }
         } catch {

@@ -35,8 +35,14 @@ public final class NodeState: Sendable {
     public let baselineMemory = Atomic<Int>(0)
     /// Unix seconds of the last successful save (LASTSAVE).
     public let lastSave = Atomic<Int64>(0)
-    /// Writes since the last save (INFO `rdb_changes_since_last_save`).
-    public let dirty = Atomic<Int>(0)
+    /// ``changesApplied`` when the last successful save started: the writes that save covered.
+    let changesSaved = Atomic<Int>(0)
+    /// Writes applied since start. Each event loop counts its own clients' writes in its stats block (so writers on
+    /// different cores never contend for one counter), and this sums them.
+    public var changesApplied: Int { stats.total { $0.changesApplied.load(ordering: .relaxed) } }
+    /// Writes since the last successful save (redis's `dirty`): what the save rules count, and INFO's
+    /// `rdb_changes_since_last_save`.
+    public var changesSinceSave: Int { changesApplied - changesSaved.load(ordering: .relaxed) }
     /// SAVE/BGSAVE state and the save rules' bookkeeping (Persistence/SnapshotPersistence.swift).
     public let persistence = SnapshotPersistence()
     /// The append-only file (`appendonly yes`).

@@ -15,6 +15,8 @@ public final class StatsBlock: Sendable {
     /// Bytes read from and written to clients (INFO `total_net_input_bytes` / `total_net_output_bytes`).
     public let netInputBytes = Atomic<Int>(0)
     public let netOutputBytes = Atomic<Int>(0)
+    /// Write commands run by this loop's clients since start; never reset (``NodeState/changesSinceSave``).
+    public let changesApplied = Atomic<Int>(0)
     // Keep blocks of different loops on different cache lines.
     private let padding = (0, 0, 0, 0, 0, 0, 0, 0)
 

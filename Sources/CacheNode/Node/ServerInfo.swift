@@ -104,7 +104,7 @@ enum ServerInfo {
             let now = node.clock.nowMilliseconds()
             return [
                 ("loading", persistence.loading ? "1" : "0"), ("async_loading", "0"), ("current_cow_peak", "0"),
-                ("rdb_changes_since_last_save", String(node.dirty.load(ordering: .relaxed))),
+                ("rdb_changes_since_last_save", String(node.changesSinceSave)),
                 ("rdb_bgsave_in_progress", persistence.backgroundSaveInProgress ? "1" : "0"),
                 ("rdb_last_save_time", String(node.lastSave.load(ordering: .relaxed))),
                 ("rdb_last_bgsave_status", persistence.lastBackgroundSaveOK ? "ok" : "err"),

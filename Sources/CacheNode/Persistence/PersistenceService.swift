@@ -45,7 +45,7 @@ public struct PersistenceService<SleepClock: Clock>: Service where SleepClock.Du
                 if case .failure(let error) = result { logger.warning("Background AOF rewrite failed: \(error)") }
             }
         }
-        let changes = node.dirty.load(ordering: .relaxed)
+        let changes = node.changesSinceSave
         let started = node.persistence.startSaveIfDue(node: node) { result in
             switch result {
             case .success(let outcome):

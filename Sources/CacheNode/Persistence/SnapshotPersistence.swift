@@ -51,6 +51,7 @@ public final class SnapshotPersistence: Sendable {
         public var lastAttemptAt: Int64 = 0
         public var saves = 0
         public var scheduled = false
+        /// ``NodeState/changesApplied`` when the save in progress started (a successful save covers those writes).
         public var changesAtStart = 0
         public var loading = false
         public var lastError: String? = nil
@@ -108,7 +109,7 @@ public final class SnapshotPersistence: Sendable {
             status.backgroundSaveStartedAt = now
             status.lastAttemptAt = now
             status.scheduled = false
-            status.changesAtStart = node.dirty.load(ordering: .relaxed)
+            status.changesAtStart = node.changesApplied
         }
         return now
     }
@@ -120,7 +121,7 @@ public final class SnapshotPersistence: Sendable {
             status.backgroundSaveInProgress = false
             switch result {
             case .success:
-                node.dirty.subtract(status.changesAtStart, ordering: .relaxed)
+                node.changesSaved.store(status.changesAtStart, ordering: .relaxed)
                 node.lastSave.store(now / 1000, ordering: .relaxed)
                 status.saves += 1
                 status.lastError = nil
@@ -180,7 +181,7 @@ public final class SnapshotPersistence: Sendable {
         var due = state.scheduled
         if !due, let rules = try? SaveRule.parse(node.configuration.save), !rules.isEmpty {
             due = SaveRule.isSaveDue(
-                rules, changes: node.dirty.load(ordering: .relaxed),
+                rules, changes: node.changesSinceSave,
                 secondsSinceLastSave: now / 1000 - node.lastSave.load(ordering: .relaxed),
                 lastSaveFailed: !state.lastBackgroundSaveOK, secondsSinceLastAttempt: (now - state.lastAttemptAt) / 1000)
         }

@@ -216,6 +216,29 @@ struct PersistenceCommandsTests {
         #expect(try info(client, "rdb_changes_since_last_save") == "1")
     }
 
+    @Test func changesSinceSaveCountWritesOnEveryEventLoopAndServedBlockedClients() throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let testNode = node(directory: directory)
+        // Each test client runs on its own event loop, so each counts its writes in its own stats block.
+        let first = try testNode.connect()
+        let second = try testNode.connect()
+        try first.send("SET", "a", "1")
+        try second.send("SET", "b", "2")
+        #expect(try second.send("GET", "a") == .bulk(Array("1".utf8)))
+        #expect(try info(first, "rdb_changes_since_last_save") == "2")
+        // A BLPOP that blocks has changed nothing; served by another client's push, it has.
+        try first.write("BLPOP", "list", "0")
+        #expect(try info(second, "rdb_changes_since_last_save") == "2")
+        #expect(try second.send("LPUSH", "list", "x") == .integer(1))
+        #expect(try first.nextReply() == .array([.bulk(Array("list".utf8)), .bulk(Array("x".utf8))]))
+        #expect(try info(second, "rdb_changes_since_last_save") == "4")
+        #expect(try second.send("SAVE") == .simple("OK"))
+        #expect(try info(first, "rdb_changes_since_last_save") == "0")
+        try first.send("DEL", "a")
+        #expect(try info(second, "rdb_changes_since_last_save") == "1")
+    }
+
     @Test func saveRulesStartABackgroundSaveWhenDue() throws {
         let rules = try SaveRule.parse("900 1 300 10")
         #expect(rules == [SaveRule(seconds: 900, changes: 1), SaveRule(seconds: 300, changes: 10)])
