@@ -38,7 +38,7 @@ public protocol CommandDispatcher: Sendable {
     /// The arguments are passed `inout` only so that a command is run where it lies (in the connection's batch)
     /// instead of being copied: a copy costs a reference-count increment and decrement per buffer it holds. The
     /// dispatcher may move them while the command runs but must leave them as it found them.
-    func dispatch(_ arguments: inout CommandArguments, session: inout Session, reply: inout ReplyWriter) -> DispatchOutcome
+    func dispatch(_ arguments: inout CommandArguments, session: Session, reply: inout ReplyWriter) -> DispatchOutcome
 
     /// Whether the session has authenticated (until then the decoder applies redis's pre-auth limits).
     func isAuthenticated(_ session: Session) -> Bool

@@ -192,12 +192,15 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
     // MARK: command loop
 
     private func processInput(context: ChannelHandlerContext) {
-        guard case .running = state, session != nil else { return }
+        // One reference for the whole batch: passing the stored optional to each command would copy it each time.
+        guard case .running = state, let session else { return }
         isProcessingInput = true
         defer { isProcessingInput = false }
         // Writability changes only when this handler hands bytes to the channel, so it is read again only then.
         var channelIsWritable = context.channel.isWritable
         while true {
+            // A command can close its own connection (CLIENT KILL): the session is closed then, so stop.
+            if case .closing = state { return }
             if !channelIsWritable {
                 // Hand over what is pending and wait for the client to read (channelWritabilityChanged).
                 flushReplies(context: context)
@@ -221,17 +224,17 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
                 if decodedCount == 0 && deferredDecodeError == nil { break }
                 continue
             }
-            let outcome = dispatcher.dispatch(&decoded[nextDecoded], session: &session!, reply: &reply)
+            let outcome = dispatcher.dispatch(&decoded[nextDecoded], session: session, reply: &reply)
             // Drops the frame's reference to the input storage so the next read can append without copying.
             decoded[nextDecoded].frame = emptyFrame
             nextDecoded += 1
             if !decoder.clientIsAuthenticated {
-                decoder.clientIsAuthenticated = dispatcher.isAuthenticated(session!)
+                decoder.clientIsAuthenticated = dispatcher.isAuthenticated(session)
             }
             switch outcome {
             case .proceed:
                 if reply.buffer.readableBytes >= Self.outputWriteThreshold {
-                    dispatcher.recordTraffic(session!, inputBytes: 0, outputBytes: reply.buffer.readableBytes)
+                    dispatcher.recordTraffic(session, inputBytes: 0, outputBytes: reply.buffer.readableBytes)
                     context.write(NIOAny(reply.buffer), promise: nil)
                     hasUnflushedWrites = true
                     reply.buffer.clear()
@@ -318,6 +321,7 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
 
     private func closeSession() {
         guard session != nil else { return }
+        state = .closing
         connection?.setResumeAction(nil)
         connection?.setSendAction(nil)
         dispatcher.closeSession(&session!)

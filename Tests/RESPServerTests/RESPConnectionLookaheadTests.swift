@@ -61,7 +61,7 @@ private struct LoggingDispatcher: CommandDispatcher {
         }
     }
 
-    func dispatch(_ arguments: inout CommandArguments, session: inout Session, reply: inout ReplyWriter) -> DispatchOutcome {
+    func dispatch(_ arguments: inout CommandArguments, session: Session, reply: inout ReplyWriter) -> DispatchOutcome {
         log.events.withLock { $0.append(.dispatch(Self.text(arguments))) }
         log.notes.withLock { $0.append(arguments.note) }
         switch arguments.string(0).lowercased() {

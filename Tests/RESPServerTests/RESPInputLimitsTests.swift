@@ -23,7 +23,7 @@ private struct LimitRecordingDispatcher: CommandDispatcher {
     func isAuthenticated(_ session: Session) -> Bool { true }
     func closeSession(_ session: inout Session) {}
 
-    func dispatch(_ arguments: inout CommandArguments, session: inout Session, reply: inout ReplyWriter) -> DispatchOutcome {
+    func dispatch(_ arguments: inout CommandArguments, session: Session, reply: inout ReplyWriter) -> DispatchOutcome {
         if arguments.matches(0, "block") { return .suspend }
         reply.bulk((1..<arguments.count).map { arguments.string($0) }.joined(separator: " "))
         return .proceed

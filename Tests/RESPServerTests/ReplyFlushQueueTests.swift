@@ -81,7 +81,7 @@ private struct EchoDispatcher: CommandDispatcher {
     func isAuthenticated(_ session: Session) -> Bool { true }
     func closeSession(_ session: inout Session) {}
 
-    func dispatch(_ arguments: inout CommandArguments, session: inout Session, reply: inout ReplyWriter) -> DispatchOutcome {
+    func dispatch(_ arguments: inout CommandArguments, session: Session, reply: inout ReplyWriter) -> DispatchOutcome {
         switch arguments.string(0).lowercased() {
         case "ping": reply.buffer.writeStaticString("+PONG\r\n")
         case "echo": reply.bulk(arguments.string(1))

@@ -125,7 +125,7 @@ public struct NodeDispatcher: CommandDispatcher {
         }
     }
 
-    public func dispatch(_ arguments: inout CommandArguments, session: inout ClientSession, reply: inout ReplyWriter) -> DispatchOutcome {
+    public func dispatch(_ arguments: inout CommandArguments, session: ClientSession, reply: inout ReplyWriter) -> DispatchOutcome {
         let notedIndex = Int(arguments.note.command)
         guard let commandIndex = notedIndex >= 0 ? notedIndex : node.commands.lookupIndex(arguments) else {
             return reject(Self.unknownCommand(arguments), session: session, reply: &reply, flagTransaction: true)

@@ -507,7 +507,7 @@ struct AppendOnlyReplayer {
         close(descriptor)
         let total = input.readableBytes
         let channel = EmbeddedChannel()
-        var session = ClientSession(
+        let session = ClientSession(
             connection: ClientConnection(id: -2, channel: channel), createdAt: node.clock.nowMilliseconds(),
             isAuthenticated: true, stats: node.stats.block(for: ObjectIdentifier(channel.eventLoop)))
         session.replicationRole = .primary
@@ -528,7 +528,7 @@ struct AppendOnlyReplayer {
             }
             guard complete else { break }
             reply.buffer.clear()
-            _ = dispatcher.dispatch(&arguments, session: &session, reply: &reply)
+            _ = dispatcher.dispatch(&arguments, session: session, reply: &reply)
             result.commands += 1
             if session.transaction == nil { safeEnd = input.readerIndex }
         }

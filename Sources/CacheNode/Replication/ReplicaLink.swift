@@ -332,7 +332,7 @@ final class ReplicaLink: @unchecked Sendable {
                     session.replicationRole = .primary
                     state.session = session
                 }
-                guard var session = state.session else { return }
+                guard let session = state.session else { return }
                 let dispatcher = NodeDispatcher(node: node)
                 while true {
                     let before = state.input
@@ -344,7 +344,7 @@ final class ReplicaLink: @unchecked Sendable {
                         acknowledge = 0
                     } else {
                         if state.reply.buffer.capacity == 0 { state.reply.buffer = ByteBufferAllocator().buffer(capacity: 256) }
-                        _ = dispatcher.dispatch(&state.arguments, session: &session, reply: &state.reply)
+                        _ = dispatcher.dispatch(&state.arguments, session: session, reply: &state.reply)
                         state.reply.buffer.clear()
                     }
                     let applied = before.getSlice(at: before.readerIndex, length: count)!
