@@ -19,6 +19,8 @@ public final class ClientConnection: Sendable {
     /// Set by a connection handler that holds replies back until the end of its event loop's tick: bytes sent from
     /// elsewhere go through it so they follow those replies.
     private let sendAction: NIOLockedValueBox<(@Sendable (ByteBuffer, EventLoopPromise<Void>?) -> Void)?>
+    /// Set by the connection's handler: how to close the connection on behalf of a command (CLIENT KILL).
+    private let closeAction: NIOLockedValueBox<(@Sendable () -> Void)?>
 
     /// Creates a handle on `channel` (the listener makes one per accepted connection; node-to-node links make
     /// their own for the sessions they run).
@@ -30,6 +32,7 @@ public final class ClientConnection: Sendable {
         self.localAddress = Self.describe(channel.localAddress)
         self.resumeAction = NIOLockedValueBox(nil)
         self.sendAction = NIOLockedValueBox(nil)
+        self.closeAction = NIOLockedValueBox(nil)
     }
 
     func setResumeAction(_ action: (@Sendable (ByteBuffer) -> Void)?) {
@@ -38,6 +41,10 @@ public final class ClientConnection: Sendable {
 
     func setSendAction(_ action: (@Sendable (ByteBuffer, EventLoopPromise<Void>?) -> Void)?) {
         sendAction.withLockedValue { $0 = action }
+    }
+
+    func setCloseAction(_ action: (@Sendable () -> Void)?) {
+        closeAction.withLockedValue { $0 = action }
     }
 
     /// Sends already-encoded bytes (a pub/sub message, a push) to the client and flushes.
@@ -64,9 +71,16 @@ public final class ClientConnection: Sendable {
         action?(reply)
     }
 
-    /// Closes the connection (CLIENT KILL).
+    /// Closes the connection (CLIENT KILL). Safe to call from a running command, also one holding keyspace locks
+    /// (CLIENT KILL inside EXEC), and on the client itself: under a connection handler the client runs no further
+    /// command, gets the replies it was already given, and is closed once no command of its event loop is running
+    /// (closing ends its session, which takes those locks).
     public func close() {
-        channel.close(promise: nil)
+        if let action = closeAction.withLockedValue({ $0 }) {
+            action()
+        } else {
+            channel.close(promise: nil)
+        }
     }
 
     /// The connection's channel. Its pipeline may only be read on `eventLoop`, e.g. to ask a handler a listener put

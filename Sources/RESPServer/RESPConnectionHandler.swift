@@ -57,6 +57,8 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
     private var isFlushQueued = false
     /// Set while this connection's commands run (`reply` is theirs then).
     private var isProcessingInput = false
+    /// Set when a command of this client killed it (``closeOnBehalfOfCommand()``): closed once that command returns.
+    private var closesAfterCommand = false
     /// The unprocessed input's size last reported to the dispatcher (``CommandDispatcher/recordQueryBuffer(_:bufferedBytes:)``).
     private var reportedQueryBuffer = 0
 
@@ -93,6 +95,13 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
         let eventLoop = context.eventLoop
         connection.setResumeAction { reply in
             eventLoop.execute { loopBound.value.resume(with: reply) }
+        }
+        connection.setCloseAction {
+            if eventLoop.inEventLoop {
+                loopBound.value.closeOnBehalfOfCommand()
+            } else {
+                eventLoop.execute { loopBound.value.closeOnBehalfOfCommand() }
+            }
         }
         if flushQueue != nil {
             connection.setSendAction { bytes, promise in
@@ -199,8 +208,16 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
         // Writability changes only when this handler hands bytes to the channel, so it is read again only then.
         var channelIsWritable = context.channel.isWritable
         while true {
-            // A command can close its own connection (CLIENT KILL): the session is closed then, so stop.
-            if case .closing = state { return }
+            // Closed meanwhile, or killed by one of its own commands (CLIENT KILL): run nothing more. A killed client
+            // gets the replies it was already given, then is closed, now that none of its commands is running.
+            if case .closing = state {
+                if closesAfterCommand {
+                    closesAfterCommand = false
+                    flushReplies(context: context)
+                    context.close(promise: nil)
+                }
+                return
+            }
             if !channelIsWritable {
                 // Hand over what is pending and wait for the client to read (channelWritabilityChanged).
                 flushReplies(context: context)
@@ -231,6 +248,8 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
             if !decoder.clientIsAuthenticated {
                 decoder.clientIsAuthenticated = dispatcher.isAuthenticated(session)
             }
+            // The command killed this client: the top of the loop closes it, whatever the outcome.
+            if closesAfterCommand { continue }
             switch outcome {
             case .proceed:
                 if reply.buffer.readableBytes >= Self.outputWriteThreshold {
@@ -319,11 +338,31 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
         context.writeAndFlush(NIOAny(bytes), promise: promise)
     }
 
+    /// CLIENT KILL of this client (by itself, or by another on any event loop). It runs no further command from now
+    /// on. The close itself waits until no command is running on this loop: the killer may hold stripe locks (CLIENT
+    /// KILL inside EXEC) that ending the session takes, which on the same thread would deadlock. So a client that
+    /// killed itself is closed by its own command loop once the command returns, and any other in a task of its own.
+    private func closeOnBehalfOfCommand() {
+        guard let context, state != .closing else { return }
+        state = .closing
+        if isProcessingInput {
+            closesAfterCommand = true
+            return
+        }
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            guard let context = loopBound.value.context else { return }
+            loopBound.value.flushReplies(context: context)
+            context.close(promise: nil)
+        }
+    }
+
     private func closeSession() {
         guard session != nil else { return }
         state = .closing
         connection?.setResumeAction(nil)
         connection?.setSendAction(nil)
+        connection?.setCloseAction(nil)
         dispatcher.closeSession(&session!)
         session = nil
         connection = nil

@@ -16,6 +16,7 @@ struct ConnectionCommandsTests {
         let killer = try node.connect()
         let victim = try node.connect()
         #expect(try killer.send("CLIENT", "KILL", "ID", String(try id(of: victim))) == .integer(1))
+        try victim.allReplies()  // the victim is closed in a task of its own event loop
         #expect(victim.isClosed)
         #expect(!killer.isClosed)
         // SKIPME defaults to yes: a filter that matches only the caller kills nobody.
@@ -38,7 +39,43 @@ struct ConnectionCommandsTests {
         // run on the closed session.
         try client.writeRaw("CLIENT KILL ID \(ownID) SKIPME no\r\nSET after-kill 1\r\nPING\r\n")
         #expect(client.isClosed)
+        // It was told its kill succeeded, and nothing more.
+        #expect(try client.allReplies() == [.integer(1)])
         #expect(try observer.send("EXISTS", "after-kill") == .integer(0))
         #expect(try observer.send("PING") == .simple("PONG"))
+    }
+
+    // CLIENT KILL inside EXEC runs with the transaction's stripe locks held, and ending a session takes them (to drop
+    // its watched keys). Closing the killed client right there deadlocked the event loop: the node stopped serving.
+    @Test func aClientKillingItselfInsideExecIsClosedAfterTheTransaction() throws {
+        let node = TestNode()
+        let client = try node.connect()
+        let observer = try node.connect()
+        let ownID = try id(of: client)
+        try client.send("WATCH", "watched")
+        try client.send("MULTI")
+        try client.send("CLIENT", "KILL", "ID", String(ownID), "SKIPME", "no")
+        try client.send("SET", "in-transaction", "1")
+        try client.writeRaw("EXEC\r\nSET after-exec 1\r\n")
+        // As redis: the transaction runs to its end and its reply is sent; the client is closed after it.
+        #expect(try client.allReplies() == [.array([.integer(1), .simple("OK")])])
+        #expect(client.isClosed)
+        #expect(try observer.send("EXISTS", "in-transaction", "after-exec") == .integer(1))
+        #expect(try observer.send("SET", "watched", "free") == .simple("OK"))
+    }
+
+    @Test func aClientKilledFromAnotherClientsTransactionIsClosedAfterIt() throws {
+        let node = TestNode()
+        let killer = try node.connect()
+        let victim = try node.connect()
+        try victim.send("WATCH", "watched")
+        try killer.send("MULTI")
+        try killer.send("CLIENT", "KILL", "ID", String(try id(of: victim)))
+        try killer.send("SET", "k", "v")
+        #expect(try killer.send("EXEC") == .array([.integer(1), .simple("OK")]))
+        try victim.allReplies()
+        #expect(victim.isClosed)
+        #expect(try killer.send("GET", "k") == .bulk(Array("v".utf8)))
+        #expect(try killer.send("SET", "watched", "free") == .simple("OK"))
     }
 }
