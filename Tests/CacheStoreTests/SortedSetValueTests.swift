@@ -3,18 +3,6 @@
 import CacheStore
 import Testing
 
-/// A tiny seeded generator so failures replay.
-private struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 private struct ModelElement: Equatable {
     var member: String
     var score: Double
@@ -37,7 +25,7 @@ private func contents(_ zset: SortedSetValue) -> [ModelElement] {
 struct SortedSetValueTests {
     @Test(arguments: [1, 2, 3, 4])
     func randomOperationsMatchASortedArrayModel(seed: UInt64) {
-        var random = SplitMix(state: seed)
+        var random = SplitMix64(seed: seed)
         let zset = SortedSetValue()
         var model: [ModelElement] = []
         for step in 0..<3000 {

@@ -4,26 +4,15 @@
 // malformed input). A fixed seed per test keeps every run the same; a failure names the seed and the last pipeline.
 import CacheNode
 import CacheNodeTestSupport
+import CacheStore
 import NIOCore
 import Testing
 
 struct RandomPipelineTests {
-    /// SplitMix64: a small deterministic generator, so a failing sequence can be replayed from its seed.
-    private struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     private static let keys = ["k0", "k1", "k2", "{t}a", "{t}b"]
 
     /// One random command (or, rarely, malformed input) as the client would send it.
-    private static func randomCommand(_ random: inout SeededGenerator, clientIDs: [Int]) -> [String] {
+    private static func randomCommand(_ random: inout SplitMix64, clientIDs: [Int]) -> [String] {
         func key() -> String { keys.randomElement(using: &random)! }
         func number() -> String { String(Int.random(in: -3...20, using: &random)) }
         let someClient = clientIDs.randomElement(using: &random) ?? 1
@@ -56,7 +45,7 @@ struct RandomPipelineTests {
 
     @Test(arguments: Array(UInt64(1)...32))
     func randomPipelinesFromSeveralClientsNeverStopTheNode(seed: UInt64) throws {
-        var random = SeededGenerator(state: seed)
+        var random = SplitMix64(seed: seed)
         let node = TestNode()
         var clients: [TestClient] = []
         var ids: [Int] = []
