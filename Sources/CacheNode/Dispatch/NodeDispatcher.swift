@@ -94,8 +94,7 @@ public struct NodeDispatcher: CommandDispatcher {
     private static func noteCommand(_ command: inout CommandArguments, table: CommandTable, keys: inout [KeyRef]) {
         guard let index = table.lookupIndex(command) else { return }
         var note = DispatchNote(command: Int32(truncatingIfNeeded: index), key: -1)
-        // The table holds its specs for the node's life; borrowing this one spares a retain and a release.
-        unowned(unsafe) let spec = table.commands[index]
+        let spec = table.commands[index]
         if keys.count < prefetchKeyLimit && spec.acceptsArgumentCount(command.count) {
             switch spec.keys {
             case .range(1, 1, _) where command.count >= 2:
