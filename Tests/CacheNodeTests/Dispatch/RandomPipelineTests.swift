@@ -39,6 +39,17 @@ struct RandomPipelineTests {
             ["CLIENT", "KILL", "ID", String(someClient), "SKIPME", Bool.random(using: &random) ? "yes" : "no"],
             ["CLIENT", "LIST"], ["INFO", "keyspace"], ["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"], ["QUIT"],
             ["NOSUCHCOMMAND", key()], ["GET"], ["SET", key()],
+            ["FLUSHALL"], ["DUMP", key()], ["TOUCH", key(), key()], ["RENAMENX", key(), key()], ["EXPIREAT", key(), "1"],
+            ["SETEX", key(), "1", "v"], ["GETSET", key(), "w"], ["MEMORY", "USAGE", key()], ["OBJECT", "IDLETIME", key()],
+            ["LINSERT", key(), "BEFORE", "a", "n"], ["LSET", key(), "0", "s"], ["LTRIM", key(), "1", number()],
+            ["LMPOP", "2", key(), key(), "LEFT"], ["BLMPOP", "0.01", "2", key(), key(), "RIGHT", "COUNT", "2"],
+            ["SMOVE", key(), key(), "m"], ["SUNIONSTORE", key(), key(), key()], ["SRANDMEMBER", key(), number()],
+            ["ZMPOP", "2", key(), key(), "MIN"], ["ZRANDMEMBER", key(), number()],
+            ["HRANDFIELD", key(), number(), "WITHVALUES"], ["SSUBSCRIBE", "{t}s"], ["SPUBLISH", "{t}s", "m"],
+            ["PUBSUB", "CHANNELS"], ["CLIENT", "INFO"], ["CLIENT", "GETNAME"], ["WAIT", "0", "0"],
+            ["CONFIG", "SET", "maxmemory", ["0", "1mb", "100kb"].randomElement(using: &random)!],
+            ["CONFIG", "SET", "maxmemory-policy", ["noeviction", "allkeys-lfu", "volatile-ttl", "allkeys-random"].randomElement(using: &random)!],
+            ["COMMAND", "INFO", "get"], ["TIME"],
         ]
         return choices.randomElement(using: &random)!
     }
