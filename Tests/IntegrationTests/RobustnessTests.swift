@@ -50,6 +50,47 @@ struct RobustnessTests {
         #expect(try RawConnection(port: node.port).command("STRLEN", "big") == .integer(1024 * 1024))
     }
 
+    // CLIENT KILL inside EXEC of clients on both event loops, each WATCHing a key, and of the killer itself. The
+    // transaction runs to its end, every killed client is closed and the node keeps serving. Closing a killed client
+    // on the killer's own thread, under the transaction's stripe locks (which ending its session takes), deadlocked
+    // that event loop until aabc2f7.
+    @Test func clientKillInsideExecClosesClientsOnEveryEventLoopAndTheNodeKeepsServing() throws {
+        let node = try CacheNodeProcess(arguments: ["--threads", "2"])
+        // SIGKILL: a deadlocked event loop would also hang a graceful shutdown, and this test must fail, not hang.
+        defer { node.kill9() }
+        var victims: [RawConnection] = []
+        var victimIDs: [Int] = []
+        for index in 0..<4 {
+            let victim = try RawConnection(port: node.port)
+            #expect(try victim.command("WATCH", "watched-\(index)") == .simple("OK"))
+            guard case .integer(let id) = try victim.command("CLIENT", "ID") else { throw HarnessError(description: "no CLIENT ID") }
+            victims.append(victim)
+            victimIDs.append(id)
+        }
+        let killer = try RawConnection(port: node.port)
+        guard case .integer(let killerID) = try killer.command("CLIENT", "ID") else { throw HarnessError(description: "no CLIENT ID") }
+        #expect(try killer.command("MULTI") == .simple("OK"))
+        for id in victimIDs {
+            #expect(try killer.command("CLIENT", "KILL", "ID", String(id)) == .simple("QUEUED"))
+        }
+        #expect(try killer.command("CLIENT", "KILL", "ID", String(killerID), "SKIPME", "no") == .simple("QUEUED"))
+        #expect(try killer.command("SET", "after-kills", "1") == .simple("QUEUED"))
+        try killer.send("*1\r\n$4\r\nEXEC\r\n*1\r\n$4\r\nPING\r\n")
+        let (killerReplies, killerClosed) = try killer.readRepliesUntilClosed()
+        #expect(killerReplies == [.array(Array(repeating: .integer(1), count: 5) + [.simple("OK")])])
+        #expect(killerClosed)
+        for victim in victims {
+            let (replies, closed) = try victim.readRepliesUntilClosed()
+            #expect(replies.isEmpty)
+            #expect(closed)
+        }
+        let after = try RawConnection(port: node.port)
+        #expect(try after.command("GET", "after-kills") == .bulk(Array("1".utf8)))
+        for index in 0..<4 {
+            #expect(try after.command("SET", "watched-\(index)", "free") == .simple("OK"))
+        }
+    }
+
     @Test func clientQueryBufferLimitClosesAClientHoldingTooMuchInput() throws {
         let node = try CacheNodeProcess(arguments: ["--client-query-buffer-limit", "1mb"])
         defer { node.stop() }
