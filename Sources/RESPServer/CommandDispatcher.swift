@@ -65,6 +65,12 @@ public protocol CommandDispatcher: Sendable {
     /// ``RESPCommandDecoder/Limits/maximumQueryBufferLength`` (redis `client-query-buffer-limit`); for statistics and
     /// logs. ``closeSession(_:)`` follows as for any close.
     func closingForQueryBufferLimit(_ session: Session, bufferedBytes: Int)
+
+    /// Called with the connection's output the socket has not taken yet (replies and pushes the client has not read):
+    /// after more was handed to the channel while it is over its write high-water mark, and once it is back under
+    /// its low-water mark. Returns whether the client passed its output limit (redis `client-output-buffer-limit`):
+    /// the connection is then closed and that output dropped. ``closeSession(_:)`` follows as for any close.
+    func outputBufferChanged(_ session: Session, bufferedBytes: Int) -> Bool
 }
 
 extension CommandDispatcher {
@@ -82,4 +88,7 @@ extension CommandDispatcher {
 
     /// Records nothing.
     public func closingForQueryBufferLimit(_ session: Session, bufferedBytes: Int) {}
+
+    /// Limits nothing.
+    public func outputBufferChanged(_ session: Session, bufferedBytes: Int) -> Bool { false }
 }

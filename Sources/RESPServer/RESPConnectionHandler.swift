@@ -183,6 +183,7 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        checkOutputBuffer(context: context, whenWritable: true)
         if pausedForBackpressure && context.channel.isWritable {
             pausedForBackpressure = false
             context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
@@ -221,6 +222,8 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
             if !channelIsWritable {
                 // Hand over what is pending and wait for the client to read (channelWritabilityChanged).
                 flushReplies(context: context)
+                // Over its output limit: the top of the loop closes it.
+                if case .closing = state { continue }
                 channelIsWritable = context.channel.isWritable
                 if !channelIsWritable {
                     pausedForBackpressure = true
@@ -258,6 +261,7 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
                     hasUnflushedWrites = true
                     reply.buffer.clear()
                     channelIsWritable = context.channel.isWritable
+                    if !channelIsWritable { checkOutputBuffer(context: context) }
                 }
             case .closeAfterReply:
                 state = .closing
@@ -312,6 +316,19 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
         } else {
             reply.buffer.clear()
         }
+        checkOutputBuffer(context: context)
+    }
+
+    /// redis's `client-output-buffer-limit`, checked whenever output was added while the client is not reading it
+    /// (the channel is over its write high-water mark, 64 KiB) and, with `whenWritable`, once it caught up (so the
+    /// dispatcher sees the output shrink). A client over its limit runs no further command and is closed, its
+    /// unsent output dropped, as redis closes it "ASAP".
+    private func checkOutputBuffer(context: ChannelHandlerContext, whenWritable: Bool = false) {
+        guard context.channel.isWritable == whenWritable, state != .closing, let session else { return }
+        let buffered = (try? context.channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
+        if dispatcher.outputBufferChanged(session, bufferedBytes: buffered) {
+            closeOnBehalfOfCommand()
+        }
     }
 
     /// Called on the event loop when a suspended command completes.
@@ -336,6 +353,7 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
         }
         if !isProcessingInput { flushReplies(context: context) }
         context.writeAndFlush(NIOAny(bytes), promise: promise)
+        checkOutputBuffer(context: context)
     }
 
     /// CLIENT KILL of this client (by itself, or by another on any event loop). It runs no further command from now

@@ -118,6 +118,65 @@ struct RobustnessTests {
         #expect(message.contains("client-query-buffer-limit") && message.contains("at least 1048576"))
     }
 
+    // client-output-buffer-limit pubsub: a subscriber that stops reading is closed once its unread messages pass the
+    // hard limit, as redis closes it. Before, the node kept every message published to such a subscriber (200 MB
+    // published to one that never read: 230 MB resident). The publisher is not held up and the node's memory stays.
+    @Test func aSubscriberThatDoesNotReadIsClosedAtThePubSubOutputLimit() throws {
+        let node = try CacheNodeProcess(arguments: ["--client-output-buffer-limit", "pubsub 2mb 0 0"])
+        defer { node.stop() }
+        let subscriber = try RawConnection(port: node.port)
+        #expect(try subscriber.command("SUBSCRIBE", "news")
+            == .array([.bulk(Array("subscribe".utf8)), .bulk(Array("news".utf8)), .integer(1)]))
+        let publisher = try RawConnection(port: node.port)
+        #expect(try publisher.command("CONFIG", "GET", "client-output-buffer-limit") == .array([
+            .bulk(Array("client-output-buffer-limit".utf8)),
+            .bulk(Array("normal 0 0 0 slave 268435456 67108864 60 pubsub 2097152 0 0".utf8)),
+        ]))
+        let memoryBefore = Int(try info(node.port, "memory")["used_memory"] ?? "") ?? 0
+        // 64 MB in 64 KiB messages, far more than loopback's socket buffers hold.
+        let message = [UInt8](repeating: UInt8(ascii: "m"), count: 64 * 1024)
+        let batch = Array((0..<64).map { _ in RawConnection.encode([Array("PUBLISH".utf8), Array("news".utf8), message]) }.joined())
+        var receivers: [RESPReply] = []
+        for _ in 0..<16 {
+            try publisher.send(batch)
+            receivers += try publisher.readReplies(64)
+        }
+        // Every PUBLISH answered; the first ones reached the subscriber, the last ones nobody: it was closed.
+        #expect(receivers.first == .integer(1))
+        #expect(receivers.last == .integer(0))
+        // Measured before the subscriber reads anything: what the node holds for it now.
+        let memoryAfter = Int(try info(node.port, "memory")["used_memory"] ?? "") ?? 0
+        #expect(memoryAfter - memoryBefore < 16 << 20, "used_memory grew from \(memoryBefore) to \(memoryAfter)")
+        let (messages, closed) = try subscriber.readRepliesUntilClosed()
+        #expect(closed)
+        #expect(messages.count < 16 * 64 / 2, "the subscriber got \(messages.count) messages: they were buffered, not dropped")
+        #expect(try info(node.port, "stats")["client_output_buffer_limit_disconnections"] == "1")
+        #expect(try publisher.command("PING") == .simple("PONG"))
+    }
+
+    // client-output-buffer-limit normal: none by default, so a client reading a reply larger than the socket buffers
+    // gets all of it; with a limit set, the same reply closes it (redis drops the output and closes the client). A
+    // client that only pipelines never gets there: its input waits while it does not read (backpressure).
+    @Test func aNormalClientIsClosedWhenOneReplyPassesItsOutputLimit() throws {
+        let node = try CacheNodeProcess()
+        defer { node.stop() }
+        let admin = try RawConnection(port: node.port)
+        let value = [UInt8](repeating: UInt8(ascii: "v"), count: 32 * 1024 * 1024)
+        #expect(try admin.command(Array("SET".utf8), Array("huge".utf8), value) == .simple("OK"))
+        let reader = try RawConnection(port: node.port)
+        #expect(try reader.command("GET", "huge") == .bulk(value))
+
+        #expect(try admin.command("CONFIG", "SET", "client-output-buffer-limit", "normal 4mb 0 0") == .simple("OK"))
+        let greedy = try RawConnection(port: node.port)
+        try greedy.send(RawConnection.encode([Array("GET".utf8), Array("huge".utf8)]) + RawConnection.encode([Array("SET".utf8), Array("after".utf8), Array("1".utf8)]))
+        let (replies, closed) = try greedy.readRepliesUntilClosed()
+        #expect(replies.isEmpty)
+        #expect(closed)
+        #expect(try admin.command("EXISTS", "after") == .integer(0))
+        #expect(try info(node.port, "stats")["client_output_buffer_limit_disconnections"] == "1")
+        #expect(try admin.command("STRLEN", "huge") == .integer(32 * 1024 * 1024))
+    }
+
     @Test func clientListShowsEachClientsUnprocessedInput() throws {
         let node = try CacheNodeProcess()
         defer { node.stop() }

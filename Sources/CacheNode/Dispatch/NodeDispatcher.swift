@@ -2,6 +2,7 @@
 // authentication, subscriber-mode and transaction rules, maxmemory; then the stripes of its keys are locked, the
 // handler runs, the locks are released, and blocked clients are woken if the command fed their keys.
 import CacheStore
+import Logging
 public import RESPServer
 import NIOCore
 import Synchronization
@@ -30,6 +31,24 @@ public struct NodeDispatcher: CommandDispatcher {
     public func closingForQueryBufferLimit(_ session: ClientSession, bufferedBytes: Int) {
         node.queryBufferLimitDisconnections.add(1, ordering: .relaxed)
     }
+
+    public func outputBufferChanged(_ session: ClientSession, bufferedBytes: Int) -> Bool {
+        session.outputBufferBytes.store(bufferedBytes, ordering: .relaxed)
+        // A replica's stream is limited where it is buffered (ReplicationState); the primary's link is never closed.
+        guard case .none = session.replicationRole else { return false }
+        let limits = node.outputBufferLimits
+        let isSubscriber = session.isInSubscriberMode || node.pubsub.shardSubscriptionCount(session) > 0
+        let limit = isSubscriber ? limits.pubsub : limits.normal
+        guard limit.exceeded(bytes: bufferedBytes, since: &session.outputSoftLimitSince, now: node.clock.nowMilliseconds()) else {
+            return false
+        }
+        node.outputBufferLimitDisconnections.add(1, ordering: .relaxed)
+        Self.logger.warning(
+            "Client id=\(session.connection.id) addr=\(session.connection.remoteAddress) closed for overcoming of output buffer limits (\(isSubscriber ? "pubsub" : "normal") class, \(bufferedBytes) bytes unread).")
+        return true
+    }
+
+    private static let logger = Logger(label: "cache-node.clients")
 
     public func recordTraffic(_ session: ClientSession, inputBytes: Int, outputBytes: Int) {
         if inputBytes > 0 { session.stats.netInputBytes.wrappingAdd(inputBytes, ordering: .relaxed) }

@@ -268,7 +268,7 @@ enum ConnectionFamily {
         return "id=\(client.connection.id) addr=\(client.connection.remoteAddress) laddr=\(client.connection.localAddress) "
             + "fd=-1 name=\(info.name) age=\(age) idle=\(idle) flags=\(info.subscriptions + info.patternSubscriptions > 0 ? "P" : "N") "
             + "db=\(info.database) sub=\(info.subscriptions) psub=\(info.patternSubscriptions) ssub=0 multi=\(info.multiQueued) "
-            + "qbuf=\(client.queryBufferBytes.load(ordering: .relaxed)) qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=\(command) "
+            + "qbuf=\(client.queryBufferBytes.load(ordering: .relaxed)) qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=\(client.outputBufferBytes.load(ordering: .relaxed)) tot-mem=0 events=r cmd=\(command) "
             + "user=default redir=-1 resp=\(info.protocolVersion) lib-name=\(info.libraryName) lib-ver=\(info.libraryVersion)"
     }
 

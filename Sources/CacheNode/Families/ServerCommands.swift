@@ -176,6 +176,8 @@ enum ServerFamily {
             node.stats.reset()
             node.rejectedConnections.store(0, ordering: .relaxed)
             node.queryBufferLimitDisconnections.store(0, ordering: .relaxed)
+            node.outputBufferLimitDisconnections.store(0, ordering: .relaxed)
+            node.replication.outputLimitDisconnections.store(0, ordering: .relaxed)
             reply.ok()
         case "rewrite":
             let configuration = node.configuration
@@ -184,7 +186,15 @@ enum ServerFamily {
             text += "bind \(configuration.bind.joined(separator: " "))\n"
             for parameter in ConfigParameter.all where parameter.name != "bind" {
                 let value = parameter.get(configuration)
-                text += "\(parameter.name) \(value.isEmpty || value.contains(" ") ? "\"\(value)\"" : value)\n"
+                if parameter.name == "replicaof" {
+                    // `replicaof host port` when replicating; otherwise no line (redis writes none either).
+                    if !value.isEmpty { text += "replicaof \(value)\n" }
+                    continue
+                }
+                // A setting that is unset (an empty replication-port) reads back only as no line at all.
+                var scratch = NodeConfiguration()
+                if (try? parameter.set(&scratch, value)) == nil { continue }
+                text += "\(parameter.name) \(NodeConfiguration.quotedConfigValue(value))\n"
             }
             do {
                 try text.write(toFile: path, atomically: true, encoding: .utf8)

@@ -52,7 +52,8 @@ public struct NodeConfiguration: Sendable {
     /// Event loop threads (0 = one per CPU the process may run on: online CPUs, cgroup limits, affinity mask). Also
     /// accepted as redis's `io-threads`.
     public var threads = 0
-    public var clientOutputBufferLimit = "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+    /// `client-output-buffer-limit`: how much unread output each class of client may hold.
+    public var clientOutputBufferLimits = ClientOutputBufferLimits()
     /// Cluster mode (`cluster-enabled yes`): hash slots, redirects, CLUSTER commands; only database 0.
     public var clusterEnabled = false
     /// nodes.conf: where a cluster node keeps its id and last topology (relative to `dir`; "" keeps nothing).
@@ -123,6 +124,17 @@ public struct NodeConfiguration: Sendable {
                 sawSave = true
                 continue
             }
+            // `client-output-buffer-limit <class> <hard> <soft> <seconds>`, one class per line as in redis.conf (or
+            // several in one value); each line changes only the classes it names.
+            if name == "client-output-buffer-limit" {
+                let joined = values.joined(separator: " ")
+                do {
+                    try configuration.clientOutputBufferLimits.apply(joined)
+                } catch {
+                    throw ConfigurationError("Invalid value for 'client-output-buffer-limit': \(error.message)")
+                }
+                continue
+            }
             if name == "bind" {
                 guard !values.isEmpty else { throw ConfigurationError("bind needs at least one address") }
                 configuration.bind = values.flatMap { $0.split(separator: " ").map(String.init) }
@@ -183,8 +195,36 @@ public struct NodeConfiguration: Sendable {
         var current = ""
         var quote: Character? = nil
         var inWord = false
-        for character in trimmed {
+        var characters = Array(trimmed)[...]
+        while let character = characters.popFirst() {
             if let open = quote {
+                // redis's sdssplitargs escapes: \\ \" \n \r \t \b \a \xHH in double quotes, \' in single ones.
+                if character == "\\", let next = characters.first {
+                    if open == "\"" {
+                        characters.removeFirst()
+                        switch next {
+                        case "n": current.append("\n")
+                        case "r": current.append("\r")
+                        case "t": current.append("\t")
+                        case "b": current.append("\u{08}")
+                        case "a": current.append("\u{07}")
+                        case "x":
+                            let hex = String(characters.prefix(2))
+                            if hex.count == 2, let byte = UInt8(hex, radix: 16) {
+                                characters.removeFirst(2)
+                                current.unicodeScalars.append(Unicode.Scalar(byte))
+                            } else {
+                                current.append("x")
+                            }
+                        default: current.append(next)
+                        }
+                        continue
+                    } else if next == "'" {
+                        characters.removeFirst()
+                        current.append("'")
+                        continue
+                    }
+                }
                 if character == open { quote = nil } else { current.append(character) }
             } else if character == "\"" || character == "'" {
                 quote = character
@@ -199,6 +239,32 @@ public struct NodeConfiguration: Sendable {
         if quote != nil { throw ConfigurationError("Unbalanced quotes in configuration line: \(line)") }
         if inWord { words.append(current) }
         return words
+    }
+
+    /// `value` as one word of a configuration line that ``splitConfigLine(_:)`` reads back as it is: bare when it
+    /// can be, else in double quotes with redis's escapes.
+    static func quotedConfigValue(_ value: String) -> String {
+        let needsQuotes = value.isEmpty || value.unicodeScalars.contains {
+            $0.value <= 0x20 || $0.value == 0x7F || $0 == "\"" || $0 == "'" || $0 == "\\"
+        }
+        guard needsQuotes else { return value }
+        var quoted = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\\": quoted += "\\\\"
+            case "\"": quoted += "\\\""
+            case "\n": quoted += "\\n"
+            case "\r": quoted += "\\r"
+            case "\t": quoted += "\\t"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    quoted += "\\x" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16)
+                } else {
+                    quoted.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return quoted + "\""
     }
 }
 
@@ -357,8 +423,8 @@ struct ConfigParameter: Sendable {
               set: { $0.maxClients = try int($1, in: 1...1_000_000) }),
         .init(name: "threads", aliases: ["io-threads"], mutable: false, get: { String($0.threads) },
               set: { $0.threads = try int($1, in: 0...128) }),
-        .init(name: "client-output-buffer-limit", aliases: [], mutable: true, get: { $0.clientOutputBufferLimit },
-              set: { $0.clientOutputBufferLimit = $1 }),
+        .init(name: "client-output-buffer-limit", aliases: [], mutable: true, get: { $0.clientOutputBufferLimits.description },
+              set: { try $0.clientOutputBufferLimits.apply($1) }),
         .init(name: "cluster-enabled", aliases: [], mutable: false, get: { $0.clusterEnabled ? "yes" : "no" },
               set: { $0.clusterEnabled = try bool($1) }),
         .init(name: "cluster-config-file", aliases: [], mutable: false, get: { $0.clusterConfigFile },

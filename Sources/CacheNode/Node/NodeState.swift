@@ -57,6 +57,12 @@ public final class NodeState: Sendable {
     public let inputLimits = RESPInputLimits()
     /// Clients closed for passing `client-query-buffer-limit` (INFO `client_query_buffer_limit_disconnections`).
     public let queryBufferLimitDisconnections = Atomic<Int>(0)
+    /// Normal and pub/sub clients closed for passing `client-output-buffer-limit` (with replicas: INFO
+    /// `client_output_buffer_limit_disconnections`).
+    public let outputBufferLimitDisconnections = Atomic<Int>(0)
+    private let outputBufferLimitsStorage = Mutex(ClientOutputBufferLimits())
+    /// The current `client-output-buffer-limit`, without copying the whole configuration.
+    public var outputBufferLimits: ClientOutputBufferLimits { outputBufferLimitsStorage.withLock { $0 } }
 
     /// Commands per second over the last sampling period (INFO `instantaneous_ops_per_sec`).
     public let instantaneousOpsPerSecond = Atomic<Int>(0)
@@ -106,6 +112,7 @@ public final class NodeState: Sendable {
     private func apply(_ configuration: NodeConfiguration) {
         keyspace.maxMemory = configuration.maxMemory
         maxClients.store(configuration.maxClients, ordering: .relaxed)
+        outputBufferLimitsStorage.withLock { $0 = configuration.clientOutputBufferLimits }
         inputLimits.update(RESPCommandDecoder.Limits(
             maximumBulkLength: configuration.protoMaxBulkLength,
             maximumQueryBufferLength: configuration.clientQueryBufferLimit))

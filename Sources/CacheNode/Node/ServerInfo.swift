@@ -145,6 +145,9 @@ enum ServerInfo {
                 ("sync_partial_err", String(node.replication.syncPartialErr.load(ordering: .relaxed))),
                 ("client_query_buffer_limit_disconnections",
                  String(node.queryBufferLimitDisconnections.load(ordering: .relaxed))),
+                ("client_output_buffer_limit_disconnections",
+                 String(node.outputBufferLimitDisconnections.load(ordering: .relaxed)
+                        + node.replication.outputLimitDisconnections.load(ordering: .relaxed))),
             ]
         case "replication":
             return ReplicationFamily.infoFields(node)

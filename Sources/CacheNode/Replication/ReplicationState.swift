@@ -64,41 +64,6 @@ struct WaitRequest {
     let connection: ClientConnection
 }
 
-/// The `client-output-buffer-limit` replica class.
-struct OutputLimit: Sendable, Hashable {
-    var hard: Int
-    var soft: Int
-    var softSeconds: Int
-
-    /// Parses the `replica`/`slave` class out of a `client-output-buffer-limit` value.
-    static func parse(_ text: String) -> OutputLimit {
-        var result = OutputLimit(hard: 256 << 20, soft: 64 << 20, softSeconds: 60)
-        let words = text.split(separator: " ").map(String.init)
-        var index = 0
-        while index + 3 < words.count {
-            if words[index] == "slave" || words[index] == "replica" {
-                result.hard = parseMemoryAmount(words[index + 1]) ?? result.hard
-                result.soft = parseMemoryAmount(words[index + 2]) ?? result.soft
-                result.softSeconds = Int(words[index + 3]) ?? result.softSeconds
-            }
-            index += 4
-        }
-        return result
-    }
-
-    /// Whether `bytes` buffered since `since` (unix ms) at `now` exceed the limit.
-    func exceeded(bytes: Int, since: inout Int64?, now: Int64) -> Bool {
-        if hard > 0 && bytes >= hard { return true }
-        guard soft > 0 && bytes >= soft else {
-            since = nil
-            return false
-        }
-        if let start = since { return now - start >= Int64(softSeconds) * 1000 }
-        since = now
-        return false
-    }
-}
-
 /// Everything under the replication lock.
 struct ReplicationCore {
     var identity: ReplicationIdentity
@@ -140,6 +105,8 @@ public final class ReplicationState: KeyspaceObserver, @unchecked Sendable {
     let core: Mutex<ReplicationCore>
     /// INFO stats `sync_full`, `sync_partial_ok`, `sync_partial_err`.
     public let syncFull = Atomic<Int>(0)
+    /// Replicas closed for passing the replica class of `client-output-buffer-limit`.
+    public let outputLimitDisconnections = Atomic<Int>(0)
     public let syncPartialOK = Atomic<Int>(0)
     public let syncPartialErr = Atomic<Int>(0)
     /// The replica side: the link to the primary, if any.
@@ -164,7 +131,7 @@ public final class ReplicationState: KeyspaceObserver, @unchecked Sendable {
             policy: configuration.replicationPlaintext ? .plaintext : .refused, logger: Logger(label: "cache-node.replication"))))
         core = Mutex(ReplicationCore(
             identity: ReplicationIdentity(replid: ReplicationIdentity.random()), backlogSize: configuration.replBacklogSize,
-            outputLimit: OutputLimit.parse(configuration.clientOutputBufferLimit)))
+            outputLimit: configuration.clientOutputBufferLimits.replica))
         readOnly = configuration.replicaReadOnly
     }
 
@@ -190,7 +157,7 @@ public final class ReplicationState: KeyspaceObserver, @unchecked Sendable {
         core.withLock { core in
             core.backlogSize = configuration.replBacklogSize
             core.backlog?.resize(to: configuration.replBacklogSize)
-            core.outputLimit = OutputLimit.parse(configuration.clientOutputBufferLimit)
+            core.outputLimit = configuration.clientOutputBufferLimits.replica
         }
     }
 
@@ -302,6 +269,7 @@ public final class ReplicationState: KeyspaceObserver, @unchecked Sendable {
             let buffered = feed.pending.readableBytes + feed.inFlight.load(ordering: .relaxed)
             if core.outputLimit.exceeded(bytes: buffered, since: &feed.softLimitSince, now: now ?? monotonicMilliseconds()) {
                 feed.closed = true
+                feed.owner?.outputLimitDisconnections.add(1, ordering: .relaxed)
                 let connection = feed.connection
                 // Closing runs the connection's close path, which takes this lock: do it on its loop, later.
                 connection.eventLoop.execute { connection.close() }

@@ -63,6 +63,8 @@ public final class ClientSession: @unchecked Sendable {
     public var replyMode: ReplyMode = .on
     /// Whether this connection is a replica being fed, or this replica's link to its primary.
     public var replicationRole: ReplicationLinkRole = .none
+    /// Since when (unix ms) the client's unread output has been over its soft `client-output-buffer-limit`.
+    var outputSoftLimitSince: Int64?
     /// Whether this session applies the primary's stream (writes allowed on a read-only replica).
     var isPrimaryLink: Bool {
         if case .primary = replicationRole { return true }
@@ -80,6 +82,9 @@ public final class ClientSession: @unchecked Sendable {
     public let lastCommand = Atomic<Int>(-1)
     /// Bytes read from the client and not processed yet, as of its last read (CLIENT LIST `qbuf=`).
     public let queryBufferBytes = Atomic<Int>(0)
+    /// Output the client has not read yet, as last seen over the connection's write high-water mark or back under
+    /// its low-water mark (CLIENT LIST `omem=`).
+    public let outputBufferBytes = Atomic<Int>(0)
 
     /// The counters of this client's event loop.
     public let stats: StatsBlock

@@ -75,19 +75,4 @@ struct ReplicationBacklogTests {
         if case .partial = identity.decide(requestedID: old, offset: 43, backlog: backlog) { Issue.record("past the old history") }
         #expect(identity.decide(requestedID: identity.replid, offset: 43, backlog: backlog) == .partial(from: 43))
     }
-
-    @Test func outputLimitParsesTheReplicaClassAndTimesTheSoftLimit() {
-        let limit = OutputLimit.parse("normal 0 0 0 slave 1000 100 2 pubsub 1 1 1")
-        #expect(limit == OutputLimit(hard: 1000, soft: 100, softSeconds: 2))
-        var since: Int64? = nil
-        #expect(!limit.exceeded(bytes: 50, since: &since, now: 0))
-        #expect(!limit.exceeded(bytes: 150, since: &since, now: 10))
-        #expect(since == 10)
-        #expect(!limit.exceeded(bytes: 150, since: &since, now: 1500))
-        #expect(limit.exceeded(bytes: 150, since: &since, now: 2010))
-        #expect(limit.exceeded(bytes: 1000, since: &since, now: 0))
-        var reset: Int64? = 5
-        #expect(!limit.exceeded(bytes: 10, since: &reset, now: 100))
-        #expect(reset == nil)
-    }
 }
