@@ -76,6 +76,7 @@ public struct NodeDispatcher: CommandDispatcher {
     public func closeSession(_ session: inout ClientSession) {
         node.blocking.cancel(session)
         node.pubsub.unsubscribeAll(session)
+        node.monitors.remove(session)
         TransactionState.unwatchAll(session, keyspace: node.keyspace)
         if case .replica(let feed) = session.replicationRole { node.replication.detach(feed) }
         if node.replication.mode != .off { node.replication.cancelWait(connectionID: session.connection.id) }
@@ -253,6 +254,9 @@ public struct NodeDispatcher: CommandDispatcher {
                 keyspace.unlock(stripes: stripes)
             }
         }
+        if node.monitors.isActive && !spec.flags.contains(.admin) {
+            node.feedMonitors(context.arguments, spec: spec, session: session)
+        }
         if !context.readyKeys.isEmpty {
             node.blocking.signal(context.readyKeys, node: node)
         }
@@ -358,6 +362,9 @@ public struct NodeDispatcher: CommandDispatcher {
         } catch {
             session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed)
             reply.error(code: error.code, message: error.message)
+        }
+        if node.monitors.isActive && !queued.spec.flags.contains(.admin) {
+            node.feedMonitors(queued.arguments, spec: queued.spec, session: session)
         }
         return context.readyKeys
     }

@@ -40,6 +40,7 @@ extension CommandTable {
             session.transactionHasErrors = false
             TransactionState.unwatchAll(session, keyspace: context.keyspace)
             context.node.pubsub.unsubscribeAll(session)
+            context.node.monitors.remove(session)
             session.database = 0
             session.protocolVersion = .v2
             session.replyMode = .on
@@ -266,7 +267,7 @@ enum ConnectionFamily {
         let last = client.lastCommand.load(ordering: .relaxed)
         let command = last >= 0 && last < commands.commands.count ? commands.commands[last].name : "NULL"
         return "id=\(client.connection.id) addr=\(client.connection.remoteAddress) laddr=\(client.connection.localAddress) "
-            + "fd=-1 name=\(info.name) age=\(age) idle=\(idle) flags=\(info.subscriptions + info.patternSubscriptions > 0 ? "P" : "N") "
+            + "fd=-1 name=\(info.name) age=\(age) idle=\(idle) flags=\(info.isMonitor ? "O" : info.subscriptions + info.patternSubscriptions > 0 ? "P" : "N") "
             + "db=\(info.database) sub=\(info.subscriptions) psub=\(info.patternSubscriptions) ssub=0 multi=\(info.multiQueued) "
             + "qbuf=\(client.queryBufferBytes.load(ordering: .relaxed)) qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=\(client.outputBufferBytes.load(ordering: .relaxed)) tot-mem=0 events=r cmd=\(command) "
             + "user=default redir=-1 resp=\(info.protocolVersion) lib-name=\(info.libraryName) lib-ver=\(info.libraryVersion)"

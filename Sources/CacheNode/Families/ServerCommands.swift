@@ -70,6 +70,12 @@ extension CommandTable {
                 throw .unknownSubcommand(arguments.string(1), of: "memory")
             }
         },
+        // MONITOR: from now on, every command the node runs is sent to this client as a line (see MonitorFeed).
+        CommandSpec("monitor", arity: 1, flags: [.admin, .noMulti, .loading, .stale], group: .server,
+                    summary: "Listens for all requests received by the server in real-time.", since: "1.0.0") { context, reply throws(CommandError) in
+            context.node.monitors.add(context.session)
+            reply.ok()
+        },
         // SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]
         CommandSpec("shutdown", arity: -1, flags: [.admin, .noAuth, .loading, .stale], group: .server,
                     summary: "Synchronously saves the database(s) to disk and shuts down the Redis server.") { context, reply throws(CommandError) in

@@ -11,6 +11,13 @@ import Synchronization
 public protocol NodeClock: Sendable {
     /// Milliseconds since 1970-01-01 UTC.
     func nowMilliseconds() -> Int64
+
+    /// Microseconds since 1970-01-01 UTC (MONITOR's timestamps); by default the milliseconds' precision.
+    func nowMicroseconds() -> Int64
+}
+
+extension NodeClock {
+    public func nowMicroseconds() -> Int64 { nowMilliseconds() * 1000 }
 }
 
 /// The system's real-time clock.
@@ -21,6 +28,12 @@ public struct SystemNodeClock: NodeClock {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
         return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+    }
+
+    public func nowMicroseconds() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000
     }
 }
 

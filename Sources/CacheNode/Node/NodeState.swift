@@ -60,6 +60,8 @@ public final class NodeState: Sendable {
     /// Normal and pub/sub clients closed for passing `client-output-buffer-limit` (with replicas: INFO
     /// `client_output_buffer_limit_disconnections`).
     public let outputBufferLimitDisconnections = Atomic<Int>(0)
+    /// Clients in monitor mode (MONITOR).
+    let monitors = MonitorFeed()
     private let outputBufferLimitsStorage = Mutex(ClientOutputBufferLimits())
     /// The current `client-output-buffer-limit`, without copying the whole configuration.
     public var outputBufferLimits: ClientOutputBufferLimits { outputBufferLimitsStorage.withLock { $0 } }
@@ -167,5 +169,10 @@ public final class NodeState: Sendable {
     /// The client with `id`, if connected.
     public func client(id: Int) -> ClientSession? {
         clientsStorage.withLock { $0[id] }
+    }
+
+    /// Shows a command that ran to the clients in monitor mode (call only while ``MonitorFeed/isActive``).
+    func feedMonitors(_ arguments: CommandArguments, spec: CommandSpec, session: ClientSession) {
+        monitors.feed(arguments, commandName: spec.name, database: session.database, client: session, microseconds: clock.nowMicroseconds())
     }
 }

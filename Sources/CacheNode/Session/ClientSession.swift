@@ -16,6 +16,8 @@ public struct ClientInfo: Sendable {
     public var subscriptions: Int = 0
     public var patternSubscriptions: Int = 0
     public var multiQueued: Int = -1
+    /// In monitor mode (MONITOR).
+    public var isMonitor = false
 }
 
 /// A queued command inside MULTI.

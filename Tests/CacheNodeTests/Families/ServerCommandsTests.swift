@@ -1,8 +1,11 @@
-// The server family's configuration commands: CONFIG REWRITE writes a file that reads back as the configuration it
-// was written from (unset settings, values with spaces, quotes and backslashes, redis.conf's per-class lines).
+// The server family: CONFIG REWRITE writes a file that reads back as the configuration it was written from (unset
+// settings, values with spaces, quotes and backslashes, redis.conf's per-class lines); MONITOR's lines, in redis's
+// format, for the commands that ran, without administrative commands or passwords.
 @testable import CacheNode
 import CacheNodeTestSupport
 import Foundation
+import NIOCore
+import RESPServer
 import Testing
 
 struct ServerCommandsTests {
@@ -54,5 +57,68 @@ struct ServerCommandsTests {
             #expect(try NodeConfiguration.splitConfigLine(line) == ["requirepass", value], "\(line)")
         }
         #expect(NodeConfiguration.quotedConfigValue("plain") == "plain")
+    }
+
+    @Test func monitorShowsEveryCommandThatRanInRedisFormat() throws {
+        let node = TestNode()
+        let monitor = try node.connect()
+        let client = try node.connect()
+        #expect(try monitor.send("MONITOR") == .simple("OK"))
+        #expect(try client.send("SET", "k", "a b\"c\\\n\u{01}") == .simple("OK"))
+        #expect(try client.send("SELECT", "2") == .simple("OK"))
+        _ = try client.send("GET", "k")
+        _ = try client.send("AUTH", "secret")  // fails (no password set) but ran: shown, redacted
+        _ = try client.send("HELLO", "2", "AUTH", "default", "secret", "SETNAME", "n")
+        _ = try client.send("CONFIG", "GET", "maxmemory")  // administrative: not shown
+        _ = try client.send("NOSUCHCOMMAND")  // never ran: not shown
+        _ = try client.send("MULTI")
+        _ = try client.send("INCR", "n")
+        _ = try client.send("EXEC")
+        // The manual clock's time, in microseconds; the database after the command; the client's address.
+        let address = node.state.client(id: 2)?.connection.remoteAddress ?? "none"
+        func line(_ database: Int, _ arguments: String) -> RESPValue {
+            .simple("1700000000.000000 [\(database) \(address)] \(arguments)")
+        }
+        let shown = try monitor.allReplies()
+        #expect(shown == [
+            line(0, #""SET" "k" "a b\"c\\\n\x01""#),
+            line(2, #""SELECT" "2""#),
+            line(2, #""GET" "k""#),
+            line(2, #""AUTH" "(redacted)""#),
+            line(2, #""HELLO" "2" "AUTH" "(redacted)" "(redacted)" "SETNAME" "n""#),
+            line(2, #""MULTI""#),
+            line(2, #""INCR" "n""#),
+            line(2, #""EXEC""#),
+        ], "\(shown)")
+        guard case .bulk(let list) = try client.send("CLIENT", "LIST") else {
+            Issue.record("no CLIENT LIST")
+            return
+        }
+        #expect(String(decoding: list, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix("id=1 ") }?.contains(" flags=O ") == true)
+    }
+
+    @Test func resetOrClosingEndsMonitorModeAndMonitorIsRefusedInsideMulti() throws {
+        let node = TestNode()
+        let monitor = try node.connect()
+        let client = try node.connect()
+        #expect(try monitor.send("MULTI") == .simple("OK"))
+        #expect(try monitor.send("MONITOR") == .error("ERR Command not allowed inside a transaction"))
+        _ = try monitor.send("DISCARD")
+        #expect(try monitor.send("MONITOR") == .simple("OK"))
+        #expect(node.state.monitors.isActive)
+        #expect(try monitor.send("RESET") == .simple("RESET"))
+        #expect(!node.state.monitors.isActive)
+        _ = try client.send("SET", "unseen", "1")
+        #expect(try monitor.allReplies().isEmpty)
+        #expect(try monitor.send("MONITOR") == .simple("OK"))
+        try monitor.channel.close().wait()
+        #expect(!node.state.monitors.isActive)
+    }
+
+    @Test func monitorQuotesArgumentsAsRedisSdscatreprDoes() {
+        var line = ByteBuffer()
+        let bytes: [UInt8] = Array("a\\\"\r\t".utf8) + [0x07, 0x08, 0x7F, 0xFF, 0x20, 0x7E]
+        bytes.withUnsafeBytes { MonitorFeed.writeQuoted($0, into: &line) }
+        #expect(String(buffer: line) == #""a\\\"\r\t\a\b\x7f\xff ~""#)
     }
 }

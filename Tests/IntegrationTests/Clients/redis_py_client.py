@@ -1,6 +1,7 @@
 """redis-py 8 against a running cache-node: default (RESP3, HELLO 3) and RESP2 clients, pipelines, transactions,
 binary values, errors. Exits non-zero with a message on the first mismatch. Usage: redis_py_client.py PORT"""
 import sys
+import time
 
 import redis
 
@@ -55,6 +56,19 @@ for protocol in (None, 3, 2):
         check(f"{tag} error raised", False, True)
     except redis.ResponseError as error:
         check(f"{tag} error text", "not an integer" in str(error), True)
+    # MONITOR through redis-py's parser: another client's commands, with their database and arguments.
+    with r.monitor() as monitor:
+        other = redis.Redis(host="127.0.0.1", port=port, db=5, **kwargs)
+        other.set("watched key", "a \"quoted\" value")
+        seen = None
+        for event in monitor.listen():
+            if event["command"].startswith("SET "):
+                seen = event
+                break
+        other.close()
+    check(f"{tag} monitor command", seen["command"], 'SET watched key a "quoted" value')
+    check(f"{tag} monitor db", seen["db"], 5)
+    check(f"{tag} monitor time", abs(seen["time"] - time.time()) < 60, True)
     r.close()
 
 print("redis-py: all checks passed")
