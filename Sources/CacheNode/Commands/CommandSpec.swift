@@ -151,6 +151,14 @@ public final class CommandSpec: Sendable {
         self.handler = handler
     }
 
+    /// The subcommand `arguments` name (`client|reply` for `CLIENT REPLY OFF`), if this is a container that has it.
+    /// Its flags add to the container's where they differ by subcommand (inside MULTI, for MONITOR).
+    public func subcommand(of arguments: CommandArguments) -> CommandSpec? {
+        guard !subcommands.isEmpty, arguments.count > 1 else { return nil }
+        let qualified = name + "|" + arguments.lowercased(1)
+        return subcommands.first { $0.name == qualified }
+    }
+
     /// Whether `count` arguments satisfy the arity.
     @inline(__always)
     public func acceptsArgumentCount(_ count: Int) -> Bool {

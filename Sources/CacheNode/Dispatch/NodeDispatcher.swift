@@ -182,7 +182,7 @@ public struct NodeDispatcher: CommandDispatcher {
             return reject(.readOnlyReplica, session: session, reply: &reply, flagTransaction: true)
         }
         if session.transaction != nil && !spec.flags.contains(.transactionControl) {
-            if spec.flags.contains(.noMulti) {
+            if spec.flags.contains(.noMulti) || spec.subcommand(of: arguments)?.flags.contains(.noMulti) == true {
                 return reject(CommandError("Command not allowed inside a transaction"), session: session, reply: &reply, flagTransaction: true)
             }
             session.transaction!.append(QueuedCommand(spec: spec, arguments: arguments))
@@ -254,7 +254,7 @@ public struct NodeDispatcher: CommandDispatcher {
                 keyspace.unlock(stripes: stripes)
             }
         }
-        if node.monitors.isActive && !spec.flags.contains(.admin) {
+        if node.monitors.isActive && !spec.flags.contains(.admin) && spec.subcommand(of: context.arguments)?.flags.contains(.admin) != true {
             node.feedMonitors(context.arguments, spec: spec, session: session)
         }
         if !context.readyKeys.isEmpty {
@@ -363,7 +363,7 @@ public struct NodeDispatcher: CommandDispatcher {
             session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed)
             reply.error(code: error.code, message: error.message)
         }
-        if node.monitors.isActive && !queued.spec.flags.contains(.admin) {
+        if node.monitors.isActive && !queued.spec.flags.contains(.admin) && queued.spec.subcommand(of: queued.arguments)?.flags.contains(.admin) != true {
             node.feedMonitors(queued.arguments, spec: queued.spec, session: session)
         }
         return context.readyKeys

@@ -155,10 +155,13 @@ enum ConnectionFamily {
         return name
     }
 
+    /// As redis flags them: KILL, LIST and NO-EVICT are administrative (MONITOR does not show them); REPLY is refused
+    /// inside MULTI (valkey 9: turning replies off inside a transaction broke EXEC's reply, in redis too).
     static let clientSubcommands: [CommandSpec] = [
-        "id", "setname", "getname", "list", "info", "kill", "setinfo", "reply", "no-evict", "no-touch", "help",
-    ].map { name in
-        CommandSpec("client|\(name)", arity: -2, flags: [.loading, .stale], group: .connection,
+        ("id", []), ("setname", []), ("getname", []), ("list", [.admin]), ("info", []), ("kill", [.admin]),
+        ("setinfo", []), ("reply", [.noMulti]), ("no-evict", [.admin]), ("no-touch", []), ("help", []),
+    ].map { (name: String, flags: CommandFlags) in
+        CommandSpec("client|\(name)", arity: -2, flags: flags.union([.loading, .stale]), group: .connection,
                     summary: "CLIENT \(name.uppercased())", since: "2.4.0") { _, _ throws(CommandError) in }
     }
 

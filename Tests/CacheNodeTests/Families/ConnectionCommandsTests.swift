@@ -11,6 +11,24 @@ struct ConnectionCommandsTests {
         return id
     }
 
+    // Turning replies off or skipping one inside MULTI broke EXEC's reply (an array header counting replies that were
+    // then not written), in redis too; refused there as valkey 9 refuses it, and the transaction is aborted.
+    @Test func clientReplyIsRefusedInsideMultiAndAbortsTheTransaction() throws {
+        let node = TestNode()
+        let client = try node.connect()
+        for mode in ["OFF", "SKIP", "ON"] {
+            #expect(try client.send("MULTI") == .simple("OK"))
+            #expect(try client.send("PING", "a") == .simple("QUEUED"))
+            #expect(try client.send("CLIENT", "REPLY", mode) == .error("ERR Command not allowed inside a transaction"))
+            #expect(try client.send("EXEC") == .error("EXECABORT Transaction discarded because of previous errors."))
+        }
+        // Outside a transaction it works as before, and the stream stays in step.
+        try client.write("CLIENT", "REPLY", "SKIP")
+        try client.write("PING", "skipped")
+        #expect(try client.send("PING", "b") == .bulk(Array("b".utf8)))
+        #expect(try client.allReplies().isEmpty)
+    }
+
     @Test func killByIDClosesThatClientAndSkipsTheCallerUnlessAsked() throws {
         let node = TestNode()
         let killer = try node.connect()
