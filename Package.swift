@@ -335,7 +335,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["CHiredis", "EtcdTestSupport", "LoopbackTestSupport"],
+            dependencies: ["CHiredis", "CacheStore", "EtcdTestSupport", "LoopbackTestSupport"],
             exclude: ["Clients"],
             swiftSettings: strictSettings
         ),

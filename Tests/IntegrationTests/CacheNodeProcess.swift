@@ -2,6 +2,7 @@
 // `--port 0` and reports the port it bound), and stops it at the end. Also runs client programs (redis-cli,
 // python3) and captures their output.
 import Foundation
+import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -91,11 +92,23 @@ final class CacheNodeProcess: @unchecked Sendable {
         process.waitUntilExit()
     }
 
-    /// Stops the node with SIGTERM (graceful shutdown) and waits for it.
-    func stop() {
+    /// Stops the node with SIGTERM (graceful shutdown) and waits for it, at most `gracePeriod` seconds: a node still
+    /// running then is killed (SIGKILL) and the test fails with an issue, instead of hanging on a node that cannot
+    /// shut down.
+    func stop(gracePeriod: TimeInterval = 20) {
         if process.isRunning {
             process.terminate()
-            process.waitUntilExit()
+            let deadline = Date().addingTimeInterval(gracePeriod)
+            while process.isRunning && Date() < deadline { usleep(10_000) }
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+                Issue.record(
+                    "cache-node (pid \(process.processIdentifier)) did not exit within \(Int(gracePeriod)) s of SIGTERM and was killed; log tail:\n\(log.suffix(2_000))"
+                )
+            } else {
+                process.waitUntilExit()
+            }
         }
         output.fileHandleForReading.readabilityHandler = nil
     }

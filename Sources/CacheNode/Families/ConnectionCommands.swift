@@ -39,7 +39,8 @@ extension CommandTable {
             session.transaction = nil
             session.transactionHasErrors = false
             TransactionState.unwatchAll(session, keyspace: context.keyspace)
-            context.node.pubsub.unsubscribeAll(session)
+            // Messages queued for it go out first, in the protocol they were encoded in; none after the +RESET.
+            context.node.pubsub.unsubscribeAll(session, deliveringPending: true)
             context.node.monitors.remove(session)
             session.database = 0
             session.protocolVersion = .v2
@@ -136,7 +137,8 @@ enum ConnectionFamily {
             throw CommandError(code: "NOAUTH", "HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
         }
         if let newName { session.updateInfo { $0.name = newName } }
-        session.protocolVersion = version
+        // Messages a subscriber was sent in the old protocol go out first, ahead of this reply.
+        context.node.pubsub.switchProtocol(session, to: version)
         reply.protocolVersion = version
         reply.mapHeader(7)
         reply.bulk("server"); reply.bulk("redis")

@@ -213,13 +213,16 @@ public final class PubSubHub: Sendable {
                 result.append((name, session.channels.count + session.patterns.count))
             }
             if !removed.isEmpty {
-                state.withLock { state in
+                let outbox = state.withLock { state in
                     for name in removed { state.remove(session, from: name, kind) }
+                    return state.outboxes[ObjectIdentifier(session)]
                 }
+                // Messages queued before the subscriptions went are written now, ahead of the confirmation.
+                outbox?.flush()
                 publishCounts(session)
             }
         case .shardChannel:
-            state.withLock { state in
+            let outbox = state.withLock { state in
                 let id = ObjectIdentifier(session)
                 let targets = names ?? Array(state.shardSubscriptions[id] ?? [])
                 for name in targets {
@@ -229,29 +232,44 @@ public final class PubSubHub: Sendable {
                     result.append((name, state.shardSubscriptions[id]?.count ?? 0))
                 }
                 if state.shardSubscriptions[id]?.isEmpty == true { state.shardSubscriptions[id] = nil }
+                return state.outboxes[id]
             }
+            outbox?.flush()
         }
         return result
     }
 
-    /// Drops every subscription of a closing (or RESET) client.
-    func unsubscribeAll(_ session: ClientSession) {
+    /// Drops every subscription of a closing (or RESET) client. With `deliveringPending` (RESET, on the client's
+    /// loop), messages queued for it before are written first, ahead of the command's reply and before the protocol
+    /// changes; after it no message reaches the client.
+    func unsubscribeAll(_ session: ClientSession, deliveringPending: Bool = false) {
         let channels = session.channels
         let patterns = session.patterns
         let id = ObjectIdentifier(session)
-        state.withLock { state in
+        let outbox = state.withLock { state in
             for name in channels { state.remove(session, from: name, .channel) }
             for name in patterns { state.remove(session, from: name, .pattern) }
             if let shard = state.shardSubscriptions.removeValue(forKey: id) {
                 for name in shard { state.remove(session, from: name, .shardChannel) }
             }
-            state.outboxes[id] = nil
+            return state.outboxes.removeValue(forKey: id)
         }
+        if deliveringPending { outbox?.flush() }
         if !channels.isEmpty || !patterns.isEmpty {
             session.channels = []
             session.patterns = []
             publishCounts(session)
         }
+    }
+
+    /// Switches `session` to `version` (HELLO) atomically with respect to publishing: messages encoded in the old
+    /// protocol are written first, ahead of the command's reply; every later one is encoded in the new protocol.
+    func switchProtocol(_ session: ClientSession, to version: RESPVersion) {
+        let outbox = state.withLock { state in
+            session.protocolVersion = version
+            return state.outboxes[ObjectIdentifier(session)]
+        }
+        outbox?.flush()
     }
 
     private func publishCounts(_ session: ClientSession) {
@@ -274,32 +292,30 @@ public final class PubSubHub: Sendable {
     ///   - deferred: deliver the publisher's own messages from a task instead of returning them (inside EXEC).
     func publish(channel: ByteBuffer, message: ByteBuffer, _ kind: PubSubKind, from publisher: ClientSession, deferred: Bool) -> PublishOutcome {
         let name = channel.withUnsafeReadableBytes { CompactBytes($0) }
-        let (direct, matched) = state.withLock { state -> (Subscribers?, [(CompactBytes, Subscribers)]) in
+        // Looked up and queued under one lock: an UNSUBSCRIBE, RESET or HELLO of a subscriber happens wholly before
+        // this message (which then does not reach it, or is encoded in its new protocol) or wholly after (its
+        // command writes the message ahead of its reply), as with redis's single thread.
+        return state.withLock { state -> PublishOutcome in
             let direct = kind == .shardChannel ? state.shardChannels[name] : state.channels[name]
-            guard kind == .channel, !state.patterns.isEmpty else { return (direct, []) }
-            var matched: [(CompactBytes, Subscribers)] = []
-            name.withBytes { channelBytes in
-                for (pattern, subscribers) in state.patterns where pattern.withBytes({ GlobPattern.matches($0, channelBytes) }) {
-                    matched.append((pattern, subscribers))
+            var delivery = Delivery(publisher: publisher, deferred: deferred)
+            if let direct {
+                var encoding = MessageEncoding(
+                    word: kind == .shardChannel ? "smessage" : "message", pattern: nil, channel: channel, message: message,
+                    allocator: publisher.connection.allocator)
+                for outbox in direct.values { delivery.deliver(to: outbox, &encoding) }
+            }
+            if kind == .channel && !state.patterns.isEmpty {
+                name.withBytes { channelBytes in
+                    for (pattern, subscribers) in state.patterns where pattern.withBytes({ GlobPattern.matches($0, channelBytes) }) {
+                        var encoding = MessageEncoding(
+                            word: "pmessage", pattern: pattern, channel: channel, message: message,
+                            allocator: publisher.connection.allocator)
+                        for outbox in subscribers.values { delivery.deliver(to: outbox, &encoding) }
+                    }
                 }
             }
-            return (direct, matched)
+            return delivery.finish()
         }
-        if direct == nil && matched.isEmpty { return PublishOutcome(receivers: 0, ownMessages: []) }
-
-        var delivery = Delivery(publisher: publisher, deferred: deferred)
-        if let direct {
-            var encoding = MessageEncoding(
-                word: kind == .shardChannel ? "smessage" : "message", pattern: nil, channel: channel, message: message,
-                allocator: publisher.connection.allocator)
-            for outbox in direct.values { delivery.deliver(to: outbox, &encoding) }
-        }
-        for (pattern, subscribers) in matched {
-            var encoding = MessageEncoding(
-                word: "pmessage", pattern: pattern, channel: channel, message: message, allocator: publisher.connection.allocator)
-            for outbox in subscribers.values { delivery.deliver(to: outbox, &encoding) }
-        }
-        return delivery.finish()
     }
 }
 
