@@ -336,7 +336,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["CHiredis", "CacheStore", "EtcdTestSupport", "LoopbackTestSupport"],
-            exclude: ["Clients"],
+            exclude: ["Clients", "Fixtures"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -102,8 +102,19 @@ public final class RESPListener<Dispatcher: CommandDispatcher>: Service, Sendabl
         var channels: [any Channel] = []
         do {
             var port = configuration.port
-            for host in configuration.hosts {
-                let channel = try await bootstrap.bind(host: host, port: port).get()
+            for entry in configuration.hosts {
+                // redis's `bind` forms: `*` every IPv4 address, `::*` every IPv6 one, a leading `-` an address that
+                // may be unavailable (redis.conf's default `bind 127.0.0.1 -::1` on a host without IPv6).
+                let optional = entry.hasPrefix("-")
+                let written = optional ? String(entry.dropFirst()) : entry
+                let host = written == "*" ? "0.0.0.0" : written == "::*" ? "::" : written
+                let channel: any Channel
+                do {
+                    channel = try await bootstrap.bind(host: host, port: port).get()
+                } catch where optional {
+                    logger.warning("Could not bind optional address \(written): \(error)")
+                    continue
+                }
                 channels.append(channel)
                 // With port 0 every address gets the port the first one was given.
                 if port == 0, let bound = channel.localAddress?.port { port = bound }

@@ -23,6 +23,11 @@ enum PackagePaths {
     static func clientScript(_ name: String) -> String {
         root.appendingPathComponent("Tests/IntegrationTests/Clients/\(name)").path
     }
+
+    /// A data file shipped with the tests (`Fixtures/redis-7.2.conf`: redis 7.2.4's redis.conf as released).
+    static func fixture(_ name: String) -> String {
+        root.appendingPathComponent("Tests/IntegrationTests/Fixtures/\(name)").path
+    }
 }
 
 /// Failures of the test harness itself, with what to do about them.

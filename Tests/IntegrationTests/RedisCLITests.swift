@@ -30,6 +30,30 @@ struct RedisCLITests {
         #expect(hello.contains("3"))
     }
 
+    // redis 7.2.4's own redis.conf, as released, starts a node (it was a fatal "Bad directive" at `pidfile`): the pid
+    // file is written and removed, the directives cache-node has no use for
+    // (encoding thresholds, lazy freeing, RDB tuning...) are accepted, shown by CONFIG GET under their names and
+    // aliases, and logged when set away from redis's default.
+    @Test func redisSevenTwoShippedRedisConfStartsANode() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("redisconf-\(UInt64.random(in: 0 ... .max))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let pidFile = directory.appendingPathComponent("node.pid").path
+        let node = try CacheNodeProcess(
+            arguments: ["--pidfile", pidFile, "--dir", directory.path], leading: [PackagePaths.fixture("redis-7.2.conf")])
+        #expect(try String(contentsOfFile: pidFile, encoding: .utf8) == "\(node.process.processIdentifier)\n")
+        #expect(try redisCLI(node.port, ["CONFIG", "GET", "hash-max-ziplist-entries"]) == "hash-max-ziplist-entries\n512")
+        #expect(try redisCLI(node.port, ["CONFIG", "GET", "lazyfree-lazy-eviction"]) == "lazyfree-lazy-eviction\nno")
+        #expect(try redisCLI(node.port, ["CONFIG", "SET", "list-max-listpack-size", "-3"]) == "OK")
+        #expect(try redisCLI(node.port, ["CONFIG", "SET", "list-max-listpack-size", "-6"]).contains("argument must be an integer"))
+        #expect(try redisCLI(node.port, ["CONFIG", "SET", "notify-keyspace-events", "KEA"])
+            .contains("keyspace notifications are not supported"))
+        #expect(try redisCLI(node.port, ["SET", "k", "v"]) == "OK")
+        #expect(node.log.contains("'hash-max-listpack-entries 512' is accepted for redis.conf compatibility and has no effect"))
+        node.stop()
+        #expect(!FileManager.default.fileExists(atPath: pidFile))
+    }
+
     @Test func infoAndConfigExposeWhatAdminToolsRead() throws {
         let node = try CacheNodeProcess(arguments: ["--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru"])
         defer { node.stop() }

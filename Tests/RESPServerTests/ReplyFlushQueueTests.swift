@@ -162,4 +162,35 @@ struct RESPListenerFlushTests {
         }
         try await group.shutdownGracefully()
     }
+
+    // redis's bind forms: `-addr` is an address that may be unavailable (redis.conf's `bind 127.0.0.1 -::1` on a host
+    // without IPv6): skipped with a warning; `*` is every IPv4 address. A required address that cannot be bound
+    // still stops the start.
+    @Test func optionalAndWildcardBindAddressesAsRedisReadsThem() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let ports = Mutex<[Int]>([])
+        let listener = RESPListener(
+            configuration: .init(hosts: ["-192.0.2.1", "*"], port: 0), dispatcher: EchoDispatcher(), group: group,
+            logger: Logger(label: "test"), onBound: { bound in ports.withLock { $0 = bound } })
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await listener.run() }
+            var port = 0
+            for _ in 0..<500 where port == 0 {
+                port = ports.withLock { $0.first ?? 0 }
+                if port == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            try #require(port != 0)
+            #expect(ports.withLock { $0.count } == 1)
+            let socket = try LoopbackSocket(port: port, receiveTimeout: .seconds(10))
+            try socket.send("PING\r\n")
+            #expect(String(decoding: socket.receive(atLeast: 7), as: UTF8.self) == "+PONG\r\n")
+            socket.close()
+            tasks.cancelAll()
+        }
+        let required = RESPListener(
+            configuration: .init(hosts: ["192.0.2.1"], port: 0), dispatcher: EchoDispatcher(), group: group,
+            logger: Logger(label: "test"), onBound: { _ in })
+        await #expect(throws: (any Error).self) { try await required.run() }
+        try await group.shutdownGracefully()
+    }
 }

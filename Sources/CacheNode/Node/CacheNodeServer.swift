@@ -1,6 +1,7 @@
 // Assembles a running node: the state, one event loop per core, the RESP listener and housekeeping, in a
 // ServiceGroup that stops on SIGTERM/SIGINT or SHUTDOWN.
 import CProcessStats
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,6 +23,18 @@ public enum CacheNodeServer {
         configuration: NodeConfiguration, logger: Logger, onReady: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws {
         let node = NodeState(configuration: configuration)
+        for (name, value) in RedisCompatibilityDirective.changed(in: configuration) {
+            logger.notice("'\(name) \(value)' is accepted for redis.conf compatibility and has no effect in cache-node")
+        }
+        // As redis: a pid file for init scripts and supervisors; failing to write it is a warning, not a stop.
+        if let pidFile = configuration.pidFile {
+            do {
+                try "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8)
+            } catch {
+                logger.warning("Failed to write PID file \(pidFile): \(error.localizedDescription)")
+            }
+        }
+        defer { if let pidFile = configuration.pidFile { unlink(pidFile) } }
         // Load the snapshot before accepting connections; a damaged file stops the start (never a partial load).
         let loadStart = ContinuousClock.now
         // With the AOF on and an AOF on disk, it is the source of truth (as redis); otherwise the snapshot.

@@ -52,6 +52,11 @@ public struct NodeConfiguration: Sendable {
     /// Event loop threads (0 = one per CPU the process may run on: online CPUs, cgroup limits, affinity mask). Also
     /// accepted as redis's `io-threads`.
     public var threads = 0
+    /// Where the node writes its process id at start-up (removed at shutdown); `nil`: no pid file.
+    public var pidFile: String?
+    /// redis directives accepted for redis.conf compatibility without effect (see `RedisCompatibilityDirective`):
+    /// the values set, by directive name.
+    public var redisCompatibilitySettings: [String: String] = [:]
     /// `client-output-buffer-limit`: how much unread output each class of client may hold.
     public var clientOutputBufferLimits = ClientOutputBufferLimits()
     /// Cluster mode (`cluster-enabled yes`): hash slots, redirects, CLUSTER commands; only database 0.
@@ -155,11 +160,12 @@ public struct NodeConfiguration: Sendable {
             guard let parameter = ConfigParameter.named(name) else {
                 throw ConfigurationError("Bad directive or wrong number of arguments: '\(line[0])' is not a directive cache-node knows")
             }
-            guard values.count == 1 else {
+            // A few redis directives take several words (`oom-score-adj-values 0 200 800`).
+            guard values.count == 1 || (values.count > 1 && parameter.name == "oom-score-adj-values") else {
                 throw ConfigurationError("wrong number of arguments for directive '\(line[0])': expected one value, got \(values.count)")
             }
             do {
-                try parameter.set(&configuration, values[0])
+                try parameter.set(&configuration, values.joined(separator: " "))
             } catch {
                 throw ConfigurationError("Invalid value for '\(line[0])': \(error)")
             }
@@ -457,5 +463,7 @@ struct ConfigParameter: Sendable {
               set: { $0.replicationPort = try int($1, in: 0...65535) }),
         .init(name: "replication-plaintext", aliases: [], mutable: false, get: { $0.replicationPlaintext ? "yes" : "no" },
               set: { $0.replicationPlaintext = try bool($1) }),
-    ]
+        .init(name: "pidfile", aliases: [], mutable: false, get: { $0.pidFile ?? "" },
+              set: { $0.pidFile = $1.isEmpty ? nil : $1 }),
+    ] + RedisCompatibilityDirective.parameters
 }

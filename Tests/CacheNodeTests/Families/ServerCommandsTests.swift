@@ -30,12 +30,15 @@ struct ServerCommandsTests {
         #expect(try client.send("AUTH", #"pa ss"wo\rd"#) == .simple("OK"))
         #expect(try client.send("CONFIG", "SET", "maxmemory", "100mb") == .simple("OK"))
         #expect(try client.send("CONFIG", "SET", "client-output-buffer-limit", "replica 1gb 512mb 120") == .simple("OK"))
+        #expect(try client.send("CONFIG", "SET", "hash-max-ziplist-entries", "256") == .simple("OK"))
+        #expect(try client.send("CONFIG", "SET", "oom-score-adj-values", "0 100 900") == .simple("OK"))
         #expect(try client.send("CONFIG", "REWRITE") == .simple("OK"))
 
         let reread = try NodeConfiguration.parse(arguments: [file])
         let running = node.state.configuration
         for parameter in ["port", "save", "requirepass", "maxmemory", "client-output-buffer-limit", "replicaof",
-                          "replication-port", "dir", "logfile", "node-identity", "bind"] {
+                          "replication-port", "dir", "logfile", "node-identity", "bind", "hash-max-listpack-entries", "oom-score-adj-values",
+                          "pidfile", "notify-keyspace-events"] {
             guard case .array(let pair) = try client.send("CONFIG", "GET", parameter), pair.count == 2 else {
                 Issue.record("CONFIG GET \(parameter)")
                 continue

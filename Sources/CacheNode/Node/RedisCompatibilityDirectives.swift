@@ -1,0 +1,147 @@
+// redis.conf directives cache-node accepts without acting on them, so that a redis.conf (redis 7.2's own, as shipped)
+// starts a node and scripts that CONFIG SET them keep working: encoding thresholds (cache-node picks its own
+// representations), lazy freeing, fsync and RDB tuning of redis's own formats, process titles, logo, THP. Each is
+// validated as redis validates it and CONFIG GET shows what was set (redis's default otherwise); the node logs at
+// start-up every one set to something other than redis's default, since it has no effect here. A directive whose
+// silent acceptance would mislead (keyspace notifications) is accepted only at its "off" value.
+
+/// One accepted redis directive.
+struct RedisCompatibilityDirective: Sendable {
+    enum Kind: Sendable {
+        case bool
+        case integer(ClosedRange<Int>)
+        case memory
+        case choice([String])
+        case text
+        /// Only `value` is accepted; anything else is refused with `reason`.
+        case only(value: String, reason: String)
+    }
+
+    let name: String
+    let aliases: [String]
+    /// redis 7.2's default, as CONFIG GET shows it.
+    let defaultValue: String
+    let kind: Kind
+
+    init(_ name: String, _ defaultValue: String, _ kind: Kind, aliases: [String] = []) {
+        self.name = name
+        self.aliases = aliases
+        self.defaultValue = defaultValue
+        self.kind = kind
+    }
+
+    /// The value as CONFIG GET shows it, or the error redis would give.
+    func canonical(_ value: String) throws(ConfigurationError) -> String {
+        switch kind {
+        case .bool:
+            switch value.lowercased() {
+            case "yes": return "yes"
+            case "no": return "no"
+            default: throw ConfigurationError("argument must be 'yes' or 'no'")
+            }
+        case .integer(let range):
+            guard let number = Int(value), range.contains(number) else {
+                throw ConfigurationError("argument must be an integer between \(range.lowerBound) and \(range.upperBound)")
+            }
+            return String(number)
+        case .memory:
+            guard let amount = parseMemoryAmount(value) else {
+                throw ConfigurationError("argument must be a memory value (bytes, or with a unit: 100mb, 1gb)")
+            }
+            return String(amount)
+        case .choice(let choices):
+            guard choices.contains(value.lowercased()) else {
+                throw ConfigurationError("argument(s) must be one of the following: \(choices.joined(separator: ", "))")
+            }
+            return value.lowercased()
+        case .text:
+            return value
+        case .only(let accepted, let reason):
+            guard value == accepted else { throw ConfigurationError(reason) }
+            return value
+        }
+    }
+
+    /// The directives, with redis 7.2's defaults.
+    static let all: [RedisCompatibilityDirective] = {
+        let int = Kind.integer(0...Int(Int32.max))
+        return [
+            .init("activerehashing", "yes", .bool),
+            .init("always-show-logo", "no", .bool),
+            .init("aof-load-truncated", "yes", .bool),
+            .init("aof-rewrite-incremental-fsync", "yes", .bool),
+            .init("aof-timestamp-enabled", "no", .bool),
+            .init("aof-use-rdb-preamble", "yes", .bool),
+            .init("acllog-max-len", "128", int),
+            .init("active-expire-effort", "1", .integer(1...10)),
+            .init("busy-reply-threshold", "5000", int, aliases: ["lua-time-limit"]),
+            .init("disable-thp", "yes", .bool),
+            .init("dynamic-hz", "yes", .bool),
+            .init("hash-max-listpack-entries", "128", int, aliases: ["hash-max-ziplist-entries"]),
+            .init("hash-max-listpack-value", "64", .memory, aliases: ["hash-max-ziplist-value"]),
+            .init("hll-sparse-max-bytes", "3000", .memory),
+            .init("jemalloc-bg-thread", "yes", .bool),
+            .init("latency-monitor-threshold", "0", int),
+            .init("lazyfree-lazy-eviction", "no", .bool),
+            .init("lazyfree-lazy-expire", "no", .bool),
+            .init("lazyfree-lazy-server-del", "no", .bool),
+            .init("lazyfree-lazy-user-del", "no", .bool),
+            .init("lazyfree-lazy-user-flush", "no", .bool),
+            .init("list-compress-depth", "0", int),
+            .init("list-max-listpack-size", "-2", .integer(-5...Int(Int32.max)), aliases: ["list-max-ziplist-size"]),
+            .init("locale-collate", "", .text),
+            .init("no-appendfsync-on-rewrite", "no", .bool),
+            .init("notify-keyspace-events", "", .only(
+                value: "", reason: "keyspace notifications are not supported by cache-node (only \"\" is accepted)")),
+            .init("oom-score-adj", "no", .choice(["no", "yes", "relative", "absolute"])),
+            .init("oom-score-adj-values", "0 200 800", .text),
+            .init("proc-title-template", "{title} {listen-addr} {server-mode}", .text),
+            .init("rdb-del-sync-files", "no", .bool),
+            .init("rdb-save-incremental-fsync", "yes", .bool),
+            .init("rdbchecksum", "yes", .bool),
+            .init("rdbcompression", "yes", .bool),
+            .init("repl-disable-tcp-nodelay", "no", .bool),
+            .init("repl-diskless-load", "disabled", .choice(["disabled", "on-empty-db", "swapdb"])),
+            .init("repl-diskless-sync", "yes", .bool),
+            .init("repl-diskless-sync-delay", "5", int),
+            .init("repl-diskless-sync-max-replicas", "0", int),
+            .init("replica-lazy-flush", "no", .bool, aliases: ["slave-lazy-flush"]),
+            .init("replica-priority", "100", int, aliases: ["slave-priority"]),
+            .init("replica-serve-stale-data", "yes", .bool, aliases: ["slave-serve-stale-data"]),
+            .init("set-max-intset-entries", "512", int),
+            .init("set-max-listpack-entries", "128", int),
+            .init("set-max-listpack-value", "64", .memory),
+            .init("set-proc-title", "yes", .bool),
+            .init("slowlog-log-slower-than", "10000", .integer(-1...Int.max)),
+            .init("slowlog-max-len", "128", int),
+            .init("stop-writes-on-bgsave-error", "yes", .bool),
+            .init("stream-node-max-bytes", "4096", .memory),
+            .init("stream-node-max-entries", "100", int),
+            .init("supervised", "no", .choice(["no", "upstart", "systemd", "auto"])),
+            .init("zset-max-listpack-entries", "128", int, aliases: ["zset-max-ziplist-entries"]),
+            .init("zset-max-listpack-value", "64", .memory, aliases: ["zset-max-ziplist-value"]),
+        ]
+    }()
+
+    /// As configuration parameters (CONFIG GET/SET/REWRITE, the config file and flags).
+    static var parameters: [ConfigParameter] {
+        all.map { directive in
+            ConfigParameter(
+                name: directive.name, aliases: directive.aliases, mutable: true,
+                get: { $0.redisCompatibilitySettings[directive.name] ?? directive.defaultValue },
+                set: { configuration, value in
+                    configuration.redisCompatibilitySettings[directive.name] = try directive.canonical(value)
+                })
+        }
+    }
+
+    /// The directives `configuration` sets to something other than redis's default (logged at start-up).
+    static func changed(in configuration: NodeConfiguration) -> [(name: String, value: String)] {
+        all.compactMap { directive in
+            guard let value = configuration.redisCompatibilitySettings[directive.name], value != directive.defaultValue else {
+                return nil
+            }
+            return (directive.name, value)
+        }
+    }
+}
