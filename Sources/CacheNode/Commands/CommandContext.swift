@@ -119,8 +119,19 @@ public struct CommandContext {
 
     /// Records that `key` in the current database may now satisfy blocked clients.
     public mutating func signalReady(_ key: KeyRef) {
+        signalReady(key, inDatabase: session.database)
+    }
+
+    /// Records that `key` in `database` may now satisfy blocked clients (MOVE and COPY ... DB to another database).
+    public mutating func signalReady(_ key: KeyRef, inDatabase database: Int) {
         if node.blocking.hasWaiters {
-            readyKeys.append(DatabaseKey(database: session.database, key: key.bytes))
+            readyKeys.append(DatabaseKey(database: database, key: key.bytes))
         }
+    }
+
+    /// Records that every key clients wait on in `databases` may now satisfy them (SWAPDB, redis
+    /// scanDatabaseForReadyKeys); keys without a value of the awaited type are skipped when they are tried.
+    public mutating func signalReady(inDatabases databases: Set<Int>) {
+        readyKeys += node.blocking.blockedKeys(inDatabases: databases)
     }
 }

@@ -85,9 +85,7 @@ extension CommandTable {
             let expiry: ExpiryUpdate
             if case .expiresAt(let at) = sourceDatabase.expiry(source) { expiry = .at(at) } else { expiry = .remove }
             target.set(destination, value.duplicate(), expiry: expiry)
-            if targetDatabase == context.session.database && (value.type == .list || value.type == .zset) {
-                context.signalReady(destination)
-            }
+            if value.type == .list || value.type == .zset { context.signalReady(destination, inDatabase: targetDatabase) }
             reply.integer(1)
         },
         // MOVE key db
@@ -104,6 +102,7 @@ extension CommandTable {
                 return
             }
             target.set(key, value, expiry: expireAt.map { .at($0) } ?? .remove)
+            if value.type == .list || value.type == .zset { context.signalReady(key, inDatabase: number) }
             reply.integer(1)
         },
         // EXPIRE key seconds [NX | XX | GT | LT]
@@ -218,7 +217,11 @@ extension CommandTable {
             guard let second = context.arguments.integer(2) else { throw CommandError("invalid second DB index") }
             let count = context.keyspace.databaseCount
             guard first >= 0 && first < count && second >= 0 && second < count else { throw .invalidDatabase }
-            if first != second { context.keyspace.swapDatabases(first, second) }
+            if first != second {
+                context.keyspace.swapDatabases(first, second)
+                // Clients blocked in either database may find what they wait for in the data swapped in.
+                context.signalReady(inDatabases: [first, second])
+            }
             reply.ok()
         },
         // FLUSHDB [ASYNC | SYNC]

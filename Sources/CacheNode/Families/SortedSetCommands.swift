@@ -169,6 +169,34 @@ extension CommandTable {
                     since: "7.0.0") { context, reply throws(CommandError) in
             try SortedSetFamily.multiPop(&context, &reply)
         },
+        // BZPOPMIN key [key ...] timeout
+        CommandSpec("bzpopmin", arity: -3, flags: [.write, .fast, .blocking], keys: .range(first: 1, last: -2, step: 1),
+                    group: .sortedSet,
+                    summary: "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
+                    since: "5.0.0") { context, reply throws(CommandError) in
+            let last = context.arguments.count - 1
+            let deadline = try BlockingTimeout.deadline(context, argument: last)
+            try SortedSetFamily.blockingPop(&context, &reply, keys: 1..<last, fromMax: false, count: nil, deadline: deadline)
+        },
+        // BZPOPMAX key [key ...] timeout
+        CommandSpec("bzpopmax", arity: -3, flags: [.write, .fast, .blocking], keys: .range(first: 1, last: -2, step: 1),
+                    group: .sortedSet,
+                    summary: "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped.",
+                    since: "5.0.0") { context, reply throws(CommandError) in
+            let last = context.arguments.count - 1
+            let deadline = try BlockingTimeout.deadline(context, argument: last)
+            try SortedSetFamily.blockingPop(&context, &reply, keys: 1..<last, fromMax: true, count: nil, deadline: deadline)
+        },
+        // BZMPOP timeout numkeys key [key ...] <MIN | MAX> [COUNT count]
+        CommandSpec("bzmpop", arity: -5, flags: [.write, .blocking], keys: .counted(destination: nil, countIndex: 2), group: .sortedSet,
+                    summary: "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
+                    since: "7.0.0") { context, reply throws(CommandError) in
+            // redis checks numkeys, MIN/MAX and COUNT before the timeout.
+            let request = try SortedSetFamily.parseMultiPop(context.arguments, numkeysIndex: 2)
+            let deadline = try BlockingTimeout.deadline(context, argument: 1)
+            try SortedSetFamily.blockingPop(
+                &context, &reply, keys: request.keys, fromMax: request.fromMax, count: request.count, deadline: deadline)
+        },
         // ZRANDMEMBER key [count [WITHSCORES]]
         CommandSpec("zrandmember", arity: -2, flags: [.readonly], keys: .first, group: .sortedSet,
                     summary: "Returns one or more random members from a sorted set.", since: "6.2.0") { context, reply throws(CommandError) in
@@ -562,11 +590,15 @@ enum SortedSetFamily {
         writeElements(popped, withScores: true, nested: hasCount && reply.protocolVersion == .v3, &reply)
     }
 
-    static func multiPop(_ context: inout CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
-        let arguments = context.arguments
-        guard let keyCount = arguments.integer(1), keyCount > 0 else { throw CommandError("numkeys should be greater than 0") }
-        guard keyCount < arguments.count - 2 else { throw .syntax }
-        let whereIndex = 2 + keyCount
+    /// ZMPOP/BZMPOP arguments from `numkeysIndex`: the key positions, MIN or MAX, COUNT (1 if not given).
+    static func parseMultiPop(
+        _ arguments: CommandArguments, numkeysIndex: Int
+    ) throws(CommandError) -> (keys: Range<Int>, fromMax: Bool, count: Int) {
+        guard let keyCount = arguments.integer(numkeysIndex), keyCount > 0 else {
+            throw CommandError("numkeys should be greater than 0")
+        }
+        guard keyCount < arguments.count - numkeysIndex - 1 else { throw .syntax }
+        let whereIndex = numkeysIndex + 1 + keyCount
         let fromMax: Bool
         if arguments.matches(whereIndex, "min") { fromMax = false }
         else if arguments.matches(whereIndex, "max") { fromMax = true }
@@ -581,15 +613,61 @@ enum SortedSetFamily {
             countSeen = true
             index += 2
         }
-        for keyIndex in 2..<whereIndex {
+        return ((numkeysIndex + 1)..<whereIndex, fromMax, count)
+    }
+
+    static func multiPop(_ context: inout CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
+        let request = try parseMultiPop(context.arguments, numkeysIndex: 1)
+        if try !popFirstNonEmpty(&context, &reply, keys: request.keys, fromMax: request.fromMax, count: request.count) {
+            reply.nullArray()
+        }
+    }
+
+    /// Pops from the first of `keys` holding a sorted set: ZMPOP's reply (`[key, [[member, score], ...]]`) with a
+    /// `count`, BZPOPMIN/BZPOPMAX's (`[key, member, score]`) without. Blocking forms reach replicas as the
+    /// non-blocking pop of the key served (redis rewrites them so).
+    static func popFirstNonEmpty(
+        _ context: inout CommandContext, _ reply: inout ReplyWriter, keys: Range<Int>, fromMax: Bool, count: Int?
+    ) throws(CommandError) -> Bool {
+        for keyIndex in keys {
             let key = context.key(keyIndex)
-            guard let popped = try pop(&context, key: key, count: count, fromMax: fromMax), !popped.isEmpty else { continue }
-            reply.arrayHeader(2)
-            key.bytes.withBytes { reply.bulk($0) }
-            writeElements(popped, withScores: true, nested: true, &reply)
+            guard let popped = try pop(&context, key: key, count: count ?? 1, fromMax: fromMax), let first = popped.first else {
+                continue
+            }
+            let blocking = context.spec.flags.contains(.blocking)
+            if let count {
+                reply.arrayHeader(2)
+                key.bytes.withBytes { reply.bulk($0) }
+                writeElements(popped, withScores: true, nested: true, &reply)
+                if blocking {
+                    context.propagate([Array("ZMPOP".utf8), Array("1".utf8), key.bytes.array,
+                                       Array((fromMax ? "MAX" : "MIN").utf8), Array("COUNT".utf8), Array(String(count).utf8)])
+                }
+            } else {
+                reply.arrayHeader(3)
+                key.bytes.withBytes { reply.bulk($0) }
+                first.member.withBytes { reply.bulk($0) }
+                reply.double(first.score)
+                if blocking { context.propagate([Array((fromMax ? "ZPOPMAX" : "ZPOPMIN").utf8), key.bytes.array]) }
+            }
+            return true
+        }
+        return false
+    }
+
+    /// BZPOPMIN/BZPOPMAX/BZMPOP: pop now, or reply nil inside EXEC, or block on all the keys.
+    static func blockingPop(
+        _ context: inout CommandContext, _ reply: inout ReplyWriter, keys: Range<Int>, fromMax: Bool, count: Int?,
+        deadline: Int64?
+    ) throws(CommandError) {
+        if try popFirstNonEmpty(&context, &reply, keys: keys, fromMax: fromMax, count: count) { return }
+        if context.inTransaction {
+            context.suppressPropagation()
+            reply.nullArray()
             return
         }
-        reply.nullArray()
+        let keyRefs = keys.map { context.key($0) }
+        context.node.blocking.block(&context, keys: keyRefs, waitingFor: .zset, deadline: deadline)
     }
 
     // MARK: ZRANDMEMBER

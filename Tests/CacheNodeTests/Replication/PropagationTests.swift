@@ -126,6 +126,26 @@ struct PropagationTests {
         #expect(try recording.recorded() == [["LPUSH", "q", "x"], ["RPOP", "q"]])
     }
 
+    @Test func blockingSortedSetPopsPropagateTheirNonBlockingForm() throws {
+        var recording = RecordingNode()
+        let client = try recording.node.connect()
+        let waiter = try recording.node.connect()
+        try client.send("ZADD", "z", "1", "a", "2", "b", "3", "c")
+        #expect(try client.send("BZPOPMAX", "none", "z", "0") == .array([.string("z"), .string("c"), .string("3")]))
+        #expect(try client.send("BZMPOP", "0", "1", "z", "MIN", "COUNT", "5")
+            == .array([.string("z"), .array([.array([.string("a"), .string("1")]), .array([.string("b"), .string("2")])])]))
+        #expect(try recording.recorded() == [
+            ["SELECT", "0"], ["ZADD", "z", "1", "a", "2", "b", "3", "c"], ["ZPOPMAX", "z"],
+            ["ZMPOP", "1", "z", "MIN", "COUNT", "5"],
+        ])
+        // A client that had to wait is served by a later ZADD: the pop is recorded after it.
+        try waiter.write("BZPOPMIN", "q", "0")
+        #expect(try waiter.nextReply() == nil)
+        try client.send("ZADD", "q", "7", "x")
+        #expect(try waiter.nextReply() == .array([.string("q"), .string("x"), .string("7")]))
+        #expect(try recording.recorded() == [["ZADD", "q", "7", "x"], ["ZPOPMIN", "q"]])
+    }
+
     @Test func transactionsArePropagatedAsMultiExec() throws {
         var recording = RecordingNode()
         let client = try recording.node.connect()
