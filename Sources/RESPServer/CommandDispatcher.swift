@@ -71,6 +71,10 @@ public protocol CommandDispatcher: Sendable {
     /// its low-water mark. Returns whether the client passed its output limit (redis `client-output-buffer-limit`):
     /// the connection is then closed and that output dropped. ``closeSession(_:)`` follows as for any close.
     func outputBufferChanged(_ session: Session, bufferedBytes: Int) -> Bool
+
+    /// Called when the connection has run what it could of its input for now (its batch of commands ended, or a
+    /// command suspended it): e.g. to end the timing of the batch's last command with one clock reading per batch.
+    func inputProcessed(_ session: Session)
 }
 
 extension CommandDispatcher {
@@ -91,4 +95,7 @@ extension CommandDispatcher {
 
     /// Limits nothing.
     public func outputBufferChanged(_ session: Session, bufferedBytes: Int) -> Bool { false }
+
+    /// Does nothing.
+    public func inputProcessed(_ session: Session) {}
 }

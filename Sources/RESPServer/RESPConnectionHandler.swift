@@ -205,7 +205,10 @@ public final class RESPConnectionHandler<Dispatcher: CommandDispatcher>: Channel
         // One reference for the whole batch: passing the stored optional to each command would copy it each time.
         guard case .running = state, let session else { return }
         isProcessingInput = true
-        defer { isProcessingInput = false }
+        defer {
+            isProcessingInput = false
+            dispatcher.inputProcessed(session)
+        }
         // Writability changes only when this handler hands bytes to the channel, so it is read again only then.
         var channelIsWritable = context.channel.isWritable
         while true {

@@ -71,6 +71,17 @@ struct RedisCLITests {
         #expect(try redisCLI(node.port, ["CLIENT", "SETNAME", "admin"], extra: []) == "OK")
         #expect(try redisCLI(node.port, ["COMMAND", "COUNT"]).isEmpty == false)
         #expect(try redisCLI(node.port, ["COMMAND", "INFO", "get"]).contains("readonly"))
+        // INFO commandstats (redis_exporter's per-command metrics): calls, and time from the real clock. KEYS over
+        // 5,000 keys takes well over a microsecond.
+        #expect(try redisCLI(node.port, ["MSET"] + (0..<5000).flatMap { ["key\($0)", "v"] }) == "OK")
+        _ = try redisCLI(node.port, ["KEYS", "*"])
+        let commandstats = try redisCLI(node.port, ["INFO", "commandstats"])
+        let keysLine = commandstats.split(whereSeparator: \.isNewline).first { $0.hasPrefix("cmdstat_keys:") }
+        let fields = Dictionary(uniqueKeysWithValues: (keysLine?.dropFirst("cmdstat_keys:".count).split(separator: ",") ?? [])
+            .map { field in (String(field.prefix { $0 != "=" }), String(field.drop { $0 != "=" }.dropFirst())) })
+        #expect(fields["calls"] == "1", "\(commandstats)")
+        #expect((Int(fields["usec"] ?? "") ?? 0) > 0, "\(commandstats)")
+        #expect(commandstats.contains("cmdstat_mset:calls=1,"))
     }
 
     /// One event loop per CPU the process may use: `taskset` narrows it, `--threads` sets it, INFO says which.

@@ -50,6 +50,21 @@ public struct NodeDispatcher: CommandDispatcher {
 
     private static let logger = Logger(label: "cache-node.clients")
 
+    public func inputProcessed(_ session: ClientSession) {
+        guard session.timedCommand >= 0 else { return }
+        endCommandTiming(session, at: node.clock.nowMicroseconds())
+    }
+
+    /// Ends the time of the session's running command at `microseconds` (the next command's start, or the end of
+    /// its batch): one clock reading per command plus one per batch, rather than two per command.
+    @inline(__always)
+    private func endCommandTiming(_ session: ClientSession, at microseconds: Int64) {
+        let index = session.timedCommand
+        guard index >= 0 else { return }
+        session.stats.commands.add(Int(max(0, microseconds - session.timedCommandStart)), to: .microseconds, of: index)
+        session.timedCommand = -1
+    }
+
     public func recordTraffic(_ session: ClientSession, inputBytes: Int, outputBytes: Int) {
         if inputBytes > 0 { session.stats.netInputBytes.wrappingAdd(inputBytes, ordering: .relaxed) }
         if outputBytes > 0 { session.stats.netOutputBytes.wrappingAdd(outputBytes, ordering: .relaxed) }
@@ -152,16 +167,16 @@ public struct NodeDispatcher: CommandDispatcher {
         let spec = node.commands.commands[commandIndex]
         session.lastCommand.store(commandIndex, ordering: .relaxed)
         guard spec.acceptsArgumentCount(arguments.count) else {
-            return reject(.wrongArity(spec.name), session: session, reply: &reply, flagTransaction: true)
+            return reject(.wrongArity(spec.name), commandIndex: commandIndex, session: session, reply: &reply, flagTransaction: true)
         }
         if !session.isAuthenticated && !spec.flags.contains(.noAuth) {
-            return reject(.noAuth, session: session, reply: &reply, flagTransaction: true)
+            return reject(.noAuth, commandIndex: commandIndex, session: session, reply: &reply, flagTransaction: true)
         }
         if session.isInSubscriberMode && reply.protocolVersion == .v2 && !spec.flags.contains(.allowedWhileSubscribed) {
             return reject(
                 CommandError(
                     "Can't execute '\(spec.name)': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
-                ), session: session, reply: &reply, flagTransaction: false)
+                ), commandIndex: commandIndex, session: session, reply: &reply, flagTransaction: false)
         }
         // Cluster mode: the one check when it is off; see ClusterRouting. The primary's replication stream is never
         // redirected (redis skips CLIENT_MASTER): a replica applies its primary's writes for slots it does not serve.
@@ -173,30 +188,30 @@ public struct NodeDispatcher: CommandDispatcher {
             case .reject(let error):
                 if spec.flags.contains(.transactionControl) && spec.name == "exec" && session.transaction != nil {
                     Self.discardTransaction(session, keyspace: node.keyspace, locked: false)
-                    return reject(error, session: session, reply: &reply, flagTransaction: false)
+                    return reject(error, commandIndex: commandIndex, session: session, reply: &reply, flagTransaction: false)
                 }
-                return reject(error, session: session, reply: &reply, flagTransaction: true)
+                return reject(error, commandIndex: commandIndex, session: session, reply: &reply, flagTransaction: true)
             }
         }
         if spec.flags.contains(.write) && node.replication.isReplica && node.replication.readOnly && !session.isPrimaryLink {
-            return reject(.readOnlyReplica, session: session, reply: &reply, flagTransaction: true)
+            return reject(.readOnlyReplica, commandIndex: commandIndex, session: session, reply: &reply, flagTransaction: true)
         }
         if session.transaction != nil && !spec.flags.contains(.transactionControl) {
             if spec.flags.contains(.noMulti) || spec.subcommand(of: arguments)?.flags.contains(.noMulti) == true {
-                return reject(CommandError("Command not allowed inside a transaction"), session: session, reply: &reply, flagTransaction: true)
+                return reject(CommandError("Command not allowed inside a transaction"), commandIndex: commandIndex, session: session, reply: &reply, flagTransaction: true)
             }
-            session.transaction!.append(QueuedCommand(spec: spec, arguments: arguments))
+            session.transaction!.append(QueuedCommand(spec: spec, arguments: arguments, commandIndex: commandIndex))
             session.updateInfo { $0.multiQueued = session.transaction?.count ?? -1 }
             reply.buffer.writeStaticString("+QUEUED\r\n")
             return .proceed
         }
         if session.replyMode == .on {
-            return execute(spec, &arguments, session: session, reply: &reply, clusterCheck: clusterCheck)
+            return execute(spec, commandIndex, &arguments, session: session, reply: &reply, clusterCheck: clusterCheck)
         }
         // CLIENT REPLY OFF|SKIP: run the command, then drop what it wrote (SKIP drops one reply).
         let wasSkipping = session.replyMode == .skipNext
         let mark = reply.buffer.writerIndex
-        let outcome = execute(spec, &arguments, session: session, reply: &reply, clusterCheck: clusterCheck)
+        let outcome = execute(spec, commandIndex, &arguments, session: session, reply: &reply, clusterCheck: clusterCheck)
         if wasSkipping && session.replyMode == .skipNext { session.replyMode = .on }
         if session.replyMode != .on || wasSkipping {
             reply.buffer.moveWriterIndex(to: mark)
@@ -206,20 +221,26 @@ public struct NodeDispatcher: CommandDispatcher {
 
     /// Runs one command now: memory check, locks, handler, unlock, wake-ups.
     func execute(
-        _ spec: CommandSpec, _ arguments: inout CommandArguments, session: ClientSession, reply: inout ReplyWriter,
-        clusterCheck: ClusterLockedCheck? = nil
+        _ spec: CommandSpec, _ commandIndex: Int, _ arguments: inout CommandArguments, session: ClientSession,
+        reply: inout ReplyWriter, clusterCheck: ClusterLockedCheck? = nil
     ) -> DispatchOutcome {
         let keyspace = node.keyspace
         if keyspace.maxMemory > 0 && needsMemory(spec, session: session) {
             if case .outOfMemory = keyspace.evictIfNeeded(now: node.clock.nowMilliseconds(), baseline: node.baselineMemory.load(ordering: .relaxed)) {
                 session.stats.rejectedCommandsOOM.add(1, ordering: .relaxed)
+                session.stats.commands.add(1, to: .rejected, of: commandIndex)
                 return reject(.outOfMemory, session: session, reply: &reply, flagTransaction: false)
             }
         }
         // The arguments move into the context for the command and back out after it: a copy would cost a
         // reference-count increment and decrement per buffer they hold.
+        // The one clock reading per command: its time (unix ms), and the end of the previous command's duration.
+        let startMicroseconds = node.clock.nowMicroseconds()
+        endCommandTiming(session, at: startMicroseconds)
+        session.timedCommand = commandIndex
+        session.timedCommandStart = startMicroseconds
         var context = CommandContext(
-            arguments: consume arguments, spec: spec, session: session, node: node, now: node.clock.nowMilliseconds(),
+            arguments: consume arguments, spec: spec, session: session, node: node, now: startMicroseconds / 1000,
             inTransaction: false)
         context.clusterCheck = clusterCheck
         session.stats.commandsProcessed.wrappingAdd(1, ordering: .relaxed)
@@ -229,12 +250,12 @@ public struct NodeDispatcher: CommandDispatcher {
             // Read-only whole-keyspace commands (INFO, KEYS, SCAN, DBSIZE) need not wait for a running snapshot
             // to serialize the stripes it has not captured yet; writers (FLUSHALL, SWAPDB, EXEC) must.
             keyspace.lockAll(capturing: spec.flags.contains(.write) || spec.name == "exec")
-            run(spec, &context, &reply)
+            run(spec, commandIndex, &context, &reply)
             keyspace.unlockAll()
         } else {
             switch spec.keys {
             case .none:
-                run(spec, &context, &reply)
+                run(spec, commandIndex, &context, &reply)
             case .range(1, 1, _):
                 // The common single-key command: hash the key once, reuse it in the handler.
                 let key = singleKey(of: context.arguments, session: session)
@@ -242,7 +263,7 @@ public struct NodeDispatcher: CommandDispatcher {
                 context.cachedKeyIndex = 1
                 let stripe = keyspace.stripeIndex(for: key)
                 keyspace.lock(stripe: stripe, capturing: !spec.flags.contains(.readonly))
-                run(spec, &context, &reply)
+                run(spec, commandIndex, &context, &reply)
                 keyspace.unlock(stripe: stripe)
             default:
                 let positions = spec.keys.positions(in: context.arguments)
@@ -250,10 +271,12 @@ public struct NodeDispatcher: CommandDispatcher {
                     context.arguments.withBytes(position) { keyspace.stripeIndex(for: KeyRef($0)) }
                 }
                 keyspace.lock(stripes: &stripes, capturing: !spec.flags.contains(.readonly))
-                run(spec, &context, &reply)
+                run(spec, commandIndex, &context, &reply)
                 keyspace.unlock(stripes: stripes)
             }
         }
+        // Counted once it ran, as redis does: INFO does not count itself, and CONFIG RESETSTAT counts after its reset.
+        session.stats.commands.add(1, to: .calls, of: commandIndex)
         if node.monitors.isActive && !spec.flags.contains(.admin) && spec.subcommand(of: context.arguments)?.flags.contains(.admin) != true {
             node.feedMonitors(context.arguments, spec: spec, session: session)
         }
@@ -266,10 +289,11 @@ public struct NodeDispatcher: CommandDispatcher {
     }
 
     /// Runs the handler, turning a thrown error into an error reply.
-    private func run(_ spec: CommandSpec, _ context: inout CommandContext, _ reply: inout ReplyWriter) {
+    private func run(_ spec: CommandSpec, _ commandIndex: Int, _ context: inout CommandContext, _ reply: inout ReplyWriter) {
         if let check = context.clusterCheck, let error = check.verify(context) {
             if check.isTransaction { Self.discardTransaction(context.session, keyspace: node.keyspace, locked: true) }
             context.session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed)
+            context.session.stats.commands.add(1, to: .failed, of: commandIndex)
             reply.error(code: error.code, message: error.message)
             return
         }
@@ -283,6 +307,7 @@ public struct NodeDispatcher: CommandDispatcher {
             }
         } catch {
             context.session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed)
+            context.session.stats.commands.add(1, to: .failed, of: commandIndex)
             reply.error(code: error.code, message: error.message)
         }
     }
@@ -327,8 +352,11 @@ public struct NodeDispatcher: CommandDispatcher {
         return false
     }
 
-    private func reject(_ error: CommandError, session: ClientSession, reply: inout ReplyWriter, flagTransaction: Bool) -> DispatchOutcome {
+    private func reject(
+        _ error: CommandError, commandIndex: Int? = nil, session: ClientSession, reply: inout ReplyWriter, flagTransaction: Bool
+    ) -> DispatchOutcome {
         if flagTransaction && session.transaction != nil { session.transactionHasErrors = true }
+        if let commandIndex { session.stats.commands.add(1, to: .rejected, of: commandIndex) }
         session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed)
         reply.error(code: error.code, message: error.message)
         return .proceed
@@ -353,6 +381,8 @@ public struct NodeDispatcher: CommandDispatcher {
         var context = CommandContext(
             arguments: queued.arguments, spec: queued.spec, session: session, node: node, now: now, inTransaction: true)
         session.stats.commandsProcessed.wrappingAdd(1, ordering: .relaxed)
+        // Counted, not timed: EXEC's time covers the commands it runs.
+        session.stats.commands.add(1, to: .calls, of: queued.commandIndex)
         do {
             try queued.spec.handler(&context, &reply)
             if queued.spec.flags.contains(.write) {
@@ -361,6 +391,7 @@ public struct NodeDispatcher: CommandDispatcher {
             }
         } catch {
             session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed)
+            session.stats.commands.add(1, to: .failed, of: queued.commandIndex)
             reply.error(code: error.code, message: error.message)
         }
         if node.monitors.isActive && !queued.spec.flags.contains(.admin) && queued.spec.subcommand(of: queued.arguments)?.flags.contains(.admin) != true {

@@ -14,7 +14,7 @@ public final class NodeState: Sendable {
     /// Where time comes from.
     public let clock: any NodeClock
     /// INFO counters.
-    public let stats = NodeStats()
+    public let stats: NodeStats
     /// Pub/sub channels and patterns.
     public let pubsub = PubSubHub()
     /// Cluster mode state (`cluster-enabled yes`), `nil` otherwise: the dispatcher's one check.
@@ -85,6 +85,7 @@ public final class NodeState: Sendable {
     public init(configuration: NodeConfiguration, clock: any NodeClock = SystemNodeClock(), commands: CommandTable = .standard) {
         self.clock = clock
         self.commands = commands
+        self.stats = NodeStats(commandCount: commands.commands.count)
         self.replication = ReplicationState(configuration: configuration)
         self.keyspace = Keyspace(
             databases: configuration.databases, stripeCount: Self.keyspaceStripes, seed: UInt64.random(in: 0 ... .max), observer: replication,

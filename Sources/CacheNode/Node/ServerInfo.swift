@@ -8,19 +8,20 @@ import Synchronization
 
 enum ServerInfo {
     static let sectionOrder = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu", "modules",
-                               "errorstats", "cluster", "keyspace"]
+                               "commandstats", "errorstats", "cluster", "keyspace"]
+    /// What INFO and INFO default show: everything but the per-command statistics (as redis).
+    static let defaultSections: Set<String> = Set(sectionOrder).subtracting(["commandstats"])
 
     /// Renders the requested sections (`default`/`all`/`everything` or names) with keyspace counts read under the
     /// caller's locks.
     static func render(sections requested: [String], context: CommandContext) -> String {
         var wanted = Set(requested)
-        if wanted.isEmpty || wanted.contains("default") || wanted.contains("all") || wanted.contains("everything") {
-            wanted.formUnion(sectionOrder)
-        }
+        if wanted.isEmpty || wanted.contains("default") { wanted.formUnion(defaultSections) }
+        if wanted.contains("all") || wanted.contains("everything") { wanted.formUnion(sectionOrder) }
         var output = ""
         for section in sectionOrder where wanted.contains(section) {
             let lines = fields(of: section, context: context)
-            output += "# \(section == "errorstats" ? "Errorstats" : section.capitalized)\r\n"
+            output += "# \(section.capitalized)\r\n"
             for (name, value) in lines { output += "\(name):\(value)\r\n" }
             output += "\r\n"
         }
@@ -156,6 +157,20 @@ enum ServerInfo {
             var system = 0.0
             cps_cpu_seconds(&user, &system)
             return [("used_cpu_sys", String(format: "%.6f", system)), ("used_cpu_user", String(format: "%.6f", user))]
+        case "commandstats":
+            // redis's cmdstat lines, for the commands used since start or CONFIG RESETSTAT. A command's time runs
+            // from its start to the next command's of the same client batch, or to the batch's end.
+            let table = node.commands.commands
+            return table.indices.compactMap { index -> (String, String)? in
+                let calls = node.stats.total(.calls, of: index)
+                let rejected = node.stats.total(.rejected, of: index)
+                guard calls > 0 || rejected > 0 else { return nil }
+                let microseconds = node.stats.total(.microseconds, of: index)
+                let failed = node.stats.total(.failed, of: index)
+                let perCall = String(format: "%.2f", calls > 0 ? Double(microseconds) / Double(calls) : 0)
+                return ("cmdstat_\(table[index].name)",
+                        "calls=\(calls),usec=\(microseconds),usec_per_call=\(perCall),rejected_calls=\(rejected),failed_calls=\(failed)")
+            }
         case "cluster":
             return [("cluster_enabled", node.cluster == nil ? "0" : "1")]
         case "keyspace":

@@ -24,6 +24,8 @@ public struct ClientInfo: Sendable {
 public struct QueuedCommand: Sendable {
     public let spec: CommandSpec
     public let arguments: CommandArguments
+    /// The command's position in the command table (INFO commandstats).
+    public let commandIndex: Int
 }
 
 /// One client's state.
@@ -65,6 +67,10 @@ public final class ClientSession: @unchecked Sendable {
     public var replyMode: ReplyMode = .on
     /// Whether this connection is a replica being fed, or this replica's link to its primary.
     public var replicationRole: ReplicationLinkRole = .none
+    /// The command of the current input batch whose time is still running (-1: none), and when it started (unix
+    /// µs): a command's time ends when the next one of the batch starts, or when the batch ends (INFO commandstats).
+    var timedCommand = -1
+    var timedCommandStart: Int64 = 0
     /// Since when (unix ms) the client's unread output has been over its soft `client-output-buffer-limit`.
     var outputSoftLimitSince: Int64?
     /// Whether this session applies the primary's stream (writes allowed on a read-only replica).

@@ -1,6 +1,6 @@
 // The server family: CONFIG REWRITE writes a file that reads back as the configuration it was written from (unset
 // settings, values with spaces, quotes and backslashes, redis.conf's per-class lines); MONITOR's lines, in redis's
-// format, for the commands that ran, without administrative commands or passwords.
+// format, for the commands that ran, without administrative commands or passwords; INFO commandstats.
 @testable import CacheNode
 import CacheNodeTestSupport
 import Foundation
@@ -123,5 +123,41 @@ struct ServerCommandsTests {
         let bytes: [UInt8] = Array("a\\\"\r\t".utf8) + [0x07, 0x08, 0x7F, 0xFF, 0x20, 0x7E]
         bytes.withUnsafeBytes { MonitorFeed.writeQuoted($0, into: &line) }
         #expect(String(buffer: line) == #""a\\\"\r\t\a\b\x7f\xff ~""#)
+    }
+
+    @Test func infoCommandstatsCountsCallsFailuresAndRejections() throws {
+        let node = TestNode()
+        let client = try node.connect()
+        func commandstats() throws -> [String: String] {
+            guard case .bulk(let text) = try client.send("INFO", "commandstats") else { return [:] }
+            var lines: [String: String] = [:]
+            for line in String(decoding: text, as: UTF8.self).split(separator: "\r\n") where line.hasPrefix("cmdstat_") {
+                let parts = line.split(separator: ":", maxSplits: 1)
+                lines[String(parts[0])] = String(parts[1])
+            }
+            return lines
+        }
+        try client.send("SET", "a", "1")
+        try client.send("GET", "a")
+        try client.send("GET", "b")
+        #expect(try client.send("HGET", "a", "f") == .error("WRONGTYPE Operation against a key holding the wrong kind of value"))
+        #expect(try client.send("GET") == .error("ERR wrong number of arguments for 'get' command"))
+        try client.send("MULTI")
+        try client.send("GET", "a")
+        try client.send("EXEC")
+        let stats = try commandstats()
+        // The manual clock stands still: no time passes.
+        #expect(stats["cmdstat_get"] == "calls=3,usec=0,usec_per_call=0.00,rejected_calls=1,failed_calls=0")
+        #expect(stats["cmdstat_set"] == "calls=1,usec=0,usec_per_call=0.00,rejected_calls=0,failed_calls=0")
+        #expect(stats["cmdstat_hget"] == "calls=1,usec=0,usec_per_call=0.00,rejected_calls=0,failed_calls=1")
+        #expect(stats["cmdstat_exec"]?.hasPrefix("calls=1,") == true)
+        #expect(stats["cmdstat_hset"] == nil)
+        // INFO and INFO default leave the section out; INFO all and everything include it.
+        for (arguments, included) in [(["INFO"], false), (["INFO", "default"], false), (["INFO", "all"], true), (["INFO", "everything"], true)] {
+            guard case .bulk(let text) = try client.send(arguments: arguments.map { Array($0.utf8) }) else { continue }
+            #expect(String(decoding: text, as: UTF8.self).contains("# Commandstats") == included, "\(arguments)")
+        }
+        try client.send("CONFIG", "RESETSTAT")
+        #expect(try commandstats().keys.sorted() == ["cmdstat_config"])
     }
 }
