@@ -227,6 +227,8 @@ enum ConnectionFamily {
                 }
             }
             reply.verbatim(clients.map { describe($0, now: context.now, commands: context.node.commands) + "\n" }.joined())
+        case ("kill", 2):
+            throw .wrongArity("client|kill")
         case ("kill", _):
             try kill(&context, &reply)
         case ("reply", 3):

@@ -57,6 +57,16 @@ extension CommandTable {
                 }
                 let key = context.key(2)
                 reply.integer(MemoryLayout<Entry>.stride + 16 + key.bytes.heapSize + value.heapSize)
+            } else if arguments.matches(1, "help") && arguments.count == 2 {
+                let lines = [
+                    "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                    "DOCTOR", "    Return memory problems reports.",
+                    "STATS", "    Return information about the memory usage of the server.",
+                    "USAGE <key> [SAMPLES <count>]", "    Return memory in bytes used by <key> and its value.",
+                    "HELP", "    Print this help.",
+                ]
+                reply.arrayHeader(lines.count)
+                for line in lines { reply.simpleString(line) }
             } else if arguments.matches(1, "doctor") {
                 reply.verbatim("Sam, I detected no memory problems in this instance.")
             } else if arguments.matches(1, "stats") {

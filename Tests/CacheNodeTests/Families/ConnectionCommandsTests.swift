@@ -29,6 +29,12 @@ struct ConnectionCommandsTests {
         #expect(try client.allReplies().isEmpty)
     }
 
+    @Test func clientKillWithoutArgumentsIsAnArityErrorAsInRedis() throws {
+        let node = TestNode()
+        let client = try node.connect()
+        #expect(try client.send("CLIENT", "KILL") == .error("ERR wrong number of arguments for 'client|kill' command"))
+    }
+
     @Test func killByIDClosesThatClientAndSkipsTheCallerUnlessAsked() throws {
         let node = TestNode()
         let killer = try node.connect()

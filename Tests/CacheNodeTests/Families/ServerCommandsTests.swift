@@ -160,4 +160,15 @@ struct ServerCommandsTests {
         try client.send("CONFIG", "RESETSTAT")
         #expect(try commandstats().keys.sorted() == ["cmdstat_config"])
     }
+
+    @Test func memoryHelpListsItsSubcommands() throws {
+        let node = TestNode()
+        let client = try node.connect()
+        guard case .array(let lines) = try client.send("MEMORY", "HELP") else {
+            Issue.record("MEMORY HELP did not answer with an array")
+            return
+        }
+        #expect(lines.first == .simple("MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"))
+        #expect(lines.contains(.simple("USAGE <key> [SAMPLES <count>]")))
+    }
 }
