@@ -49,6 +49,25 @@ public struct CommandTable: Sendable {
         return arguments.withBytes(0) { fastIndex.lookup($0) }
     }
 
+    /// ``ClientSession/lastCommand``'s value for a container command: its index, and one more than its
+    /// subcommand's position in the upper bits (0: no known subcommand).
+    static func lastCommandCode(_ index: Int, _ spec: CommandSpec, _ arguments: CommandArguments) -> Int {
+        guard let sub = spec.subcommand(of: arguments), let position = spec.subcommands.firstIndex(where: { $0 === sub }) else {
+            return index
+        }
+        return index | ((position + 1) << 32)
+    }
+
+    /// The name CLIENT LIST shows as `cmd=` for a ``ClientSession/lastCommand`` value (`NULL` before any command).
+    func lastCommandName(_ code: Int) -> String {
+        guard code >= 0 else { return "NULL" }
+        let index = code & 0xFFFF_FFFF
+        guard index < commands.count else { return "NULL" }
+        let spec = commands[index]
+        let position = (code >> 32) - 1
+        return position >= 0 && position < spec.subcommands.count ? spec.subcommands[position].name : spec.name
+    }
+
     /// The command with this lowercase name.
     public func command(named name: String) -> CommandSpec? {
         index[CompactBytes(name.lowercased())].map { commands[$0] }

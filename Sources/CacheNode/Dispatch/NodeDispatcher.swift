@@ -165,7 +165,10 @@ public struct NodeDispatcher: CommandDispatcher {
             return reject(Self.unknownCommand(arguments), session: session, reply: &reply, flagTransaction: true)
         }
         let spec = node.commands.commands[commandIndex]
-        session.lastCommand.store(commandIndex, ordering: .relaxed)
+        // CLIENT LIST's cmd=: a container's subcommand too (client|list), as redis 7 shows it.
+        session.lastCommand.store(
+            spec.subcommands.isEmpty ? commandIndex : CommandTable.lastCommandCode(commandIndex, spec, arguments),
+            ordering: .relaxed)
         guard spec.acceptsArgumentCount(arguments.count) else {
             return reject(.wrongArity(spec.name), commandIndex: commandIndex, session: session, reply: &reply, flagTransaction: true)
         }

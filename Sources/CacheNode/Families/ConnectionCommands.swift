@@ -271,8 +271,7 @@ enum ConnectionFamily {
         let info = client.snapshot
         let age = max(0, (now - client.createdAt) / 1000)
         let idle = max(0, (now - client.lastInteraction.load(ordering: .relaxed)) / 1000)
-        let last = client.lastCommand.load(ordering: .relaxed)
-        let command = last >= 0 && last < commands.commands.count ? commands.commands[last].name : "NULL"
+        let command = commands.lastCommandName(client.lastCommand.load(ordering: .relaxed))
         return "id=\(client.connection.id) addr=\(client.connection.remoteAddress) laddr=\(client.connection.localAddress) "
             + "fd=-1 name=\(info.name) age=\(age) idle=\(idle) flags=\(info.isMonitor ? "O" : info.subscriptions + info.patternSubscriptions > 0 ? "P" : "N") "
             + "db=\(info.database) sub=\(info.subscriptions) psub=\(info.patternSubscriptions) ssub=0 multi=\(info.multiQueued) "
@@ -305,7 +304,9 @@ enum ConnectionFamily {
                 candidates = candidates.filter { $0.connection.id == id }
             case "addr": candidates = candidates.filter { $0.connection.remoteAddress == value }
             case "laddr": candidates = candidates.filter { $0.connection.localAddress == value }
-            case "user": candidates = value == "default" ? candidates : []
+            case "user":
+                // The one user there is (no ACLs): another name is an error, as redis answers for an unknown user.
+                guard value == "default" else { throw CommandError("No such user '\(value)'") }
             case "type":
                 switch value.lowercased() {
                 case "normal": candidates = candidates.filter { !$0.isInSubscriberMode }

@@ -33,6 +33,26 @@ struct ConnectionCommandsTests {
         let node = TestNode()
         let client = try node.connect()
         #expect(try client.send("CLIENT", "KILL") == .error("ERR wrong number of arguments for 'client|kill' command"))
+        #expect(try client.send("CLIENT", "KILL", "USER", "nobody") == .error("ERR No such user 'nobody'"))
+        #expect(try client.send("CLIENT", "KILL", "USER", "default") == .integer(0))
+    }
+
+    // CLIENT LIST's cmd= names a container's subcommand as redis 7 does (client|list, config|get).
+    @Test func clientListShowsTheSubcommandOfTheLastCommand() throws {
+        let node = TestNode()
+        let client = try node.connect()
+        let other = try node.connect()
+        _ = try other.send("CONFIG", "GET", "port")
+        guard case .bulk(let list) = try client.send("CLIENT", "LIST") else {
+            Issue.record("no CLIENT LIST")
+            return
+        }
+        let lines = String(decoding: list, as: UTF8.self).split(separator: "\n")
+        #expect(lines.contains { $0.hasPrefix("id=1 ") && $0.contains(" cmd=client|list ") })
+        #expect(lines.contains { $0.hasPrefix("id=2 ") && $0.contains(" cmd=config|get ") })
+        _ = try other.send("GET", "k")
+        guard case .bulk(let info) = try other.send("CLIENT", "INFO") else { return }
+        #expect(String(decoding: info, as: UTF8.self).contains(" cmd=client|info "))
     }
 
     @Test func killByIDClosesThatClientAndSkipsTheCallerUnlessAsked() throws {
