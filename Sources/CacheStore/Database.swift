@@ -227,8 +227,8 @@ public struct Database {
     /// Removes every key of this database (FLUSHDB).
     public func removeAll() {
         for stripe in keyspace.stripes {
-            stripe.existingTable(index)?.removeAll()
             stripe.allKeysModified(database: index)
+            stripe.existingTable(index)?.removeAll()
         }
     }
 

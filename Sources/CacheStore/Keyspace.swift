@@ -87,10 +87,16 @@ public final class Stripe: @unchecked Sendable {
         for token in tokens { token.isDirty = true }
     }
 
-    /// Marks every watcher of `database` dirty (FLUSHDB, SWAPDB), or of all databases when `nil`.
-    func allKeysModified(database: Int?) {
-        for (key, tokens) in watchers where database == nil || key.database == database {
-            for token in tokens { token.isDirty = true }
+    /// Before a whole database is emptied (FLUSHDB; every database when `database` is `nil`: FLUSHALL) or replaced
+    /// by `replacement` (SWAPDB): marks dirty the watchers of its keys that exist here, or in `replacement`. A
+    /// watched key missing before and after did not change, and its WATCH holds (redis 7's
+    /// touchAllWatchedKeysInDb).
+    func allKeysModified(database: Int?, replacement: Int? = nil) {
+        if watchers.isEmpty { return }
+        for (watched, tokens) in watchers where database == nil || watched.database == database {
+            let key = KeyRef(watched.key)
+            let exists = tables[watched.database]?.find(key) != nil || replacement.map { tables[$0]?.find(key) != nil } == true
+            if exists { for token in tokens { token.isDirty = true } }
         }
     }
 }
@@ -368,17 +374,17 @@ public final class Keyspace: Sendable {
     /// Removes every key of every database. Requires every stripe locked.
     public func flushAll() {
         for stripe in stripes {
-            for case let table? in stripe.tables { table.removeAll() }
             stripe.allKeysModified(database: nil)
+            for case let table? in stripe.tables { table.removeAll() }
         }
     }
 
     /// Swaps two databases (SWAPDB). Requires every stripe locked.
     public func swapDatabases(_ first: Int, _ second: Int) {
         for stripe in stripes {
+            stripe.allKeysModified(database: first, replacement: second)
+            stripe.allKeysModified(database: second, replacement: first)
             stripe.tables.swapAt(first, second)
-            stripe.allKeysModified(database: first)
-            stripe.allKeysModified(database: second)
         }
     }
 
