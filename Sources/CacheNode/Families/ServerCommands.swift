@@ -87,7 +87,7 @@ extension CommandTable {
             reply.ok()
         },
         // SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]
-        CommandSpec("shutdown", arity: -1, flags: [.admin, .noAuth, .loading, .stale], group: .server,
+        CommandSpec("shutdown", arity: -1, flags: [.admin, .noAuth, .noMulti, .loading, .stale], group: .server,
                     summary: "Synchronously saves the database(s) to disk and shuts down the Redis server.") { context, reply throws(CommandError) in
             guard context.session.isAuthenticated || context.node.configuration.requirePass == nil else { throw .noAuth }
             try ServerFamily.shutdown(&context)

@@ -1,6 +1,6 @@
 // The transaction family: WATCH against whole-database changes, as redis 7's multi.tcl checks them. FLUSHALL and
 // FLUSHDB break a WATCH only on a key that existed; SWAPDB on a key that exists in either database (a watched key
-// missing before and after did not change).
+// missing before and after did not change). SAVE and SHUTDOWN are refused inside MULTI and abort it.
 import CacheNode
 import CacheNodeTestSupport
 import Testing
@@ -42,5 +42,18 @@ struct TransactionCommandsTests {
         #expect(try !transactionRuns(afterWatching: "x", [["SELECT", "1"], ["SET", "x", "30"], ["SELECT", "0"]], [["SWAPDB", "0", "1"]]))
         // Missing in both: nothing changed for it.
         #expect(try transactionRuns(afterWatching: "x", [["SELECT", "1"], ["SET", "y", "30"], ["SELECT", "0"]], [["SWAPDB", "0", "1"]]))
+    }
+
+    // Queued, SHUTDOWN ran at EXEC and stopped the node (found by redis's multi.tcl "MULTI with SHUTDOWN").
+    @Test(arguments: ["SAVE", "SHUTDOWN"])
+    func saveAndShutdownAreRefusedInsideMulti(command: String) throws {
+        let node = TestNode()
+        let client = try node.connect()
+        #expect(try client.send("MULTI") == .simple("OK"))
+        #expect(try client.send("SET", "foo", "bar") == .simple("QUEUED"))
+        #expect(try client.send(command) == .error("ERR Command not allowed inside a transaction"))
+        #expect(try client.send("EXEC") == .error("EXECABORT Transaction discarded because of previous errors."))
+        #expect(try client.send("GET", "foo") == .null)
+        #expect(!client.isClosed)
     }
 }
