@@ -157,11 +157,12 @@ enum ConnectionFamily {
         return name
     }
 
-    /// As redis flags them: KILL, LIST and NO-EVICT are administrative (MONITOR does not show them); REPLY is refused
-    /// inside MULTI (valkey 9: turning replies off inside a transaction broke EXEC's reply, in redis too).
+    /// As redis flags them: KILL, LIST, NO-EVICT and UNBLOCK are administrative (MONITOR does not show them); REPLY
+    /// is refused inside MULTI (valkey 9: turning replies off inside a transaction broke EXEC's reply, in redis too).
     static let clientSubcommands: [CommandSpec] = [
         ("id", []), ("setname", []), ("getname", []), ("list", [.admin]), ("info", []), ("kill", [.admin]),
-        ("setinfo", []), ("reply", [.noMulti]), ("no-evict", [.admin]), ("no-touch", []), ("help", []),
+        ("setinfo", []), ("reply", [.noMulti]), ("no-evict", [.admin]), ("no-touch", []), ("unblock", [.admin]),
+        ("help", []),
     ].map { (name: String, flags: CommandFlags) in
         CommandSpec("client|\(name)", arity: -2, flags: flags.union([.loading, .stale]), group: .connection,
                     summary: "CLIENT \(name.uppercased())", since: "2.4.0") { _, _ throws(CommandError) in }
@@ -229,6 +230,19 @@ enum ConnectionFamily {
             reply.verbatim(clients.map { describe($0, now: context.now, commands: context.node.commands) + "\n" }.joined())
         case ("kill", 2):
             throw .wrongArity("client|kill")
+        case ("unblock", 3), ("unblock", 4):
+            // CLIENT UNBLOCK id [TIMEOUT | ERROR]: 1 if that client was blocked (it is answered as on a timeout, or
+            // with -UNBLOCKED), else 0.
+            guard let id = arguments.integer(2) else { throw .notInteger }
+            var withError = false
+            if arguments.count == 4 {
+                if arguments.matches(3, "error") {
+                    withError = true
+                } else if !arguments.matches(3, "timeout") {
+                    throw CommandError("CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+                }
+            }
+            reply.integer(context.node.blocking.unblock(clientID: id, withError: withError) ? 1 : 0)
         case ("kill", _):
             try kill(&context, &reply)
         case ("reply", 3):
@@ -257,6 +271,7 @@ enum ConnectionFamily {
                 "REPLY (ON|OFF|SKIP)", "    Control the replies sent to the current connection.",
                 "SETNAME <name>", "    Assign the name <name> to the current connection.",
                 "SETINFO <option> <value>", "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+                "UNBLOCK <clientid> [TIMEOUT|ERROR]", "    Unblock the specified blocked client.",
                 "HELP", "    Print this help.",
             ]
             reply.arrayHeader(lines.count)

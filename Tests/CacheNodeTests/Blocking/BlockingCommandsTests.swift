@@ -622,6 +622,17 @@ struct BlockingCommandsTests {
         try blocked.write("BLPOP", "l", "0")
         try other.send("LPUSH", "l", "foo")
         #expect(try blocked.nextReply() == pair("l", "foo"))
+
+        // The command (it was not wired to the registry: redis's list suite stopped at CLIENT UNBLOCK).
+        try blocked.write("BZPOPMIN", "z", "0")
+        #expect(try other.send("CLIENT", "UNBLOCK", String(id), "ERROR") == .integer(1))
+        #expect(try blocked.nextReply() == .error("UNBLOCKED client unblocked via CLIENT UNBLOCK"))
+        #expect(try other.send("CLIENT", "UNBLOCK", String(id)) == .integer(0))
+        try blocked.write("BLPOP", "l", "0")
+        #expect(try other.send("CLIENT", "UNBLOCK", String(id), "TIMEOUT") == .integer(1))
+        #expect(try blocked.nextReply() == .nullArray)
+        #expect(try other.send("CLIENT", "UNBLOCK", String(id), "LATER") == .error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"))
+        #expect(try other.send("CLIENT", "UNBLOCK", "x") == .error("ERR value is not an integer or out of range"))
     }
 
     // MARK: RESP3
