@@ -216,7 +216,10 @@ public struct NodeDispatcher: CommandDispatcher {
         let mark = reply.buffer.writerIndex
         let outcome = execute(spec, commandIndex, &arguments, session: session, reply: &reply, clusterCheck: clusterCheck)
         if wasSkipping && session.replyMode == .skipNext { session.replyMode = .on }
-        if session.replyMode != .on || wasSkipping {
+        // Under RESP3 the (un)subscribe confirmations are pushes, not replies: they are sent whatever CLIENT REPLY
+        // says, as redis sends pushes.
+        let wrotePushesOnly = reply.protocolVersion == .v3 && spec.flags.contains(.pubsub) && spec.name.hasSuffix("subscribe")
+        if (session.replyMode != .on || wasSkipping) && !wrotePushesOnly {
             reply.buffer.moveWriterIndex(to: mark)
         }
         return outcome

@@ -103,6 +103,33 @@ struct PubSubCommandsTests {
         #expect(try subscriber.allReplies() == [.array([.bulk(Array("message".utf8)), .bulk(Array("news".utf8)), .bulk(Array("second".utf8))])])
     }
 
+    // RESP3 pushes are not replies: with CLIENT REPLY OFF a subscriber still gets its (un)subscribe confirmations and
+    // its messages (redis's pubsub.tcl "PubSub messages with CLIENT REPLY OFF" waited for them); under RESP2 the
+    // confirmations are replies and are dropped.
+    @Test func clientReplyOffKeepsResp3PushesButNotResp2Confirmations() throws {
+        let node = TestNode()
+        let subscriber = try node.connect()
+        let publisher = try node.connect()
+        _ = try subscriber.send("HELLO", "3")
+        try subscriber.write("CLIENT", "REPLY", "OFF")
+        try subscriber.write("SUBSCRIBE", "channel")
+        try subscriber.write("PSUBSCRIBE", "ch*")
+        #expect(try subscriber.allReplies() == [
+            .push([.bulk(Array("subscribe".utf8)), .bulk(Array("channel".utf8)), .integer(1)]),
+            .push([.bulk(Array("psubscribe".utf8)), .bulk(Array("ch*".utf8)), .integer(2)]),
+        ])
+        #expect(try publisher.send("PUBLISH", "channel", "hello") == .integer(2))
+        #expect(try subscriber.allReplies().count == 2)
+        try subscriber.write("UNSUBSCRIBE", "channel")
+        try subscriber.write("PING")
+        #expect(try subscriber.allReplies() == [.push([.bulk(Array("unsubscribe".utf8)), .bulk(Array("channel".utf8)), .integer(1)])])
+
+        let resp2 = try node.connect()
+        try resp2.write("CLIENT", "REPLY", "OFF")
+        try resp2.write("SUBSCRIBE", "channel")
+        #expect(try resp2.allReplies().isEmpty)
+    }
+
     @Test func everySubscriberOfAChannelGetsTheMessage() throws {
         let node = TestNode()
         let first = try node.connect()
