@@ -107,6 +107,17 @@ private struct EchoDispatcher: CommandDispatcher {
 }
 
 struct RESPListenerFlushTests {
+    /// The first port the listener reported through its `onBound` (waits up to 5 s for it to bind).
+    private static func firstBoundPort(_ ports: borrowing Mutex<[Int]>) async throws -> Int {
+        var port = 0
+        for _ in 0..<500 where port == 0 {
+            port = ports.withLock { $0.first ?? 0 }
+            if port == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        try #require(port != 0)
+        return port
+    }
+
     @Test func pipelinedRepliesFromManyConnectionsArriveWholeAndInOrder() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let ports = Mutex<[Int]>([])
@@ -115,12 +126,7 @@ struct RESPListenerFlushTests {
             logger: Logger(label: "test"), onBound: { bound in ports.withLock { $0 = bound } })
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await listener.run() }
-            var port = 0
-            for _ in 0..<500 where port == 0 {
-                port = ports.withLock { $0.first ?? 0 }
-                if port == 0 { try await Task.sleep(for: .milliseconds(10)) }
-            }
-            try #require(port != 0)
+            let port = try await Self.firstBoundPort(ports)
             // 20 connections open at once on two event loops, each pipelining 200 commands in one write; the
             // replies are read only after every client has sent (blocking sockets with a 10 s receive timeout).
             var clients: [(socket: LoopbackSocket, expected: String)] = []
@@ -174,12 +180,7 @@ struct RESPListenerFlushTests {
             logger: Logger(label: "test"), onBound: { bound in ports.withLock { $0 = bound } })
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await listener.run() }
-            var port = 0
-            for _ in 0..<500 where port == 0 {
-                port = ports.withLock { $0.first ?? 0 }
-                if port == 0 { try await Task.sleep(for: .milliseconds(10)) }
-            }
-            try #require(port != 0)
+            let port = try await Self.firstBoundPort(ports)
             #expect(ports.withLock { $0.count } == 1)
             let socket = try LoopbackSocket(port: port, receiveTimeout: .seconds(10))
             try socket.send("PING\r\n")
