@@ -312,14 +312,14 @@ struct ConfigParameter: Sendable {
         return all.first { $0.name == lower || $0.aliases.contains(lower) }
     }
 
-    private static func int(_ value: String, in range: ClosedRange<Int> = 0...Int.max) throws(ConfigurationError) -> Int {
+    static func int(_ value: String, in range: ClosedRange<Int> = 0...Int.max) throws(ConfigurationError) -> Int {
         guard let number = Int(value), range.contains(number) else {
             throw ConfigurationError("argument must be an integer between \(range.lowerBound) and \(range.upperBound)")
         }
         return number
     }
 
-    private static func bool(_ value: String) throws(ConfigurationError) -> Bool {
+    static func bool(_ value: String) throws(ConfigurationError) -> Bool {
         switch value.lowercased() {
         case "yes": return true
         case "no": return false
@@ -327,7 +327,7 @@ struct ConfigParameter: Sendable {
         }
     }
 
-    private static func memory(_ value: String) throws(ConfigurationError) -> Int {
+    static func memory(_ value: String) throws(ConfigurationError) -> Int {
         guard let amount = parseMemoryAmount(value) else {
             throw ConfigurationError("argument must be a memory value (bytes, or with a unit: 100mb, 1gb)")
         }

@@ -34,21 +34,11 @@ struct RedisCompatibilityDirective: Sendable {
     func canonical(_ value: String) throws(ConfigurationError) -> String {
         switch kind {
         case .bool:
-            switch value.lowercased() {
-            case "yes": return "yes"
-            case "no": return "no"
-            default: throw ConfigurationError("argument must be 'yes' or 'no'")
-            }
+            return try ConfigParameter.bool(value) ? "yes" : "no"
         case .integer(let range):
-            guard let number = Int(value), range.contains(number) else {
-                throw ConfigurationError("argument must be an integer between \(range.lowerBound) and \(range.upperBound)")
-            }
-            return String(number)
+            return String(try ConfigParameter.int(value, in: range))
         case .memory:
-            guard let amount = parseMemoryAmount(value) else {
-                throw ConfigurationError("argument must be a memory value (bytes, or with a unit: 100mb, 1gb)")
-            }
-            return String(amount)
+            return String(try ConfigParameter.memory(value))
         case .choice(let choices):
             guard choices.contains(value.lowercased()) else {
                 throw ConfigurationError("argument(s) must be one of the following: \(choices.joined(separator: ", "))")
