@@ -111,6 +111,7 @@ public struct Database {
             if case .at(let at) = expiry { meta.expireAt = at }
             keyspace.initializeAccess(&meta, now: now)
             table.insert(key, value: value, meta: meta)
+            if keyspace.reportsAddedKeys { keyspace.observer?.keyAdded(database: index, key: key.bytes) }
         }
         stripe.keyModified(database: index, key: key.bytes)
     }
@@ -199,6 +200,7 @@ public struct Database {
             var meta = EntryMeta(rawValue: 0)
             keyspace.initializeAccess(&meta, now: now)
             table.insert(key, value: value, meta: meta)
+            if keyspace.reportsAddedKeys { keyspace.observer?.keyAdded(database: index, key: key.bytes) }
             stripe.keyModified(database: index, key: key.bytes)
         }
         return result

@@ -151,6 +151,17 @@ extension Keyspace {
         var score: Double  // higher = better to evict
     }
 
+    /// The first stripe from `start` on (wrapping around) whose published size says it holds keys, or `start` if none
+    /// does. With few keys most stripes are empty, and stripes picked purely at random would miss the keys that
+    /// exist often enough for eviction to give up with keys left.
+    private func nonEmptyStripe(from start: Int) -> Int {
+        for step in 0..<stripes.count {
+            let index = (start + step) & stripeMask
+            if stripes[index].publishedBytes.load(ordering: .relaxed) > 0 { return index }
+        }
+        return start
+    }
+
     /// Samples random entries and returns the best eviction candidate, locking one stripe at a time.
     private func pickVictim(policy: EvictionPolicy, now: Int64) -> Victim? {
         var best: Victim?
@@ -160,7 +171,7 @@ extension Keyspace {
         // Sample across stripes; give up once many tries found nothing evictable (no volatile keys, say).
         while sampled < samples && tries < samples * 16 {
             tries += 1
-            let stripeIndex = samplingRandom.withLock { Int.random(in: 0..<stripes.count, using: &$0) }
+            let stripeIndex = nonEmptyStripe(from: samplingRandom.withLock { Int.random(in: 0..<stripes.count, using: &$0) })
             lock(stripe: stripeIndex)
             let stripe = stripes[stripeIndex]
             for database in 0..<databaseCount {

@@ -8,13 +8,21 @@
 import CMemoryPrefetch
 public import Synchronization
 
-/// Receives keyspace events that happen inside the store (expiry and eviction deletes), e.g. to propagate them
-/// to replicas as DELs. Called with the stripe's lock held: must be quick and must not call back into the store.
+/// Receives keyspace events that happen inside the store (expiry and eviction deletes, key creation), e.g. to
+/// propagate them to replicas as DELs or publish keyspace notifications. Called with the stripe's lock held: must be
+/// quick and must not call back into the store.
 public protocol KeyspaceObserver: AnyObject, Sendable {
     /// A key was removed because its TTL passed.
     func keyExpired(database: Int, key: CompactBytes)
     /// A key was removed to free memory under `maxmemory`.
     func keyEvicted(database: Int, key: CompactBytes)
+    /// A key was created; reported only while ``Keyspace/reportsAddedKeys`` is set.
+    func keyAdded(database: Int, key: CompactBytes)
+}
+
+extension KeyspaceObserver {
+    /// Observers that do not follow key creation need not implement it.
+    public func keyAdded(database: Int, key: CompactBytes) {}
 }
 
 /// A client's interest in keys for WATCH: set dirty when any watched key is modified.
@@ -121,6 +129,7 @@ public final class Keyspace: Sendable {
     let lfuLogFactorStorage = Atomic<Int>(10)
     let lfuDecayTimeStorage = Atomic<Int>(1)
     let samplesStorage = Atomic<Int>(5)
+    let reportsAddedKeysStorage = Atomic<Bool>(false)
     let samplingRandom: Mutex<SplitMix64>
     /// Keys removed by expiry since start (INFO `expired_keys`).
     public let expiredKeys = Atomic<Int>(0)
@@ -160,6 +169,13 @@ public final class Keyspace: Sendable {
     public var maxMemory: Int {
         get { maxMemoryStorage.load(ordering: .relaxed) }
         set { maxMemoryStorage.store(newValue, ordering: .relaxed) }
+    }
+
+    /// Whether key creation is reported to the observer (keyspace notifications of class `n`); off, creating a key
+    /// costs one relaxed load more.
+    public var reportsAddedKeys: Bool {
+        get { reportsAddedKeysStorage.load(ordering: .relaxed) }
+        set { reportsAddedKeysStorage.store(newValue, ordering: .relaxed) }
     }
 
     /// `maxmemory-samples`.
@@ -265,6 +281,16 @@ public final class Keyspace: Sendable {
                     memory_prefetch(object)
                 }
             }
+        }
+    }
+
+    /// Publishes every stripe's size for the eviction check. Sizes are kept current only while `maxmemory` is set
+    /// (each unlock publishes its stripe's), so setting it at run time must call this before sizes are relied on.
+    /// Call with no stripe locked.
+    public func publishSizes() {
+        for index in stripes.indices {
+            stripes[index].lock.lock()
+            unlock(stripe: index)
         }
     }
 

@@ -87,12 +87,14 @@ public struct CommandContext {
         return value
     }
 
-    /// Counts a keyspace hit or miss (INFO `keyspace_hits`/`keyspace_misses`).
-    public func recordLookup(found: Bool) {
+    /// Counts a read's keyspace hit or miss (INFO `keyspace_hits`/`keyspace_misses`) of the key in argument `index`;
+    /// a miss is a `keymiss` keyspace event.
+    public func recordLookup(found: Bool, argument index: Int) {
         if found {
             session.stats.keyspaceHits.wrappingAdd(1, ordering: .relaxed)
         } else {
             session.stats.keyspaceMisses.wrappingAdd(1, ordering: .relaxed)
+            notify(.keyMiss, "keymiss", argument: index)
         }
     }
 
@@ -115,6 +117,25 @@ public struct CommandContext {
     /// Propagates nothing for this command (it changed nothing).
     public mutating func suppressPropagation() {
         propagation = .suppressed
+    }
+
+    /// Publishes keyspace event `event` of class `type` for the key in argument `index`, in the client's database
+    /// (redis notifyKeyspaceEvent). Does nothing, at the cost of one relaxed load, unless `notify-keyspace-events`
+    /// enables the class.
+    @inline(__always)
+    public func notify(_ type: KeyspaceEventClasses, _ event: StaticString, argument index: Int) {
+        let events = node.keyspaceEvents
+        guard events.publishes(type) else { return }
+        let database = session.database
+        arguments.withBytes(index) { events.notify(type, event, key: $0, database: database) }
+    }
+
+    /// Publishes keyspace event `event` of class `type` for `key`, in `database` (default: the client's).
+    @inline(__always)
+    public func notify(_ type: KeyspaceEventClasses, _ event: StaticString, key: CompactBytes, database: Int? = nil) {
+        let events = node.keyspaceEvents
+        guard events.publishes(type) else { return }
+        events.notify(type, event, key: key, database: database ?? session.database)
     }
 
     /// Records that `key` in the current database may now satisfy blocked clients.

@@ -216,9 +216,9 @@ public struct NodeDispatcher: CommandDispatcher {
         let mark = reply.buffer.writerIndex
         let outcome = execute(spec, commandIndex, &arguments, session: session, reply: &reply, clusterCheck: clusterCheck)
         if wasSkipping && session.replyMode == .skipNext { session.replyMode = .on }
-        // Under RESP3 the (un)subscribe confirmations are pushes, not replies: they are sent whatever CLIENT REPLY
-        // says, as redis sends pushes.
-        let wrotePushesOnly = reply.protocolVersion == .v3 && spec.flags.contains(.pubsub) && spec.name.hasSuffix("subscribe")
+        // (Un)subscribe confirmations are sent whatever CLIENT REPLY says, under RESP2 as under RESP3 (where they
+        // are pushes), as redis 7.2 sends them (its CLIENT_PUSHING flag overrides the silencing).
+        let wrotePushesOnly = spec.flags.contains(.pubsub) && spec.name.hasSuffix("subscribe")
         if (session.replyMode != .on || wasSkipping) && !wrotePushesOnly {
             reply.buffer.moveWriterIndex(to: mark)
         }

@@ -36,6 +36,7 @@ extension CommandTable {
                 modified = true
                 return true
             }
+            if added { context.notify(.hash, "hset", argument: 1) }
             reply.integer(added ? 1 : 0)
         },
         // HGET key field
@@ -67,6 +68,7 @@ extension CommandTable {
                     summary: "Deletes one or more fields and their values from a hash. Deletes the hash if no fields remain.",
                     since: "2.0.0") { context, reply throws(CommandError) in
             let arguments = context.arguments
+            var emptied = false
             let deleted = try context.db.modify(context.key(1)) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) -> Int in
                 guard let current = value else { return 0 }
                 guard case .hash(let hash) = current else { throw .wrongType }
@@ -75,12 +77,15 @@ extension CommandTable {
                     deleted += 1
                     if hash.count == 0 {
                         value = nil
+                        emptied = true
                         break
                     }
                 }
                 if deleted > 0 { modified = true }
                 return deleted
             }
+            if deleted > 0 { context.notify(.hash, "hdel", argument: 1) }
+            if emptied { context.notify(.generic, "del", argument: 1) }
             reply.integer(deleted)
         },
         // HLEN key
@@ -124,6 +129,7 @@ extension CommandTable {
                 modified = true
                 return sum
             }
+            context.notify(.hash, "hincrby", argument: 1)
             reply.integer(result)
         },
         // HINCRBYFLOAT key field increment
@@ -151,6 +157,7 @@ extension CommandTable {
                 return text
             }
             text.withBytes { reply.bulk($0) }
+            context.notify(.hash, "hincrbyfloat", argument: 1)
             context.propagate([Array("HSET".utf8), arguments.bytes(1), arguments.bytes(2), text.array])
         },
         // HKEYS key
@@ -218,7 +225,7 @@ enum HashFamily {
     @inline(__always)
     static func readHash(_ context: CommandContext) throws(CommandError) -> HashValue? {
         let value = context.db.value(context.key(1))
-        context.recordLookup(found: value != nil)
+        context.recordLookup(found: value != nil, argument: 1)
         switch value {
         case nil: return nil
         case .hash(let hash)?: return hash
@@ -230,7 +237,7 @@ enum HashFamily {
     static func setFields(_ context: inout CommandContext, command: String) throws(CommandError) -> Int {
         let arguments = context.arguments
         guard arguments.count % 2 == 0 else { throw .wrongArity(command) }
-        return try context.db.modify(context.key(1)) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) -> Int in
+        let added = try context.db.modify(context.key(1)) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) -> Int in
             let hash = try hashForWriting(&value)
             var added = 0
             var index = 2
@@ -243,6 +250,8 @@ enum HashFamily {
             modified = true
             return added
         }
+        context.notify(.hash, "hset", argument: 1)
+        return added
     }
 
     /// HKEYS/HVALS (arrays) and HGETALL (a map: RESP3 `%`, RESP2 a flat array).

@@ -85,6 +85,7 @@ extension CommandTable {
             let expiry: ExpiryUpdate
             if case .expiresAt(let at) = sourceDatabase.expiry(source) { expiry = .at(at) } else { expiry = .remove }
             target.set(destination, value.duplicate(), expiry: expiry)
+            context.notify(.generic, "copy_to", key: destination.bytes, database: targetDatabase)
             if value.type == .list || value.type == .zset { context.signalReady(destination, inDatabase: targetDatabase) }
             reply.integer(1)
         },
@@ -102,6 +103,8 @@ extension CommandTable {
                 return
             }
             target.set(key, value, expiry: expireAt.map { .at($0) } ?? .remove)
+            context.notify(.generic, "move_from", argument: 1)
+            context.notify(.generic, "move_to", key: key.bytes, database: number)
             if value.type == .list || value.type == .zset { context.signalReady(key, inDatabase: number) }
             reply.integer(1)
         },
@@ -156,6 +159,7 @@ extension CommandTable {
                 return
             }
             context.db.setExpiry(key, at: nil)
+            context.notify(.generic, "persist", argument: 1)
             reply.integer(1)
         },
         // KEYS pattern
@@ -294,7 +298,10 @@ enum KeyFamily {
     static func deleteGeneric(_ context: inout CommandContext, _ reply: inout ReplyWriter) {
         let db = context.db
         var deleted = 0
-        for index in 1..<context.arguments.count where db.delete(context.key(index)) { deleted += 1 }
+        for index in 1..<context.arguments.count where db.delete(context.key(index)) {
+            deleted += 1
+            context.notify(.generic, "del", argument: index)
+        }
         reply.integer(deleted)
     }
 
@@ -308,6 +315,8 @@ enum KeyFamily {
         if onlyIfMissing && db.exists(destination) { return false }
         guard let (value, expireAt) = db.take(source) else { throw .noSuchKey }
         db.set(destination, value, expiry: expireAt.map { .at($0) } ?? .remove)
+        context.notify(.generic, "rename_from", argument: 1)
+        context.notify(.generic, "rename_to", argument: 2)
         if value.type == .list || value.type == .zset { context.signalReady(destination) }
         return true
     }
@@ -356,6 +365,8 @@ enum KeyFamily {
             }
         }
         db.setExpiry(key, at: expireAt)
+        // A time already past deletes the key (not on a replica, which waits for its primary's DEL).
+        context.notify(.generic, db.exists(key) ? "expire" : "del", argument: 1)
         reply.integer(1)
     }
 

@@ -88,6 +88,7 @@ extension CommandTable {
                 list.replace(at: position, with: arguments.withBytes(3) { CompactBytes($0) })
                 modified = true
             }
+            context.notify(.list, "lset", argument: 1)
             reply.ok()
         },
         // LINSERT key <BEFORE | AFTER> pivot element
@@ -111,6 +112,7 @@ extension CommandTable {
                 modified = true
                 return list.count
             }
+            if length > 0 { context.notify(.list, "linsert", argument: 1) }
             reply.integer(length)
         },
         // LREM key count element
@@ -119,15 +121,21 @@ extension CommandTable {
             context, reply throws(CommandError) in
             let limit = try context.integer(2)
             let arguments = context.arguments
+            var emptied = false
             let removed = try context.db.modify(context.key(1)) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) -> Int in
                 guard let stored = value else { return 0 }
                 guard case .list(let list) = stored else { throw .wrongType }
                 let member = arguments.withBytes(3) { CompactBytes($0) }
                 let removed = list.remove(member, limit: limit == Int.min ? Int.max : abs(limit), fromTail: limit < 0)
                 if removed > 0 { modified = true }
-                if list.count == 0 { value = nil }
+                if list.count == 0 {
+                    value = nil
+                    emptied = true
+                }
                 return removed
             }
+            if removed > 0 { context.notify(.list, "lrem", argument: 1) }
+            if emptied { context.notify(.generic, "del", argument: 1) }
             reply.integer(removed)
         },
         // LTRIM key start stop
@@ -136,6 +144,7 @@ extension CommandTable {
             context, reply throws(CommandError) in
             let start = try context.integer(2)
             let stop = try context.integer(3)
+            var trimmed = false, emptied = false
             try context.db.modify(context.key(1)) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) in
                 guard let stored = value else { return }
                 guard case .list(let list) = stored else { throw .wrongType }
@@ -146,8 +155,14 @@ extension CommandTable {
                     list.trim(head: length, tail: 0)
                 }
                 modified = true
-                if list.count == 0 { value = nil }
+                trimmed = true
+                if list.count == 0 {
+                    value = nil
+                    emptied = true
+                }
             }
+            if trimmed { context.notify(.list, "ltrim", argument: 1) }
+            if emptied { context.notify(.generic, "del", argument: 1) }
             reply.ok()
         },
         // LPOS key element [RANK rank] [COUNT num-matches] [MAXLEN len]
@@ -244,10 +259,10 @@ enum ListFamily {
     /// The list at argument `key` for a read (counts a hit or miss), `nil` if missing, WRONGTYPE for other types.
     static func read(_ context: CommandContext, key: Int) throws(CommandError) -> ListValue? {
         guard let value = context.db.value(context.key(key)) else {
-            context.recordLookup(found: false)
+            context.recordLookup(found: false, argument: key)
             return nil
         }
-        context.recordLookup(found: true)
+        context.recordLookup(found: true, argument: key)
         guard case .list(let list) = value else { throw .wrongType }
         return list
     }
@@ -306,7 +321,10 @@ enum ListFamily {
             modified = true
             return list.count
         }
-        if length > 0 { context.signalReady(key) }
+        if length > 0 {
+            context.notify(.list, end == .head ? "lpush" : "rpush", argument: 1)
+            context.signalReady(key)
+        }
         reply.integer(length)
     }
 
@@ -317,6 +335,7 @@ enum ListFamily {
         guard arguments.count <= 3 else { throw .wrongArity(context.spec.name) }
         let hasCount = arguments.count == 3
         let count = hasCount ? try integer(arguments, 2, in: 0...Int.max, message: notPositive.message) : 1
+        var popped = false, emptied = false
         try context.db.modify(context.key(1)) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) in
             guard let stored = value else {
                 if hasCount { reply.nullArray() } else { reply.null() }
@@ -332,8 +351,19 @@ enum ListFamily {
                 for _ in 0..<taken { writeMember(list.pop(from: end)!, &reply) }
             }
             modified = true
-            if list.count == 0 { value = nil }
+            popped = true
+            if list.count == 0 {
+                value = nil
+                emptied = true
+            }
         }
+        if popped { notifyPopped(context, argument: 1, from: end, emptied: emptied) }
+    }
+
+    /// The events of elements popped from the list at argument `index` (redis listElementsRemoved).
+    static func notifyPopped(_ context: CommandContext, argument index: Int, from end: ListEnd, emptied: Bool) {
+        context.notify(.list, end == .head ? "lpop" : "rpop", argument: index)
+        if emptied { context.notify(.generic, "del", argument: index) }
     }
 
     /// Pops from the first of `keys` holding a non-empty list (redis mpopGenericCommand / the serving part of
@@ -352,6 +382,7 @@ enum ListFamily {
             }
             reply.arrayHeader(2)
             writeMember(key.bytes, &reply)
+            var emptied = false
             try db.modify(key) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) in
                 if let count {
                     let taken = min(count, list.count)
@@ -361,8 +392,12 @@ enum ListFamily {
                     writeMember(list.pop(from: end)!, &reply)
                 }
                 modified = true
-                if list.count == 0 { value = nil }
+                if list.count == 0 {
+                    value = nil
+                    emptied = true
+                }
             }
+            notifyPopped(context, argument: index, from: end, emptied: emptied)
             if context.spec.flags.contains(.blocking) {
                 // Replicas get the non-blocking pop of the key that was served (redis rewrites BLPOP as LPOP).
                 let name = Array((end == .head ? "LPOP" : "RPOP").utf8)
@@ -428,12 +463,18 @@ enum ListFamily {
                 modified = true
                 return member
             }
+            context.notify(.list, to == .head ? "lpush" : "rpush", argument: 2)
+            notifyPopped(context, argument: 1, from: from, emptied: false)
         } else {
             if let destinationValue = db.value(destination), destinationValue.type != .list { throw .wrongType }
+            var emptied = false
             member = try db.modify(source) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) -> CompactBytes in
                 guard case .list(let list)? = value, let member = list.pop(from: from) else { throw .wrongType }
                 modified = true
-                if list.count == 0 { value = nil }
+                if list.count == 0 {
+                    value = nil
+                    emptied = true
+                }
                 return member
             }
             try db.modify(destination) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) in
@@ -447,6 +488,9 @@ enum ListFamily {
                 list.push(member, at: to)
                 modified = true
             }
+            // redis's order: the push, then the pop and the source's deletion.
+            context.notify(.list, to == .head ? "lpush" : "rpush", argument: 2)
+            notifyPopped(context, argument: 1, from: from, emptied: emptied)
         }
         context.signalReady(destination)
         writeMember(member, &reply)

@@ -169,6 +169,7 @@ enum MigrateFamily {
             default:
                 if !copy {
                     db.delete(key)
+                    context.notify(.generic, "del", argument: movedPositions[offset])
                     if context.isPropagating { deleted.append(arguments.bytes(movedPositions[offset])) }
                 }
             }
@@ -220,7 +221,7 @@ enum MigrateFamily {
         if ttl > 0 {
             let at = absoluteTTL ? Int64(ttl) : context.now + Int64(ttl)
             if at <= context.now {
-                db.delete(key)
+                if db.delete(key) { context.notify(.generic, "del", argument: 1) }
                 reply.ok()
                 return
             }
@@ -232,6 +233,7 @@ enum MigrateFamily {
             }
         }
         db.set(key, value, expiry: expiry)
+        context.notify(.generic, "restore", argument: 1)
         context.signalReady(key)
         reply.ok()
     }

@@ -125,12 +125,13 @@ enum PersistenceFamily {
         }
         if let expireAt, expireAt <= context.now {
             // Already expired: as redis does, the key is removed (REPLACE) and nothing is stored.
-            db.delete(key)
+            if db.delete(key) { context.notify(.generic, "del", argument: 1) }
             reply.ok()
             return
         }
         db.set(key, value, expiry: expireAt.map { .at($0) } ?? .remove)
         if idleSeconds != nil || frequency != nil { db.restoreAccess(key, idleSeconds: idleSeconds, frequency: frequency) }
+        context.notify(.generic, "restore", argument: 1)
         if value.type == .list || value.type == .zset { context.signalReady(key) }
         reply.ok()
     }

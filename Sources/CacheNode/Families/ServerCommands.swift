@@ -187,6 +187,13 @@ enum ServerFamily {
             } catch {
                 throw CommandError(error.message)
             }
+            // A new maxmemory takes effect now, as in redis (which evicts before replying): the stripes' sizes, kept
+            // current only while a limit is set, are published and what is over the limit is evicted. Inside EXEC,
+            // which holds every stripe, EXEC's unlocking publishes them and the next write command evicts.
+            if !context.inTransaction && changes.contains(where: { $0.0.name == "maxmemory" }) && node.keyspace.maxMemory > 0 {
+                node.keyspace.publishSizes()
+                _ = node.keyspace.evictIfNeeded(now: context.now, baseline: node.baselineMemory.load(ordering: .relaxed))
+            }
             reply.ok()
         case "resetstat":
             node.stats.reset()

@@ -19,6 +19,7 @@ extension CommandTable {
                 if added > 0 { modified = true }
                 return added
             }
+            if added > 0 { context.notify(.set, "sadd", argument: 1) }
             reply.integer(added)
         },
         // SREM key member [member ...]
@@ -26,6 +27,7 @@ extension CommandTable {
                     summary: "Removes one or more members from a set. Deletes the set if the last member was removed.") {
             context, reply throws(CommandError) in
             let arguments = context.arguments
+            var emptied = false
             let removed = try context.db.modify(context.key(1)) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) -> Int in
                 guard let current = value else { return 0 }
                 guard case .set(let set) = current else { throw .wrongType }
@@ -34,12 +36,15 @@ extension CommandTable {
                     removed += 1
                     if set.count == 0 {
                         value = nil
+                        emptied = true
                         break
                     }
                 }
                 if removed > 0 { modified = true }
                 return removed
             }
+            if removed > 0 { context.notify(.set, "srem", argument: 1) }
+            if emptied { context.notify(.generic, "del", argument: 1) }
             reply.integer(removed)
         },
         // SMEMBERS key
@@ -128,7 +133,7 @@ extension CommandTable {
             let sets = try SetFamily.readSets(context, 2..<context.arguments.count)
             var result: [CompactBytes] = []
             SetFamily.intersection(sets, limit: 0) { result.append($0) }
-            reply.integer(SetFamily.store(result, context))
+            reply.integer(SetFamily.store(result, context, event: "sinterstore"))
         },
         // SUNION key [key ...]
         CommandSpec("sunion", arity: -2, flags: [.readonly], keys: .range(first: 1, last: -1, step: 1), group: .set,
@@ -140,7 +145,7 @@ extension CommandTable {
         CommandSpec("sunionstore", arity: -3, flags: [.write, .denyOOM], keys: .range(first: 1, last: -1, step: 1), group: .set,
                     summary: "Stores the union of multiple sets in a key.") { context, reply throws(CommandError) in
             let sets = try SetFamily.readSets(context, 2..<context.arguments.count)
-            reply.integer(SetFamily.store(SetFamily.unionOrDifference(sets, difference: false), context))
+            reply.integer(SetFamily.store(SetFamily.unionOrDifference(sets, difference: false), context, event: "sunionstore"))
         },
         // SDIFF key [key ...]
         CommandSpec("sdiff", arity: -2, flags: [.readonly], keys: .range(first: 1, last: -1, step: 1), group: .set,
@@ -152,7 +157,7 @@ extension CommandTable {
         CommandSpec("sdiffstore", arity: -3, flags: [.write, .denyOOM], keys: .range(first: 1, last: -1, step: 1), group: .set,
                     summary: "Stores the difference of multiple sets in a key.") { context, reply throws(CommandError) in
             let sets = try SetFamily.readSets(context, 2..<context.arguments.count)
-            reply.integer(SetFamily.store(SetFamily.unionOrDifference(sets, difference: true), context))
+            reply.integer(SetFamily.store(SetFamily.unionOrDifference(sets, difference: true), context, event: "sdiffstore"))
         },
         // SSCAN key cursor [MATCH pattern] [COUNT count]
         CommandSpec("sscan", arity: -3, flags: [.readonly], keys: .first, group: .set,
@@ -194,7 +199,7 @@ enum SetFamily {
     @inline(__always)
     static func readSet(_ context: CommandContext, _ index: Int) throws(CommandError) -> SetValue? {
         let value = context.db.value(context.key(index))
-        context.recordLookup(found: value != nil)
+        context.recordLookup(found: value != nil, argument: index)
         switch value {
         case nil: return nil
         case .set(let set)?: return set
@@ -266,13 +271,14 @@ enum SetFamily {
     }
 
     /// Stores `members` (distinct) at argument 1, replacing any value and TTL, or deletes it when empty; returns the
-    /// size.
-    static func store(_ members: [CompactBytes], _ context: CommandContext) -> Int {
+    /// size. Publishes `event`, or `del` when an empty result deleted the destination.
+    static func store(_ members: [CompactBytes], _ context: CommandContext, event: StaticString) -> Int {
         let destination = context.key(1)
         if members.isEmpty {
-            context.db.delete(destination)
+            if context.db.delete(destination) { context.notify(.generic, "del", argument: 1) }
         } else {
             context.db.set(destination, .set(SetValue.make(distinct: members)))
+            context.notify(.set, event, argument: 1)
         }
         return members.count
     }
@@ -285,15 +291,20 @@ enum SetFamily {
         let key = context.key(1)
         let db = context.db
         guard arguments.count == 3 else {
+            var emptied = false
             let popped = try db.modify(key) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) -> CompactBytes? in
                 guard let current = value else { return nil }
                 guard case .set(let set) = current else { throw .wrongType }
                 let position = db.withRandomGenerator(for: key) { Int.random(in: 0..<set.count, using: &$0) }
                 let member = set.remove(at: position)
-                if set.count == 0 { value = nil }
+                if set.count == 0 {
+                    value = nil
+                    emptied = true
+                }
                 modified = true
                 return member
             }
+            if popped != nil { notifyPopped(context, emptied: emptied) }
             if let popped { popped.withBytes { reply.bulk($0) } } else { reply.null() }
             // Replicas remove the member drawn here rather than draw their own (redis propagates SPOP as SREM).
             if let popped { context.propagate([Array("SREM".utf8), key.bytes.array, popped.array]) } else { context.suppressPropagation() }
@@ -301,6 +312,7 @@ enum SetFamily {
         }
         guard let count = arguments.integer(2) else { throw .notInteger }
         guard count >= 0 else { throw CommandError("value is out of range, must be positive") }
+        var emptied = false
         let popped = try db.modify(key) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) -> [CompactBytes] in
             guard let current = value else { return [] }
             guard case .set(let set) = current else { throw .wrongType }
@@ -308,6 +320,7 @@ enum SetFamily {
             modified = true
             if count >= set.count {
                 value = nil
+                emptied = true
                 return Array(set.members)
             }
             var positions = db.withRandomGenerator(for: key) {
@@ -317,11 +330,18 @@ enum SetFamily {
             return positions.map { set.remove(at: $0) }
         }
         replySet(popped, &reply)
+        if !popped.isEmpty { notifyPopped(context, emptied: emptied) }
         if popped.isEmpty {
             context.suppressPropagation()
         } else {
             context.propagate([Array("SREM".utf8), key.bytes.array] + popped.map(\.array))
         }
+    }
+
+    /// The events of SPOP: `spop`, and `del` when it took the last member.
+    private static func notifyPopped(_ context: CommandContext, emptied: Bool) {
+        context.notify(.set, "spop", argument: 1)
+        if emptied { context.notify(.generic, "del", argument: 1) }
     }
 
     /// SRANDMEMBER key [count] (redis 7.2 srandmemberCommand / srandmemberWithCountCommand): one random member as a
@@ -379,16 +399,25 @@ enum SetFamily {
         if let destinationValue = db.peek(destination), destinationValue.type != .set { throw .wrongType }
         let member = context.bytes(3)
         if source.bytes == destination.bytes { return sourceSet.contains(member) }
+        var emptied = false
         let removed = db.modify(source) { (value: inout StoredValue?, modified: inout Bool) -> Bool in
             guard case .set(let set)? = value, set.remove(member) else { return false }
-            if set.count == 0 { value = nil }
+            if set.count == 0 {
+                value = nil
+                emptied = true
+            }
             modified = true
             return true
         }
         guard removed else { return false }
-        try db.modify(destination) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) in
-            if try setForWriting(&value).add(member) { modified = true }
+        context.notify(.set, "srem", argument: 1)
+        if emptied { context.notify(.generic, "del", argument: 1) }
+        let added = try db.modify(destination) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) -> Bool in
+            guard try setForWriting(&value).add(member) else { return false }
+            modified = true
+            return true
         }
+        if added { context.notify(.set, "sadd", argument: 2) }
         return true
     }
 }

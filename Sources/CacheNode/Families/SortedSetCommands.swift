@@ -69,6 +69,7 @@ extension CommandTable {
                     summary: "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.",
                     since: "1.2.0") { context, reply throws(CommandError) in
             let arguments = context.arguments
+            var emptied = false
             let removed = try context.db.modify(context.key(1)) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) -> Int in
                 guard let current = value else { return 0 }
                 guard case .sortedSet(let zset) = current else { throw .wrongType }
@@ -77,9 +78,14 @@ extension CommandTable {
                     removed += 1
                 }
                 if removed > 0 { modified = true }
-                if zset.isEmpty { value = nil }
+                if zset.isEmpty {
+                    value = nil
+                    emptied = true
+                }
                 return removed
             }
+            if removed > 0 { context.notify(.sortedSet, "zrem", argument: 1) }
+            if emptied { context.notify(.generic, "del", argument: 1) }
             reply.integer(removed)
         },
         // ZREMRANGEBYRANK key start stop
@@ -88,7 +94,7 @@ extension CommandTable {
                     since: "2.0.0") { context, reply throws(CommandError) in
             let start = try context.integer(2)
             let stop = try context.integer(3)
-            try SortedSetFamily.removeRangeGeneric(&context, &reply) { zset in
+            try SortedSetFamily.removeRangeGeneric(&context, &reply, event: "zremrangebyrank") { zset in
                 guard let (first, last) = SortedSetFamily.clampRanks(start, stop, count: zset.count) else { return 0 }
                 return zset.removeRange(ranks: first, last)
             }
@@ -98,7 +104,7 @@ extension CommandTable {
                     summary: "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.",
                     since: "1.2.0") { context, reply throws(CommandError) in
             let range = try SortedSetFamily.scoreRange(context.arguments, 2, 3)
-            try SortedSetFamily.removeRangeGeneric(&context, &reply) { zset in
+            try SortedSetFamily.removeRangeGeneric(&context, &reply, event: "zremrangebyscore") { zset in
                 guard let first = zset.firstNode(in: range), let last = zset.lastNode(in: range) else { return 0 }
                 return zset.removeRange(ranks: first.rank, last.rank)
             }
@@ -108,7 +114,7 @@ extension CommandTable {
                     summary: "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.",
                     since: "2.8.9") { context, reply throws(CommandError) in
             let range = try SortedSetFamily.lexRange(context.arguments, 2, 3)
-            try SortedSetFamily.removeRangeGeneric(&context, &reply) { zset in
+            try SortedSetFamily.removeRangeGeneric(&context, &reply, event: "zremrangebylex") { zset in
                 guard let first = zset.firstNode(in: range), let last = zset.lastNode(in: range) else { return 0 }
                 return zset.removeRange(ranks: first.rank, last.rank)
             }
@@ -309,18 +315,26 @@ enum SortedSetFamily {
         }
     }
 
-    /// Replaces `destination` with a sorted set of `elements` (deletes it when empty); returns the stored count.
+    /// Replaces `destination` with a sorted set of `elements` (deletes it when empty); returns the stored count
+    /// (ZRANGESTORE).
     static func store(_ elements: [Element], at destination: Int, _ context: inout CommandContext) -> Int {
-        let key = context.key(destination)
-        guard !elements.isEmpty else {
-            context.db.delete(key)
-            return 0
-        }
         let zset = SortedSetValue()
         for element in elements { zset.add(element.member, score: element.score) }
-        context.db.set(key, .sortedSet(zset))
-        context.signalReady(key)
+        store(zset, at: destination, &context, event: "zrangestore")
         return zset.count
+    }
+
+    /// Replaces `destination` with `zset`, or deletes it when `zset` is empty; publishes `event`, or `del` when the
+    /// destination was deleted.
+    static func store(_ zset: SortedSetValue, at destination: Int, _ context: inout CommandContext, event: StaticString) {
+        let key = context.key(destination)
+        if zset.isEmpty {
+            if context.db.delete(key) { context.notify(.generic, "del", argument: destination) }
+        } else {
+            context.db.set(key, .sortedSet(zset))
+            context.notify(.sortedSet, event, argument: destination)
+            context.signalReady(key)
+        }
     }
 
     // MARK: ZADD / ZINCRBY
@@ -400,6 +414,7 @@ enum SortedSetFamily {
             }
             return (added, updated, processed, lastScore)
         }
+        if outcome.added + outcome.updated > 0 { context.notify(.sortedSet, increment ? "zincr" : "zadd", argument: 1) }
         if outcome.added > 0 { context.signalReady(key) }
         if increment {
             if outcome.processed > 0 { reply.double(outcome.score) } else { reply.null() }
@@ -432,16 +447,22 @@ enum SortedSetFamily {
     // MARK: ZREMRANGEBY*
 
     static func removeRangeGeneric(
-        _ context: inout CommandContext, _ reply: inout ReplyWriter, _ body: (SortedSetValue) -> Int
+        _ context: inout CommandContext, _ reply: inout ReplyWriter, event: StaticString, _ body: (SortedSetValue) -> Int
     ) throws(CommandError) {
+        var emptied = false
         let removed = try context.db.modify(context.key(1)) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) -> Int in
             guard let current = value else { return 0 }
             guard case .sortedSet(let zset) = current else { throw .wrongType }
             let removed = body(zset)
             if removed > 0 { modified = true }
-            if zset.isEmpty { value = nil }
+            if zset.isEmpty {
+                value = nil
+                emptied = true
+            }
             return removed
         }
+        if removed > 0 { context.notify(.sortedSet, event, argument: 1) }
+        if emptied { context.notify(.generic, "del", argument: 1) }
         reply.integer(removed)
     }
 
@@ -559,7 +580,8 @@ enum SortedSetFamily {
 
     /// Removes up to `count` members from one end of the sorted set at `key`.
     static func pop(_ context: inout CommandContext, key: KeyRef, count: Int, fromMax: Bool) throws(CommandError) -> [Element]? {
-        try context.db.modify(key) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) -> [Element]? in
+        var emptied = false
+        let popped = try context.db.modify(key) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) -> [Element]? in
             guard let current = value else { return nil }
             guard case .sortedSet(let zset) = current else { throw .wrongType }
             var popped: [Element] = []
@@ -569,9 +591,17 @@ enum SortedSetFamily {
                 zset.remove(node.member)
             }
             if !popped.isEmpty { modified = true }
-            if zset.isEmpty { value = nil }
+            if zset.isEmpty {
+                value = nil
+                emptied = true
+            }
             return popped
         }
+        if let popped, !popped.isEmpty {
+            context.notify(.sortedSet, fromMax ? "zpopmax" : "zpopmin", key: key.bytes)
+            if emptied { context.notify(.generic, "del", key: key.bytes) }
+        }
+        return popped
     }
 
     static func popCommand(_ context: inout CommandContext, _ reply: inout ReplyWriter, fromMax: Bool) throws(CommandError) {
@@ -885,13 +915,12 @@ enum SortedSetFamily {
         let zset = SortedSetValue()
         for (member, score) in result { zset.add(member, score: score) }
         if let destination {
-            let key = context.key(destination)
-            if zset.isEmpty {
-                context.db.delete(key)
-            } else {
-                context.db.set(key, .sortedSet(zset))
-                context.signalReady(key)
+            let event: StaticString = switch operation {
+            case .union: "zunionstore"
+            case .intersection, .intersectionCardinality: "zinterstore"
+            case .difference: "zdiffstore"
             }
+            store(zset, at: destination, &context, event: event)
             reply.integer(zset.count)
         } else {
             writeElements(rankRange(zset, 0, -1, reverse: false), withScores: withScores,

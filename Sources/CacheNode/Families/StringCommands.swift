@@ -55,7 +55,10 @@ extension CommandTable {
             let db = context.db
             let value = db.peek(key)
             try StringFamily.replyString(value, context: context, reply: &reply)
-            if value != nil { db.delete(key) }
+            if value != nil {
+                db.delete(key)
+                context.notify(.generic, "del", argument: 1)
+            }
         },
         // GETEX key [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | PERSIST]
         CommandSpec("getex", arity: -2, flags: [.write, .fast], keys: .first, group: .string,
@@ -85,8 +88,15 @@ extension CommandTable {
             guard value != nil else { return }
             switch expiry {
             case .keep: break
-            case .remove: db.setExpiry(key, at: nil)
-            case .at(let at): db.setExpiry(key, at: at)
+            case .remove:
+                if case .expiresAt = db.expiry(key) {
+                    db.setExpiry(key, at: nil)
+                    context.notify(.generic, "persist", argument: 1)
+                }
+            case .at(let at):
+                db.setExpiry(key, at: at)
+                // A time already past deletes the key (not on a replica, which waits for its primary's DEL).
+                context.notify(.generic, db.exists(key) ? "expire" : "del", argument: 1)
             }
         },
         // MGET key [key ...]
@@ -96,7 +106,7 @@ extension CommandTable {
             reply.arrayHeader(context.arguments.count - 1)
             for index in 1..<context.arguments.count {
                 let value = db.value(context.key(index))
-                context.recordLookup(found: value != nil)
+                context.recordLookup(found: value != nil, argument: index)
                 if let value, value.type == .string {
                     StringFamily.writeBulk(value, &reply)
                 } else {
@@ -112,6 +122,7 @@ extension CommandTable {
             let db = context.db
             for index in stride(from: 1, to: context.arguments.count, by: 2) {
                 db.set(context.key(index), context.arguments.withBytes(index + 1) { StoredValue.string(copying: $0) })
+                context.notify(.string, "set", argument: index)
             }
             reply.ok()
         },
@@ -127,6 +138,7 @@ extension CommandTable {
             }
             for index in stride(from: 1, to: context.arguments.count, by: 2) {
                 db.set(context.key(index), context.arguments.withBytes(index + 1) { StoredValue.string(copying: $0) })
+                context.notify(.string, "set", argument: index)
             }
             reply.integer(1)
         },
@@ -150,6 +162,8 @@ extension CommandTable {
                     return currentLength + suffix.count
                 }
             }
+            // redis notifies even when nothing was appended to an existing string.
+            context.notify(.string, "append", argument: 1)
             reply.integer(length)
         },
         // STRLEN key
@@ -211,6 +225,7 @@ extension CommandTable {
                 return text
             }
             text.withBytes { reply.bulk($0) }
+            context.notify(.string, "incrbyfloat", argument: 1)
             // Replicas store the result rather than redo the float arithmetic (redis: SET key result KEEPTTL).
             let key = context.arguments.bytes(1)
             context.propagate([Array("SET".utf8), key, text.array, Array("KEEPTTL".utf8)])
@@ -255,6 +270,7 @@ extension CommandTable {
                     return bytes.count
                 }
             }
+            if context.arguments.withBytes(3, { !$0.isEmpty }) { context.notify(.string, "setrange", argument: 1) }
             reply.integer(length)
         },
     ]
@@ -280,11 +296,11 @@ enum StringFamily {
     /// Replies with a string value, null if missing, WRONGTYPE for other types.
     static func replyString(_ value: StoredValue?, context: CommandContext, reply: inout ReplyWriter) throws(CommandError) {
         guard let value else {
-            context.recordLookup(found: false)
+            context.recordLookup(found: false, argument: 1)
             reply.null()
             return
         }
-        context.recordLookup(found: true)
+        context.recordLookup(found: true, argument: 1)
         guard value.withStringBytes({ reply.bulk($0) }) != nil else { throw .wrongType }
     }
 
@@ -357,6 +373,7 @@ enum StringFamily {
         // Fast path: plain SET without conditions or GET never needs the old value.
         if options.condition == .always && !options.returnOld {
             db.set(key, context.arguments.withBytes(valueIndex) { StoredValue.string(copying: $0) }, expiry: options.expiry)
+            notifySet(context, key: keyIndex, options: options)
             if options.replyStyle == .integer { reply.integer(1) } else { reply.ok() }
             return
         }
@@ -370,6 +387,7 @@ enum StringFamily {
         }
         if allowed {
             db.set(key, context.arguments.withBytes(valueIndex) { StoredValue.string(copying: $0) }, expiry: options.expiry)
+            notifySet(context, key: keyIndex, options: options)
         }
         if options.returnOld {
             if let old { writeBulk(old, &reply) } else { reply.null() }
@@ -380,6 +398,12 @@ enum StringFamily {
         } else {
             reply.null()
         }
+    }
+
+    /// The events of a SET that stored its value: `set`, and `expire` when it gave the key a TTL.
+    private static func notifySet(_ context: CommandContext, key: Int, options: SetOptions) {
+        context.notify(.string, "set", argument: key)
+        if case .at = options.expiry { context.notify(.generic, "expire", argument: key) }
     }
 
     /// INCR/DECR/INCRBY/DECRBY (redis incrDecrCommand).
@@ -399,6 +423,7 @@ enum StringFamily {
             modified = true
             return sum
         }
+        context.notify(.string, "incrby", argument: 1)
         reply.integer(result)
     }
 

@@ -21,6 +21,8 @@ public struct NodeConfiguration: Sendable {
     public var maxMemorySamples = 5
     public var lfuLogFactor = 10
     public var lfuDecayTime = 1
+    /// `notify-keyspace-events`: which keyspace events are published (none by default).
+    public var notifyKeyspaceEvents: KeyspaceEventClasses = []
     public var directory = "."
     /// The snapshot file in `directory`. Not redis's `dump.rdb`: the format is cache-node's own (tools that read RDB
     /// files must not mistake it for one).
@@ -348,6 +350,13 @@ struct ConfigParameter: Sendable {
         .init(name: "requirepass", aliases: [], mutable: true, get: { $0.requirePass ?? "" },
               set: { $0.requirePass = $1.isEmpty ? nil : $1 }),
         .init(name: "maxmemory", aliases: [], mutable: true, get: { String($0.maxMemory) }, set: { $0.maxMemory = try memory($1) }),
+        .init(name: "notify-keyspace-events", aliases: [], mutable: true, get: { $0.notifyKeyspaceEvents.configurationString },
+              set: { config, value in
+                  guard let classes = KeyspaceEventClasses(configuration: value) else {
+                      throw ConfigurationError("Invalid event class character. Use '\(KeyspaceEventClasses.validCharacters)'.")
+                  }
+                  config.notifyKeyspaceEvents = classes
+              }),
         .init(name: "maxmemory-policy", aliases: [], mutable: true, get: { $0.maxMemoryPolicy.name },
               set: { config, value in
                   guard let policy = EvictionPolicy(name: value) else {

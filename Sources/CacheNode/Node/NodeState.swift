@@ -16,7 +16,9 @@ public final class NodeState: Sendable {
     /// INFO counters.
     public let stats: NodeStats
     /// Pub/sub channels and patterns.
-    public let pubsub = PubSubHub()
+    public let pubsub: PubSubHub
+    /// Keyspace notifications (`notify-keyspace-events`), published on ``pubsub``.
+    public let keyspaceEvents: KeyspaceNotifier
     /// Cluster mode state (`cluster-enabled yes`), `nil` otherwise: the dispatcher's one check.
     public let cluster: ClusterState?
     /// Clients waiting in BLPOP and friends.
@@ -87,8 +89,12 @@ public final class NodeState: Sendable {
         self.commands = commands
         self.stats = NodeStats(commandCount: commands.commands.count)
         self.replication = ReplicationState(configuration: configuration)
+        let pubsub = PubSubHub()
+        self.pubsub = pubsub
+        self.keyspaceEvents = KeyspaceNotifier(hub: pubsub)
         self.keyspace = Keyspace(
-            databases: configuration.databases, stripeCount: Self.keyspaceStripes, seed: UInt64.random(in: 0 ... .max), observer: replication,
+            databases: configuration.databases, stripeCount: Self.keyspaceStripes, seed: UInt64.random(in: 0 ... .max),
+            observer: NodeKeyspaceObserver(replication: replication, notifier: keyspaceEvents),
             slotStriped: configuration.clusterEnabled)
         self.cluster = configuration.clusterEnabled ? ClusterState(configuration: configuration) : nil
         self.configurationStorage = Mutex(configuration)
@@ -123,6 +129,8 @@ public final class NodeState: Sendable {
         keyspace.evictionSamples = configuration.maxMemorySamples
         keyspace.lfuLogFactor = configuration.lfuLogFactor
         keyspace.lfuDecayTime = configuration.lfuDecayTime
+        keyspaceEvents.classes = configuration.notifyKeyspaceEvents
+        keyspace.reportsAddedKeys = configuration.notifyKeyspaceEvents.contains(.newKey)
         replication.apply(configuration)
         appendOnly.apply(configuration, node: self)
     }

@@ -2,8 +2,7 @@
 // starts a node and scripts that CONFIG SET them keep working: encoding thresholds (cache-node picks its own
 // representations), lazy freeing, fsync and RDB tuning of redis's own formats, process titles, logo, THP. Each is
 // validated as redis validates it and CONFIG GET shows what was set (redis's default otherwise); the node logs at
-// start-up every one set to something other than redis's default, since it has no effect here. A directive whose
-// silent acceptance would mislead (keyspace notifications) is accepted only at its "off" value.
+// start-up every one set to something other than redis's default, since it has no effect here.
 
 /// One accepted redis directive.
 struct RedisCompatibilityDirective: Sendable {
@@ -13,8 +12,6 @@ struct RedisCompatibilityDirective: Sendable {
         case memory
         case choice([String])
         case text
-        /// Only `value` is accepted; anything else is refused with `reason`.
-        case only(value: String, reason: String)
     }
 
     let name: String
@@ -45,9 +42,6 @@ struct RedisCompatibilityDirective: Sendable {
             }
             return value.lowercased()
         case .text:
-            return value
-        case .only(let accepted, let reason):
-            guard value == accepted else { throw ConfigurationError(reason) }
             return value
         }
     }
@@ -81,8 +75,6 @@ struct RedisCompatibilityDirective: Sendable {
             .init("list-max-listpack-size", "-2", .integer(-5...Int(Int32.max)), aliases: ["list-max-ziplist-size"]),
             .init("locale-collate", "", .text),
             .init("no-appendfsync-on-rewrite", "no", .bool),
-            .init("notify-keyspace-events", "", .only(
-                value: "", reason: "keyspace notifications are not supported by cache-node (only \"\" is accepted)")),
             .init("oom-score-adj", "no", .choice(["no", "yes", "relative", "absolute"])),
             .init("oom-score-adj-values", "0 200 800", .text),
             .init("proc-title-template", "{title} {listen-addr} {server-mode}", .text),

@@ -283,25 +283,31 @@ public final class PubSubHub: Sendable {
 
     // MARK: publishing (on the publisher's event loop)
 
+    /// Encodes the messages the node publishes itself.
+    private static let allocator = ByteBufferAllocator()
+
     /// Delivers `message` on `channel` to its subscribers and, for `.channel`, to clients whose patterns match.
     /// - Parameters:
     ///   - channel: the channel name (PUBLISH's first argument).
     ///   - message: the payload.
     ///   - kind: `.channel` (PUBLISH) or `.shardChannel` (SPUBLISH).
-    ///   - publisher: the publishing client (its own messages come back in the outcome, see ``PublishOutcome``).
+    ///   - publisher: the publishing client (its own messages come back in the outcome, see ``PublishOutcome``);
+    ///     `nil` for messages the node itself publishes (keyspace notifications), which every receiver, the client
+    ///     whose command caused them included, gets through its outbox, after that command's reply.
     ///   - deferred: deliver the publisher's own messages from a task instead of returning them (inside EXEC).
-    func publish(channel: ByteBuffer, message: ByteBuffer, _ kind: PubSubKind, from publisher: ClientSession, deferred: Bool) -> PublishOutcome {
+    func publish(channel: ByteBuffer, message: ByteBuffer, _ kind: PubSubKind, from publisher: ClientSession?, deferred: Bool) -> PublishOutcome {
         let name = channel.withUnsafeReadableBytes { CompactBytes($0) }
         // Looked up and queued under one lock: an UNSUBSCRIBE, RESET or HELLO of a subscriber happens wholly before
         // this message (which then does not reach it, or is encoded in its new protocol) or wholly after (its
         // command writes the message ahead of its reply), as with redis's single thread.
+        let allocator = publisher?.connection.allocator ?? Self.allocator
         return state.withLock { state -> PublishOutcome in
             let direct = kind == .shardChannel ? state.shardChannels[name] : state.channels[name]
             var delivery = Delivery(publisher: publisher, deferred: deferred)
             if let direct {
                 var encoding = MessageEncoding(
                     word: kind == .shardChannel ? "smessage" : "message", pattern: nil, channel: channel, message: message,
-                    allocator: publisher.connection.allocator)
+                    allocator: allocator)
                 for outbox in direct.values { delivery.deliver(to: outbox, &encoding) }
             }
             if kind == .channel && !state.patterns.isEmpty {
@@ -309,7 +315,7 @@ public final class PubSubHub: Sendable {
                     for (pattern, subscribers) in state.patterns where pattern.withBytes({ GlobPattern.matches($0, channelBytes) }) {
                         var encoding = MessageEncoding(
                             word: "pmessage", pattern: pattern, channel: channel, message: message,
-                            allocator: publisher.connection.allocator)
+                            allocator: allocator)
                         for outbox in subscribers.values { delivery.deliver(to: outbox, &encoding) }
                     }
                 }
@@ -369,12 +375,12 @@ private struct MessageEncoding {
 /// Routes encoded messages: the publisher's own messages go back to the command, everyone else's into their
 /// outbox.
 private struct Delivery {
-    let publisher: ClientSession
+    let publisher: ClientSession?
     let deferred: Bool
     var receivers = 0
     var ownMessages: [ByteBuffer] = []
 
-    init(publisher: ClientSession, deferred: Bool) {
+    init(publisher: ClientSession?, deferred: Bool) {
         self.publisher = publisher
         self.deferred = deferred
     }
@@ -384,7 +390,7 @@ private struct Delivery {
         let subscriber = outbox.session
         let isPublisher = subscriber === publisher
         // Another client's protocol is read through its locked info; the publisher's own is ours to read.
-        let version = isPublisher ? publisher.protocolVersion : RESPVersion(rawValue: subscriber.snapshot.protocolVersion) ?? .v2
+        let version = isPublisher ? subscriber.protocolVersion : RESPVersion(rawValue: subscriber.snapshot.protocolVersion) ?? .v2
         let buffer = encoding.encoded(version)
         if isPublisher && !deferred {
             ownMessages.append(buffer)

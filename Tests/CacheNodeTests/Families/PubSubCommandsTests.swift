@@ -103,10 +103,10 @@ struct PubSubCommandsTests {
         #expect(try subscriber.allReplies() == [.array([.bulk(Array("message".utf8)), .bulk(Array("news".utf8)), .bulk(Array("second".utf8))])])
     }
 
-    // RESP3 pushes are not replies: with CLIENT REPLY OFF a subscriber still gets its (un)subscribe confirmations and
-    // its messages (redis's pubsub.tcl "PubSub messages with CLIENT REPLY OFF" waited for them); under RESP2 the
-    // confirmations are replies and are dropped.
-    @Test func clientReplyOffKeepsResp3PushesButNotResp2Confirmations() throws {
+    // With CLIENT REPLY OFF a subscriber still gets its (un)subscribe confirmations and its messages, under RESP3
+    // (pushes) and RESP2 alike, as redis 7.2 sends them (pubsub.tcl's "PubSub messages with CLIENT REPLY OFF" and
+    // "Keyspace notifications: we receive keyspace notifications" wait for them).
+    @Test func clientReplyOffKeepsSubscriptionConfirmationsAndMessages() throws {
         let node = TestNode()
         let subscriber = try node.connect()
         let publisher = try node.connect()
@@ -127,7 +127,13 @@ struct PubSubCommandsTests {
         let resp2 = try node.connect()
         try resp2.write("CLIENT", "REPLY", "OFF")
         try resp2.write("SUBSCRIBE", "channel")
-        #expect(try resp2.allReplies().isEmpty)
+        #expect(try resp2.allReplies() == [.array([.bulk(Array("subscribe".utf8)), .bulk(Array("channel".utf8)), .integer(1)])])
+        #expect(try publisher.send("PUBLISH", "channel", "again") == .integer(2))  // resp2, and the first subscriber's pattern
+        #expect(try resp2.allReplies() == [.array([.bulk(Array("message".utf8)), .bulk(Array("channel".utf8)), .bulk(Array("again".utf8))])])
+        let skipping = try node.connect()
+        try skipping.write("CLIENT", "REPLY", "SKIP")
+        try skipping.write("PSUBSCRIBE", "*")
+        #expect(try skipping.allReplies() == [.array([.bulk(Array("psubscribe".utf8)), .bulk(Array("*".utf8)), .integer(1)])])
     }
 
     @Test func everySubscriberOfAChannelGetsTheMessage() throws {

@@ -32,6 +32,7 @@ struct ServerCommandsTests {
         #expect(try client.send("CONFIG", "SET", "client-output-buffer-limit", "replica 1gb 512mb 120") == .simple("OK"))
         #expect(try client.send("CONFIG", "SET", "hash-max-ziplist-entries", "256") == .simple("OK"))
         #expect(try client.send("CONFIG", "SET", "oom-score-adj-values", "0 100 900") == .simple("OK"))
+        #expect(try client.send("CONFIG", "SET", "notify-keyspace-events", "Kx$") == .simple("OK"))
         #expect(try client.send("CONFIG", "REWRITE") == .simple("OK"))
 
         let reread = try NodeConfiguration.parse(arguments: [file])

@@ -69,6 +69,36 @@ for protocol in (None, 3, 2):
     check(f"{tag} monitor command", seen["command"], 'SET watched key a "quoted" value')
     check(f"{tag} monitor db", seen["db"], 5)
     check(f"{tag} monitor time", abs(seen["time"] - time.time()) < 60, True)
+    # Keyspace notifications through redis-py's pub/sub: a write's event, then an expiry found by the active cycle
+    # (nobody reads the key) and reported on its keyevent channel.
+    check(f"{tag} notify-keyspace-events", r.config_set("notify-keyspace-events", "KEA"), True)
+    listener = r.pubsub()
+    listener.psubscribe("__keyevent@0__:*")
+    listener.subscribe("__keyspace@0__:session")
+    subscriptions = 0
+    while subscriptions < 2:
+        message = listener.get_message(timeout=5)
+        if message is None:
+            break
+        subscriptions += message["type"] in ("psubscribe", "subscribe")
+    check(f"{tag} keyspace subscriptions", subscriptions, 2)
+    r.set("session", "token", px=200)
+    events = []
+    deadline = time.time() + 10
+    while time.time() < deadline and (b"expired", b"session") not in events:
+        message = listener.get_message(timeout=1)
+        if message and message["type"] in ("message", "pmessage"):
+            channel = message["channel"]
+            if channel.startswith(b"__keyevent@0__:"):
+                events.append((channel[len(b"__keyevent@0__:"):], message["data"]))
+            else:
+                events.append((b"keyspace", message["data"]))
+    # Each event on the key's keyspace channel first, then on the event's keyevent channel, as redis publishes them.
+    check(f"{tag} keyspace events", events, [(b"keyspace", b"set"), (b"set", b"session"), (b"keyspace", b"expire"),
+                                             (b"expire", b"session"), (b"keyspace", b"expired"),
+                                             (b"expired", b"session")])
+    listener.close()
+    r.config_set("notify-keyspace-events", "")
     r.close()
 
 print("redis-py: all checks passed")
