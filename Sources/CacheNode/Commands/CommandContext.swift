@@ -119,6 +119,13 @@ public struct CommandContext {
         propagation = .suppressed
     }
 
+    /// Whether the command declared that it changed nothing (``suppressPropagation()``): a write command that did
+    /// not count as a change for the save rules (redis's `dirty`).
+    var changedNothing: Bool {
+        if case .suppressed = propagation { return true }
+        return false
+    }
+
     /// Publishes keyspace event `event` of class `type` for the key in argument `index`, in the client's database
     /// (redis notifyKeyspaceEvent). Does nothing, at the cost of one relaxed load, unless `notify-keyspace-events`
     /// enables the class.

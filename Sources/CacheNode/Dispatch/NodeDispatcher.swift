@@ -306,7 +306,7 @@ public struct NodeDispatcher: CommandDispatcher {
         do {
             try spec.handler(&context, &reply)
             // A blocking command that suspends has changed nothing yet: it counts, and is propagated, when served.
-            if spec.flags.contains(.write) && !context.suspends {
+            if spec.flags.contains(.write) && !context.suspends && !context.changedNothing {
                 context.session.stats.changesApplied.wrappingAdd(1, ordering: .relaxed)
                 // With the command's stripe locks still held: the stream order is the execution order per key.
                 if node.replication.isRecording { node.replication.propagate(context) }
@@ -391,7 +391,7 @@ public struct NodeDispatcher: CommandDispatcher {
         session.stats.commands.add(1, to: .calls, of: queued.commandIndex)
         do {
             try queued.spec.handler(&context, &reply)
-            if queued.spec.flags.contains(.write) {
+            if queued.spec.flags.contains(.write) && !context.changedNothing {
                 session.stats.changesApplied.wrappingAdd(1, ordering: .relaxed)
                 if node.replication.isRecording { node.replication.propagate(context) }
             }

@@ -258,7 +258,7 @@ extension CommandTable {
                         if patch.isEmpty { return 0 }
                         bytes = []
                     }
-                    guard offset + patch.count <= maximum else { throw .stringTooLong }
+                    guard offset <= maximum - patch.count else { throw .stringTooLong }  // (offset + count could overflow)
                     if bytes.count < offset + patch.count {
                         bytes.append(contentsOf: repeatElement(0, count: offset + patch.count - bytes.count))
                     }

@@ -73,6 +73,11 @@ struct StringCommandsTests {
         #expect(try client.send("GETRANGE", "k", "10", "5") == .string(""))
         #expect(try client.send("SETRANGE", "r", "5", "x") == .integer(6))
         #expect(try client.send("GET", "r") == .bulk([0, 0, 0, 0, 0, UInt8(ascii: "x")]))
+        // Offsets whose end would overflow are refused, not a crash (redis's "SETRANGE with huge offset").
+        for offset in ["9223372036854775807", "2147483647", "536870912"] {
+            #expect(try client.send("SETRANGE", "r", offset, "A") == .error("ERR string exceeds maximum allowed size (proto-max-bulk-len)"))
+        }
+        #expect(try client.send("SETRANGE", "r", "536870911", "") == .integer(6))
     }
 
     @Test func multiKeyCommandsAndGetVariants() throws {

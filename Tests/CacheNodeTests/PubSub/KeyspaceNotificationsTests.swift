@@ -153,6 +153,18 @@ struct KeyspaceNotificationsTests {
         ])
     }
 
+    @Test func bitmapEvents() throws {
+        let watch = try EventWatch("E$g")
+        let client = watch.client
+        _ = try client.send("SETBIT", "b", "3", "1")
+        _ = try client.send("SETBIT", "b", "3", "1")  // unchanged: no event
+        _ = try client.send("BITFIELD", "b", "GET", "u4", "0")
+        _ = try client.send("BITFIELD", "b", "INCRBY", "u4", "0", "1")
+        _ = try client.send("BITOP", "NOT", "n", "b")
+        _ = try client.send("BITOP", "AND", "n", "missing")
+        #expect(try watch.keyevents() == ["setbit b", "setbit b", "set n", "del n"])
+    }
+
     @Test func listEvents() throws {
         let watch = try EventWatch("Elg")
         let client = watch.client
