@@ -433,7 +433,7 @@ private final class PipelineClient {
     /// RESET, in the protocol since then), RESP3 types only after HELLO 3, no token of another pipeline.
     private func check(_ frame: WireFrame, what: String, token: String) throws {
         if let message = frame.pubSubMessage {
-            if !PipelineMix.publishedMessages.contains(message) {
+            if !PipelineMix.publishedMessages.contains(message) && !PipelineMix.isKeyspaceNotification(message) {
                 throw PipelineFailure(message: "\(what): a pub/sub message nobody published: \(frame)")
             }
             if !everSubscribed {
@@ -489,6 +489,25 @@ private enum PipelineMix {
     static let publishedMessages: Set<[String]> = [
         ["message", "ch", "hello"], ["pmessage", "c*", "ch", "hello"], ["smessage", "{t}s", "m"],
     ]
+    /// Whether `message` is a keyspace notification the mix's writes can cause: on `__keyspace@<db>__:<key>` (a key
+    /// of the mix or a counter) carrying an event name, or on `__keyevent@<db>__:<event>` carrying such a key.
+    static func isKeyspaceNotification(_ message: [String]) -> Bool {
+        let channel: String, payload: String
+        switch message.count {
+        case 3 where message[0] == "message": (channel, payload) = (message[1], message[2])
+        case 4 where message[0] == "pmessage" && message[1] == "__key*__:*": (channel, payload) = (message[2], message[3])
+        default: return false
+        }
+        func isKey(_ text: String) -> Bool { keys.contains(text) || text.hasPrefix("counter") }
+        func isEvent(_ text: String) -> Bool { !text.isEmpty && text.allSatisfy { $0.isLowercase || $0 == "_" } }
+        for (prefix, name, body) in [("__keyspace@", isKey, isEvent), ("__keyevent@", isEvent, isKey)] {
+            guard channel.hasPrefix(prefix), let separator = channel.range(of: "__:") else { continue }
+            let database = channel[channel.index(channel.startIndex, offsetBy: prefix.count)..<separator.lowerBound]
+            return !database.isEmpty && database.allSatisfy(\.isNumber) && name(String(channel[separator.upperBound...])) && body(payload)
+        }
+        return false
+    }
+
     /// Input the server must answer with a protocol error and a close.
     static let malformed = [
         "*2\r\n$3\r\nGET\r\n$-5\r\n", "*x\r\n", "GET \"unbalanced\r\n", "*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\n",
@@ -547,6 +566,11 @@ private enum PipelineMix {
         { r, _, _ in ["ZRANGESTORE", key(&r), key(&r), "0", "-1"] },
         { r, _, _ in ["ZUNIONSTORE", key(&r), "2", key(&r), key(&r)] }, { r, _, _ in ["ZPOPMIN", key(&r)] },
         { r, _, _ in ["ZMPOP", "2", key(&r), key(&r), "MIN"] },
+        // bitmaps (their writes grow or change strings in place)
+        { r, _, _ in ["SETBIT", key(&r), String(Int.random(in: 0...300, using: &r)), Bool.random(using: &r) ? "1" : "0"] },
+        { r, _, _ in ["BITFIELD", key(&r), "OVERFLOW", "SAT", "INCRBY", "u8", "#1", "9", "GET", "i16", "0"] },
+        { r, _, _ in ["BITCOUNT", key(&r), "0", "-1", "BIT"] }, { r, _, _ in ["BITPOS", key(&r), "0", "1"] },
+        { r, _, _ in ["BITOP", "XOR", key(&r), key(&r), key(&r)] }, { r, _, _ in ["GETBIT", key(&r), "3"] },
         // transactions outside a block: a WATCH that another loop may break, strays that are errors
         { r, _, _ in ["WATCH", key(&r), key(&r)] }, { _, _, _ in ["UNWATCH"] }, { _, _, _ in ["EXEC"] },
         { _, _, _ in ["DISCARD"] },
@@ -555,6 +579,9 @@ private enum PipelineMix {
         { _, _, _ in ["UNSUBSCRIBE"] }, { _, _, _ in ["PUNSUBSCRIBE"] }, { _, _, _ in ["SUNSUBSCRIBE", "{t}s"] },
         { _, _, _ in ["PUBLISH", "ch", "hello"] }, { _, _, _ in ["PUBLISH", "ch", "hello"] },
         { _, _, _ in ["SPUBLISH", "{t}s", "m"] }, { _, _, _ in ["PUBSUB", "CHANNELS"] },
+        // keyspace notifications: published by writes on both loops (inside EXEC too), and by expiry
+        { r, _, _ in ["CONFIG", "SET", "notify-keyspace-events", ["", "KEA", "Elgxn", "Km$s"].randomElement(using: &r)!] },
+        { _, _, _ in ["PSUBSCRIBE", "__key*__:*"] }, { r, _, _ in ["SUBSCRIBE", "__keyspace@0__:" + key(&r)] },
         // the connection
         { _, _, _ in ["PING"] }, { _, _, _ in ["ECHO", "e"] }, { r, _, _ in ["HELLO", Bool.random(using: &r) ? "3" : "2"] },
         { _, _, _ in ["RESET"] }, { _, _, _ in ["QUIT"] }, { r, _, _ in ["CLIENT", "SETNAME", "n\(number(&r))"] },
