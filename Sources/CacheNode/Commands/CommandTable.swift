@@ -12,7 +12,7 @@ public struct CommandTable: Sendable {
 
     /// The table with every family registered.
     public static let standard = CommandTable(families: [
-        stringCommands, bitmapCommands, keyCommands, connectionCommands, serverCommands, transactionCommands,
+        stringCommands, bitmapCommands, hyperLogLogCommands, keyCommands, connectionCommands, serverCommands, transactionCommands,
         hashCommands, listCommands, setCommands, sortedSetCommands, pubSubCommands,
         persistenceCommands,
         clusterCommands, migrateCommands,

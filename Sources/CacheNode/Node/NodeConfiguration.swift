@@ -23,6 +23,8 @@ public struct NodeConfiguration: Sendable {
     public var lfuDecayTime = 1
     /// `notify-keyspace-events`: which keyspace events are published (none by default).
     public var notifyKeyspaceEvents: KeyspaceEventClasses = []
+    /// `hll-sparse-max-bytes`: a HyperLogLog's sparse encoding is promoted to dense before it grows past this.
+    public var hllSparseMaxBytes = 3000
     public var directory = "."
     /// The snapshot file in `directory`. Not redis's `dump.rdb`: the format is cache-node's own (tools that read RDB
     /// files must not mistake it for one).
@@ -357,6 +359,8 @@ struct ConfigParameter: Sendable {
                   }
                   config.notifyKeyspaceEvents = classes
               }),
+        .init(name: "hll-sparse-max-bytes", aliases: [], mutable: true, get: { String($0.hllSparseMaxBytes) },
+              set: { $0.hllSparseMaxBytes = try memory($1) }),
         .init(name: "maxmemory-policy", aliases: [], mutable: true, get: { $0.maxMemoryPolicy.name },
               set: { config, value in
                   guard let policy = EvictionPolicy(name: value) else {

@@ -63,7 +63,6 @@ struct RedisCompatibilityDirective: Sendable {
             .init("dynamic-hz", "yes", .bool),
             .init("hash-max-listpack-entries", "128", int, aliases: ["hash-max-ziplist-entries"]),
             .init("hash-max-listpack-value", "64", .memory, aliases: ["hash-max-ziplist-value"]),
-            .init("hll-sparse-max-bytes", "3000", .memory),
             .init("jemalloc-bg-thread", "yes", .bool),
             .init("latency-monitor-threshold", "0", int),
             .init("lazyfree-lazy-eviction", "no", .bool),
