@@ -165,6 +165,15 @@ struct KeyspaceNotificationsTests {
         #expect(try watch.keyevents() == ["setbit b", "setbit b", "set n", "del n"])
     }
 
+    @Test func sortStoreEvents() throws {
+        let watch = try EventWatch("Elg")
+        _ = try watch.client.send("RPUSH", "src", "2", "1")
+        _ = try watch.client.send("SORT", "src", "STORE", "dst")
+        _ = try watch.client.send("SORT", "nothing", "STORE", "dst")
+        _ = try watch.client.send("SORT", "nothing", "STORE", "dst")
+        #expect(try watch.keyevents() == ["rpush src", "sortstore dst", "del dst"])
+    }
+
     @Test func listEvents() throws {
         let watch = try EventWatch("Elg")
         let client = watch.client
