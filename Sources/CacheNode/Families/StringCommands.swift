@@ -240,6 +240,11 @@ extension CommandTable {
                     summary: "Returns a substring from a string value.") { context, reply throws(CommandError) in
             try StringFamily.getRange(&context, &reply)
         },
+        // LCS key1 key2 [LEN] [IDX] [MINMATCHLEN min-match-len] [WITHMATCHLEN]
+        CommandSpec("lcs", arity: -3, flags: [.readonly], keys: .range(first: 1, last: 2, step: 1), group: .string,
+                    summary: "Finds the longest common substring.", since: "7.0.0") { context, reply throws(CommandError) in
+            try StringFamily.longestCommonSubsequence(context, &reply)
+        },
         // SETRANGE key offset value
         CommandSpec("setrange", arity: 4, flags: [.write, .denyOOM], keys: .first, group: .string,
                     summary: "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.",
@@ -453,6 +458,125 @@ enum StringFamily {
             }
             reply.bulk(UnsafeRawBufferPointer(rebasing: bytes[start...end]))
         }
+    }
+
+    /// LCS (redis lcsCommand): the longest common subsequence of two strings by dynamic programming, as the string,
+    /// its length (LEN), or the matching ranges from the end backwards (IDX, optionally only those of at least
+    /// MINMATCHLEN, WITHMATCHLEN adding each range's length). Missing keys are empty strings. The table takes
+    /// (len1 + 1) × (len2 + 1) × 4 bytes, refused past `proto-max-bulk-len` as redis refuses it.
+    static func longestCommonSubsequence(_ context: CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
+        let arguments = context.arguments
+        let db = context.db
+        var strings: [[UInt8]] = []
+        for index in 1...2 {
+            guard let value = db.value(context.key(index)) else {
+                strings.append([])
+                continue
+            }
+            guard let bytes = value.withStringBytes({ Array($0) }) else {
+                throw CommandError("The specified keys must contain string values")
+            }
+            strings.append(bytes)
+        }
+        var getLength = false, getIndexes = false, withMatchLength = false
+        var minimumMatch = 0
+        var index = 3
+        while index < arguments.count {
+            if arguments.matches(index, "idx") {
+                getIndexes = true
+            } else if arguments.matches(index, "len") {
+                getLength = true
+            } else if arguments.matches(index, "withmatchlen") {
+                withMatchLength = true
+            } else if arguments.matches(index, "minmatchlen") && index + 1 < arguments.count {
+                guard let value = arguments.integer(index + 1) else { throw .notInteger }
+                minimumMatch = max(value, 0)
+                index += 1
+            } else {
+                throw .syntax
+            }
+            index += 1
+        }
+        if getLength && getIndexes {
+            throw CommandError("If you want both the length and indexes, please just use IDX.")
+        }
+        let a = strings[0], b = strings[1]
+        let width = b.count + 1
+        let (cells, overflow) = (a.count + 1).multipliedReportingOverflow(by: width)
+        guard !overflow, cells <= context.node.configuration.protoMaxBulkLength / 4 else {
+            throw CommandError("Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len")
+        }
+        var table = [UInt32](repeating: 0, count: cells)
+        if !a.isEmpty && !b.isEmpty {
+            for i in 1...a.count {
+                for j in 1...b.count {
+                    table[i * width + j] = a[i - 1] == b[j - 1]
+                        ? table[(i - 1) * width + j - 1] + 1
+                        : max(table[(i - 1) * width + j], table[i * width + j - 1])
+                }
+            }
+        }
+        let length = Int(table[a.count * width + b.count])
+        if getLength {
+            reply.integer(length)
+            return
+        }
+        // Walk back from the end, collecting the subsequence and the ranges where both strings match in a row.
+        var result = [UInt8](repeating: 0, count: length)
+        var ranges: [(a: (Int, Int), b: (Int, Int))] = []
+        var remaining = length
+        var i = a.count, j = b.count
+        var rangeStart: (a: Int, b: Int)?
+        var rangeEnd = (a: 0, b: 0)
+        while i > 0 && j > 0 {
+            var emit = false
+            if a[i - 1] == b[j - 1] {
+                result[remaining - 1] = a[i - 1]
+                if let start = rangeStart {
+                    if start.a == i && start.b == j {
+                        rangeStart = (i - 1, j - 1)
+                    } else {
+                        emit = true
+                    }
+                } else {
+                    rangeStart = (i - 1, j - 1)
+                    rangeEnd = (i - 1, j - 1)
+                }
+                if let start = rangeStart, start.a == 0 || start.b == 0 { emit = true }
+                remaining -= 1
+                i -= 1
+                j -= 1
+            } else {
+                if table[(i - 1) * width + j] > table[i * width + j - 1] { i -= 1 } else { j -= 1 }
+                if rangeStart != nil { emit = true }
+            }
+            if emit, let start = rangeStart {
+                let matchLength = rangeEnd.a - start.a + 1
+                if minimumMatch == 0 || matchLength >= minimumMatch {
+                    ranges.append(((start.a, rangeEnd.a), (start.b, rangeEnd.b)))
+                }
+                rangeStart = nil
+            }
+        }
+        guard getIndexes else {
+            result.withUnsafeBytes { reply.bulk($0) }
+            return
+        }
+        reply.mapHeader(2)
+        reply.bulk("matches")
+        reply.arrayHeader(ranges.count)
+        for range in ranges {
+            reply.arrayHeader(withMatchLength ? 3 : 2)
+            reply.arrayHeader(2)
+            reply.integer(range.a.0)
+            reply.integer(range.a.1)
+            reply.arrayHeader(2)
+            reply.integer(range.b.0)
+            reply.integer(range.b.1)
+            if withMatchLength { reply.integer(range.a.1 - range.a.0 + 1) }
+        }
+        reply.bulk("len")
+        reply.integer(length)
     }
 
     /// The value with `suffix` appended, growing the heap block in place when it is uniquely referenced and has room.

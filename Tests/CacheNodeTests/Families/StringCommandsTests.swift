@@ -80,6 +80,29 @@ struct StringCommandsTests {
         #expect(try client.send("SETRANGE", "r", "536870911", "") == .integer(6))
     }
 
+    // redis's documented example (the LCS command page).
+    @Test func lcsReturnsTheSubsequenceItsLengthOrItsRanges() throws {
+        let client = try TestNode().connect()
+        _ = try client.send("MSET", "key1", "ohmytext", "key2", "mynewtext")
+        #expect(try client.send("LCS", "key1", "key2") == .string("mytext"))
+        #expect(try client.send("LCS", "key1", "key2", "LEN") == .integer(6))
+        let range = { (a: Int, b: Int, c: Int, d: Int) -> RESPValue in
+            .array([.array([.integer(a), .integer(b)]), .array([.integer(c), .integer(d)])])
+        }
+        #expect(try client.send("LCS", "key1", "key2", "IDX") == .array([
+            .string("matches"), .array([range(4, 7, 5, 8), range(2, 3, 0, 1)]), .string("len"), .integer(6),
+        ]))
+        #expect(try client.send("LCS", "key1", "key2", "IDX", "MINMATCHLEN", "4", "WITHMATCHLEN") == .array([
+            .string("matches"), .array([.array([.array([.integer(4), .integer(7)]), .array([.integer(5), .integer(8)]), .integer(4)])]),
+            .string("len"), .integer(6),
+        ]))
+        #expect(try client.send("LCS", "key1", "missing") == .string(""))
+        #expect(try client.send("LCS", "key1", "key2", "LEN", "IDX") == .error("ERR If you want both the length and indexes, please just use IDX."))
+        _ = try client.send("LPUSH", "list", "a")
+        #expect(try client.send("LCS", "key1", "list") == .error("ERR The specified keys must contain string values"))
+        #expect(try client.send("LCS", "key1", "key2", "NOPE") == .error("ERR syntax error"))
+    }
+
     @Test func multiKeyCommandsAndGetVariants() throws {
         let client = try TestNode().connect()
         #expect(try client.send("MSET", "a", "1", "b", "2") == .simple("OK"))
