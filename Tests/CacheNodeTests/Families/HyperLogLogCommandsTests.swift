@@ -1,6 +1,6 @@
 // Tests of the HyperLogLog family through the real decoder, dispatcher and reply writer (redis
 // tests/unit/hyperloglog.tcl). The known answers (bytes, PFDEBUG DECODE, estimates) are what redis-server 7.0.15
-// answers to the same commands; IntegrationTests/HyperLogLogAgainstRedisServerTests compares whole sketches live.
+// answers to the same commands; IntegrationTests/DataTypesAgainstRedisServerTests compares whole sketches live.
 import CacheNode
 import CacheNodeTestSupport
 import Testing

@@ -1,22 +1,14 @@
-// cache-node's HyperLogLogs against Debian's redis-server, side by side: the same elements sent to both must build
-// the same sketch byte for byte (sparse, through the promotion, dense), give the same estimates and merges, and a
-// sketch copied from one server to the other (GET, then SET) must keep working there.
+// cache-node's HyperLogLogs and geo indexes against Debian's redis-server, side by side. HyperLogLog: the same
+// elements sent to both must build the same sketch byte for byte (sparse, through the promotion, dense), give the
+// same estimates and merges, and a sketch copied from one server to the other (GET, then SET) must keep working
+// there. Geo: the same random points must get the same scores, and searches around random centres the same members,
+// distances and hashes in the same order.
+import CacheStore
+import Foundation
 import Testing
 
 @Suite(.serialized)
-struct HyperLogLogAgainstRedisServerTests {
-    /// A deterministic generator, so a mismatch can be replayed.
-    private struct SplitMix {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
+struct DataTypesAgainstRedisServerTests {
     @Test func sketchesEstimatesAndMergesMatchRedisServer() throws {
         let redis = try ServerProcess(executable: HiredisAgainstRedisServerTests.redisServerPath,
                                       extraArguments: HiredisAgainstRedisServerTests.redisArguments)
@@ -24,7 +16,7 @@ struct HyperLogLogAgainstRedisServerTests {
         let node = try CacheNodeProcess()
         defer { node.stop() }
         let servers = [try redis.connect(), try HiredisClient(port: node.port)]
-        var random = SplitMix(state: 2024)
+        var random = SplitMix64(seed: 2024)  // deterministic, so a mismatch can be replayed
         // Three sketches growing at different rates, with elements of every length (MurmurHash's tail handling).
         for round in 0..<60 {
             var commands: [[String]] = []
@@ -59,6 +51,41 @@ struct HyperLogLogAgainstRedisServerTests {
             _ = try servers[source].command(["COPY", "medium", "moved", "REPLACE"])
             let more = [["PFADD", "moved", "one", "two", "three"], ["GET", "moved"], ["PFCOUNT", "moved"]]
             #expect(try servers[target].pipeline(more) == (try servers[source].pipeline(more)))
+        }
+    }
+
+    @Test func geoScoresAndSearchesMatchRedisServer() throws {
+        let redis = try ServerProcess(executable: HiredisAgainstRedisServerTests.redisServerPath,
+                                      extraArguments: HiredisAgainstRedisServerTests.redisArguments)
+        defer { redis.stop() }
+        let node = try CacheNodeProcess()
+        defer { node.stop() }
+        let servers = [try redis.connect(), try HiredisClient(port: node.port)]
+        var random = SplitMix64(seed: 77)
+        func coordinate(_ range: ClosedRange<Double>) -> String {
+            String(format: "%.6f", Double.random(in: range, using: &random))
+        }
+        // 2,000 points around one region (so searches find many) and some anywhere.
+        var add = ["GEOADD", "points"]
+        for index in 0..<2000 {
+            let anywhere = index % 10 == 0
+            add += [anywhere ? coordinate(-180...180) : coordinate(12...16), anywhere ? coordinate(-85...85) : coordinate(36...40), "p\(index)"]
+        }
+        let commands = [add, ["ZRANGE", "points", "0", "-1", "WITHSCORES"], ["GEOHASH", "points", "p0", "p1", "p10"],
+                        ["GEOPOS", "points", "p0", "p5"], ["GEODIST", "points", "p0", "p1", "km"]]
+        #expect(try servers[1].pipeline(commands) == (try servers[0].pipeline(commands)))
+        for round in 0..<40 {
+            let centre = [coordinate(12...16), coordinate(36...40)]
+            let radius = String(Int.random(in: 1...300, using: &random))
+            let searches: [[String]] = [
+                ["GEORADIUS", "points"] + centre + [radius, "km", "WITHDIST", "WITHHASH", "ASC"],
+                ["GEOSEARCH", "points", "FROMLONLAT"] + centre + ["BYBOX", radius, String(Int(radius)! / 2 + 1), "km", "DESC", "COUNT", "25", "WITHDIST"],
+                ["GEOSEARCH", "points", "FROMMEMBER", "p\(round)", "BYRADIUS", radius, "mi", "ASC", "WITHCOORD"],
+            ]
+            let expected = try servers[0].pipeline(searches)
+            let actual = try servers[1].pipeline(searches)
+            #expect(actual == expected, "round \(round): \(searches[actual.indices.first { actual[$0] != expected[$0] } ?? 0])")
+            if actual != expected { break }
         }
     }
 }
