@@ -571,6 +571,13 @@ private enum PipelineMix {
         { r, _, _ in ["BITFIELD", key(&r), "OVERFLOW", "SAT", "INCRBY", "u8", "#1", "9", "GET", "i16", "0"] },
         { r, _, _ in ["BITCOUNT", key(&r), "0", "-1", "BIT"] }, { r, _, _ in ["BITPOS", key(&r), "0", "1"] },
         { r, _, _ in ["BITOP", "XOR", key(&r), key(&r), key(&r)] }, { r, _, _ in ["GETBIT", key(&r), "3"] },
+        // HyperLogLog, geo, SORT (whose BY and GET patterns lock the whole keyspace)
+        { r, _, _ in ["PFADD", key(&r), "a", number(&r)] }, { r, _, _ in ["PFCOUNT", key(&r), key(&r)] },
+        { r, _, _ in ["PFMERGE", key(&r), key(&r)] },
+        { r, _, _ in ["GEOADD", key(&r), "13.36", "38.11", "p", "15.08", "37.5", number(&r)] },
+        { r, _, _ in ["GEOSEARCH", key(&r), "FROMLONLAT", "15", "37", "BYRADIUS", "200", "km", "ASC", "WITHDIST"] },
+        { r, _, _ in ["SORT", key(&r), "BY", "k*", "GET", "#", "ALPHA", "LIMIT", "0", "5"] },
+        { r, _, _ in ["SORT", key(&r), "ALPHA", "STORE", key(&r)] },
         // transactions outside a block: a WATCH that another loop may break, strays that are errors
         { r, _, _ in ["WATCH", key(&r), key(&r)] }, { _, _, _ in ["UNWATCH"] }, { _, _, _ in ["EXEC"] },
         { _, _, _ in ["DISCARD"] },
