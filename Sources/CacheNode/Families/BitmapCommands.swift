@@ -134,8 +134,11 @@ enum BitmapFamily {
         }
     }
 
-    /// The in-place-or-copy step of ``modifyBits(_:bitLength:_:)``.
-    private static func withGrownBytes<Result>(
+    /// Runs `body` on the bytes of the string in `value` (which must be a string or `nil`) grown with zero bytes to
+    /// at least `length`: in place when `value` holds the only reference to a heap block with room, else in a new
+    /// block. `body` returns its result and whether it changed a byte; the second result says whether the value
+    /// changed at all (created, grown or changed). Also HyperLogLog's way to update a dense sketch in place.
+    static func withGrownBytes<Result>(
         _ value: inout StoredValue?, length: Int, _ body: (UnsafeMutableRawBufferPointer) -> (Result, Bool)
     ) -> (Result, dirty: Bool) {
         if case .string(var block)? = value {
@@ -161,11 +164,12 @@ enum BitmapFamily {
             value = .string(block)
         }
         // A new block: the key is missing, holds a short string, shares its block, or needs more room (which grows
-        // as sds does: double up to 1 MiB, then 1 MiB more).
+        // as sds does: double up to 1 MiB, then 1 MiB more; a copy that does not grow keeps the size).
         let existed = value != nil
         let oldLength = value?.stringLength ?? 0
         let newLength = max(oldLength, length)
-        let capacity = newLength < 1024 * 1024 ? newLength * 2 : newLength + 1024 * 1024
+        let capacity = newLength == oldLength ? newLength
+            : newLength < 1024 * 1024 ? newLength * 2 : newLength + 1024 * 1024
         let block = value.flatMap { $0.withStringBytes { HeapBytes.make(copying: $0, capacity: capacity) } }
             ?? HeapBytes.make(copying: UnsafeRawBufferPointer(start: nil, count: 0), capacity: capacity)
         let (result, changed) = block.withMutableBytes { (storage, count) -> (Result, Bool) in

@@ -486,17 +486,37 @@ enum HyperLogLogFamily {
         return bytes
     }
 
-    /// PFADD: whether any register changed (or the key was created).
+    /// The encoding of a valid sketch in `value`; WRONGTYPE for another type or an invalid sketch.
+    private static func encoding(of value: StoredValue) throws(CommandError) -> UInt8 {
+        guard let encoding = value.withStringBytes({ HyperLogLog.isValid($0) ? $0[4] : nil }) else { throw .wrongType }
+        guard let encoding else { throw HyperLogLog.notHLL }
+        return encoding
+    }
+
+    /// PFADD: whether any register changed (or the key was created). A dense sketch is updated in place (no copy of
+    /// its 12 KB) when the key holds the only reference to it.
     static func add(_ context: inout CommandContext) throws(CommandError) -> Bool {
         let arguments = context.arguments
         let maximum = sparseMaxBytes(context)
         let changed = try context.db.modify(context.key(1)) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) -> Bool in
             let created = value == nil
             var bytes: [UInt8]
-            if let current = value {
-                guard let existing = current.withStringBytes({ Array($0) }) else { throw .wrongType }
-                guard existing.withUnsafeBytes({ HyperLogLog.isValid($0) }) else { throw HyperLogLog.notHLL }
-                bytes = existing
+            if value != nil {
+                // No binding of the value here: a second reference would make the in-place update copy.
+                if try encoding(of: value!) == HyperLogLog.denseEncoding {
+                    let (updated, _) = BitmapFamily.withGrownBytes(&value, length: 0) { sketch -> (Bool, Bool) in
+                        var updated = false
+                        for index in 2..<max(2, arguments.count) {
+                            let (register, count) = arguments.withBytes(index) { HyperLogLog.pattern($0) }
+                            if HyperLogLog.denseSet(sketch, register, count) { updated = true }
+                        }
+                        if updated { HyperLogLog.invalidateCache(sketch) }
+                        return (updated, updated)
+                    }
+                    if updated { modified = true }
+                    return updated
+                }
+                bytes = value!.withStringBytes { Array($0) }!
             } else {
                 bytes = HyperLogLog.empty()
             }
@@ -530,15 +550,22 @@ enum HyperLogLogFamily {
             }
             return HyperLogLog.estimate(HyperLogLog.histogram(registers: registers))
         }
-        guard let bytes = try read(context, 1) else { return 0 }
-        if let cached = bytes.withUnsafeBytes({ HyperLogLog.cachedCardinality($0) }) { return cached }
-        guard let histogram = bytes.withUnsafeBytes({ HyperLogLog.histogram($0) }) else { throw HyperLogLog.invalid }
+        guard let value = context.db.value(context.key(1)) else { return 0 }
+        _ = try encoding(of: value)
+        // Read in place: the cached estimate, else the register histogram.
+        let known = value.withStringBytes { bytes -> (cached: UInt64?, histogram: [Int]?) in
+            if let cached = HyperLogLog.cachedCardinality(bytes) { return (cached, nil) }
+            return (nil, HyperLogLog.histogram(bytes))
+        }!
+        if let cached = known.cached { return cached }
+        guard let histogram = known.histogram else { throw HyperLogLog.invalid }
         let cardinality = HyperLogLog.estimate(histogram)
         // Cache it in the header, as redis does (a change of the value, though the sketch is the same).
         context.db.modify(context.key(1)) { (value: inout StoredValue?, modified: inout Bool) in
-            var updated = bytes
-            updated.withUnsafeMutableBytes { HyperLogLog.storeCardinality($0, cardinality) }
-            value = updated.withUnsafeBytes { StoredValue.string(copying: $0) }
+            _ = BitmapFamily.withGrownBytes(&value, length: 0) { sketch -> (Void, Bool) in
+                HyperLogLog.storeCardinality(sketch, cardinality)
+                return ((), true)
+            }
             modified = true
         }
         return cardinality
