@@ -411,7 +411,7 @@ enum KeyFamily {
             return
         }
         if arguments.matches(1, "encoding") {
-            reply.bulk(ObjectEncoding.name(of: value))
+            reply.bulk(ObjectEncoding.name(of: value, thresholds: ObjectEncoding.Thresholds(context.node.configuration)))
         } else if arguments.matches(1, "refcount") {
             reply.integer(1)
         } else if arguments.matches(1, "idletime") {
@@ -430,26 +430,63 @@ enum KeyFamily {
     }
 }
 
-/// The encoding names OBJECT ENCODING reports, following redis 7.2's thresholds so tools see familiar values.
+/// The encoding names OBJECT ENCODING reports, derived from the value's current size with redis 7.2's rules and the
+/// configured thresholds (`*-max-listpack-*`, `set-max-intset-entries`, `list-max-listpack-size`), so tools see the
+/// encoding redis would have. Unlike redis, a collection that shrinks back under a threshold reports the compact
+/// encoding again (redis converts one way only, lists aside).
 enum ObjectEncoding {
-    static func name(of value: StoredValue) -> String {
+    /// The thresholds, from the configuration (redis's defaults unless set).
+    struct Thresholds {
+        var hashEntries = 128, hashValue = 64
+        var setIntsetEntries = 512, setEntries = 128, setValue = 64
+        var zsetEntries = 128, zsetValue = 64
+        /// `list-max-listpack-size`: entries when positive; -1…-5 mean 4, 8, 16, 32, 64 KB.
+        var listSize = -2
+
+        init() {}
+
+        init(_ configuration: NodeConfiguration) {
+            func value(_ name: String) -> Int { RedisCompatibilityDirective.integer(name, in: configuration) }
+            (hashEntries, hashValue) = (value("hash-max-listpack-entries"), value("hash-max-listpack-value"))
+            (setIntsetEntries, setEntries, setValue) =
+                (value("set-max-intset-entries"), value("set-max-listpack-entries"), value("set-max-listpack-value"))
+            (zsetEntries, zsetValue) = (value("zset-max-listpack-entries"), value("zset-max-listpack-value"))
+            listSize = value("list-max-listpack-size")
+        }
+    }
+
+    static func name(of value: StoredValue, thresholds: Thresholds = Thresholds()) -> String {
         switch value {
         case .shortString, .string:
             let length = value.stringLength ?? 0
-            if length <= 20, value.withStringBytes({ RESPNumberParsing.parseInteger($0) }) != nil { return "int" }
+            // (withStringBytes' own optional unwrapped first: every string used to report "int".)
+            if length <= 20, (value.withStringBytes({ RESPNumberParsing.parseInteger($0) }) ?? nil) != nil { return "int" }
             return length <= 44 ? "embstr" : "raw"
         case .list(let list):
-            return list.items.count <= 128 && list.items.allSatisfy({ $0.count <= 64 }) ? "listpack" : "quicklist"
+            if thresholds.listSize > 0 { return list.count <= thresholds.listSize ? "listpack" : "quicklist" }
+            // A listpack's size: 7 bytes of header and end, and per entry its encoding, the bytes and a back length.
+            let limit = 4096 << min(max(-thresholds.listSize - 1, 0), 4)
+            var bytes = 7
+            for position in 0..<list.count {
+                let count = list.element(at: position).count
+                bytes += (count < 64 ? 1 : count < 4096 ? 2 : 5) + count + (count < 127 ? 1 : count < 16383 ? 2 : 3)
+                if bytes > limit { return "quicklist" }
+            }
+            return "listpack"
         case .hash(let hash):
-            return hash.fields.count <= 128 && hash.fields.allSatisfy({ $0.key.count <= 64 && $0.value.count <= 64 })
+            return hash.fields.count <= thresholds.hashEntries
+                && hash.fields.allSatisfy({ $0.key.count <= thresholds.hashValue && $0.value.count <= thresholds.hashValue })
                 ? "listpack" : "hashtable"
         case .set(let set):
-            if set.members.count <= 512 && set.members.allSatisfy({ $0.withBytes { RESPNumberParsing.parseInteger($0) } != nil }) {
+            if set.members.count <= thresholds.setIntsetEntries
+                && set.members.allSatisfy({ $0.withBytes { RESPNumberParsing.parseInteger($0) } != nil }) {
                 return "intset"
             }
-            return set.members.count <= 128 && set.members.allSatisfy({ $0.count <= 64 }) ? "listpack" : "hashtable"
+            return set.members.count <= thresholds.setEntries && set.members.allSatisfy({ $0.count <= thresholds.setValue })
+                ? "listpack" : "hashtable"
         case .sortedSet(let zset):
-            return zset.scores.count <= 128 && zset.scores.keys.allSatisfy({ $0.count <= 64 }) ? "listpack" : "skiplist"
+            return zset.scores.count <= thresholds.zsetEntries && zset.scores.keys.allSatisfy({ $0.count <= thresholds.zsetValue })
+                ? "listpack" : "skiplist"
         }
     }
 }

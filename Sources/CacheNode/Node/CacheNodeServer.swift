@@ -24,7 +24,11 @@ public enum CacheNodeServer {
     ) async throws {
         let node = NodeState(configuration: configuration)
         for (name, value) in RedisCompatibilityDirective.changed(in: configuration) {
-            logger.notice("'\(name) \(value)' is accepted for redis.conf compatibility and has no effect in cache-node")
+            if RedisCompatibilityDirective.all.first(where: { $0.name == name })?.isEncodingThreshold == true {
+                logger.notice("'\(name) \(value)' is accepted for redis.conf compatibility: it sets only the encoding OBJECT ENCODING reports (cache-node picks its own representations)")
+            } else {
+                logger.notice("'\(name) \(value)' is accepted for redis.conf compatibility and has no effect in cache-node")
+            }
         }
         // As redis: a pid file for init scripts and supervisors; failing to write it is a warning, not a stop.
         if let pidFile = configuration.pidFile {

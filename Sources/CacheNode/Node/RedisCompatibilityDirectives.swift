@@ -1,6 +1,6 @@
 // redis.conf directives cache-node accepts without acting on them, so that a redis.conf (redis 7.2's own, as shipped)
 // starts a node and scripts that CONFIG SET them keep working: encoding thresholds (cache-node picks its own
-// representations), lazy freeing, fsync and RDB tuning of redis's own formats, process titles, logo, THP. Each is
+// representations; the thresholds only set the encoding OBJECT ENCODING reports, as redis would have it), lazy freeing, fsync and RDB tuning of redis's own formats, process titles, logo, THP. Each is
 // validated as redis validates it and CONFIG GET shows what was set (redis's default otherwise); the node logs at
 // start-up every one set to something other than redis's default, since it has no effect here.
 
@@ -114,6 +114,18 @@ struct RedisCompatibilityDirective: Sendable {
                     configuration.redisCompatibilitySettings[directive.name] = try directive.canonical(value)
                 })
         }
+    }
+
+    /// Whether the directive is an encoding threshold (`*-max-listpack-*`, `*-max-ziplist-*`, `set-max-intset-entries`,
+    /// `list-max-listpack-size`): those set the encoding OBJECT ENCODING reports, nothing else.
+    var isEncodingThreshold: Bool {
+        name.contains("-max-listpack-") || name == "set-max-intset-entries"
+    }
+
+    /// The integer value `configuration` gives directive `name` (redis's default when unset).
+    static func integer(_ name: String, in configuration: NodeConfiguration) -> Int {
+        let directive = all.first { $0.name == name }
+        return Int(configuration.redisCompatibilitySettings[name] ?? directive?.defaultValue ?? "") ?? 0
     }
 
     /// The directives `configuration` sets to something other than redis's default (logged at start-up).
