@@ -27,11 +27,14 @@ public struct Database {
     public let index: Int
     /// The time the current command runs at, unix milliseconds (one reading per command, as redis caches mstime).
     public let now: Int64
+    /// The client whose command this is (0: none), told to client tracking with each change.
+    public let client: Int
 
-    init(keyspace: Keyspace, index: Int, now: Int64) {
+    init(keyspace: Keyspace, index: Int, now: Int64, client: Int = 0) {
         self.keyspace = keyspace
         self.index = index
         self.now = now
+        self.client = client
     }
 
     func stripe(for key: KeyRef) -> Stripe {
@@ -53,7 +56,7 @@ public struct Database {
     func expire(table: KeyTable, position: Int, stripe: Stripe) {
         let removed = table.remove(at: position)
         keyspace.expiredKeys.add(1, ordering: .relaxed)
-        stripe.keyModified(database: index, key: removed.key)
+        stripe.keyModified(database: index, key: removed.key, by: client)
         keyspace.observer?.keyExpired(database: index, key: removed.key)
     }
 
@@ -113,7 +116,7 @@ public struct Database {
             table.insert(key, value: value, meta: meta)
             if keyspace.reportsAddedKeys { keyspace.observer?.keyAdded(database: index, key: key.bytes) }
         }
-        stripe.keyModified(database: index, key: key.bytes)
+        stripe.keyModified(database: index, key: key.bytes, by: client)
     }
 
     /// Deletes `key`. Returns whether it existed.
@@ -124,7 +127,7 @@ public struct Database {
             return false
         }
         table.remove(at: position)
-        stripe.keyModified(database: index, key: key.bytes)
+        stripe.keyModified(database: index, key: key.bytes, by: client)
         return true
     }
 
@@ -135,7 +138,7 @@ public struct Database {
             return nil
         }
         let entry = table.remove(at: position)
-        stripe.keyModified(database: index, key: key.bytes)
+        stripe.keyModified(database: index, key: key.bytes, by: client)
         return (entry.value, entry.meta.expireAt)
     }
 
@@ -152,7 +155,7 @@ public struct Database {
         } else {
             table.setExpireAt(expireAt, at: position)
         }
-        stripe.keyModified(database: index, key: key.bytes)
+        stripe.keyModified(database: index, key: key.bytes, by: client)
         return true
     }
 
@@ -191,7 +194,7 @@ public struct Database {
                 table.remove(at: position)
                 modified = true
             }
-            if modified { stripe.keyModified(database: index, key: key.bytes) }
+            if modified { stripe.keyModified(database: index, key: key.bytes, by: client) }
             return try outcome.get()
         }
         var value: StoredValue? = nil
@@ -201,7 +204,7 @@ public struct Database {
             keyspace.initializeAccess(&meta, now: now)
             table.insert(key, value: value, meta: meta)
             if keyspace.reportsAddedKeys { keyspace.observer?.keyAdded(database: index, key: key.bytes) }
-            stripe.keyModified(database: index, key: key.bytes)
+            stripe.keyModified(database: index, key: key.bytes, by: client)
         }
         return result
     }

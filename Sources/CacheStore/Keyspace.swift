@@ -18,11 +18,29 @@ public protocol KeyspaceObserver: AnyObject, Sendable {
     func keyEvicted(database: Int, key: CompactBytes)
     /// A key was created; reported only while ``Keyspace/reportsAddedKeys`` is set.
     func keyAdded(database: Int, key: CompactBytes)
+    /// A key that the clients `readers` read while tracking it (``Keyspace/trackRead(_:by:)``) changed; it is no
+    /// longer tracked for them. `client` is the client whose command changed it (0: none, e.g. active expiry).
+    func trackedKeyChanged(_ key: CompactBytes, readers: Set<Int>, by client: Int)
+    /// A key changed while ``Keyspace/broadcastsChanges`` is set (CLIENT TRACKING's broadcast mode).
+    func keyChangedForBroadcast(_ key: CompactBytes, by client: Int)
 }
 
 extension KeyspaceObserver {
-    /// Observers that do not follow key creation need not implement it.
+    /// Observers that do not follow key creation or client tracking need not implement these.
     public func keyAdded(database: Int, key: CompactBytes) {}
+    public func trackedKeyChanged(_ key: CompactBytes, readers: Set<Int>, by client: Int) {}
+    public func keyChangedForBroadcast(_ key: CompactBytes, by client: Int) {}
+}
+
+/// What every stripe of a keyspace shares for client tracking: the observer to tell and whether changes are
+/// broadcast.
+final class TrackingSignals: Sendable {
+    let observer: (any KeyspaceObserver)?
+    let broadcasting = Atomic<Bool>(false)
+
+    init(observer: (any KeyspaceObserver)?) {
+        self.observer = observer
+    }
 }
 
 /// A client's interest in keys for WATCH: set dirty when any watched key is modified.
@@ -57,10 +75,15 @@ public final class Stripe: @unchecked Sendable {
     var pendingCapture: PendingCapture?
     /// Mirrors `pendingCapture != nil` for lock-free peeks by background work (active expiry skips such stripes).
     let capturePending = Atomic<Bool>(false)
+    /// Client-side caching (CLIENT TRACKING's default mode): keys of this stripe that tracking clients read, with
+    /// their ids, by key name in any database (as redis tracks them). Under the lock.
+    var trackedKeys: [CompactBytes: Set<Int>] = [:]
+    let tracking: TrackingSignals
 
-    init(databases: Int, seed: UInt64) {
+    init(databases: Int, seed: UInt64, tracking: TrackingSignals) {
         tables = Array(repeating: nil, count: databases)
         random = SplitMix64(seed: seed)
+        self.tracking = tracking
     }
 
     /// The table of `database`, created on first use.
@@ -83,9 +106,14 @@ public final class Stripe: @unchecked Sendable {
         return total
     }
 
-    /// Marks the watchers of `key` dirty. Cheap when nobody watches.
+    /// Marks the watchers of `key` dirty and tells the clients tracking it (`client` made the change; 0 for none).
+    /// Cheap when nobody watches or tracks.
 
-    public func keyModified(database: Int, key: CompactBytes) {
+    public func keyModified(database: Int, key: CompactBytes, by client: Int = 0) {
+        if !trackedKeys.isEmpty, let readers = trackedKeys.removeValue(forKey: key) {
+            tracking.observer?.trackedKeyChanged(key, readers: readers, by: client)
+        }
+        if tracking.broadcasting.load(ordering: .relaxed) { tracking.observer?.keyChangedForBroadcast(key, by: client) }
         if watchers.isEmpty { return }
         notifyWatchers(DatabaseKey(database: database, key: key))
     }
@@ -130,6 +158,7 @@ public final class Keyspace: Sendable {
     let lfuDecayTimeStorage = Atomic<Int>(1)
     let samplesStorage = Atomic<Int>(5)
     let reportsAddedKeysStorage = Atomic<Bool>(false)
+    let trackingSignals: TrackingSignals
     let samplingRandom: Mutex<SplitMix64>
     /// Keys removed by expiry since start (INFO `expired_keys`).
     public let expiredKeys = Atomic<Int>(0)
@@ -154,7 +183,11 @@ public final class Keyspace: Sendable {
         self.isSlotStriped = slotStriped
         self.observer = observer
         self.samplingRandom = Mutex(SplitMix64(seed: seed ^ 0xA5A5_A5A5))
-        self.stripes = (0..<stripeCount).map { Stripe(databases: databases, seed: seed &+ UInt64($0) &* 0x9E37_79B9) }
+        let tracking = TrackingSignals(observer: observer)
+        self.trackingSignals = tracking
+        self.stripes = (0..<stripeCount).map {
+            Stripe(databases: databases, seed: seed &+ UInt64($0) &* 0x9E37_79B9, tracking: tracking)
+        }
     }
 
     // MARK: configuration
@@ -177,6 +210,27 @@ public final class Keyspace: Sendable {
         get { reportsAddedKeysStorage.load(ordering: .relaxed) }
         set { reportsAddedKeysStorage.store(newValue, ordering: .relaxed) }
     }
+
+    /// Whether every key change is reported to the observer (``KeyspaceObserver/keyChangedForBroadcast(_:by:)``):
+    /// while some client tracks in broadcast mode.
+    public var broadcastsChanges: Bool {
+        get { trackingSignals.broadcasting.load(ordering: .relaxed) }
+        set { trackingSignals.broadcasting.store(newValue, ordering: .relaxed) }
+    }
+
+    /// Remembers that client `client` read `key` while tracking (CLIENT TRACKING): its next change is reported with
+    /// ``KeyspaceObserver/trackedKeyChanged(_:readers:by:)``. Requires the key's stripe locked.
+    public func trackRead(_ key: KeyRef, by client: Int) {
+        stripes[stripeIndex(for: key)].trackedKeys[key.bytes, default: []].insert(client)
+    }
+
+    /// Forgets every tracked read (a flush invalidates everything at once). Requires every stripe locked.
+    public func forgetTrackedReads() {
+        for stripe in stripes where !stripe.trackedKeys.isEmpty { stripe.trackedKeys = [:] }
+    }
+
+    /// How many keys are tracked for some client (INFO `tracking_total_keys`). Requires every stripe locked.
+    public var trackedKeyCount: Int { stripes.reduce(0) { $0 + $1.trackedKeys.count } }
 
     /// `maxmemory-samples`.
     public var evictionSamples: Int {
@@ -372,8 +426,8 @@ public final class Keyspace: Sendable {
 
     /// A view of database `index` at time `now` (unix ms). Its key operations require the key's stripe locked.
 
-    public func database(_ index: Int, now: Int64) -> Database {
-        Database(keyspace: self, index: index, now: now)
+    public func database(_ index: Int, now: Int64, client: Int = 0) -> Database {
+        Database(keyspace: self, index: index, now: now, client: client)
     }
 
     // MARK: whole keyspace (callers hold every stripe)

@@ -28,6 +28,13 @@ struct RandomPipelineProcessTests {
         return [1, 2, 3, 4, 5]
     }()
 
+    /// The part of a node's log that says why it stopped: from the Swift runtime's crash report on (its first
+    /// threads' frames), else the tail.
+    static func crashReport(_ log: String) -> String {
+        guard let start = log.range(of: "Program crashed") ?? log.range(of: "Fatal error") else { return String(log.suffix(2_000)) }
+        return String(log[start.lowerBound...].prefix(8_000))
+    }
+
     @Test(arguments: seeds)
     func randomPipelinesFromClientsOnBothEventLoopsNeverStopTheNode(seed: UInt64) throws {
         let node = try CacheNodeProcess(arguments: ["--threads", "2"])
@@ -50,7 +57,7 @@ struct RandomPipelineProcessTests {
         if run.failures.isEmpty {
             #expect(run.answeredPipelines * 2 > run.clientCount * run.pipelinesPerClient, "seed \(seed): \(run.summary)")
         }
-        #expect(node.process.isRunning, "seed \(seed): cache-node exited; log tail:\n\(node.log.suffix(2_000))")
+        #expect(node.process.isRunning, "seed \(seed): cache-node exited; log:\n\(Self.crashReport(node.log))")
         guard finished && node.process.isRunning else { return }
 
         // Afterwards a fresh connection is answered, and the keyspace and INFO answer.

@@ -59,7 +59,7 @@ public struct CommandContext {
     }
 
     /// The client's selected database at this command's time.
-    public var db: Database { node.keyspace.database(session.database, now: now) }
+    public var db: Database { node.keyspace.database(session.database, now: now, client: session.connection.id) }
 
     /// The keyspace.
     public var keyspace: Keyspace { node.keyspace }

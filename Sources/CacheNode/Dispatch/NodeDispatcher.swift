@@ -92,6 +92,7 @@ public struct NodeDispatcher: CommandDispatcher {
         node.blocking.cancel(session)
         node.pubsub.unsubscribeAll(session)
         node.monitors.remove(session)
+        if session.tracking != nil { node.tracking.disable(session.connection.id) }
         TransactionState.unwatchAll(session, keyspace: node.keyspace)
         if case .replica(let feed) = session.replicationRole { node.replication.detach(feed) }
         if node.replication.mode != .off { node.replication.cancelWait(connectionID: session.connection.id) }
@@ -290,6 +291,8 @@ public struct NodeDispatcher: CommandDispatcher {
             node.blocking.signal(context.readyKeys, node: node)
         }
         let outcome: DispatchOutcome = context.closesConnection ? .closeAfterReply : context.suspends ? .suspend : .proceed
+        // CLIENT CACHING applies to the next command (the commands of a transaction, through its EXEC).
+        if session.trackingCachingGiven && session.transaction == nil && spec.name != "client" { session.trackingCachingGiven = false }
         arguments = context.surrenderArguments()
         return outcome
     }
@@ -305,6 +308,9 @@ public struct NodeDispatcher: CommandDispatcher {
         }
         do {
             try spec.handler(&context, &reply)
+            if let mode = context.session.tracking, !mode.broadcast, spec.flags.contains(.readonly) {
+                Self.rememberTrackedReads(spec, context, mode: mode)
+            }
             // A blocking command that suspends has changed nothing yet: it counts, and is propagated, when served.
             if spec.flags.contains(.write) && !context.suspends && !context.changedNothing {
                 context.session.stats.changesApplied.wrappingAdd(1, ordering: .relaxed)
@@ -315,6 +321,20 @@ public struct NodeDispatcher: CommandDispatcher {
             context.session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed)
             context.session.stats.commands.add(1, to: .failed, of: commandIndex)
             reply.error(code: error.code, message: error.message)
+        }
+    }
+
+    /// CLIENT TRACKING's default mode: remembers the keys a read command of a tracking client read, under their
+    /// stripe locks (so a concurrent write of one of them either came first or will invalidate it). OPTIN tracks
+    /// only after CLIENT CACHING YES, OPTOUT skips after CLIENT CACHING NO (redis trackingRememberKeys).
+    static func rememberTrackedReads(_ spec: CommandSpec, _ context: CommandContext, mode: TrackingMode) {
+        let session = context.session
+        if (mode.optIn && !session.trackingCachingGiven) || (mode.optOut && session.trackingCachingGiven) { return }
+        if spec.flags.contains(.pubsub) { return }
+        let keyspace = context.node.keyspace
+        let id = session.connection.id
+        for position in spec.keys.positions(in: context.arguments) {
+            context.arguments.withBytes(position) { keyspace.trackRead(KeyRef($0), by: id) }
         }
     }
 
@@ -391,6 +411,9 @@ public struct NodeDispatcher: CommandDispatcher {
         session.stats.commands.add(1, to: .calls, of: queued.commandIndex)
         do {
             try queued.spec.handler(&context, &reply)
+            if let mode = session.tracking, !mode.broadcast, queued.spec.flags.contains(.readonly) {
+                rememberTrackedReads(queued.spec, context, mode: mode)
+            }
             if queued.spec.flags.contains(.write) && !context.changedNothing {
                 session.stats.changesApplied.wrappingAdd(1, ordering: .relaxed)
                 if node.replication.isRecording { node.replication.propagate(context) }

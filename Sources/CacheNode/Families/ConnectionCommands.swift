@@ -162,7 +162,7 @@ enum ConnectionFamily {
     static let clientSubcommands: [CommandSpec] = [
         ("id", []), ("setname", []), ("getname", []), ("list", [.admin]), ("info", []), ("kill", [.admin]),
         ("setinfo", []), ("reply", [.noMulti]), ("no-evict", [.admin]), ("no-touch", []), ("unblock", [.admin]),
-        ("help", []),
+        ("tracking", []), ("caching", []), ("getredir", []), ("trackinginfo", []), ("help", []),
     ].map { (name: String, flags: CommandFlags) in
         CommandSpec("client|\(name)", arity: -2, flags: flags.union([.loading, .stale]), group: .connection,
                     summary: "CLIENT \(name.uppercased())", since: "2.4.0") { _, _ throws(CommandError) in }
@@ -196,7 +196,7 @@ enum ConnectionFamily {
             }
             reply.ok()
         case ("info", 2):
-            reply.verbatim(describe(session, now: context.now, commands: context.node.commands) + "\n")
+            reply.verbatim(describe(session, now: context.now, node: context.node) + "\n")
         case ("list", _):
             var clients = context.node.clients
             var index = 2
@@ -227,7 +227,7 @@ enum ConnectionFamily {
                     throw .syntax
                 }
             }
-            reply.verbatim(clients.map { describe($0, now: context.now, commands: context.node.commands) + "\n" }.joined())
+            reply.verbatim(clients.map { describe($0, now: context.now, node: context.node) + "\n" }.joined())
         case ("kill", 2):
             throw .wrongArity("client|kill")
         case ("unblock", 3), ("unblock", 4):
@@ -256,6 +256,44 @@ enum ConnectionFamily {
             } else {
                 throw .syntax
             }
+        case ("tracking", _) where arguments.count >= 3:
+            try tracking(&context)
+            reply.ok()
+        case ("caching", _) where arguments.count >= 3:
+            guard let mode = session.tracking else {
+                throw CommandError("CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled")
+            }
+            if arguments.matches(2, "yes") {
+                guard mode.optIn else { throw CommandError("CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.") }
+            } else if arguments.matches(2, "no") {
+                guard mode.optOut else { throw CommandError("CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.") }
+            } else {
+                throw .syntax
+            }
+            session.trackingCachingGiven = true
+            reply.ok()
+        case ("getredir", 2):
+            reply.integer(session.tracking?.redirect ?? -1)
+        case ("trackinginfo", 2):
+            let mode = session.tracking
+            var flags = [mode == nil ? "off" : "on"]
+            if let mode {
+                if mode.broadcast { flags.append("bcast") }
+                if mode.optIn { flags.append("optin"); if session.trackingCachingGiven { flags.append("caching-yes") } }
+                if mode.optOut { flags.append("optout"); if session.trackingCachingGiven { flags.append("caching-no") } }
+                if mode.noLoop { flags.append("noloop") }
+                if context.node.tracking.hasBrokenRedirect(session.connection.id) { flags.append("broken_redirect") }
+            }
+            reply.mapHeader(3)
+            reply.bulk("flags")
+            reply.setHeader(flags.count)
+            for flag in flags { reply.bulk(flag) }
+            reply.bulk("redirect")
+            reply.integer(mode?.redirect ?? -1)
+            reply.bulk("prefixes")
+            let prefixes = mode?.prefixes ?? []
+            reply.arrayHeader(prefixes.count)
+            for prefix in prefixes { prefix.withBytes { reply.bulk($0) } }
         case ("no-evict", 3), ("no-touch", 3):
             guard arguments.matches(2, "on") || arguments.matches(2, "off") else { throw .syntax }
             reply.ok()
@@ -281,17 +319,99 @@ enum ConnectionFamily {
         }
     }
 
+    /// CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX prefix ...] [BCAST] [OPTIN] [OPTOUT] [NOLOOP], with redis's
+    /// checks and messages.
+    static func tracking(_ context: inout CommandContext) throws(CommandError) {
+        let arguments = context.arguments
+        let session = context.session
+        var mode = TrackingMode()
+        var index = 3
+        while index < arguments.count {
+            let more = index + 1 < arguments.count
+            if arguments.matches(index, "redirect") && more {
+                if mode.redirect != 0 { throw CommandError("A client can only redirect to a single other client") }
+                guard let id = arguments.integer(index + 1) else { throw .notInteger }
+                guard context.node.client(id: id) != nil else {
+                    throw CommandError("The client ID you want redirect to does not exist")
+                }
+                mode.redirect = id
+                index += 1
+            } else if arguments.matches(index, "bcast") {
+                mode.broadcast = true
+            } else if arguments.matches(index, "optin") {
+                mode.optIn = true
+            } else if arguments.matches(index, "optout") {
+                mode.optOut = true
+            } else if arguments.matches(index, "noloop") {
+                mode.noLoop = true
+            } else if arguments.matches(index, "prefix") && more {
+                mode.prefixes.append(context.bytes(index + 1))
+                index += 1
+            } else {
+                throw .syntax
+            }
+            index += 1
+        }
+        if arguments.matches(2, "off") {
+            if session.tracking != nil { context.node.tracking.disable(session.connection.id) }
+            session.tracking = nil
+            session.trackingCachingGiven = false
+            return
+        }
+        guard arguments.matches(2, "on") else { throw .syntax }
+        if !mode.broadcast && !mode.prefixes.isEmpty { throw CommandError("PREFIX option requires BCAST mode to be enabled") }
+        if let current = session.tracking {
+            if current.broadcast != mode.broadcast {
+                throw CommandError("You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.")
+            }
+        }
+        if mode.broadcast && (mode.optIn || mode.optOut) { throw CommandError("OPTIN and OPTOUT are not compatible with BCAST") }
+        if mode.optIn && mode.optOut { throw CommandError("You can't specify both OPTIN mode and OPTOUT mode") }
+        if let current = session.tracking, (mode.optIn && current.optOut) || (mode.optOut && current.optIn) {
+            throw CommandError("You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.")
+        }
+        if mode.broadcast {
+            // No prefix: every key (the empty prefix, as redis registers it).
+            if mode.prefixes.isEmpty { mode.prefixes = [CompactBytes(bytes: [UInt8]())] }
+            // Prefixes must not overlap, with each other or with the ones already given (redis's wording).
+            func overlaps(_ a: CompactBytes, _ b: CompactBytes) -> Bool {
+                a.withBytes { x in b.withBytes { y in x.prefix(min(x.count, y.count)).elementsEqual(y.prefix(min(x.count, y.count))) } }
+            }
+            func text(_ bytes: CompactBytes) -> String { bytes.withBytes { String(decoding: $0, as: UTF8.self) } }
+            let existing = session.tracking?.prefixes ?? []
+            for (position, prefix) in mode.prefixes.enumerated() {
+                if let collision = existing.first(where: { overlaps($0, prefix) }) {
+                    throw CommandError("Prefix '\(text(prefix))' overlaps with an existing prefix '\(text(collision))'. Prefixes for a single client must not overlap.")
+                }
+                if let other = mode.prefixes[(position + 1)...].first(where: { overlaps($0, prefix) }) {
+                    throw CommandError("Prefix '\(text(prefix))' overlaps with another provided prefix '\(text(other))'. Prefixes for a single client must not overlap.")
+                }
+            }
+            mode.prefixes = existing + mode.prefixes.filter { new in !existing.contains(new) }
+        }
+        session.tracking = mode
+        context.node.tracking.enable(session, mode: mode)
+    }
+
     /// One CLIENT LIST line, with redis's field names.
-    static func describe(_ client: ClientSession, now: Int64, commands: CommandTable) -> String {
+    static func describe(_ client: ClientSession, now: Int64, node: NodeState) -> String {
         let info = client.snapshot
         let age = max(0, (now - client.createdAt) / 1000)
         let idle = max(0, (now - client.lastInteraction.load(ordering: .relaxed)) / 1000)
-        let command = commands.lastCommandName(client.lastCommand.load(ordering: .relaxed))
+        let command = node.commands.lastCommandName(client.lastCommand.load(ordering: .relaxed))
+        var flags = info.isMonitor ? "O" : info.subscriptions + info.patternSubscriptions > 0 ? "P" : ""
+        let tracking = node.tracking.mode(of: client.connection.id)
+        if let tracking {
+            flags += "t"
+            if tracking.broadcast { flags += "B" }
+            if node.tracking.hasBrokenRedirect(client.connection.id) { flags += "R" }
+        }
+        if flags.isEmpty { flags = "N" }
         return "id=\(client.connection.id) addr=\(client.connection.remoteAddress) laddr=\(client.connection.localAddress) "
-            + "fd=-1 name=\(info.name) age=\(age) idle=\(idle) flags=\(info.isMonitor ? "O" : info.subscriptions + info.patternSubscriptions > 0 ? "P" : "N") "
+            + "fd=-1 name=\(info.name) age=\(age) idle=\(idle) flags=\(flags) "
             + "db=\(info.database) sub=\(info.subscriptions) psub=\(info.patternSubscriptions) ssub=0 multi=\(info.multiQueued) "
             + "qbuf=\(client.queryBufferBytes.load(ordering: .relaxed)) qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=\(client.outputBufferBytes.load(ordering: .relaxed)) tot-mem=0 events=r cmd=\(command) "
-            + "user=default redir=-1 resp=\(info.protocolVersion) lib-name=\(info.libraryName) lib-ver=\(info.libraryVersion)"
+            + "user=default redir=\(tracking?.redirect ?? -1) resp=\(info.protocolVersion) lib-name=\(info.libraryName) lib-ver=\(info.libraryVersion)"
     }
 
     /// CLIENT KILL addr | CLIENT KILL <filter> <value> ...

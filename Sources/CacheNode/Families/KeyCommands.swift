@@ -233,6 +233,7 @@ extension CommandTable {
                     summary: "Removes all keys from the current database.") { context, reply throws(CommandError) in
             try KeyFamily.checkFlushOption(context.arguments)
             context.db.removeAll()
+            context.node.tracking.flushed()
             reply.ok()
         },
         // FLUSHALL [ASYNC | SYNC]
@@ -240,6 +241,7 @@ extension CommandTable {
                     summary: "Removes all keys from all databases.") { context, reply throws(CommandError) in
             try KeyFamily.checkFlushOption(context.arguments)
             context.keyspace.flushAll()
+            context.node.tracking.flushed()
             reply.ok()
         },
         // OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT|HELP key

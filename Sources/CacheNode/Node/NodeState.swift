@@ -19,6 +19,8 @@ public final class NodeState: Sendable {
     public let pubsub: PubSubHub
     /// Keyspace notifications (`notify-keyspace-events`), published on ``pubsub``.
     public let keyspaceEvents: KeyspaceNotifier
+    /// Client-side caching (CLIENT TRACKING).
+    let tracking = ClientTracking()
     /// Cluster mode state (`cluster-enabled yes`), `nil` otherwise: the dispatcher's one check.
     public let cluster: ClusterState?
     /// Clients waiting in BLPOP and friends.
@@ -94,7 +96,7 @@ public final class NodeState: Sendable {
         self.keyspaceEvents = KeyspaceNotifier(hub: pubsub)
         self.keyspace = Keyspace(
             databases: configuration.databases, stripeCount: Self.keyspaceStripes, seed: UInt64.random(in: 0 ... .max),
-            observer: NodeKeyspaceObserver(replication: replication, notifier: keyspaceEvents),
+            observer: NodeKeyspaceObserver(replication: replication, notifier: keyspaceEvents, tracking: tracking),
             slotStriped: configuration.clusterEnabled)
         self.cluster = configuration.clusterEnabled ? ClusterState(configuration: configuration) : nil
         self.configurationStorage = Mutex(configuration)
@@ -102,6 +104,7 @@ public final class NodeState: Sendable {
         self.startedAt = clock.nowMilliseconds()
         self.lastSave.store(startedAt / 1000, ordering: .relaxed)
         apply(configuration)
+        tracking.attach(keyspace: keyspace, clientWithID: { [unowned self] id in self.client(id: id) })
     }
 
     /// The current configuration.

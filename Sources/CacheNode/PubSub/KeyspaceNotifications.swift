@@ -161,14 +161,24 @@ public final class KeyspaceNotifier: Sendable {
 }
 
 /// What the node hears from its store: expiry and eviction deletes go to replication (as DELs) and, like key
-/// creation, to keyspace notifications.
+/// creation, to keyspace notifications; changes of keys that clients track go to client tracking.
 final class NodeKeyspaceObserver: KeyspaceObserver {
     private let replication: ReplicationState
     private let notifier: KeyspaceNotifier
+    private let tracking: ClientTracking
 
-    init(replication: ReplicationState, notifier: KeyspaceNotifier) {
+    init(replication: ReplicationState, notifier: KeyspaceNotifier, tracking: ClientTracking) {
         self.replication = replication
         self.notifier = notifier
+        self.tracking = tracking
+    }
+
+    func trackedKeyChanged(_ key: CompactBytes, readers: Set<Int>, by client: Int) {
+        tracking.trackedKeyChanged(key, readers: readers, by: client)
+    }
+
+    func keyChangedForBroadcast(_ key: CompactBytes, by client: Int) {
+        tracking.keyChangedForBroadcast(key, by: client)
     }
 
     func keyExpired(database: Int, key: CompactBytes) {

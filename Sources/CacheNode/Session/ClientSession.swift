@@ -65,6 +65,10 @@ public final class ClientSession: @unchecked Sendable {
     public var isReadOnlyClusterClient = false
     /// Whether replies are suppressed (CLIENT REPLY OFF/SKIP).
     public var replyMode: ReplyMode = .on
+    /// CLIENT TRACKING's mode while on (the node's ``ClientTracking`` holds the same for other threads).
+    public var tracking: TrackingMode?
+    /// CLIENT CACHING YES (OPTIN) or NO (OPTOUT) was given for the next command.
+    public var trackingCachingGiven = false
     /// Whether this connection is a replica being fed, or this replica's link to its primary.
     public var replicationRole: ReplicationLinkRole = .none
     /// The command of the current input batch whose time is still running (-1: none), and when it started (unix
