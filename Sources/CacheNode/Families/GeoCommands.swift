@@ -352,7 +352,7 @@ enum GeoFamily {
         }
         guard longitude >= GeoHash.longitudeMin && longitude <= GeoHash.longitudeMax
                 && latitude >= GeoHash.latitudeMin && latitude <= GeoHash.latitudeMax else {
-            throw CommandError("invalid longitude,latitude pair \(String(format: "%f,%f", longitude, latitude))")
+            throw CommandError("invalid longitude,latitude pair \(NumberText.fixed(longitude, decimals: 6)),\(NumberText.fixed(latitude, decimals: 6))")
         }
         return (longitude, latitude)
     }
@@ -375,7 +375,7 @@ enum GeoFamily {
 
     /// A distance as redis writes it (four decimals, a bulk string in both protocols).
     private static func writeDistance(_ value: Double, _ reply: inout ReplyWriter) {
-        reply.bulk(String(format: "%.4f", value))
+        reply.bulk(NumberText.fixed(value, decimals: 4))
     }
 
     /// A coordinate as redis writes it (`addReplyHumanLongDouble`: a bulk string, a double under RESP3).

@@ -37,7 +37,7 @@ enum ServerInfo {
             value /= 1024
             unit += 1
         }
-        return unit == 0 ? "\(bytes)B" : String(format: "%.2f%@", value, units[unit])
+        return unit == 0 ? "\(bytes)B" : NumberText.fixed(value, decimals: 2) + units[unit]
     }
 
     static func fields(of section: String, context: CommandContext) -> [(String, String)] {
@@ -89,14 +89,14 @@ enum ServerInfo {
                 ("used_memory", String(memory.heap)), ("used_memory_human", human(memory.heap)),
                 ("used_memory_rss", String(memory.resident)), ("used_memory_rss_human", human(memory.resident)),
                 ("used_memory_peak", String(peak)), ("used_memory_peak_human", human(peak)),
-                ("used_memory_peak_perc", String(format: "%.2f%%", peak > 0 ? Double(memory.heap) * 100 / Double(peak) : 100)),
+                ("used_memory_peak_perc", NumberText.fixed(peak > 0 ? Double(memory.heap) * 100 / Double(peak) : 100, decimals: 2) + "%"),
                 ("used_memory_overhead", String(max(0, memory.heap - dataset))), ("used_memory_startup", String(baseline)),
                 ("used_memory_dataset", String(dataset)),
-                ("used_memory_dataset_perc", String(format: "%.2f%%", memory.heap > 0 ? Double(dataset) * 100 / Double(memory.heap) : 0)),
+                ("used_memory_dataset_perc", NumberText.fixed(memory.heap > 0 ? Double(dataset) * 100 / Double(memory.heap) : 0, decimals: 2) + "%"),
                 ("total_system_memory", String(total)), ("total_system_memory_human", human(total)),
                 ("maxmemory", String(configuration.maxMemory)), ("maxmemory_human", human(configuration.maxMemory)),
                 ("maxmemory_policy", configuration.maxMemoryPolicy.name),
-                ("mem_fragmentation_ratio", String(format: "%.2f", memory.heap > 0 ? Double(memory.resident) / Double(memory.heap) : 0)),
+                ("mem_fragmentation_ratio", NumberText.fixed(memory.heap > 0 ? Double(memory.resident) / Double(memory.heap) : 0, decimals: 2)),
                 ("mem_allocator", "libc"), ("lazyfree_pending_objects", "0"),
             ]
         case "persistence":
@@ -156,7 +156,7 @@ enum ServerInfo {
             var user = 0.0
             var system = 0.0
             cps_cpu_seconds(&user, &system)
-            return [("used_cpu_sys", String(format: "%.6f", system)), ("used_cpu_user", String(format: "%.6f", user))]
+            return [("used_cpu_sys", NumberText.fixed(system, decimals: 6)), ("used_cpu_user", NumberText.fixed(user, decimals: 6))]
         case "commandstats":
             // redis's cmdstat lines, for the commands used since start or CONFIG RESETSTAT. A command's time runs
             // from its start to the next command's of the same client batch, or to the batch's end.
@@ -167,7 +167,7 @@ enum ServerInfo {
                 guard calls > 0 || rejected > 0 else { return nil }
                 let microseconds = node.stats.total(.microseconds, of: index)
                 let failed = node.stats.total(.failed, of: index)
-                let perCall = String(format: "%.2f", calls > 0 ? Double(microseconds) / Double(calls) : 0)
+                let perCall = NumberText.fixed(calls > 0 ? Double(microseconds) / Double(calls) : 0, decimals: 2)
                 return ("cmdstat_\(table[index].name)",
                         "calls=\(calls),usec=\(microseconds),usec_per_call=\(perCall),rejected_calls=\(rejected),failed_calls=\(failed)")
             }
