@@ -9,13 +9,37 @@ import Testing
 
 @Suite(.serialized)
 struct DataTypesAgainstRedisServerTests {
+    /// redis-server and cache-node, started side by side, with a client on each (redis-server's first).
+    private struct ServerPair {
+        let redis: ServerProcess
+        let node: CacheNodeProcess
+        let clients: [HiredisClient]
+
+        init() throws {
+            let redis = try ServerProcess(executable: HiredisAgainstRedisServerTests.redisServerPath,
+                                          extraArguments: HiredisAgainstRedisServerTests.redisArguments)
+            let node = try CacheNodeProcess()
+            do {
+                clients = [try redis.connect(), try HiredisClient(port: node.port)]
+            } catch {
+                node.stop()
+                redis.stop()
+                throw error
+            }
+            self.redis = redis
+            self.node = node
+        }
+
+        func stop() {
+            node.stop()
+            redis.stop()
+        }
+    }
+
     @Test func sketchesEstimatesAndMergesMatchRedisServer() throws {
-        let redis = try ServerProcess(executable: HiredisAgainstRedisServerTests.redisServerPath,
-                                      extraArguments: HiredisAgainstRedisServerTests.redisArguments)
-        defer { redis.stop() }
-        let node = try CacheNodeProcess()
-        defer { node.stop() }
-        let servers = [try redis.connect(), try HiredisClient(port: node.port)]
+        let pair = try ServerPair()
+        defer { pair.stop() }
+        let servers = pair.clients
         var random = SplitMix64(seed: 2024)  // deterministic, so a mismatch can be replayed
         // Three sketches growing at different rates, with elements of every length (MurmurHash's tail handling).
         for round in 0..<60 {
@@ -55,12 +79,9 @@ struct DataTypesAgainstRedisServerTests {
     }
 
     @Test func geoScoresAndSearchesMatchRedisServer() throws {
-        let redis = try ServerProcess(executable: HiredisAgainstRedisServerTests.redisServerPath,
-                                      extraArguments: HiredisAgainstRedisServerTests.redisArguments)
-        defer { redis.stop() }
-        let node = try CacheNodeProcess()
-        defer { node.stop() }
-        let servers = [try redis.connect(), try HiredisClient(port: node.port)]
+        let pair = try ServerPair()
+        defer { pair.stop() }
+        let servers = pair.clients
         var random = SplitMix64(seed: 77)
         func coordinate(_ range: ClosedRange<Double>) -> String {
             String(format: "%.6f", Double.random(in: range, using: &random))

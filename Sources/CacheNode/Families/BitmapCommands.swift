@@ -201,16 +201,18 @@ enum BitmapFamily {
         return try read(context) { bytes -> Int in
             if hasRange && start < 0 && end < 0 && start > end { return 0 }
             let total = inBits ? bytes.count * 8 : bytes.count
-            var first = hasRange ? start : 0
-            var last = hasRange ? end : total - 1
-            if first < 0 { first += total }
-            if last < 0 { last += total }
-            first = max(first, 0)
-            last = min(max(last, 0), total - 1)
-            guard first <= last else { return 0 }
-            if !inBits { return popcount(UnsafeRawBufferPointer(rebasing: bytes[first...last])) }
-            return countBits(bytes, from: first, through: last)
+            guard let range = clamped(hasRange ? start : 0, hasRange ? end : total - 1, total: total) else { return 0 }
+            if !inBits { return popcount(UnsafeRawBufferPointer(rebasing: bytes[range])) }
+            return countBits(bytes, from: range.lowerBound, through: range.upperBound)
         } ?? 0
+    }
+
+    /// redis's rule for a `start end` range over `total` units: negative indices count from the end, then both are
+    /// clamped into the string; `nil` when nothing is left.
+    private static func clamped(_ start: Int, _ end: Int, total: Int) -> ClosedRange<Int>? {
+        let first = max(start < 0 ? start + total : start, 0)
+        let last = min(max(end < 0 ? end + total : end, 0), total - 1)
+        return first <= last ? first...last : nil
     }
 
     /// Set bits in whole bytes.
@@ -256,15 +258,9 @@ enum BitmapFamily {
         if endGiven { end = try context.integer(4) }
         return try read(context) { bytes -> Int in
             let total = inBits ? bytes.count * 8 : bytes.count
-            var first = hasStart ? start : 0
-            var last = endGiven ? end : total - 1
-            if first < 0 { first += total }
-            if last < 0 { last += total }
-            first = max(first, 0)
-            last = min(max(last, 0), total - 1)
-            guard first <= last else { return -1 }
-            let firstBit = inBits ? first : first * 8
-            let lastBit = inBits ? last : last * 8 + 7
+            guard let range = clamped(hasStart ? start : 0, endGiven ? end : total - 1, total: total) else { return -1 }
+            let firstBit = inBits ? range.lowerBound : range.lowerBound * 8
+            let lastBit = inBits ? range.upperBound : range.upperBound * 8 + 7
             if let found = findBit(bytes, UInt8(wanted), from: firstBit, through: lastBit) { return found }
             return wanted == 0 && !endGiven ? lastBit + 1 : -1
         } ?? (wanted == 1 ? -1 : 0)

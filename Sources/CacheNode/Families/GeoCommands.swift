@@ -165,34 +165,23 @@ enum GeoHash {
         hash.bits << UInt64(52 - hash.step * 2)
     }
 
-    private static func moveX(_ hash: inout Bits, _ direction: Int) {
+    /// Moves a box one cell east or west (`longitude`: the odd bits) or north or south (the even bits), wrapping
+    /// as redis's geohash_move_x and geohash_move_y do.
+    private static func move(_ hash: inout Bits, _ direction: Int, longitude: Bool) {
         guard direction != 0 else { return }
-        var x = hash.bits & 0xAAAA_AAAA_AAAA_AAAA
-        let y = hash.bits & 0x5555_5555_5555_5555
-        let zz = UInt64(0x5555_5555_5555_5555) >> UInt64(64 - hash.step * 2)
+        let own: UInt64 = longitude ? 0xAAAA_AAAA_AAAA_AAAA : 0x5555_5555_5555_5555
+        let other = ~own
+        var moving = hash.bits & own
+        let kept = hash.bits & other
+        let zz = other >> UInt64(64 - hash.step * 2)
         if direction > 0 {
-            x = x &+ (zz &+ 1)
+            moving = moving &+ (zz &+ 1)
         } else {
-            x |= zz
-            x = x &- (zz &+ 1)
+            moving |= zz
+            moving = moving &- (zz &+ 1)
         }
-        x &= UInt64(0xAAAA_AAAA_AAAA_AAAA) >> UInt64(64 - hash.step * 2)
-        hash.bits = x | y
-    }
-
-    private static func moveY(_ hash: inout Bits, _ direction: Int) {
-        guard direction != 0 else { return }
-        let x = hash.bits & 0xAAAA_AAAA_AAAA_AAAA
-        var y = hash.bits & 0x5555_5555_5555_5555
-        let zz = UInt64(0xAAAA_AAAA_AAAA_AAAA) >> UInt64(64 - hash.step * 2)
-        if direction > 0 {
-            y = y &+ (zz &+ 1)
-        } else {
-            y |= zz
-            y = y &- (zz &+ 1)
-        }
-        y &= UInt64(0x5555_5555_5555_5555) >> UInt64(64 - hash.step * 2)
-        hash.bits = x | y
+        moving &= own >> UInt64(64 - hash.step * 2)
+        hash.bits = moving | kept
     }
 
     /// The box and its eight neighbours, in redis's search order: centre, N, S, E, W, NE, NW, SE, SW.
@@ -200,8 +189,8 @@ enum GeoHash {
         let moves: [(Int, Int)] = [(0, 0), (0, 1), (0, -1), (1, 0), (-1, 0), (1, 1), (-1, 1), (1, -1), (-1, -1)]
         return moves.map { dx, dy in
             var moved = hash
-            moveX(&moved, dx)
-            moveY(&moved, dy)
+            move(&moved, dx, longitude: true)
+            move(&moved, dy, longitude: false)
             return moved
         }
     }

@@ -133,28 +133,21 @@ public final class KeyspaceNotifier: Sendable {
     private func publish(_ event: StaticString, key: UnsafeRawBufferPointer, database: Int) {
         let classes = classes
         let eventBytes = UnsafeRawBufferPointer(start: event.utf8Start, count: event.utf8CodeUnitCount)
-        let allocator = Self.allocator
         let databaseText = String(database)
-        if classes.contains(.keyspace) {
-            var channel = allocator.buffer(capacity: 16 + databaseText.utf8.count + key.count)
-            channel.writeStaticString("__keyspace@")
-            channel.writeString(databaseText)
-            channel.writeStaticString("__:")
-            channel.writeBytes(key)
-            var message = allocator.buffer(capacity: eventBytes.count)
-            message.writeBytes(eventBytes)
-            _ = hub.publish(channel: channel, message: message, .channel, from: nil, deferred: true)
-        }
-        if classes.contains(.keyevent) {
-            var channel = allocator.buffer(capacity: 16 + databaseText.utf8.count + eventBytes.count)
-            channel.writeStaticString("__keyevent@")
-            channel.writeString(databaseText)
-            channel.writeStaticString("__:")
-            channel.writeBytes(eventBytes)
-            var message = allocator.buffer(capacity: key.count)
-            message.writeBytes(key)
-            _ = hub.publish(channel: channel, message: message, .channel, from: nil, deferred: true)
-        }
+        if classes.contains(.keyspace) { publish(on: "__keyspace@", databaseText, key, eventBytes) }
+        if classes.contains(.keyevent) { publish(on: "__keyevent@", databaseText, eventBytes, key) }
+    }
+
+    /// Publishes `message` on `<kind><database>__:<name>`.
+    private func publish(on kind: StaticString, _ databaseText: String, _ name: UnsafeRawBufferPointer, _ message: UnsafeRawBufferPointer) {
+        var channel = Self.allocator.buffer(capacity: 16 + databaseText.utf8.count + name.count)
+        channel.writeStaticString(kind)
+        channel.writeString(databaseText)
+        channel.writeStaticString("__:")
+        channel.writeBytes(name)
+        var payload = Self.allocator.buffer(capacity: message.count)
+        payload.writeBytes(message)
+        _ = hub.publish(channel: channel, message: payload, .channel, from: nil, deferred: true)
     }
 
     private static let allocator = ByteBufferAllocator()

@@ -2,6 +2,7 @@
 // bitfield.tcl): fixed cases with redis's replies, and random strings checked against a plain bit-by-bit model.
 import CacheNode
 import CacheNodeTestSupport
+import CacheStore
 import Testing
 
 /// Bits of `bytes`, most significant first.
@@ -21,18 +22,6 @@ private func clampedRange(_ start: Int, _ end: Int, total: Int) -> ClosedRange<I
     first = max(first, 0)
     last = min(max(last, 0), total - 1)
     return first <= last ? first...last : nil
-}
-
-/// A deterministic generator, so a failing case can be replayed.
-private struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 struct BitmapCommandsTests {
@@ -59,7 +48,7 @@ struct BitmapCommandsTests {
         // Bits set one by one through the inline (14-byte) string and into heap blocks that grow and are then
         // changed in place; the value must match a model at every size.
         var model = [UInt8](repeating: 0, count: 0)
-        var random = SplitMix(state: 7)
+        var random = SplitMix64(seed: 7)
         for _ in 0..<600 {
             let offset = Int.random(in: 0..<4000, using: &random)
             let on = Bool.random(using: &random)
@@ -97,7 +86,7 @@ struct BitmapCommandsTests {
 
     @Test func bitcountMatchesAModelOverRandomStringsAndRanges() throws {
         let client = try TestNode().connect()
-        var random = SplitMix(state: 11)
+        var random = SplitMix64(seed: 11)
         for round in 0..<60 {
             let bytes = (0..<Int.random(in: 0...40, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
             _ = try client.send(arguments: [Array("SET".utf8), Array("s".utf8), bytes])
@@ -124,7 +113,7 @@ struct BitmapCommandsTests {
 
     @Test func bitposMatchesAModelOverRandomStringsAndRanges() throws {
         let client = try TestNode().connect()
-        var random = SplitMix(state: 13)
+        var random = SplitMix64(seed: 13)
         for round in 0..<60 {
             // Runs of 0x00 and 0xFF make the whole-byte skips matter.
             let bytes = (0..<Int.random(in: 1...24, using: &random)).map { _ in
@@ -163,7 +152,7 @@ struct BitmapCommandsTests {
 
     @Test func bitopCombinesStringsOfDifferentLengths() throws {
         let client = try TestNode().connect()
-        var random = SplitMix(state: 17)
+        var random = SplitMix64(seed: 17)
         for round in 0..<30 {
             let sources = (0..<Int.random(in: 1...4, using: &random)).map { _ in
                 (0..<Int.random(in: 0...12, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
