@@ -217,8 +217,9 @@ enum ConnectionFamily {
                     }
                     clients = clients.filter { client in
                         switch type {
-                        case "normal": return !client.isInSubscriberMode
-                        case "pubsub": return client.isInSubscriberMode
+                        // Other clients' sessions belong to their event loops: read their published info.
+                        case "normal": return !client.snapshot.isSubscriber
+                        case "pubsub": return client.snapshot.isSubscriber
                         default: return false
                         }
                     }
@@ -399,7 +400,7 @@ enum ConnectionFamily {
         let age = max(0, (now - client.createdAt) / 1000)
         let idle = max(0, (now - client.lastInteraction.load(ordering: .relaxed)) / 1000)
         let command = node.commands.lastCommandName(client.lastCommand.load(ordering: .relaxed))
-        var flags = info.isMonitor ? "O" : info.subscriptions + info.patternSubscriptions > 0 ? "P" : ""
+        var flags = info.isMonitor ? "O" : info.isSubscriber ? "P" : ""
         let tracking = node.tracking.mode(of: client.connection.id)
         if let tracking {
             flags += "t"
@@ -444,8 +445,10 @@ enum ConnectionFamily {
                 guard value == "default" else { throw CommandError("No such user '\(value)'") }
             case "type":
                 switch value.lowercased() {
-                case "normal": candidates = candidates.filter { !$0.isInSubscriberMode }
-                case "pubsub": candidates = candidates.filter { $0.isInSubscriberMode }
+                // Other clients' sessions belong to their event loops (reading their subscription sets from here
+                // raced with their SUBSCRIBE and crashed the node): read their published info.
+                case "normal": candidates = candidates.filter { !$0.snapshot.isSubscriber }
+                case "pubsub": candidates = candidates.filter { $0.snapshot.isSubscriber }
                 case "master", "replica", "slave": candidates = []
                 default: throw CommandError("Unknown client type '\(value)'")
                 }

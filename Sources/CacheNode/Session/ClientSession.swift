@@ -18,6 +18,9 @@ public struct ClientInfo: Sendable {
     public var multiQueued: Int = -1
     /// In monitor mode (MONITOR).
     public var isMonitor = false
+    /// Subscribed to a channel or a pattern: what another connection may read of the session's own
+    /// `isInSubscriberMode`, whose sets only its event loop may touch.
+    public var isSubscriber: Bool { subscriptions + patternSubscriptions > 0 }
 }
 
 /// A queued command inside MULTI.

@@ -5,6 +5,27 @@ import CacheNodeTestSupport
 import Testing
 
 struct ConnectionCommandsTests {
+    // TYPE filters read other clients' subscriptions from their published info: reading a session's own
+    // subscription sets from another event loop raced with its SUBSCRIBE and crashed the node
+    // (RandomPipelineProcessTests, --threads 2).
+    @Test func clientListAndKillFilterSubscribersByType() throws {
+        let node = TestNode()
+        let admin = try node.connect()
+        let subscriber = try node.connect()
+        let plain = try node.connect()
+        _ = try subscriber.send("PSUBSCRIBE", "news.*")
+        _ = try plain.send("PING")
+        let pubsubList = try admin.send("CLIENT", "LIST", "TYPE", "pubsub").text ?? ""
+        #expect(pubsubList.split(separator: "\n").count == 1 && pubsubList.contains("flags=P"), "\(pubsubList)")
+        let normalList = try admin.send("CLIENT", "LIST", "TYPE", "normal").text ?? ""
+        #expect(normalList.split(separator: "\n").count == 2 && !normalList.contains("flags=P"), "\(normalList)")
+        #expect(try admin.send("CLIENT", "KILL", "TYPE", "pubsub") == .integer(1))
+        try subscriber.allReplies()  // closed in a task of its own event loop
+        try plain.allReplies()
+        #expect(subscriber.isClosed)
+        #expect(!plain.isClosed)
+    }
+
     /// The client's id as CLIENT ID reports it.
     private func id(of client: TestClient) throws -> Int {
         guard case .integer(let id) = try client.send("CLIENT", "ID") else { throw TestClientError.noReply(["CLIENT", "ID"]) }
