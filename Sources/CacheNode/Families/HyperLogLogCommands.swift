@@ -193,6 +193,15 @@ enum HyperLogLog {
         bytes.append(UInt8((run - 1) & 0xFF))
     }
 
+    /// A run of `run` zero registers (none when 0): ZERO up to 64, XZERO beyond.
+    private static func appendZeroRun(_ bytes: inout [UInt8], _ run: Int) {
+        if run > sparseZeroMaxRun {
+            appendXZero(&bytes, run)
+        } else if run > 0 {
+            bytes.append(zeroOp(run))
+        }
+    }
+
     /// Calls `body(firstRegister, run, value)` for each run of a sparse sketch; `false` if the runs do not cover
     /// exactly 16384 registers (a corrupted sketch).
     static func forEachSparseRun(_ bytes: UnsafeRawBufferPointer, _ body: (Int, Int, UInt8) -> Void) -> Bool {
@@ -285,23 +294,9 @@ enum HyperLogLog {
             var sequence: [UInt8] = []
             let last = first + span - 1
             if zero || xzero {
-                for length in [index - first] where length > 0 {
-                    if length > sparseZeroMaxRun {
-                        sequence.append(UInt8((length - 1) >> 8) | 0x40)
-                        sequence.append(UInt8((length - 1) & 0xFF))
-                    } else {
-                        sequence.append(zeroOp(length))
-                    }
-                }
+                appendZeroRun(&sequence, index - first)
                 sequence.append(valueOp(count, 1))
-                for length in [last - index] where length > 0 {
-                    if length > sparseZeroMaxRun {
-                        sequence.append(UInt8((length - 1) >> 8) | 0x40)
-                        sequence.append(UInt8((length - 1) & 0xFF))
-                    } else {
-                        sequence.append(zeroOp(length))
-                    }
-                }
+                appendZeroRun(&sequence, last - index)
             } else {
                 let current = valueOf(op)
                 if index != first { sequence.append(valueOp(current, index - first)) }

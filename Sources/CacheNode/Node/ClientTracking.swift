@@ -185,7 +185,7 @@ final class ClientTracking: Sendable {
             if version == .v3 {
                 writer.pushHeader(2)
                 writer.bulk("invalidate")
-            } else if redirect != 0 && info.subscriptions + info.patternSubscriptions > 0 {
+            } else if redirect != 0 && info.isSubscriber {
                 writer.arrayHeader(3)
                 writer.bulk("message")
                 writer.bulk("__redis__:invalidate")
