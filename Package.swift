@@ -72,7 +72,7 @@ let package = Package(
         .target(
             name: "CacheNode",
             dependencies: [
-                "RESPServer", "CacheStore", "CProcessStats", "ReplicationSec",
+                "RESPServer", "CacheStore", "CProcessStats", "ReplicationSec", "CLua",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -82,6 +82,14 @@ let package = Package(
             swiftSettings: hotPathSettings
         ),
         .target(name: "CProcessStats"),
+        // EVAL's Lua 5.1 engine (Debian liblua5.1-0-dev, lua-cjson-dev, lua-bitop-dev; SHA1 from libssl-dev).
+        .target(
+            name: "CLua",
+            linkerSettings: [
+                .linkedLibrary("lua5.1"), .linkedLibrary("lua5.1-cjson"), .linkedLibrary("lua5.1-bitop"),
+                .linkedLibrary("crypto"),
+            ]
+        ),
         .target(name: "CMemoryPrefetch"),
         .executableTarget(
             name: "CacheNodeServer",

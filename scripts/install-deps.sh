@@ -4,7 +4,7 @@
 # Idempotent: does nothing that is already done.
 set -euo pipefail
 
-APT_PACKAGES=(redis-server redis-tools libhiredis-dev libevent-dev libssl-dev pkg-config etcd-server etcd-client iproute2)
+APT_PACKAGES=(redis-server redis-tools libhiredis-dev libevent-dev libssl-dev liblua5.1-0-dev lua-cjson-dev lua-bitop-dev pkg-config etcd-server etcd-client iproute2)
 PIP_PACKAGES=("redis==8.1.0" "cryptography")
 
 missing=()

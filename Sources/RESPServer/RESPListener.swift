@@ -43,6 +43,7 @@ public final class RESPListener<Dispatcher: CommandDispatcher>: Service, Sendabl
     private let configuration: Configuration
     private let dispatcher: Dispatcher
     private let group: any EventLoopGroup
+    private let acceptGroup: (any EventLoopGroup)?
     private let logger: Logger
     private let boundChannels = Mutex<[any Channel]>([])
     private let onBound: @Sendable ([Int]) -> Void
@@ -54,6 +55,9 @@ public final class RESPListener<Dispatcher: CommandDispatcher>: Service, Sendabl
     ///   - configuration: addresses, port and limits.
     ///   - dispatcher: executes the commands.
     ///   - group: the event loops connections run on (one per core for the hot path).
+    ///   - acceptGroup: where the listening sockets accept connections; `nil` accepts on `group`. A loop of its own
+    ///     keeps accepting while a connection loop is busy with one long command (a Lua script, KEYS on a large
+    ///     keyspace), so a client can still reach the other loops (SCRIPT KILL).
     ///   - logger: where start-up and shutdown are logged.
     ///   - onBound: called once with the bound ports after every address is bound.
     ///   - prepareChannel: adds handlers in front of the RESP handler of every accepted connection (e.g. a secure
@@ -62,6 +66,7 @@ public final class RESPListener<Dispatcher: CommandDispatcher>: Service, Sendabl
         configuration: Configuration,
         dispatcher: Dispatcher,
         group: any EventLoopGroup,
+        acceptGroup: (any EventLoopGroup)? = nil,
         logger: Logger,
         onBound: @escaping @Sendable ([Int]) -> Void = { _ in },
         prepareChannel: (@Sendable (any Channel) throws -> Void)? = nil
@@ -70,6 +75,7 @@ public final class RESPListener<Dispatcher: CommandDispatcher>: Service, Sendabl
         self.configuration = configuration
         self.dispatcher = dispatcher
         self.group = group
+        self.acceptGroup = acceptGroup
         self.logger = logger
         self.onBound = onBound
     }
@@ -84,7 +90,7 @@ public final class RESPListener<Dispatcher: CommandDispatcher>: Service, Sendabl
         let limits = configuration.limits
         let prepareChannel = self.prepareChannel
         let flushQueues = self.flushQueues
-        let bootstrap = ServerBootstrap(group: group)
+        let bootstrap = ServerBootstrap(group: acceptGroup ?? group, childGroup: group)
             .serverChannelOption(.backlog, value: configuration.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)

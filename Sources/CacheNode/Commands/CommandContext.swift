@@ -43,6 +43,9 @@ public struct CommandContext {
     var clusterCheck: ClusterLockedCheck?
     var cachedKey: KeyRef?
     var cachedKeyIndex = -1
+    /// EVAL: memory was over `maxmemory` with nothing to evict when the script started (its first write that may
+    /// grow memory is then refused, as redis's pre_command_oom_state).
+    var outOfMemoryAtStart = false
 
     init(arguments: CommandArguments, spec: CommandSpec, session: ClientSession, node: NodeState, now: Int64, inTransaction: Bool) {
         self.arguments = arguments

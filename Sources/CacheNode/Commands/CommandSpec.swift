@@ -39,6 +39,10 @@ public struct CommandFlags: OptionSet, Sendable, Hashable {
     public static let noMulti = CommandFlags(rawValue: 1 << 14)
     /// Cluster mode: served on an importing slot as if the client had sent ASKING (RESTORE-ASKING).
     public static let asking = CommandFlags(rawValue: 1 << 15)
+    /// Refused inside a Lua script (MULTI, EVAL, SUBSCRIBE, CLIENT, CONFIG…; redis's `noscript`).
+    public static let noScript = CommandFlags(rawValue: 1 << 16)
+    /// Runs other commands that may write (EVAL): its writes are propagated as those commands.
+    public static let mayReplicate = CommandFlags(rawValue: 1 << 17)
 
     /// The flag names COMMAND reports.
     public var names: [String] {
@@ -46,7 +50,8 @@ public struct CommandFlags: OptionSet, Sendable, Hashable {
         let table: [(CommandFlags, String)] = [
             (.write, "write"), (.readonly, "readonly"), (.denyOOM, "denyoom"), (.admin, "admin"),
             (.pubsub, "pubsub"), (.blocking, "blocking"), (.loading, "loading"), (.stale, "stale"),
-            (.noAuth, "no_auth"), (.noMulti, "no_multi"), (.fast, "fast"),
+            (.noAuth, "no_auth"), (.noMulti, "no_multi"), (.noScript, "noscript"), (.mayReplicate, "may_replicate"),
+            (.fast, "fast"),
         ]
         for (flag, name) in table where contains(flag) { result.append(name) }
         return result
@@ -111,7 +116,7 @@ public enum KeySpec: Sendable {
 
 /// The documentation group of a command (COMMAND DOCS `group`).
 public enum CommandGroup: String, Sendable {
-    case generic, string, bitmap, hyperloglog, list, set, sortedSet = "sorted-set", geo, hash, pubsub, transactions, connection, server, cluster
+    case generic, string, bitmap, hyperloglog, list, set, sortedSet = "sorted-set", geo, hash, pubsub, transactions, scripting, connection, server, cluster
 }
 
 /// Executes a command: reads arguments from `context`, writes one reply into `reply`.

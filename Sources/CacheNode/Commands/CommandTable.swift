@@ -14,6 +14,7 @@ public struct CommandTable: Sendable {
     public static let standard = CommandTable(families: [
         stringCommands, bitmapCommands, hyperLogLogCommands, keyCommands, connectionCommands, serverCommands, transactionCommands,
         hashCommands, listCommands, setCommands, sortedSetCommands, sortCommands, geoCommands, pubSubCommands,
+        scriptingCommands,
         persistenceCommands,
         clusterCommands, migrateCommands,
         replicationCommands,

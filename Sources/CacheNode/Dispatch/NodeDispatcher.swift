@@ -232,11 +232,17 @@ public struct NodeDispatcher: CommandDispatcher {
         reply: inout ReplyWriter, clusterCheck: ClusterLockedCheck? = nil
     ) -> DispatchOutcome {
         let keyspace = node.keyspace
+        var outOfMemoryAtStart = false
         if keyspace.maxMemory > 0 && needsMemory(spec, session: session) {
             if case .outOfMemory = keyspace.evictIfNeeded(now: node.clock.nowMilliseconds(), baseline: node.baselineMemory.load(ordering: .relaxed)) {
                 session.stats.rejectedCommandsOOM.add(1, ordering: .relaxed)
                 session.stats.commands.add(1, to: .rejected, of: commandIndex)
                 return reject(.outOfMemory, session: session, reply: &reply, flagTransaction: false)
+            }
+        } else if keyspace.maxMemory > 0 && spec.flags.contains(.mayReplicate) {
+            // A script is not refused up front; its first write that may grow memory is (redis scriptVerifyOOM).
+            if case .outOfMemory = keyspace.evictIfNeeded(now: node.clock.nowMilliseconds(), baseline: node.baselineMemory.load(ordering: .relaxed)) {
+                outOfMemoryAtStart = true
             }
         }
         // The arguments move into the context for the command and back out after it: a copy would cost a
@@ -250,13 +256,14 @@ public struct NodeDispatcher: CommandDispatcher {
             arguments: consume arguments, spec: spec, session: session, node: node, now: startMicroseconds / 1000,
             inTransaction: false)
         context.clusterCheck = clusterCheck
+        if outOfMemoryAtStart { context.outOfMemoryAtStart = true }
         session.stats.commandsProcessed.wrappingAdd(1, ordering: .relaxed)
         session.lastInteraction.store(context.now, ordering: .relaxed)
 
         if spec.flags.contains(.wholeKeyspace) {
             // Read-only whole-keyspace commands (INFO, KEYS, SCAN, DBSIZE) need not wait for a running snapshot
             // to serialize the stripes it has not captured yet; writers (FLUSHALL, SWAPDB, EXEC) must.
-            keyspace.lockAll(capturing: spec.flags.contains(.write) || spec.name == "exec")
+            keyspace.lockAll(capturing: spec.flags.contains(.write) || spec.flags.contains(.mayReplicate) || spec.name == "exec")
             run(spec, commandIndex, &context, &reply)
             keyspace.unlockAll()
         } else {

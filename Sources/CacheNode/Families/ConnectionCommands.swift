@@ -27,13 +27,13 @@ extension CommandTable {
             reply.bulk(context.arguments.buffer(1))
         },
         // QUIT
-        CommandSpec("quit", arity: -1, flags: [.fast, .noAuth, .allowedWhileSubscribed, .transactionControl, .loading, .stale],
+        CommandSpec("quit", arity: -1, flags: [.noScript, .fast, .noAuth, .allowedWhileSubscribed, .transactionControl, .loading, .stale],
                     group: .connection, summary: "Closes the connection.") { context, reply throws(CommandError) in
             reply.ok()
             context.closesConnection = true
         },
         // RESET
-        CommandSpec("reset", arity: 1, flags: [.fast, .noAuth, .allowedWhileSubscribed, .transactionControl, .loading, .stale],
+        CommandSpec("reset", arity: 1, flags: [.noScript, .fast, .noAuth, .allowedWhileSubscribed, .transactionControl, .loading, .stale],
                     group: .connection, summary: "Resets the connection.", since: "6.2.0") { context, reply throws(CommandError) in
             let session = context.session
             session.transaction = nil
@@ -51,7 +51,7 @@ extension CommandTable {
             reply.simpleString("RESET")
         },
         // AUTH [username] password
-        CommandSpec("auth", arity: -2, flags: [.fast, .noAuth, .loading, .stale], group: .connection,
+        CommandSpec("auth", arity: -2, flags: [.noScript, .fast, .noAuth, .loading, .stale], group: .connection,
                     summary: "Authenticates the connection.") { context, reply throws(CommandError) in
             let arguments = context.arguments
             guard arguments.count <= 3 else { throw .syntax }
@@ -70,12 +70,12 @@ extension CommandTable {
             reply.ok()
         },
         // HELLO [protover [AUTH username password] [SETNAME clientname]]
-        CommandSpec("hello", arity: -1, flags: [.fast, .noAuth, .loading, .stale], group: .connection,
+        CommandSpec("hello", arity: -1, flags: [.noScript, .fast, .noAuth, .loading, .stale], group: .connection,
                     summary: "Handshakes with the Redis server.", since: "6.0.0") { context, reply throws(CommandError) in
             try ConnectionFamily.hello(&context, &reply)
         },
         // CLIENT <subcommand> [...]
-        CommandSpec("client", arity: -2, flags: [.loading, .stale], group: .connection,
+        CommandSpec("client", arity: -2, flags: [.noScript, .loading, .stale], group: .connection,
                     summary: "A container for client connection commands.", since: "2.4.0",
                     subcommands: ConnectionFamily.clientSubcommands) { context, reply throws(CommandError) in
             try ConnectionFamily.client(&context, &reply)
@@ -164,7 +164,7 @@ enum ConnectionFamily {
         ("setinfo", []), ("reply", [.noMulti]), ("no-evict", [.admin]), ("no-touch", []), ("unblock", [.admin]),
         ("tracking", []), ("caching", []), ("getredir", []), ("trackinginfo", []), ("help", []),
     ].map { (name: String, flags: CommandFlags) in
-        CommandSpec("client|\(name)", arity: -2, flags: flags.union([.loading, .stale]), group: .connection,
+        CommandSpec("client|\(name)", arity: -2, flags: flags.union([.noScript, .loading, .stale]), group: .connection,
                     summary: "CLIENT \(name.uppercased())", since: "2.4.0") { _, _ throws(CommandError) in }
     }
 

@@ -8,7 +8,7 @@ import Synchronization
 extension CommandTable {
     static let persistenceCommands: [CommandSpec] = [
         // SAVE
-        CommandSpec("save", arity: 1, flags: [.admin, .noMulti], group: .server,
+        CommandSpec("save", arity: 1, flags: [.noScript, .admin, .noMulti], group: .server,
                     summary: "Synchronously saves the database(s) to disk.") { context, reply throws(CommandError) in
             do throws(PersistenceError) {
                 _ = try context.node.persistence.save(node: context.node)
@@ -19,7 +19,7 @@ extension CommandTable {
         },
         // BGSAVE [SCHEDULE]
         // Not inside MULTI: EXEC holds every stripe, and a snapshot's freeze must take them (redis allows it).
-        CommandSpec("bgsave", arity: -1, flags: [.admin, .noMulti], group: .server,
+        CommandSpec("bgsave", arity: -1, flags: [.noScript, .admin, .noMulti], group: .server,
                     summary: "Asynchronously saves the database(s) to disk.") { context, reply throws(CommandError) in
             let arguments = context.arguments
             let schedule = arguments.count == 2 && arguments.matches(1, "schedule")
@@ -35,7 +35,7 @@ extension CommandTable {
             }
         },
         // BGREWRITEAOF
-        CommandSpec("bgrewriteaof", arity: 1, flags: [.admin, .noMulti], group: .server,
+        CommandSpec("bgrewriteaof", arity: 1, flags: [.noScript, .admin, .noMulti], group: .server,
                     summary: "Asynchronously rewrites the append-only file to disk.", since: "1.0.0") { context, reply throws(CommandError) in
             let node = context.node
             do {
@@ -67,7 +67,7 @@ extension CommandTable {
             try PersistenceFamily.restore(&context, &reply)
         },
         // DEBUG DIGEST | DIGEST-VALUE key... | RELOAD | HELP
-        CommandSpec("debug", arity: -2, flags: [.admin, .loading, .stale, .noMulti], group: .server,
+        CommandSpec("debug", arity: -2, flags: [.noScript, .admin, .loading, .stale, .noMulti], group: .server,
                     summary: "A container for debugging commands.", since: "1.0.0") { context, reply throws(CommandError) in
             try PersistenceFamily.debug(&context, &reply)
         },

@@ -65,7 +65,7 @@ extension CommandTable {
 /// Shared implementations of the pub/sub commands.
 enum PubSubFamily {
     /// (P|S)SUBSCRIBE and (P|S)UNSUBSCRIBE: allowed in RESP2 subscriber mode.
-    static let subscriptionFlags: CommandFlags = [.pubsub, .allowedWhileSubscribed, .noKeyspace, .loading, .stale]
+    static let subscriptionFlags: CommandFlags = [.pubsub, .noScript, .allowedWhileSubscribed, .noKeyspace, .loading, .stale]
     /// PUBLISH and SPUBLISH.
     static let publishFlags: CommandFlags = [.pubsub, .fast, .noKeyspace, .loading, .stale]
 

@@ -11,41 +11,41 @@ import Synchronization
 extension CommandTable {
     static let replicationCommands: [CommandSpec] = [
         // REPLICAOF host port | NO ONE
-        CommandSpec("replicaof", arity: 3, flags: [.admin, .noMulti, .stale], group: .server,
+        CommandSpec("replicaof", arity: 3, flags: [.noScript, .admin, .noMulti, .stale], group: .server,
                     summary: "Configures a server as replica of another, or promotes it to a primary.", since: "5.0.0") {
             context, reply throws(CommandError) in
             try ReplicationFamily.replicaOf(context, &reply)
         },
         // SLAVEOF host port | NO ONE
-        CommandSpec("slaveof", arity: 3, flags: [.admin, .noMulti, .stale], group: .server,
+        CommandSpec("slaveof", arity: 3, flags: [.noScript, .admin, .noMulti, .stale], group: .server,
                     summary: "Sets a Redis server as a replica of another, or promotes it to being a master.") {
             context, reply throws(CommandError) in
             try ReplicationFamily.replicaOf(context, &reply)
         },
         // ROLE
-        CommandSpec("role", arity: 1, flags: [.fast, .loading, .stale], group: .server,
+        CommandSpec("role", arity: 1, flags: [.noScript, .fast, .loading, .stale], group: .server,
                     summary: "Returns the replication role.", since: "2.8.12") { context, reply throws(CommandError) in
             ReplicationFamily.role(context, &reply)
         },
         // WAIT numreplicas timeout
-        CommandSpec("wait", arity: 3, flags: [.blocking], group: .generic,
+        CommandSpec("wait", arity: 3, flags: [.noScript, .blocking], group: .generic,
                     summary: "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.",
                     since: "3.0.0") { context, reply throws(CommandError) in
             try ReplicationFamily.wait(&context, &reply)
         },
         // REPLCONF option value [option value ...]
-        CommandSpec("replconf", arity: -1, flags: [.admin, .noMulti, .loading, .stale], group: .server,
+        CommandSpec("replconf", arity: -1, flags: [.noScript, .admin, .noMulti, .loading, .stale], group: .server,
                     summary: "An internal command for configuring the replication stream.", since: "3.0.0") {
             context, reply throws(CommandError) in
             try ReplicationFamily.replconf(context, &reply)
         },
         // PSYNC replicationid offset
-        CommandSpec("psync", arity: -3, flags: [.admin, .noMulti], group: .server,
+        CommandSpec("psync", arity: -3, flags: [.noScript, .admin, .noMulti], group: .server,
                     summary: "An internal command used in replication.", since: "2.8.0") { context, reply throws(CommandError) in
             try ReplicationFamily.psync(&context, &reply)
         },
         // SYNC
-        CommandSpec("sync", arity: 1, flags: [.admin, .noMulti], group: .server,
+        CommandSpec("sync", arity: 1, flags: [.noScript, .admin, .noMulti], group: .server,
                     summary: "An internal command used in replication.") { context, reply throws(CommandError) in
             if let refusal = context.node.replication.refusal(for: context.session.connection) { throw refusal }
             throw CommandError("SYNC is not supported: replicas must use PSYNC")

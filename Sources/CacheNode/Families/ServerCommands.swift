@@ -24,10 +24,10 @@ extension CommandTable {
             if readsStripes { context.keyspace.unlockAll() }
         },
         // CONFIG GET|SET|RESETSTAT|REWRITE|HELP
-        CommandSpec("config", arity: -2, flags: [.admin, .loading, .stale], group: .server,
+        CommandSpec("config", arity: -2, flags: [.noScript, .admin, .loading, .stale], group: .server,
                     summary: "A container for server configuration commands.", since: "2.0.0",
                     subcommands: ["get", "set", "resetstat", "rewrite", "help"].map { name in
-                        CommandSpec("config|\(name)", arity: -2, flags: [.admin, .loading, .stale], group: .server,
+                        CommandSpec("config|\(name)", arity: -2, flags: [.noScript, .admin, .loading, .stale], group: .server,
                                     summary: "CONFIG \(name.uppercased())", since: "2.0.0") { _, _ throws(CommandError) in }
                     }) { context, reply throws(CommandError) in
             try ServerFamily.config(&context, &reply)
@@ -81,13 +81,13 @@ extension CommandTable {
             }
         },
         // MONITOR: from now on, every command the node runs is sent to this client as a line (see MonitorFeed).
-        CommandSpec("monitor", arity: 1, flags: [.admin, .noMulti, .loading, .stale], group: .server,
+        CommandSpec("monitor", arity: 1, flags: [.noScript, .admin, .noMulti, .loading, .stale], group: .server,
                     summary: "Listens for all requests received by the server in real-time.", since: "1.0.0") { context, reply throws(CommandError) in
             context.node.monitors.add(context.session)
             reply.ok()
         },
         // SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]
-        CommandSpec("shutdown", arity: -1, flags: [.admin, .noAuth, .noMulti, .loading, .stale], group: .server,
+        CommandSpec("shutdown", arity: -1, flags: [.noScript, .admin, .noAuth, .noMulti, .loading, .stale], group: .server,
                     summary: "Synchronously saves the database(s) to disk and shuts down the Redis server.") { context, reply throws(CommandError) in
             guard context.session.isAuthenticated || context.node.configuration.requirePass == nil else { throw .noAuth }
             try ServerFamily.shutdown(&context)

@@ -6,7 +6,7 @@ import RESPServer
 extension CommandTable {
     static let transactionCommands: [CommandSpec] = [
         // MULTI
-        CommandSpec("multi", arity: 1, flags: [.fast, .transactionControl, .loading, .stale], group: .transactions,
+        CommandSpec("multi", arity: 1, flags: [.noScript, .fast, .transactionControl, .loading, .stale], group: .transactions,
                     summary: "Starts a transaction.", since: "1.2.0") { context, reply throws(CommandError) in
             guard context.session.transaction == nil else { throw .nestedMulti }
             context.session.transaction = []
@@ -14,7 +14,7 @@ extension CommandTable {
             reply.ok()
         },
         // EXEC
-        CommandSpec("exec", arity: 1, flags: [.transactionControl, .wholeKeyspace, .loading, .stale], group: .transactions,
+        CommandSpec("exec", arity: 1, flags: [.noScript, .transactionControl, .wholeKeyspace, .loading, .stale], group: .transactions,
                     summary: "Executes all commands in a transaction.", since: "1.2.0") { context, reply throws(CommandError) in
             let session = context.session
             guard let queued = session.transaction else { throw .execWithoutMulti }
@@ -37,7 +37,7 @@ extension CommandTable {
             if context.node.replication.isRecording { context.node.replication.commitTransaction() }
         },
         // DISCARD
-        CommandSpec("discard", arity: 1, flags: [.fast, .transactionControl, .loading, .stale], group: .transactions,
+        CommandSpec("discard", arity: 1, flags: [.noScript, .fast, .transactionControl, .loading, .stale], group: .transactions,
                     summary: "Discards a transaction.", since: "2.0.0") { context, reply throws(CommandError) in
             guard context.session.transaction != nil else { throw .discardWithoutMulti }
             context.session.transaction = nil
@@ -46,7 +46,7 @@ extension CommandTable {
             reply.ok()
         },
         // WATCH key [key ...]
-        CommandSpec("watch", arity: -2, flags: [.fast, .transactionControl, .loading, .stale], keys: .range(first: 1, last: -1, step: 1),
+        CommandSpec("watch", arity: -2, flags: [.noScript, .fast, .transactionControl, .loading, .stale], keys: .range(first: 1, last: -1, step: 1),
                     group: .transactions, summary: "Monitors changes to keys to determine the execution of a transaction.",
                     since: "2.2.0") { context, reply throws(CommandError) in
             let session = context.session
@@ -62,7 +62,7 @@ extension CommandTable {
             reply.ok()
         },
         // UNWATCH
-        CommandSpec("unwatch", arity: 1, flags: [.fast, .transactionControl, .loading, .stale, .wholeKeyspace], group: .transactions,
+        CommandSpec("unwatch", arity: 1, flags: [.noScript, .fast, .transactionControl, .loading, .stale, .wholeKeyspace], group: .transactions,
                     summary: "Forgets about all watched keys.", since: "2.2.0") { context, reply throws(CommandError) in
             TransactionState.unwatchAllLocked(context.session, keyspace: context.keyspace)
             reply.ok()

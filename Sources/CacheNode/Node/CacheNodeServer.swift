@@ -60,12 +60,16 @@ public enum CacheNodeServer {
         let threads = configuration.threads > 0 ? configuration.threads : Self.usableCPUCount()
         node.eventLoopThreads.store(threads, ordering: .relaxed)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        // Accepting on a thread of its own: a connection loop busy with a long script does not stop new clients
+        // from reaching the other loops (SCRIPT KILL).
+        let acceptGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         node.baselineMemory.store(Int(cps_heap_allocated_bytes()), ordering: .relaxed)
         let listener = RESPListener(
             configuration: .init(
                 hosts: configuration.bind, port: configuration.port, backlog: configuration.tcpBacklog, limits: node.inputLimits),
             dispatcher: NodeDispatcher(node: node),
             group: group,
+            acceptGroup: acceptGroup,
             logger: logger
         ) { ports in
             let port = ports.first ?? 0
@@ -115,10 +119,12 @@ public enum CacheNodeServer {
         } catch {
             node.cluster?.flushConfig()
             try? await group.shutdownGracefully()
+            try? await acceptGroup.shutdownGracefully()
             throw error
         }
         node.cluster?.flushConfig()
         try await group.shutdownGracefully()
+        try await acceptGroup.shutdownGracefully()
     }
 
     /// The default event loop count: one per CPU this process may run on. NIO's count covers online CPUs and cgroup

@@ -21,6 +21,8 @@ public final class NodeState: Sendable {
     public let keyspaceEvents: KeyspaceNotifier
     /// Client-side caching (CLIENT TRACKING).
     let tracking = ClientTracking()
+    /// EVAL's script cache and Lua engine.
+    let scripts = ScriptEngine()
     /// Cluster mode state (`cluster-enabled yes`), `nil` otherwise: the dispatcher's one check.
     public let cluster: ClusterState?
     /// Clients waiting in BLPOP and friends.

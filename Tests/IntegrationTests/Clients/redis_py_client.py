@@ -99,6 +99,27 @@ for protocol in (None, 3, 2):
                                              (b"expired", b"session")])
     listener.close()
     r.config_set("notify-keyspace-events", "")
+
+    # Lua scripting as redis-py uses it: register_script (EVALSHA, falling back to EVAL on NOSCRIPT) and its Lock,
+    # whose release and extend are scripts.
+    r.script_flush()
+    incr_by = r.register_script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+    r.delete("counter")
+    check(f"{tag} register_script", [incr_by(keys=["counter"], args=[5]), incr_by(keys=["counter"], args=[2])], [5, 7])
+    check(f"{tag} script_exists", r.script_exists(incr_by.sha), [True])
+    check(f"{tag} eval table", r.eval("return {1, 'two', {3}}", 0), [1, b"two", [3]])
+    try:
+        r.eval("return redis.call('nosuchcommand')", 0)
+        check(f"{tag} eval error", "no error", "ResponseError")
+    except redis.exceptions.ResponseError as error:
+        check(f"{tag} eval error", "Unknown Redis command called from script" in str(error), True)
+    lock = r.lock("resource", timeout=10)
+    check(f"{tag} lock acquire", lock.acquire(blocking=False), True)
+    check(f"{tag} lock held elsewhere", r.lock("resource", timeout=10).acquire(blocking=False), False)
+    check(f"{tag} lock extend", lock.extend(5), True)
+    check(f"{tag} lock ttl extended", r.pttl("resource") > 10000, True)
+    lock.release()
+    check(f"{tag} lock released", r.exists("resource"), 0)
     r.close()
 
 print("redis-py: all checks passed")

@@ -1,0 +1,952 @@
+// The Lua side of EVAL (redis script_lua.c / eval.c): one Lua 5.1 state with redis's libraries and `redis` API,
+// globals protection, RESP <-> Lua conversions and script bodies' SHA1. Every Lua error is raised from C, so no
+// longjmp crosses Swift frames: the Swift command callback only fills a buffer and returns.
+#include "CLua.h"
+
+#include <lua5.1/lauxlib.h>
+#include <lua5.1/lua.h>
+#include <lua5.1/lualib.h>
+#include <openssl/sha.h>
+#include <errno.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern int luaopen_cjson(lua_State *L);
+extern int luaopen_bit(lua_State *L);
+
+struct cl_engine {
+    lua_State *lua;
+    atomic_int kill_requested;
+};
+
+/// What redis.call needs while a script runs (kept in the registry as light userdata).
+typedef struct cl_run {
+    cl_engine *engine;
+    void *context;
+    cl_command_function command;
+    cl_log_function log;
+    int script_resp;
+    int in_command;
+} cl_run;
+
+static const char *run_key = "__cl_run";
+
+// MARK: buffers
+
+void cl_buffer_append(cl_buffer *buffer, const void *bytes, size_t length) {
+    if (buffer->length + length > buffer->capacity) {
+        size_t capacity = buffer->capacity ? buffer->capacity : 256;
+        while (capacity < buffer->length + length) capacity *= 2;
+        char *grown = realloc(buffer->data, capacity);
+        if (!grown) abort();
+        buffer->data = grown;
+        buffer->capacity = capacity;
+    }
+    if (length) memcpy(buffer->data + buffer->length, bytes, length);
+    buffer->length += length;
+}
+
+void cl_buffer_free(cl_buffer *buffer) {
+    free(buffer->data);
+    buffer->data = NULL;
+    buffer->length = buffer->capacity = 0;
+}
+
+static void append_string(cl_buffer *buffer, const char *text) { cl_buffer_append(buffer, text, strlen(text)); }
+
+static void append_format(cl_buffer *buffer, const char *format, long long value) {
+    char text[64];
+    int length = snprintf(text, sizeof(text), format, value);
+    cl_buffer_append(buffer, text, (size_t)length);
+}
+
+static void append_bulk(cl_buffer *buffer, const char *bytes, size_t length) {
+    append_format(buffer, "$%lld\r\n", (long long)length);
+    cl_buffer_append(buffer, bytes, length);
+    cl_buffer_append(buffer, "\r\n", 2);
+}
+
+/// A status or error line: CR and LF become spaces, as redis maps them.
+static void append_line(cl_buffer *buffer, char marker, const char *text, size_t length) {
+    cl_buffer_append(buffer, &marker, 1);
+    for (size_t i = 0; i < length; i++) {
+        char c = (text[i] == '\r' || text[i] == '\n') ? ' ' : text[i];
+        cl_buffer_append(buffer, &c, 1);
+    }
+    cl_buffer_append(buffer, "\r\n", 2);
+}
+
+/// A double as redis writes it: shortest text that reads back the same (%.17g at most).
+static int format_double(double value, char *text, size_t size) {
+    if (isinf(value)) return snprintf(text, size, value > 0 ? "inf" : "-inf");
+    if (isnan(value)) return snprintf(text, size, "nan");
+    for (int precision = 15; precision <= 17; precision++) {
+        int length = snprintf(text, size, "%.*g", precision, value);
+        if (strtod(text, NULL) == value) return length;
+    }
+    return snprintf(text, size, "%.17g", value);
+}
+
+// MARK: SHA1
+
+void cl_sha1_hex(const void *bytes, size_t length, char out[41]) {
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)bytes, length, digest);
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < SHA_DIGEST_LENGTH; i++) {
+        out[i * 2] = hex[digest[i] >> 4];
+        out[i * 2 + 1] = hex[digest[i] & 15];
+    }
+    out[40] = '\0';
+}
+
+// MARK: errors as redis's error tables
+
+/// Pushes {err="CODE message"} (redis luaPushErrorBuff): "-CODE msg" keeps its code, plain text gets ERR.
+static void push_error_table(lua_State *L, const char *text, size_t length) {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    if (length > 0 && text[0] == '-') {
+        luaL_addlstring(&b, text + 1, length - 1);
+    } else {
+        luaL_addstring(&b, "ERR ");
+        luaL_addlstring(&b, text, length);
+    }
+    luaL_pushresult(&b);
+    // Trim the trailing CR/LF of a reused error reply.
+    size_t message_length;
+    const char *message = lua_tolstring(L, -1, &message_length);
+    while (message_length > 0 && (message[message_length - 1] == '\r' || message[message_length - 1] == '\n')) message_length--;
+    lua_pushlstring(L, message, message_length);
+    lua_remove(L, -2);
+    lua_newtable(L);
+    lua_pushstring(L, "err");
+    lua_pushvalue(L, -3);
+    lua_rawset(L, -3);
+    lua_remove(L, -2);
+}
+
+static void push_error_text(lua_State *L, const char *text) { push_error_table(L, text, strlen(text)); }
+
+// MARK: RESP -> Lua (redis redisProtocolToLuaType)
+
+static const char *parse_reply(lua_State *L, const char *p, const char *end);
+
+static const char *line_end(const char *p, const char *end) {
+    const char *cr = memchr(p, '\r', (size_t)(end - p));
+    return cr ? cr : end;
+}
+
+static const char *parse_aggregate(lua_State *L, const char *p, const char *end, char kind, long long count) {
+    luaL_checkstack(L, 4, "reached lua stack limit");
+    if (kind == '*' || kind == '>') {
+        lua_newtable(L);
+        for (long long j = 0; j < count; j++) {
+            p = parse_reply(L, p, end);
+            lua_rawseti(L, -2, (int)j + 1);
+        }
+        return p;
+    }
+    lua_newtable(L);
+    lua_pushstring(L, kind == '%' ? "map" : "set");
+    lua_newtable(L);
+    for (long long j = 0; j < count; j++) {
+        p = parse_reply(L, p, end);
+        if (kind == '%') {
+            p = parse_reply(L, p, end);
+        } else {
+            lua_pushboolean(L, 1);
+        }
+        lua_rawset(L, -3);
+    }
+    lua_rawset(L, -3);
+    return p;
+}
+
+static const char *parse_reply(lua_State *L, const char *p, const char *end) {
+    luaL_checkstack(L, 4, "reached lua stack limit");
+    if (p >= end) {
+        lua_pushnil(L);
+        return p;
+    }
+    char kind = *p++;
+    const char *eol = line_end(p, end);
+    size_t line_length = (size_t)(eol - p);
+    const char *next = eol + 2 <= end ? eol + 2 : end;
+    switch (kind) {
+    case '+':
+        lua_newtable(L);
+        lua_pushstring(L, "ok");
+        lua_pushlstring(L, p, line_length);
+        lua_rawset(L, -3);
+        return next;
+    case '-': {
+        lua_pushlstring(L, "-", 1);
+        lua_pushlstring(L, p, line_length);
+        lua_concat(L, 2);
+        size_t length;
+        const char *text = lua_tolstring(L, -1, &length);
+        push_error_table(L, text, length);
+        lua_remove(L, -2);
+        lua_pushstring(L, "ignore_error_stats_update");
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -3);
+        return next;
+    }
+    case ':':
+        lua_pushnumber(L, (lua_Number)strtoll(p, NULL, 10));
+        return next;
+    case '$':
+    case '=': {
+        long long length = strtoll(p, NULL, 10);
+        if (length < 0) {
+            lua_pushboolean(L, 0);
+            return next;
+        }
+        if (next + length > end) length = end - next;
+        if (kind == '$') {
+            lua_pushlstring(L, next, (size_t)length);
+        } else {
+            lua_newtable(L);
+            lua_pushstring(L, "verbatim_string");
+            lua_newtable(L);
+            lua_pushstring(L, "string");
+            lua_pushlstring(L, length >= 4 ? next + 4 : next, length >= 4 ? (size_t)length - 4 : 0);
+            lua_rawset(L, -3);
+            lua_pushstring(L, "format");
+            lua_pushlstring(L, next, length >= 3 ? 3 : (size_t)length);
+            lua_rawset(L, -3);
+            lua_rawset(L, -3);
+        }
+        const char *after = next + length + 2;
+        return after <= end ? after : end;
+    }
+    case '*':
+    case '~':
+    case '%':
+    case '>': {
+        long long count = strtoll(p, NULL, 10);
+        if (count < 0) {
+            lua_pushboolean(L, 0);
+            return next;
+        }
+        return parse_aggregate(L, next, end, kind, count);
+    }
+    case '_':
+        lua_pushnil(L);
+        return next;
+    case '#':
+        lua_pushboolean(L, line_length > 0 && p[0] == 't');
+        return next;
+    case ',': {
+        char text[128];
+        size_t n = line_length < sizeof(text) - 1 ? line_length : sizeof(text) - 1;
+        memcpy(text, p, n);
+        text[n] = '\0';
+        lua_newtable(L);
+        lua_pushstring(L, "double");
+        lua_pushnumber(L, strtod(text, NULL));
+        lua_rawset(L, -3);
+        return next;
+    }
+    case '(':
+        lua_newtable(L);
+        lua_pushstring(L, "big_number");
+        lua_pushlstring(L, p, line_length);
+        lua_rawset(L, -3);
+        return next;
+    default:
+        lua_pushnil(L);
+        return end;
+    }
+}
+
+// MARK: Lua -> RESP (redis luaReplyToRedisReply)
+
+static void lua_to_reply(lua_State *L, int script_resp, int client_resp, cl_buffer *out, int depth);
+
+/// Pushes t[field] (raw) and returns its type; the caller pops it.
+static int raw_field(lua_State *L, const char *field) {
+    lua_pushstring(L, field);
+    lua_rawget(L, -2);
+    return lua_type(L, -1);
+}
+
+static void append_null(cl_buffer *out, int client_resp) { append_string(out, client_resp == 3 ? "_\r\n" : "$-1\r\n"); }
+
+static void table_to_reply(lua_State *L, int script_resp, int client_resp, cl_buffer *out, int depth) {
+    if (raw_field(L, "err") == LUA_TSTRING) {
+        size_t length;
+        const char *text = lua_tolstring(L, -1, &length);
+        cl_buffer_append(out, "-", 1);
+        // Error text goes out as it is (redis addReplyErrorFormatEx maps newlines to spaces).
+        for (size_t i = 0; i < length; i++) {
+            char c = (text[i] == '\r' || text[i] == '\n') ? ' ' : text[i];
+            cl_buffer_append(out, &c, 1);
+        }
+        cl_buffer_append(out, "\r\n", 2);
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pop(L, 1);
+    if (raw_field(L, "ok") == LUA_TSTRING) {
+        size_t length;
+        const char *text = lua_tolstring(L, -1, &length);
+        append_line(out, '+', text, length);
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pop(L, 1);
+    if (raw_field(L, "double") == LUA_TNUMBER) {
+        char text[64];
+        int length = format_double(lua_tonumber(L, -1), text, sizeof(text));
+        if (client_resp == 3) {
+            cl_buffer_append(out, ",", 1);
+            cl_buffer_append(out, text, (size_t)length);
+            cl_buffer_append(out, "\r\n", 2);
+        } else {
+            append_bulk(out, text, (size_t)length);
+        }
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pop(L, 1);
+    if (raw_field(L, "big_number") == LUA_TSTRING) {
+        size_t length;
+        const char *text = lua_tolstring(L, -1, &length);
+        if (client_resp == 3) {
+            append_line(out, '(', text, length);
+        } else {
+            append_bulk(out, text, length);
+        }
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pop(L, 1);
+    if (raw_field(L, "verbatim_string") == LUA_TTABLE) {
+        if (raw_field(L, "format") == LUA_TSTRING) {
+            size_t format_length;
+            const char *format = lua_tolstring(L, -1, &format_length);
+            lua_pop(L, 1);
+            if (raw_field(L, "string") == LUA_TSTRING) {
+                size_t length;
+                const char *text = lua_tolstring(L, -1, &length);
+                if (client_resp == 3 && format_length == 3) {
+                    append_format(out, "=%lld\r\n", (long long)length + 4);
+                    cl_buffer_append(out, format, 3);
+                    cl_buffer_append(out, ":", 1);
+                    cl_buffer_append(out, text, length);
+                    cl_buffer_append(out, "\r\n", 2);
+                } else {
+                    append_bulk(out, text, length);
+                }
+                lua_pop(L, 2);
+                return;
+            }
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    if (raw_field(L, "map") == LUA_TTABLE) {
+        long long count = 0;
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_pop(L, 1);
+            count++;
+        }
+        append_format(out, client_resp == 3 ? "%%%lld\r\n" : "*%lld\r\n", client_resp == 3 ? count : count * 2);
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_pushvalue(L, -2);
+            lua_to_reply(L, script_resp, client_resp, out, depth + 1); // the key copy
+            lua_to_reply(L, script_resp, client_resp, out, depth + 1); // the value
+        }
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pop(L, 1);
+    if (raw_field(L, "set") == LUA_TTABLE) {
+        long long count = 0;
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_pop(L, 1);
+            count++;
+        }
+        append_format(out, client_resp == 3 ? "~%lld\r\n" : "*%lld\r\n", count);
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_pop(L, 1);
+            lua_pushvalue(L, -1);
+            lua_to_reply(L, script_resp, client_resp, out, depth + 1);
+        }
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pop(L, 1);
+    // An array: elements 1, 2, ... up to the first nil.
+    long long count = 0;
+    while (1) {
+        lua_rawgeti(L, -1, (int)count + 1);
+        int type = lua_type(L, -1);
+        lua_pop(L, 1);
+        if (type == LUA_TNIL) break;
+        count++;
+    }
+    append_format(out, "*%lld\r\n", count);
+    for (long long j = 1; j <= count; j++) {
+        lua_rawgeti(L, -1, (int)j);
+        lua_to_reply(L, script_resp, client_resp, out, depth + 1);
+    }
+}
+
+/// Converts the value on top of the stack and pops it.
+static void lua_to_reply(lua_State *L, int script_resp, int client_resp, cl_buffer *out, int depth) {
+    if (depth > 1000 || !lua_checkstack(L, 4)) {
+        append_string(out, "-ERR reached lua stack limit\r\n");
+        lua_pop(L, 1);
+        return;
+    }
+    switch (lua_type(L, -1)) {
+    case LUA_TSTRING: {
+        size_t length;
+        const char *text = lua_tolstring(L, -1, &length);
+        append_bulk(out, text, length);
+        break;
+    }
+    case LUA_TBOOLEAN:
+        if (script_resp == 2) {
+            if (lua_toboolean(L, -1)) {
+                append_string(out, ":1\r\n");
+            } else {
+                append_null(out, client_resp);
+            }
+        } else if (client_resp == 3) {
+            append_string(out, lua_toboolean(L, -1) ? "#t\r\n" : "#f\r\n");
+        } else {
+            append_string(out, lua_toboolean(L, -1) ? ":1\r\n" : ":0\r\n");
+        }
+        break;
+    case LUA_TNUMBER:
+        append_format(out, ":%lld\r\n", (long long)lua_tonumber(L, -1));
+        break;
+    case LUA_TTABLE:
+        table_to_reply(L, script_resp, client_resp, out, depth);
+        break;
+    default:
+        append_null(out, client_resp);
+    }
+    lua_pop(L, 1);
+}
+
+// MARK: the redis API
+
+static cl_run *current_run(lua_State *L) {
+    lua_getfield(L, LUA_REGISTRYINDEX, run_key);
+    cl_run *run = (cl_run *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return run;
+}
+
+/// redis.call / redis.pcall. Leaves the result (or an error table) on the stack; returns whether it is an error.
+static int run_command(lua_State *L) {
+    cl_run *run = current_run(L);
+    int argc = lua_gettop(L);
+    if (!run) {
+        push_error_text(L, "redis.call can only be called inside a script invocation");
+        return 1;
+    }
+    if (argc == 0) {
+        push_error_text(L, "Please specify at least one argument for this redis lib call");
+        return 1;
+    }
+    if (run->in_command) {
+        push_error_text(L, "luaRedisGenericCommand() recursive call detected. Are you doing funny stuff with Lua debug hooks?");
+        return 1;
+    }
+    const char **argv = malloc(sizeof(char *) * (size_t)argc);
+    size_t *lengths = malloc(sizeof(size_t) * (size_t)argc);
+    char (*numbers)[64] = malloc(64 * (size_t)argc);
+    if (!argv || !lengths || !numbers) abort();
+    int j;
+    for (j = 0; j < argc; j++) {
+        if (lua_type(L, j + 1) == LUA_TNUMBER) {
+            // Not lua_tolstring: its %.14g loses precision.
+            lengths[j] = (size_t)format_double(lua_tonumber(L, j + 1), numbers[j], 64);
+            argv[j] = numbers[j];
+        } else {
+            argv[j] = lua_tolstring(L, j + 1, &lengths[j]);
+            if (!argv[j]) break;
+        }
+    }
+    if (j != argc) {
+        free(argv);
+        free(lengths);
+        free(numbers);
+        lua_settop(L, 0);
+        push_error_text(L, "Lua redis lib command arguments must be strings or integers");
+        return 1;
+    }
+    cl_buffer reply = {0};
+    run->in_command = 1;
+    run->command(run->context, argc, argv, lengths, run->script_resp, &reply);
+    run->in_command = 0;
+    free(argv);
+    free(lengths);
+    free(numbers);
+    lua_settop(L, 0);
+    parse_reply(L, reply.data, reply.data + reply.length);
+    int is_error = reply.length > 0 && reply.data[0] == '-';
+    cl_buffer_free(&reply);
+    return is_error;
+}
+
+static int redis_call(lua_State *L) {
+    if (run_command(L)) return lua_error(L);
+    return 1;
+}
+
+static int redis_pcall(lua_State *L) {
+    run_command(L);
+    return 1;
+}
+
+/// Lua's pcall, but an error table becomes its message (redis 7 luaRedisPcall).
+static int protected_call(lua_State *L) {
+    int argc = lua_gettop(L);
+    luaL_checkany(L, 1);
+    lua_pushboolean(L, 1);
+    lua_insert(L, 1);
+    if (lua_pcall(L, argc - 1, LUA_MULTRET, 0)) {
+        lua_remove(L, 1);
+        if (lua_istable(L, -1)) {
+            lua_getfield(L, -1, "err");
+            if (lua_isstring(L, -1)) {
+                lua_replace(L, -2);
+            } else {
+                lua_pop(L, 1);
+            }
+        }
+        lua_pushboolean(L, 0);
+        lua_insert(L, 1);
+    }
+    return lua_gettop(L);
+}
+
+static int redis_sha1hex(lua_State *L) {
+    if (lua_gettop(L) != 1) {
+        push_error_text(L, "wrong number of arguments");
+        return lua_error(L);
+    }
+    size_t length;
+    const char *text = lua_tolstring(L, 1, &length);
+    if (!text) {
+        text = "";
+        length = 0;
+    }
+    char hex[41];
+    cl_sha1_hex(text, length, hex);
+    lua_pushstring(L, hex);
+    return 1;
+}
+
+static int single_field_table(lua_State *L, const char *field) {
+    if (lua_gettop(L) != 1 || lua_type(L, -1) != LUA_TSTRING) {
+        push_error_text(L, "wrong number or type of arguments");
+        return 1;
+    }
+    lua_newtable(L);
+    lua_pushstring(L, field);
+    lua_pushvalue(L, -3);
+    lua_rawset(L, -3);
+    return 1;
+}
+
+static int redis_error_reply(lua_State *L) {
+    if (lua_gettop(L) != 1 || lua_type(L, -1) != LUA_TSTRING) {
+        push_error_text(L, "wrong number or type of arguments");
+        return 1;
+    }
+    size_t length;
+    const char *text = lua_tolstring(L, -1, &length);
+    if (length > 0 && text[0] == '-') {
+        push_error_table(L, text, length);
+    } else {
+        lua_pushstring(L, "-");
+        lua_pushvalue(L, -2);
+        lua_concat(L, 2);
+        const char *prefixed = lua_tolstring(L, -1, &length);
+        push_error_table(L, prefixed, length);
+    }
+    return 1;
+}
+
+static int redis_status_reply(lua_State *L) { return single_field_table(L, "ok"); }
+
+static int redis_log(lua_State *L) {
+    int argc = lua_gettop(L);
+    if (argc < 2) {
+        push_error_text(L, "redis.log() requires two arguments or more.");
+        return lua_error(L);
+    }
+    if (!lua_isnumber(L, 1)) {
+        push_error_text(L, "First argument must be a number (log level).");
+        return lua_error(L);
+    }
+    int level = (int)lua_tonumber(L, 1);
+    if (level < 0 || level > 3) {
+        push_error_text(L, "Invalid debug level.");
+        return lua_error(L);
+    }
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int j = 2; j <= argc; j++) {
+        size_t length;
+        const char *text = lua_tolstring(L, j, &length);
+        if (!text) continue;
+        if (j != 2) luaL_addchar(&b, ' ');
+        luaL_addlstring(&b, text, length);
+    }
+    luaL_pushresult(&b);
+    cl_run *run = current_run(L);
+    if (run && run->log) {
+        size_t length;
+        const char *message = lua_tolstring(L, -1, &length);
+        run->log(run->context, level, message, length);
+    }
+    return 0;
+}
+
+static int redis_setresp(lua_State *L) {
+    if (lua_gettop(L) != 1) {
+        push_error_text(L, "redis.setresp() requires one argument.");
+        return lua_error(L);
+    }
+    int resp = (int)lua_tonumber(L, 1);
+    if (resp != 2 && resp != 3) {
+        push_error_text(L, "RESP version must be 2 or 3.");
+        return lua_error(L);
+    }
+    cl_run *run = current_run(L);
+    if (run) run->script_resp = resp;
+    return 0;
+}
+
+static int redis_set_repl(lua_State *L) {
+    if (lua_gettop(L) != 1) {
+        push_error_text(L, "redis.set_repl() requires one argument.");
+        return lua_error(L);
+    }
+    int flags = (int)lua_tonumber(L, 1);
+    if ((flags & ~3) != 0) {
+        push_error_text(L, "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.");
+        return lua_error(L);
+    }
+    return 0;
+}
+
+static int redis_replicate_commands(lua_State *L) {
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int redis_noop(lua_State *L) {
+    (void)L;
+    return 0;
+}
+
+static int nonexistent_global(lua_State *L) {
+    const char *name = lua_tostring(L, 2);
+    return luaL_error(L, "Script attempted to access nonexistent global variable '%s'", name ? name : "?");
+}
+
+static int readonly_table(lua_State *L) { return luaL_error(L, "Attempt to modify a readonly table"); }
+
+/// Replaces the table at `index` of the globals by a read-only proxy of it.
+static void protect_table(lua_State *L, int proxied_index) {
+    lua_newtable(L); // proxy
+    lua_newtable(L); // its metatable
+    lua_pushvalue(L, proxied_index < 0 ? proxied_index - 2 : proxied_index);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, readonly_table);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+}
+
+static void load_library(lua_State *L, const char *name, lua_CFunction open) {
+    lua_pushcfunction(L, open);
+    lua_pushstring(L, name);
+    lua_call(L, 1, 0);
+}
+
+static void count_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    cl_run *run = current_run(L);
+    if (run && atomic_load(&run->engine->kill_requested)) {
+        // Every line from now on, so a pcall cannot catch it for good.
+        lua_sethook(L, count_hook, LUA_MASKLINE, 0);
+        push_error_text(L, "Script killed by user with SCRIPT KILL...");
+        lua_error(L);
+    }
+}
+
+static const char *error_handler_source =
+    "local dbg = debug\n"
+    "function __redis__err__handler(err)\n"
+    "  local i = dbg.getinfo(2,'nSl')\n"
+    "  if i and i.what == 'C' then\n"
+    "    i = dbg.getinfo(3,'nSl')\n"
+    "  end\n"
+    "  if type(err) ~= 'table' then\n"
+    "    err = {err='ERR ' .. tostring(err)}\n"
+    "  end\n"
+    "  if i then\n"
+    "    err['source'] = i.source\n"
+    "    err['line'] = i.currentline\n"
+    "  end\n"
+    "  return err\n"
+    "end\n";
+
+/// A new Lua state with redis's libraries, API and globals protection.
+static lua_State *create_state(void) {
+    lua_State *L = luaL_newstate();
+    if (!L) return NULL;
+
+    load_library(L, "", luaopen_base);
+    load_library(L, LUA_TABLIBNAME, luaopen_table);
+    load_library(L, LUA_STRLIBNAME, luaopen_string);
+    load_library(L, LUA_MATHLIBNAME, luaopen_math);
+    load_library(L, LUA_DBLIBNAME, luaopen_debug);
+    lua_pushcfunction(L, luaopen_cjson);
+    lua_call(L, 0, 1);
+    lua_setglobal(L, "cjson");
+    lua_pushcfunction(L, luaopen_bit);
+    lua_call(L, 0, 1);
+    lua_setglobal(L, "bit");
+    // Not for scripts (redis's deny list).
+    lua_pushnil(L);
+    lua_setglobal(L, "dofile");
+    lua_pushnil(L);
+    lua_setglobal(L, "loadfile");
+    lua_pushnil(L);
+    lua_setglobal(L, "print");
+    // redis 7's pcall (error tables become their message).
+    lua_pushcfunction(L, protected_call);
+    lua_setglobal(L, "pcall");
+
+    lua_newtable(L);
+    static const luaL_Reg api[] = {
+        {"call", redis_call},
+        {"pcall", redis_pcall},
+        {"log", redis_log},
+        {"setresp", redis_setresp},
+        {"sha1hex", redis_sha1hex},
+        {"error_reply", redis_error_reply},
+        {"status_reply", redis_status_reply},
+        {"set_repl", redis_set_repl},
+        {"replicate_commands", redis_replicate_commands},
+        {"breakpoint", redis_noop},
+        {"debug", redis_noop},
+        {NULL, NULL},
+    };
+    for (const luaL_Reg *entry = api; entry->name; entry++) {
+        lua_pushcfunction(L, entry->func);
+        lua_setfield(L, -2, entry->name);
+    }
+    static const struct { const char *name; int value; } constants[] = {
+        {"LOG_DEBUG", 0}, {"LOG_VERBOSE", 1}, {"LOG_NOTICE", 2}, {"LOG_WARNING", 3},
+        {"REPL_NONE", 0}, {"REPL_AOF", 1}, {"REPL_SLAVE", 2}, {"REPL_REPLICA", 2}, {"REPL_ALL", 3},
+        {"REDIS_VERSION_NUM", 0x070204},
+    };
+    for (size_t i = 0; i < sizeof(constants) / sizeof(constants[0]); i++) {
+        lua_pushnumber(L, constants[i].value);
+        lua_setfield(L, -2, constants[i].name);
+    }
+    lua_pushstring(L, "7.2.4");
+    lua_setfield(L, -2, "REDIS_VERSION");
+    lua_setglobal(L, "redis");
+
+    if (luaL_loadbuffer(L, error_handler_source, strlen(error_handler_source), "@err_handler_def") == 0) {
+        lua_pcall(L, 0, 0, 0);
+    } else {
+        lua_pop(L, 1);
+    }
+    lua_pushnil(L);
+    lua_setglobal(L, "debug");
+
+    // Globals protection: library tables become read-only proxies, reading a missing global is an error, and
+    // scripts run with a read-only proxy of the globals as their environment (see cl_engine_define).
+    static const char *libraries[] = {"redis", "cjson", "bit", "string", "math", "table", NULL};
+    for (const char **name = libraries; *name; name++) {
+        lua_getglobal(L, *name);
+        protect_table(L, -1);
+        lua_setglobal(L, *name);
+        lua_pop(L, 1);
+    }
+    lua_pushvalue(L, LUA_GLOBALSINDEX);
+    lua_newtable(L);
+    lua_pushcfunction(L, nonexistent_global);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+    protect_table(L, -1); // stack: globals, proxy
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "__cl_environment");
+    lua_setfield(L, -2, "_G"); // globals._G = proxy
+    lua_pop(L, 1);
+    return L;
+}
+
+cl_engine *cl_engine_create(void) {
+    cl_engine *engine = calloc(1, sizeof(cl_engine));
+    if (!engine) return NULL;
+    engine->lua = create_state();
+    if (!engine->lua) {
+        free(engine);
+        return NULL;
+    }
+    atomic_init(&engine->kill_requested, 0);
+    return engine;
+}
+
+void cl_engine_reset(cl_engine *engine) {
+    lua_State *fresh = create_state();
+    if (!fresh) abort();
+    lua_close(engine->lua);
+    engine->lua = fresh;
+}
+
+void cl_engine_destroy(cl_engine *engine) {
+    if (!engine) return;
+    lua_close(engine->lua);
+    free(engine);
+}
+
+static void function_name(const char *sha, char name[43]) {
+    name[0] = 'f';
+    name[1] = '_';
+    memcpy(name + 2, sha, 40);
+    name[42] = '\0';
+}
+
+int cl_engine_define(cl_engine *engine, const char *sha, const char *body, size_t length, cl_buffer *error) {
+    lua_State *L = engine->lua;
+    if (luaL_loadbuffer(L, body, length, "@user_script")) {
+        append_string(error, "Error compiling script (new function): ");
+        size_t message_length;
+        const char *message = lua_tolstring(L, -1, &message_length);
+        if (message) cl_buffer_append(error, message, message_length);
+        lua_pop(L, 1);
+        return 1;
+    }
+    lua_getfield(L, LUA_REGISTRYINDEX, "__cl_environment");
+    lua_setfenv(L, -2);
+    char name[43];
+    function_name(sha, name);
+    lua_setfield(L, LUA_REGISTRYINDEX, name);
+    return 0;
+}
+
+int cl_engine_has(cl_engine *engine, const char *sha) {
+    char name[43];
+    function_name(sha, name);
+    lua_getfield(engine->lua, LUA_REGISTRYINDEX, name);
+    int defined = lua_isfunction(engine->lua, -1);
+    lua_pop(engine->lua, 1);
+    return defined;
+}
+
+static void set_global_array(lua_State *L, const char *name, int count, const char *const *items, const size_t *lengths) {
+    lua_createtable(L, count, 0);
+    for (int j = 0; j < count; j++) {
+        lua_pushlstring(L, items[j], lengths[j]);
+        lua_rawseti(L, -2, j + 1);
+    }
+    lua_pushstring(L, name);
+    lua_insert(L, -2);
+    lua_rawset(L, LUA_GLOBALSINDEX);
+}
+
+int cl_engine_run(cl_engine *engine, const char *sha,
+                  int key_count, const char *const *keys, const size_t *key_lengths,
+                  int argument_count, const char *const *arguments, const size_t *argument_lengths,
+                  int client_resp, void *context, cl_command_function command, cl_log_function log,
+                  cl_buffer *reply) {
+    lua_State *L = engine->lua;
+    atomic_store(&engine->kill_requested, 0);
+    cl_run run = {.engine = engine, .context = context, .command = command, .log = log, .script_resp = 2};
+    lua_pushlightuserdata(L, &run);
+    lua_setfield(L, LUA_REGISTRYINDEX, run_key);
+    lua_sethook(L, count_hook, LUA_MASKCOUNT, 100000);
+
+    lua_pushstring(L, "__redis__err__handler");
+    lua_rawget(L, LUA_GLOBALSINDEX);
+    char name[43];
+    function_name(sha, name);
+    lua_getfield(L, LUA_REGISTRYINDEX, name);
+    set_global_array(L, "KEYS", key_count, keys, key_lengths);
+    set_global_array(L, "ARGV", argument_count, arguments, argument_lengths);
+
+    int failed = lua_pcall(L, 0, 1, -2);
+    int is_error = 0;
+    if (failed) {
+        is_error = 1;
+        if (!lua_istable(L, -1)) {
+            const char *message = lua_isstring(L, -1) ? lua_tostring(L, -1) : "execution failure";
+            char text[256];
+            int length = snprintf(text, sizeof(text), "ERR Error running script %s, %.100s", sha, message);
+            append_line(reply, '-', text, (size_t)(length < (int)sizeof(text) ? length : (int)sizeof(text) - 1));
+        } else {
+            // {err=..., source=..., line=...} from the error handler: "-<err> script: <sha>, on <source>:<line>."
+            cl_buffer message = {0};
+            lua_getfield(L, -1, "err");
+            if (lua_isstring(L, -1)) {
+                size_t length;
+                const char *text = lua_tolstring(L, -1, &length);
+                cl_buffer_append(&message, text, length);
+            }
+            lua_pop(L, 1);
+            lua_getfield(L, -1, "source");
+            lua_getfield(L, -2, "line");
+            if (lua_isstring(L, -2) && lua_isstring(L, -1)) {
+                append_string(&message, " script: ");
+                append_string(&message, sha);
+                append_string(&message, ", on ");
+                append_string(&message, lua_tostring(L, -2));
+                append_string(&message, ":");
+                append_string(&message, lua_tostring(L, -1));
+                append_string(&message, ".");
+            }
+            lua_pop(L, 2);
+            append_line(reply, '-', message.data ? message.data : "", message.length);
+            cl_buffer_free(&message);
+        }
+        lua_pop(L, 1); // the error
+    } else {
+        if (lua_istable(L, -1)) {
+            lua_pushstring(L, "err");
+            lua_rawget(L, -2);
+            is_error = lua_type(L, -1) == LUA_TSTRING;
+            lua_pop(L, 1);
+        }
+        lua_to_reply(L, run.script_resp, client_resp, reply, 0);
+    }
+    lua_pop(L, 1); // the error handler
+
+    lua_sethook(L, NULL, 0, 0);
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, run_key);
+    static int gc_count = 0;
+    if (++gc_count == 50) {
+        lua_gc(L, LUA_GCSTEP, 50);
+        gc_count = 0;
+    }
+    return is_error;
+}
+
+void cl_engine_request_kill(cl_engine *engine) { atomic_store(&engine->kill_requested, 1); }
+
+size_t cl_engine_memory(cl_engine *engine) { return (size_t)lua_gc(engine->lua, LUA_GCCOUNT, 0) * 1024; }

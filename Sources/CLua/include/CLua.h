@@ -1,0 +1,57 @@
+// The Lua 5.1 scripting engine behind EVAL, in C so that Lua's errors (longjmp) never cross Swift frames: the
+// Lua state, redis's `redis` API table, the globals protection, the RESP <-> Lua conversions and the SHA1 of script
+// bodies live here. Swift sees an opaque engine and two callbacks (run a command, write a log line).
+#ifndef CLUA_H
+#define CLUA_H
+
+#include <stddef.h>
+
+/// A growable byte buffer the engine writes replies and errors into. Zero-initialise; free with cl_buffer_free.
+typedef struct cl_buffer {
+    char *data;
+    size_t length;
+    size_t capacity;
+} cl_buffer;
+
+void cl_buffer_append(cl_buffer *buffer, const void *bytes, size_t length);
+void cl_buffer_free(cl_buffer *buffer);
+
+/// Runs one command for redis.call / redis.pcall and writes its RESP reply (in protocol `resp`, 2 or 3) to `reply`.
+/// An error reply (`-CODE message\r\n`) is how a refused or failed command is reported.
+typedef void (*cl_command_function)(void *context, int argc, const char *const *argv, const size_t *lengths, int resp,
+                                    cl_buffer *reply);
+/// redis.log(level, ...): level 0 (debug) ... 3 (warning), the message joined with spaces.
+typedef void (*cl_log_function)(void *context, int level, const char *message, size_t length);
+
+typedef struct cl_engine cl_engine;
+
+/// A fresh Lua state with redis's libraries and API, its globals protected.
+cl_engine *cl_engine_create(void);
+void cl_engine_destroy(cl_engine *engine);
+/// SCRIPT FLUSH: a fresh Lua state in the same engine (no script compiled).
+void cl_engine_reset(cl_engine *engine);
+
+/// Compiles `body` as the function of script `sha` (40 lowercase hex digits). Returns 0, or 1 with redis's
+/// "Error compiling script (new function): ..." text in `error`.
+int cl_engine_define(cl_engine *engine, const char *sha, const char *body, size_t length, cl_buffer *error);
+/// Whether script `sha` is compiled in this engine.
+int cl_engine_has(cl_engine *engine, const char *sha);
+
+/// Runs script `sha` with KEYS and ARGV and writes its reply (or error) as RESP for a client speaking
+/// `client_resp` into `reply`. Returns 1 when it ended with an error reply, else 0.
+int cl_engine_run(cl_engine *engine, const char *sha,
+                  int key_count, const char *const *keys, const size_t *key_lengths,
+                  int argument_count, const char *const *arguments, const size_t *argument_lengths,
+                  int client_resp, void *context, cl_command_function command, cl_log_function log,
+                  cl_buffer *reply);
+
+/// SCRIPT KILL: the running script stops at its next check with "Script killed by user with SCRIPT KILL...".
+/// Safe from any thread.
+void cl_engine_request_kill(cl_engine *engine);
+/// Bytes the Lua state holds (INFO used_memory_lua).
+size_t cl_engine_memory(cl_engine *engine);
+
+/// SHA1 of `bytes` as 40 lowercase hex digits and a NUL.
+void cl_sha1_hex(const void *bytes, size_t length, char out[41]);
+
+#endif

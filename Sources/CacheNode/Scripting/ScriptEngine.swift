@@ -1,0 +1,196 @@
+// EVAL's script cache and Lua engine (redis eval.c): script bodies by SHA1, compiled into one Lua state. A script
+// runs with every stripe locked (EVAL is a whole-keyspace command), so scripts run one at a time and atomically, as
+// in redis; the engine's own lock only orders SCRIPT LOAD / FLUSH against a running script. SCRIPT KILL reaches a
+// running script from another event loop through an atomic flag the Lua count hook reads.
+import CLua
+import NIOCore
+import RESPServer
+import Synchronization
+
+/// A script's `#!lua flags=...` line (redis eval.c evalExtractShebangFlags).
+struct ScriptFlags: OptionSet, Sendable {
+    let rawValue: UInt8
+    /// The script has a shebang line (flags then default to "not allowed" for what is not listed).
+    static let declared = ScriptFlags(rawValue: 1 << 0)
+    static let noWrites = ScriptFlags(rawValue: 1 << 1)
+    static let allowOOM = ScriptFlags(rawValue: 1 << 2)
+    static let allowStale = ScriptFlags(rawValue: 1 << 3)
+    static let noCluster = ScriptFlags(rawValue: 1 << 4)
+    static let allowCrossSlotKeys = ScriptFlags(rawValue: 1 << 5)
+
+    /// Reads the shebang of `body`: the flags and how many bytes to skip (the line, not its line feed, so line
+    /// numbers stay the user's).
+    static func parse(_ body: [UInt8]) throws(CommandError) -> (flags: ScriptFlags, skip: Int) {
+        guard body.count >= 2, body[0] == UInt8(ascii: "#"), body[1] == UInt8(ascii: "!") else { return ([], 0) }
+        let end = body.firstIndex(of: UInt8(ascii: "\n")) ?? body.count
+        let line = String(decoding: body[2..<end], as: UTF8.self)
+        var parts = line.split(separator: " ", omittingEmptySubsequences: true)
+        guard let engine = parts.first, engine == "lua" else {
+            guard let engine = parts.first else { throw CommandError("Invalid engine in script shebang") }
+            throw CommandError("Unexpected engine in script shebang: #!\(engine)")
+        }
+        parts.removeFirst()
+        var flags = ScriptFlags.declared
+        for part in parts {
+            guard part.hasPrefix("flags=") else { throw CommandError("Unknown lua shebang option: \(part)") }
+            for name in part.dropFirst(6).split(separator: ",", omittingEmptySubsequences: true) {
+                switch name {
+                case "no-writes": flags.insert(.noWrites)
+                case "allow-oom": flags.insert(.allowOOM)
+                case "allow-stale": flags.insert(.allowStale)
+                case "no-cluster": flags.insert(.noCluster)
+                case "allow-cross-slot-keys": flags.insert(.allowCrossSlotKeys)
+                default: throw CommandError("Unexpected flag in script shebang: \(name)")
+                }
+            }
+        }
+        return (flags, end)
+    }
+}
+
+/// The node's scripts: the SHA1 → body cache and the Lua state they are compiled into.
+final class ScriptEngine: Sendable {
+    private struct Cache: ~Copyable {
+        /// Owned by this cache; reset (not freed) by SCRIPT FLUSH, so SCRIPT KILL's pointer stays valid.
+        let engine: OpaquePointer
+        var flags: [String: ScriptFlags] = [:]
+        var bodyBytes = 0
+    }
+
+    private let cache: Mutex<Cache>
+    /// The engine, for SCRIPT KILL from another thread (never freed before the node).
+    private nonisolated(unsafe) let killTarget: OpaquePointer
+    /// Whether a script is running, and whether it has run a write command (then SCRIPT KILL refuses).
+    let isRunning = Atomic<Bool>(false)
+    let runningScriptWrote = Atomic<Bool>(false)
+
+    init() {
+        guard let engine = cl_engine_create() else { fatalError("cannot create the Lua state for EVAL (out of memory)") }
+        killTarget = engine
+        cache = Mutex(Cache(engine: engine))
+    }
+
+    deinit {
+        cl_engine_destroy(killTarget)
+    }
+
+    /// SHA1 of a script body, lowercase hex (redis sha1hex).
+    static func sha1(_ body: [UInt8]) -> String {
+        var hex = [CChar](repeating: 0, count: 41)
+        body.withUnsafeBytes { raw in cl_sha1_hex(raw.baseAddress, raw.count, &hex) }
+        return String(decoding: hex.prefix(40).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Compiles `body` if it is new (SCRIPT LOAD, EVAL); returns its SHA1 and flags.
+    func load(_ body: [UInt8]) throws(CommandError) -> (sha: String, flags: ScriptFlags) {
+        let sha = Self.sha1(body)
+        if let flags = cache.withLock({ $0.flags[sha] }) { return (sha, flags) }
+        let (flags, skip) = try ScriptFlags.parse(body)
+        let failure: String? = cache.withLock { cache in
+            if cache.flags[sha] != nil { return nil }
+            var error = cl_buffer()
+            defer { cl_buffer_free(&error) }
+            let failed = body.withUnsafeBytes { raw in
+                sha.withCString { cl_engine_define(cache.engine, $0, raw.baseAddress! + skip, raw.count - skip, &error) }
+            }
+            if failed != 0 {
+                return String(decoding: UnsafeRawBufferPointer(start: error.data, count: error.length), as: UTF8.self)
+            }
+            cache.flags[sha] = flags
+            cache.bodyBytes += body.count
+            return nil
+        }
+        if let failure { throw CommandError(failure) }
+        return (sha, flags)
+    }
+
+    /// The flags of a cached script, or `nil` (NOSCRIPT).
+    func flags(of sha: String) -> ScriptFlags? {
+        cache.withLock { $0.flags[sha] }
+    }
+
+    /// Runs a cached script; `command` runs each redis.call. Returns the RESP reply and whether it is an error.
+    func run(
+        sha: String, keys: [[UInt8]], arguments: [[UInt8]], clientProtocol: Int, invocation: ScriptInvocation
+    ) -> (reply: [UInt8], isError: Bool) {
+        cache.withLock { cache in
+            isRunning.store(true, ordering: .releasing)
+            runningScriptWrote.store(false, ordering: .releasing)
+            defer { isRunning.store(false, ordering: .releasing) }
+            var reply = cl_buffer()
+            defer { cl_buffer_free(&reply) }
+            let context = Unmanaged.passUnretained(invocation).toOpaque()
+            let isError = Self.withCArrays(keys) { keyPointers, keyLengths in
+                Self.withCArrays(arguments) { argumentPointers, argumentLengths in
+                    sha.withCString { shaText in
+                        cl_engine_run(
+                            cache.engine, shaText, Int32(keys.count), keyPointers, keyLengths, Int32(arguments.count),
+                            argumentPointers, argumentLengths, Int32(clientProtocol), context,
+                            { context, argc, argv, lengths, resp, reply in
+                                let invocation = Unmanaged<ScriptInvocation>.fromOpaque(context!).takeUnretainedValue()
+                                let words = (0..<Int(argc)).map { index in
+                                    UnsafeRawBufferPointer(start: argv![index], count: lengths![index])
+                                }
+                                let bytes = invocation.call(CommandArguments(words), protocolVersion: Int(resp))
+                                bytes.withUnsafeReadableBytes { raw in cl_buffer_append(reply, raw.baseAddress, raw.count) }
+                            },
+                            { context, level, message, length in
+                                let invocation = Unmanaged<ScriptInvocation>.fromOpaque(context!).takeUnretainedValue()
+                                let text = String(decoding: UnsafeRawBufferPointer(start: message, count: length), as: UTF8.self)
+                                invocation.log(level: Int(level), text)
+                            },
+                            &reply) != 0
+                    }
+                }
+            }
+            let bytes = reply.length > 0 ? Array(UnsafeRawBufferPointer(start: reply.data, count: reply.length)) : []
+            return (bytes, isError)
+        }
+    }
+
+    /// SCRIPT EXISTS.
+    func contains(_ sha: String) -> Bool {
+        cache.withLock { $0.flags[sha] != nil }
+    }
+
+    /// SCRIPT FLUSH: forgets every script and starts a fresh Lua state.
+    func flush() {
+        cache.withLock { cache in
+            cl_engine_reset(cache.engine)
+            cache.flags = [:]
+            cache.bodyBytes = 0
+        }
+    }
+
+    /// SCRIPT KILL's check and request (redis scriptKill): only a script that has not written can be stopped.
+    enum KillOutcome { case killed, notBusy, unkillable }
+
+    func kill() -> KillOutcome {
+        guard isRunning.load(ordering: .acquiring) else { return .notBusy }
+        if runningScriptWrote.load(ordering: .acquiring) { return .unkillable }
+        cl_engine_request_kill(killTarget)
+        return .killed
+    }
+
+    /// INFO memory: the Lua state's bytes, the cached scripts and their bodies' bytes.
+    var memory: (lua: Int, scripts: Int, bodyBytes: Int) {
+        cache.withLock { (Int(cl_engine_memory($0.engine)), $0.flags.count, $0.bodyBytes) }
+    }
+
+    private static func withCArrays<Result>(
+        _ items: [[UInt8]], _ body: (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int>?) -> Result
+    ) -> Result {
+        var lengths = items.map(\.count)
+        let pointers = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: max(items.count, 1))
+        defer { pointers.deallocate() }
+        var storage: [UnsafeMutableRawPointer] = []
+        defer { storage.forEach { $0.deallocate() } }
+        for (index, item) in items.enumerated() {
+            let copy = UnsafeMutableRawPointer.allocate(byteCount: max(item.count, 1), alignment: 1)
+            item.withUnsafeBytes { if $0.count > 0 { copy.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+            storage.append(copy)
+            pointers[index] = UnsafePointer(copy.assumingMemoryBound(to: CChar.self))
+        }
+        return lengths.withUnsafeMutableBufferPointer { body(UnsafePointer(pointers), UnsafePointer($0.baseAddress)) }
+    }
+}
