@@ -16,6 +16,8 @@
 
 extern int luaopen_cjson(lua_State *L);
 extern int luaopen_bit(lua_State *L);
+extern int luaopen_cmsgpack(lua_State *L);
+extern int luaopen_struct(lua_State *L);
 
 struct cl_engine {
     lua_State *lua;
@@ -672,9 +674,51 @@ static void protect_table(lua_State *L, int proxied_index) {
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, readonly_table);
     lua_setfield(L, -2, "__newindex");
-    lua_pushboolean(L, 0);
+    // getmetatable() sees an empty read-only table: changing what it returns is the same readonly error.
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_pushcfunction(L, readonly_table);
+    lua_setfield(L, -2, "__newindex");
+    lua_setmetatable(L, -2);
     lua_setfield(L, -2, "__metatable");
     lua_setmetatable(L, -2);
+}
+
+/// setmetatable, refusing a protected table with the readonly error (Lua's own says "cannot change a protected
+/// metatable").
+static int protected_setmetatable(lua_State *L) {
+    if (lua_istable(L, 1) && luaL_getmetafield(L, 1, "__metatable")) {
+        return luaL_error(L, "Attempt to modify a readonly table");
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/// loadstring without binary chunks (redis 7.2 refuses precompiled bytecode: it can break the VM), and with the
+/// script environment, so a loaded chunk cannot write globals either.
+static int safe_loadstring(lua_State *L) {
+    size_t length;
+    const char *chunk = luaL_checklstring(L, 1, &length);
+    if (length > 0 && chunk[0] == LUA_SIGNATURE[0]) {
+        lua_pushnil(L);
+        lua_pushstring(L, "binary chunks are not allowed");
+        return 2;
+    }
+    const char *name = luaL_optstring(L, 2, chunk);
+    if (luaL_loadbuffer(L, chunk, length, name) != 0) {
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    lua_getfield(L, LUA_REGISTRYINDEX, "__cl_environment");
+    if (lua_istable(L, -1)) {
+        lua_setfenv(L, -2);
+    } else {
+        lua_pop(L, 1);
+    }
+    return 1;
 }
 
 static void load_library(lua_State *L, const char *name, lua_CFunction open) {
@@ -727,6 +771,8 @@ static lua_State *create_state(void) {
     lua_pushcfunction(L, luaopen_bit);
     lua_call(L, 0, 1);
     lua_setglobal(L, "bit");
+    load_library(L, "cmsgpack", luaopen_cmsgpack);
+    load_library(L, "struct", luaopen_struct);
     // Not for scripts (redis's deny list).
     lua_pushnil(L);
     lua_setglobal(L, "dofile");
@@ -734,6 +780,11 @@ static lua_State *create_state(void) {
     lua_setglobal(L, "loadfile");
     lua_pushnil(L);
     lua_setglobal(L, "print");
+    lua_getglobal(L, "setmetatable");
+    lua_pushcclosure(L, protected_setmetatable, 1);
+    lua_setglobal(L, "setmetatable");
+    lua_pushcfunction(L, safe_loadstring);
+    lua_setglobal(L, "loadstring");
     // redis 7's pcall (error tables become their message).
     lua_pushcfunction(L, protected_call);
     lua_setglobal(L, "pcall");
@@ -780,7 +831,7 @@ static lua_State *create_state(void) {
 
     // Globals protection: library tables become read-only proxies, reading a missing global is an error, and
     // scripts run with a read-only proxy of the globals as their environment (see cl_engine_define).
-    static const char *libraries[] = {"redis", "cjson", "bit", "string", "math", "table", NULL};
+    static const char *libraries[] = {"redis", "cjson", "bit", "cmsgpack", "struct", "string", "math", "table", NULL};
     for (const char **name = libraries; *name; name++) {
         lua_getglobal(L, *name);
         protect_table(L, -1);

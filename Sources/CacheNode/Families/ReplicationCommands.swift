@@ -28,7 +28,7 @@ extension CommandTable {
             ReplicationFamily.role(context, &reply)
         },
         // WAIT numreplicas timeout
-        CommandSpec("wait", arity: 3, flags: [.noScript, .blocking], group: .generic,
+        CommandSpec("wait", arity: 3, flags: [.blocking], group: .generic,
                     summary: "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.",
                     since: "3.0.0") { context, reply throws(CommandError) in
             try ReplicationFamily.wait(&context, &reply)

@@ -63,10 +63,15 @@ final class ScriptEngine: Sendable {
     /// Whether a script is running, and whether it has run a write command (then SCRIPT KILL refuses).
     let isRunning = Atomic<Bool>(false)
     let runningScriptWrote = Atomic<Bool>(false)
+    /// INFO memory's figures, kept outside the lock: INFO may run inside a script, which holds it.
+    private let luaBytes = Atomic<Int>(0)
+    private let scriptCount = Atomic<Int>(0)
+    private let scriptBodyBytes = Atomic<Int>(0)
 
     init() {
         guard let engine = cl_engine_create() else { fatalError("cannot create the Lua state for EVAL (out of memory)") }
         killTarget = engine
+        luaBytes.store(Int(cl_engine_memory(engine)), ordering: .relaxed)
         cache = Mutex(Cache(engine: engine))
     }
 
@@ -98,6 +103,7 @@ final class ScriptEngine: Sendable {
             }
             cache.flags[sha] = flags
             cache.bodyBytes += body.count
+            publishMemory(cache)
             return nil
         }
         if let failure { throw CommandError(failure) }
@@ -144,6 +150,7 @@ final class ScriptEngine: Sendable {
                 }
             }
             let bytes = reply.length > 0 ? Array(UnsafeRawBufferPointer(start: reply.data, count: reply.length)) : []
+            publishMemory(cache)
             return (bytes, isError)
         }
     }
@@ -159,6 +166,7 @@ final class ScriptEngine: Sendable {
             cl_engine_reset(cache.engine)
             cache.flags = [:]
             cache.bodyBytes = 0
+            publishMemory(cache)
         }
     }
 
@@ -172,9 +180,16 @@ final class ScriptEngine: Sendable {
         return .killed
     }
 
-    /// INFO memory: the Lua state's bytes, the cached scripts and their bodies' bytes.
+    /// INFO memory: the Lua state's bytes, the cached scripts and their bodies' bytes (as of the last script run,
+    /// load or flush).
     var memory: (lua: Int, scripts: Int, bodyBytes: Int) {
-        cache.withLock { (Int(cl_engine_memory($0.engine)), $0.flags.count, $0.bodyBytes) }
+        (luaBytes.load(ordering: .relaxed), scriptCount.load(ordering: .relaxed), scriptBodyBytes.load(ordering: .relaxed))
+    }
+
+    private func publishMemory(_ cache: borrowing Cache) {
+        luaBytes.store(Int(cl_engine_memory(cache.engine)), ordering: .relaxed)
+        scriptCount.store(cache.flags.count, ordering: .relaxed)
+        scriptBodyBytes.store(cache.bodyBytes, ordering: .relaxed)
     }
 
     private static func withCArrays<Result>(

@@ -98,12 +98,21 @@ struct ScriptingCommandsTests {
         for name in ["loadfile", "dofile", "print"] {
             #expect(try client.send("EVAL", "return \(name)", "0").text?.contains("nonexistent global variable '\(name)'") == true)
         }
+        #expect(try client.send("EVAL", "setmetatable(_G, {})", "0").text?.contains("Attempt to modify a readonly table") == true)
+        #expect(try client.send("EVAL", "getmetatable(_G).__index = {}", "0").text?.contains("Attempt to modify a readonly table") == true)
+        // Precompiled chunks are refused; text chunks run in the scripts' protected environment.
+        #expect(try client.send("EVAL", "return loadstring(string.dump(function() return 1 end))()", "0").text?
+                    .contains("attempt to call a nil value") == true)
+        #expect(try client.send("EVAL", "return loadstring('return 1 + 1')()", "0") == .integer(2))
+        #expect(try client.send("EVAL", "loadstring('sneaky = 1')()", "0").text?.contains("Attempt to modify a readonly table") == true)
         // The libraries redis loads are there.
         #expect(try client.send("EVAL", "return cjson.encode({1, 2})", "0") == bulk("[1,2]"))
         #expect(try client.send("EVAL", "return cjson.decode('{\"a\":7}').a", "0") == .integer(7))
         #expect(try client.send("EVAL", "return bit.bxor(5, 3)", "0") == .integer(6))
         #expect(try client.send("EVAL", "return redis.sha1hex('abc')", "0") == bulk("a9993e364706816aba3e25717850c26c9cd0d89d"))
         #expect(try client.send("EVAL", "return string.format('%d-%s', 7, table.concat({'a', 'b'}))", "0") == bulk("7-ab"))
+        #expect(try client.send("EVAL", "return cmsgpack.unpack(cmsgpack.pack({1, 'x'}))[2]", "0") == bulk("x"))
+        #expect(try client.send("EVAL", "return struct.unpack('>I2', struct.pack('>I2', 513))", "0") == .integer(513))
     }
 
     @Test func theScriptCache() throws {
@@ -111,6 +120,11 @@ struct ScriptingCommandsTests {
         let body = "return 'cached'"
         let sha = ScriptEngine.sha1(Array(body.utf8))
         #expect(try client.send("SCRIPT", "LOAD", body) == bulk(sha))
+        let memory = try client.send("INFO", "memory").text ?? ""
+        #expect(memory.contains("number_of_cached_scripts:1\r\n"))
+        #expect(memory.contains("used_memory_scripts_eval:\(body.utf8.count)\r\n"))
+        // INFO inside a script reads these figures without the engine's lock, which the script holds.
+        #expect(try client.send("EVAL", "return redis.call('info', 'memory')", "0").text?.contains("number_of_cached_scripts:2") == true)
         #expect(try client.send("EVALSHA", sha, "0") == bulk("cached"))
         #expect(try client.send("EVALSHA", sha.uppercased(), "0") == bulk("cached"))
         #expect(try client.send("SCRIPT", "EXISTS", sha, "0000000000000000000000000000000000000000") == .array([.integer(1), .integer(0)]))
