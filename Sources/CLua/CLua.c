@@ -112,7 +112,14 @@ static void push_error_table(lua_State *L, const char *text, size_t length) {
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     if (length > 0 && text[0] == '-') {
-        luaL_addlstring(&b, text + 1, length - 1);
+        // "-CODE message" keeps its code; "-word" without a space is a message under ERR.
+        const char *space = memchr(text, ' ', length);
+        if (space) {
+            luaL_addlstring(&b, text + 1, length - 1);
+        } else {
+            luaL_addstring(&b, "ERR ");
+            luaL_addlstring(&b, text + 1, length - 1);
+        }
     } else {
         luaL_addstring(&b, "ERR ");
         luaL_addlstring(&b, text, length);

@@ -46,6 +46,8 @@ public struct CommandContext {
     /// EVAL: memory was over `maxmemory` with nothing to evict when the script started (its first write that may
     /// grow memory is then refused, as redis's pre_command_oom_state).
     var outOfMemoryAtStart = false
+    /// Run by a Lua script's redis.call (redis's CLIENT_SCRIPT): SORT then orders a set it would leave unordered.
+    var fromScript = false
 
     init(arguments: CommandArguments, spec: CommandSpec, session: ClientSession, node: NodeState, now: Int64, inTransaction: Bool) {
         self.arguments = arguments

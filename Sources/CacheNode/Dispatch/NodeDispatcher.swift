@@ -410,9 +410,13 @@ public struct NodeDispatcher: CommandDispatcher {
     }
 
     /// Runs a queued command inside EXEC, with every stripe already locked. Returns keys made ready.
-    static func runQueued(_ queued: QueuedCommand, session: ClientSession, node: NodeState, now: Int64, reply: inout ReplyWriter) -> [DatabaseKey] {
+    static func runQueued(
+        _ queued: QueuedCommand, session: ClientSession, node: NodeState, now: Int64, reply: inout ReplyWriter,
+        fromScript: Bool = false
+    ) -> [DatabaseKey] {
         var context = CommandContext(
             arguments: queued.arguments, spec: queued.spec, session: session, node: node, now: now, inTransaction: true)
+        context.fromScript = fromScript
         session.stats.commandsProcessed.wrappingAdd(1, ordering: .relaxed)
         // Counted, not timed: EXEC's time covers the commands it runs.
         session.stats.commands.add(1, to: .calls, of: queued.commandIndex)

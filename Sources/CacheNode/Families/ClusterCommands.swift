@@ -10,7 +10,9 @@ let clusterCommands: [CommandSpec] = [
     CommandSpec("cluster", arity: -2, flags: [.loading, .stale], group: .cluster,
                 summary: "A container for Redis Cluster commands.", since: "3.0.0",
                 subcommands: ClusterFamily.subcommandNames.map { name in
-                    CommandSpec("cluster|\(name)", arity: -2, flags: [.loading, .stale], group: .cluster,
+                    // CLUSTER RESET is refused inside scripts (redis's noscript); the other subcommands are not.
+                    CommandSpec("cluster|\(name)", arity: -2, flags: name == "reset" ? [.noScript, .loading, .stale] : [.loading, .stale],
+                                group: .cluster,
                                 summary: "CLUSTER \(name.uppercased())", since: "3.0.0") { _, _ throws(CommandError) in }
                 }) { context, reply throws(CommandError) in
         try ClusterFamily.cluster(&context, &reply)

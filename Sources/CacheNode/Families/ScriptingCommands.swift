@@ -74,6 +74,11 @@ enum ScriptingFamily {
         } else {
             (sha, flags) = try scripts.load(arguments.bytes(1))
         }
+        // A script with a shebang that may write is refused up front over maxmemory unless it says allow-oom
+        // (redis scriptFlagsToCmdFlags adds CMD_DENYOOM); one without a shebang only at its first such write.
+        if context.outOfMemoryAtStart && flags.contains(.declared) && flags.isDisjoint(with: [.allowOOM, .noWrites]) {
+            throw .outOfMemory
+        }
         if flags.contains(.noCluster) && context.node.cluster != nil {
             throw CommandError("Can not run script on cluster, 'no-cluster' flag is set.")
         }
@@ -190,7 +195,7 @@ final class ScriptInvocation: @unchecked Sendable {
         }
         let ready = NodeDispatcher.runQueued(
             QueuedCommand(spec: spec, arguments: arguments, commandIndex: index), session: session, node: node, now: now,
-            reply: &reply)
+            reply: &reply, fromScript: true)
         readyKeys.append(contentsOf: ready)
         return reply.buffer
     }

@@ -103,8 +103,9 @@ enum SortFamily {
         let db = context.db
         let source = db.value(context.key(1))
         if let source, source.type != .list && source.type != .set && source.type != .zset { throw .wrongType }
-        // A set has no order of its own: when its elements are stored (and so replicated), sort them anyway.
-        if dontSort, case .set? = source, store != nil {
+        // A set has no order of its own: when its elements are stored (and so replicated) or go to a script, sort them
+        // anyway (redis sortCommandGeneric).
+        if dontSort, case .set? = source, store != nil || context.fromScript {
             dontSort = false
             alpha = true
             sortBy = nil

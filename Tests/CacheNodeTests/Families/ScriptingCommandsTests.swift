@@ -22,6 +22,8 @@ struct ScriptingCommandsTests {
         #expect(try client.send("EVAL", "return redis.status_reply('FINE')", "0") == .simple("FINE"))
         #expect(try client.send("EVAL", "return {ok='fine'}", "0") == .simple("fine"))
         #expect(try client.send("EVAL", "return redis.error_reply('MY failure')", "0") == .error("MY failure"))
+        #expect(try client.send("EVAL", "return redis.error_reply('')", "0") == .error("ERR "))
+        #expect(try client.send("EVAL", "return redis.error_reply('-CODEONLY')", "0") == .error("ERR CODEONLY"))
         #expect(try client.send("EVAL", "return {err='plain'}", "0") == .error("plain"))
         #expect(try client.send("EVAL", "return nil", "0") == .null)
         #expect(try client.send("EVAL", "return #KEYS .. ':' .. #ARGV .. ':' .. KEYS[2] .. ARGV[1]", "2", "a", "b", "c") == bulk("2:1:bc"))
@@ -71,6 +73,7 @@ struct ScriptingCommandsTests {
         #expect(try error("return redis.call('multi')").hasPrefix("ERR This Redis command is not allowed from script"))
         #expect(try error("return redis.call('subscribe', 'c')").hasPrefix("ERR This Redis command is not allowed from script"))
         #expect(try error("return redis.call('client', 'list')").hasPrefix("ERR This Redis command is not allowed from script"))
+        #expect(try error("return redis.call('cluster', 'reset', 'hard')").hasPrefix("ERR This Redis command is not allowed from script"))
         #expect(try error("return redis.call('eval', 'return 1', 0)").hasPrefix("ERR This Redis command is not allowed from script"))
         #expect(try error("return redis.call('set', 'k', {})").hasPrefix("ERR Lua redis lib command arguments must be strings or integers"))
         // redis.call raises the command's error, with where it happened; redis.pcall returns it.
@@ -84,6 +87,10 @@ struct ScriptingCommandsTests {
                 == .array([bulk("false"), bulk("ERR Unknown Redis command called from script")]))
         #expect(try error("error('boom')").hasPrefix("ERR user_script:1: boom script: "))
         #expect(try error("return 'unfinished").hasPrefix("ERR Error compiling script (new function): user_script:1: unfinished string"))
+        // A set sorted BY a constant is ordered for a script, as redis orders it.
+        _ = try client.send("SADD", "set", "b", "aa", "c", "a")
+        #expect(try client.send("EVAL", "return redis.call('sort', KEYS[1], 'by', '_')", "1", "set")
+                == .array([bulk("a"), bulk("aa"), bulk("b"), bulk("c")]))
         // Blocking commands do not block inside a script.
         #expect(try client.send("EVAL", "return redis.call('blpop', 'nolist', 0)", "0") == .null)
     }
@@ -202,6 +209,9 @@ struct ScriptingCommandsTests {
         // A command that frees memory is allowed, and after a first write the script is not stopped midway.
         #expect(try client.send("EVAL", "redis.call('del', 'k'); return redis.call('set', 'x', 'y')", "0") == .simple("OK"))
         #expect(try client.send("EVAL", "#!lua flags=allow-oom\nreturn redis.call('set', 'z', 'y')", "0") == .simple("OK"))
+        // With a shebang (and no allow-oom or no-writes) the script is refused before it runs.
+        #expect(try client.send("EVAL", "#!lua\nreturn 1", "0").text?.hasPrefix("OOM command not allowed") == true)
+        #expect(try client.send("EVAL", "#!lua flags=no-writes\nreturn 1", "0") == .integer(1))
     }
 
     @Test func commandMetadata() throws {
