@@ -979,6 +979,10 @@ int cl_engine_run(cl_engine *engine, const char *sha,
                 append_string(&message, ".");
             }
             lua_pop(L, 2);
+            // An error a redis.call raised was counted when its command failed (redis ERR_REPLY_FLAG_NO_STATS_UPDATE).
+            lua_getfield(L, -1, "ignore_error_stats_update");
+            if (lua_toboolean(L, -1)) is_error = 2;
+            lua_pop(L, 1);
             append_line(reply, '-', message.data ? message.data : "", message.length);
             cl_buffer_free(&message);
         }
@@ -989,6 +993,12 @@ int cl_engine_run(cl_engine *engine, const char *sha,
             lua_rawget(L, -2);
             is_error = lua_type(L, -1) == LUA_TSTRING;
             lua_pop(L, 1);
+            if (is_error) {
+                lua_pushstring(L, "ignore_error_stats_update");
+                lua_rawget(L, -2);
+                if (lua_toboolean(L, -1)) is_error = 2;
+                lua_pop(L, 1);
+            }
         }
         lua_to_reply(L, run.script_resp, client_resp, reply, 0);
     }

@@ -38,7 +38,8 @@ int cl_engine_define(cl_engine *engine, const char *sha, const char *body, size_
 int cl_engine_has(cl_engine *engine, const char *sha);
 
 /// Runs script `sha` with KEYS and ARGV and writes its reply (or error) as RESP for a client speaking
-/// `client_resp` into `reply`. Returns 1 when it ended with an error reply, else 0.
+/// `client_resp` into `reply`. Returns 0 for a reply, 1 for an error reply, 2 for an error reply that a failed
+/// redis.call already counted in the error statistics.
 int cl_engine_run(cl_engine *engine, const char *sha,
                   int key_count, const char *const *keys, const size_t *key_lengths,
                   int argument_count, const char *const *arguments, const size_t *argument_lengths,

@@ -310,6 +310,7 @@ public struct NodeDispatcher: CommandDispatcher {
             if check.isTransaction { Self.discardTransaction(context.session, keyspace: node.keyspace, locked: true) }
             context.session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed)
             context.session.stats.commands.add(1, to: .failed, of: commandIndex)
+            node.recordErrorReply(code: error.code)
             reply.error(code: error.code, message: error.message)
             return
         }
@@ -327,6 +328,7 @@ public struct NodeDispatcher: CommandDispatcher {
         } catch {
             context.session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed)
             context.session.stats.commands.add(1, to: .failed, of: commandIndex)
+            node.recordErrorReply(code: error.code)
             reply.error(code: error.code, message: error.message)
         }
     }
@@ -391,6 +393,7 @@ public struct NodeDispatcher: CommandDispatcher {
         if flagTransaction && session.transaction != nil { session.transactionHasErrors = true }
         if let commandIndex { session.stats.commands.add(1, to: .rejected, of: commandIndex) }
         session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed)
+        node.recordErrorReply(code: error.code)
         reply.error(code: error.code, message: error.message)
         return .proceed
     }
@@ -432,6 +435,7 @@ public struct NodeDispatcher: CommandDispatcher {
         } catch {
             session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed)
             session.stats.commands.add(1, to: .failed, of: queued.commandIndex)
+            node.recordErrorReply(code: error.code)
             reply.error(code: error.code, message: error.message)
         }
         if node.monitors.isActive && !queued.spec.flags.contains(.admin) && queued.spec.subcommand(of: queued.arguments)?.flags.contains(.admin) != true {

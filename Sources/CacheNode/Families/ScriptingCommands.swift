@@ -97,7 +97,14 @@ enum ScriptingFamily {
         for key in invocation.readyKeys { context.appendReady(key) }
         // Inside EXEC, EXEC wraps the whole transaction; otherwise the script's writes form one.
         if !context.inTransaction && context.node.replication.isRecording { context.node.replication.commitTransaction() }
-        if outcome.isError { session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed) }
+        if outcome.kind != .value, let index = context.node.commands.lookupIndex(arguments) {
+            session.stats.commands.add(1, to: .failed, of: index)
+        }
+        if outcome.kind == .error {
+            session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed)
+            let code = outcome.reply.dropFirst().prefix { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\r") }
+            context.node.recordErrorReply(code: String(decoding: code, as: UTF8.self))
+        }
         reply.buffer.writeBytes(outcome.reply)
     }
 
@@ -184,6 +191,10 @@ final class ScriptInvocation: @unchecked Sendable {
     func call(_ arguments: CommandArguments, protocolVersion: Int) -> ByteBuffer {
         var reply = ReplyWriter(buffer: ByteBuffer(), protocolVersion: protocolVersion == 3 ? .v3 : .v2)
         if let refusal = refusal(arguments) {
+            // Counted here, as redis's scriptCall counts it; the script's error reply built from it is not again.
+            session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed)
+            node.recordErrorReply(code: refusal.code)
+            if let index = node.commands.lookupIndex(arguments) { session.stats.commands.add(1, to: .rejected, of: index) }
             reply.error(code: refusal.code, message: refusal.message)
             return reply.buffer
         }

@@ -197,6 +197,7 @@ enum ServerFamily {
             reply.ok()
         case "resetstat":
             node.stats.reset()
+            node.resetErrorReplyCounts()
             node.rejectedConnections.store(0, ordering: .relaxed)
             node.queryBufferLimitDisconnections.store(0, ordering: .relaxed)
             node.outputBufferLimitDisconnections.store(0, ordering: .relaxed)

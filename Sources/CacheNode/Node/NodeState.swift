@@ -74,6 +74,8 @@ public final class NodeState: Sendable {
 
     /// Commands per second over the last sampling period (INFO `instantaneous_ops_per_sec`).
     public let instantaneousOpsPerSecond = Atomic<Int>(0)
+    /// Error replies by their code (INFO errorstats `errorstat_<CODE>:count=N`); only error paths touch it.
+    private let errorReplyCounts = Mutex<[String: Int]>([:])
     private let peakMemory = Atomic<Int>(0)
     private let shutdownHandler = Mutex<(@Sendable () -> Void)?>(nil)
 
@@ -111,6 +113,21 @@ public final class NodeState: Sendable {
 
     /// The current configuration.
     public var configuration: NodeConfiguration { configurationStorage.withLock { $0 } }
+
+    /// Counts one error reply under its code (the first word of its message, as redis's errorstats).
+    func recordErrorReply(code: String) {
+        errorReplyCounts.withLock { $0[code, default: 0] += 1 }
+    }
+
+    /// INFO errorstats: the codes seen since start or CONFIG RESETSTAT, by name.
+    var errorReplyCountsByCode: [(String, Int)] {
+        errorReplyCounts.withLock { $0.sorted { $0.key < $1.key } }
+    }
+
+    /// CONFIG RESETSTAT.
+    func resetErrorReplyCounts() {
+        errorReplyCounts.withLock { $0 = [:] }
+    }
 
     /// Changes the configuration and applies what takes effect at run time.
     public func updateConfiguration(_ change: (inout NodeConfiguration) throws(ConfigurationError) -> Void) throws(ConfigurationError) {

@@ -179,6 +179,8 @@ enum ServerInfo {
                 return ("cmdstat_\(table[index].name)",
                         "calls=\(calls),usec=\(microseconds),usec_per_call=\(perCall),rejected_calls=\(rejected),failed_calls=\(failed)")
             }
+        case "errorstats":
+            return node.errorReplyCountsByCode.map { ("errorstat_\($0.0)", "count=\($0.1)") }
         case "cluster":
             return [("cluster_enabled", node.cluster == nil ? "0" : "1")]
         case "keyspace":

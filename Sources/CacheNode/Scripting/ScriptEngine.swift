@@ -115,10 +115,13 @@ final class ScriptEngine: Sendable {
         cache.withLock { $0.flags[sha] }
     }
 
-    /// Runs a cached script; `command` runs each redis.call. Returns the RESP reply and whether it is an error.
+    /// How a script's reply counts in the error statistics.
+    enum ReplyKind { case value, error, errorAlreadyCounted }
+
+    /// Runs a cached script; `command` runs each redis.call. Returns the RESP reply and what kind it is.
     func run(
         sha: String, keys: [[UInt8]], arguments: [[UInt8]], clientProtocol: Int, invocation: ScriptInvocation
-    ) -> (reply: [UInt8], isError: Bool) {
+    ) -> (reply: [UInt8], kind: ReplyKind) {
         cache.withLock { cache in
             isRunning.store(true, ordering: .releasing)
             runningScriptWrote.store(false, ordering: .releasing)
@@ -126,7 +129,7 @@ final class ScriptEngine: Sendable {
             var reply = cl_buffer()
             defer { cl_buffer_free(&reply) }
             let context = Unmanaged.passUnretained(invocation).toOpaque()
-            let isError = Self.withCArrays(keys) { keyPointers, keyLengths in
+            let outcome = Self.withCArrays(keys) { keyPointers, keyLengths in
                 Self.withCArrays(arguments) { argumentPointers, argumentLengths in
                     sha.withCString { shaText in
                         cl_engine_run(
@@ -145,13 +148,13 @@ final class ScriptEngine: Sendable {
                                 let text = String(decoding: UnsafeRawBufferPointer(start: message, count: length), as: UTF8.self)
                                 invocation.log(level: Int(level), text)
                             },
-                            &reply) != 0
+                            &reply)
                     }
                 }
             }
             let bytes = reply.length > 0 ? Array(UnsafeRawBufferPointer(start: reply.data, count: reply.length)) : []
             publishMemory(cache)
-            return (bytes, isError)
+            return (bytes, outcome == 0 ? .value : outcome == 1 ? .error : .errorAlreadyCounted)
         }
     }
 

@@ -214,6 +214,32 @@ struct ScriptingCommandsTests {
         #expect(try client.send("EVAL", "#!lua flags=no-writes\nreturn 1", "0") == .integer(1))
     }
 
+    @Test func errorStatisticsCountEachErrorOnce() throws {
+        let client = try TestNode().connect()
+        _ = try client.send("SET", "s", "text")
+        _ = try client.send("CONFIG", "RESETSTAT")
+        #expect(try client.send("LPUSH", "s", "x").isError)
+        #expect(try client.send("NOSUCH").isError)
+        // A failed redis.call counts once (for its command), not again for the script's error reply.
+        #expect(try client.send("EVAL", "return redis.call('incr', 's')", "0").isError)
+        #expect(try client.send("EVAL", "return redis.call('nosuch')", "0").isError)
+        // A caught one is not the script's error: the script succeeds.
+        #expect(try client.send("EVAL", "redis.pcall('incr', 's'); return 1", "0") == .integer(1))
+        #expect(try client.send("EVAL", "return redis.error_reply('MY_CODE boom')", "0") == .error("MY_CODE boom"))
+        let errorStats = try client.send("INFO", "errorstats").text ?? ""
+        #expect(errorStats.contains("errorstat_ERR:count=4\r\n"), "\(errorStats)")
+        #expect(errorStats.contains("errorstat_MY_CODE:count=1\r\n"))
+        #expect(errorStats.contains("errorstat_WRONGTYPE:count=1\r\n"))
+        #expect(try client.send("INFO", "stats").text?.contains("total_error_replies:6\r\n") == true)
+        let commandStats = try client.send("INFO", "commandstats").text ?? ""
+        let evalLine = commandStats.split(separator: "\r\n").first { $0.hasPrefix("cmdstat_eval:") } ?? ""
+        #expect(evalLine.hasPrefix("cmdstat_eval:calls=4,"))
+        #expect(evalLine.hasSuffix("rejected_calls=0,failed_calls=3"))
+        #expect(commandStats.contains("cmdstat_incr:calls=2,"))
+        _ = try client.send("CONFIG", "RESETSTAT")
+        #expect(try client.send("INFO", "errorstats").text?.contains("errorstat_") == false)
+    }
+
     @Test func commandMetadata() throws {
         let client = try TestNode().connect()
         let info = try client.send("COMMAND", "INFO", "eval", "script")
