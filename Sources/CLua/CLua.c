@@ -22,6 +22,8 @@ extern int luaopen_struct(lua_State *L);
 struct cl_engine {
     lua_State *lua;
     atomic_int kill_requested;
+    /// Scripts run since the last incremental garbage-collection step (redis LUA_GC_CYCLE_PERIOD).
+    int runs_since_gc_step;
 };
 
 /// What redis.call needs while a script runs (kept in the registry as light userdata).
@@ -1007,10 +1009,9 @@ int cl_engine_run(cl_engine *engine, const char *sha,
     lua_sethook(L, NULL, 0, 0);
     lua_pushnil(L);
     lua_setfield(L, LUA_REGISTRYINDEX, run_key);
-    static int gc_count = 0;
-    if (++gc_count == 50) {
+    if (++engine->runs_since_gc_step == 50) {
         lua_gc(L, LUA_GCSTEP, 50);
-        gc_count = 0;
+        engine->runs_since_gc_step = 0;
     }
     return is_error;
 }
