@@ -31,6 +31,12 @@ public struct ReplyWriter: Sendable {
         buffer.writeStaticString("\r\n")
     }
 
+    /// An array of simple strings, one per line (what every `<COMMAND> HELP` answers).
+    public mutating func simpleStringLines(_ lines: [String]) {
+        arrayHeader(lines.count)
+        for line in lines { simpleString(line) }
+    }
+
     /// An error reply: `-CODE message`. `message` should not repeat the code; line breaks are replaced by spaces.
     public mutating func error(code: String, message: String) {
         buffer.writeInteger(UInt8(ascii: "-"))

@@ -308,10 +308,8 @@ public struct NodeDispatcher: CommandDispatcher {
     private func run(_ spec: CommandSpec, _ commandIndex: Int, _ context: inout CommandContext, _ reply: inout ReplyWriter) {
         if let check = context.clusterCheck, let error = check.verify(context) {
             if check.isTransaction { Self.discardTransaction(context.session, keyspace: node.keyspace, locked: true) }
-            context.session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed)
             context.session.stats.commands.add(1, to: .failed, of: commandIndex)
-            node.recordErrorReply(code: error.code)
-            reply.error(code: error.code, message: error.message)
+            Self.replyError(error, session: context.session, node: node, reply: &reply)
             return
         }
         do {
@@ -326,10 +324,8 @@ public struct NodeDispatcher: CommandDispatcher {
                 if node.replication.isRecording { node.replication.propagate(context) }
             }
         } catch {
-            context.session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed)
             context.session.stats.commands.add(1, to: .failed, of: commandIndex)
-            node.recordErrorReply(code: error.code)
-            reply.error(code: error.code, message: error.message)
+            Self.replyError(error, session: context.session, node: node, reply: &reply)
         }
     }
 
@@ -392,10 +388,15 @@ public struct NodeDispatcher: CommandDispatcher {
     ) -> DispatchOutcome {
         if flagTransaction && session.transaction != nil { session.transactionHasErrors = true }
         if let commandIndex { session.stats.commands.add(1, to: .rejected, of: commandIndex) }
+        Self.replyError(error, session: session, node: node, reply: &reply)
+        return .proceed
+    }
+
+    /// Writes `error` as a command's reply and counts it (INFO stats `total_error_replies`, INFO errorstats).
+    static func replyError(_ error: CommandError, session: ClientSession, node: NodeState, reply: inout ReplyWriter) {
         session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed)
         node.recordErrorReply(code: error.code)
         reply.error(code: error.code, message: error.message)
-        return .proceed
     }
 
     /// redis's wording: `unknown command 'foo', with args beginning with: 'a' 'b' `.
@@ -433,10 +434,8 @@ public struct NodeDispatcher: CommandDispatcher {
                 if node.replication.isRecording { node.replication.propagate(context) }
             }
         } catch {
-            session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed)
             session.stats.commands.add(1, to: .failed, of: queued.commandIndex)
-            node.recordErrorReply(code: error.code)
-            reply.error(code: error.code, message: error.message)
+            replyError(error, session: session, node: node, reply: &reply)
         }
         if node.monitors.isActive && !queued.spec.flags.contains(.admin) && queued.spec.subcommand(of: queued.arguments)?.flags.contains(.admin) != true {
             node.feedMonitors(queued.arguments, spec: queued.spec, session: session)

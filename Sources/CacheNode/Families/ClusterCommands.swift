@@ -67,8 +67,7 @@ enum ClusterFamily {
                 "TOPOLOGY SET <epoch> <nodes-lines>: apply a topology pushed by the topology source (CLUSTER NODES format)",
                 "TOPOLOGY GET: the applied topology epoch and this node's view", "HELP",
             ]
-            reply.arrayHeader(lines.count)
-            for line in lines { reply.simpleString(line) }
+            reply.simpleStringLines(lines)
             return
         }
         guard let cluster = context.node.cluster else { throw disabled }

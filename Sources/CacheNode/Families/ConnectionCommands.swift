@@ -313,8 +313,7 @@ enum ConnectionFamily {
                 "UNBLOCK <clientid> [TIMEOUT|ERROR]", "    Unblock the specified blocked client.",
                 "HELP", "    Print this help.",
             ]
-            reply.arrayHeader(lines.count)
-            for line in lines { reply.simpleString(line) }
+            reply.simpleStringLines(lines)
         default:
             throw .unknownSubcommand(arguments.string(1), of: "client")
         }

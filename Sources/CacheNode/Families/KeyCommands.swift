@@ -401,8 +401,7 @@ enum KeyFamily {
                 "REFCOUNT <key>", "    Return the number of references of the value associated with the specified",
                 "    <key>.", "HELP", "    Print this help.",
             ]
-            reply.arrayHeader(lines.count)
-            for line in lines { reply.simpleString(line) }
+            reply.simpleStringLines(lines)
             return
         }
         guard arguments.count == 3 else { throw .unknownSubcommand(arguments.string(1), of: "object") }

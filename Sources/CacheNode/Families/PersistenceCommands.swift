@@ -181,8 +181,7 @@ enum PersistenceFamily {
                 "RELOAD", "    Save the dataset to disk and reload it back to memory.",
                 "HELP", "    Print this help.",
             ]
-            reply.arrayHeader(lines.count)
-            for line in lines { reply.simpleString(line) }
+            reply.simpleStringLines(lines)
         default:
             throw .unknownSubcommand(arguments.string(1), of: "debug")
         }

@@ -178,8 +178,7 @@ enum PubSubFamily {
                 "HELP",
                 "    Prints this help.",
             ]
-            reply.arrayHeader(lines.count)
-            for line in lines { reply.simpleString(line) }
+            reply.simpleStringLines(lines)
         },
     ]
 

@@ -154,8 +154,7 @@ enum ScriptingFamily {
                 "HELP",
                 "    Print this help.",
             ]
-            reply.arrayHeader(lines.count)
-            for line in lines { reply.simpleString(line) }
+            reply.simpleStringLines(lines)
         default:
             throw CommandError(
                 "unknown subcommand '\(arguments.string(1).prefix(128))'. Try SCRIPT HELP.")
@@ -192,10 +191,8 @@ final class ScriptInvocation: @unchecked Sendable {
         var reply = ReplyWriter(buffer: ByteBuffer(), protocolVersion: protocolVersion == 3 ? .v3 : .v2)
         if let refusal = refusal(arguments) {
             // Counted here, as redis's scriptCall counts it; the script's error reply built from it is not again.
-            session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed)
-            node.recordErrorReply(code: refusal.code)
             if let index = node.commands.lookupIndex(arguments) { session.stats.commands.add(1, to: .rejected, of: index) }
-            reply.error(code: refusal.code, message: refusal.message)
+            NodeDispatcher.replyError(refusal, session: session, node: node, reply: &reply)
             return reply.buffer
         }
         let index = node.commands.lookupIndex(arguments)!

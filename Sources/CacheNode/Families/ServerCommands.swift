@@ -65,8 +65,7 @@ extension CommandTable {
                     "USAGE <key> [SAMPLES <count>]", "    Return memory in bytes used by <key> and its value.",
                     "HELP", "    Print this help.",
                 ]
-                reply.arrayHeader(lines.count)
-                for line in lines { reply.simpleString(line) }
+                reply.simpleStringLines(lines)
             } else if arguments.matches(1, "doctor") {
                 reply.verbatim("Sam, I detected no memory problems in this instance.")
             } else if arguments.matches(1, "stats") {
@@ -234,8 +233,7 @@ enum ServerFamily {
                 "RESETSTAT", "    Reset statistics reported by the INFO command.",
                 "REWRITE", "    Rewrite the configuration file.", "HELP", "    Print this help.",
             ]
-            reply.arrayHeader(lines.count)
-            for line in lines { reply.simpleString(line) }
+            reply.simpleStringLines(lines)
         default:
             throw .unknownSubcommand(arguments.string(1), of: "config")
         }
@@ -284,8 +282,7 @@ enum ServerFamily {
             let lines = ["COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:", "(no subcommand)",
                          "    Return details about all commands.", "COUNT", "INFO [<command-name> ...]", "DOCS [<command-name> ...]",
                          "GETKEYS <full-command>", "LIST", "HELP"]
-            reply.arrayHeader(lines.count)
-            for line in lines { reply.simpleString(line) }
+            reply.simpleStringLines(lines)
         default:
             throw .unknownSubcommand(arguments.string(1), of: "command")
         }

@@ -95,8 +95,10 @@ final class ScriptEngine: Sendable {
             if cache.flags[sha] != nil { return nil }
             var error = cl_buffer()
             defer { cl_buffer_free(&error) }
-            let failed = body.withUnsafeBytes { raw in
-                sha.withCString { cl_engine_define(cache.engine, $0, raw.baseAddress! + skip, raw.count - skip, &error) }
+            // NUL-terminated, so even an empty body (EVAL "" 0 is valid Lua) has an address to pass.
+            let code = body[skip...].map { CChar(bitPattern: $0) } + [0]
+            let failed = code.withUnsafeBufferPointer { text in
+                sha.withCString { cl_engine_define(cache.engine, $0, text.baseAddress!, text.count - 1, &error) }
             }
             if failed != 0 {
                 return String(decoding: UnsafeRawBufferPointer(start: error.data, count: error.length), as: UTF8.self)

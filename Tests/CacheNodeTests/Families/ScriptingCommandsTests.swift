@@ -26,6 +26,7 @@ struct ScriptingCommandsTests {
         #expect(try client.send("EVAL", "return redis.error_reply('-CODEONLY')", "0") == .error("ERR CODEONLY"))
         #expect(try client.send("EVAL", "return {err='plain'}", "0") == .error("plain"))
         #expect(try client.send("EVAL", "return nil", "0") == .null)
+        #expect(try client.send("EVAL", "", "0") == .null)
         #expect(try client.send("EVAL", "return #KEYS .. ':' .. #ARGV .. ':' .. KEYS[2] .. ARGV[1]", "2", "a", "b", "c") == bulk("2:1:bc"))
     }
 
