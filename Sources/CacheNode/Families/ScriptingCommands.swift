@@ -189,14 +189,18 @@ final class ScriptInvocation: @unchecked Sendable {
     /// Runs one redis.call with every stripe held; returns its RESP reply (an error reply when refused).
     func call(_ arguments: CommandArguments, protocolVersion: Int) -> ByteBuffer {
         var reply = ReplyWriter(buffer: ByteBuffer(), protocolVersion: protocolVersion == 3 ? .v3 : .v2)
-        if let refusal = refusal(arguments) {
+        guard let index = node.commands.lookupIndex(arguments) else {
+            NodeDispatcher.replyError(
+                CommandError("Unknown Redis command called from script"), session: session, node: node, reply: &reply)
+            return reply.buffer
+        }
+        let spec = node.commands.commands[index]
+        if let refusal = refusal(spec, arguments) {
             // Counted here, as redis's scriptCall counts it; the script's error reply built from it is not again.
-            if let index = node.commands.lookupIndex(arguments) { session.stats.commands.add(1, to: .rejected, of: index) }
+            session.stats.commands.add(1, to: .rejected, of: index)
             NodeDispatcher.replyError(refusal, session: session, node: node, reply: &reply)
             return reply.buffer
         }
-        let index = node.commands.lookupIndex(arguments)!
-        let spec = node.commands.commands[index]
         if spec.flags.contains(.write) {
             wrote = true
             engine.runningScriptWrote.store(true, ordering: .releasing)
@@ -208,12 +212,8 @@ final class ScriptInvocation: @unchecked Sendable {
         return reply.buffer
     }
 
-    /// redis scriptCall's checks, in its order.
-    private func refusal(_ arguments: CommandArguments) -> CommandError? {
-        guard let index = node.commands.lookupIndex(arguments) else {
-            return CommandError("Unknown Redis command called from script")
-        }
-        let spec = node.commands.commands[index]
+    /// redis scriptCall's checks for a known command, in its order.
+    private func refusal(_ spec: CommandSpec, _ arguments: CommandArguments) -> CommandError? {
         guard spec.acceptsArgumentCount(arguments.count) else {
             return CommandError("Wrong number of args calling Redis command from script")
         }
