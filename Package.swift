@@ -73,6 +73,7 @@ let package = Package(
             name: "CacheNode",
             dependencies: [
                 "RESPServer", "CacheStore", "CProcessStats", "ReplicationSec", "CLua",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -1,10 +1,11 @@
-// The value stored under a key: a string (inline up to 14 bytes, else one heap block) or a collection object.
+// The value stored under a key: a string (inline up to 14 bytes, else one heap block), a collection object or a
+// stream.
 // Collections are reference types mutated in place under their stripe's lock; each keeps a running estimate of
 // its heap size so memory accounting stays O(1) per write.
 
 /// The Redis data type of a value, with the names TYPE returns.
 public enum ValueType: String, Sendable, Hashable, CaseIterable {
-    case string, list, hash, set, zset
+    case string, list, hash, set, zset, stream
 }
 
 /// A value in the keyspace.
@@ -17,6 +18,7 @@ public enum StoredValue {
     case hash(HashValue)
     case set(SetValue)
     case sortedSet(SortedSetValue)
+    case stream(StreamValue)
 
     /// Strings up to this many bytes need no allocation.
     public static let shortStringCapacity = 14
@@ -54,6 +56,7 @@ public enum StoredValue {
         case .hash: return .hash
         case .set: return .set
         case .sortedSet: return .zset
+        case .stream: return .stream
         }
     }
 
@@ -66,6 +69,7 @@ public enum StoredValue {
         case .hash(let hash): return UnsafeRawPointer(Unmanaged.passUnretained(hash).toOpaque())
         case .set(let set): return UnsafeRawPointer(Unmanaged.passUnretained(set).toOpaque())
         case .sortedSet(let sortedSet): return UnsafeRawPointer(Unmanaged.passUnretained(sortedSet).toOpaque())
+        case .stream(let stream): return UnsafeRawPointer(Unmanaged.passUnretained(stream).toOpaque())
         }
     }
 
@@ -104,6 +108,7 @@ public enum StoredValue {
         case .hash(let hash): return hash.memoryUsage
         case .set(let set): return set.memoryUsage
         case .sortedSet(let zset): return zset.memoryUsage
+        case .stream(let stream): return stream.memoryUsage
         }
     }
 
@@ -116,6 +121,7 @@ public enum StoredValue {
         case .hash(let hash): return .hash(hash.duplicate())
         case .set(let set): return .set(set.duplicate())
         case .sortedSet(let zset): return .sortedSet(zset.duplicate())
+        case .stream(let stream): return .stream(stream.duplicate())
         }
     }
 }

@@ -25,12 +25,16 @@
 public import CacheStore
 import NIOConcurrencyHelpers
 import NIOCore
-import RESPServer
+public import RESPServer
 import Synchronization
 
 /// Blocked clients by the keys they wait on.
 public final class BlockingRegistry: Sendable {
     private let waiterCount = Atomic<Int>(0)
+    /// Blocked XREADGROUP clients: they are retried when any write touches a key they wait on, as redis's
+    /// `unblock_on_nokey` clients are (a deleted stream or group answers them with NOGROUP, another type with
+    /// WRONGTYPE, instead of leaving them waiting on a group that is gone).
+    private let anyChangeWaiterCount = Atomic<Int>(0)
     /// The queues. A pthread-based lock (rather than `Mutex`) so ThreadSanitizer can check the code around it.
     private let state = NIOLockedValueBox(RegistryState())
 
@@ -39,8 +43,28 @@ public final class BlockingRegistry: Sendable {
     /// Whether any client is blocked (writers skip recording ready keys otherwise).
     public var hasWaiters: Bool { waiterCount.load(ordering: .relaxed) > 0 }
 
+    /// Whether a client waits to be retried on any change of its keys (the dispatcher then signals every key a
+    /// write command touches).
+    public var hasAnyChangeWaiters: Bool { anyChangeWaiterCount.load(ordering: .relaxed) > 0 }
+
+    /// The keys clients retried on any change wait on, in every database (FLUSHALL, FLUSHDB, SWAPDB and EXEC
+    /// signal them all: the waiters find out for themselves whether their key changed).
+    func anyChangeKeys() -> [DatabaseKey] {
+        guard hasAnyChangeWaiters else { return [] }
+        return state.withLockedValue { state in
+            state.queues.filter { $0.value.contains { $0.wakesOnAnyChange } }.map(\.key)
+        }
+    }
+
     /// The number of blocked clients.
     public var blockedClientCount: Int { waiterCount.load(ordering: .relaxed) }
+
+    /// The number of distinct keys clients retried on any change are blocked on (INFO
+    /// `total_blocking_keys_on_nokey`).
+    public var blockedKeyOnNoKeyCount: Int {
+        guard hasAnyChangeWaiters else { return 0 }
+        return state.withLockedValue { state in state.queues.values.filter { $0.contains { $0.wakesOnAnyChange } }.count }
+    }
 
     /// The number of distinct keys clients are blocked on (INFO `total_blocking_keys`).
     public var blockedKeyCount: Int { state.withLockedValue { $0.queues.count } }
@@ -72,9 +96,15 @@ public final class BlockingRegistry: Sendable {
     /// - Parameters:
     ///   - context: the blocking command's context; its `suspends` is set.
     ///   - keys: the keys to wait on, in the database of the command.
-    ///   - type: the type a key must hold for the command to be worth retrying (`.list`, `.zset`).
+    ///   - type: the type a key must hold for the command to be worth retrying (`.list`, `.zset`, `.stream`).
     ///   - deadline: when to give up and reply with the null array.
-    public func block(_ context: inout CommandContext, keys: [KeyRef], waitingFor type: ValueType, deadline: Int64?) {
+    ///   - arguments: the arguments to execute again, when they differ from the command's (XREAD's `$` resolved to
+    ///     the stream's last ID at the time of blocking).
+    ///   - wakesOnAnyChange: retry on any write to the keys, whatever they then hold (XREADGROUP).
+    public func block(
+        _ context: inout CommandContext, keys: [KeyRef], waitingFor type: ValueType, deadline: Int64?,
+        arguments: CommandArguments? = nil, wakesOnAnyChange: Bool = false
+    ) {
         precondition(!context.inTransaction, "blocking commands must not block inside EXEC")
         context.suspends = true
         let session = context.session
@@ -85,8 +115,8 @@ public final class BlockingRegistry: Sendable {
             if !unique.contains(databaseKey) { unique.append(databaseKey) }
         }
         let waiter = BlockedClient(
-            session: session, spec: context.spec, arguments: context.arguments, database: session.database,
-            protocolVersion: session.protocolVersion, keys: unique, type: type)
+            session: session, spec: context.spec, arguments: arguments ?? context.arguments, database: session.database,
+            protocolVersion: session.protocolVersion, keys: unique, type: type, wakesOnAnyChange: wakesOnAnyChange)
         let isRetry = state.withLockedValue { state -> Bool in
             if let existing = state.bySession[sessionID] {
                 // A retry that still found nothing: the client keeps its place.
@@ -99,6 +129,7 @@ public final class BlockingRegistry: Sendable {
         }
         if isRetry { return }
         waiterCount.add(1, ordering: .relaxed)
+        if wakesOnAnyChange { anyChangeWaiterCount.add(1, ordering: .relaxed) }
         session.stats.blockedClients.add(1, ordering: .relaxed)
         session.updateInfo { $0.flags = $0.flags == "N" ? "b" : $0.flags + "b" }
         if let deadline {
@@ -124,14 +155,14 @@ public final class BlockingRegistry: Sendable {
             next += 1
             let candidates = state.withLockedValue { $0.queues[key] ?? [] }
             var unavailable: [ValueType] = []
-            for waiter in candidates where !unavailable.contains(waiter.type) {
+            for waiter in candidates where waiter.wakesOnAnyChange || !unavailable.contains(waiter.type) {
                 guard claim(waiter) else { continue }
                 let attempt = retry(waiter, readyKey: key, node: node)
                 settle(waiter, attempt)
                 switch attempt {
                 case .notReady:
                     // The key holds no value of this type: later waiters of the same type cannot be served either.
-                    unavailable.append(waiter.type)
+                    if !waiter.wakesOnAnyChange { unavailable.append(waiter.type) }
                 case .stillBlocked:
                     break
                 case .served(_, let readyKeys):
@@ -218,7 +249,7 @@ public final class BlockingRegistry: Sendable {
         keyspace.lock(stripes: &stripes)
         defer { keyspace.unlock(stripes: stripes) }
         let database = keyspace.database(waiter.database, now: now)
-        guard database.peek(KeyRef(readyKey.key))?.type == waiter.type else { return .notReady }
+        guard waiter.wakesOnAnyChange || database.peek(KeyRef(readyKey.key))?.type == waiter.type else { return .notReady }
         var context = CommandContext(
             arguments: waiter.arguments, spec: waiter.spec, session: waiter.session, node: node, now: now,
             inTransaction: false)
@@ -227,8 +258,10 @@ public final class BlockingRegistry: Sendable {
         do {
             try waiter.spec.handler(&context, &reply)
         } catch {
-            waiter.session.stats.errorReplies.add(1, ordering: .relaxed)
-            reply.error(code: error.code, message: error.message)
+            if let index = node.commands.lookupIndex(waiter.arguments) {
+                waiter.session.stats.commands.add(1, to: .failed, of: index)
+            }
+            NodeDispatcher.replyError(error, session: waiter.session, node: node, reply: &reply)
             return .served(reply.buffer, readyKeys: context.readyKeys)
         }
         if context.suspends { return .stillBlocked }
@@ -298,6 +331,7 @@ public final class BlockingRegistry: Sendable {
         }
         timer?.cancel()
         waiterCount.add(-1, ordering: .relaxed)
+        if waiter.wakesOnAnyChange { anyChangeWaiterCount.add(-1, ordering: .relaxed) }
         waiter.session.stats.blockedClients.add(-1, ordering: .relaxed)
         waiter.session.updateInfo { info in
             info.flags.removeAll { $0 == "b" }
@@ -327,6 +361,8 @@ final class BlockedClient: @unchecked Sendable {
     let keys: [DatabaseKey]
     /// The type of value it waits for.
     let type: ValueType
+    /// Retried on any write to its keys, not only when they hold `type`.
+    let wakesOnAnyChange: Bool
 
     var phase = Phase.waiting
     var hasTimedOut = false
@@ -334,7 +370,7 @@ final class BlockedClient: @unchecked Sendable {
     var timer: Scheduled<Void>?
 
     init(session: ClientSession, spec: CommandSpec, arguments: CommandArguments, database: Int,
-         protocolVersion: RESPVersion, keys: [DatabaseKey], type: ValueType) {
+         protocolVersion: RESPVersion, keys: [DatabaseKey], type: ValueType, wakesOnAnyChange: Bool) {
         self.session = session
         self.spec = spec
         self.arguments = arguments
@@ -342,6 +378,7 @@ final class BlockedClient: @unchecked Sendable {
         self.protocolVersion = protocolVersion
         self.keys = keys
         self.type = type
+        self.wakesOnAnyChange = wakesOnAnyChange
     }
 }
 

@@ -116,7 +116,7 @@ public enum KeySpec: Sendable {
 
 /// The documentation group of a command (COMMAND DOCS `group`).
 public enum CommandGroup: String, Sendable {
-    case generic, string, bitmap, hyperloglog, list, set, sortedSet = "sorted-set", geo, hash, pubsub, transactions, scripting, connection, server, cluster
+    case generic, string, bitmap, hyperloglog, list, set, sortedSet = "sorted-set", geo, hash, stream, pubsub, transactions, scripting, connection, server, cluster
 }
 
 /// Executes a command: reads arguments from `context`, writes one reply into `reply`.

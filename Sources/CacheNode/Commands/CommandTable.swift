@@ -13,7 +13,7 @@ public struct CommandTable: Sendable {
     /// The table with every family registered.
     public static let standard = CommandTable(families: [
         stringCommands, bitmapCommands, hyperLogLogCommands, keyCommands, connectionCommands, serverCommands, transactionCommands,
-        hashCommands, listCommands, setCommands, sortedSetCommands, sortCommands, geoCommands, pubSubCommands,
+        hashCommands, listCommands, setCommands, sortedSetCommands, sortCommands, geoCommands, streamCommands, pubSubCommands,
         scriptingCommands,
         persistenceCommands,
         clusterCommands, migrateCommands,

@@ -294,6 +294,7 @@ public struct NodeDispatcher: CommandDispatcher {
         if node.monitors.isActive && !spec.flags.contains(.admin) && spec.subcommand(of: context.arguments)?.flags.contains(.admin) != true {
             node.feedMonitors(context.arguments, spec: spec, session: session)
         }
+        if node.blocking.hasAnyChangeWaiters { signalChangedKeys(&context) }
         if !context.readyKeys.isEmpty {
             node.blocking.signal(context.readyKeys, node: node)
         }
@@ -397,6 +398,22 @@ public struct NodeDispatcher: CommandDispatcher {
         session.stats.errorReplies.wrappingAdd(1, ordering: .relaxed)
         node.recordErrorReply(code: error.code)
         reply.error(code: error.code, message: error.message)
+    }
+
+    /// Blocked XREADGROUP clients are retried on any write to their keys (redis signalDeletedKeyAsReady): the
+    /// keys a write command names, or every such key after a whole-keyspace command (FLUSHALL, SWAPDB, EXEC).
+    private func signalChangedKeys(_ context: inout CommandContext) {
+        let spec = context.spec
+        if context.suspends || context.changedNothing { return }
+        if spec.flags.contains(.wholeKeyspace) {
+            for key in node.blocking.anyChangeKeys() { context.appendReady(key) }
+        } else if spec.flags.contains(.write) {
+            let arguments = context.arguments
+            let database = context.session.database
+            for position in spec.keys.positions(in: arguments) {
+                context.appendReady(DatabaseKey(database: database, key: arguments.withBytes(position) { CompactBytes($0) }))
+            }
+        }
     }
 
     /// redis's wording: `unknown command 'foo', with args beginning with: 'a' 'b' `.

@@ -488,6 +488,8 @@ enum ObjectEncoding {
         case .sortedSet(let zset):
             return zset.scores.count <= thresholds.zsetEntries && zset.scores.keys.allSatisfy({ $0.count <= thresholds.zsetValue })
                 ? "listpack" : "skiplist"
+        case .stream:
+            return "stream"
         }
     }
 }

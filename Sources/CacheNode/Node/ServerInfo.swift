@@ -72,7 +72,7 @@ enum ServerInfo {
                 ("client_recent_max_input_buffer", "0"), ("client_recent_max_output_buffer", "0"),
                 ("blocked_clients", String(node.stats.total { $0.blockedClients.load(ordering: .relaxed) })),
                 ("tracking_clients", "0"), ("clients_in_timeout_table", "0"),
-                ("total_blocking_keys", String(node.blocking.blockedKeyCount)), ("total_blocking_keys_on_nokey", "0"),
+                ("total_blocking_keys", String(node.blocking.blockedKeyCount)), ("total_blocking_keys_on_nokey", String(node.blocking.blockedKeyOnNoKeyCount)),
             ]
         case "memory":
             let memory = ProcessMemory.current()

@@ -37,7 +37,7 @@ public struct KeyspaceEventClasses: OptionSet, Sendable, Hashable {
     public static let expired = KeyspaceEventClasses(rawValue: 1 << 8)
     /// `e`: a key evicted under `maxmemory`.
     public static let evicted = KeyspaceEventClasses(rawValue: 1 << 9)
-    /// `t`: stream commands (accepted; cache-node has no streams).
+    /// `t`: stream commands.
     public static let stream = KeyspaceEventClasses(rawValue: 1 << 10)
     /// `m`: a read of a missing key (not part of `A`).
     public static let keyMiss = KeyspaceEventClasses(rawValue: 1 << 11)

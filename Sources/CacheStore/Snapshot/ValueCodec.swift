@@ -8,6 +8,11 @@
 //   3 hash     varint count, then count × (field, value)
 //   4 set      varint count, then count × member
 //   5 zset     varint count, then count × (member, 8-byte little-endian IEEE-754 score), ascending order
+//   6 stream   last ID, max deleted ID (each varint ms, varint seq), varint entries added, varint entry count,
+//              then per entry: ID, varint field count, fields and values; then varint group count, per group:
+//              name, last delivered ID, zigzag varint entries read, varint consumer count, per consumer: name,
+//              zigzag seen time, zigzag active time; varint pending count, per pending entry: ID, consumer
+//              index (in the order written), zigzag delivery time, varint delivery count. A stream may be empty.
 // Decoding checks every length against the bytes left and the limits before allocating, rejects empty
 // collections, duplicate members/fields and NaN scores, and throws a ``SnapshotError``; it never traps.
 import DequeModule
@@ -34,7 +39,7 @@ public enum ValueCodec {
     }
 
     enum Tag: UInt8 {
-        case string = 0, integer, list, hash, set, sortedSet
+        case string = 0, integer, list, hash, set, sortedSet, stream
     }
 
     // MARK: encoding
@@ -85,7 +90,114 @@ public enum ValueCodec {
                 buffer.appendLittleEndian(current.score.bitPattern)
                 node = current.next
             }
+        case .stream(let stream):
+            buffer.append(Tag.stream.rawValue)
+            encodeStream(stream, into: &buffer)
         }
+    }
+
+    private static func appendID(_ id: StreamID, into buffer: inout [UInt8]) {
+        buffer.appendVarint(id.milliseconds)
+        buffer.appendVarint(id.sequence)
+    }
+
+    private static func zigzag(_ value: Int64) -> UInt64 { UInt64(bitPattern: (value << 1) ^ (value >> 63)) }
+    private static func unzigzag(_ value: UInt64) -> Int64 { Int64(bitPattern: value >> 1) ^ -Int64(bitPattern: value & 1) }
+
+    private static func encodeStream(_ stream: StreamValue, into buffer: inout [UInt8]) {
+        appendID(stream.lastID, into: &buffer)
+        appendID(stream.maximumDeletedID, into: &buffer)
+        buffer.appendVarint(stream.entriesAdded)
+        buffer.appendVarint(UInt64(stream.count))
+        for entry in stream.entries {
+            appendID(entry.id, into: &buffer)
+            buffer.appendVarint(UInt64(entry.fieldsAndValues.count / 2))
+            for item in entry.fieldsAndValues { buffer.appendBytes(item) }
+        }
+        let groups = stream.groupsByName
+        buffer.appendVarint(UInt64(groups.count))
+        for (name, group) in groups {
+            buffer.appendBytes(name)
+            appendID(group.lastDeliveredID, into: &buffer)
+            buffer.appendVarint(zigzag(group.entriesRead))
+            let consumers = group.consumersByName
+            buffer.appendVarint(UInt64(consumers.count))
+            var indexByName: [CompactBytes: Int] = [:]
+            for (index, consumer) in consumers.enumerated() {
+                indexByName[consumer.name] = index
+                buffer.appendBytes(consumer.name)
+                buffer.appendVarint(zigzag(consumer.seenTime))
+                buffer.appendVarint(zigzag(consumer.activeTime))
+            }
+            buffer.appendVarint(UInt64(group.pendingIDs.count))
+            for id in group.pendingIDs.ids {
+                let pending = group.pending[id]!
+                appendID(id, into: &buffer)
+                buffer.appendVarint(UInt64(indexByName[pending.consumer.name] ?? 0))
+                buffer.appendVarint(zigzag(pending.deliveryTime))
+                buffer.appendVarint(UInt64(pending.deliveryCount))
+            }
+        }
+    }
+
+    private static func readID(_ reader: inout ByteReader, _ what: String) throws(SnapshotError) -> StreamID {
+        StreamID(milliseconds: try reader.varint(what), sequence: try reader.varint(what))
+    }
+
+    private static func decodeStream(from reader: inout ByteReader, limits: Limits) throws(SnapshotError) -> StreamValue {
+        let maxString = limits.maximumStringLength
+        let stream = StreamValue()
+        let lastID = try readID(&reader, "a stream's last ID")
+        let maximumDeletedID = try readID(&reader, "a stream's max deleted ID")
+        let entriesAdded = try reader.varint("a stream's entries-added counter")
+        let entryCount = try reader.length("the stream's entry count", limit: limits.maximumElements, minimumSize: 3)
+        for _ in 0..<entryCount {
+            let id = try readID(&reader, "a stream entry ID")
+            guard id <= lastID, stream.entries.last.map({ $0.id < id }) ?? true else {
+                throw .malformed("stream entry IDs out of order")
+            }
+            let fieldCount = try reader.length("a stream entry's field count", limit: limits.maximumElements, minimumSize: 2)
+            guard fieldCount > 0 else { throw .malformed("a stream entry without fields") }
+            var items: [CompactBytes] = []
+            items.reserveCapacity(fieldCount * 2)
+            for _ in 0..<(fieldCount * 2) { items.append(CompactBytes(try reader.string("a stream field", limit: maxString))) }
+            stream.restore(StreamEntry(id: id, fieldsAndValues: items))
+        }
+        stream.lastID = lastID
+        stream.maximumDeletedID = maximumDeletedID
+        stream.entriesAdded = entriesAdded
+        let groupCount = try reader.length("the stream's group count", limit: limits.maximumElements, minimumSize: 4)
+        for _ in 0..<groupCount {
+            let name = CompactBytes(try reader.string("a consumer group name", limit: maxString))
+            guard stream.groups[name] == nil else { throw .malformed("duplicate consumer group") }
+            let group = StreamConsumerGroup(
+                lastDeliveredID: try readID(&reader, "a group's last delivered ID"),
+                entriesRead: unzigzag(try reader.varint("a group's entries-read counter")))
+            let consumerCount = try reader.length("a group's consumer count", limit: limits.maximumElements, minimumSize: 3)
+            var consumers: [StreamConsumer] = []
+            for _ in 0..<consumerCount {
+                let consumerName = CompactBytes(try reader.string("a consumer name", limit: maxString))
+                guard group.consumers[consumerName] == nil else { throw .malformed("duplicate consumer") }
+                let consumer = StreamConsumer(
+                    name: consumerName, seenTime: unzigzag(try reader.varint("a consumer's seen time")),
+                    activeTime: unzigzag(try reader.varint("a consumer's active time")))
+                group.consumers[consumerName] = consumer
+                consumers.append(consumer)
+            }
+            let pendingCount = try reader.length("a group's pending count", limit: limits.maximumElements, minimumSize: 5)
+            for _ in 0..<pendingCount {
+                let id = try readID(&reader, "a pending entry ID")
+                let index = try reader.varint("a pending entry's consumer")
+                guard index < UInt64(consumers.count) else { throw .malformed("a pending entry of no consumer") }
+                let time = unzigzag(try reader.varint("a delivery time"))
+                let count = try reader.varint("a delivery count")
+                guard group.pending[id] == nil else { throw .malformed("duplicate pending entry") }
+                group.addPending(id, consumer: consumers[Int(index)], deliveryTime: time,
+                                 deliveryCount: Int(clamping: count))
+            }
+            stream.groups[name] = group
+        }
+        return stream
     }
 
     /// The value of `bytes` if they are the canonical decimal form of an `Int64` ("-12", not "012", "+1" or "-0").
@@ -180,6 +292,8 @@ public enum ValueCodec {
                 guard zset.add(member, score: score) == .added else { throw .malformed("duplicate sorted set member") }
             }
             return .sortedSet(zset)
+        case .stream:
+            return .stream(try decodeStream(from: &reader, limits: limits))
         }
     }
 

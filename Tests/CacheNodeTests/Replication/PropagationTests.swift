@@ -214,4 +214,53 @@ struct PropagationTests {
         #expect(try client.send("ROLE") == .array([.string("master"), .integer(0), .array([])]))
         #expect(try client.send("REPLICAOF", "NO", "ONE") == .simple("OK"))
     }
+
+    /// Streams reach replicas as redis sends them: XADD with the ID it made and an approximate trim as the exact one
+    /// it did, XREADGROUP/XCLAIM/XAUTOCLAIM as `XCLAIM … FORCE JUSTID LASTID`, NOACK reads as `XGROUP SETID`, and
+    /// reads or no-ops not at all. Replaying what was recorded on a second node gives the same data.
+    @Test func streamsPropagateTheirEffects() throws {
+        var recording = RecordingNode()
+        let now = recording.node.clock.nowMilliseconds()
+        let client = try recording.node.connect()
+        let added = try client.send("XADD", "s", "*", "f", "v").text ?? ""
+        #expect(added == "\(now)-0")
+        try client.send("CONFIG", "SET", "stream-node-max-entries", "2")
+        for index in 1...5 { _ = try client.send("XADD", "s", "\(now)-\(index)", "f", "\(index)") }
+        // Six entries in nodes of two: MAXLEN ~ 3 drops whole nodes only (four entries), and says so exactly.
+        let trimmed = try client.send("XADD", "s", "MAXLEN", "~", "3", "*", "f", "7")
+        #expect(try client.send("XLEN", "s") == .integer(3))
+        try client.send("XREAD", "STREAMS", "s", "0")
+        try client.send("XGROUP", "CREATE", "s", "g", "0")
+        try client.send("XREADGROUP", "GROUP", "g", "alice", "COUNT", "1", "STREAMS", "s", ">")
+        try client.send("XREADGROUP", "GROUP", "g", "bob", "NOACK", "COUNT", "1", "STREAMS", "s", ">")
+        try client.send("XACK", "s", "g", "9-9")
+        recording.node.advance(milliseconds: 100)
+        let claimed = try client.send("XAUTOCLAIM", "s", "g", "carol", "50", "0", "JUSTID")
+        let recorded = try recording.recorded()
+        let ids = (try client.send("XRANGE", "s", "-", "+")).elements?.compactMap { $0.elements?.first?.text } ?? []
+        #expect(ids.count == 3)
+        let expected: [[String]] = [
+            ["SELECT", "0"],
+            ["XADD", "s", "\(now)-0", "f", "v"],
+        ] + (1...5).map { ["XADD", "s", "\(now)-\($0)", "f", "\($0)"] } + [
+            ["XADD", "s", "MAXLEN", "=", "3", trimmed.text ?? "", "f", "7"],
+            ["XGROUP", "CREATE", "s", "g", "0"],
+            ["XCLAIM", "s", "g", "alice", "0", ids[0], "TIME", String(now), "RETRYCOUNT", "1", "FORCE", "JUSTID", "LASTID", ids[0]],
+            ["XGROUP", "CREATECONSUMER", "s", "g", "bob"],
+            // Seven entries were ever added and the first kept is the fifth: alice's read counted 5, bob's 6.
+            ["XGROUP", "SETID", "s", "g", ids[1], "ENTRIESREAD", "6"],
+            ["XCLAIM", "s", "g", "carol", "0", ids[0], "TIME", String(now + 100), "RETRYCOUNT", "1", "FORCE", "JUSTID", "LASTID", ids[1]],
+        ]
+        #expect(recorded.filter { $0[0] != "CONFIG" } == expected)
+        #expect(claimed.elements?[1] == .array([.bulk(Array(ids[0].utf8))]))
+
+        // The replayed commands rebuild the same stream, group and pending entries.
+        let replica = TestNode()
+        let replay = try replica.connect()
+        for command in recorded where command[0] != "SELECT" {
+            #expect(try !replay.send(arguments: command.map { Array($0.utf8) }).isError, "\(command)")
+        }
+        #expect(try replay.send("DEBUG", "DIGEST-VALUE", "s") == client.send("DEBUG", "DIGEST-VALUE", "s"))
+        #expect(try replay.send("XPENDING", "s", "g", "-", "+", "10") == client.send("XPENDING", "s", "g", "-", "+", "10"))
+    }
 }

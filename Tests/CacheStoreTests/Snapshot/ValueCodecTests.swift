@@ -19,7 +19,30 @@ enum SampleValues {
         zset.add(CompactBytes("tie-a"), score: 2)
         zset.add(CompactBytes("tie-b"), score: 2)
         zset.add(CompactBytes("high"), score: .infinity)
+        // A stream with a deleted entry, counters moved by XSETID, and a group with two consumers and pending entries.
+        let stream = StreamValue()
+        for sequence in 1...4 {
+            let id = StreamID(milliseconds: 1_700_000_000_000, sequence: UInt64(sequence))
+            stream.append(StreamEntry(id: id, fieldsAndValues: [CompactBytes("f\(sequence)"), CompactBytes(String(repeating: "v", count: sequence * 10))]),
+                          nodeMaxEntries: 2, nodeMaxBytes: 4096)
+        }
+        _ = stream.delete(StreamID(milliseconds: 1_700_000_000_000, sequence: 2))
+        stream.lastID = StreamID(milliseconds: 1_700_000_000_009, sequence: 0)
+        let group = StreamConsumerGroup(lastDeliveredID: StreamID(milliseconds: 1_700_000_000_000, sequence: 3), entriesRead: 3)
+        let alice = StreamConsumer(name: CompactBytes("alice"), seenTime: 1_700_000_000_100, activeTime: 1_700_000_000_050)
+        let bob = StreamConsumer(name: CompactBytes("bob"), seenTime: 1_700_000_000_200)
+        group.consumers[alice.name] = alice
+        group.consumers[bob.name] = bob
+        group.addPending(StreamID(milliseconds: 1_700_000_000_000, sequence: 1), consumer: alice, deliveryTime: 1_700_000_000_050, deliveryCount: 3)
+        group.addPending(StreamID(milliseconds: 1_700_000_000_000, sequence: 3), consumer: alice, deliveryTime: 1_700_000_000_060, deliveryCount: 1)
+        stream.groups[CompactBytes("workers")] = group
+        stream.groups[CompactBytes("idle")] = StreamConsumerGroup(lastDeliveredID: .zero, entriesRead: -1)
+        let emptyStream = StreamValue()
+        emptyStream.lastID = StreamID(milliseconds: 5, sequence: 5)
+        emptyStream.entriesAdded = 7
         return [
+            ("stream", .stream(stream)),
+            ("empty stream", .stream(emptyStream)),
             ("empty string", .string("")),
             ("short string", .string("hello")),
             ("long string", .string(String(repeating: "0123456789", count: 100))),
@@ -56,6 +79,18 @@ enum SampleValues {
                 node = current.next
             }
             return "zset:" + parts.joined(separator: "|")
+        case .stream(let stream):
+            let entries = stream.entries.map { "\($0.id)=" + $0.fieldsAndValues.map(\.string).joined(separator: ",") }
+            let groups = stream.groupsByName.map { name, group in
+                let consumers = group.consumersByName.map { "\($0.name.string)/\($0.seenTime)/\($0.activeTime)/\($0.pending.ids.map(\.description))" }
+                let pending = group.pendingIDs.ids.map { id -> String in
+                    let entry = group.pending[id]!
+                    return "\(id)@\(entry.consumer.name.string)/\(entry.deliveryTime)/\(entry.deliveryCount)"
+                }
+                return "\(name.string):\(group.lastDeliveredID):\(group.entriesRead):\(consumers):\(pending)"
+            }
+            return "stream:\(stream.lastID):\(stream.maximumDeletedID):\(stream.entriesAdded):" + entries.joined(separator: "|")
+                + ":" + groups.joined(separator: "|")
         }
     }
 }

@@ -1,5 +1,5 @@
 """redis-py 8 against a running cache-node: default (RESP3, HELLO 3) and RESP2 clients, pipelines, transactions,
-binary values, errors. Exits non-zero with a message on the first mismatch. Usage: redis_py_client.py PORT"""
+binary values, errors, streams. Exits non-zero with a message on the first mismatch. Usage: redis_py_client.py PORT"""
 import sys
 import time
 
@@ -13,6 +13,65 @@ def check(label, actual, expected):
         print(f"FAIL {label}: expected {expected!r}, got {actual!r}")
         sys.exit(1)
     print(f"ok {label}")
+
+
+def stream_checks(r, tag, protocol):
+    """Streams through redis-py's own parsers. XREAD and XREADGROUP come back as a list of [key, entries] on RESP2 and
+    on the default client (RESP3 on the wire, read back into the legacy shape), and as a dict on protocol=3, whose
+    values redis-py wraps in one more list."""
+
+    def streams(key, entries):
+        return {key: [entries]} if protocol == 3 else [[key, entries]]
+
+    r.delete("events")
+    check(f"{tag} xadd explicit id", r.xadd("events", {"kind": "a", "n": 1}, id="1-1"), b"1-1")
+    check(f"{tag} xadd ms-*", r.xadd("events", {"kind": "b"}, id="1-*"), b"1-2")
+    auto = r.xadd("events", {"kind": "c"})
+    check(f"{tag} xadd *", int(auto.split(b"-")[0]) > 1, True)
+    try:
+        r.xadd("events", {"kind": "old"}, id="1-1")
+        check(f"{tag} xadd smaller id", "no error", "ResponseError")
+    except redis.ResponseError as error:
+        check(f"{tag} xadd smaller id", "equal or smaller than the target stream top item" in str(error), True)
+    check(f"{tag} xadd nomkstream", r.xadd("nostream", {"f": "v"}, nomkstream=True), None)
+    check(f"{tag} type stream", r.type("events"), b"stream")
+    check(f"{tag} xlen", r.xlen("events"), 3)
+    check(f"{tag} xrange", r.xrange("events", "-", "+", count=2),
+          [(b"1-1", {b"kind": b"a", b"n": b"1"}), (b"1-2", {b"kind": b"b"})])
+    check(f"{tag} xrevrange exclusive", [entry_id for entry_id, _ in r.xrevrange("events", "+", "(1-1")], [auto, b"1-2"])
+    check(f"{tag} xread", r.xread({"events": "1-1"}, count=1), streams(b"events", [(b"1-2", {b"kind": b"b"})]))
+    check(f"{tag} xread timeout", r.xread({"events": "$"}, block=10), {} if protocol == 3 else [])
+
+    check(f"{tag} xgroup_create", r.xgroup_create("events", "workers", id="0"), True)
+    try:
+        r.xgroup_create("events", "workers", id="$")
+        check(f"{tag} xgroup_create busygroup", "no error", "ResponseError")
+    except redis.ResponseError as error:
+        check(f"{tag} xgroup_create busygroup", str(error), "BUSYGROUP Consumer Group name already exists")
+    check(f"{tag} xreadgroup >", r.xreadgroup("workers", "alice", {"events": ">"}, count=2),
+          streams(b"events", [(b"1-1", {b"kind": b"a", b"n": b"1"}), (b"1-2", {b"kind": b"b"})]))
+    check(f"{tag} xreadgroup history", r.xreadgroup("workers", "alice", {"events": "0"}, count=1),
+          streams(b"events", [(b"1-1", {b"kind": b"a", b"n": b"1"})]))
+    check(f"{tag} xpending", r.xpending("events", "workers"),
+          {"pending": 2, "min": b"1-1", "max": b"1-2", "consumers": [{"name": b"alice", "pending": 2}]})
+    detail = r.xpending_range("events", "workers", min="-", max="+", count=10, consumername="alice")
+    # Reading 1-1 again from the consumer's history counted as a second delivery.
+    check(f"{tag} xpending_range", [(d["message_id"], d["consumer"], d["times_delivered"]) for d in detail],
+          [(b"1-1", b"alice", 2), (b"1-2", b"alice", 1)])
+    check(f"{tag} xpending_range idle", all(d["time_since_delivered"] >= 0 for d in detail), True)
+    check(f"{tag} xack", r.xack("events", "workers", "1-1", "9-9"), 1)
+    check(f"{tag} xack again", r.xack("events", "workers", "1-1"), 0)
+    check(f"{tag} xpending after xack", r.xpending("events", "workers")["pending"], 1)
+    info = r.xinfo_stream("events")
+    check(f"{tag} xinfo_stream", {k: info[k] for k in ("length", "last-generated-id", "entries-added", "groups",
+                                                        "first-entry", "last-entry")},
+          {"length": 3, "last-generated-id": auto, "entries-added": 3, "groups": 1,
+           "first-entry": (b"1-1", {b"kind": b"a", b"n": b"1"}), "last-entry": (auto, {b"kind": b"c"})})
+    groups = r.xinfo_groups("events")
+    check(f"{tag} xinfo_groups", [{k: g[k] for k in ("name", "consumers", "pending", "last-delivered-id",
+                                                      "entries-read", "lag")} for g in groups],
+          [{"name": b"workers", "consumers": 1, "pending": 1, "last-delivered-id": b"1-2", "entries-read": 2, "lag": 1}])
+    r.delete("events")
 
 
 for protocol in (None, 3, 2):
@@ -120,6 +179,7 @@ for protocol in (None, 3, 2):
     check(f"{tag} lock ttl extended", r.pttl("resource") > 10000, True)
     lock.release()
     check(f"{tag} lock released", r.exists("resource"), 0)
+    stream_checks(r, tag, protocol)
     r.close()
 
 print("redis-py: all checks passed")
