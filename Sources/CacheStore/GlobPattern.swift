@@ -1,11 +1,14 @@
 // Glob-style matching as redis's stringmatchlen implements it (KEYS, SCAN MATCH, PSUBSCRIBE, CONFIG GET):
-// `*`, `?`, `[abc]`, `[^a]`, `[a-z]`, and `\x` escapes.
+// `*`, `?`, `[abc]`, `[^a]`, `[a-z]`, and `\x` escapes. Like redis (since CVE-2022-36021), a `*` whose rest of the
+// pattern matched nowhere in the rest of the string stops every enclosing `*` from trying longer matches, so
+// patterns such as `a*a*a*…b` cost polynomial rather than exponential time.
 
 /// Redis glob matching over bytes.
 public enum GlobPattern {
     /// Whether `string` matches `pattern`.
     public static func matches(_ pattern: UnsafeRawBufferPointer, _ string: UnsafeRawBufferPointer, caseless: Bool = false) -> Bool {
-        matchFrom(pattern, 0, string, 0, caseless, depth: 0)
+        var skipLongerMatches = false
+        return matchFrom(pattern, 0, string, 0, caseless, depth: 0, skipLongerMatches: &skipLongerMatches)
     }
 
     /// Whether `string` matches `pattern` (text convenience).
@@ -19,7 +22,7 @@ public enum GlobPattern {
 
     private static func matchFrom(
         _ pattern: UnsafeRawBufferPointer, _ startP: Int, _ string: UnsafeRawBufferPointer, _ startS: Int,
-        _ caseless: Bool, depth: Int
+        _ caseless: Bool, depth: Int, skipLongerMatches: inout Bool
     ) -> Bool {
         // Deep recursion on pathological patterns is cut off, as redis 7 does.
         if depth > 1000 { return false }
@@ -31,9 +34,14 @@ public enum GlobPattern {
                 while p + 1 < pattern.count && pattern[p + 1] == UInt8(ascii: "*") { p += 1 }
                 if p + 1 == pattern.count { return true }
                 while s < string.count {
-                    if matchFrom(pattern, p + 1, string, s, caseless, depth: depth + 1) { return true }
+                    if matchFrom(pattern, p + 1, string, s, caseless, depth: depth + 1, skipLongerMatches: &skipLongerMatches) {
+                        return true
+                    }
+                    if skipLongerMatches { return false }
                     s += 1
                 }
+                // The rest of the pattern matches nowhere from here on: no earlier `*` can help by matching longer.
+                skipLongerMatches = true
                 return false
             case UInt8(ascii: "?"):
                 s += 1

@@ -236,5 +236,16 @@ struct KeyspaceTests {
         #expect(!GlobPattern.matches("h\\*llo", "hello"))
         #expect(GlobPattern.matches("*", ""))
         #expect(GlobPattern.matches("a*b*c", "axxbyyc"))
+        #expect(!GlobPattern.matches("a*b*c", "axxbyy"))
+        #expect(GlobPattern.matches("*a*b", "xxaxxab"))
+    }
+
+    /// redis's regression for CVE-2022-36021: twenty stars against a long run of `a`s used to take exponential time
+    /// (a KEYS call spun a core for hours); with redis's skip of longer matches it answers at once.
+    @Test func nestedStarsAgainstALongRunFailFast() {
+        let pattern = String(repeating: "a*", count: 20) + "b"
+        #expect(!GlobPattern.matches(pattern, String(repeating: "a", count: 50)))
+        #expect(GlobPattern.matches(pattern, String(repeating: "a", count: 50) + "b"))
+        #expect(!GlobPattern.matches("*?*?*?*?*?*?*?*?*?*?*?z", String(repeating: "x", count: 60)))
     }
 }

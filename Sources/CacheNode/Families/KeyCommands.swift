@@ -86,7 +86,7 @@ extension CommandTable {
             if case .expiresAt(let at) = sourceDatabase.expiry(source) { expiry = .at(at) } else { expiry = .remove }
             target.set(destination, value.duplicate(), expiry: expiry)
             context.notify(.generic, "copy_to", key: destination.bytes, database: targetDatabase)
-            if value.type == .list || value.type == .zset { context.signalReady(destination, inDatabase: targetDatabase) }
+            if value.type == .list || value.type == .zset || value.type == .stream { context.signalReady(destination, inDatabase: targetDatabase) }
             reply.integer(1)
         },
         // MOVE key db
@@ -105,7 +105,7 @@ extension CommandTable {
             target.set(key, value, expiry: expireAt.map { .at($0) } ?? .remove)
             context.notify(.generic, "move_from", argument: 1)
             context.notify(.generic, "move_to", key: key.bytes, database: number)
-            if value.type == .list || value.type == .zset { context.signalReady(key, inDatabase: number) }
+            if value.type == .list || value.type == .zset || value.type == .stream { context.signalReady(key, inDatabase: number) }
             reply.integer(1)
         },
         // EXPIRE key seconds [NX | XX | GT | LT]
@@ -319,7 +319,7 @@ enum KeyFamily {
         db.set(destination, value, expiry: expireAt.map { .at($0) } ?? .remove)
         context.notify(.generic, "rename_from", argument: 1)
         context.notify(.generic, "rename_to", argument: 2)
-        if value.type == .list || value.type == .zset { context.signalReady(destination) }
+        if value.type == .list || value.type == .zset || value.type == .stream { context.signalReady(destination) }
         return true
     }
 

@@ -132,7 +132,7 @@ enum PersistenceFamily {
         db.set(key, value, expiry: expireAt.map { .at($0) } ?? .remove)
         if idleSeconds != nil || frequency != nil { db.restoreAccess(key, idleSeconds: idleSeconds, frequency: frequency) }
         context.notify(.generic, "restore", argument: 1)
-        if value.type == .list || value.type == .zset { context.signalReady(key) }
+        if value.type == .list || value.type == .zset || value.type == .stream { context.signalReady(key) }
         reply.ok()
     }
 
@@ -173,12 +173,17 @@ enum PersistenceFamily {
                 throw CommandError("Error trying to load the snapshot: \(error.message)")
             }
             reply.ok()
+        case "set-active-expire":
+            guard arguments.count == 3, let flag = arguments.integer(2) else { throw .wrongArity("debug") }
+            context.node.activeExpiryEnabled.store(flag != 0, ordering: .relaxed)
+            reply.ok()
         case "help":
             let lines = [
                 "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                 "DIGEST", "    Output a hex signature representing the current DB content.",
                 "DIGEST-VALUE <key> [<key> ...]", "    Output a hex signature of the values of all the specified keys.",
                 "RELOAD", "    Save the dataset to disk and reload it back to memory.",
+                "SET-ACTIVE-EXPIRE <0|1>", "    Setting it to 0 disables expiring keys in the background when they are not accessed.",
                 "HELP", "    Print this help.",
             ]
             reply.simpleStringLines(lines)

@@ -25,6 +25,11 @@ public struct HousekeepingService<SleepClock: Clock>: Service where SleepClock.D
         }
     }
 
+    /// One active-expiry cycle at `now`, unless DEBUG SET-ACTIVE-EXPIRE 0 turned them off.
+    public static func expiryCycle(node: NodeState, now: Int64) {
+        if node.activeExpiryEnabled.load(ordering: .relaxed) { node.keyspace.activeExpireCycle(now: now) }
+    }
+
     private func runCycles(node: NodeState, clock: SleepClock) async throws {
         try await cancelWhenGracefulShutdown {
             var lastTotal = 0
@@ -33,7 +38,7 @@ public struct HousekeepingService<SleepClock: Clock>: Service where SleepClock.D
                 let hz = max(1, node.configuration.hz)
                 try await clock.sleep(for: .milliseconds(1000 / hz))
                 let now = node.clock.nowMilliseconds()
-                node.keyspace.activeExpireCycle(now: now)
+                Self.expiryCycle(node: node, now: now)
                 if now - lastSample >= 1000 {
                     let total = node.stats.total { $0.commandsProcessed.load(ordering: .relaxed) }
                     let rate = (total - lastTotal) * 1000 / Int(max(1, now - lastSample))

@@ -39,6 +39,8 @@ public final class NodeState: Sendable {
     public let eventLoopThreads = Atomic<Int>(0)
     /// The process's heap use before any key was stored, counted against `maxmemory` like redis's baseline.
     public let baselineMemory = Atomic<Int>(0)
+    /// Whether the active expiry cycle runs (DEBUG SET-ACTIVE-EXPIRE; lazy expiry on access always does).
+    public let activeExpiryEnabled = Atomic<Bool>(true)
     /// Unix seconds of the last successful save (LASTSAVE).
     public let lastSave = Atomic<Int64>(0)
     /// ``changesApplied`` when the last successful save started: the writes that save covered.

@@ -60,6 +60,24 @@ struct PersistenceCommandsTests {
 
     // MARK: DUMP / RESTORE
 
+    /// DEBUG SET-ACTIVE-EXPIRE 0 stops the housekeeping cycle from reclaiming expired keys (redis's test suite relies on
+    /// it); lazy expiry on access still applies, and 1 turns the cycle back on.
+    @Test func debugSetActiveExpireTurnsTheCycleOffAndOn() throws {
+        let node = TestNode()
+        let client = try node.connect()
+        #expect(try client.send("DEBUG", "SET-ACTIVE-EXPIRE", "0") == .simple("OK"))
+        for index in 0..<20 { try client.send("SET", "k\(index)", "v", "PX", "10") }
+        node.advance(milliseconds: 50)
+        for _ in 0..<5 { HousekeepingService<ContinuousClock>.expiryCycle(node: node.state, now: node.state.clock.nowMilliseconds()) }
+        #expect(try client.send("DBSIZE") == .integer(20))
+        #expect(try client.send("GET", "k0") == .null)
+        #expect(try client.send("DBSIZE") == .integer(19))
+        #expect(try client.send("DEBUG", "SET-ACTIVE-EXPIRE", "1") == .simple("OK"))
+        for _ in 0..<5 { HousekeepingService<ContinuousClock>.expiryCycle(node: node.state, now: node.state.clock.nowMilliseconds()) }
+        #expect(try client.send("DBSIZE") == .integer(0))
+        #expect(try client.send("DEBUG", "SET-ACTIVE-EXPIRE").isError)
+    }
+
     @Test func dumpAndRestoreRoundTripEveryType() throws {
         let node = TestNode()
         let client = try node.connect()
