@@ -406,6 +406,8 @@ public struct NodeDispatcher: CommandDispatcher {
         let spec = context.spec
         if context.suspends || context.changedNothing { return }
         if spec.flags.contains(.wholeKeyspace) {
+            // Writers only (INFO, KEYS and SCAN change nothing); EXEC and scripts may have written anything.
+            guard spec.flags.contains(.write) || spec.flags.contains(.mayReplicate) || spec.name == "exec" else { return }
             for key in node.blocking.anyChangeKeys() { context.appendReady(key) }
         } else if spec.flags.contains(.write) {
             let arguments = context.arguments
