@@ -157,6 +157,18 @@ public final class StreamConsumerGroup {
         self.entriesRead = entriesRead
     }
 
+    /// The consumer named `name`, created when missing (`created` says so), marked as seen at `now` (XREADGROUP,
+    /// XCLAIM, XAUTOCLAIM: redis's seen-time is the last attempted interaction).
+    public func seenConsumer(_ name: CompactBytes, at now: Int64) -> (consumer: StreamConsumer, created: Bool) {
+        if let existing = consumers[name] {
+            existing.seenTime = now
+            return (existing, false)
+        }
+        let consumer = StreamConsumer(name: name, seenTime: now)
+        consumers[name] = consumer
+        return (consumer, true)
+    }
+
     /// Consumers in name order (redis keeps them in a radix tree).
     public var consumersByName: [StreamConsumer] {
         consumers.values.sorted { CompactBytes.lexicographicallyPrecedes($0.name, $1.name) }

@@ -61,10 +61,7 @@ public final class BlockingRegistry: Sendable {
 
     /// The number of distinct keys clients retried on any change are blocked on (INFO
     /// `total_blocking_keys_on_nokey`).
-    public var blockedKeyOnNoKeyCount: Int {
-        guard hasAnyChangeWaiters else { return 0 }
-        return state.withLockedValue { state in state.queues.values.filter { $0.contains { $0.wakesOnAnyChange } }.count }
-    }
+    public var blockedKeyOnNoKeyCount: Int { anyChangeKeys().count }
 
     /// The number of distinct keys clients are blocked on (INFO `total_blocking_keys`).
     public var blockedKeyCount: Int { state.withLockedValue { $0.queues.count } }

@@ -251,6 +251,19 @@ enum StreamFamily {
         CommandError(code: "NOGROUP", "No such key '\(context.arguments.string(1))' or consumer group '\(context.arguments.string(group))'")
     }
 
+    /// XPENDING/XCLAIM/XAUTOCLAIM: the stream and its group named in argument 2; WRONGTYPE for another type,
+    /// NOGROUP when the key or the group is missing.
+    @discardableResult
+    static func requireGroup(
+        _ context: CommandContext, _ value: StoredValue?, _ groupName: CompactBytes
+    ) throws(CommandError) -> (stream: StreamValue, group: StreamConsumerGroup) {
+        if let value, value.type != .stream { throw .wrongType }
+        guard case .stream(let stream)? = value, let group = stream.groups[groupName] else {
+            throw noSuchKeyOrGroup(context, group: 2)
+        }
+        return (stream, group)
+    }
+
     /// The configured node size (`stream-node-max-entries`, `stream-node-max-bytes`).
     static func nodeLimits(_ context: CommandContext) -> (entries: Int, bytes: Int) {
         let configuration = context.node.configuration
@@ -284,10 +297,11 @@ enum StreamFamily {
             if forAdd && arguments.withBytes(index, { $0.count == 1 && $0[0] == UInt8(ascii: "*") }) {
                 options.idIndex = index
                 break
-            } else if arguments.matches(index, "maxlen") && more > 0 {
+            } else if (arguments.matches(index, "maxlen") || arguments.matches(index, "minid")) && more > 0 {
                 if options.strategy != nil {
                     throw CommandError("syntax error, MAXLEN and MINID options at the same time are not compatible")
                 }
+                let byLength = arguments.matches(index, "maxlen")
                 options.approximate = false
                 if more >= 2 && arguments.matches(index + 1, "~") {
                     options.approximate = true
@@ -295,22 +309,13 @@ enum StreamFamily {
                 } else if more >= 2 && arguments.matches(index + 1, "=") {
                     index += 1
                 }
-                guard let maximum = arguments.integer(index + 1) else { throw .notInteger }
-                if maximum < 0 { throw CommandError("The MAXLEN argument must be >= 0.") }
-                options.strategy = .maximumLength(maximum)
-                index += 2
-            } else if arguments.matches(index, "minid") && more > 0 {
-                if options.strategy != nil {
-                    throw CommandError("syntax error, MAXLEN and MINID options at the same time are not compatible")
+                if byLength {
+                    guard let maximum = arguments.integer(index + 1) else { throw .notInteger }
+                    if maximum < 0 { throw CommandError("The MAXLEN argument must be >= 0.") }
+                    options.strategy = .maximumLength(maximum)
+                } else {
+                    options.strategy = .minimumID(try strictID(context, index + 1))
                 }
-                options.approximate = false
-                if more >= 2 && arguments.matches(index + 1, "~") {
-                    options.approximate = true
-                    index += 1
-                } else if more >= 2 && arguments.matches(index + 1, "=") {
-                    index += 1
-                }
-                options.strategy = .minimumID(try strictID(context, index + 1))
                 index += 2
             } else if arguments.matches(index, "limit") && more > 0 {
                 guard let limit = arguments.integer(index + 1) else { throw .notInteger }
@@ -690,19 +695,14 @@ enum StreamFamily {
         var createdConsumer = false
         let didServe = try context.db.modify(key) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) -> Bool in
             guard case .stream(let stream)? = value, let group = stream.groups[groupName] else { return false }
-            var consumer: StreamConsumer
-            if let existing = group.consumers[consumerName] {
-                consumer = existing
-            } else {
-                consumer = StreamConsumer(name: consumerName, seenTime: now)
-                group.consumers[consumerName] = consumer
-                createdConsumer = true
+            let consumer: StreamConsumer
+            (consumer, createdConsumer) = group.seenConsumer(consumerName, at: now)
+            if createdConsumer {
                 modified = true
                 if noAcknowledge && propagating {
                     propagated.append([Array("XGROUP".utf8), Array("CREATECONSUMER".utf8), keyBytes, groupBytes, consumerName.array])
                 }
             }
-            consumer.seenTime = now
             switch position {
             case .after(let after):
                 // The consumer's history: its pending entries after `after`.
@@ -981,10 +981,8 @@ enum StreamFamily {
             if startIndex + 3 < arguments.count { consumerName = arguments.withBytes(startIndex + 3) { CompactBytes($0) } }
         }
         let value = context.db.value(context.key(1))
-        if let value, value.type != .stream { throw .wrongType }
-        guard case .stream(let stream)? = value, let group = stream.groups[arguments.withBytes(2, { CompactBytes($0) })] else {
-            throw noSuchKeyOrGroup(context, group: 2)
-        }
+        let groupName = arguments.withBytes(2) { CompactBytes($0) }
+        let (_, group) = try requireGroup(context, value, groupName)
         if summary {
             reply.arrayHeader(4)
             guard let first = group.pendingIDs.ids.first, let last = group.pendingIDs.ids.last else {
@@ -1042,13 +1040,7 @@ enum StreamFamily {
     static func claim(_ context: inout CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
         let arguments = context.arguments
         let groupName = arguments.withBytes(2) { CompactBytes($0) }
-        do {
-            let value = context.db.value(context.key(1))
-            if let value, value.type != .stream { throw CommandError.wrongType }
-            guard case .stream(let stream)? = value, stream.groups[groupName] != nil else {
-                throw noSuchKeyOrGroup(context, group: 2)
-            }
-        }
+        try requireGroup(context, context.db.value(context.key(1)), groupName)
         guard let minimumIdleValue = arguments.integer(4) else {
             throw CommandError("Invalid min-idle-time argument for XCLAIM")
         }
@@ -1112,18 +1104,11 @@ enum StreamFamily {
                 modified = true
             }
             let consumer: StreamConsumer
-            if let existing = group.consumers[consumerName] {
-                consumer = existing
-            } else {
-                consumer = StreamConsumer(name: consumerName, seenTime: now)
-                group.consumers[consumerName] = consumer
-                createdConsumer = true
-                modified = true
-            }
-            consumer.seenTime = now
+            (consumer, createdConsumer) = group.seenConsumer(consumerName, at: now)
+            if createdConsumer { modified = true }
             var claimed: [StreamID] = []
             for id in ids {
-                guard let entry = stream.entry(id) else {
+                guard stream.entry(id) != nil else {
                     // Gone from the stream: its pending entry goes too.
                     if let pending = group.pending[id] {
                         if propagating {
@@ -1136,7 +1121,6 @@ enum StreamFamily {
                     }
                     continue
                 }
-                _ = entry
                 var pending = group.pending[id]
                 var created = false
                 if force && pending == nil {
@@ -1183,8 +1167,7 @@ enum StreamFamily {
     static func autoClaim(_ context: inout CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
         let arguments = context.arguments
         let groupName = arguments.withBytes(2) { CompactBytes($0) }
-        let existing = context.db.value(context.key(1))
-        if let existing, existing.type != .stream { throw CommandError.wrongType }
+        // The options are checked before the group, as redis does.
         guard let minimumIdleValue = arguments.integer(4) else {
             throw CommandError("Invalid min-idle-time argument for XAUTOCLAIM")
         }
@@ -1209,9 +1192,7 @@ enum StreamFamily {
                 throw .syntax
             }
         }
-        guard case .stream(let stream)? = existing, stream.groups[groupName] != nil else {
-            throw noSuchKeyOrGroup(context, group: 2)
-        }
+        try requireGroup(context, context.db.value(context.key(1)), groupName)
         let now = context.now
         let keyBytes = arguments.bytes(1)
         let groupBytes = arguments.bytes(2)
@@ -1222,15 +1203,8 @@ enum StreamFamily {
         try context.db.modify(context.key(1)) { (value: inout StoredValue?, modified: inout Bool) throws(CommandError) in
             guard case .stream(let stream)? = value, let group = stream.groups[groupName] else { return }
             let consumer: StreamConsumer
-            if let existing = group.consumers[consumerName] {
-                consumer = existing
-            } else {
-                consumer = StreamConsumer(name: consumerName, seenTime: now)
-                group.consumers[consumerName] = consumer
-                createdConsumer = true
-                modified = true
-            }
-            consumer.seenTime = now
+            (consumer, createdConsumer) = group.seenConsumer(consumerName, at: now)
+            if createdConsumer { modified = true }
             var attempts = count * attemptsFactor
             var remaining = count
             var claimed: [StreamID] = []

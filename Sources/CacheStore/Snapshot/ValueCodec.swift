@@ -58,7 +58,7 @@ public enum ValueCodec {
             value.withStringBytes { bytes in
                 if let integer = canonicalInteger(bytes) {
                     buffer.append(Tag.integer.rawValue)
-                    buffer.appendVarint(UInt64(bitPattern: (integer << 1) ^ (integer >> 63)))
+                    buffer.appendVarint(zigzag(integer))
                 } else {
                     buffer.append(Tag.string.rawValue)
                     buffer.appendBytes(bytes)
@@ -253,9 +253,7 @@ public enum ValueCodec {
             let bytes = try reader.string("a string value", limit: maxString)
             return .string(copying: bytes)
         case .integer:
-            let zigzag = try reader.varint("an integer value")
-            let value = Int64(bitPattern: zigzag >> 1) ^ -Int64(bitPattern: zigzag & 1)
-            return .integerString(Int(value))
+            return .integerString(Int(unzigzag(try reader.varint("an integer value"))))
         case .list:
             let count = try collectionCount(&reader, "list", limits)
             let list = ListValue()
