@@ -7,6 +7,7 @@ import Hummingbird
 import HTTPTypes
 public import Logging
 import NIOCore
+import ServiceLifecycle
 import Synchronization
 
 /// A running fake Mesos cluster: the shared master state plus one HTTP listener per master.
@@ -16,7 +17,9 @@ public final class FakeMesosMasterServer: Sendable {
     private let host: String
     private let ports: [Int]
     private let logger: Logger
-    private let tasks = LockedTasks()
+    private let brainTask = LockedTasks()
+    private let listenerTasks = LockedTasks()
+    private let listeners = Mutex<[ServiceGroup]>([])
 
     /// Creates the servers; `ports` are the ports to bind (0: any free port), one per master.
     public init(
@@ -33,7 +36,7 @@ public final class FakeMesosMasterServer: Sendable {
     /// 0 first (the initial leader).
     public func start() async throws -> [MasterURL] {
         let master = master
-        tasks.add(Task { try await master.run() })
+        brainTask.add(Task { try await master.run() })
         var urls: [MasterURL] = []
         for (index, port) in ports.enumerated() {
             let (bound, continuation) = AsyncStream.makeStream(of: Int.self)
@@ -45,7 +48,12 @@ public final class FakeMesosMasterServer: Sendable {
                     continuation.finish()
                 },
                 logger: logger)
-            tasks.add(Task { try await application.run() })
+            // Each listener runs in a service group of its own so that `stop()` can shut it down gracefully:
+            // cancelling a NIO async server can drop a connection it accepted but had not handed out yet, which
+            // traps ("Deinited NIOAsyncWriter without calling finish()", apple/swift-nio#2813).
+            let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [application], logger: logger))
+            listeners.withLock { $0.append(group) }
+            listenerTasks.add(Task { try await group.run() })
             var boundPort = port
             for await value in bound {
                 boundPort = value
@@ -57,10 +65,13 @@ public final class FakeMesosMasterServer: Sendable {
         return urls
     }
 
-    /// Kills the tasks, closes the streams and stops the listeners.
-    public func stop() async {
+    /// Kills the tasks, closes the streams and stops the listeners: each stops accepting, serves the connections it
+    /// already accepted and closes them (cancelled only if that takes longer than `gracePeriod`).
+    public func stop(gracePeriod: Duration = .seconds(10)) async {
         await master.stop()
-        await tasks.cancelAll()
+        for group in listeners.withLock({ $0 }) { await group.triggerGracefulShutdown() }
+        await listenerTasks.awaitAll(cancellingAfter: gracePeriod)
+        await brainTask.cancelAll()
     }
 
     static func router(master: FakeMesosMaster, index: Int) -> Router<BasicRequestContext> {
@@ -120,5 +131,19 @@ private final class LockedTasks: Sendable {
         }
         for task in all { task.cancel() }
         for task in all { _ = try? await task.value }
+    }
+
+    /// Waits for every task to end, cancelling those still running after `timeout`.
+    func awaitAll(cancellingAfter timeout: Duration) async {
+        let all = tasks.withLock { tasks in
+            defer { tasks = [] }
+            return tasks
+        }
+        let watchdog = Task {
+            try await Task.sleep(for: timeout)
+            for task in all { task.cancel() }
+        }
+        for task in all { _ = try? await task.value }
+        watchdog.cancel()
     }
 }
