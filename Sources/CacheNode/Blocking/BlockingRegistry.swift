@@ -252,6 +252,15 @@ public final class BlockingRegistry: Sendable {
             inTransaction: false)
         var reply = ReplyWriter(buffer: waiter.session.connection.allocator.buffer(capacity: 128),
                                 protocolVersion: waiter.protocolVersion)
+        // A blocking command goes to the slow log once served, with the time of the run that served it (redis logs
+        // it when unblocked, not when it blocked).
+        let start = node.slowLog.threshold >= 0 ? node.clock.nowMicroseconds() : 0
+        defer {
+            if start != 0 && !context.suspends {
+                NodeDispatcher.logSlowCommand(
+                    waiter.arguments, spec: waiter.spec, session: waiter.session, node: node, from: start, to: node.clock.nowMicroseconds())
+            }
+        }
         do {
             try waiter.spec.handler(&context, &reply)
         } catch {

@@ -43,6 +43,8 @@ public struct CommandFlags: OptionSet, Sendable, Hashable {
     public static let noScript = CommandFlags(rawValue: 1 << 16)
     /// Runs other commands that may write (EVAL): its writes are propagated as those commands.
     public static let mayReplicate = CommandFlags(rawValue: 1 << 17)
+    /// Never written to the slow log (EXEC: the commands it runs are, each on its own).
+    public static let skipSlowlog = CommandFlags(rawValue: 1 << 18)
 
     /// The flag names COMMAND reports.
     public var names: [String] {
@@ -51,7 +53,7 @@ public struct CommandFlags: OptionSet, Sendable, Hashable {
             (.write, "write"), (.readonly, "readonly"), (.denyOOM, "denyoom"), (.admin, "admin"),
             (.pubsub, "pubsub"), (.blocking, "blocking"), (.loading, "loading"), (.stale, "stale"),
             (.noAuth, "no_auth"), (.noMulti, "no_multi"), (.noScript, "noscript"), (.mayReplicate, "may_replicate"),
-            (.fast, "fast"),
+            (.fast, "fast"), (.skipSlowlog, "skip_slowlog"),
         ]
         for (flag, name) in table where contains(flag) { result.append(name) }
         return result

@@ -12,7 +12,8 @@ public struct CommandTable: Sendable {
 
     /// The table with every family registered.
     public static let standard = CommandTable(families: [
-        stringCommands, bitmapCommands, hyperLogLogCommands, keyCommands, connectionCommands, serverCommands, transactionCommands,
+        stringCommands, bitmapCommands, hyperLogLogCommands, keyCommands, connectionCommands, serverCommands, slowLogCommands,
+        transactionCommands,
         hashCommands, listCommands, setCommands, sortedSetCommands, sortCommands, geoCommands, streamCommands, pubSubCommands,
         scriptingCommands,
         persistenceCommands,

@@ -249,6 +249,7 @@ public struct NodeDispatcher: CommandDispatcher {
         // reference-count increment and decrement per buffer they hold.
         // The one clock reading per command: its time (unix ms), and the end of the previous command's duration.
         let startMicroseconds = node.clock.nowMicroseconds()
+        let coarseStart = node.slowLog.threshold >= 0 ? node.clock.coarseNowMicroseconds() : .min
         endCommandTiming(session, at: startMicroseconds)
         session.timedCommand = commandIndex
         session.timedCommandStart = startMicroseconds
@@ -289,6 +290,19 @@ public struct NodeDispatcher: CommandDispatcher {
                 keyspace.unlock(stripes: stripes)
             }
         }
+        // The slow log: while it is on, two coarse clock readings (CLOCK_REALTIME_COARSE, a fifth of a precise
+        // one's cost here), and a precise one only for a command they say may have reached the threshold. The
+        // coarse clock lags the precise one by a tick or more (over 5 ms seen here), so it is compared with itself:
+        // a command's coarse duration falls short of its real one by at most about a tick while it keeps a CPU busy.
+        let slowThreshold = node.slowLog.threshold
+        if slowThreshold >= 0 {
+            let clock = node.clock
+            let mayBeSlow = coarseStart == .min
+                || clock.coarseNowMicroseconds() &- coarseStart >= slowThreshold &- 2 &* clock.coarseResolutionMicroseconds
+            if mayBeSlow && !context.suspends && !spec.flags.contains(.skipSlowlog) {
+                logIfSlow(context, spec: spec, startedAt: startMicroseconds)
+            }
+        }
         // Counted once it ran, as redis does: INFO does not count itself, and CONFIG RESETSTAT counts after its reset.
         session.stats.commands.add(1, to: .calls, of: commandIndex)
         if node.monitors.isActive && !spec.flags.contains(.admin) && spec.subcommand(of: context.arguments)?.flags.contains(.admin) != true {
@@ -303,6 +317,22 @@ public struct NodeDispatcher: CommandDispatcher {
         if session.trackingCachingGiven && session.transaction == nil && spec.name != "client" { session.trackingCachingGiven = false }
         arguments = context.surrenderArguments()
         return outcome
+    }
+
+    /// Takes a precise reading of the time and writes the command to the slow log if it ran long enough.
+    @inline(never)
+    private func logIfSlow(_ context: borrowing CommandContext, spec: CommandSpec, startedAt start: Int64) {
+        let end = node.clock.nowMicroseconds()
+        Self.logSlowCommand(context.arguments, spec: spec, session: context.session, node: node, from: start, to: end)
+    }
+
+    /// Writes a command that ran from `start` to `end` (unix µs) to the slow log, if that reached the threshold.
+    static func logSlowCommand(
+        _ arguments: CommandArguments, spec: CommandSpec, session: ClientSession, node: NodeState, from start: Int64, to end: Int64
+    ) {
+        node.slowLog.record(
+            arguments, commandName: spec.name, microseconds: max(0, end - start), endedAtMicroseconds: end,
+            clientAddress: session.connection.remoteAddress, clientName: session.snapshot.name)
     }
 
     /// Runs the handler, turning a thrown error into an error reply.
@@ -443,6 +473,14 @@ public struct NodeDispatcher: CommandDispatcher {
         session.stats.commandsProcessed.wrappingAdd(1, ordering: .relaxed)
         // Counted, not timed: EXEC's time covers the commands it runs.
         session.stats.commands.add(1, to: .calls, of: queued.commandIndex)
+        // Each command EXEC runs goes to the slow log on its own (a script's are covered by its EVAL).
+        let timesForSlowLog = !fromScript && node.slowLog.threshold >= 0
+        let start = timesForSlowLog ? node.clock.nowMicroseconds() : 0
+        defer {
+            if timesForSlowLog {
+                logSlowCommand(queued.arguments, spec: queued.spec, session: session, node: node, from: start, to: node.clock.nowMicroseconds())
+            }
+        }
         do {
             try queued.spec.handler(&context, &reply)
             if let mode = session.tracking, !mode.broadcast, queued.spec.flags.contains(.readonly) {

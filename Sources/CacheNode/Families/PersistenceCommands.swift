@@ -66,8 +66,9 @@ extension CommandTable {
                     summary: "Creates a key from the serialized representation of a value.", since: "2.6.0") { context, reply throws(CommandError) in
             try PersistenceFamily.restore(&context, &reply)
         },
-        // DEBUG DIGEST | DIGEST-VALUE key... | RELOAD | HELP
-        CommandSpec("debug", arity: -2, flags: [.noScript, .admin, .loading, .stale, .noMulti], group: .server,
+        // DEBUG DIGEST | DIGEST-VALUE key... | RELOAD | SLEEP seconds | SET-ACTIVE-EXPIRE 0|1 | HELP (inside EXEC, where
+        // every stripe is already locked, all but RELOAD)
+        CommandSpec("debug", arity: -2, flags: [.noScript, .admin, .loading, .stale], group: .server,
                     summary: "A container for debugging commands.", since: "1.0.0") { context, reply throws(CommandError) in
             try PersistenceFamily.debug(&context, &reply)
         },
@@ -142,24 +143,27 @@ enum PersistenceFamily {
         switch arguments.lowercased(1) {
         case "digest":
             guard arguments.count == 2 else { throw .wrongArity("debug") }
-            keyspace.lockAll(capturing: false)
+            if !context.inTransaction { keyspace.lockAll(capturing: false) }
             let digest = KeyspaceDigest.digest(of: keyspace)
-            keyspace.unlockAll()
+            if !context.inTransaction { keyspace.unlockAll() }
             reply.simpleString(KeyspaceDigest.hex(digest))
         case "digest-value":
             reply.arrayHeader(arguments.count - 2)
             for index in 2..<arguments.count {
                 let key = context.key(index)
                 let db = context.db
-                let digest = keyspace.withLocked([key]) { () -> [UInt8] in
+                let digestValue = { () -> [UInt8] in
                     guard let value = db.peek(key) else { return [UInt8](repeating: 0, count: 20) }
                     var hasExpiry = false
                     if case .expiresAt = db.expiry(key) { hasExpiry = true }
                     return KeyspaceDigest.digest(of: value, hasExpiry: hasExpiry)
                 }
+                let digest = context.inTransaction ? digestValue() : keyspace.withLocked([key], digestValue)
                 reply.simpleString(KeyspaceDigest.hex(digest))
             }
         case "reload":
+            // It saves and replaces the keyspace under locks EXEC already holds.
+            guard !context.inTransaction else { throw CommandError("DEBUG RELOAD is not allowed inside a transaction") }
             // Save, verify the file in full, then replace the keyspace with its contents (tests the round trip).
             let node = context.node
             do throws(PersistenceError) {
@@ -173,6 +177,12 @@ enum PersistenceFamily {
                 throw CommandError("Error trying to load the snapshot: \(error.message)")
             }
             reply.ok()
+        case "sleep":
+            // DEBUG SLEEP seconds (fractions allowed): blocks this event loop, as it blocks redis's one thread.
+            guard arguments.count == 3 else { throw .wrongArity("debug") }
+            let seconds = arguments.double(2) ?? 0
+            context.node.clock.sleep(microseconds: Int64(max(0, min(seconds, 86_400)) * 1_000_000))
+            reply.ok()
         case "set-active-expire":
             guard arguments.count == 3, let flag = arguments.integer(2) else { throw .wrongArity("debug") }
             context.node.activeExpiryEnabled.store(flag != 0, ordering: .relaxed)
@@ -183,6 +193,7 @@ enum PersistenceFamily {
                 "DIGEST", "    Output a hex signature representing the current DB content.",
                 "DIGEST-VALUE <key> [<key> ...]", "    Output a hex signature of the values of all the specified keys.",
                 "RELOAD", "    Save the dataset to disk and reload it back to memory.",
+                "SLEEP <seconds>", "    Stop the server for <seconds>. Decimals allowed.",
                 "SET-ACTIVE-EXPIRE <0|1>", "    Setting it to 0 disables expiring keys in the background when they are not accessed.",
                 "HELP", "    Print this help.",
             ]

@@ -14,7 +14,7 @@ extension CommandTable {
             reply.ok()
         },
         // EXEC
-        CommandSpec("exec", arity: 1, flags: [.noScript, .transactionControl, .wholeKeyspace, .loading, .stale], group: .transactions,
+        CommandSpec("exec", arity: 1, flags: [.noScript, .transactionControl, .wholeKeyspace, .loading, .stale, .skipSlowlog], group: .transactions,
                     summary: "Executes all commands in a transaction.", since: "1.2.0") { context, reply throws(CommandError) in
             let session = context.session
             guard let queued = session.transaction else { throw .execWithoutMulti }

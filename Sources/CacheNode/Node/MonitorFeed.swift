@@ -57,43 +57,17 @@ final class MonitorFeed: Sendable {
         let fraction = String(microseconds % 1_000_000)
         line.writeString(String(repeating: "0", count: 6 - fraction.count) + fraction)
         line.writeString(" [\(database) \(client.connection.remoteAddress)]")
-        let redacted = Self.redactedPositions(arguments, commandName: commandName)
+        let redacted = CommandRedaction.redactedPositions(arguments, commandName: commandName)
         for index in 0..<arguments.count {
             line.writeStaticString(" ")
             if redacted.contains(index) {
-                line.writeStaticString("\"(redacted)\"")
+                line.writeString("\"\(CommandRedaction.placeholder)\"")
             } else {
                 arguments.withBytes(index) { Self.writeQuoted($0, into: &line) }
             }
         }
         line.writeStaticString("\r\n")
         for outbox in outboxes { outbox.enqueue(line) }
-    }
-
-    /// Arguments redis hides from monitors: passwords (AUTH's, HELLO's AUTH pair, MIGRATE's AUTH/AUTH2).
-    private static func redactedPositions(_ arguments: CommandArguments, commandName: String) -> Set<Int> {
-        switch commandName {
-        case "auth":
-            return Set(1..<max(1, arguments.count))
-        case "hello", "migrate":
-            var positions = Set<Int>()
-            var index = 1
-            while index < arguments.count {
-                if arguments.matches(index, "auth") {
-                    let count = commandName == "hello" ? 2 : 1
-                    positions.formUnion((index + 1)..<min(arguments.count, index + 1 + count))
-                    index += 1 + count
-                } else if commandName == "migrate" && arguments.matches(index, "auth2") {
-                    positions.formUnion((index + 1)..<min(arguments.count, index + 3))
-                    index += 3
-                } else {
-                    index += 1
-                }
-            }
-            return positions
-        default:
-            return []
-        }
     }
 
     /// redis's `sdscatrepr`: in double quotes, `\\ \" \n \r \t \a \b` escaped, other unprintable bytes as `\xhh`.

@@ -53,6 +53,11 @@ public struct NodeConfiguration: Sendable {
     public var replicaReadOnly = true
     /// Connections beyond this many are refused with "max number of clients reached".
     public var maxClients = 10000
+    /// `slowlog-log-slower-than`: commands running at least this long (microseconds) go to the slow log; negative:
+    /// none do, 0: every command does.
+    public var slowlogLogSlowerThan = 10_000
+    /// `slowlog-max-len`: the slow log keeps this many newest entries.
+    public var slowlogMaxLength = 128
     /// Event loop threads (0 = one per CPU the process may run on: online CPUs, cgroup limits, affinity mask). Also
     /// accepted as redis's `io-threads`.
     public var threads = 0
@@ -440,6 +445,10 @@ struct ConfigParameter: Sendable {
               get: { $0.replicaReadOnly ? "yes" : "no" }, set: { $0.replicaReadOnly = try bool($1) }),
         .init(name: "maxclients", aliases: [], mutable: true, get: { String($0.maxClients) },
               set: { $0.maxClients = try int($1, in: 1...1_000_000) }),
+        .init(name: "slowlog-log-slower-than", aliases: [], mutable: true, get: { String($0.slowlogLogSlowerThan) },
+              set: { $0.slowlogLogSlowerThan = try int($1, in: -1...Int.max) }),
+        .init(name: "slowlog-max-len", aliases: [], mutable: true, get: { String($0.slowlogMaxLength) },
+              set: { $0.slowlogMaxLength = try int($1, in: 0...Int(Int32.max)) }),
         .init(name: "threads", aliases: ["io-threads"], mutable: false, get: { String($0.threads) },
               set: { $0.threads = try int($1, in: 0...128) }),
         .init(name: "client-output-buffer-limit", aliases: [], mutable: true, get: { $0.clientOutputBufferLimits.description },

@@ -25,6 +25,8 @@ public final class NodeState: Sendable {
     let scripts = ScriptEngine()
     /// Cluster mode state (`cluster-enabled yes`), `nil` otherwise: the dispatcher's one check.
     public let cluster: ClusterState?
+    /// Commands that ran slowly (SLOWLOG).
+    let slowLog = SlowLog()
     /// Clients waiting in BLPOP and friends.
     public let blocking = BlockingRegistry()
     /// Replication: ids, backlog, replicas, the link to a primary.
@@ -145,6 +147,7 @@ public final class NodeState: Sendable {
     private func apply(_ configuration: NodeConfiguration) {
         keyspace.maxMemory = configuration.maxMemory
         maxClients.store(configuration.maxClients, ordering: .relaxed)
+        slowLog.configure(threshold: configuration.slowlogLogSlowerThan, maximumLength: configuration.slowlogMaxLength)
         outputBufferLimitsStorage.withLock { $0 = configuration.clientOutputBufferLimits }
         inputLimits.update(RESPCommandDecoder.Limits(
             maximumBulkLength: configuration.protoMaxBulkLength,

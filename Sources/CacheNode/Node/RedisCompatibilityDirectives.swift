@@ -93,8 +93,6 @@ struct RedisCompatibilityDirective: Sendable {
             .init("set-max-listpack-entries", "128", int),
             .init("set-max-listpack-value", "64", .memory),
             .init("set-proc-title", "yes", .bool),
-            .init("slowlog-log-slower-than", "10000", .integer(-1...Int.max)),
-            .init("slowlog-max-len", "128", int),
             .init("stop-writes-on-bgsave-error", "yes", .bool),
             .init("stream-node-max-bytes", "4096", .memory),
             .init("stream-node-max-entries", "100", int),

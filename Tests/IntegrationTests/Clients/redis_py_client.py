@@ -179,6 +179,17 @@ for protocol in (None, 3, 2):
     check(f"{tag} lock ttl extended", r.pttl("resource") > 10000, True)
     lock.release()
     check(f"{tag} lock released", r.exists("resource"), 0)
+    # The slow log through redis-py's parser (entries as dicts, the command joined with spaces).
+    r.config_set("slowlog-log-slower-than", 0)
+    r.client_setname(f"slow-{tag}")
+    r.slowlog_reset()
+    r.set("slow", "v")
+    newest = r.slowlog_get(1)
+    check(f"{tag} slowlog_get command", [entry["command"] for entry in newest], [b"SET slow v"])
+    check(f"{tag} slowlog_get client", newest[0]["client_name"], f"slow-{tag}".encode())
+    check(f"{tag} slowlog_get duration", isinstance(newest[0]["duration"], int) and newest[0]["duration"] >= 0, True)
+    check(f"{tag} slowlog_len", r.slowlog_len(), 3)  # RESET, SET, SLOWLOG GET
+    r.config_set("slowlog-log-slower-than", 10000)
     stream_checks(r, tag, protocol)
     r.close()
 
