@@ -16,7 +16,7 @@ extension Keyspace {
     /// - Returns: the number of keys removed.
     @discardableResult
     public func activeExpireCycle(now: Int64, keysPerTable: Int = 20) -> Int {
-        if isReplica { return 0 }
+        if keepsExpiredKeys { return 0 }
         var removedTotal = 0
         for stripeIndex in stripes.indices {
             let stripe = stripes[stripeIndex]

@@ -41,13 +41,14 @@ public struct Database {
         keyspace.stripes[keyspace.stripeIndex(for: key)]
     }
 
-    /// Finds a live entry; an expired one is deleted (never on a replica) and reported missing.
+    /// Finds a live entry; an expired one is deleted (never on a replica, nor during a client pause) and reported
+    /// missing.
 
     public func find(_ key: KeyRef) -> (table: KeyTable, index: Int)? {
         let stripe = stripe(for: key)
         guard let table = stripe.existingTable(index), let position = table.find(key) else { return nil }
         if let expireAt = table.entry(at: position).pointee.meta.expireAt, expireAt <= now {
-            if !keyspace.isReplica { expire(table: table, position: position, stripe: stripe) }
+            if !keyspace.keepsExpiredKeys { expire(table: table, position: position, stripe: stripe) }
             return nil
         }
         return (table, position)

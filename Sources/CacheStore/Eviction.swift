@@ -120,7 +120,8 @@ extension Keyspace {
     ///   - baseline: bytes the process uses outside the keyspace, counted against the limit.
     public func evictIfNeeded(now: Int64, baseline: Int = 0) -> EvictionResult {
         let limit = maxMemory
-        guard limit > 0 else { return .withinLimit(evicted: 0) }
+        // Nothing is evicted while clients are paused (redis PAUSE_ACTION_EVICT); nor is anything refused for memory.
+        guard limit > 0, !keyRemovalPaused else { return .withinLimit(evicted: 0) }
         var evicted = 0
         var attempts = 0
         while estimatedBytes(locked: false) + baseline > limit {

@@ -154,6 +154,7 @@ public final class Keyspace: Sendable {
     let policyStorage = Atomic<Int>(EvictionPolicy.noEviction.rawValue)
     let maxMemoryStorage = Atomic<Int>(0)
     let replicaStorage = Atomic<Bool>(false)
+    let keyRemovalPausedStorage = Atomic<Bool>(false)
     let lfuLogFactorStorage = Atomic<Int>(10)
     let lfuDecayTimeStorage = Atomic<Int>(1)
     let samplesStorage = Atomic<Int>(5)
@@ -256,6 +257,16 @@ public final class Keyspace: Sendable {
         get { replicaStorage.load(ordering: .relaxed) }
         set { replicaStorage.store(newValue, ordering: .relaxed) }
     }
+
+    /// While clients are paused (CLIENT PAUSE) expired keys read as missing but stay, and nothing is evicted, so the
+    /// data and the replication stream stand still until the pause ends.
+    public var keyRemovalPaused: Bool {
+        get { keyRemovalPausedStorage.load(ordering: .relaxed) }
+        set { keyRemovalPausedStorage.store(newValue, ordering: .relaxed) }
+    }
+
+    /// Whether an expired key found now is left in place (on a replica, or during a pause).
+    var keepsExpiredKeys: Bool { isReplica || keyRemovalPaused }
 
     // MARK: locking
 

@@ -45,6 +45,8 @@ public struct CommandFlags: OptionSet, Sendable, Hashable {
     public static let mayReplicate = CommandFlags(rawValue: 1 << 17)
     /// Never written to the slow log (EXEC: the commands it runs are, each on its own).
     public static let skipSlowlog = CommandFlags(rawValue: 1 << 18)
+    /// Not shown to MONITOR after it ran (EVAL and friends show themselves before their script's commands).
+    public static let skipMonitor = CommandFlags(rawValue: 1 << 19)
 
     /// The flag names COMMAND reports.
     public var names: [String] {
@@ -53,7 +55,7 @@ public struct CommandFlags: OptionSet, Sendable, Hashable {
             (.write, "write"), (.readonly, "readonly"), (.denyOOM, "denyoom"), (.admin, "admin"),
             (.pubsub, "pubsub"), (.blocking, "blocking"), (.loading, "loading"), (.stale, "stale"),
             (.noAuth, "no_auth"), (.noMulti, "no_multi"), (.noScript, "noscript"), (.mayReplicate, "may_replicate"),
-            (.fast, "fast"), (.skipSlowlog, "skip_slowlog"),
+            (.fast, "fast"), (.skipMonitor, "skip_monitor"), (.skipSlowlog, "skip_slowlog"),
         ]
         for (flag, name) in table where contains(flag) { result.append(name) }
         return result

@@ -92,6 +92,8 @@ public struct NodeDispatcher: CommandDispatcher {
         node.blocking.cancel(session)
         node.pubsub.unsubscribeAll(session)
         node.monitors.remove(session)
+        session.isClosed = true
+        node.clientPause.forget(session)
         if session.tracking != nil { node.tracking.disable(session.connection.id) }
         TransactionState.unwatchAll(session, keyspace: node.keyspace)
         if case .replica(let feed) = session.replicationRole { node.replication.detach(feed) }
@@ -200,6 +202,11 @@ public struct NodeDispatcher: CommandDispatcher {
         if spec.flags.contains(.write) && node.replication.isReplica && node.replication.readOnly && !session.isPrimaryLink {
             return reject(.readOnlyReplica, commandIndex: commandIndex, session: session, reply: &reply, flagTransaction: true)
         }
+        // CLIENT PAUSE: the one relaxed load while nothing is paused. A held command (queued in MULTI too) waits with
+        // its connection suspended (redis blockPostponeClient).
+        if node.clientPause.mode != .none && postponeIfPaused(spec, arguments, session: session, protocolVersion: reply.protocolVersion) {
+            return .suspend
+        }
         if session.transaction != nil && !spec.flags.contains(.transactionControl) {
             if spec.flags.contains(.noMulti) || spec.subcommand(of: arguments)?.flags.contains(.noMulti) == true {
                 return reject(CommandError("Command not allowed inside a transaction"), commandIndex: commandIndex, session: session, reply: &reply, flagTransaction: true)
@@ -213,17 +220,93 @@ public struct NodeDispatcher: CommandDispatcher {
             return execute(spec, commandIndex, &arguments, session: session, reply: &reply, clusterCheck: clusterCheck)
         }
         // CLIENT REPLY OFF|SKIP: run the command, then drop what it wrote (SKIP drops one reply).
+        // The skip is used up by this command, whatever it is: a CLIENT REPLY SKIP it runs skips the next one.
         let wasSkipping = session.replyMode == .skipNext
+        if wasSkipping { session.replyMode = .on }
         let mark = reply.buffer.writerIndex
         let outcome = execute(spec, commandIndex, &arguments, session: session, reply: &reply, clusterCheck: clusterCheck)
-        if wasSkipping && session.replyMode == .skipNext { session.replyMode = .on }
+        // CLIENT REPLY ON clears a pending skip before it answers (redis), so its OK is sent.
+        let turnedRepliesOn = wasSkipping && spec.name == "client" && arguments.count == 3 && arguments.matches(1, "reply")
+            && arguments.matches(2, "on")
         // (Un)subscribe confirmations are sent whatever CLIENT REPLY says, under RESP2 as under RESP3 (where they
         // are pushes), as redis 7.2 sends them (its CLIENT_PUSHING flag overrides the silencing).
         let wrotePushesOnly = spec.flags.contains(.pubsub) && spec.name.hasSuffix("subscribe")
-        if (session.replyMode != .on || wasSkipping) && !wrotePushesOnly {
+        if (session.replyMode != .on || (wasSkipping && !turnedRepliesOn)) && !wrotePushesOnly {
             reply.buffer.moveWriterIndex(to: mark)
         }
         return outcome
+    }
+
+    /// CLIENT PAUSE: parks the command if the pause holds it back (every command under ALL; under WRITE those that
+    /// may write or replicate). A deadline that passed ends the pause here if its timer has not yet. Never held: a
+    /// replica's or primary's link, and the connection-level commands that change how the connection itself reads
+    /// (AUTH, HELLO, QUIT, RESET, SHUTDOWN).
+    @inline(never)
+    private func postponeIfPaused(
+        _ spec: CommandSpec, _ arguments: CommandArguments, session: ClientSession, protocolVersion: RESPVersion
+    ) -> Bool {
+        let pause = node.clientPause
+        let now = node.clock.nowMilliseconds()
+        if pause.endMilliseconds <= now {
+            Self.endPause(node: node, dueAt: now)
+            return false
+        }
+        if spec.flags.contains(.noAuth) { return false }
+        if case .none = session.replicationRole {} else { return false }
+        switch pause.mode {
+        case .none: return false
+        case .all: break
+        case .write:
+            if spec.name == "exec" {
+                guard let queued = session.transaction, queued.contains(where: { Self.mayReplicate($0.spec, $0.arguments, node: node) }) else {
+                    return false
+                }
+            } else if !Self.mayReplicate(spec, arguments, node: node) {
+                return false
+            }
+        }
+        return pause.postpone(PostponedCommand(session: session, arguments: arguments, protocolVersion: protocolVersion))
+    }
+
+    /// Whether a command writes or may feed replicas (redis CMD_WRITE | CMD_MAY_REPLICATE): EVAL and EVALSHA
+    /// unless their script declares `no-writes` (redis evalGetCommandFlags).
+    static func mayReplicate(_ spec: CommandSpec, _ arguments: CommandArguments, node: NodeState) -> Bool {
+        guard !spec.flags.isDisjoint(with: [.write, .mayReplicate]) else { return false }
+        guard arguments.count > 1 else { return true }
+        let flags: ScriptFlags?
+        switch spec.name {
+        case "eval": flags = try? ScriptFlags.parse(arguments.bytes(1)).flags
+        case "evalsha": flags = node.scripts.flags(of: arguments.string(1).lowercased())
+        default: return true
+        }
+        return flags?.contains(.noWrites) != true
+    }
+
+    /// Ends the pause once `dueAt` reached its deadline (from the pause's timer, `generation` being the deadline's),
+    /// or at once (CLIENT UNPAUSE, `dueAt` nil), and runs the commands that waited, each on its client's event
+    /// loop in arrival order. A timer that finds the deadline not reached yet (the clock behind the loop's timer)
+    /// waits again.
+    static func endPause(node: NodeState, dueAt now: Int64?, generation: Int? = nil, timerLoop: (any EventLoop)? = nil) {
+        let pause = node.clientPause
+        guard let waiting = pause.unpause(onlyIfDueAt: now, generation: generation, keyspace: node.keyspace) else {
+            if let now, let generation, let timerLoop, let remaining = pause.remaining(at: now, generation: generation) {
+                timerLoop.scheduleTask(in: .milliseconds(max(1, remaining))) {
+                    endPause(node: node, dueAt: node.clock.nowMilliseconds(), generation: generation, timerLoop: timerLoop)
+                }
+            }
+            return
+        }
+        for command in waiting {
+            let session = command.session
+            session.connection.eventLoop.execute {
+                guard !session.isClosed else { return }
+                var arguments = command.arguments
+                var reply = ReplyWriter(buffer: session.connection.allocator.buffer(capacity: 64), protocolVersion: command.protocolVersion)
+                let outcome = NodeDispatcher(node: node).dispatch(&arguments, session: session, reply: &reply)
+                // Suspended again: blocked (BLPOP) or paused anew; whoever holds it now resumes it.
+                if outcome != .suspend { session.connection.resume(with: reply.buffer) }
+            }
+        }
     }
 
     /// Runs one command now: memory check, locks, handler, unlock, wake-ups.
@@ -305,7 +388,7 @@ public struct NodeDispatcher: CommandDispatcher {
         }
         // Counted once it ran, as redis does: INFO does not count itself, and CONFIG RESETSTAT counts after its reset.
         session.stats.commands.add(1, to: .calls, of: commandIndex)
-        if node.monitors.isActive && !spec.flags.contains(.admin) && spec.subcommand(of: context.arguments)?.flags.contains(.admin) != true {
+        if node.monitors.isActive && Self.monitorsSee(spec, context.arguments) {
             node.feedMonitors(context.arguments, spec: spec, session: session)
         }
         if node.blocking.hasAnyChangeWaiters { signalChangedKeys(&context) }
@@ -317,6 +400,12 @@ public struct NodeDispatcher: CommandDispatcher {
         if session.trackingCachingGiven && session.transaction == nil && spec.name != "client" { session.trackingCachingGiven = false }
         arguments = context.surrenderArguments()
         return outcome
+    }
+
+    /// Whether MONITOR shows a command once it ran: not administrative ones (nor administrative subcommands), nor the
+    /// scripting commands that showed themselves before their scripts ran.
+    static func monitorsSee(_ spec: CommandSpec, _ arguments: CommandArguments) -> Bool {
+        spec.flags.isDisjoint(with: [.admin, .skipMonitor]) && spec.subcommand(of: arguments)?.flags.contains(.admin) != true
     }
 
     /// Takes a precise reading of the time and writes the command to the slow log if it ran long enough.
@@ -494,8 +583,8 @@ public struct NodeDispatcher: CommandDispatcher {
             session.stats.commands.add(1, to: .failed, of: queued.commandIndex)
             replyError(error, session: session, node: node, reply: &reply)
         }
-        if node.monitors.isActive && !queued.spec.flags.contains(.admin) && queued.spec.subcommand(of: queued.arguments)?.flags.contains(.admin) != true {
-            node.feedMonitors(queued.arguments, spec: queued.spec, session: session)
+        if node.monitors.isActive && monitorsSee(queued.spec, queued.arguments) {
+            node.feedMonitors(queued.arguments, spec: queued.spec, session: session, fromScript: fromScript)
         }
         return context.readyKeys
     }

@@ -160,11 +160,12 @@ enum ConnectionFamily {
     /// As redis flags them: KILL, LIST, NO-EVICT and UNBLOCK are administrative (MONITOR does not show them); REPLY
     /// is refused inside MULTI (valkey 9: turning replies off inside a transaction broke EXEC's reply, in redis too).
     static let clientSubcommands: [CommandSpec] = [
-        ("id", []), ("setname", []), ("getname", []), ("list", [.admin]), ("info", []), ("kill", [.admin]),
-        ("setinfo", []), ("reply", [.noMulti]), ("no-evict", [.admin]), ("no-touch", []), ("unblock", [.admin]),
-        ("tracking", []), ("caching", []), ("getredir", []), ("trackinginfo", []), ("help", []),
-    ].map { (name: String, flags: CommandFlags) in
-        CommandSpec("client|\(name)", arity: -2, flags: flags.union([.noScript, .loading, .stale]), group: .connection,
+        ("id", 2, []), ("setname", 3, []), ("getname", 2, []), ("list", -2, [.admin]), ("info", 2, []), ("kill", -3, [.admin]),
+        ("setinfo", 4, []), ("reply", 3, [.noMulti]), ("no-evict", 3, [.admin]), ("no-touch", 3, []), ("unblock", -3, [.admin]),
+        ("tracking", -3, []), ("caching", 3, []), ("getredir", 2, []), ("trackinginfo", 2, []), ("pause", -3, [.admin]),
+        ("unpause", 2, [.admin]), ("help", 2, []),
+    ].map { (name: String, arity: Int, flags: CommandFlags) in
+        CommandSpec("client|\(name)", arity: arity, flags: flags.union([.noScript, .loading, .stale]), group: .connection,
                     summary: "CLIENT \(name.uppercased())", since: "2.4.0") { _, _ throws(CommandError) in }
     }
 
@@ -295,6 +296,24 @@ enum ConnectionFamily {
             let prefixes = mode?.prefixes ?? []
             reply.arrayHeader(prefixes.count)
             for prefix in prefixes { prefix.withBytes { reply.bulk($0) } }
+        case ("pause", 3), ("pause", 4):
+            // CLIENT PAUSE timeout [WRITE | ALL]: see Node/ClientPause.swift.
+            var mode = ClientPauseMode.all
+            if arguments.count == 4 {
+                if arguments.matches(3, "write") {
+                    mode = .write
+                } else if !arguments.matches(3, "all") {
+                    throw CommandError("CLIENT PAUSE mode must be WRITE or ALL")
+                }
+            }
+            guard let timeout = arguments.integer(2) else { throw CommandError("timeout is not an integer or out of range") }
+            guard timeout >= 0 else { throw CommandError("timeout is negative") }
+            guard Int64(timeout) <= Int64.max - context.now else { throw CommandError("timeout is out of range") }
+            context.node.pauseClients(mode, forMilliseconds: Int64(timeout), timerLoop: session.connection.eventLoop)
+            reply.ok()
+        case ("unpause", 2):
+            NodeDispatcher.endPause(node: context.node, dueAt: nil)
+            reply.ok()
         case ("no-evict", 3), ("no-touch", 3):
             guard arguments.matches(2, "on") || arguments.matches(2, "off") else { throw .syntax }
             reply.ok()
@@ -307,14 +326,18 @@ enum ConnectionFamily {
                 "KILL <ip:port>", "    Kill connection made from <ip:port>.",
                 "KILL <option> <value> [<option> <value> [...]]", "    Kill connections. Options are: ID, ADDR, LADDR, TYPE, USER, SKIPME.",
                 "LIST [options ...]", "    Return information about client connections. Options: TYPE, ID.",
+                "PAUSE <timeout> [WRITE|ALL]", "    Suspend all, or just write, clients for <timeout> milliseconds.",
                 "REPLY (ON|OFF|SKIP)", "    Control the replies sent to the current connection.",
                 "SETNAME <name>", "    Assign the name <name> to the current connection.",
                 "SETINFO <option> <value>", "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
                 "UNBLOCK <clientid> [TIMEOUT|ERROR]", "    Unblock the specified blocked client.",
+                "UNPAUSE", "    Stop the current client pause, resuming traffic.",
                 "HELP", "    Print this help.",
             ]
             reply.simpleStringLines(lines)
         default:
+            // A known subcommand reaches here only with a wrong number of arguments (redis checks its arity first).
+            if clientSubcommands.contains(where: { $0.name == "client|\(sub)" }) { throw .wrongArity("client|\(sub)") }
             throw .unknownSubcommand(arguments.string(1), of: "client")
         }
     }

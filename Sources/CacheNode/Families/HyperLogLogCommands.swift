@@ -18,7 +18,7 @@ extension CommandTable {
             reply.integer(try HyperLogLogFamily.add(&context) ? 1 : 0)
         },
         // PFCOUNT key [key ...]
-        CommandSpec("pfcount", arity: -2, flags: [.readonly], keys: .range(first: 1, last: -1, step: 1), group: .hyperloglog,
+        CommandSpec("pfcount", arity: -2, flags: [.readonly, .mayReplicate], keys: .range(first: 1, last: -1, step: 1), group: .hyperloglog,
                     summary: "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).",
                     since: "2.8.9") { context, reply throws(CommandError) in
             reply.integer(Int(try HyperLogLogFamily.count(context)))

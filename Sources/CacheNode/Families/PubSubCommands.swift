@@ -67,7 +67,8 @@ enum PubSubFamily {
     /// (P|S)SUBSCRIBE and (P|S)UNSUBSCRIBE: allowed in RESP2 subscriber mode.
     static let subscriptionFlags: CommandFlags = [.pubsub, .noScript, .allowedWhileSubscribed, .noKeyspace, .loading, .stale]
     /// PUBLISH and SPUBLISH.
-    static let publishFlags: CommandFlags = [.pubsub, .fast, .noKeyspace, .loading, .stale]
+    /// PUBLISH feeds replicas the message (redis may-replicate), so CLIENT PAUSE WRITE holds it back.
+    static let publishFlags: CommandFlags = [.pubsub, .fast, .noKeyspace, .loading, .stale, .mayReplicate]
 
     /// SUBSCRIBE / PSUBSCRIBE / SSUBSCRIBE: one confirmation per argument, in order, with the count after it.
     static func subscribe(_ context: inout CommandContext, _ reply: inout ReplyWriter, _ kind: PubSubKind) {

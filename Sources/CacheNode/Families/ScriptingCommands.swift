@@ -13,25 +13,25 @@ import Synchronization
 extension CommandTable {
     static let scriptingCommands: [CommandSpec] = [
         // EVAL script numkeys [key [key ...]] [arg [arg ...]]
-        CommandSpec("eval", arity: -3, flags: [.noScript, .mayReplicate, .wholeKeyspace, .stale],
+        CommandSpec("eval", arity: -3, flags: [.noScript, .mayReplicate, .wholeKeyspace, .stale, .skipMonitor],
                     keys: .counted(destination: nil, countIndex: 2), group: .scripting,
                     summary: "Executes a server-side Lua script.", since: "2.6.0") { context, reply throws(CommandError) in
             try ScriptingFamily.eval(&context, &reply, bySHA: false, readOnly: false)
         },
         // EVALSHA sha1 numkeys [key [key ...]] [arg [arg ...]]
-        CommandSpec("evalsha", arity: -3, flags: [.noScript, .mayReplicate, .wholeKeyspace, .stale],
+        CommandSpec("evalsha", arity: -3, flags: [.noScript, .mayReplicate, .wholeKeyspace, .stale, .skipMonitor],
                     keys: .counted(destination: nil, countIndex: 2), group: .scripting,
                     summary: "Executes a server-side Lua script by SHA1 digest.", since: "2.6.0") { context, reply throws(CommandError) in
             try ScriptingFamily.eval(&context, &reply, bySHA: true, readOnly: false)
         },
         // EVAL_RO script numkeys [key [key ...]] [arg [arg ...]]
-        CommandSpec("eval_ro", arity: -3, flags: [.noScript, .readonly, .wholeKeyspace, .stale],
+        CommandSpec("eval_ro", arity: -3, flags: [.noScript, .readonly, .wholeKeyspace, .stale, .skipMonitor],
                     keys: .counted(destination: nil, countIndex: 2), group: .scripting,
                     summary: "Executes a read-only server-side Lua script.", since: "7.0.0") { context, reply throws(CommandError) in
             try ScriptingFamily.eval(&context, &reply, bySHA: false, readOnly: true)
         },
         // EVALSHA_RO sha1 numkeys [key [key ...]] [arg [arg ...]]
-        CommandSpec("evalsha_ro", arity: -3, flags: [.noScript, .readonly, .wholeKeyspace, .stale],
+        CommandSpec("evalsha_ro", arity: -3, flags: [.noScript, .readonly, .wholeKeyspace, .stale, .skipMonitor],
                     keys: .counted(destination: nil, countIndex: 2), group: .scripting,
                     summary: "Executes a read-only server-side Lua script by SHA1 digest.", since: "7.0.0") {
             context, reply throws(CommandError) in
@@ -61,6 +61,8 @@ enum ScriptingFamily {
 
     static func eval(_ context: inout CommandContext, _ reply: inout ReplyWriter, bySHA: Bool, readOnly: Bool) throws(CommandError) {
         let arguments = context.arguments
+        // MONITOR shows the script's command first, then the commands it runs as `[db lua]` (redis evalCommand).
+        if context.node.monitors.isActive { context.node.feedMonitors(arguments, spec: context.spec, session: context.session) }
         guard let keyCount = arguments.integer(2) else { throw .notInteger }
         if keyCount < 0 { throw CommandError("Number of keys can't be negative") }
         if keyCount > arguments.count - 3 { throw CommandError("Number of keys can't be greater than number of args") }
@@ -220,8 +222,12 @@ final class ScriptInvocation: @unchecked Sendable {
         if spec.flags.contains(.noScript) || spec.subcommand(of: arguments)?.flags.contains(.noScript) == true {
             return CommandError("This Redis command is not allowed from script")
         }
+        // A may-replicate command (PUBLISH, PFCOUNT) counts as a write for a read-only script (redis
+        // scriptVerifyWriteCommandAllow), so that such scripts can run during CLIENT PAUSE WRITE.
+        if readOnly && !spec.flags.isDisjoint(with: [.write, .mayReplicate]) {
+            return CommandError("Write commands are not allowed from read-only scripts.")
+        }
         if spec.flags.contains(.write) {
-            if readOnly { return CommandError("Write commands are not allowed from read-only scripts.") }
             if !wrote && node.replication.isReplica && node.replication.readOnly && !session.isPrimaryLink {
                 return .readOnlyReplica
             }

@@ -159,15 +159,26 @@ enum ServerFamily {
         case "set":
             guard arguments.count >= 4 && arguments.count % 2 == 0 else { throw .wrongArity("config|set") }
             var changes: [(ConfigParameter, String)] = []
+            var named = Set<String>()
             for index in stride(from: 2, to: arguments.count, by: 2) {
                 let name = arguments.string(index)
                 guard let parameter = ConfigParameter.named(name) else {
                     throw CommandError("Unknown option or number of arguments for CONFIG SET - '\(name)'")
                 }
+                let value = arguments.string(index + 1)
+                guard !named.contains(parameter.name) else {
+                    throw CommandError("CONFIG SET failed (possibly related to argument '\(name)') - duplicate parameter")
+                }
+                named.insert(parameter.name)
                 guard parameter.mutable else {
+                    // Setting one this node fixes at start-up (port, bind: redis can change them live) to the value
+                    // it has is a no-op, so scripts that re-apply a whole configuration work; another value is refused.
+                    var unchanged = node.configuration
+                    let current = parameter.get(unchanged)
+                    if (try? parameter.set(&unchanged, value)) != nil && parameter.get(unchanged) == current { continue }
                     throw CommandError("CONFIG SET failed (possibly related to argument '\(name)') - can't set immutable config")
                 }
-                changes.append((parameter, arguments.string(index + 1)))
+                changes.append((parameter, value))
             }
             // A pushed revocation list (the framework revoked identities): verify and install it before recording it.
             for (parameter, value) in changes where parameter.name == "revocation-list" && !value.isEmpty {

@@ -47,8 +47,9 @@ final class MonitorFeed: Sendable {
         }
     }
 
-    /// Sends one executed command to every monitor. `microseconds`: when it ran (unix time).
-    func feed(_ arguments: CommandArguments, commandName: String, database: Int, client: ClientSession, microseconds: Int64) {
+    /// Sends one executed command to every monitor. `microseconds`: when it ran (unix time); `client` nil for a
+    /// command a script ran (shown as `lua`).
+    func feed(_ arguments: CommandArguments, commandName: String, database: Int, client: ClientSession?, microseconds: Int64) {
         let outboxes = state.withLock { Array($0.outboxes.values) }
         guard !outboxes.isEmpty else { return }
         var line = ByteBuffer()
@@ -56,7 +57,7 @@ final class MonitorFeed: Sendable {
         line.writeString("+\(microseconds / 1_000_000).")
         let fraction = String(microseconds % 1_000_000)
         line.writeString(String(repeating: "0", count: 6 - fraction.count) + fraction)
-        line.writeString(" [\(database) \(client.connection.remoteAddress)]")
+        line.writeString(" [\(database) \(client?.connection.remoteAddress ?? "lua")]")
         let redacted = CommandRedaction.redactedPositions(arguments, commandName: commandName)
         for index in 0..<arguments.count {
             line.writeStaticString(" ")

@@ -482,7 +482,7 @@ struct ConfigParameter: Sendable {
         .init(name: "revocation-list", aliases: [], mutable: true, get: { $0.revocationList ?? "" },
               set: { $0.revocationList = $1.isEmpty ? nil : $1 }),
         .init(name: "replication-port", aliases: [], mutable: false, get: { $0.replicationPort.map(String.init) ?? "" },
-              set: { $0.replicationPort = try int($1, in: 0...65535) }),
+              set: { $0.replicationPort = $1.isEmpty ? nil : try int($1, in: 0...65535) }),
         .init(name: "replication-plaintext", aliases: [], mutable: false, get: { $0.replicationPlaintext ? "yes" : "no" },
               set: { $0.replicationPlaintext = try bool($1) }),
         .init(name: "pidfile", aliases: [], mutable: false, get: { $0.pidFile ?? "" },

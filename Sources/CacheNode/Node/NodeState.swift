@@ -25,6 +25,8 @@ public final class NodeState: Sendable {
     let scripts = ScriptEngine()
     /// Cluster mode state (`cluster-enabled yes`), `nil` otherwise: the dispatcher's one check.
     public let cluster: ClusterState?
+    /// CLIENT PAUSE: what is paused and the commands waiting for its end.
+    let clientPause = ClientPause()
     /// Commands that ran slowly (SLOWLOG).
     let slowLog = SlowLog()
     /// Clients waiting in BLPOP and friends.
@@ -208,7 +210,9 @@ public final class NodeState: Sendable {
     }
 
     /// Shows a command that ran to the clients in monitor mode (call only while ``MonitorFeed/isActive``).
-    func feedMonitors(_ arguments: CommandArguments, spec: CommandSpec, session: ClientSession) {
-        monitors.feed(arguments, commandName: spec.name, database: session.database, client: session, microseconds: clock.nowMicroseconds())
+    func feedMonitors(_ arguments: CommandArguments, spec: CommandSpec, session: ClientSession, fromScript: Bool = false) {
+        monitors.feed(
+            arguments, commandName: spec.name, database: session.database, client: fromScript ? nil : session,
+            microseconds: clock.nowMicroseconds())
     }
 }

@@ -10,6 +10,8 @@ struct RedisCompatibilityDirective: Sendable {
         case bool
         case integer(ClosedRange<Int>)
         case memory
+        /// A memory value, or a percentage of `maxmemory` (`10%`), as redis's PERCENT_CONFIG.
+        case memoryOrPercentage
         case choice([String])
         case text
     }
@@ -36,6 +38,13 @@ struct RedisCompatibilityDirective: Sendable {
             return String(try ConfigParameter.int(value, in: range))
         case .memory:
             return String(try ConfigParameter.memory(value))
+        case .memoryOrPercentage:
+            guard value.hasSuffix("%") else { return String(try ConfigParameter.memory(value)) }
+            guard let percentage = Int(value.dropLast()), percentage >= 0 else {
+                throw ConfigurationError("argument must be a memory or percent value")
+            }
+            guard percentage <= 100 else { throw ConfigurationError("percentage argument must be less or equal to 100") }
+            return "\(percentage)%"
         case .choice(let choices):
             guard choices.contains(value.lowercased()) else {
                 throw ConfigurationError("argument(s) must be one of the following: \(choices.joined(separator: ", "))")
@@ -73,6 +82,7 @@ struct RedisCompatibilityDirective: Sendable {
             .init("list-compress-depth", "0", int),
             .init("list-max-listpack-size", "-2", .integer(-5...Int(Int32.max)), aliases: ["list-max-ziplist-size"]),
             .init("locale-collate", "", .text),
+            .init("maxmemory-clients", "0", .memoryOrPercentage),
             .init("no-appendfsync-on-rewrite", "no", .bool),
             .init("oom-score-adj", "no", .choice(["no", "yes", "relative", "absolute"])),
             .init("oom-score-adj-values", "0 200 800", .text),

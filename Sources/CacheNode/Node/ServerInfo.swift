@@ -70,7 +70,7 @@ enum ServerInfo {
                 ("connected_clients", String(node.stats.total { $0.connectedClients.load(ordering: .relaxed) })),
                 ("cluster_connections", "0"), ("maxclients", String(configuration.maxClients)),
                 ("client_recent_max_input_buffer", "0"), ("client_recent_max_output_buffer", "0"),
-                ("blocked_clients", String(node.stats.total { $0.blockedClients.load(ordering: .relaxed) })),
+                ("blocked_clients", String(node.stats.total { $0.blockedClients.load(ordering: .relaxed) } + node.clientPause.postponedCount)),
                 ("tracking_clients", "0"), ("clients_in_timeout_table", "0"),
                 ("total_blocking_keys", String(node.blocking.blockedKeyCount)), ("total_blocking_keys_on_nokey", String(node.blocking.blockedKeyOnNoKeyCount)),
             ]

@@ -78,6 +78,9 @@ public final class ClientSession: @unchecked Sendable {
     /// µs): a command's time ends when the next one of the batch starts, or when the batch ends (INFO commandstats).
     var timedCommand = -1
     var timedCommandStart: Int64 = 0
+    /// Set when the connection closed (its event loop ended the session): a command it left waiting for the end of a
+    /// CLIENT PAUSE is then dropped, not run.
+    var isClosed = false
     /// Since when (unix ms) the client's unread output has been over its soft `client-output-buffer-limit`.
     var outputSoftLimitSince: Int64?
     /// Whether this session applies the primary's stream (writes allowed on a read-only replica).

@@ -50,6 +50,28 @@ struct ConnectionCommandsTests {
         #expect(try client.allReplies().isEmpty)
     }
 
+    // redis's introspection unit: CLIENT REPLY ON right after SKIP answers OK (it clears the skip first); a SKIP
+    // while skipping skips the command after it.
+    @Test func clientReplyOnAfterSkipIsAnsweredAndSkipAfterSkipSkipsTheNextCommand() throws {
+        let client = try TestNode().connect()
+        try client.write("CLIENT", "REPLY", "SKIP")
+        #expect(try client.send("CLIENT", "REPLY", "ON") == .simple("OK"))
+        #expect(try client.send("PING") == .simple("PONG"))
+        try client.write("CLIENT", "REPLY", "SKIP")
+        try client.write("CLIENT", "REPLY", "SKIP")
+        try client.write("PING", "skipped")
+        #expect(try client.send("PING", "c") == .bulk(Array("c".utf8)))
+        #expect(try client.allReplies().isEmpty)
+    }
+
+    @Test func aKnownClientSubcommandWithTheWrongArgumentCountIsAnArityError() throws {
+        let client = try TestNode().connect()
+        #expect(try client.send("CLIENT", "SETINFO", "lib-name") == .error("ERR wrong number of arguments for 'client|setinfo' command"))
+        #expect(try client.send("CLIENT", "ID", "x") == .error("ERR wrong number of arguments for 'client|id' command"))
+        #expect(try client.send("CLIENT", "TRACKING") == .error("ERR wrong number of arguments for 'client|tracking' command"))
+        #expect(try client.send("CLIENT", "NOPE").text?.hasPrefix("ERR unknown subcommand 'NOPE'") == true)
+    }
+
     @Test func clientKillWithoutArgumentsIsAnArityErrorAsInRedis() throws {
         let node = TestNode()
         let client = try node.connect()

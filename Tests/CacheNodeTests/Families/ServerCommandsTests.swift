@@ -55,6 +55,41 @@ struct ServerCommandsTests {
         #expect(reread.replicaOf == nil)
     }
 
+    // redis's introspection unit sets every parameter CONFIG GET lists to its own value; port and bind, which redis
+    // changes live, are fixed at start-up here: their current value is accepted (nothing changes), another refused.
+    @Test func settingAParameterFixedAtStartUpToItsValueIsANoOp() throws {
+        let client = try TestNode().connect()
+        let port = try #require(client.send("CONFIG", "GET", "port").strings?.last)
+        #expect(try client.send("CONFIG", "SET", "port", port, "maxclients", "50") == .simple("OK"))
+        #expect(try client.send("CONFIG", "GET", "maxclients").strings?.last == "50")
+        #expect(try client.send("CONFIG", "SET", "port", String((Int(port) ?? 0) + 1)) == .error(
+            "ERR CONFIG SET failed (possibly related to argument 'port') - can't set immutable config"))
+        #expect(try client.send("CONFIG", "SET", "port", "x").isError)
+        #expect(try client.send("CONFIG", "GET", "port").strings?.last == port)
+        // Every parameter set to its own value, as redis's CONFIG sanity test does (it skips replicaof, a command).
+        let all = try #require(client.send("CONFIG", "GET", "*").strings)
+        for index in stride(from: 0, to: all.count - 1, by: 2) where !["replicaof", "slaveof"].contains(all[index]) {
+            #expect(try client.send("CONFIG", "SET", all[index], all[index + 1]) == .simple("OK"), "\(all[index]) \(all[index + 1])")
+        }
+        #expect(try client.send("CONFIG", "GET", "*").strings == all)
+    }
+
+    // redis's introspection unit: a parameter named twice (also through an alias) is refused, and a failed CONFIG SET
+    // changes nothing; maxmemory-clients takes a percentage of maxmemory.
+    @Test func configSetRefusesDuplicatesAndRollsBackOnAnError() throws {
+        let client = try TestNode().connect()
+        #expect(try client.send("CONFIG", "SET", "maxmemory", "10000001", "maxmemory", "10000002") == .error(
+            "ERR CONFIG SET failed (possibly related to argument 'maxmemory') - duplicate parameter"))
+        #expect(try client.send("CONFIG", "SET", "replica-read-only", "yes", "slave-read-only", "no").text?.hasSuffix("duplicate parameter") == true)
+        #expect(try client.send("CONFIG", "SET", "maxmemory", "10000002") == .simple("OK"))
+        #expect(try client.send("CONFIG", "SET", "maxmemory", "10000001", "maxmemory-clients", "200%", "client-query-buffer-limit", "invalid") == .error(
+            "ERR CONFIG SET failed (possibly related to argument 'maxmemory-clients') - percentage argument must be less or equal to 100"))
+        #expect(try client.send("CONFIG", "GET", "maxmemory").strings?.last == "10000002")
+        #expect(try client.send("CONFIG", "GET", "maxmemory-clients").strings?.last == "0")
+        #expect(try client.send("CONFIG", "SET", "maxmemory-clients", "10%") == .simple("OK"))
+        #expect(try client.send("CONFIG", "GET", "maxmemory-clients").strings?.last == "10%")
+    }
+
     @Test func configValuesAreQuotedOnlyWhenTheyMustBe() throws {
         for value in ["plain", "", "two words", #"quote""#, "it's", #"back\slash"#, "tab\there", "line\nbreak", "\u{01}"] {
             let line = "requirepass " + NodeConfiguration.quotedConfigValue(value)
@@ -78,10 +113,12 @@ struct ServerCommandsTests {
         _ = try client.send("MULTI")
         _ = try client.send("INCR", "n")
         _ = try client.send("EXEC")
+        // A script shows itself first, then the commands it runs as `lua` (redis's order).
+        _ = try client.send("EVAL", "return redis.call('set', KEYS[1], ARGV[1])", "1", "s", "v")
         // The manual clock's time, in microseconds; the database after the command; the client's address.
         let address = node.state.client(id: 2)?.connection.remoteAddress ?? "none"
-        func line(_ database: Int, _ arguments: String) -> RESPValue {
-            .simple("1700000000.000000 [\(database) \(address)] \(arguments)")
+        func line(_ database: Int, _ arguments: String, from client: String? = nil) -> RESPValue {
+            .simple("1700000000.000000 [\(database) \(client ?? address)] \(arguments)")
         }
         let shown = try monitor.allReplies()
         #expect(shown == [
@@ -93,6 +130,8 @@ struct ServerCommandsTests {
             line(2, #""MULTI""#),
             line(2, #""INCR" "n""#),
             line(2, #""EXEC""#),
+            line(2, #""EVAL" "return redis.call('set', KEYS[1], ARGV[1])" "1" "s" "v""#),
+            line(2, #""set" "s" "v""#, from: "lua"),
         ], "\(shown)")
         guard case .bulk(let list) = try client.send("CLIENT", "LIST") else {
             Issue.record("no CLIENT LIST")
