@@ -1,6 +1,7 @@
 """redis-py 8 against a running cache-node: default (RESP3, HELLO 3) and RESP2 clients, pipelines, transactions,
 binary values, errors, streams. Exits non-zero with a message on the first mismatch. Usage: redis_py_client.py PORT"""
 import sys
+import threading
 import time
 
 import redis
@@ -190,6 +191,21 @@ for protocol in (None, 3, 2):
     check(f"{tag} slowlog_get duration", isinstance(newest[0]["duration"], int) and newest[0]["duration"] >= 0, True)
     check(f"{tag} slowlog_len", r.slowlog_len(), 3)  # RESET, SET, SLOWLOG GET
     r.config_set("slowlog-log-slower-than", 10000)
+
+    # CLIENT PAUSE WRITE through redis-py: a write from another connection (on whichever event loop) waits until
+    # client_unpause, a read does not.
+    writer = redis.Redis(host="127.0.0.1", port=port, **kwargs)
+    r.set("paused", "before")
+    check(f"{tag} client_pause", r.client_pause(60000, all=False), True)
+    outcome = {}
+    thread = threading.Thread(target=lambda: outcome.update(set=writer.set("paused", "after")))
+    thread.start()
+    thread.join(0.3)
+    check(f"{tag} write held during pause", (thread.is_alive(), r.get("paused")), (True, b"before"))
+    check(f"{tag} client_unpause", r.client_unpause(), b"OK")  # redis-py returns the raw reply here
+    thread.join(5)
+    check(f"{tag} write ran after unpause", (thread.is_alive(), outcome.get("set"), r.get("paused")), (False, True, b"after"))
+    writer.close()
     stream_checks(r, tag, protocol)
     r.close()
 
