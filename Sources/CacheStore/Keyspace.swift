@@ -37,9 +37,19 @@ extension KeyspaceObserver {
 final class TrackingSignals: Sendable {
     let observer: (any KeyspaceObserver)?
     let broadcasting = Atomic<Bool>(false)
+    /// Keys tracked for some client, over all stripes (INFO `tracking_total_keys`, `tracking-table-max-keys`).
+    let keyCount = Atomic<Int>(0)
+    /// Client ids over all tracked keys (INFO `tracking_total_items`).
+    let itemCount = Atomic<Int>(0)
 
     init(observer: (any KeyspaceObserver)?) {
         self.observer = observer
+    }
+
+    /// Counts a tracked key dropped with its `readers`.
+    func forgot(_ readers: Set<Int>) {
+        keyCount.wrappingSubtract(1, ordering: .relaxed)
+        itemCount.wrappingSubtract(readers.count, ordering: .relaxed)
     }
 }
 
@@ -111,6 +121,7 @@ public final class Stripe: @unchecked Sendable {
 
     public func keyModified(database: Int, key: CompactBytes, by client: Int = 0) {
         if !trackedKeys.isEmpty, let readers = trackedKeys.removeValue(forKey: key) {
+            tracking.forgot(readers)
             tracking.observer?.trackedKeyChanged(key, readers: readers, by: client)
         }
         if tracking.broadcasting.load(ordering: .relaxed) { tracking.observer?.keyChangedForBroadcast(key, by: client) }
@@ -222,16 +233,53 @@ public final class Keyspace: Sendable {
     /// Remembers that client `client` read `key` while tracking (CLIENT TRACKING): its next change is reported with
     /// ``KeyspaceObserver/trackedKeyChanged(_:readers:by:)``. Requires the key's stripe locked.
     public func trackRead(_ key: KeyRef, by client: Int) {
-        stripes[stripeIndex(for: key)].trackedKeys[key.bytes, default: []].insert(client)
+        let stripe = stripes[stripeIndex(for: key)]
+        let bytes = key.bytes
+        if let index = stripe.trackedKeys.index(forKey: bytes) {
+            if stripe.trackedKeys.values[index].insert(client).inserted { trackingSignals.itemCount.wrappingAdd(1, ordering: .relaxed) }
+        } else {
+            stripe.trackedKeys[bytes] = [client]
+            trackingSignals.keyCount.wrappingAdd(1, ordering: .relaxed)
+            trackingSignals.itemCount.wrappingAdd(1, ordering: .relaxed)
+        }
     }
 
     /// Forgets every tracked read (a flush invalidates everything at once). Requires every stripe locked.
     public func forgetTrackedReads() {
-        for stripe in stripes where !stripe.trackedKeys.isEmpty { stripe.trackedKeys = [:] }
+        for stripe in stripes where !stripe.trackedKeys.isEmpty {
+            for readers in stripe.trackedKeys.values { trackingSignals.forgot(readers) }
+            stripe.trackedKeys = [:]
+        }
     }
 
-    /// How many keys are tracked for some client (INFO `tracking_total_keys`). Requires every stripe locked.
-    public var trackedKeyCount: Int { stripes.reduce(0) { $0 + $1.trackedKeys.count } }
+    /// How many keys are tracked for some client (INFO `tracking_total_keys`).
+    public var trackedKeyCount: Int { trackingSignals.keyCount.load(ordering: .relaxed) }
+
+    /// How many (key, client) pairs are tracked (INFO `tracking_total_items`).
+    public var trackedItemCount: Int { trackingSignals.itemCount.load(ordering: .relaxed) }
+
+    /// Drops tracked keys, telling their readers as if the keys had changed, until at most `limit` are tracked or
+    /// `effort` keys were dropped (redis trackingLimitUsedSlots, for `tracking-table-max-keys`). Locks one stripe at
+    /// a time, so the caller must hold none. Returns how many were dropped.
+    @discardableResult
+    public func dropTrackedKeys(over limit: Int, effort: Int) -> Int {
+        guard trackedKeyCount > limit else { return 0 }
+        var dropped = 0
+        let start = Int.random(in: 0..<stripes.count)
+        for offset in 0..<stripes.count where dropped < effort && trackedKeyCount > limit {
+            let index = (start + offset) % stripes.count
+            let stripe = stripes[index]
+            lock(stripe: index, capturing: false)
+            while dropped < effort && trackedKeyCount > limit, let (key, readers) = stripe.trackedKeys.first {
+                stripe.trackedKeys.removeValue(forKey: key)
+                trackingSignals.forgot(readers)
+                trackingSignals.observer?.trackedKeyChanged(key, readers: readers, by: 0)
+                dropped += 1
+            }
+            unlock(stripe: index)
+        }
+        return dropped
+    }
 
     /// `maxmemory-samples`.
     public var evictionSamples: Int {

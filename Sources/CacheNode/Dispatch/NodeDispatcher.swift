@@ -391,6 +391,8 @@ public struct NodeDispatcher: CommandDispatcher {
         if node.monitors.isActive && Self.monitorsSee(spec, context.arguments) {
             node.feedMonitors(context.arguments, spec: spec, session: session)
         }
+        // A tracking client's reads may have grown the tracking table past its limit (all locks released here).
+        if session.tracking != nil { node.enforceTrackingLimit() }
         if node.blocking.hasAnyChangeWaiters { signalChangedKeys(&context) }
         if !context.readyKeys.isEmpty {
             node.blocking.signal(context.readyKeys, node: node)
@@ -434,7 +436,8 @@ public struct NodeDispatcher: CommandDispatcher {
         }
         do {
             try spec.handler(&context, &reply)
-            if let mode = context.session.tracking, !mode.broadcast, spec.flags.contains(.readonly) {
+            // A script's declared keys are not tracked; the reads its commands make are (redis tracks per call).
+            if let mode = context.session.tracking, !mode.broadcast, spec.flags.contains(.readonly), spec.group != .scripting {
                 Self.rememberTrackedReads(spec, context, mode: mode)
             }
             // A blocking command that suspends has changed nothing yet: it counts, and is propagated, when served.

@@ -183,6 +183,11 @@ enum PersistenceFamily {
             let seconds = arguments.double(2) ?? 0
             context.node.clock.sleep(microseconds: Int64(max(0, min(seconds, 86_400)) * 1_000_000))
             reply.ok()
+        case "pause-cron":
+            // DEBUG PAUSE-CRON 0|1: stops the housekeeping cycle (active expiry, the tracking table's limit).
+            guard arguments.count == 3, let flag = arguments.integer(2) else { throw .wrongArity("debug") }
+            context.node.housekeepingPaused.store(flag != 0, ordering: .relaxed)
+            reply.ok()
         case "set-active-expire":
             guard arguments.count == 3, let flag = arguments.integer(2) else { throw .wrongArity("debug") }
             context.node.activeExpiryEnabled.store(flag != 0, ordering: .relaxed)
@@ -194,6 +199,7 @@ enum PersistenceFamily {
                 "DIGEST-VALUE <key> [<key> ...]", "    Output a hex signature of the values of all the specified keys.",
                 "RELOAD", "    Save the dataset to disk and reload it back to memory.",
                 "SLEEP <seconds>", "    Stop the server for <seconds>. Decimals allowed.",
+                "PAUSE-CRON <0|1>", "    Stop periodic cron job processing.",
                 "SET-ACTIVE-EXPIRE <0|1>", "    Setting it to 0 disables expiring keys in the background when they are not accessed.",
                 "HELP", "    Print this help.",
             ]

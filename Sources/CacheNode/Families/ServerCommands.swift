@@ -200,6 +200,10 @@ enum ServerFamily {
             // A new maxmemory takes effect now, as in redis (which evicts before replying): the stripes' sizes, kept
             // current only while a limit is set, are published and what is over the limit is evicted. Inside EXEC,
             // which holds every stripe, EXEC's unlocking publishes them and the next write command evicts.
+            // A lower tracking-table-max-keys takes effect now too (redis enforces it before its next sleep).
+            if !context.inTransaction && changes.contains(where: { $0.0.name == "tracking-table-max-keys" }) {
+                node.enforceTrackingLimit()
+            }
             if !context.inTransaction && changes.contains(where: { $0.0.name == "maxmemory" }) && node.keyspace.maxMemory > 0 {
                 node.keyspace.publishSizes()
                 _ = node.keyspace.evictIfNeeded(now: context.now, baseline: node.baselineMemory.load(ordering: .relaxed))

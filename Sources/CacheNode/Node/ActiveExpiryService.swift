@@ -1,5 +1,5 @@
-// The node's periodic housekeeping as a Service (redis serverCron): an active-expiry cycle every 1/hz seconds
-// and the ops-per-second sample INFO shows. Time is injected; tests run cycles directly with a manual clock.
+// The node's periodic housekeeping as a Service (redis serverCron): an active-expiry cycle every 1/hz seconds,
+// CLIENT TRACKING's table kept within `tracking-table-max-keys`, and the ops-per-second sample INFO shows. Time is injected; tests run cycles directly with a manual clock.
 import CacheStore
 public import ServiceLifecycle
 import Synchronization
@@ -25,6 +25,14 @@ public struct HousekeepingService<SleepClock: Clock>: Service where SleepClock.D
         }
     }
 
+    /// One housekeeping cycle at `now`, nothing while DEBUG PAUSE-CRON is on: active expiry and the tracking table's
+    /// limit.
+    public static func cycle(node: NodeState, now: Int64) {
+        guard !node.housekeepingPaused.load(ordering: .relaxed) else { return }
+        expiryCycle(node: node, now: now)
+        node.enforceTrackingLimit()
+    }
+
     /// One active-expiry cycle at `now`, unless DEBUG SET-ACTIVE-EXPIRE 0 turned them off.
     public static func expiryCycle(node: NodeState, now: Int64) {
         if node.activeExpiryEnabled.load(ordering: .relaxed) { node.keyspace.activeExpireCycle(now: now) }
@@ -38,7 +46,7 @@ public struct HousekeepingService<SleepClock: Clock>: Service where SleepClock.D
                 let hz = max(1, node.configuration.hz)
                 try await clock.sleep(for: .milliseconds(1000 / hz))
                 let now = node.clock.nowMilliseconds()
-                Self.expiryCycle(node: node, now: now)
+                Self.cycle(node: node, now: now)
                 if now - lastSample >= 1000 {
                     let total = node.stats.total { $0.commandsProcessed.load(ordering: .relaxed) }
                     let rate = (total - lastTotal) * 1000 / Int(max(1, now - lastSample))

@@ -87,6 +87,19 @@ final class ClientTracking: Sendable {
     /// How many clients track (INFO `tracking_clients`).
     var clientCount: Int { trackers.withLock { $0.count } }
 
+    /// How many distinct broadcast prefixes clients track (INFO `tracking_total_prefixes`; BCAST without prefixes
+    /// counts as the empty prefix, as in redis).
+    var prefixCount: Int {
+        trackers.withLock { trackers in
+            var prefixes = Set<CompactBytes>()
+            for tracker in trackers.values where tracker.mode.broadcast {
+                if tracker.mode.prefixes.isEmpty { prefixes.insert(CompactBytes("")) }
+                prefixes.formUnion(tracker.mode.prefixes)
+            }
+            return prefixes.count
+        }
+    }
+
     // MARK: invalidation (called by the keyspace with a stripe locked)
 
     /// `key` changed, and the clients `readers` had read it while tracking.
@@ -146,10 +159,13 @@ final class ClientTracking: Sendable {
     }
 
     /// Sends the invalidation of `key` (`nil`: everything) from the tracking client's event loop, where no keyspace
-    /// lock is held and the reply of a command running there has gone out first.
+    /// lock is held and the reply of a command running there has gone out first. It goes through the loop's queue
+    /// twice: a blocked command served by another client's write (BLMOVE into a list the blocked client tracks)
+    /// has its reply queued on the loop just after this task, and redis sends that reply first.
     private func deliver(_ key: CompactBytes?, to tracker: Tracker) {
-        tracker.session.connection.eventLoop.execute { [self] in
-            self.send(key.map { .keys([$0]) } ?? .everything, for: tracker)
+        let loop = tracker.session.connection.eventLoop
+        loop.execute { [self] in
+            loop.execute { self.send(key.map { .keys([$0]) } ?? .everything, for: tracker) }
         }
     }
 

@@ -25,6 +25,9 @@ public final class NodeState: Sendable {
     let scripts = ScriptEngine()
     /// Cluster mode state (`cluster-enabled yes`), `nil` otherwise: the dispatcher's one check.
     public let cluster: ClusterState?
+    /// `tracking-table-max-keys` (0: no limit), and how many enforcements in a row ended still over it.
+    let trackingTableMaxKeys = Atomic<Int>(1_000_000)
+    private let trackingLimitShortfalls = Atomic<Int>(0)
     /// CLIENT PAUSE: what is paused and the commands waiting for its end.
     let clientPause = ClientPause()
     /// Commands that ran slowly (SLOWLOG).
@@ -43,6 +46,8 @@ public final class NodeState: Sendable {
     public let eventLoopThreads = Atomic<Int>(0)
     /// The process's heap use before any key was stored, counted against `maxmemory` like redis's baseline.
     public let baselineMemory = Atomic<Int>(0)
+    /// DEBUG PAUSE-CRON: the housekeeping cycle does nothing while set.
+    public let housekeepingPaused = Atomic<Bool>(false)
     /// Whether the active expiry cycle runs (DEBUG SET-ACTIVE-EXPIRE; lazy expiry on access always does).
     public let activeExpiryEnabled = Atomic<Bool>(true)
     /// Unix seconds of the last successful save (LASTSAVE).
@@ -150,6 +155,7 @@ public final class NodeState: Sendable {
         keyspace.maxMemory = configuration.maxMemory
         maxClients.store(configuration.maxClients, ordering: .relaxed)
         slowLog.configure(threshold: configuration.slowlogLogSlowerThan, maximumLength: configuration.slowlogMaxLength)
+        trackingTableMaxKeys.store(configuration.trackingTableMaxKeys, ordering: .relaxed)
         outputBufferLimitsStorage.withLock { $0 = configuration.clientOutputBufferLimits }
         inputLimits.update(RESPCommandDecoder.Limits(
             maximumBulkLength: configuration.protoMaxBulkLength,
@@ -162,6 +168,18 @@ public final class NodeState: Sendable {
         keyspace.reportsAddedKeys = configuration.notifyKeyspaceEvents.contains(.newKey)
         replication.apply(configuration)
         appendOnly.apply(configuration, node: self)
+    }
+
+    /// Keeps CLIENT TRACKING's table within `tracking-table-max-keys` (redis trackingLimitUsedSlots): drops tracked
+    /// keys, their readers told as if the keys changed, with an effort of 100 keys that grows each time it fell
+    /// short. Called by the housekeeping cycle, after commands of tracking clients and when the limit is set; the
+    /// caller holds no stripe lock.
+    func enforceTrackingLimit() {
+        let limit = trackingTableMaxKeys.load(ordering: .relaxed)
+        guard limit > 0, keyspace.trackedKeyCount > limit else { return }
+        let shortfalls = trackingLimitShortfalls.load(ordering: .relaxed)
+        keyspace.dropTrackedKeys(over: limit, effort: 100 * (shortfalls + 1))
+        trackingLimitShortfalls.store(keyspace.trackedKeyCount > limit ? shortfalls + 1 : 0, ordering: .relaxed)
     }
 
     /// Records a heap reading and returns the peak so far.

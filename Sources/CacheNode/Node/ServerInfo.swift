@@ -71,7 +71,7 @@ enum ServerInfo {
                 ("cluster_connections", "0"), ("maxclients", String(configuration.maxClients)),
                 ("client_recent_max_input_buffer", "0"), ("client_recent_max_output_buffer", "0"),
                 ("blocked_clients", String(node.stats.total { $0.blockedClients.load(ordering: .relaxed) } + node.clientPause.postponedCount)),
-                ("tracking_clients", "0"), ("clients_in_timeout_table", "0"),
+                ("tracking_clients", String(node.tracking.clientCount)), ("clients_in_timeout_table", "0"),
                 ("total_blocking_keys", String(node.blocking.blockedKeyCount)), ("total_blocking_keys_on_nokey", String(node.blocking.blockedKeyOnNoKeyCount)),
             ]
         case "memory":
@@ -105,6 +105,8 @@ enum ServerInfo {
                 ("maxmemory", String(configuration.maxMemory)), ("maxmemory_human", human(configuration.maxMemory)),
                 ("maxmemory_policy", configuration.maxMemoryPolicy.name),
                 ("mem_fragmentation_ratio", NumberText.fixed(memory.heap > 0 ? Double(memory.resident) / Double(memory.heap) : 0, decimals: 2)),
+                // What maxmemory does not count: everything but the dataset's estimate and the start-up baseline.
+                ("mem_not_counted_for_evict", String(max(0, memory.heap - dataset - baseline))),
                 ("mem_allocator", "libc"), ("lazyfree_pending_objects", "0"),
             ]
         case "persistence":
@@ -147,6 +149,9 @@ enum ServerInfo {
                 ("keyspace_misses", String(stats.total { $0.keyspaceMisses.load(ordering: .relaxed) })),
                 ("pubsub_channels", String(node.pubsub.channelCount)), ("pubsub_patterns", String(node.pubsub.patternCount)),
                 ("pubsub_shardchannels", String(node.pubsub.shardChannelCount)),
+                ("tracking_total_keys", String(context.keyspace.trackedKeyCount)),
+                ("tracking_total_items", String(context.keyspace.trackedItemCount)),
+                ("tracking_total_prefixes", String(node.tracking.prefixCount)),
                 ("total_error_replies", String(stats.total { $0.errorReplies.load(ordering: .relaxed) })),
                 ("rejected_commands_oom", String(stats.total { $0.rejectedCommandsOOM.load(ordering: .relaxed) })),
                 ("sync_full", String(node.replication.syncFull.load(ordering: .relaxed))),

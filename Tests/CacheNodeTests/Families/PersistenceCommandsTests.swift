@@ -78,6 +78,20 @@ struct PersistenceCommandsTests {
         #expect(try client.send("DEBUG", "SET-ACTIVE-EXPIRE").isError)
     }
 
+    /// DEBUG PAUSE-CRON 1 stops the whole housekeeping cycle, 0 resumes it.
+    @Test func debugPauseCronStopsTheHousekeepingCycle() throws {
+        let node = TestNode()
+        let client = try node.connect()
+        #expect(try client.send("DEBUG", "PAUSE-CRON", "1") == .simple("OK"))
+        for index in 0..<20 { try client.send("SET", "k\(index)", "v", "PX", "10") }
+        node.advance(milliseconds: 50)
+        for _ in 0..<5 { HousekeepingService<ContinuousClock>.cycle(node: node.state, now: node.state.clock.nowMilliseconds()) }
+        #expect(try client.send("DBSIZE") == .integer(20))
+        #expect(try client.send("DEBUG", "PAUSE-CRON", "0") == .simple("OK"))
+        for _ in 0..<5 { HousekeepingService<ContinuousClock>.cycle(node: node.state, now: node.state.clock.nowMilliseconds()) }
+        #expect(try client.send("DBSIZE") == .integer(0))
+    }
+
     @Test func dumpAndRestoreRoundTripEveryType() throws {
         let node = TestNode()
         let client = try node.connect()

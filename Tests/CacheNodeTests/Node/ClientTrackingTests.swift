@@ -21,6 +21,73 @@ private extension TestClient {
 }
 
 struct ClientTrackingTests {
+    /// INFO's `field` (stats or clients), as an integer.
+    private func info(_ client: TestClient, _ section: String, _ field: String) throws -> Int? {
+        let text = try client.send("INFO", section).text ?? ""
+        return text.split(whereSeparator: \.isNewline).first { $0.hasPrefix(field + ":") }.flatMap { Int($0.dropFirst(field.count + 1)) }
+    }
+
+    // redis's tracking unit: a blocked BLMOVE served by another client's push gets its reply before the
+    // invalidation of the tracked list it moved into.
+    @Test func anUnblockedBlmoveGetsItsReplyBeforeTheInvalidation() throws {
+        let node = TestNode()
+        let client = try TestClient.tracking(node)
+        let pusher = try node.connect()
+        #expect(try pusher.send("RPUSH", "list2{t}", "a") == .integer(1))
+        #expect(try client.send("LRANGE", "list2{t}", "0", "-1") == .array([.string("a")]))
+        try client.write("BLMOVE", "list1{t}", "list2{t}", "LEFT", "LEFT", "0")
+        #expect(try client.nextReply() == nil)
+        #expect(try pusher.send("RPUSH", "list1{t}", "foo") == .integer(1))
+        #expect(try client.allReplies() == [.string("foo"), invalidate(["list2{t}"])])
+    }
+
+    // redis's tracking unit: lowering tracking-table-max-keys drops tracked keys at once, each reader told as if the
+    // key had changed; INFO counts keys, items (key and reader pairs), prefixes and tracking clients.
+    @Test func theTableIsKeptWithinTrackingTableMaxKeys() throws {
+        let node = TestNode()
+        let reader = try TestClient.tracking(node)
+        let other = try TestClient.tracking(node, "BCAST", "PREFIX", "a", "PREFIX", "b")
+        let writer = try node.connect()
+        #expect(try writer.send("MSET", "key1", "1", "key2", "2", "key3", "3") == .simple("OK"))
+        #expect(try reader.send("MGET", "key1", "key2", "key3") == .array([.string("1"), .string("2"), .string("3")]))
+        let second = try TestClient.tracking(node)
+        #expect(try second.send("GET", "key1") == .string("1"))
+        #expect(try info(writer, "stats", "tracking_total_keys") == 3)
+        #expect(try info(writer, "stats", "tracking_total_items") == 4)
+        #expect(try info(writer, "stats", "tracking_total_prefixes") == 2)
+        #expect(try info(writer, "clients", "tracking_clients") == 3)
+        #expect(try writer.send("CONFIG", "SET", "tracking-table-max-keys", "1") == .simple("OK"))
+        #expect(try info(writer, "stats", "tracking_total_keys") == 1)
+        let told = try reader.allReplies() + second.allReplies()
+        let dropped = told.compactMap { reply -> String? in
+            guard case .push(let parts) = reply, parts.count == 2, let keys = parts[1].strings, keys.count == 1 else { return nil }
+            return keys[0]
+        }
+        #expect(told.count == dropped.count, "\(told)")
+        // Two of the three keys were dropped: each reader of them was told once.
+        let kept = Set(["key1", "key2", "key3"]).subtracting(dropped)
+        #expect(kept.count == 1, "\(dropped)")
+        #expect(dropped.count == (kept == ["key1"] ? 2 : 3), "\(dropped)")
+        // The key still tracked still invalidates on a change; a read beyond the limit drops another at once.
+        _ = try writer.send("SET", kept.first!, "changed")
+        #expect(try reader.allReplies() == [invalidate([kept.first!])])
+        try reader.write("GET", "key1")
+        try reader.write("GET", "key2")
+        let afterReads = try reader.allReplies()
+        let pushes = afterReads.filter { if case .push = $0 { return true } else { return false } }
+        #expect(afterReads.count - pushes.count == 2, "\(afterReads)")
+        #expect(!pushes.isEmpty, "\(afterReads)")
+        #expect(try info(writer, "stats", "tracking_total_keys") == 1)
+        #expect(try writer.send("CONFIG", "SET", "tracking-table-max-keys", "0") == .simple("OK"))
+        let key3 = try reader.send("GET", "key3")
+        #expect(key3 == .string(kept == ["key3"] ? "changed" : "3"), "\(key3)")
+        #expect(try info(writer, "stats", "tracking_total_keys") == 2)
+        _ = try writer.send("FLUSHALL")
+        #expect(try info(writer, "stats", "tracking_total_keys") == 0)
+        #expect(try info(writer, "stats", "tracking_total_items") == 0)
+        _ = other
+    }
+
     @Test func aKeyReadIsInvalidatedOnceWhenAnotherClientChangesIt() throws {
         let node = TestNode()
         let reader = try TestClient.tracking(node)
