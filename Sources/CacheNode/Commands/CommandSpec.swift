@@ -173,4 +173,11 @@ public final class CommandSpec: Sendable {
     public func acceptsArgumentCount(_ count: Int) -> Bool {
         arity >= 0 ? count == arity : count >= -arity
     }
+
+    /// The subcommand `arguments` name, if they give it the wrong number of arguments: redis checks a container's
+    /// subcommand against its own arity before running it, and names it in the error (`client|setinfo`).
+    public func subcommandWithWrongArity(in arguments: CommandArguments) -> CommandSpec? {
+        guard let subcommand = subcommand(of: arguments), !subcommand.acceptsArgumentCount(arguments.count) else { return nil }
+        return subcommand
+    }
 }

@@ -175,6 +175,9 @@ public struct NodeDispatcher: CommandDispatcher {
         guard spec.acceptsArgumentCount(arguments.count) else {
             return reject(.wrongArity(spec.name), commandIndex: commandIndex, session: session, reply: &reply, flagTransaction: true)
         }
+        if !spec.subcommands.isEmpty, let subcommand = spec.subcommandWithWrongArity(in: arguments) {
+            return reject(.wrongArity(subcommand.name), commandIndex: commandIndex, session: session, reply: &reply, flagTransaction: true)
+        }
         if !session.isAuthenticated && !spec.flags.contains(.noAuth) {
             return reject(.noAuth, commandIndex: commandIndex, session: session, reply: &reply, flagTransaction: true)
         }

@@ -230,8 +230,6 @@ enum ConnectionFamily {
                 }
             }
             reply.verbatim(clients.map { describe($0, now: context.now, node: context.node) + "\n" }.joined())
-        case ("kill", 2):
-            throw .wrongArity("client|kill")
         case ("unblock", 3), ("unblock", 4):
             // CLIENT UNBLOCK id [TIMEOUT | ERROR]: 1 if that client was blocked (it is answered as on a timeout, or
             // with -UNBLOCKED), else 0.
@@ -336,7 +334,7 @@ enum ConnectionFamily {
             ]
             reply.simpleStringLines(lines)
         default:
-            // A known subcommand reaches here only with a wrong number of arguments (redis checks its arity first).
+            // A known subcommand reaches here with more arguments than its cases take (its arity was checked).
             if clientSubcommands.contains(where: { $0.name == "client|\(sub)" }) { throw .wrongArity("client|\(sub)") }
             throw .unknownSubcommand(arguments.string(1), of: "client")
         }

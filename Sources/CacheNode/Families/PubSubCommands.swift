@@ -183,13 +183,12 @@ enum PubSubFamily {
         },
     ]
 
-    /// PUBSUB: finds the subcommand, checks its arity as redis does for `pubsub|x`, runs it.
+    /// PUBSUB: finds the subcommand and runs it (the dispatcher checked its arity).
     static func pubsub(_ context: inout CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
         let name = "pubsub|" + context.arguments.lowercased(1)
         guard let subcommand = pubsubSubcommands.first(where: { $0.name == name }) else {
             throw .unknownSubcommand(context.arguments.string(1), of: "pubsub")
         }
-        guard subcommand.acceptsArgumentCount(context.arguments.count) else { throw .wrongArity(name) }
         try subcommand.handler(&context, &reply)
     }
 

@@ -115,10 +115,8 @@ enum ScriptingFamily {
         let scripts = context.node.scripts
         switch arguments.lowercased(1) {
         case "load":
-            guard arguments.count == 3 else { throw .wrongArity("script|load") }
             reply.bulk(try scripts.load(arguments.bytes(2)).sha)
         case "exists":
-            guard arguments.count >= 3 else { throw .wrongArity("script|exists") }
             reply.arrayHeader(arguments.count - 2)
             for index in 2..<arguments.count { reply.integer(scripts.contains(arguments.string(index).lowercased()) ? 1 : 0) }
         case "flush":
@@ -129,7 +127,6 @@ enum ScriptingFamily {
             scripts.flush()
             reply.ok()
         case "kill":
-            guard arguments.count == 2 else { throw .wrongArity("script|kill") }
             switch scripts.kill() {
             case .killed: reply.ok()
             case .notBusy: throw CommandError(code: "NOTBUSY", "No scripts in execution right now.")
@@ -216,7 +213,7 @@ final class ScriptInvocation: @unchecked Sendable {
 
     /// redis scriptCall's checks for a known command, in its order.
     private func refusal(_ spec: CommandSpec, _ arguments: CommandArguments) -> CommandError? {
-        guard spec.acceptsArgumentCount(arguments.count) else {
+        guard spec.acceptsArgumentCount(arguments.count) && spec.subcommandWithWrongArity(in: arguments) == nil else {
             return CommandError("Wrong number of args calling Redis command from script")
         }
         if spec.flags.contains(.noScript) || spec.subcommand(of: arguments)?.flags.contains(.noScript) == true {

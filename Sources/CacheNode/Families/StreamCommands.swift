@@ -787,19 +787,9 @@ enum StreamFamily {
 
     // MARK: XGROUP
 
-    /// A known subcommand given the wrong number of arguments: redis's arity error, named `xgroup|help`.
-    static func checkSubcommandArity(_ context: CommandContext) throws(CommandError) {
-        if let subcommand = context.spec.subcommand(of: context.arguments),
-            !subcommand.acceptsArgumentCount(context.arguments.count)
-        {
-            throw .wrongArity(subcommand.name)
-        }
-    }
-
     static func group(_ context: inout CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
         let arguments = context.arguments
         let subcommand = arguments.lowercased(1)
-        try checkSubcommandArity(context)
         let syntaxError = CommandError(
             "unknown subcommand or wrong number of arguments for '\(arguments.string(1).prefix(128))'. Try XGROUP HELP.")
         if subcommand == "help" && arguments.count == 2 {
@@ -1260,7 +1250,6 @@ enum StreamFamily {
     static func info(_ context: CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
         let arguments = context.arguments
         let subcommand = arguments.lowercased(1)
-        try checkSubcommandArity(context)
         let syntaxError = CommandError(
             "unknown subcommand or wrong number of arguments for '\(arguments.string(1).prefix(128))'. Try XINFO HELP.")
         if subcommand == "help" {

@@ -70,6 +70,17 @@ struct ConnectionCommandsTests {
         #expect(try client.send("CLIENT", "ID", "x") == .error("ERR wrong number of arguments for 'client|id' command"))
         #expect(try client.send("CLIENT", "TRACKING") == .error("ERR wrong number of arguments for 'client|tracking' command"))
         #expect(try client.send("CLIENT", "NOPE").text?.hasPrefix("ERR unknown subcommand 'NOPE'") == true)
+        // The dispatcher checks every container's subcommands against their own arity, as redis does.
+        #expect(try client.send("SCRIPT", "LOAD") == .error("ERR wrong number of arguments for 'script|load' command"))
+        #expect(try client.send("SCRIPT", "KILL", "x") == .error("ERR wrong number of arguments for 'script|kill' command"))
+        #expect(try client.send("XGROUP", "HELP", "x") == .error("ERR wrong number of arguments for 'xgroup|help' command"))
+        // Inside MULTI it is refused when queued, and the transaction is aborted.
+        #expect(try client.send("MULTI") == .simple("OK"))
+        #expect(try client.send("SLOWLOG", "RESET", "x") == .error("ERR wrong number of arguments for 'slowlog|reset' command"))
+        #expect(try client.send("EXEC") == .error("EXECABORT Transaction discarded because of previous errors."))
+        // From a script, with redis's script error.
+        #expect(try client.send("EVAL", "return redis.pcall('pubsub', 'numpat', 'x')", "0").text?.contains(
+            "Wrong number of args calling Redis command from script") == true)
     }
 
     @Test func clientKillWithoutArgumentsIsAnArityErrorAsInRedis() throws {
