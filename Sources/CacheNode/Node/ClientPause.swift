@@ -115,12 +115,6 @@ final class ClientPause: Sendable {
             postponedCountStorage.store(state.postponed.count, ordering: .relaxed)
         }
     }
-
-    /// Whether `session` has a command waiting.
-    func isPostponed(_ session: ClientSession) -> Bool {
-        guard postponedCount > 0 else { return false }
-        return state.withLock { state in state.postponed.contains { $0.session === session } }
-    }
 }
 
 extension NodeState {
