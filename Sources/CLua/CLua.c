@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <stdint.h>
 
 extern int luaopen_cjson(lua_State *L);
 extern int luaopen_bit(lua_State *L);
@@ -930,37 +933,22 @@ static void set_global_array(lua_State *L, const char *name, int count, const ch
     lua_rawset(L, LUA_GLOBALSINDEX);
 }
 
-int cl_engine_run(cl_engine *engine, const char *sha,
-                  int key_count, const char *const *keys, const size_t *key_lengths,
-                  int argument_count, const char *const *arguments, const size_t *argument_lengths,
-                  int client_resp, void *context, cl_command_function command, cl_log_function log,
-                  cl_buffer *reply) {
+/// Calls the function below the error handler on the stack with `argc` arguments above it, as a script run, and
+/// writes its reply or error (naming `name`, the script's SHA1 or the function's name) into `reply`. Returns as
+/// cl_engine_run does.
+static int call_as_script(cl_engine *engine, cl_run *run, const char *name, int argc, int client_resp, cl_buffer *reply) {
     lua_State *L = engine->lua;
-    atomic_store(&engine->kill_requested, 0);
-    cl_run run = {.engine = engine, .context = context, .command = command, .log = log, .script_resp = 2};
-    lua_pushlightuserdata(L, &run);
-    lua_setfield(L, LUA_REGISTRYINDEX, run_key);
-    lua_sethook(L, count_hook, LUA_MASKCOUNT, 100000);
-
-    lua_pushstring(L, "__redis__err__handler");
-    lua_rawget(L, LUA_GLOBALSINDEX);
-    char name[43];
-    function_name(sha, name);
-    lua_getfield(L, LUA_REGISTRYINDEX, name);
-    set_global_array(L, "KEYS", key_count, keys, key_lengths);
-    set_global_array(L, "ARGV", argument_count, arguments, argument_lengths);
-
-    int failed = lua_pcall(L, 0, 1, -2);
+    int failed = lua_pcall(L, argc, 1, -2 - argc);
     int is_error = 0;
     if (failed) {
         is_error = 1;
         if (!lua_istable(L, -1)) {
             const char *message = lua_isstring(L, -1) ? lua_tostring(L, -1) : "execution failure";
             char text[256];
-            int length = snprintf(text, sizeof(text), "ERR Error running script %s, %.100s", sha, message);
+            int length = snprintf(text, sizeof(text), "ERR Error running script %s, %.100s", name, message);
             append_line(reply, '-', text, (size_t)(length < (int)sizeof(text) ? length : (int)sizeof(text) - 1));
         } else {
-            // {err=..., source=..., line=...} from the error handler: "-<err> script: <sha>, on <source>:<line>."
+            // {err=..., source=..., line=...} from the error handler: "-<err> script: <name>, on <source>:<line>."
             cl_buffer message = {0};
             lua_getfield(L, -1, "err");
             if (lua_isstring(L, -1)) {
@@ -973,7 +961,7 @@ int cl_engine_run(cl_engine *engine, const char *sha,
             lua_getfield(L, -2, "line");
             if (lua_isstring(L, -2) && lua_isstring(L, -1)) {
                 append_string(&message, " script: ");
-                append_string(&message, sha);
+                append_string(&message, name);
                 append_string(&message, ", on ");
                 append_string(&message, lua_tostring(L, -2));
                 append_string(&message, ":");
@@ -1002,7 +990,7 @@ int cl_engine_run(cl_engine *engine, const char *sha,
                 lua_pop(L, 1);
             }
         }
-        lua_to_reply(L, run.script_resp, client_resp, reply, 0);
+        lua_to_reply(L, run->script_resp, client_resp, reply, 0);
     }
     lua_pop(L, 1); // the error handler
 
@@ -1014,6 +1002,414 @@ int cl_engine_run(cl_engine *engine, const char *sha,
         engine->runs_since_gc_step = 0;
     }
     return is_error;
+}
+
+/// Starts a script run: the run context in the registry, the kill check, and the error handler on the stack.
+static void begin_run(cl_engine *engine, cl_run *run) {
+    lua_State *L = engine->lua;
+    atomic_store(&engine->kill_requested, 0);
+    lua_pushlightuserdata(L, run);
+    lua_setfield(L, LUA_REGISTRYINDEX, run_key);
+    lua_sethook(L, count_hook, LUA_MASKCOUNT, 100000);
+    lua_pushstring(L, "__redis__err__handler");
+    lua_rawget(L, LUA_GLOBALSINDEX);
+}
+
+int cl_engine_run(cl_engine *engine, const char *sha,
+                  int key_count, const char *const *keys, const size_t *key_lengths,
+                  int argument_count, const char *const *arguments, const size_t *argument_lengths,
+                  int client_resp, void *context, cl_command_function command, cl_log_function log,
+                  cl_buffer *reply) {
+    lua_State *L = engine->lua;
+    cl_run run = {.engine = engine, .context = context, .command = command, .log = log, .script_resp = 2};
+    begin_run(engine, &run);
+    char name[43];
+    function_name(sha, name);
+    lua_getfield(L, LUA_REGISTRYINDEX, name);
+    set_global_array(L, "KEYS", key_count, keys, key_lengths);
+    set_global_array(L, "ARGV", argument_count, arguments, argument_lengths);
+    return call_as_script(engine, &run, sha, 0, client_resp, reply);
+}
+
+// MARK: functions (redis function_lua.c)
+
+/// What redis.register_function needs while a FUNCTION LOAD runs (in the registry as light userdata).
+typedef struct cl_load {
+    struct timespec start;
+    long long timeout_ms;
+} cl_load;
+
+static const char *load_key = "__cl_load";
+static const char *pending_key = "__cl_pending";
+static const char *function_environment_meta_key = "__cl_function_environment_meta";
+static const char *library_api_key = "__cl_library_api";
+
+static const char *name_error =
+    "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
+
+/// redis functionsVerifyName: letters, digits and underscores, at least one.
+static int valid_name(const char *name, size_t length) {
+    if (length == 0) return 0;
+    for (size_t i = 0; i < length; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) return 0;
+    }
+    return 1;
+}
+
+/// The flags table on top of the stack as CL_FUNCTION_FLAG_* bits, or -1 for an unknown flag.
+static int read_flags(lua_State *L) {
+    static const struct { const char *name; int flag; } known[] = {
+        {"no-writes", CL_FUNCTION_FLAG_NO_WRITES}, {"allow-oom", CL_FUNCTION_FLAG_ALLOW_OOM},
+        {"allow-stale", CL_FUNCTION_FLAG_ALLOW_STALE}, {"no-cluster", CL_FUNCTION_FLAG_NO_CLUSTER},
+        {"allow-cross-slot-keys", CL_FUNCTION_FLAG_ALLOW_CROSS_SLOT_KEYS},
+    };
+    int flags = 0;
+    for (int j = 1;; j++) {
+        lua_rawgeti(L, -1, j);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            return flags;
+        }
+        if (!lua_isstring(L, -1)) {
+            lua_pop(L, 1);
+            return -1;
+        }
+        const char *text = lua_tostring(L, -1);
+        int found = 0;
+        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+            if (strcasecmp(known[i].name, text) == 0) {
+                flags |= known[i].flag;
+                found = 1;
+            }
+        }
+        lua_pop(L, 1);
+        if (!found) return -1;
+    }
+}
+
+/// redis.register_function(name, callback) or redis.register_function{function_name=, callback=, flags=,
+/// description=}: adds {name, callback, flags, description} to the pending library (redis luaRegisterFunction).
+static int register_function(lua_State *L) {
+    lua_getfield(L, LUA_REGISTRYINDEX, load_key);
+    cl_load *load = (cl_load *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!load) {
+        push_error_text(L, "redis.register_function can only be called on FUNCTION LOAD command");
+        return lua_error(L);
+    }
+    int argc = lua_gettop(L);
+    if (argc < 1 || argc > 2) {
+        push_error_text(L, "wrong number of arguments to redis.register_function");
+        return lua_error(L);
+    }
+    // The entry being built: {name=, callback=, flags=, description=}.
+    lua_newtable(L);
+    int entry = lua_gettop(L);
+    if (argc == 1) {
+        if (!lua_istable(L, 1)) {
+            push_error_text(L, "calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).");
+            return lua_error(L);
+        }
+        lua_pushnil(L);
+        while (lua_next(L, 1)) {
+            if (lua_type(L, -2) != LUA_TSTRING) {
+                push_error_text(L, "named argument key given to redis.register_function is not a string");
+                return lua_error(L);
+            }
+            const char *key = lua_tostring(L, -2);
+            if (strcasecmp(key, "function_name") == 0) {
+                if (lua_type(L, -1) != LUA_TSTRING) {
+                    push_error_text(L, "function_name argument given to redis.register_function must be a string");
+                    return lua_error(L);
+                }
+                lua_pushvalue(L, -1);
+                lua_setfield(L, entry, "name");
+            } else if (strcasecmp(key, "description") == 0) {
+                if (lua_type(L, -1) != LUA_TSTRING) {
+                    push_error_text(L, "description argument given to redis.register_function must be a string");
+                    return lua_error(L);
+                }
+                lua_pushvalue(L, -1);
+                lua_setfield(L, entry, "description");
+            } else if (strcasecmp(key, "callback") == 0) {
+                if (!lua_isfunction(L, -1)) {
+                    push_error_text(L, "callback argument given to redis.register_function must be a function");
+                    return lua_error(L);
+                }
+                lua_pushvalue(L, -1);
+                lua_setfield(L, entry, "callback");
+            } else if (strcasecmp(key, "flags") == 0) {
+                if (!lua_istable(L, -1)) {
+                    push_error_text(L, "flags argument to redis.register_function must be a table representing function flags");
+                    return lua_error(L);
+                }
+                int flags = read_flags(L);
+                if (flags < 0) {
+                    push_error_text(L, "unknown flag given");
+                    return lua_error(L);
+                }
+                lua_pushinteger(L, flags);
+                lua_setfield(L, entry, "flags");
+            } else {
+                push_error_text(L, "unknown argument given to redis.register_function");
+                return lua_error(L);
+            }
+            lua_pop(L, 1);
+        }
+        lua_getfield(L, entry, "name");
+        int has_name = !lua_isnil(L, -1);
+        lua_getfield(L, entry, "callback");
+        int has_callback = !lua_isnil(L, -1);
+        lua_pop(L, 2);
+        if (!has_name) {
+            push_error_text(L, "redis.register_function must get a function name argument");
+            return lua_error(L);
+        }
+        if (!has_callback) {
+            push_error_text(L, "redis.register_function must get a callback argument");
+            return lua_error(L);
+        }
+    } else {
+        if (lua_type(L, 1) != LUA_TSTRING) {
+            push_error_text(L, "first argument to redis.register_function must be a string");
+            return lua_error(L);
+        }
+        if (!lua_isfunction(L, 2)) {
+            push_error_text(L, "second argument to redis.register_function must be a function");
+            return lua_error(L);
+        }
+        lua_pushvalue(L, 1);
+        lua_setfield(L, entry, "name");
+        lua_pushvalue(L, 2);
+        lua_setfield(L, entry, "callback");
+    }
+    lua_getfield(L, entry, "name");
+    size_t name_length;
+    const char *name = lua_tolstring(L, -1, &name_length);
+    if (!valid_name(name, name_length)) {
+        push_error_text(L, name_error);
+        return lua_error(L);
+    }
+    lua_getfield(L, LUA_REGISTRYINDEX, pending_key);
+    int pending = lua_gettop(L);
+    int count = (int)lua_objlen(L, pending);
+    for (int j = 1; j <= count; j++) {
+        lua_rawgeti(L, pending, j);
+        lua_getfield(L, -1, "name");
+        int same = lua_rawequal(L, -1, pending - 1);
+        lua_pop(L, 2);
+        if (same) {
+            push_error_text(L, "Function already exists in the library");
+            return lua_error(L);
+        }
+    }
+    lua_pushvalue(L, entry);
+    lua_rawseti(L, pending, count + 1);
+    return 0;
+}
+
+static long long elapsed_ms(const struct timespec *start) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)(now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
+}
+
+/// FUNCTION LOAD's time limit (redis luaEngineLoadHook).
+static void load_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    lua_getfield(L, LUA_REGISTRYINDEX, load_key);
+    cl_load *load = (cl_load *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (load && load->timeout_ms > 0 && elapsed_ms(&load->start) > load->timeout_ms) {
+        lua_sethook(L, load_hook, LUA_MASKLINE, 0);
+        push_error_text(L, "FUNCTION LOAD timeout");
+        lua_error(L);
+    }
+}
+
+/// The globals a library's code sees while it loads: only `redis`, with register_function, log and the version
+/// fields (redis LIBRARY_API), read-only, and reading anything else is the nonexistent-global error.
+static void create_library_api(lua_State *L) {
+    lua_newtable(L); // the load-time globals
+    lua_newtable(L); // their `redis`
+    lua_pushcfunction(L, register_function);
+    lua_setfield(L, -2, "register_function");
+    lua_pushcfunction(L, redis_log);
+    lua_setfield(L, -2, "log");
+    static const struct { const char *name; int value; } constants[] = {
+        {"LOG_DEBUG", 0}, {"LOG_VERBOSE", 1}, {"LOG_NOTICE", 2}, {"LOG_WARNING", 3}, {"REDIS_VERSION_NUM", 0x070204},
+    };
+    for (size_t i = 0; i < sizeof(constants) / sizeof(constants[0]); i++) {
+        lua_pushnumber(L, constants[i].value);
+        lua_setfield(L, -2, constants[i].name);
+    }
+    lua_pushstring(L, "7.2.4");
+    lua_setfield(L, -2, "REDIS_VERSION");
+    for (int level = 0; level < 2; level++) {
+        // A read-only proxy whose missing fields are the nonexistent-global error: first `redis`, then the globals.
+        lua_newtable(L); // the proxy
+        lua_newtable(L); // its metatable
+        lua_newtable(L); // the proxied table's own metatable: missing fields are errors
+        lua_pushcfunction(L, nonexistent_global);
+        lua_setfield(L, -2, "__index");
+        lua_setmetatable(L, -4);
+        lua_pushvalue(L, -3);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, readonly_table);
+        lua_setfield(L, -2, "__newindex");
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "__metatable");
+        lua_setmetatable(L, -2);
+        lua_replace(L, -2); // the proxy replaces the table
+        if (level == 0) lua_setfield(L, -2, "redis");
+    }
+    lua_setfield(L, LUA_REGISTRYINDEX, library_api_key);
+}
+
+/// Adds what FUNCTION needs to a fresh state: the library API and the functions' environment.
+static void add_function_support(lua_State *L) {
+    create_library_api(L);
+    // Functions' environment: an empty read-only table whose lookups go to the library API while a library loads
+    // and to the script globals when a function runs (redis swaps its globals' __index the same way).
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_getfield(L, LUA_REGISTRYINDEX, "__cl_environment");
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, readonly_table);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, function_environment_meta_key);
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, "__cl_function_environment");
+}
+
+cl_engine *cl_function_engine_create(void) {
+    cl_engine *engine = cl_engine_create();
+    if (!engine) return NULL;
+    add_function_support(engine->lua);
+    return engine;
+}
+
+void cl_function_engine_reset(cl_engine *engine) {
+    cl_engine_reset(engine);
+    add_function_support(engine->lua);
+}
+
+/// Points the functions' environment at the library API (loading) or the script globals (running).
+static void set_function_environment(lua_State *L, int loading) {
+    lua_getfield(L, LUA_REGISTRYINDEX, function_environment_meta_key);
+    lua_getfield(L, LUA_REGISTRYINDEX, loading ? library_api_key : "__cl_environment");
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+}
+
+static void append_u32(cl_buffer *out, uint32_t value) {
+    unsigned char bytes[4] = {(unsigned char)value, (unsigned char)(value >> 8), (unsigned char)(value >> 16), (unsigned char)(value >> 24)};
+    cl_buffer_append(out, bytes, 4);
+}
+
+int cl_library_load(cl_engine *engine, const char *code, size_t length, long long timeout_ms, int *library,
+                    cl_buffer *functions, cl_buffer *error) {
+    lua_State *L = engine->lua;
+    if (luaL_loadbuffer(L, code, length, "@user_function")) {
+        append_string(error, "Error compiling function: ");
+        size_t message_length;
+        const char *message = lua_tolstring(L, -1, &message_length);
+        if (message) cl_buffer_append(error, message, message_length);
+        lua_pop(L, 1);
+        return 1;
+    }
+    lua_getfield(L, LUA_REGISTRYINDEX, "__cl_function_environment");
+    lua_setfenv(L, -2);
+    cl_load load = {.timeout_ms = timeout_ms};
+    clock_gettime(CLOCK_MONOTONIC, &load.start);
+    lua_pushlightuserdata(L, &load);
+    lua_setfield(L, LUA_REGISTRYINDEX, load_key);
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, pending_key);
+    set_function_environment(L, 1);
+    lua_sethook(L, load_hook, LUA_MASKCOUNT, 100000);
+    int failed = lua_pcall(L, 0, 0, 0);
+    lua_sethook(L, NULL, 0, 0);
+    set_function_environment(L, 0);
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, load_key);
+    lua_getfield(L, LUA_REGISTRYINDEX, pending_key);
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, pending_key);
+    if (failed) {
+        lua_pop(L, 1); // the pending functions
+        append_string(error, "Error registering functions: ");
+        if (lua_istable(L, -1)) {
+            lua_getfield(L, -1, "err");
+            if (lua_isstring(L, -1)) append_string(error, lua_tostring(L, -1));
+            lua_pop(L, 1);
+        } else if (lua_isstring(L, -1)) {
+            append_string(error, lua_tostring(L, -1));
+        }
+        lua_pop(L, 1);
+        return 1;
+    }
+    // The library: name -> callback, kept by reference; the caller gets each function's name, flags, description.
+    int pending = lua_gettop(L);
+    int count = (int)lua_objlen(L, pending);
+    lua_newtable(L);
+    for (int j = 1; j <= count; j++) {
+        lua_rawgeti(L, pending, j);
+        lua_getfield(L, -1, "name");
+        size_t name_length;
+        const char *name = lua_tolstring(L, -1, &name_length);
+        append_u32(functions, (uint32_t)name_length);
+        cl_buffer_append(functions, name, name_length);
+        lua_getfield(L, -2, "callback");
+        lua_setfield(L, pending + 1, name);
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "flags");
+        append_u32(functions, (uint32_t)lua_tointeger(L, -1));
+        lua_pop(L, 1);
+        lua_getfield(L, -1, "description");
+        if (lua_isstring(L, -1)) {
+            size_t description_length;
+            const char *description = lua_tolstring(L, -1, &description_length);
+            append_u32(functions, (uint32_t)description_length);
+            cl_buffer_append(functions, description, description_length);
+        } else {
+            append_u32(functions, UINT32_MAX);
+        }
+        lua_pop(L, 2);
+    }
+    *library = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pop(L, 1); // the pending functions
+    return 0;
+}
+
+void cl_library_release(cl_engine *engine, int library) { luaL_unref(engine->lua, LUA_REGISTRYINDEX, library); }
+
+static void push_array(lua_State *L, int count, const char *const *items, const size_t *lengths) {
+    lua_createtable(L, count, 0);
+    for (int j = 0; j < count; j++) {
+        lua_pushlstring(L, items[j], lengths[j]);
+        lua_rawseti(L, -2, j + 1);
+    }
+}
+
+int cl_function_call(cl_engine *engine, int library, const char *function,
+                     int key_count, const char *const *keys, const size_t *key_lengths,
+                     int argument_count, const char *const *arguments, const size_t *argument_lengths,
+                     int client_resp, void *context, cl_command_function command, cl_log_function log,
+                     cl_buffer *reply) {
+    lua_State *L = engine->lua;
+    cl_run run = {.engine = engine, .context = context, .command = command, .log = log, .script_resp = 2};
+    begin_run(engine, &run);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, library);
+    lua_getfield(L, -1, function);
+    lua_remove(L, -2);
+    push_array(L, key_count, keys, key_lengths);
+    push_array(L, argument_count, arguments, argument_lengths);
+    return call_as_script(engine, &run, function, 2, client_resp, reply);
 }
 
 void cl_engine_request_kill(cl_engine *engine) { atomic_store(&engine->kill_requested, 1); }

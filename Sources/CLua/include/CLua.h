@@ -52,6 +52,40 @@ void cl_engine_request_kill(cl_engine *engine);
 /// Bytes the Lua state holds (INFO used_memory_lua).
 size_t cl_engine_memory(cl_engine *engine);
 
+// MARK: functions (FUNCTION LOAD / FCALL), in an engine of their own
+
+/// Function flags (redis scripts_flags_def), as FUNCTION LOAD reports them.
+enum {
+    CL_FUNCTION_FLAG_NO_WRITES = 1 << 1,
+    CL_FUNCTION_FLAG_ALLOW_OOM = 1 << 2,
+    CL_FUNCTION_FLAG_ALLOW_STALE = 1 << 3,
+    CL_FUNCTION_FLAG_NO_CLUSTER = 1 << 4,
+    CL_FUNCTION_FLAG_ALLOW_CROSS_SLOT_KEYS = 1 << 5,
+};
+
+/// An engine for function libraries: as cl_engine_create, plus the load-time library API (redis.register_function,
+/// redis.log, the version fields) and the environment functions run in.
+cl_engine *cl_function_engine_create(void);
+/// FUNCTION FLUSH: a fresh state (every library reference becomes invalid).
+void cl_function_engine_reset(cl_engine *engine);
+
+/// Runs a library's `code` (without its shebang line; starting at that line's line feed keeps line numbers the
+/// user's), which registers its functions. `timeout_ms` > 0 stops a load running longer ("FUNCTION LOAD timeout").
+/// Returns 0 with the library's reference in `library` and, in `functions`, per registered function in order:
+/// name length (UInt32 LE), name, flags (UInt32 LE, CL_FUNCTION_FLAG_*), description length (UInt32 LE, 0xFFFFFFFF
+/// for none), description. Returns 1 with redis's error text in `error` (nothing is kept).
+int cl_library_load(cl_engine *engine, const char *code, size_t length, long long timeout_ms, int *library,
+                    cl_buffer *functions, cl_buffer *error);
+/// Forgets a loaded library (its functions can no longer be called).
+void cl_library_release(cl_engine *engine, int library);
+/// FCALL: runs `function` of `library` with its KEYS and ARGV tables as arguments; otherwise as cl_engine_run
+/// (errors name the function).
+int cl_function_call(cl_engine *engine, int library, const char *function,
+                     int key_count, const char *const *keys, const size_t *key_lengths,
+                     int argument_count, const char *const *arguments, const size_t *argument_lengths,
+                     int client_resp, void *context, cl_command_function command, cl_log_function log,
+                     cl_buffer *reply);
+
 /// SHA1 of `bytes` as 40 lowercase hex digits and a NUL.
 void cl_sha1_hex(const void *bytes, size_t length, char out[41]);
 

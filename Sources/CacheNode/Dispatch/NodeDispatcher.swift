@@ -271,8 +271,8 @@ public struct NodeDispatcher: CommandDispatcher {
         return pause.postpone(PostponedCommand(session: session, arguments: arguments, protocolVersion: protocolVersion))
     }
 
-    /// Whether a command writes or may feed replicas (redis CMD_WRITE | CMD_MAY_REPLICATE): EVAL and EVALSHA
-    /// unless their script declares `no-writes` (redis evalGetCommandFlags).
+    /// Whether a command writes or may feed replicas (redis CMD_WRITE | CMD_MAY_REPLICATE): EVAL, EVALSHA and FCALL
+    /// unless their script or function declares `no-writes` (redis evalGetCommandFlags, fcallGetCommandFlags).
     static func mayReplicate(_ spec: CommandSpec, _ arguments: CommandArguments, node: NodeState) -> Bool {
         guard !spec.flags.isDisjoint(with: [.write, .mayReplicate]) else { return false }
         guard arguments.count > 1 else { return true }
@@ -280,6 +280,9 @@ public struct NodeDispatcher: CommandDispatcher {
         switch spec.name {
         case "eval": flags = try? ScriptFlags.parse(arguments.bytes(1)).flags
         case "evalsha": flags = node.scripts.flags(of: arguments.string(1).lowercased())
+        case "fcall": flags = node.functions.flags(of: arguments.string(1))
+        // Only FUNCTION's writing subcommands (LOAD, DELETE, FLUSH, RESTORE) carry redis's write flag.
+        case "function": return spec.subcommand(of: arguments)?.flags.contains(.write) == true
         default: return true
         }
         return flags?.contains(.noWrites) != true

@@ -76,6 +76,21 @@ enum ScriptingFamily {
         } else {
             (sha, flags) = try scripts.load(arguments.bytes(1))
         }
+        let clientProtocol = reply.protocolVersion == .v3 ? 3 : 2
+        try run(&context, &reply, flags: flags, readOnly: readOnly, keyCount: keyCount, runner: .eval(scripts)) { keys, arguments, invocation in
+            scripts.run(sha: sha, keys: keys, arguments: arguments, clientProtocol: clientProtocol, invocation: invocation)
+        }
+    }
+
+    /// What EVAL and FCALL share once they know the script's flags: the up-front refusals, the run with the
+    /// caller's database restored after it, the wake-ups and the replication of its writes, and the error counts.
+    /// `body` runs the script with its KEYS and ARGV.
+    static func run(
+        _ context: inout CommandContext, _ reply: inout ReplyWriter, flags: ScriptFlags, readOnly: Bool, keyCount: Int,
+        runner: ScriptInvocation.Runner,
+        _ body: ([[UInt8]], [[UInt8]], ScriptInvocation) -> (reply: [UInt8], kind: ScriptEngine.ReplyKind)
+    ) throws(CommandError) {
+        let arguments = context.arguments
         // A script with a shebang that may write is refused up front over maxmemory unless it says allow-oom
         // (redis scriptFlagsToCmdFlags adds CMD_DENYOOM); one without a shebang only at its first such write.
         if context.outOfMemoryAtStart && flags.contains(.declared) && flags.isDisjoint(with: [.allowOOM, .noWrites]) {
@@ -89,12 +104,10 @@ enum ScriptingFamily {
         let session = context.session
         let invocation = ScriptInvocation(
             session: session, node: context.node, now: context.now, readOnly: readOnly || flags.contains(.noWrites),
-            outOfMemoryAtStart: context.outOfMemoryAtStart && !flags.contains(.allowOOM), engine: scripts)
+            outOfMemoryAtStart: context.outOfMemoryAtStart && !flags.contains(.allowOOM), runner: runner)
         // A SELECT inside the script is the script's own (redis 7): the caller's database is restored after it.
         let database = session.database
-        let outcome = scripts.run(
-            sha: sha, keys: keys, arguments: scriptArguments, clientProtocol: reply.protocolVersion == .v3 ? 3 : 2,
-            invocation: invocation)
+        let outcome = body(keys, scriptArguments, invocation)
         if session.database != database { session.database = database }
         for key in invocation.readyKeys { context.appendReady(key) }
         // Inside EXEC, EXEC wraps the whole transaction; otherwise the script's writes form one.
@@ -172,17 +185,23 @@ final class ScriptInvocation: @unchecked Sendable {
     let now: Int64
     let readOnly: Bool
     let outOfMemoryAtStart: Bool
-    let engine: ScriptEngine
+    let runner: Runner
     private var wrote = false
     private(set) var readyKeys: [DatabaseKey] = []
 
-    init(session: ClientSession, node: NodeState, now: Int64, readOnly: Bool, outOfMemoryAtStart: Bool, engine: ScriptEngine) {
+    /// The engine running the script: EVAL's or FUNCTION's (each tells its own KILL whether the script wrote).
+    enum Runner {
+        case eval(ScriptEngine)
+        case function(FunctionEngine)
+    }
+
+    init(session: ClientSession, node: NodeState, now: Int64, readOnly: Bool, outOfMemoryAtStart: Bool, runner: Runner) {
         self.session = session
         self.node = node
         self.now = now
         self.readOnly = readOnly
         self.outOfMemoryAtStart = outOfMemoryAtStart
-        self.engine = engine
+        self.runner = runner
     }
 
     /// Runs one redis.call with every stripe held; returns its RESP reply (an error reply when refused).
@@ -202,7 +221,10 @@ final class ScriptInvocation: @unchecked Sendable {
         }
         if spec.flags.contains(.write) {
             wrote = true
-            engine.runningScriptWrote.store(true, ordering: .releasing)
+            switch runner {
+            case .eval(let engine): engine.runningScriptWrote.store(true, ordering: .releasing)
+            case .function(let engine): engine.runningFunctionWrote.store(true, ordering: .releasing)
+            }
         }
         let ready = NodeDispatcher.runQueued(
             QueuedCommand(spec: spec, arguments: arguments, commandIndex: index), session: session, node: node, now: now,

@@ -23,6 +23,8 @@ public final class NodeState: Sendable {
     let tracking = ClientTracking()
     /// EVAL's script cache and Lua engine.
     let scripts = ScriptEngine()
+    /// FUNCTION's libraries.
+    let functions = FunctionEngine()
     /// Cluster mode state (`cluster-enabled yes`), `nil` otherwise: the dispatcher's one check.
     public let cluster: ClusterState?
     /// `tracking-table-max-keys` (0: no limit), and how many enforcements in a row ended still over it.

@@ -80,6 +80,7 @@ enum ServerInfo {
             let dataset = context.keyspace.estimatedBytes(locked: true)
             let peak = node.recordPeakMemory(memory.heap)
             let scripts = node.scripts.memory
+            let functions = node.functions.memory
             var total = 0
             if let meminfo = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
                let line = meminfo.split(separator: "\n").first(where: { $0.hasPrefix("MemTotal:") }),
@@ -96,11 +97,13 @@ enum ServerInfo {
                 ("used_memory_dataset_perc", NumberText.fixed(memory.heap > 0 ? Double(dataset) * 100 / Double(memory.heap) : 0, decimals: 2) + "%"),
                 ("used_memory_lua", String(scripts.lua)), ("used_memory_vm_eval", String(scripts.lua)),
                 ("used_memory_lua_human", human(scripts.lua)), ("used_memory_scripts_eval", String(scripts.bodyBytes)),
-                ("number_of_cached_scripts", String(scripts.scripts)), ("number_of_functions", "0"),
-                ("number_of_libraries", "0"), ("used_memory_vm_functions", "0"),
-                ("used_memory_vm_total", String(scripts.lua)), ("used_memory_vm_total_human", human(scripts.lua)),
-                ("used_memory_functions", "0"), ("used_memory_scripts", String(scripts.bodyBytes)),
-                ("used_memory_scripts_human", human(scripts.bodyBytes)),
+                ("number_of_cached_scripts", String(scripts.scripts)), ("number_of_functions", String(functions.functions)),
+                ("number_of_libraries", String(functions.libraries)), ("used_memory_vm_functions", String(functions.lua)),
+                ("used_memory_vm_total", String(scripts.lua + functions.lua)),
+                ("used_memory_vm_total_human", human(scripts.lua + functions.lua)),
+                ("used_memory_functions", String(functions.codeBytes)),
+                ("used_memory_scripts", String(scripts.bodyBytes + functions.codeBytes)),
+                ("used_memory_scripts_human", human(scripts.bodyBytes + functions.codeBytes)),
                 ("total_system_memory", String(total)), ("total_system_memory_human", human(total)),
                 ("maxmemory", String(configuration.maxMemory)), ("maxmemory_human", human(configuration.maxMemory)),
                 ("maxmemory_policy", configuration.maxMemoryPolicy.name),

@@ -193,6 +193,7 @@ public final class AppendOnlyLog: Sendable {
             guard let loaded = try SnapshotFile.load(path: path, into: node.keyspace, now: node.clock.nowMilliseconds()) else {
                 throw PersistenceError("The AOF manifest names the base \(path), which does not exist: restore it, or remove \(directory) to start from the snapshot file")
             }
+            try SnapshotPersistence.loadFunctions(loaded.functionLibraries, into: node, from: path)
             outcome.baseKeys = loaded.records
         }
         let replayer = AppendOnlyReplayer(node: node)
@@ -305,11 +306,12 @@ public final class AppendOnlyLog: Sendable {
         }
         // 2. The switch, at the snapshot's instant (every stripe frozen, then the stream's lock).
         let snapshot = node.replication.withStreamApplyPaused {
-            node.keyspace.beginSnapshot(createdAt: startedAt) {
+            node.keyspace.beginSnapshot(createdAt: startedAt, headerWhileFrozen: {
                 node.replication.switchAppendOnlyLog(self, keyspace: node.keyspace) {
                     self.switchLocked(to: incremental, now: node.clock.nowMilliseconds())
                 }
-            }
+                return ([:], node.functions.librarySources())
+            })
         }
         // 3. The new base, then the final manifest.
         let base = AppendOnlyManifest.baseName(prefix: prefix, sequence: sequence)

@@ -30,6 +30,8 @@ public enum SnapshotFile {
         public var skipped = 0
         /// The file's auxiliary fields (loads only), such as the replication id and offset its data matches.
         public var auxiliary: [String: String] = [:]
+        /// The source code of the file's function libraries (loads only), in the order they were written.
+        public var functionLibraries: [[UInt8]] = []
     }
 
     private static let temporaryCounter = Atomic<Int>(0)
@@ -98,7 +100,11 @@ public enum SnapshotFile {
             loaded += try keyspace.apply(records, now: now)
             read += records.count
         }
-        return decoded.map { Outcome(records: loaded, bytes: $0.bytes, skipped: read - loaded, auxiliary: $0.auxiliary) }
+        return decoded.map {
+            Outcome(
+                records: loaded, bytes: $0.bytes, skipped: read - loaded, auxiliary: $0.auxiliary,
+                functionLibraries: $0.functionLibraries)
+        }
     }
 
     /// Reads and verifies a whole snapshot file without touching any keyspace (DEBUG RELOAD checks before flushing).
@@ -111,10 +117,10 @@ public enum SnapshotFile {
     }
 
     /// Feeds the file at `path` through a decoder in 1 MiB blocks, handing over records as they complete.
-    /// Returns the bytes read and the auxiliary fields, or `nil` if the file does not exist.
+    /// Returns the bytes read, the auxiliary fields and the function libraries, or `nil` if the file does not exist.
     private static func decode(
         path: String, databases: Int, _ body: ([SnapshotRecord]) throws(SnapshotError) -> Void
-    ) throws(PersistenceError) -> (bytes: Int, auxiliary: [String: String])? {
+    ) throws(PersistenceError) -> (bytes: Int, auxiliary: [String: String], functionLibraries: [[UInt8]])? {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         if descriptor < 0 {
             if errno == ENOENT { return nil }
@@ -149,7 +155,7 @@ public enum SnapshotFile {
         } catch {
             throw damaged(error)
         }
-        return (bytes, decoder.auxiliary)
+        return (bytes, decoder.auxiliary, decoder.functionLibraries)
     }
 
     static func errorText() -> String { String(cString: strerror(errno)) }

@@ -82,6 +82,7 @@ public final class SnapshotPersistence: Sendable {
         guard let outcome = try SnapshotFile.load(path: path, into: node.keyspace, now: node.clock.nowMilliseconds()) else {
             return nil
         }
+        try Self.loadFunctions(outcome.functionLibraries, into: node, from: path)
         status.withLock {
             $0.lastLoadKeysLoaded = outcome.records
             $0.lastLoadKeysExpired = outcome.skipped
@@ -90,10 +91,23 @@ public final class SnapshotPersistence: Sendable {
     }
 
     /// Starts a point-in-time snapshot that records the replication id and offset its data matches (so a replica
-    /// restarted from it resumes by partial resync).
+    /// restarted from it resumes by partial resync), and the FUNCTION libraries.
     static func beginSnapshot(node: NodeState, createdAt: Int64) -> KeyspaceSnapshot {
         node.replication.withStreamApplyPaused {
-            node.keyspace.beginSnapshot(createdAt: createdAt, auxiliaryWhileFrozen: { node.replication.persistedPosition() })
+            node.keyspace.beginSnapshot(createdAt: createdAt, headerWhileFrozen: {
+                (node.replication.persistedPosition(), node.functions.librarySources())
+            })
+        }
+    }
+
+    /// Loads a snapshot's FUNCTION libraries (replacing any loaded), without FUNCTION LOAD's time limit.
+    static func loadFunctions(_ libraries: [[UInt8]], into node: NodeState, from path: String) throws(PersistenceError) {
+        guard !libraries.isEmpty else { return }
+        do throws(CommandError) {
+            try node.functions.replaceAll(with: libraries)
+        } catch {
+            throw PersistenceError(
+                "The snapshot file \(path) holds a function library that does not load (\(error.message)). Move the file away to start empty, or replace it with a good copy, then start again.")
         }
     }
 

@@ -20,9 +20,10 @@ enum FullSync {
     /// marks when `streaming`, else as one bulk.
     static func start(_ feed: ReplicaFeed, node: NodeState, streaming: Bool, reply: inout ReplyWriter, logger: Logger) {
         var announced: (replid: String, offset: Int64) = ("", 0)
-        let snapshot = node.keyspace.beginSnapshot(createdAt: node.clock.nowMilliseconds()) {
+        let snapshot = node.keyspace.beginSnapshot(createdAt: node.clock.nowMilliseconds(), headerWhileFrozen: {
             announced = node.replication.attachFull(feed)
-        }
+            return ([:], node.functions.librarySources())
+        })
         reply.buffer.writeString("+FULLRESYNC \(announced.replid) \(announced.offset)\r\n")
         logger.notice("Full resynchronization for replica \(feed.connection.remoteAddress) at offset \(announced.offset)")
         let replication = node.replication
@@ -95,11 +96,12 @@ enum FullSync {
         var decoder = SnapshotStreamDecoder()
         let records = try decoder.feed(bytes)
         try decoder.finish()
-        try load(records: records, into: node)
+        try load(records: records, functionLibraries: decoder.functionLibraries, into: node)
     }
 
-    /// Replaces this replica's data with the records of a snapshot whose trailer was already verified.
-    static func load(records: [SnapshotRecord], into node: NodeState) throws {
+    /// Replaces this replica's data and FUNCTION libraries with those of a snapshot whose trailer was already
+    /// verified (a replica keeps no function of its own across a full sync, as in redis).
+    static func load(records: [SnapshotRecord], functionLibraries: [[UInt8]], into node: NodeState) throws {
         let keyspace = node.keyspace
         let now = node.clock.nowMilliseconds()
         for record in records where record.database < 0 || record.database >= keyspace.databaseCount {
@@ -107,12 +109,22 @@ enum FullSync {
         }
         // One critical section: readers never see a half-loaded keyspace. Expired keys are kept: on a replica only
         // the primary's DEL removes them.
+        var functionFailure: CommandError?
         keyspace.withAllLocked {
+            do throws(CommandError) {
+                try node.functions.replaceAll(with: functionLibraries)
+            } catch {
+                functionFailure = error
+                return
+            }
             keyspace.flushAll()
             for record in records {
                 let key = record.key.withBytes { KeyRef($0) }
                 keyspace.database(record.database, now: now).set(key, record.value, expiry: record.expireAt.map { .at($0) } ?? .remove)
             }
+        }
+        if let functionFailure {
+            throw PeerProtocolError("the primary's snapshot holds a function library that does not load here: \(functionFailure.message)")
         }
     }
 }

@@ -321,7 +321,7 @@ final class ReplicaLink: @unchecked Sendable {
                 let records = state.snapshotRecords
                 state.snapshotRecords = []
                 state.snapshotScanner = nil
-                try FullSync.load(records: records, into: node)
+                try FullSync.load(records: records, functionLibraries: state.snapshotDecoder.functionLibraries, into: node)
                 finishFullSync(&state, replid: replid, offset: offset)
                 acknowledge = offset
             case .streaming:

@@ -197,7 +197,7 @@ final class ScriptEngine: Sendable {
         scriptBodyBytes.store(cache.bodyBytes, ordering: .relaxed)
     }
 
-    private static func withCArrays<Result>(
+    static func withCArrays<Result>(
         _ items: [[UInt8]], _ body: (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int>?) -> Result
     ) -> Result {
         var lengths = items.map(\.count)

@@ -1,14 +1,14 @@
 // Point-in-time snapshots of a live keyspace without stopping it: stripe-granularity copy-on-write.
 //
-// beginSnapshot locks every stripe for a moment (no data is copied), hangs a "capture pending" marker on each,
-// runs `whileFrozen` (replication records its offset there: the snapshot is exactly the state at that offset)
-// and unlocks. From then on, whoever next takes a stripe's lock through Keyspace.lock(stripe:) or lockAll —
-// a writer, a reader with lazy expiry, eviction, active expiry, or the snapshot's own background iteration —
-// first captures that stripe's keys for the snapshot and clears the marker. Until that moment nobody has locked
-// the stripe, so nothing in it changed since the freeze: the capture is its state at freeze time. Capturing
-// copies string keys by reference (a retain; strings are copy-on-write, see CapturedEntry) and serializes only
-// collections, which are mutated in place; the string records are serialized later by the snapshot's reader,
-// off the lock. The cost on the hot path is one load of `Stripe.pendingCapture` after taking a lock; while a
+// beginSnapshot locks every stripe for a moment (no data is copied), hangs a "capture pending" marker on each, runs
+// `whileFrozen` (replication records its offset there: the snapshot is exactly the state at that offset; the header's
+// auxiliary fields and function libraries are read there too) and unlocks. From then on, whoever next takes a stripe's
+// lock through Keyspace.lock(stripe:) or lockAll — a writer, a reader with lazy expiry, eviction, active expiry, or the
+// snapshot's own background iteration — first captures that stripe's keys for the snapshot and clears the marker. Until
+// that moment nobody has locked the stripe, so nothing in it changed since the freeze: the capture is its state at
+// freeze time. Capturing copies string keys by reference (a retain; strings are copy-on-write, see CapturedEntry) and
+// serializes only collections, which are mutated in place; the string records are serialized later by the snapshot's
+// reader, off the lock. The cost on the hot path is one load of `Stripe.pendingCapture` after taking a lock; while a
 // snapshot runs, one command per stripe pays for capturing that stripe (1/64 of the keys).
 //
 // Several snapshots may overlap (a BGSAVE and a replica's full sync): a stripe still pending for an older
@@ -100,6 +100,20 @@ extension Keyspace {
     /// Starts a point-in-time snapshot whose header carries auxiliary fields read while every stripe is locked
     /// (the replication id and offset the data matches), as ``beginSnapshot(createdAt:whileFrozen:)`` otherwise.
     public func beginSnapshot(createdAt: Int64 = 0, auxiliaryWhileFrozen: () -> [String: String]) -> KeyspaceSnapshot {
+        beginSnapshot(createdAt: createdAt, headerWhileFrozen: { (auxiliary: auxiliaryWhileFrozen(), functionLibraries: []) })
+    }
+
+    /// Starts a point-in-time snapshot whose header carries auxiliary fields and function libraries read while
+    /// every stripe is locked, as ``beginSnapshot(createdAt:whileFrozen:)`` otherwise.
+    /// - Parameters:
+    ///   - createdAt: the time written in the header (unix ms).
+    ///   - headerWhileFrozen: runs with every stripe locked and returns the auxiliary fields (the replication id
+    ///     and offset the data matches) and the source code of each function library, written in the given order.
+    ///     Must not lock stripes.
+    /// - Returns: the snapshot; read it with ``KeyspaceSnapshot/nextChunk()``.
+    public func beginSnapshot(
+        createdAt: Int64 = 0, headerWhileFrozen: () -> (auxiliary: [String: String], functionLibraries: [[UInt8]])
+    ) -> KeyspaceSnapshot {
         let sink = SnapshotSink(stripeCount: stripes.count)
         for stripe in stripes { stripe.lock.lock() }
         for stripe in stripes {
@@ -110,9 +124,11 @@ extension Keyspace {
                 stripe.capturePending.store(true, ordering: .relaxed)
             }
         }
-        let auxiliary = auxiliaryWhileFrozen()
+        let header = headerWhileFrozen()
         for index in stripes.indices.reversed() { stripes[index].lock.unlock() }
-        return KeyspaceSnapshot(keyspace: self, sink: sink, createdAt: createdAt, auxiliary: auxiliary)
+        return KeyspaceSnapshot(
+            keyspace: self, sink: sink, createdAt: createdAt, auxiliary: header.auxiliary,
+            functionLibraries: header.functionLibraries)
     }
 
     /// Serializes stripe `index` for the snapshots waiting on it. Requires the stripe locked.
@@ -174,16 +190,19 @@ public final class KeyspaceSnapshot: Sendable {
     public let createdAt: Int64
     /// The auxiliary fields written after the header.
     public let auxiliary: [String: String]
+    /// The source code of each function library, written after the auxiliary fields in this order.
+    public let functionLibraries: [[UInt8]]
     /// Only `nextChunk` takes this lock (it may lock a stripe inside, so nothing holding a stripe may take it).
     private let progress = Mutex(Progress())
     private let recordCount = Atomic<Int>(0)
     private let byteCount = Atomic<Int>(0)
 
-    init(keyspace: Keyspace, sink: SnapshotSink, createdAt: Int64, auxiliary: [String: String]) {
+    init(keyspace: Keyspace, sink: SnapshotSink, createdAt: Int64, auxiliary: [String: String], functionLibraries: [[UInt8]]) {
         self.keyspace = keyspace
         self.sink = sink
         self.createdAt = createdAt
         self.auxiliary = auxiliary
+        self.functionLibraries = functionLibraries
     }
 
     deinit {
@@ -197,7 +216,7 @@ public final class KeyspaceSnapshot: Sendable {
             while true {
                 switch progress.phase {
                 case .header:
-                    let header = SnapshotFormat.header(createdAt: createdAt, auxiliary: auxiliary)
+                    let header = SnapshotFormat.header(createdAt: createdAt, auxiliary: auxiliary, functionLibraries: functionLibraries)
                     progress.crc.update(header)
                     byteCount.add(header.count, ordering: .relaxed)
                     progress.phase = .stripe(0)

@@ -5,10 +5,15 @@
 //   aux*     (version 2) 0xFA, body length (UInt32 LE), body = varint name length, name, varint value length, value:
 //            named facts about the snapshot as a whole, such as the replication id and offset it matches
 //            (redis RDB's AUX fields); not counted as records
+//   library* (version 3) 0xF5, body length (UInt32 LE), body = one function library's source code, raw bytes
+//            (what FUNCTION LOAD was given; redis RDB's RDB_OPCODE_FUNCTION2), in load order; not counted as records
 //   record*  0x01, body length (UInt32 LE), body = varint database, varint expiry (0 = none, else unix ms + 1),
 //            varint key length, key bytes, value (ValueCodec)
 //   trailer  0xFF, record count (UInt64 LE), CRC-64/Jones (UInt64 LE) of every byte before the checksum
 //
+// Sections come in this order: aux fields, then libraries, then records; an aux field or library after a record
+// (or an aux field after a library) is malformed. Version 1 and 2 snapshots are still read; a library entry in
+// one is an unknown opcode, as it was before version 3.
 // Records are length-framed so a stream decoder knows when a record is complete without re-parsing it, and
 // their order is unspecified (one stripe after another). All integers little-endian.
 
@@ -36,7 +41,9 @@ public enum SnapshotFormat {
     /// The file magic.
     public static let magic: [UInt8] = Array("CNSNAP".utf8)
     /// The format version written by this build.
-    public static let version: UInt16 = 2
+    public static let version: UInt16 = 3
+    /// The first format version that may carry function libraries (0xF5).
+    static let firstVersionWithFunctionLibraries: UInt16 = 3
     /// Bytes in the header.
     public static let headerSize = 16
     /// Bytes in the trailer.
@@ -44,6 +51,7 @@ public enum SnapshotFormat {
 
     static let recordOpcode: UInt8 = 0x01
     static let auxiliaryOpcode: UInt8 = 0xFA
+    static let functionLibraryOpcode: UInt8 = 0xF5
     static let trailerOpcode: UInt8 = 0xFF
     /// The largest auxiliary field body accepted when decoding.
     static let maximumAuxiliaryBytes = 64 * 1024
@@ -56,8 +64,16 @@ public enum SnapshotFormat {
         public static let replicationOffset = "repl-offset"
     }
 
-    /// The header of a snapshot taken at `createdAt` (unix ms), followed by its auxiliary fields (sorted by name).
-    public static func header(createdAt: Int64, auxiliary: [String: String] = [:]) -> [UInt8] {
+    /// The header of a snapshot taken at `createdAt` (unix ms), followed by its auxiliary fields (sorted by name)
+    /// and then its function libraries.
+    /// - Parameters:
+    ///   - createdAt: the creation time written in the header (unix ms).
+    ///   - auxiliary: named facts about the snapshot (see ``AuxiliaryField``).
+    ///   - functionLibraries: the source code of each Lua function library, written in the given order.
+    /// - Returns: the bytes that precede the snapshot's records.
+    public static func header(
+        createdAt: Int64, auxiliary: [String: String] = [:], functionLibraries: [[UInt8]] = []
+    ) -> [UInt8] {
         var bytes = magic
         bytes.appendLittleEndian(version)
         bytes.appendLittleEndian(createdAt)
@@ -71,6 +87,12 @@ public enum SnapshotFormat {
             bytes.appendVarint(UInt64(value.utf8.count))
             bytes.append(contentsOf: value.utf8)
             bytes.patchUInt32(UInt32(bytes.count - bodyStart), at: lengthOffset)
+        }
+        for library in functionLibraries {
+            precondition(library.count <= Int(UInt32.max), "a function library exceeds 4 GiB and cannot be snapshotted")
+            bytes.append(functionLibraryOpcode)
+            bytes.appendLittleEndian(UInt32(library.count))
+            bytes.append(contentsOf: library)
         }
         return bytes
     }
@@ -162,8 +184,17 @@ public enum SnapshotFormat {
     }
 
     /// A complete snapshot of `records` (tests, and small snapshots built without a keyspace).
-    public static func encode(_ records: [SnapshotRecord], createdAt: Int64 = 0, auxiliary: [String: String] = [:]) -> [UInt8] {
-        var bytes = header(createdAt: createdAt, auxiliary: auxiliary)
+    /// - Parameters:
+    ///   - records: the keys, written in the given order.
+    ///   - createdAt: the creation time written in the header (unix ms).
+    ///   - auxiliary: named facts about the snapshot (see ``AuxiliaryField``).
+    ///   - functionLibraries: the source code of each Lua function library, written in the given order.
+    /// - Returns: the snapshot's bytes, trailer included.
+    public static func encode(
+        _ records: [SnapshotRecord], createdAt: Int64 = 0, auxiliary: [String: String] = [:],
+        functionLibraries: [[UInt8]] = []
+    ) -> [UInt8] {
+        var bytes = header(createdAt: createdAt, auxiliary: auxiliary, functionLibraries: functionLibraries)
         for record in records { appendRecord(record, into: &bytes) }
         var crc = CRC64()
         crc.update(bytes)

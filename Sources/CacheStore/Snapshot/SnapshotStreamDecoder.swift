@@ -13,11 +13,23 @@ public struct SnapshotStreamDecoder {
         public var maximumRecordBytes: Int
         /// The largest database index accepted.
         public var maximumDatabase: Int
+        /// The largest function library (its source code) accepted; bounds what is buffered.
+        public var maximumFunctionLibraryBytes: Int
 
-        public init(value: ValueCodec.Limits = .standard, maximumRecordBytes: Int = Int(UInt32.max), maximumDatabase: Int = 1 << 20) {
+        /// - Parameters:
+        ///   - value: limits on each value.
+        ///   - maximumRecordBytes: the largest record body accepted.
+        ///   - maximumDatabase: the largest database index accepted.
+        ///   - maximumFunctionLibraryBytes: the largest function library accepted (512 MiB by default, redis's
+        ///     `proto-max-bulk-len`, since a library arrives as one FUNCTION LOAD argument).
+        public init(
+            value: ValueCodec.Limits = .standard, maximumRecordBytes: Int = Int(UInt32.max), maximumDatabase: Int = 1 << 20,
+            maximumFunctionLibraryBytes: Int = 512 << 20
+        ) {
             self.value = value
             self.maximumRecordBytes = maximumRecordBytes
             self.maximumDatabase = maximumDatabase
+            self.maximumFunctionLibraryBytes = maximumFunctionLibraryBytes
         }
     }
 
@@ -34,6 +46,9 @@ public struct SnapshotStreamDecoder {
     public private(set) var createdAt: Int64?
     /// The auxiliary fields read so far (they precede the records).
     public private(set) var auxiliary: [String: String] = [:]
+    /// The source code of each function library read so far, in the order they appeared (they follow the
+    /// auxiliary fields and precede the records; version 3 and later).
+    public private(set) var functionLibraries: [[UInt8]] = []
     /// Records decoded so far.
     public private(set) var recordCount: UInt64 = 0
     /// Bytes consumed so far.
@@ -45,6 +60,8 @@ public struct SnapshotStreamDecoder {
     }
 
     private var state = State.header
+    /// The header's format version, once the header was read.
+    private var version: UInt16 = 0
     private var buffer: [UInt8] = []
     private var crc = CRC64()
 
@@ -108,8 +125,12 @@ public struct SnapshotStreamDecoder {
         var recordCount = self.recordCount
         var createdAt = self.createdAt
         var auxiliary = self.auxiliary
+        var functionLibraries = self.functionLibraries
+        var version = self.version
         defer {
             self.auxiliary = auxiliary
+            self.functionLibraries = functionLibraries
+            self.version = version
             self.state = state
             self.crc = crc
             self.recordCount = recordCount
@@ -127,7 +148,7 @@ public struct SnapshotStreamDecoder {
                         throw SnapshotError(.badMagic, "not a snapshot: the data does not start with \"CNSNAP\"")
                     }
                     guard available >= SnapshotFormat.headerSize else { break loop }
-                    let version = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 6, as: UInt16.self))
+                    version = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 6, as: UInt16.self))
                     guard version >= 1 && version <= SnapshotFormat.version else {
                         throw SnapshotError(
                             .unsupportedVersion,
@@ -159,6 +180,10 @@ public struct SnapshotStreamDecoder {
                         guard recordCount == 0 else {
                             throw SnapshotError.malformed("an auxiliary field after \(recordCount) records (they must precede the records)")
                         }
+                        guard functionLibraries.isEmpty else {
+                            throw SnapshotError.malformed(
+                                "an auxiliary field after \(functionLibraries.count) function libraries (they must precede the libraries)")
+                        }
                         guard available >= 5 else { break loop }
                         let length = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 1, as: UInt32.self)))
                         guard length <= SnapshotFormat.maximumAuxiliaryBytes else {
@@ -170,6 +195,24 @@ public struct SnapshotStreamDecoder {
                         let value = try reader.string("an auxiliary field's value", limit: length)
                         guard reader.isAtEnd else { throw SnapshotError.malformed("\(reader.remaining) stray bytes inside an auxiliary field") }
                         auxiliary[String(decoding: name, as: UTF8.self)] = String(decoding: value, as: UTF8.self)
+                        crc.update(UnsafeRawBufferPointer(rebasing: raw[offset..<offset + 5 + length]))
+                        offset += 5 + length
+                        continue
+                    }
+                    // Older versions never wrote libraries: there 0xF5 stays an unknown opcode (below), as it was.
+                    if opcode == SnapshotFormat.functionLibraryOpcode && version >= SnapshotFormat.firstVersionWithFunctionLibraries {
+                        guard recordCount == 0 else {
+                            throw SnapshotError.malformed("a function library after \(recordCount) records (libraries must precede the records)")
+                        }
+                        guard available >= 5 else { break loop }
+                        let length = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 1, as: UInt32.self)))
+                        // Checked from the frame's length alone, before its body is buffered.
+                        guard length <= limits.maximumFunctionLibraryBytes else {
+                            throw SnapshotError.limit(
+                                "a function library of \(length) bytes (the limit is \(limits.maximumFunctionLibraryBytes))")
+                        }
+                        guard available >= 5 + length else { break loop }
+                        functionLibraries.append(Array(UnsafeRawBufferPointer(rebasing: raw[offset + 5..<offset + 5 + length])))
                         crc.update(UnsafeRawBufferPointer(rebasing: raw[offset..<offset + 5 + length]))
                         offset += 5 + length
                         continue

@@ -1,0 +1,346 @@
+// FUNCTION's libraries and their Lua engine (redis functions.c, function_lua.c): libraries loaded by FUNCTION LOAD
+// (a `#!lua name=<library>` line, then code that calls redis.register_function), their functions by name, and a Lua
+// state of their own, apart from EVAL's (SCRIPT FLUSH does not touch functions, FUNCTION FLUSH does not touch
+// scripts). Like EVAL, FCALL runs with every stripe locked; this engine's lock orders loads against a running
+// function, and FUNCTION KILL and STATS reach a running function from another event loop through atomics.
+import CLua
+import CacheStore
+import NIOCore
+import RESPServer
+import Synchronization
+
+/// One function a library registered.
+struct FunctionInfo: Sendable, Equatable {
+    let name: String
+    let flags: ScriptFlags
+    let description: String?
+}
+
+/// A loaded library: its name, its full source (shebang included, as FUNCTION LIST WITHCODE and DUMP give it back)
+/// and its functions in registration order.
+struct FunctionLibrary: Sendable {
+    let name: String
+    let code: [UInt8]
+    let functions: [FunctionInfo]
+}
+
+/// The node's function libraries.
+final class FunctionEngine: Sendable {
+    private struct State: ~Copyable {
+        let engine: OpaquePointer
+        /// By library name, each with the engine's reference to its callbacks.
+        var libraries: [String: (library: FunctionLibrary, reference: Int32)] = [:]
+        /// Function name → library name.
+        var functions: [String: String] = [:]
+        var codeBytes = 0
+    }
+
+    /// How FUNCTION RESTORE treats libraries that exist already.
+    enum RestorePolicy { case append, replace, flush }
+
+    /// The time FUNCTION LOAD gives a library's code to register its functions (redis LOAD_TIMEOUT_MS).
+    static let loadTimeoutMilliseconds = 500
+
+    private let state: Mutex<State>
+    /// The engine, for FUNCTION KILL from another thread (never freed before the node).
+    private nonisolated(unsafe) let killTarget: OpaquePointer
+    /// Whether a function is running, and whether it has run a write command (then FUNCTION KILL refuses).
+    let isRunning = Atomic<Bool>(false)
+    let runningFunctionWrote = Atomic<Bool>(false)
+    /// FUNCTION STATS's running_script: the function, its FCALL, and when it started (unix ms).
+    private let running = Mutex<(name: String, command: [String], startedAt: Int64)?>(nil)
+    /// INFO memory's figures, kept outside the lock (INFO may run inside a function, which holds it).
+    private let luaBytes = Atomic<Int>(0)
+    private let libraryCount = Atomic<Int>(0)
+    private let functionCount = Atomic<Int>(0)
+    private let codeBytes = Atomic<Int>(0)
+
+    init() {
+        guard let engine = cl_function_engine_create() else {
+            fatalError("cannot create the Lua state for FUNCTION (out of memory)")
+        }
+        killTarget = engine
+        luaBytes.store(Int(cl_engine_memory(engine)), ordering: .relaxed)
+        state = Mutex(State(engine: engine))
+    }
+
+    deinit {
+        cl_engine_destroy(killTarget)
+    }
+
+    // MARK: loading
+
+    /// FUNCTION LOAD: runs the library's code and adds its functions, replacing a library of the same name only if
+    /// `replace`. `timeoutMilliseconds` 0 means no limit (loads from the primary, the append-only file or a
+    /// snapshot must not fail for time). Returns the library's name.
+    func load(_ code: [UInt8], replace: Bool, timeoutMilliseconds: Int = loadTimeoutMilliseconds) throws(CommandError) -> String {
+        let (name, bodyStart) = try Self.parseShebang(code)
+        return try state.withLock { (state) throws(CommandError) -> String in
+            let existing = state.libraries[name]
+            if existing != nil && !replace { throw CommandError("Library '\(name)' already exists") }
+            let (library, reference) = try Self.run(code, name: name, bodyStart: bodyStart, engine: state.engine, timeout: timeoutMilliseconds)
+            for function in library.functions {
+                if let owner = state.functions[function.name], owner != name {
+                    cl_library_release(state.engine, reference)
+                    throw CommandError("Function \(function.name) already exists")
+                }
+            }
+            if existing != nil { Self.unlink(name, from: &state) }
+            Self.link(library, reference: reference, into: &state)
+            publish(state)
+            return name
+        }
+    }
+
+    /// Reads `#!<engine> name=<library>` (redis functionExtractLibMetaData): the library's name and where its code
+    /// starts (the line's line feed, so line numbers stay the user's).
+    static func parseShebang(_ code: [UInt8]) throws(CommandError) -> (name: String, bodyStart: Int) {
+        guard code.count >= 2, code[0] == UInt8(ascii: "#"), code[1] == UInt8(ascii: "!") else {
+            throw CommandError("Missing library metadata")
+        }
+        guard let end = code.firstIndex(of: UInt8(ascii: "\n")) else { throw CommandError("Invalid library metadata") }
+        let parts = String(decoding: code[2..<end], as: UTF8.self).split(separator: " ", omittingEmptySubsequences: true)
+        guard let engine = parts.first else { throw CommandError("Invalid library metadata") }
+        var name: String?
+        for part in parts.dropFirst() {
+            if part.lowercased().hasPrefix("name=") {
+                guard name == nil else { throw CommandError("Invalid metadata value, name argument was given multiple times") }
+                name = String(part.dropFirst(5))
+                continue
+            }
+            throw CommandError("Invalid metadata value given: \(part)")
+        }
+        guard let name else { throw CommandError("Library name was not given") }
+        guard isValidName(name) else {
+            throw CommandError("Library names can only contain letters, numbers, or underscores(_) and must be at least one character long")
+        }
+        guard engine.lowercased() == "lua" else { throw CommandError("Engine '\(engine)' not found") }
+        return (name, end)
+    }
+
+    /// redis functionsVerifyName.
+    static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F }
+    }
+
+    /// Runs a library's code in the engine: its functions, and the engine's reference to their callbacks.
+    private static func run(
+        _ code: [UInt8], name: String, bodyStart: Int, engine: OpaquePointer, timeout: Int
+    ) throws(CommandError) -> (FunctionLibrary, Int32) {
+        var described = cl_buffer()
+        var error = cl_buffer()
+        defer {
+            cl_buffer_free(&described)
+            cl_buffer_free(&error)
+        }
+        var reference: Int32 = 0
+        let failed = code.withUnsafeBytes { raw in
+            cl_library_load(
+                engine, raw.baseAddress!.advanced(by: bodyStart).assumingMemoryBound(to: CChar.self), raw.count - bodyStart,
+                Int64(timeout), &reference, &described, &error)
+        }
+        if failed != 0 {
+            throw CommandError(String(decoding: UnsafeRawBufferPointer(start: error.data, count: error.length), as: UTF8.self))
+        }
+        let bytes = described.length > 0 ? Array(UnsafeRawBufferPointer(start: described.data, count: described.length)) : []
+        var functions: [FunctionInfo] = []
+        var offset = 0
+        func word() -> UInt32 {
+            defer { offset += 4 }
+            return UInt32(bytes[offset]) | UInt32(bytes[offset + 1]) << 8 | UInt32(bytes[offset + 2]) << 16 | UInt32(bytes[offset + 3]) << 24
+        }
+        func text(_ count: Int) -> String {
+            defer { offset += count }
+            return String(decoding: bytes[offset..<offset + count], as: UTF8.self)
+        }
+        while offset < bytes.count {
+            let function = text(Int(word()))
+            let flags = ScriptFlags(rawValue: UInt8(truncatingIfNeeded: word())).union(.declared)
+            let length = word()
+            functions.append(FunctionInfo(name: function, flags: flags, description: length == UInt32.max ? nil : text(Int(length))))
+        }
+        if functions.isEmpty {
+            cl_library_release(engine, reference)
+            throw CommandError("No functions registered")
+        }
+        return (FunctionLibrary(name: name, code: code, functions: functions), reference)
+    }
+
+    private static func link(_ library: FunctionLibrary, reference: Int32, into state: inout State) {
+        state.libraries[library.name] = (library, reference)
+        for function in library.functions { state.functions[function.name] = library.name }
+        state.codeBytes += library.code.count
+    }
+
+    private static func unlink(_ name: String, from state: inout State) {
+        guard let (library, reference) = state.libraries.removeValue(forKey: name) else { return }
+        for function in library.functions { state.functions[function.name] = nil }
+        state.codeBytes -= library.code.count
+        cl_library_release(state.engine, reference)
+    }
+
+    // MARK: managing
+
+    /// FUNCTION DELETE.
+    func delete(_ name: String) throws(CommandError) {
+        try state.withLock { (state) throws(CommandError) in
+            guard state.libraries[name] != nil else { throw CommandError("Library not found") }
+            Self.unlink(name, from: &state)
+            publish(state)
+        }
+    }
+
+    /// FUNCTION FLUSH: every library goes, and the Lua state starts afresh.
+    func flush() {
+        state.withLock { state in
+            cl_function_engine_reset(state.engine)
+            state.libraries = [:]
+            state.functions = [:]
+            state.codeBytes = 0
+            publish(state)
+        }
+    }
+
+    /// The libraries, by name.
+    func libraries() -> [FunctionLibrary] {
+        state.withLock { state in state.libraries.values.map(\.library).sorted { $0.name < $1.name } }
+    }
+
+    /// Every library's source, for snapshots (in name order, so equal sets give equal bytes).
+    func librarySources() -> [[UInt8]] {
+        libraries().map(\.code)
+    }
+
+    /// Replaces every library with these sources (a snapshot's, or a full sync's), loaded without a time limit.
+    /// All or nothing: on the first failure the previous libraries stay.
+    func replaceAll(with sources: [[UInt8]]) throws(CommandError) {
+        try restore(sources, policy: .flush)
+    }
+
+    /// FUNCTION RESTORE's step: adds libraries as `policy` says, all or nothing (redis functionsLibCtxFunctionsMerge).
+    func restore(_ sources: [[UInt8]], policy: RestorePolicy) throws(CommandError) {
+        try state.withLock { (state) throws(CommandError) in
+            // Built in a fresh engine first, so a failure leaves the live one untouched.
+            guard let scratch = cl_function_engine_create() else { throw CommandError("cannot create the Lua state for FUNCTION RESTORE (out of memory)") }
+            defer { cl_engine_destroy(scratch) }
+            var loaded: [FunctionLibrary] = []
+            var names = Set<String>()
+            var functionNames = Set<String>()
+            for source in sources {
+                let (name, bodyStart) = try Self.parseShebang(source)
+                let (library, _) = try Self.run(source, name: name, bodyStart: bodyStart, engine: scratch, timeout: 0)
+                guard names.insert(name).inserted else { throw CommandError("Library \(name) already exists") }
+                for function in library.functions where !functionNames.insert(function.name).inserted {
+                    throw CommandError("Function \(function.name) already exists")
+                }
+                loaded.append(library)
+            }
+            var kept: [String: FunctionLibrary] = [:]
+            if policy != .flush {
+                for (name, entry) in state.libraries { kept[name] = entry.library }
+            }
+            for library in loaded {
+                if kept[library.name] != nil {
+                    guard policy == .replace else { throw CommandError("Library \(library.name) already exists") }
+                    kept[library.name] = nil
+                }
+            }
+            for library in kept.values {
+                for function in library.functions where functionNames.contains(function.name) {
+                    throw CommandError("Function \(function.name) already exists")
+                }
+            }
+            // Checked: now the live engine takes the new set (the kept libraries are reloaded too after a reset).
+            let final = kept.values.sorted { $0.name < $1.name } + loaded
+            cl_function_engine_reset(state.engine)
+            state.libraries = [:]
+            state.functions = [:]
+            state.codeBytes = 0
+            for library in final {
+                let (name, bodyStart) = try Self.parseShebang(library.code)
+                let (relinked, reference) = try Self.run(library.code, name: name, bodyStart: bodyStart, engine: state.engine, timeout: 0)
+                Self.link(relinked, reference: reference, into: &state)
+            }
+            publish(state)
+        }
+    }
+
+    // MARK: calling
+
+    /// The flags of a function, or `nil` if there is none by that name.
+    func flags(of function: String) -> ScriptFlags? {
+        state.withLock { state in
+            state.functions[function].flatMap { library in state.libraries[library]?.library.functions.first { $0.name == function }?.flags }
+        }
+    }
+
+    /// FCALL: runs a function; `invocation` runs its redis.call()s. Returns the RESP reply and what kind it is, or
+    /// `nil` if there is no such function.
+    func call(
+        _ function: String, keys: [[UInt8]], arguments: [[UInt8]], command: [String], clientProtocol: Int, now: Int64,
+        invocation: ScriptInvocation
+    ) -> (reply: [UInt8], kind: ScriptEngine.ReplyKind)? {
+        state.withLock { state in
+            guard let libraryName = state.functions[function], let reference = state.libraries[libraryName]?.reference else { return nil }
+            isRunning.store(true, ordering: .releasing)
+            runningFunctionWrote.store(false, ordering: .releasing)
+            running.withLock { $0 = (function, command, now) }
+            defer {
+                running.withLock { $0 = nil }
+                isRunning.store(false, ordering: .releasing)
+            }
+            var reply = cl_buffer()
+            defer { cl_buffer_free(&reply) }
+            let context = Unmanaged.passUnretained(invocation).toOpaque()
+            let outcome = ScriptEngine.withCArrays(keys) { keyPointers, keyLengths in
+                ScriptEngine.withCArrays(arguments) { argumentPointers, argumentLengths in
+                    function.withCString { name in
+                        cl_function_call(
+                            state.engine, reference, name, Int32(keys.count), keyPointers, keyLengths, Int32(arguments.count),
+                            argumentPointers, argumentLengths, Int32(clientProtocol), context,
+                            { context, argc, argv, lengths, resp, reply in
+                                let invocation = Unmanaged<ScriptInvocation>.fromOpaque(context!).takeUnretainedValue()
+                                let words = (0..<Int(argc)).map { UnsafeRawBufferPointer(start: argv![$0], count: lengths![$0]) }
+                                let bytes = invocation.call(CommandArguments(words), protocolVersion: Int(resp))
+                                bytes.withUnsafeReadableBytes { raw in cl_buffer_append(reply, raw.baseAddress, raw.count) }
+                            },
+                            { context, level, message, length in
+                                let invocation = Unmanaged<ScriptInvocation>.fromOpaque(context!).takeUnretainedValue()
+                                invocation.log(level: Int(level), String(decoding: UnsafeRawBufferPointer(start: message, count: length), as: UTF8.self))
+                            },
+                            &reply)
+                    }
+                }
+            }
+            let bytes = reply.length > 0 ? Array(UnsafeRawBufferPointer(start: reply.data, count: reply.length)) : []
+            publish(state)
+            return (bytes, outcome == 0 ? .value : outcome == 1 ? .error : .errorAlreadyCounted)
+        }
+    }
+
+    /// FUNCTION KILL's check and request: only a function that has not written can be stopped.
+    func kill() -> ScriptEngine.KillOutcome {
+        guard isRunning.load(ordering: .acquiring) else { return .notBusy }
+        if runningFunctionWrote.load(ordering: .acquiring) { return .unkillable }
+        cl_engine_request_kill(killTarget)
+        return .killed
+    }
+
+    /// FUNCTION STATS's running_script: the running function, its command and since when (unix ms).
+    var runningFunction: (name: String, command: [String], startedAt: Int64)? {
+        running.withLock { $0 }
+    }
+
+    /// INFO memory and FUNCTION STATS: the Lua state's bytes, libraries, functions and the libraries' code bytes.
+    var memory: (lua: Int, libraries: Int, functions: Int, codeBytes: Int) {
+        (luaBytes.load(ordering: .relaxed), libraryCount.load(ordering: .relaxed), functionCount.load(ordering: .relaxed),
+         codeBytes.load(ordering: .relaxed))
+    }
+
+    private func publish(_ state: borrowing State) {
+        luaBytes.store(Int(cl_engine_memory(state.engine)), ordering: .relaxed)
+        libraryCount.store(state.libraries.count, ordering: .relaxed)
+        functionCount.store(state.functions.count, ordering: .relaxed)
+        codeBytes.store(state.codeBytes, ordering: .relaxed)
+    }
+}
