@@ -154,7 +154,7 @@ enum FunctionFamily {
                 }
                 position += 1
             }
-            let libraries = functions.libraries().filter { library in pattern.map { GlobPattern.matches($0, library.name) } ?? true }
+            let libraries = functions.libraries().filter { library in pattern.map { GlobPattern.matches($0, library.name, caseless: true) } ?? true }
             reply.arrayHeader(libraries.count)
             for library in libraries {
                 reply.mapHeader(withCode ? 4 : 3)

@@ -164,18 +164,42 @@ enum PersistenceFamily {
         case "reload":
             // It saves and replaces the keyspace under locks EXEC already holds.
             guard !context.inTransaction else { throw CommandError("DEBUG RELOAD is not allowed inside a transaction") }
-            // Save, verify the file in full, then replace the keyspace with its contents (tests the round trip).
+            // DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE]: save (unless NOSAVE), verify the file in full, then replace the
+            // keyspace and the FUNCTION libraries with its contents (tests the round trip). NOFLUSH loads over what
+            // is there: a library that exists already fails the load unless MERGE lets the file's replace it.
+            var save = true, flush = true, merge = false
+            for index in 2..<arguments.count {
+                if arguments.matches(index, "merge") {
+                    merge = true
+                } else if arguments.matches(index, "noflush") {
+                    flush = false
+                } else if arguments.matches(index, "nosave") {
+                    save = false
+                } else {
+                    throw CommandError("DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.")
+                }
+            }
             let node = context.node
+            let contents: (records: [SnapshotRecord], functionLibraries: [[UInt8]])
             do throws(PersistenceError) {
-                _ = try node.persistence.save(node: node)
+                if save { _ = try node.persistence.save(node: node) }
                 let configuration = node.configuration
                 let path = SnapshotFile.path(directory: configuration.directory, filename: configuration.databaseFilename)
-                let records = try SnapshotFile.readRecords(path: path, databases: keyspace.databaseCount)
-                keyspace.withAllLocked { keyspace.flushAll() }
-                _ = try? keyspace.apply(records, now: node.clock.nowMilliseconds())
+                contents = try SnapshotFile.readContents(path: path, databases: keyspace.databaseCount)
             } catch {
                 throw CommandError("Error trying to load the snapshot: \(error.message)")
             }
+            do throws(CommandError) {
+                if flush {
+                    try node.functions.replaceAll(with: contents.functionLibraries)
+                } else {
+                    try node.functions.restore(contents.functionLibraries, policy: merge ? .replace : .append)
+                }
+            } catch {
+                throw CommandError("Error trying to load the RDB dump, check server logs. (\(error.message))")
+            }
+            keyspace.withAllLocked { if flush { keyspace.flushAll() } }
+            _ = try? keyspace.apply(contents.records, now: node.clock.nowMilliseconds())
             reply.ok()
         case "sleep":
             // DEBUG SLEEP seconds (fractions allowed): blocks this event loop, as it blocks redis's one thread.
@@ -197,7 +221,10 @@ enum PersistenceFamily {
                 "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                 "DIGEST", "    Output a hex signature representing the current DB content.",
                 "DIGEST-VALUE <key> [<key> ...]", "    Output a hex signature of the values of all the specified keys.",
-                "RELOAD", "    Save the dataset to disk and reload it back to memory.",
+                "RELOAD [MERGE] [NOFLUSH] [NOSAVE]", "    Save the dataset to disk and reload it back to memory.",
+                "    * MERGE: libraries in the file replace loaded ones of the same name (with NOFLUSH).",
+                "    * NOFLUSH: load over the current dataset instead of replacing it.",
+                "    * NOSAVE: reload the file on disk without saving first.",
                 "SLEEP <seconds>", "    Stop the server for <seconds>. Decimals allowed.",
                 "PAUSE-CRON <0|1>", "    Stop periodic cron job processing.",
                 "SET-ACTIVE-EXPIRE <0|1>", "    Setting it to 0 disables expiring keys in the background when they are not accessed.",

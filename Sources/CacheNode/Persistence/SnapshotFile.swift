@@ -107,13 +107,14 @@ public enum SnapshotFile {
         }
     }
 
-    /// Reads and verifies a whole snapshot file without touching any keyspace (DEBUG RELOAD checks before flushing).
-    static func readRecords(path: String, databases: Int) throws(PersistenceError) -> [SnapshotRecord] {
+    /// Reads and verifies a whole snapshot file without touching any keyspace (DEBUG RELOAD checks before flushing):
+    /// its records and its FUNCTION libraries.
+    static func readContents(path: String, databases: Int) throws(PersistenceError) -> (records: [SnapshotRecord], functionLibraries: [[UInt8]]) {
         var all: [SnapshotRecord] = []
-        guard try decode(path: path, databases: databases, { all += $0 }) != nil else {
+        guard let decoded = try decode(path: path, databases: databases, { all += $0 }) else {
             throw PersistenceError("The snapshot file \(path) does not exist")
         }
-        return all
+        return (all, decoded.functionLibraries)
     }
 
     /// Feeds the file at `path` through a decoder in 1 MiB blocks, handing over records as they complete.

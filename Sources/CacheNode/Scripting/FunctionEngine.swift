@@ -28,10 +28,11 @@ struct FunctionLibrary: Sendable {
 final class FunctionEngine: Sendable {
     private struct State: ~Copyable {
         let engine: OpaquePointer
-        /// By library name, each with the engine's reference to its callbacks.
+        /// By lowercased library name (names are case-insensitive, as in redis), each with the engine's reference
+        /// to its callbacks.
         var libraries: [String: (library: FunctionLibrary, reference: Int32)] = [:]
-        /// Function name → library name.
-        var functions: [String: String] = [:]
+        /// Lowercased function name → the function as registered and its library's key.
+        var functions: [String: (library: String, name: String)] = [:]
         var codeBytes = 0
     }
 
@@ -76,16 +77,16 @@ final class FunctionEngine: Sendable {
     func load(_ code: [UInt8], replace: Bool, timeoutMilliseconds: Int = loadTimeoutMilliseconds) throws(CommandError) -> String {
         let (name, bodyStart) = try Self.parseShebang(code)
         return try state.withLock { (state) throws(CommandError) -> String in
-            let existing = state.libraries[name]
+            let existing = state.libraries[name.lowercased()]
             if existing != nil && !replace { throw CommandError("Library '\(name)' already exists") }
             let (library, reference) = try Self.run(code, name: name, bodyStart: bodyStart, engine: state.engine, timeout: timeoutMilliseconds)
             for function in library.functions {
-                if let owner = state.functions[function.name], owner != name {
+                if let owner = state.functions[function.name.lowercased()], owner.library != name.lowercased() {
                     cl_library_release(state.engine, reference)
                     throw CommandError("Function \(function.name) already exists")
                 }
             }
-            if existing != nil { Self.unlink(name, from: &state) }
+            if existing != nil { Self.unlink(name.lowercased(), from: &state) }
             Self.link(library, reference: reference, into: &state)
             publish(state)
             return name
@@ -99,8 +100,10 @@ final class FunctionEngine: Sendable {
             throw CommandError("Missing library metadata")
         }
         guard let end = code.firstIndex(of: UInt8(ascii: "\n")) else { throw CommandError("Invalid library metadata") }
-        let parts = String(decoding: code[2..<end], as: UTF8.self).split(separator: " ", omittingEmptySubsequences: true)
-        guard let engine = parts.first else { throw CommandError("Invalid library metadata") }
+        guard let parts = splitArguments(Array(code[0..<end])), let first = parts.first else {
+            throw CommandError("Invalid library metadata")
+        }
+        let engine = String(first.dropFirst(2))
         var name: String?
         for part in parts.dropFirst() {
             if part.lowercased().hasPrefix("name=") {
@@ -116,6 +119,60 @@ final class FunctionEngine: Sendable {
         }
         guard engine.lowercased() == "lua" else { throw CommandError("Engine '\(engine)' not found") }
         return (name, end)
+    }
+
+    /// The words of a shebang line as redis's sdssplitargs reads them: separated by blanks, with "double-quoted"
+    /// (backslash escapes) and 'single-quoted' parts; `nil` for unbalanced quotes or a closing quote not followed
+    /// by a blank.
+    static func splitArguments(_ line: [UInt8]) -> [String]? {
+        var words: [String] = []
+        var index = 0
+        func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D || byte == 0 }
+        while true {
+            while index < line.count && isBlank(line[index]) { index += 1 }
+            guard index < line.count else { return words }
+            var word: [UInt8] = []
+            var quote: UInt8? = nil
+            while true {
+                if let open = quote {
+                    guard index < line.count else { return nil }
+                    let byte = line[index]
+                    if open == UInt8(ascii: "\"") && byte == UInt8(ascii: "\\") && index + 1 < line.count {
+                        index += 1
+                        switch line[index] {
+                        case UInt8(ascii: "n"): word.append(0x0A)
+                        case UInt8(ascii: "r"): word.append(0x0D)
+                        case UInt8(ascii: "t"): word.append(0x09)
+                        case UInt8(ascii: "b"): word.append(0x08)
+                        case UInt8(ascii: "a"): word.append(0x07)
+                        default: word.append(line[index])
+                        }
+                    } else if open == UInt8(ascii: "'") && byte == UInt8(ascii: "\\") && index + 1 < line.count && line[index + 1] == UInt8(ascii: "'") {
+                        index += 1
+                        word.append(UInt8(ascii: "'"))
+                    } else if byte == open {
+                        // The closing quote must end the word.
+                        if index + 1 < line.count && !isBlank(line[index + 1]) { return nil }
+                        quote = nil
+                        index += 1
+                        break
+                    } else {
+                        word.append(byte)
+                    }
+                    index += 1
+                } else {
+                    guard index < line.count, !isBlank(line[index]) else { break }
+                    let byte = line[index]
+                    if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "'") {
+                        quote = byte
+                    } else {
+                        word.append(byte)
+                    }
+                    index += 1
+                }
+            }
+            words.append(String(decoding: word, as: UTF8.self))
+        }
     }
 
     /// redis functionsVerifyName.
@@ -163,18 +220,23 @@ final class FunctionEngine: Sendable {
             cl_library_release(engine, reference)
             throw CommandError("No functions registered")
         }
+        if Set(functions.map { $0.name.lowercased() }).count < functions.count {
+            cl_library_release(engine, reference)
+            throw CommandError("Error registering functions: ERR Function already exists in the library")
+        }
         return (FunctionLibrary(name: name, code: code, functions: functions), reference)
     }
 
     private static func link(_ library: FunctionLibrary, reference: Int32, into state: inout State) {
-        state.libraries[library.name] = (library, reference)
-        for function in library.functions { state.functions[function.name] = library.name }
+        let key = library.name.lowercased()
+        state.libraries[key] = (library, reference)
+        for function in library.functions { state.functions[function.name.lowercased()] = (key, function.name) }
         state.codeBytes += library.code.count
     }
 
     private static func unlink(_ name: String, from state: inout State) {
         guard let (library, reference) = state.libraries.removeValue(forKey: name) else { return }
-        for function in library.functions { state.functions[function.name] = nil }
+        for function in library.functions { state.functions[function.name.lowercased()] = nil }
         state.codeBytes -= library.code.count
         cl_library_release(state.engine, reference)
     }
@@ -184,8 +246,8 @@ final class FunctionEngine: Sendable {
     /// FUNCTION DELETE.
     func delete(_ name: String) throws(CommandError) {
         try state.withLock { (state) throws(CommandError) in
-            guard state.libraries[name] != nil else { throw CommandError("Library not found") }
-            Self.unlink(name, from: &state)
+            guard state.libraries[name.lowercased()] != nil else { throw CommandError("Library not found") }
+            Self.unlink(name.lowercased(), from: &state)
             publish(state)
         }
     }
@@ -229,24 +291,24 @@ final class FunctionEngine: Sendable {
             for source in sources {
                 let (name, bodyStart) = try Self.parseShebang(source)
                 let (library, _) = try Self.run(source, name: name, bodyStart: bodyStart, engine: scratch, timeout: 0)
-                guard names.insert(name).inserted else { throw CommandError("Library \(name) already exists") }
-                for function in library.functions where !functionNames.insert(function.name).inserted {
+                guard names.insert(name.lowercased()).inserted else { throw CommandError("Library \(name) already exists") }
+                for function in library.functions where !functionNames.insert(function.name.lowercased()).inserted {
                     throw CommandError("Function \(function.name) already exists")
                 }
                 loaded.append(library)
             }
             var kept: [String: FunctionLibrary] = [:]
             if policy != .flush {
-                for (name, entry) in state.libraries { kept[name] = entry.library }
+                for (key, entry) in state.libraries { kept[key] = entry.library }
             }
             for library in loaded {
-                if kept[library.name] != nil {
+                if kept[library.name.lowercased()] != nil {
                     guard policy == .replace else { throw CommandError("Library \(library.name) already exists") }
-                    kept[library.name] = nil
+                    kept[library.name.lowercased()] = nil
                 }
             }
             for library in kept.values {
-                for function in library.functions where functionNames.contains(function.name) {
+                for function in library.functions where functionNames.contains(function.name.lowercased()) {
                     throw CommandError("Function \(function.name) already exists")
                 }
             }
@@ -267,10 +329,12 @@ final class FunctionEngine: Sendable {
 
     // MARK: calling
 
-    /// The flags of a function, or `nil` if there is none by that name.
+    /// The flags of a function (its name in any case), or `nil` if there is none by that name.
     func flags(of function: String) -> ScriptFlags? {
         state.withLock { state in
-            state.functions[function].flatMap { library in state.libraries[library]?.library.functions.first { $0.name == function }?.flags }
+            state.functions[function.lowercased()].flatMap { entry in
+                state.libraries[entry.library]?.library.functions.first { $0.name == entry.name }?.flags
+            }
         }
     }
 
@@ -281,7 +345,10 @@ final class FunctionEngine: Sendable {
         invocation: ScriptInvocation
     ) -> (reply: [UInt8], kind: ScriptEngine.ReplyKind)? {
         state.withLock { state in
-            guard let libraryName = state.functions[function], let reference = state.libraries[libraryName]?.reference else { return nil }
+            guard let entry = state.functions[function.lowercased()], let reference = state.libraries[entry.library]?.reference else {
+                return nil
+            }
+            let function = entry.name
             isRunning.store(true, ordering: .releasing)
             runningFunctionWrote.store(false, ordering: .releasing)
             running.withLock { $0 = (function, command, now) }

@@ -3,6 +3,7 @@
 // flushing, DUMP/RESTORE with their policies, read-only calls, and what reaches replicas.
 @testable import CacheNode
 import CacheNodeTestSupport
+import Foundation
 import Testing
 
 private func bulk(_ text: String) -> RESPValue { .string(text) }
@@ -182,6 +183,29 @@ struct FunctionCommandsTests {
         // Functions are not callable from scripts, nor FUNCTION from functions.
         #expect(try client.send("EVAL", "return redis.call('fcall', 'peek', 1, 'c')", "0").text?
                     .hasPrefix("ERR This Redis command is not allowed from script") == true)
+    }
+
+    @Test func debugReloadReplacesOrMergesTheLibraries() throws {
+        let directory = NSTemporaryDirectory() + "function-tests-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = NodeConfiguration()
+        configuration.directory = directory
+        configuration.save = ""
+        let client = try TestNode(configuration: configuration).connect()
+        _ = try client.send("FUNCTION", "LOAD", counterLibrary)
+        #expect(try client.send("DEBUG", "RELOAD") == .simple("OK"))
+        #expect(try client.send("FCALL", "bump", "1", "c", "2") == .integer(2))
+        // NOSAVE reloads the file as it is: a library loaded since is gone, the data too.
+        _ = try client.send("FUNCTION", "LOAD", "#!lua name=later\nredis.register_function('later', function() return 'l' end)")
+        #expect(try client.send("DEBUG", "RELOAD", "NOSAVE") == .simple("OK"))
+        #expect(try client.send("FCALL", "later", "0") == .error("ERR Function not found"))
+        #expect(try client.send("EXISTS", "c") == .integer(0))
+        // NOFLUSH keeps what is loaded, so the file's library collides unless MERGE lets it replace.
+        #expect(try client.send("DEBUG", "RELOAD", "NOFLUSH").text?.hasPrefix("ERR Error trying to load the RDB dump") == true)
+        #expect(try client.send("DEBUG", "RELOAD", "NOFLUSH", "MERGE") == .simple("OK"))
+        #expect(try client.send("FUNCTION", "LIST").count == 1)
+        #expect(try client.send("DEBUG", "RELOAD", "BOGUS") == .error("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options."))
     }
 
     @Test func writesReachReplicasAsReceivedAndAsEffects() throws {

@@ -206,6 +206,31 @@ for protocol in (None, 3, 2):
     thread.join(5)
     check(f"{tag} write ran after unpause", (thread.is_alive(), outcome.get("set"), r.get("paused")), (False, True, b"after"))
     writer.close()
+
+    # Functions through redis-py: function_load, fcall, fcall_ro, function_list, dump and restore.
+    r.function_flush()
+    library = ("#!lua name=pylib\n"
+               "redis.register_function('py_incr', function(keys, args) return redis.call('incrby', keys[1], args[1]) end)\n"
+               "redis.register_function{function_name='py_get', callback=function(keys) return redis.call('get', keys[1]) end, "
+               "flags={'no-writes'}}")
+    check(f"{tag} function_load", r.function_load(library), b"pylib")
+    check(f"{tag} fcall", r.fcall("py_incr", 1, "fn-counter", 4), 4)
+    check(f"{tag} fcall_ro", r.fcall_ro("py_get", 1, "fn-counter"), b"4")
+    listed = r.function_list(library="pylib")
+    # A map under RESP3, a flat key/value list under RESP2.
+    as_dict = lambda value: value if isinstance(value, dict) else dict(zip(value[::2], value[1::2]))
+    names = sorted(as_dict(f)[b"name"] for lib in listed for f in as_dict(lib)[b"functions"])
+    check(f"{tag} function_list", names, [b"py_get", b"py_incr"])
+    payload = r.function_dump()
+    r.function_delete("pylib")
+    try:
+        r.fcall("py_incr", 1, "fn-counter", 1)
+        check(f"{tag} fcall after delete", "no error", "an error")
+    except redis.exceptions.ResponseError as error:
+        check(f"{tag} fcall after delete", "Function not found" in str(error), True)
+    check(f"{tag} function_restore", r.function_restore(payload), True)
+    check(f"{tag} fcall after restore", r.fcall("py_incr", 1, "fn-counter", 1), 5)
+    r.function_flush()
     stream_checks(r, tag, protocol)
     r.close()
 
