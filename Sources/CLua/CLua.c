@@ -110,6 +110,17 @@ void cl_sha1_hex(const void *bytes, size_t length, char out[41]) {
     out[40] = '\0';
 }
 
+void cl_sha256_hex(const void *bytes, size_t length, char out[65]) {
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)bytes, length, digest);
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+        out[i * 2] = hex[digest[i] >> 4];
+        out[i * 2 + 1] = hex[digest[i] & 15];
+    }
+    out[64] = '\0';
+}
+
 // MARK: errors as redis's error tables
 
 /// Pushes {err="CODE message"} (redis luaPushErrorBuff): "-CODE msg" keeps its code, plain text gets ERR.

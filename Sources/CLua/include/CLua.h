@@ -89,4 +89,7 @@ int cl_function_call(cl_engine *engine, int library, const char *function,
 /// SHA1 of `bytes` as 40 lowercase hex digits and a NUL.
 void cl_sha1_hex(const void *bytes, size_t length, char out[41]);
 
+/// SHA-256 of `bytes` as 64 lowercase hex digits and a NUL (ACL password hashes, as redis stores them).
+void cl_sha256_hex(const void *bytes, size_t length, char out[65]);
+
 #endif

@@ -15,7 +15,7 @@ public struct CommandTable: Sendable {
         stringCommands, bitmapCommands, hyperLogLogCommands, keyCommands, connectionCommands, serverCommands, slowLogCommands,
         transactionCommands,
         hashCommands, listCommands, setCommands, sortedSetCommands, sortCommands, geoCommands, streamCommands, pubSubCommands,
-        scriptingCommands, functionCommands,
+        scriptingCommands, functionCommands, aclCommands,
         persistenceCommands,
         clusterCommands, migrateCommands,
         replicationCommands,
@@ -68,6 +68,11 @@ public struct CommandTable: Sendable {
         let spec = commands[index]
         let position = (code >> 32) - 1
         return position >= 0 && position < spec.subcommands.count ? spec.subcommands[position].name : spec.name
+    }
+
+    /// The position in ``commands`` of the command with this lowercase name.
+    func index(named name: String) -> Int? {
+        index[CompactBytes(name)]
     }
 
     /// The command with this lowercase name.

@@ -75,9 +75,10 @@ public struct NodeDispatcher: CommandDispatcher {
         let session = ClientSession(
             connection: connection,
             createdAt: node.clock.nowMilliseconds(),
-            isAuthenticated: node.configuration.requirePass == nil || node.replication.isSecureConnection(connection),
+            isAuthenticated: node.acl.defaultUser.authenticatesWithoutPassword || node.replication.isSecureConnection(connection),
             stats: stats
         )
+        session.user = node.acl.defaultUser
         stats.connectionsReceived.add(1, ordering: .relaxed)
         stats.connectedClients.add(1, ordering: .relaxed)
         node.register(session)
@@ -181,6 +182,11 @@ public struct NodeDispatcher: CommandDispatcher {
         if !session.isAuthenticated && !spec.flags.contains(.noAuth) {
             return reject(.noAuth, commandIndex: commandIndex, session: session, reply: &reply, flagTransaction: true)
         }
+        // ACL: one relaxed load for a user with every permission. The connection's own commands that work before
+        // AUTH (AUTH, HELLO, QUIT, RESET) are always allowed.
+        if session.user?.isUnrestricted.load(ordering: .relaxed) == false, let refusal = aclRefusal(spec, commandIndex, arguments, session: session) {
+            return reject(refusal, commandIndex: commandIndex, session: session, reply: &reply, flagTransaction: true)
+        }
         if session.isInSubscriberMode && reply.protocolVersion == .v2 && !spec.flags.contains(.allowedWhileSubscribed) {
             return reject(
                 CommandError(
@@ -238,6 +244,17 @@ public struct NodeDispatcher: CommandDispatcher {
             reply.buffer.moveWriterIndex(to: mark)
         }
         return outcome
+    }
+
+    /// ACL: why the session's user may not run this command (logged in ACL LOG), or `nil`.
+    @inline(never)
+    private func aclRefusal(_ spec: CommandSpec, _ commandIndex: Int, _ arguments: CommandArguments, session: ClientSession) -> CommandError? {
+        guard let user = session.user, !(spec.flags.contains(.noAuth) && spec.group == .connection),
+              let denial = node.acl.denial(user, spec, commandIndex, arguments) else { return nil }
+        let now = node.clock.nowMilliseconds()
+        node.acl.log(reason: denial.reason, context: session.transaction != nil ? "multi" : "toplevel", object: denial.object,
+                     username: user.name, clientInfo: ConnectionFamily.describe(session, now: now, node: node), now: now)
+        return CommandError(code: "NOPERM", denial.message(user: user.name))
     }
 
     /// CLIENT PAUSE: parks the command if the pause holds it back (every command under ALL; under WRITE those that

@@ -45,7 +45,11 @@ extension CommandTable {
             session.database = 0
             session.protocolVersion = .v2
             session.replyMode = .on
-            session.isAuthenticated = context.node.configuration.requirePass == nil
+            // Back to the default user: authenticated only if it needs no password (redis clearClientConnectionState).
+            if session.user != nil {
+                session.user = context.node.acl.defaultUser
+                session.isAuthenticated = context.node.acl.defaultUser.authenticatesWithoutPassword
+            }
             session.updateInfo { $0.name = "" }
             reply.protocolVersion = .v2
             reply.simpleString("RESET")
@@ -55,18 +59,11 @@ extension CommandTable {
                     summary: "Authenticates the connection.") { context, reply throws(CommandError) in
             let arguments = context.arguments
             guard arguments.count <= 3 else { throw .syntax }
-            guard let password = context.node.configuration.requirePass else {
-                if arguments.count == 2 {
-                    throw CommandError("AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
-                }
-                // With no password, the default user accepts any password (redis's `nopass`).
-                guard arguments.matches(1, "default") else { throw .wrongPass }
-                context.session.isAuthenticated = true
-                reply.ok()
-                return
+            if arguments.count == 2 && context.node.acl.defaultUser.rules.noPass {
+                throw CommandError("AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
             }
-            try ConnectionFamily.authenticate(context.session, arguments: arguments, usernameIndex: arguments.count == 3 ? 1 : nil,
-                                              passwordIndex: arguments.count - 1, password: password)
+            try ConnectionFamily.authenticate(context.session, node: context.node, arguments: arguments,
+                                              usernameIndex: arguments.count == 3 ? 1 : nil, passwordIndex: arguments.count - 1)
             reply.ok()
         },
         // HELLO [protover [AUTH username password] [SETNAME clientname]]
@@ -88,19 +85,20 @@ enum ConnectionFamily {
     /// The version cache-node reports to clients (they select features by it); its commands follow redis 7.2.
     static let compatibleRedisVersion = "7.2.4"
 
-    static func authenticate(_ session: ClientSession, arguments: CommandArguments, usernameIndex: Int?, passwordIndex: Int,
-                             password: String) throws(CommandError) {
-        if let usernameIndex, !arguments.matches(usernameIndex, "default") { throw .wrongPass }
-        let given = arguments.bytes(passwordIndex)
-        let expected = Array(password.utf8)
-        // Compare in constant time for the password length.
-        var difference = given.count ^ expected.count
-        for index in 0..<max(given.count, expected.count) {
-            let a = index < given.count ? given[index] : 0
-            let b = index < expected.count ? expected[index] : 0
-            difference |= Int(a ^ b)
+    /// AUTH's and HELLO AUTH's check (redis ACLAuthenticateUser): the user (`default` when not named) must be on and
+    /// the password one of its own (any password for `nopass`). A failure is an ACL LOG entry and WRONGPASS.
+    static func authenticate(
+        _ session: ClientSession, node: NodeState, arguments: CommandArguments, usernameIndex: Int?, passwordIndex: Int
+    ) throws(CommandError) {
+        let username = usernameIndex.map { arguments.string($0) } ?? "default"
+        guard let user = node.acl.authenticate(username: username, password: arguments.bytes(passwordIndex)) else {
+            let now = node.clock.nowMilliseconds()
+            node.acl.log(reason: "auth", context: "toplevel", object: "AUTH", username: username,
+                         clientInfo: describe(session, now: now, node: node), now: now)
+            throw .wrongPass
         }
-        guard difference == 0 else { throw .wrongPass }
+        // The node's own sessions (user nil) stay as they are; a client becomes the user.
+        if session.user != nil { session.user = user }
         session.isAuthenticated = true
     }
 
@@ -120,11 +118,7 @@ enum ConnectionFamily {
         var newName: String?
         while index < arguments.count {
             if arguments.matches(index, "auth") && index + 2 < arguments.count {
-                if let password = context.node.configuration.requirePass {
-                    try authenticate(session, arguments: arguments, usernameIndex: index + 1, passwordIndex: index + 2, password: password)
-                } else if !arguments.matches(index + 1, "default") {
-                    throw .wrongPass
-                }
+                try authenticate(session, node: context.node, arguments: arguments, usernameIndex: index + 1, passwordIndex: index + 2)
                 index += 3
             } else if arguments.matches(index, "setname") && index + 1 < arguments.count {
                 newName = try validatedName(arguments.string(index + 1))
@@ -432,7 +426,7 @@ enum ConnectionFamily {
             + "fd=-1 name=\(info.name) age=\(age) idle=\(idle) flags=\(flags) "
             + "db=\(info.database) sub=\(info.subscriptions) psub=\(info.patternSubscriptions) ssub=0 multi=\(info.multiQueued) "
             + "qbuf=\(client.queryBufferBytes.load(ordering: .relaxed)) qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=\(client.outputBufferBytes.load(ordering: .relaxed)) tot-mem=0 events=r cmd=\(command) "
-            + "user=default redir=\(tracking?.redirect ?? -1) resp=\(info.protocolVersion) lib-name=\(info.libraryName) lib-ver=\(info.libraryVersion)"
+            + "user=\(info.userName) redir=\(tracking?.redirect ?? -1) resp=\(info.protocolVersion) lib-name=\(info.libraryName) lib-ver=\(info.libraryVersion)"
     }
 
     /// CLIENT KILL addr | CLIENT KILL <filter> <value> ...
@@ -461,8 +455,8 @@ enum ConnectionFamily {
             case "addr": candidates = candidates.filter { $0.connection.remoteAddress == value }
             case "laddr": candidates = candidates.filter { $0.connection.localAddress == value }
             case "user":
-                // The one user there is (no ACLs): another name is an error, as redis answers for an unknown user.
-                guard value == "default" else { throw CommandError("No such user '\(value)'") }
+                guard context.node.acl.user(named: value) != nil else { throw CommandError("No such user '\(value)'") }
+                candidates = candidates.filter { $0.snapshot.userName == value }
             case "type":
                 switch value.lowercased() {
                 // Other clients' sessions belong to their event loops (reading their subscription sets from here

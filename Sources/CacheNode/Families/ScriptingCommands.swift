@@ -213,7 +213,7 @@ final class ScriptInvocation: @unchecked Sendable {
             return reply.buffer
         }
         let spec = node.commands.commands[index]
-        if let refusal = refusal(spec, arguments) {
+        if let refusal = refusal(spec, index, arguments) {
             // Counted here, as redis's scriptCall counts it; the script's error reply built from it is not again.
             session.stats.commands.add(1, to: .rejected, of: index)
             NodeDispatcher.replyError(refusal, session: session, node: node, reply: &reply)
@@ -234,12 +234,20 @@ final class ScriptInvocation: @unchecked Sendable {
     }
 
     /// redis scriptCall's checks for a known command, in its order.
-    private func refusal(_ spec: CommandSpec, _ arguments: CommandArguments) -> CommandError? {
+    private func refusal(_ spec: CommandSpec, _ commandIndex: Int, _ arguments: CommandArguments) -> CommandError? {
         guard spec.acceptsArgumentCount(arguments.count) && spec.subcommandWithWrongArity(in: arguments) == nil else {
             return CommandError("Wrong number of args calling Redis command from script")
         }
         if spec.flags.contains(.noScript) || spec.subcommand(of: arguments)?.flags.contains(.noScript) == true {
             return CommandError("This Redis command is not allowed from script")
+        }
+        // The caller's ACL rules hold inside the script too (redis scriptVerifyACL).
+        if let user = session.user, !user.isUnrestricted.load(ordering: .relaxed),
+           let denial = node.acl.denial(user, spec, commandIndex, arguments) {
+            let now = node.clock.nowMilliseconds()
+            node.acl.log(reason: denial.reason, context: "lua", object: denial.object, username: user.name,
+                         clientInfo: ConnectionFamily.describe(session, now: now, node: node), now: now)
+            return CommandError("ACL failure in script: " + denial.message(user: user.name))
         }
         // A may-replicate command (PUBLISH, PFCOUNT) counts as a write for a read-only script (redis
         // scriptVerifyWriteCommandAllow), so that such scripts can run during CLIENT PAUSE WRITE.

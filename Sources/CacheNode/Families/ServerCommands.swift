@@ -324,9 +324,7 @@ enum ServerFamily {
         reply.integer(first)
         reply.integer(last)
         reply.integer(step)
-        let categories = ["@\(spec.group.rawValue == "sorted-set" ? "sortedset" : spec.group.rawValue)"]
-            + (spec.flags.contains(.write) ? ["@write"] : spec.flags.contains(.readonly) ? ["@read"] : [])
-            + (spec.flags.contains(.fast) ? ["@fast"] : ["@slow"])
+        let categories = AccessControl.categories(of: spec).map { "@" + $0 }
         reply.setHeader(categories.count)
         for category in categories { reply.simpleString(category) }
         reply.arrayHeader(0)

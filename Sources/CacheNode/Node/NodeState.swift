@@ -25,6 +25,8 @@ public final class NodeState: Sendable {
     let scripts = ScriptEngine()
     /// FUNCTION's libraries.
     let functions = FunctionEngine()
+    /// ACL users and the ACL log.
+    let acl: AccessControl
     /// Cluster mode state (`cluster-enabled yes`), `nil` otherwise: the dispatcher's one check.
     public let cluster: ClusterState?
     /// `tracking-table-max-keys` (0: no limit), and how many enforcements in a row ended still over it.
@@ -106,6 +108,7 @@ public final class NodeState: Sendable {
     public init(configuration: NodeConfiguration, clock: any NodeClock = SystemNodeClock(), commands: CommandTable = .standard) {
         self.clock = clock
         self.commands = commands
+        self.acl = AccessControl(commands: commands, requirePass: configuration.requirePass)
         self.stats = NodeStats(commandCount: commands.commands.count)
         self.replication = ReplicationState(configuration: configuration)
         let pubsub = PubSubHub()
@@ -144,13 +147,17 @@ public final class NodeState: Sendable {
 
     /// Changes the configuration and applies what takes effect at run time.
     public func updateConfiguration(_ change: (inout NodeConfiguration) throws(ConfigurationError) -> Void) throws(ConfigurationError) {
-        let updated: NodeConfiguration = try configurationStorage.withLock { (configuration: inout NodeConfiguration) throws(ConfigurationError) -> NodeConfiguration in
+        let (previous, updated) = try configurationStorage.withLock {
+            (configuration: inout NodeConfiguration) throws(ConfigurationError) -> (NodeConfiguration, NodeConfiguration) in
+            let previous = configuration
             var copy = configuration
             try change(&copy)
             configuration = copy
-            return copy
+            return (previous, copy)
         }
         apply(updated)
+        // requirepass is the default user's password (redis's compatibility rule); ACL SETUSER default changes it too.
+        if previous.requirePass != updated.requirePass { acl.setDefaultPassword(updated.requirePass) }
     }
 
     private func apply(_ configuration: NodeConfiguration) {

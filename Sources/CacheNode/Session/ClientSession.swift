@@ -16,6 +16,8 @@ public struct ClientInfo: Sendable {
     public var subscriptions: Int = 0
     public var patternSubscriptions: Int = 0
     public var multiQueued: Int = -1
+    /// The ACL user's name (CLIENT LIST `user=`).
+    public var userName: String = "default"
     /// In monitor mode (MONITOR).
     public var isMonitor = false
     /// Subscribed to a channel or a pattern: what another connection may read of the session's own
@@ -43,6 +45,11 @@ public final class ClientSession: @unchecked Sendable {
     public var database = 0 { didSet { updateInfo { $0.database = database } } }
     /// Whether AUTH/HELLO succeeded (or no password is set).
     public var isAuthenticated: Bool
+    /// The ACL user the connection is authenticated as (`default` until AUTH); `nil` for the node's own sessions
+    /// (the primary's link, the append-only file's replay), which every command is allowed.
+    var user: ACLUser? {
+        didSet { updateInfo { $0.userName = user?.name ?? "default" } }
+    }
     /// The keys of the last prefetched batch (NodeDispatcher.prefetch), hashed once for both the prefetch and the
     /// commands, which find theirs through their ``CommandArguments/note``.
     var prefetchKeys: [KeyRef] = []

@@ -1,0 +1,470 @@
+// Access control lists (redis acl.c): users with passwords, the commands they may run (by name, subcommand and
+// category), the keys (`~pattern`, `%R~`, `%W~`) and pub/sub channels (`&pattern`) they may touch, and the log of
+// denials (ACL LOG). The `default` user is the one `requirepass` sets; a connection starts as it. The dispatcher pays
+// one relaxed load per command for a user with every permission (the default user unless restricted).
+import CLua
+import CacheStore
+import RESPServer
+import Synchronization
+
+/// One user's rules (redis `user` struct, without selectors).
+struct ACLRules: Sendable {
+    var enabled = false
+    var noPass = false
+    /// SHA-256 hex of each password, in the order added.
+    var passwordHashes: [String] = []
+    /// By command-table index: whether the whole command is allowed.
+    var allowedCommands: [Bool]
+    /// Subcommands allowed (`config|get`) although their container is not, and denied although it is.
+    var allowedSubcommands: Set<String> = []
+    var deniedSubcommands: Set<String> = []
+    /// The command rules as given since the last `+@all`/`-@all` (ACL GETUSER/LIST show them).
+    var commandRules: [String] = ["-@all"]
+    /// Key patterns with the access each grants.
+    var keyPatterns: [(pattern: String, read: Bool, write: Bool)] = []
+    var channelPatterns: [String] = []
+
+    init(commandCount: Int) {
+        allowedCommands = Array(repeating: false, count: commandCount)
+    }
+
+    var allKeys: Bool { keyPatterns.contains { $0.pattern == "*" && $0.read && $0.write } }
+    var allChannels: Bool { channelPatterns.contains("*") }
+    var allCommands: Bool { allowedCommands.allSatisfy { $0 } && deniedSubcommands.isEmpty }
+    /// Every permission: the dispatcher then checks nothing.
+    var isUnrestricted: Bool { enabled && allKeys && allChannels && allCommands }
+}
+
+/// A user. Its rules change in place (ACL SETUSER), so connections authenticated as it see changes at once.
+final class ACLUser: Sendable {
+    let name: String
+    private let rulesStorage: Mutex<ACLRules>
+    /// Whether the user has every permission (the dispatcher's one check).
+    let isUnrestricted = Atomic<Bool>(false)
+    /// Set by ACL DELUSER: connections authenticated as it are closed.
+    let isDeleted = Atomic<Bool>(false)
+
+    init(name: String, rules: ACLRules) {
+        self.name = name
+        rulesStorage = Mutex(rules)
+        isUnrestricted.store(rules.isUnrestricted, ordering: .relaxed)
+    }
+
+    var rules: ACLRules { rulesStorage.withLock { $0 } }
+
+    /// Whether a new connection is authenticated as this user without AUTH (on and `nopass`).
+    var authenticatesWithoutPassword: Bool { rulesStorage.withLock { $0.enabled && $0.noPass } }
+
+    func replaceRules(_ rules: ACLRules) {
+        rulesStorage.withLock { $0 = rules }
+        isUnrestricted.store(rules.isUnrestricted, ordering: .relaxed)
+    }
+}
+
+/// Why a command was refused (ACL LOG's `reason`).
+enum ACLDenial: Sendable, Equatable {
+    case command(String)
+    case key(String)
+    case channel(String)
+
+    /// The error as redis words it for user `user` (redis getAclErrorMessage): a refused command's reply, or with
+    /// the key or channel named (`verbose`, ACL DRYRUN's).
+    func message(user: String, verbose: Bool = false) -> String {
+        switch self {
+        case .command(let name): return "User \(user) has no permissions to run the '\(name)' command"
+        case .key(let key): return verbose ? "User \(user) has no permissions to access the '\(key)' key" : "No permissions to access a key"
+        case .channel(let channel):
+            return verbose ? "User \(user) has no permissions to access the '\(channel)' channel" : "No permissions to access a channel"
+        }
+    }
+
+    var reason: String {
+        switch self {
+        case .command: return "command"
+        case .key: return "key"
+        case .channel: return "channel"
+        }
+    }
+
+    var object: String {
+        switch self {
+        case .command(let name), .key(let name), .channel(let name): return name
+        }
+    }
+}
+
+/// One ACL LOG entry (redis ACLLogEntry).
+struct ACLLogEntry: Sendable {
+    var count: Int
+    let reason: String
+    let context: String
+    let object: String
+    let username: String
+    var clientInfo: String
+    let entryID: Int
+    let createdAt: Int64
+    var updatedAt: Int64
+}
+
+/// The node's users and its ACL log.
+final class AccessControl: Sendable {
+    private struct State {
+        var users: [String: ACLUser] = [:]
+        var log: [ACLLogEntry] = []
+        var nextEntryID = 0
+    }
+
+    private let state: Mutex<State>
+    let commands: CommandTable
+    /// The `default` user (never deleted).
+    let defaultUser: ACLUser
+    /// ACL LOG's length (`acllog-max-len`).
+    static let logLength = 128
+
+    init(commands: CommandTable, requirePass: String?) {
+        self.commands = commands
+        var rules = ACLRules(commandCount: commands.commands.count)
+        rules.enabled = true
+        rules.keyPatterns = [("*", true, true)]
+        rules.channelPatterns = ["*"]
+        rules.allowedCommands = Array(repeating: true, count: commands.commands.count)
+        rules.commandRules = ["+@all"]
+        Self.setPassword(&rules, requirePass)
+        defaultUser = ACLUser(name: "default", rules: rules)
+        state = Mutex(State(users: ["default": defaultUser]))
+    }
+
+    /// `requirepass`: the default user's one password, or `nopass` when empty (redis's compatibility rule).
+    func setDefaultPassword(_ password: String?) {
+        var rules = defaultUser.rules
+        Self.setPassword(&rules, password)
+        defaultUser.replaceRules(rules)
+    }
+
+    private static func setPassword(_ rules: inout ACLRules, _ password: String?) {
+        if let password, !password.isEmpty {
+            rules.noPass = false
+            rules.passwordHashes = [sha256(password)]
+        } else {
+            rules.noPass = true
+            rules.passwordHashes = []
+        }
+    }
+
+    static func sha256(_ text: String) -> String {
+        var hex = [CChar](repeating: 0, count: 65)
+        Array(text.utf8).withUnsafeBytes { cl_sha256_hex($0.baseAddress, $0.count, &hex) }
+        return String(decoding: hex.prefix(64).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    func user(named name: String) -> ACLUser? {
+        state.withLock { $0.users[name] }
+    }
+
+    var userNames: [String] { state.withLock { $0.users.keys.sorted() } }
+
+    /// AUTH / HELLO AUTH: the user if it is on and the password matches (or it has `nopass`).
+    func authenticate(username: String, password: [UInt8]) -> ACLUser? {
+        guard let user = user(named: username) else { return nil }
+        let rules = user.rules
+        guard rules.enabled else { return nil }
+        if rules.noPass { return user }
+        let hash = Self.sha256(String(decoding: password, as: UTF8.self))
+        // Every stored hash is compared, whatever matches first.
+        var matched = false
+        for stored in rules.passwordHashes where Self.constantTimeEqual(stored, hash) { matched = true }
+        return matched ? user : nil
+    }
+
+    private static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        var difference: UInt8 = 0
+        for index in x.indices { difference |= x[index] ^ y[index] }
+        return difference == 0
+    }
+
+    /// ACL SETUSER: applies `operations` to a copy of the user's rules (a new user starts with none) and commits
+    /// them only if every one is valid.
+    func setUser(_ name: String, operations: [String]) throws(CommandError) {
+        var rules = user(named: name)?.rules ?? ACLRules(commandCount: commands.commands.count)
+        for operation in operations {
+            do throws(ACLRuleError) {
+                try apply(operation, to: &rules)
+            } catch {
+                throw CommandError("Error in ACL SETUSER modifier '\(operation)': \(error.message)")
+            }
+        }
+        state.withLock { state in
+            if let existing = state.users[name] {
+                existing.replaceRules(rules)
+            } else {
+                state.users[name] = ACLUser(name: name, rules: rules)
+            }
+        }
+    }
+
+    /// ACL DELUSER: returns the users removed (their connections are closed by the caller).
+    func deleteUsers(_ names: [String]) throws(CommandError) -> [ACLUser] {
+        if names.contains("default") { throw CommandError("The 'default' user cannot be removed") }
+        return state.withLock { state in
+            names.compactMap { name in
+                guard let user = state.users.removeValue(forKey: name) else { return nil }
+                user.isDeleted.store(true, ordering: .relaxed)
+                return user
+            }
+        }
+    }
+
+    struct ACLRuleError: Error {
+        let message: String
+        static let syntax = ACLRuleError(message: "Syntax error")
+        static let unknownCommand = ACLRuleError(message: "Unknown command or category name in ACL")
+    }
+
+    /// One ACL SETUSER rule (redis ACLSetUser).
+    private func apply(_ operation: String, to rules: inout ACLRules) throws(ACLRuleError) {
+        let lowered = operation.lowercased()
+        switch lowered {
+        case "on": rules.enabled = true
+        case "off": rules.enabled = false
+        case "nopass":
+            rules.noPass = true
+            rules.passwordHashes = []
+        case "resetpass":
+            rules.noPass = false
+            rules.passwordHashes = []
+        case "allkeys": rules.keyPatterns = [("*", true, true)]
+        case "resetkeys": rules.keyPatterns = []
+        case "allchannels": rules.channelPatterns = ["*"]
+        case "resetchannels": rules.channelPatterns = []
+        case "allcommands", "+@all": setAllCommands(&rules, true)
+        case "nocommands", "-@all": setAllCommands(&rules, false)
+        case "sanitize-payload", "skip-sanitize-payload", "clearselectors": break
+        case "reset":
+            rules = ACLRules(commandCount: commands.commands.count)
+            rules.channelPatterns = []
+        default:
+            guard let first = operation.first else { throw .syntax }
+            let rest = String(operation.dropFirst())
+            switch first {
+            case ">":
+                let hash = Self.sha256(rest)
+                if !rules.passwordHashes.contains(hash) { rules.passwordHashes.append(hash) }
+                rules.noPass = false
+            case "<":
+                let hash = Self.sha256(rest)
+                guard let index = rules.passwordHashes.firstIndex(of: hash) else {
+                    throw ACLRuleError(message: "The password you are trying to remove from the user does not exist")
+                }
+                rules.passwordHashes.remove(at: index)
+            case "#", "!":
+                guard rest.utf8.count == 64, rest.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) else {
+                    throw ACLRuleError(message: "The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters")
+                }
+                if first == "#" {
+                    if !rules.passwordHashes.contains(rest) { rules.passwordHashes.append(rest) }
+                    rules.noPass = false
+                } else {
+                    guard let index = rules.passwordHashes.firstIndex(of: rest) else {
+                        throw ACLRuleError(message: "The password you are trying to remove from the user does not exist")
+                    }
+                    rules.passwordHashes.remove(at: index)
+                }
+            case "~", "%":
+                var read = true, write = true
+                var pattern = rest
+                if first == "%" {
+                    guard let tilde = rest.firstIndex(of: "~") else { throw .syntax }
+                    let access = rest[rest.startIndex..<tilde].uppercased()
+                    guard !access.isEmpty, access.allSatisfy({ $0 == "R" || $0 == "W" }) else { throw .syntax }
+                    read = access.contains("R")
+                    write = access.contains("W")
+                    pattern = String(rest[rest.index(after: tilde)...])
+                }
+                if rules.allKeys && pattern != "*" {
+                    throw ACLRuleError(message: "Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and does not have any effect. Try 'resetkeys' to start with an empty list of patterns")
+                }
+                if let index = rules.keyPatterns.firstIndex(where: { $0.pattern == pattern }) {
+                    rules.keyPatterns[index].read = rules.keyPatterns[index].read || read
+                    rules.keyPatterns[index].write = rules.keyPatterns[index].write || write
+                } else {
+                    rules.keyPatterns.append((pattern, read, write))
+                }
+            case "&":
+                if rules.allChannels && rest != "*" {
+                    throw ACLRuleError(message: "Adding a pattern after the * pattern (or the 'allchannels' flag) is not valid and does not have any effect. Try 'resetchannels' to start with an empty list of channels")
+                }
+                if !rules.channelPatterns.contains(rest) { rules.channelPatterns.append(rest) }
+            case "+", "-":
+                try applyCommandRule(allow: first == "+", rest.lowercased(), to: &rules)
+                rules.commandRules.append(String(first) + rest.lowercased())
+            case "(":
+                throw ACLRuleError(message: "Selectors are not supported by this server")
+            default:
+                throw .syntax
+            }
+        }
+    }
+
+    private func setAllCommands(_ rules: inout ACLRules, _ allowed: Bool) {
+        rules.allowedCommands = Array(repeating: allowed, count: commands.commands.count)
+        rules.allowedSubcommands = []
+        rules.deniedSubcommands = []
+        rules.commandRules = [allowed ? "+@all" : "-@all"]
+    }
+
+    private func applyCommandRule(allow: Bool, _ name: String, to rules: inout ACLRules) throws(ACLRuleError) {
+        if name.hasPrefix("@") {
+            let category = String(name.dropFirst())
+            guard Self.categories.contains(category) else { throw .unknownCommand }
+            for (index, spec) in commands.commands.enumerated() where Self.categories(of: spec).contains(category) {
+                rules.allowedCommands[index] = allow
+                for sub in spec.subcommands {
+                    rules.allowedSubcommands.remove(sub.name)
+                    rules.deniedSubcommands.remove(sub.name)
+                }
+            }
+            return
+        }
+        if let bar = name.firstIndex(of: "|") {
+            let container = String(name[..<bar])
+            guard let spec = commands.command(named: container), spec.subcommands.contains(where: { $0.name == name }) else {
+                throw .unknownCommand
+            }
+            if allow {
+                rules.deniedSubcommands.remove(name)
+                rules.allowedSubcommands.insert(name)
+            } else {
+                rules.allowedSubcommands.remove(name)
+                rules.deniedSubcommands.insert(name)
+            }
+            return
+        }
+        guard let index = commands.index(named: name) else { throw .unknownCommand }
+        rules.allowedCommands[index] = allow
+        for sub in commands.commands[index].subcommands {
+            rules.allowedSubcommands.remove(sub.name)
+            rules.deniedSubcommands.remove(sub.name)
+        }
+    }
+
+    // MARK: categories (redis ACL categories, derived from each command's group and flags)
+
+    static let categories = [
+        "keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap", "hyperloglog", "geo",
+        "stream", "pubsub", "admin", "fast", "slow", "blocking", "dangerous", "connection", "transaction", "scripting",
+    ]
+
+    /// The categories of a command (COMMAND INFO's and ACL CAT's).
+    static func categories(of spec: CommandSpec) -> [String] {
+        var result: [String] = []
+        switch spec.group {
+        case .generic: result.append("keyspace")
+        case .sortedSet: result.append("sortedset")
+        case .transactions: result.append("transaction")
+        case .server, .cluster: break
+        default: result.append(spec.group.rawValue)
+        }
+        if spec.flags.contains(.write) { result.append("write") } else if spec.flags.contains(.readonly) { result.append("read") }
+        if spec.flags.contains(.admin) { result += ["admin", "dangerous"] }
+        if spec.flags.contains(.blocking) { result.append("blocking") }
+        if spec.flags.contains(.pubsub) && spec.group != .pubsub { result.append("pubsub") }
+        result.append(spec.flags.contains(.fast) ? "fast" : "slow")
+        return result
+    }
+
+    // MARK: checks
+
+    /// Why `user` may not run this command, or `nil` (redis ACLCheckAllUserCommandPerm).
+    func denial(_ user: ACLUser, _ spec: CommandSpec, _ commandIndex: Int, _ arguments: CommandArguments) -> ACLDenial? {
+        let rules = user.rules
+        if let sub = spec.subcommand(of: arguments) {
+            let allowed = rules.allowedSubcommands.contains(sub.name)
+                || (rules.allowedCommands[commandIndex] && !rules.deniedSubcommands.contains(sub.name))
+            if !allowed { return .command(sub.name) }
+        } else if !rules.allowedCommands[commandIndex] {
+            return .command(spec.name)
+        }
+        if !rules.allKeys {
+            let needsWrite = spec.flags.contains(.write)
+            let needsRead = !needsWrite || !spec.flags.contains(.readonly)
+            for position in spec.keys.positions(in: arguments) {
+                let key = arguments.string(position)
+                let permitted = rules.keyPatterns.contains { entry in
+                    (!needsRead || entry.read) && (!needsWrite || entry.write) && GlobPattern.matches(entry.pattern, key)
+                }
+                if !permitted { return .key(key) }
+            }
+        }
+        if !rules.allChannels {
+            switch spec.name {
+            case "publish", "spublish":
+                if arguments.count > 1, !channelAllowed(arguments.string(1), rules, literal: false) { return .channel(arguments.string(1)) }
+            case "subscribe", "ssubscribe", "psubscribe":
+                for index in 1..<arguments.count where !channelAllowed(arguments.string(index), rules, literal: spec.name == "psubscribe") {
+                    return .channel(arguments.string(index))
+                }
+            default: break
+            }
+        }
+        return nil
+    }
+
+    /// A channel is allowed if a pattern matches it; a PSUBSCRIBE pattern only if it is one of the patterns itself.
+    private func channelAllowed(_ channel: String, _ rules: ACLRules, literal: Bool) -> Bool {
+        rules.channelPatterns.contains { literal ? $0 == channel : GlobPattern.matches($0, channel) }
+    }
+
+    // MARK: the log
+
+    /// Records a denial or a failed AUTH (redis addACLLogEntry): an entry like a recent one (same reason, context,
+    /// object and user, within a minute) is counted there.
+    func log(reason: String, context: String, object: String, username: String, clientInfo: String, now: Int64) {
+        state.withLock { state in
+            if let index = state.log.firstIndex(where: {
+                $0.reason == reason && $0.context == context && $0.object == object && $0.username == username
+                    && now - $0.updatedAt < 60_000
+            }) {
+                var entry = state.log.remove(at: index)
+                entry.count += 1
+                entry.updatedAt = now
+                entry.clientInfo = clientInfo
+                state.log.insert(entry, at: 0)
+                return
+            }
+            state.log.insert(
+                ACLLogEntry(count: 1, reason: reason, context: context, object: object, username: username, clientInfo: clientInfo,
+                            entryID: state.nextEntryID, createdAt: now, updatedAt: now), at: 0)
+            state.nextEntryID += 1
+            if state.log.count > Self.logLength { state.log.removeLast(state.log.count - Self.logLength) }
+        }
+    }
+
+    /// ACL LOG's entries, newest first.
+    var logEntries: [ACLLogEntry] { state.withLock { $0.log } }
+
+    func resetLog() {
+        state.withLock { $0.log = [] }
+    }
+
+    // MARK: describing users
+
+    /// A user's rules as ACL LIST prints them (`user default on nopass ~* &* +@all`).
+    static func describe(_ user: ACLUser) -> String {
+        let rules = user.rules
+        var words = ["user", user.name, rules.enabled ? "on" : "off"]
+        if rules.noPass { words.append("nopass") }
+        words += rules.passwordHashes.map { "#" + $0 }
+        words += keyWords(rules)
+        words += rules.allChannels ? ["&*"] : ["resetchannels"] + rules.channelPatterns.map { "&" + $0 }
+        words += rules.commandRules
+        return words.joined(separator: " ")
+    }
+
+    static func keyWords(_ rules: ACLRules) -> [String] {
+        rules.keyPatterns.map { entry in
+            entry.read && entry.write ? "~" + entry.pattern : (entry.read ? "%R~" : "%W~") + entry.pattern
+        }
+    }
+}
