@@ -247,6 +247,15 @@ public final class BlockingRegistry: Sendable {
         defer { keyspace.unlock(stripes: stripes) }
         let database = keyspace.database(waiter.database, now: now)
         guard waiter.wakesOnAnyChange || database.peek(KeyRef(readyKey.key))?.type == waiter.type else { return .notReady }
+        // The user's rules may have changed while it waited (redis checks a reprocessed command again).
+        if let index = node.commands.lookupIndex(waiter.arguments),
+           let refused = node.acl.refusal(waiter.session, waiter.spec, index, waiter.arguments, context: "toplevel", node: node) {
+            waiter.session.stats.commands.add(1, to: .rejected, of: index)
+            var reply = ReplyWriter(buffer: waiter.session.connection.allocator.buffer(capacity: 64), protocolVersion: waiter.protocolVersion)
+            NodeDispatcher.replyError(CommandError(code: "NOPERM", refused.denial.message(user: refused.username)),
+                                      session: waiter.session, node: node, reply: &reply)
+            return .served(reply.buffer, readyKeys: [])
+        }
         var context = CommandContext(
             arguments: waiter.arguments, spec: waiter.spec, session: waiter.session, node: node, now: now,
             inTransaction: false)

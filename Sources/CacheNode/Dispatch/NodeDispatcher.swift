@@ -249,12 +249,10 @@ public struct NodeDispatcher: CommandDispatcher {
     /// ACL: why the session's user may not run this command (logged in ACL LOG), or `nil`.
     @inline(never)
     private func aclRefusal(_ spec: CommandSpec, _ commandIndex: Int, _ arguments: CommandArguments, session: ClientSession) -> CommandError? {
-        guard let user = session.user, !(spec.flags.contains(.noAuth) && spec.group == .connection),
-              let denial = node.acl.denial(user, spec, commandIndex, arguments) else { return nil }
-        let now = node.clock.nowMilliseconds()
-        node.acl.log(reason: denial.reason, context: session.transaction != nil ? "multi" : "toplevel", object: denial.object,
-                     username: user.name, clientInfo: ConnectionFamily.describe(session, now: now, node: node), now: now)
-        return CommandError(code: "NOPERM", denial.message(user: user.name))
+        guard !(spec.flags.contains(.noAuth) && spec.group == .connection),
+              let refused = node.acl.refusal(session, spec, commandIndex, arguments, context: session.transaction != nil ? "multi" : "toplevel", node: node)
+        else { return nil }
+        return CommandError(code: "NOPERM", refused.denial.message(user: refused.username))
     }
 
     /// CLIENT PAUSE: parks the command if the pause holds it back (every command under ALL; under WRITE those that

@@ -34,6 +34,25 @@ extension CommandTable {
 
 /// ACL's implementation.
 enum ACLFamily {
+    /// Subscribers of `user` whose channels or patterns its new rules no longer allow are disconnected (redis
+    /// ACLKillPubsubClientsIfNeeded).
+    private static func closeRevokedSubscribers(of user: ACLUser, _ context: inout CommandContext) {
+        let rules = user.rules
+        guard !rules.allChannels else { return }
+        let node = context.node
+        for client in node.clients where client.snapshot.userName == user.name {
+            let revoked = node.pubsub.subscriptions(of: client).contains { subscription in
+                !node.acl.channelAllowed(subscription.name, rules, literal: subscription.kind == .pattern)
+            }
+            guard revoked else { continue }
+            if client === context.session {
+                context.closesConnection = true
+            } else {
+                client.connection.close()
+            }
+        }
+    }
+
     static func acl(_ context: inout CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
         let arguments = context.arguments
         let acl = context.node.acl
@@ -41,6 +60,7 @@ enum ACLFamily {
         case "setuser":
             let name = arguments.string(2)
             try acl.setUser(name, operations: (3..<arguments.count).map { arguments.string($0) })
+            if let user = acl.user(named: name) { closeRevokedSubscribers(of: user, &context) }
             reply.ok()
         case "getuser":
             guard let user = acl.user(named: arguments.string(2)) else {
@@ -89,13 +109,17 @@ enum ACLFamily {
         case "whoami":
             reply.bulk(context.session.user?.name ?? "default")
         case "cat":
-            if arguments.count > 3 { throw .wrongArity("acl|cat") }
+            if arguments.count > 3 {
+                throw CommandError("unknown subcommand or wrong number of arguments for '\(arguments.string(1))'. Try ACL HELP.")
+            }
             if arguments.count == 3 {
                 let category = arguments.string(2).lowercased()
                 guard AccessControl.categories.contains(category) else {
                     throw CommandError("Unknown category '\(arguments.string(2))'")
                 }
-                let names = context.node.commands.commands.filter { AccessControl.categories(of: $0).contains(category) }.map(\.name)
+                // Commands, and the subcommands of containers (`function|list`), in the category.
+                let names = context.node.commands.commands.flatMap { spec in spec.subcommands.isEmpty ? [spec] : spec.subcommands }
+                    .filter { AccessControl.categories(of: $0).contains(category) }.map(\.name)
                 reply.arrayHeader(names.count)
                 for name in names { reply.bulk(name) }
             } else {
@@ -103,7 +127,9 @@ enum ACLFamily {
                 for category in AccessControl.categories { reply.bulk(category) }
             }
         case "genpass":
-            if arguments.count > 3 { throw .wrongArity("acl|genpass") }
+            if arguments.count > 3 {
+                throw CommandError("unknown subcommand or wrong number of arguments for '\(arguments.string(1))'. Try ACL HELP.")
+            }
             var bits = 256
             if arguments.count == 3 {
                 guard let requested = arguments.integer(2), requested > 0, requested <= 4096 else {
@@ -116,7 +142,9 @@ enum ACLFamily {
             let hex = Array("0123456789abcdef")
             reply.bulk(String((0..<characters).map { _ in hex[Int(generator.next() & 15)] }))
         case "log":
-            if arguments.count > 3 { throw .wrongArity("acl|log") }
+            if arguments.count > 3 {
+                throw CommandError("unknown subcommand or wrong number of arguments for '\(arguments.string(1))'. Try ACL HELP.")
+            }
             if arguments.count == 3 && arguments.matches(2, "reset") {
                 acl.resetLog()
                 reply.ok()

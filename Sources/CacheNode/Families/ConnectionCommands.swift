@@ -116,9 +116,11 @@ enum ConnectionFamily {
             index = 2
         }
         var newName: String?
+        // Of several AUTH options the last one counts, as in redis; it is checked once the options are read.
+        var authIndex: Int?
         while index < arguments.count {
             if arguments.matches(index, "auth") && index + 2 < arguments.count {
-                try authenticate(session, node: context.node, arguments: arguments, usernameIndex: index + 1, passwordIndex: index + 2)
+                authIndex = index
                 index += 3
             } else if arguments.matches(index, "setname") && index + 1 < arguments.count {
                 newName = try validatedName(arguments.string(index + 1))
@@ -126,6 +128,9 @@ enum ConnectionFamily {
             } else {
                 throw CommandError("Syntax error in HELLO option '\(arguments.string(index))'")
             }
+        }
+        if let authIndex {
+            try authenticate(session, node: context.node, arguments: arguments, usernameIndex: authIndex + 1, passwordIndex: authIndex + 2)
         }
         guard session.isAuthenticated else {
             throw CommandError(code: "NOAUTH", "HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")

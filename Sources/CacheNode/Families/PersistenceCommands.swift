@@ -147,6 +147,23 @@ enum PersistenceFamily {
             let digest = KeyspaceDigest.digest(of: keyspace)
             if !context.inTransaction { keyspace.unlockAll() }
             reply.simpleString(KeyspaceDigest.hex(digest))
+        case "object":
+            // DEBUG OBJECT key: redis's one-line description (the address and refcount are placeholders here).
+            guard arguments.count == 3 else { throw .wrongArity("debug") }
+            let key = context.key(2)
+            let db = context.db
+            let thresholds = ObjectEncoding.Thresholds(context.node.configuration)
+            let now = context.now
+            let describe = { () -> String? in
+                guard let value = db.peek(key), let access = db.accessClock(key) else { return nil }
+                let idle = keyspace.evictionPolicy.usesLFU ? 0 : keyspace.idleSeconds(access: access, now: now)
+                return "Value at:0x0 refcount:1 encoding:\(ObjectEncoding.name(of: value, thresholds: thresholds)) "
+                    + "serializedlength:\(ValueCodec.encode(value).count) lru:\(max(0, Int(now / 1000) - idle) & 0xFFFFFF) lru_seconds_idle:\(idle)"
+            }
+            guard let line = context.inTransaction ? describe() : keyspace.withLocked([key], describe) else {
+                throw CommandError("no such key")
+            }
+            reply.simpleString(line)
         case "digest-value":
             reply.arrayHeader(arguments.count - 2)
             for index in 2..<arguments.count {
@@ -220,6 +237,7 @@ enum PersistenceFamily {
             let lines = [
                 "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                 "DIGEST", "    Output a hex signature representing the current DB content.",
+                "OBJECT <key>", "    Show low level info about the `key` and associated value.",
                 "DIGEST-VALUE <key> [<key> ...]", "    Output a hex signature of the values of all the specified keys.",
                 "RELOAD [MERGE] [NOFLUSH] [NOSAVE]", "    Save the dataset to disk and reload it back to memory.",
                 "    * MERGE: libraries in the file replace loaded ones of the same name (with NOFLUSH).",

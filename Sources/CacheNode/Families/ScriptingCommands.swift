@@ -242,12 +242,8 @@ final class ScriptInvocation: @unchecked Sendable {
             return CommandError("This Redis command is not allowed from script")
         }
         // The caller's ACL rules hold inside the script too (redis scriptVerifyACL).
-        if let user = session.user, !user.isUnrestricted.load(ordering: .relaxed),
-           let denial = node.acl.denial(user, spec, commandIndex, arguments) {
-            let now = node.clock.nowMilliseconds()
-            node.acl.log(reason: denial.reason, context: "lua", object: denial.object, username: user.name,
-                         clientInfo: ConnectionFamily.describe(session, now: now, node: node), now: now)
-            return CommandError("ACL failure in script: " + denial.message(user: user.name))
+        if let refused = node.acl.refusal(session, spec, commandIndex, arguments, context: "lua", node: node) {
+            return CommandError("ACL failure in script: " + refused.denial.message(user: refused.username))
         }
         // A may-replicate command (PUBLISH, PFCOUNT) counts as a write for a read-only script (redis
         // scriptVerifyWriteCommandAllow), so that such scripts can run during CLIENT PAUSE WRITE.

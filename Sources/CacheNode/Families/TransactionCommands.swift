@@ -31,6 +31,13 @@ extension CommandTable {
             }
             reply.arrayHeader(queued.count)
             for command in queued {
+                // The rules may have changed since the command was queued (redis execCommand checks again).
+                if let refused = context.node.acl.refusal(
+                    session, command.spec, command.commandIndex, command.arguments, context: "multi", node: context.node) {
+                    reply.error(code: "NOPERM", message: "ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: "
+                        + refused.denial.message(user: refused.username))
+                    continue
+                }
                 let ready = NodeDispatcher.runQueued(command, session: session, node: context.node, now: context.now, reply: &reply)
                 for key in ready { context.appendReady(key) }
             }

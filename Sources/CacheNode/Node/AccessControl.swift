@@ -18,6 +18,8 @@ struct ACLRules: Sendable {
     /// Subcommands allowed (`config|get`) although their container is not, and denied although it is.
     var allowedSubcommands: Set<String> = []
     var deniedSubcommands: Set<String> = []
+    /// First arguments allowed for a command that is not (`+select|0`), by command-table index.
+    var allowedFirstArguments: [Int: Set<String>] = [:]
     /// The command rules as given since the last `+@all`/`-@all` (ACL GETUSER/LIST show them).
     var commandRules: [String] = ["-@all"]
     /// Key patterns with the access each grants.
@@ -118,8 +120,24 @@ final class AccessControl: Sendable {
     let commands: CommandTable
     /// The `default` user (never deleted).
     let defaultUser: ACLUser
+    /// INFO stats `acl_access_denied_auth|cmd|key|channel`, by ACL LOG reason.
+    private let deniedCounts = Mutex<[String: Int]>([:])
+
+    /// Denials counted since the start or CONFIG RESETSTAT, for `reason` (`auth`, `command`, `key`, `channel`).
+    func deniedCount(_ reason: String) -> Int { deniedCounts.withLock { $0[reason] ?? 0 } }
+
+    func resetDeniedCounts() { deniedCounts.withLock { $0 = [:] } }
+
     /// ACL LOG's length (`acllog-max-len`).
-    static let logLength = 128
+    private let logLength = Atomic<Int>(128)
+
+    /// `acllog-max-len`: the log is cut to it at once.
+    func setLogLength(_ length: Int) {
+        logLength.store(length, ordering: .relaxed)
+        state.withLock { state in
+            if state.log.count > length { state.log.removeLast(state.log.count - length) }
+        }
+    }
 
     init(commands: CommandTable, requirePass: String?) {
         self.commands = commands
@@ -187,6 +205,7 @@ final class AccessControl: Sendable {
     /// ACL SETUSER: applies `operations` to a copy of the user's rules (a new user starts with none) and commits
     /// them only if every one is valid.
     func setUser(_ name: String, operations: [String]) throws(CommandError) {
+        if name.contains(" ") || name.contains("\0") { throw CommandError("Usernames can't contain spaces or null characters") }
         var rules = user(named: name)?.rules ?? ACLRules(commandCount: commands.commands.count)
         for operation in operations {
             do throws(ACLRuleError) {
@@ -297,8 +316,15 @@ final class AccessControl: Sendable {
                 }
                 if !rules.channelPatterns.contains(rest) { rules.channelPatterns.append(rest) }
             case "+", "-":
-                try applyCommandRule(allow: first == "+", rest.lowercased(), to: &rules)
-                rules.commandRules.append(String(first) + rest.lowercased())
+                let target = rest.lowercased()
+                try applyCommandRule(allow: first == "+", target, to: &rules)
+                // What this rule overrides goes from the description (redis compacts it the same way): earlier
+                // rules for the same command, or for its subcommands and first arguments when it names the command.
+                rules.commandRules.removeAll { rule in
+                    let earlier = rule.dropFirst()
+                    return earlier == target || (!target.contains("|") && !target.hasPrefix("@") && earlier.hasPrefix(target + "|"))
+                }
+                rules.commandRules.append(String(first) + target)
             case "(":
                 throw ACLRuleError(message: "Selectors are not supported by this server")
             default:
@@ -311,6 +337,7 @@ final class AccessControl: Sendable {
         rules.allowedCommands = Array(repeating: allowed, count: commands.commands.count)
         rules.allowedSubcommands = []
         rules.deniedSubcommands = []
+        rules.allowedFirstArguments = [:]
         rules.commandRules = [allowed ? "+@all" : "-@all"]
     }
 
@@ -320,6 +347,7 @@ final class AccessControl: Sendable {
             guard Self.categories.contains(category) else { throw .unknownCommand }
             for (index, spec) in commands.commands.enumerated() where Self.categories(of: spec).contains(category) {
                 rules.allowedCommands[index] = allow
+                rules.allowedFirstArguments[index] = nil
                 for sub in spec.subcommands {
                     rules.allowedSubcommands.remove(sub.name)
                     rules.deniedSubcommands.remove(sub.name)
@@ -329,9 +357,19 @@ final class AccessControl: Sendable {
         }
         if let bar = name.firstIndex(of: "|") {
             let container = String(name[..<bar])
-            guard let spec = commands.command(named: container), spec.subcommands.contains(where: { $0.name == name }) else {
-                throw .unknownCommand
+            let argument = String(name[name.index(after: bar)...])
+            guard let spec = commands.command(named: container), let index = commands.index(named: container) else { throw .unknownCommand }
+            if spec.subcommands.isEmpty {
+                // A first argument of a command without subcommands (`+select|0`): allowing only (redis 7).
+                guard !argument.isEmpty, !argument.contains("|") else { throw .unknownCommand }
+                guard allow else { throw ACLRuleError(message: "Denying first-arg of a command is not supported") }
+                if !rules.allowedCommands[index] { rules.allowedFirstArguments[index, default: []].insert(argument) }
+                return
             }
+            if argument.contains("|") {
+                throw ACLRuleError(message: allow ? "Allowing first-arg of a subcommand is not supported" : "Denying first-arg of a subcommand is not supported")
+            }
+            guard spec.subcommands.contains(where: { $0.name == name }) else { throw .unknownCommand }
             if allow {
                 rules.deniedSubcommands.remove(name)
                 rules.allowedSubcommands.insert(name)
@@ -343,6 +381,7 @@ final class AccessControl: Sendable {
         }
         guard let index = commands.index(named: name) else { throw .unknownCommand }
         rules.allowedCommands[index] = allow
+        rules.allowedFirstArguments[index] = nil
         for sub in commands.commands[index].subcommands {
             rules.allowedSubcommands.remove(sub.name)
             rules.deniedSubcommands.remove(sub.name)
@@ -384,7 +423,9 @@ final class AccessControl: Sendable {
                 || (rules.allowedCommands[commandIndex] && !rules.deniedSubcommands.contains(sub.name))
             if !allowed { return .command(sub.name) }
         } else if !rules.allowedCommands[commandIndex] {
-            return .command(spec.name)
+            guard arguments.count > 1, let firsts = rules.allowedFirstArguments[commandIndex], firsts.contains(arguments.lowercased(1)) else {
+                return .command(spec.name)
+            }
         }
         if !rules.allKeys {
             let needsWrite = spec.flags.contains(.write)
@@ -412,8 +453,23 @@ final class AccessControl: Sendable {
     }
 
     /// A channel is allowed if a pattern matches it; a PSUBSCRIBE pattern only if it is one of the patterns itself.
-    private func channelAllowed(_ channel: String, _ rules: ACLRules, literal: Bool) -> Bool {
+    func channelAllowed(_ channel: String, _ rules: ACLRules, literal: Bool) -> Bool {
         rules.channelPatterns.contains { literal ? $0 == channel : GlobPattern.matches($0, channel) }
+    }
+
+    /// The check every path runs (the dispatcher, EXEC, a script's redis.call): `nil` at once for a session whose
+    /// user has every permission (one relaxed load), else the denial, logged in ACL LOG under `context`
+    /// (`toplevel`, `multi`, `lua`), with the user's name.
+    func refusal(
+        _ session: ClientSession, _ spec: CommandSpec, _ commandIndex: Int, _ arguments: CommandArguments, context: String,
+        node: NodeState
+    ) -> (denial: ACLDenial, username: String)? {
+        guard let user = session.user, !user.isUnrestricted.load(ordering: .relaxed),
+              let denial = denial(user, spec, commandIndex, arguments) else { return nil }
+        let now = node.clock.nowMilliseconds()
+        log(reason: denial.reason, context: context, object: denial.object, username: user.name,
+            clientInfo: ConnectionFamily.describe(session, now: now, node: node), now: now)
+        return (denial, user.name)
     }
 
     // MARK: the log
@@ -421,6 +477,7 @@ final class AccessControl: Sendable {
     /// Records a denial or a failed AUTH (redis addACLLogEntry): an entry like a recent one (same reason, context,
     /// object and user, within a minute) is counted there.
     func log(reason: String, context: String, object: String, username: String, clientInfo: String, now: Int64) {
+        deniedCounts.withLock { $0[reason, default: 0] += 1 }
         state.withLock { state in
             if let index = state.log.firstIndex(where: {
                 $0.reason == reason && $0.context == context && $0.object == object && $0.username == username
@@ -437,7 +494,8 @@ final class AccessControl: Sendable {
                 ACLLogEntry(count: 1, reason: reason, context: context, object: object, username: username, clientInfo: clientInfo,
                             entryID: state.nextEntryID, createdAt: now, updatedAt: now), at: 0)
             state.nextEntryID += 1
-            if state.log.count > Self.logLength { state.log.removeLast(state.log.count - Self.logLength) }
+            let length = logLength.load(ordering: .relaxed)
+            if state.log.count > length { state.log.removeLast(state.log.count - length) }
         }
     }
 
@@ -455,6 +513,7 @@ final class AccessControl: Sendable {
         let rules = user.rules
         var words = ["user", user.name, rules.enabled ? "on" : "off"]
         if rules.noPass { words.append("nopass") }
+        words.append("sanitize-payload")
         words += rules.passwordHashes.map { "#" + $0 }
         words += keyWords(rules)
         words += rules.allChannels ? ["&*"] : ["resetchannels"] + rules.channelPatterns.map { "&" + $0 }

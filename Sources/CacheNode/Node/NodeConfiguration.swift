@@ -58,6 +58,8 @@ public struct NodeConfiguration: Sendable {
     public var slowlogLogSlowerThan = 10_000
     /// `slowlog-max-len`: the slow log keeps this many newest entries.
     public var slowlogMaxLength = 128
+    /// `acllog-max-len`: ACL LOG keeps this many newest entries.
+    public var aclLogMaxLength = 128
     /// `tracking-table-max-keys`: CLIENT TRACKING remembers at most this many keys (0: no limit); beyond it the
     /// node drops tracked keys, sending their readers invalidations.
     public var trackingTableMaxKeys = 1_000_000
@@ -452,6 +454,8 @@ struct ConfigParameter: Sendable {
               set: { $0.slowlogLogSlowerThan = try int($1, in: -1...Int.max) }),
         .init(name: "slowlog-max-len", aliases: [], mutable: true, get: { String($0.slowlogMaxLength) },
               set: { $0.slowlogMaxLength = try int($1, in: 0...Int(Int32.max)) }),
+        .init(name: "acllog-max-len", aliases: [], mutable: true, get: { String($0.aclLogMaxLength) },
+              set: { $0.aclLogMaxLength = try int($1, in: 0...Int(Int32.max)) }),
         .init(name: "tracking-table-max-keys", aliases: [], mutable: true, get: { String($0.trackingTableMaxKeys) },
               set: { $0.trackingTableMaxKeys = try int($1) }),
         .init(name: "threads", aliases: ["io-threads"], mutable: false, get: { String($0.threads) },

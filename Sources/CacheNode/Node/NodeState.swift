@@ -164,6 +164,7 @@ public final class NodeState: Sendable {
         keyspace.maxMemory = configuration.maxMemory
         maxClients.store(configuration.maxClients, ordering: .relaxed)
         slowLog.configure(threshold: configuration.slowlogLogSlowerThan, maximumLength: configuration.slowlogMaxLength)
+        acl.setLogLength(configuration.aclLogMaxLength)
         trackingTableMaxKeys.store(configuration.trackingTableMaxKeys, ordering: .relaxed)
         outputBufferLimitsStorage.withLock { $0 = configuration.clientOutputBufferLimits }
         inputLimits.update(RESPCommandDecoder.Limits(

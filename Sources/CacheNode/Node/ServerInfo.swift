@@ -165,6 +165,10 @@ enum ServerInfo {
                 ("client_output_buffer_limit_disconnections",
                  String(node.outputBufferLimitDisconnections.load(ordering: .relaxed)
                         + node.replication.outputLimitDisconnections.load(ordering: .relaxed))),
+                ("acl_access_denied_auth", String(node.acl.deniedCount("auth"))),
+                ("acl_access_denied_cmd", String(node.acl.deniedCount("command"))),
+                ("acl_access_denied_key", String(node.acl.deniedCount("key"))),
+                ("acl_access_denied_channel", String(node.acl.deniedCount("channel"))),
             ]
         case "replication":
             return ReplicationFamily.infoFields(node)

@@ -157,6 +157,18 @@ public final class PubSubHub: Sendable {
         }
     }
 
+    /// What `session` is subscribed to, by kind (ACL SETUSER checks them against a user's new channel rules).
+    func subscriptions(of session: ClientSession) -> [(name: String, kind: PubSubKind)] {
+        let id = ObjectIdentifier(session)
+        return state.withLock { state in
+            var result: [(name: String, kind: PubSubKind)] = []
+            for kind in [PubSubKind.channel, .pattern, .shardChannel] {
+                for (name, subscribers) in state.table(kind) where subscribers[id] != nil { result.append((name.string, kind)) }
+            }
+            return result
+        }
+    }
+
     /// How many shard channels `session` is subscribed to.
     public func shardSubscriptionCount(_ session: ClientSession) -> Int {
         state.withLock { $0.shardSubscriptions[ObjectIdentifier(session)]?.count ?? 0 }

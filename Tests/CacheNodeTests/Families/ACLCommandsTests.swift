@@ -12,7 +12,7 @@ struct ACLCommandsTests {
         let client = try TestNode().connect()
         #expect(try client.send("ACL", "WHOAMI") == bulk("default"))
         #expect(try client.send("ACL", "USERS") == .array([bulk("default")]))
-        #expect(try client.send("ACL", "LIST") == .array([bulk("user default on nopass ~* &* +@all")]))
+        #expect(try client.send("ACL", "LIST") == .array([bulk("user default on nopass sanitize-payload ~* &* +@all")]))
         #expect(try client.send("AUTH", "default", "anything") == .simple("OK"))
         #expect(try client.send("AUTH", "pw").text?.hasPrefix("ERR AUTH <password> called without any password configured") == true)
         #expect(try client.send("ACL", "NOSUCH") == .error("ERR unknown subcommand 'NOSUCH'. Try ACL HELP."))
@@ -111,8 +111,8 @@ struct ACLCommandsTests {
         #expect(try client.send("ACL", "SETUSER", "bob", "<never").text?.contains("The password you are trying to remove from the user does not exist") == true)
         #expect(try client.send("ACL", "SETUSER", "bob", "on", ">one", ">two", "<one", "~a:*", "+@read", "-@dangerous") == .simple("OK"))
         #expect(try client.send("ACL", "LIST") == .array([
-            bulk("user bob on #\(AccessControl.sha256("two")) ~a:* resetchannels -@all +@read -@dangerous"),
-            bulk("user default on nopass ~* &* +@all"),
+            bulk("user bob on sanitize-payload #\(AccessControl.sha256("two")) ~a:* resetchannels -@all +@read -@dangerous"),
+            bulk("user default on nopass sanitize-payload ~* &* +@all"),
         ]))
         #expect(try client.send("ACL", "GETUSER", "bob") == .array([
             bulk("flags"), .array([bulk("on"), bulk("sanitize-payload")]),
