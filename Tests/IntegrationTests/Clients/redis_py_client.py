@@ -231,6 +231,29 @@ for protocol in (None, 3, 2):
     check(f"{tag} function_restore", r.function_restore(payload), True)
     check(f"{tag} fcall after restore", r.fcall("py_incr", 1, "fn-counter", 1), 5)
     r.function_flush()
+
+    # ACL users through redis-py: acl_setuser, a connection as that user, NOPERM as redis-py's NoPermissionError.
+    user = f"py-{tag}".replace("=", "")
+    check(f"{tag} acl_setuser", r.acl_setuser(user, enabled=True, passwords=["+secret"], keys=["app:*"],
+                                              commands=["+get", "+set", "+acl|whoami"]), True)
+    limited = redis.Redis(host="127.0.0.1", port=port, username=user, password="secret", **kwargs)
+    check(f"{tag} acl whoami", limited.acl_whoami() in (user, user.encode()), True)
+    check(f"{tag} acl allowed", (limited.set("app:1", "v"), limited.get("app:1")), (True, b"v"))
+    for label, call in [("key", lambda: limited.get("other")), ("command", lambda: limited.delete("app:1"))]:
+        try:
+            call()
+            check(f"{tag} acl denied {label}", "no error", "NoPermissionError")
+        except redis.exceptions.NoPermissionError as error:
+            check(f"{tag} acl denied {label}", "NOPERM" in str(error) or "permission" in str(error).lower(), True)
+    check(f"{tag} acl_log", any(entry[b"username" if b"username" in entry else "username"] in (user, user.encode())
+                                for entry in r.acl_log()), True)
+    try:
+        redis.Redis(host="127.0.0.1", port=port, username=user, password="wrong", **kwargs).ping()
+        check(f"{tag} acl wrong password", "no error", "AuthenticationError")
+    except redis.exceptions.AuthenticationError:
+        check(f"{tag} acl wrong password", True, True)
+    limited.close()
+    check(f"{tag} acl_deluser", r.acl_deluser(user), 1)
     stream_checks(r, tag, protocol)
     r.close()
 
