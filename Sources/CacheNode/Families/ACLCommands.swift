@@ -187,8 +187,20 @@ enum ACLFamily {
                 reply.ok()
             }
         case "save", "load":
-            throw CommandError(
-                "This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.")
+            guard let path = context.node.configuration.aclFile else {
+                throw CommandError(
+                    "This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.")
+            }
+            if arguments.matches(1, "save") {
+                try acl.save(to: path)
+            } else {
+                let gone = try acl.load(lines: AccessControl.readFile(path), source: path)
+                let names = Set(gone.map(\.name))
+                for client in context.node.clients where names.contains(client.snapshot.userName) {
+                    if client === context.session { context.closesConnection = true } else { client.connection.close() }
+                }
+            }
+            reply.ok()
         case "help":
             reply.simpleStringLines([
                 "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",

@@ -4,6 +4,7 @@
 // one relaxed load per command for a user with every permission (the default user unless restricted).
 import CLua
 import CacheStore
+import Foundation
 import RESPServer
 import Synchronization
 
@@ -395,6 +396,12 @@ final class AccessControl: Sendable {
         "stream", "pubsub", "admin", "fast", "slow", "blocking", "dangerous", "connection", "transaction", "scripting",
     ]
 
+    /// Commands redis puts in @dangerous besides the administrative ones.
+    private static let dangerousCommands: Set<String> = [
+        "flushall", "flushdb", "keys", "swapdb", "migrate", "restore", "restore-asking", "sort", "info", "role", "lastsave",
+        "pfselftest", "pfdebug",
+    ]
+
     /// The categories of a command (COMMAND INFO's and ACL CAT's).
     static func categories(of spec: CommandSpec) -> [String] {
         var result: [String] = []
@@ -406,7 +413,11 @@ final class AccessControl: Sendable {
         default: result.append(spec.group.rawValue)
         }
         if spec.flags.contains(.write) { result.append("write") } else if spec.flags.contains(.readonly) { result.append("read") }
-        if spec.flags.contains(.admin) { result += ["admin", "dangerous"] }
+        if spec.flags.contains(.admin) {
+            result += ["admin", "dangerous"]
+        } else if dangerousCommands.contains(spec.name) {
+            result.append("dangerous")
+        }
         if spec.flags.contains(.blocking) { result.append("blocking") }
         if spec.flags.contains(.pubsub) && spec.group != .pubsub { result.append("pubsub") }
         result.append(spec.flags.contains(.fast) ? "fast" : "slow")
@@ -504,6 +515,90 @@ final class AccessControl: Sendable {
 
     func resetLog() {
         state.withLock { $0.log = [] }
+    }
+
+    // MARK: users from files and directives
+
+    /// Replaces every user with those of `lines` (`user <name> <rule> ...` per line; blank lines and `#` comments
+    /// skipped), all or nothing (redis ACLLoadFromFile). A `default` user the lines do not define gets the default
+    /// rules. Users defined again keep their connections (with the new rules); returns the users that are gone, whose
+    /// connections the caller closes.
+    @discardableResult
+    func load(lines: [[String]], source: String) throws(CommandError) -> [ACLUser] {
+        var loaded: [String: ACLRules] = [:]
+        var order: [String] = []
+        for (number, words) in lines.enumerated() {
+            guard let first = words.first, !first.hasPrefix("#") else { continue }
+            guard first == "user", words.count >= 2 else {
+                throw CommandError("\(source):\(number + 1): line should start with user keyword")
+            }
+            let name = words[1]
+            if name.contains("\0") { throw CommandError("\(source):\(number + 1): Usernames can't contain spaces or null characters") }
+            guard loaded[name] == nil else { throw CommandError("\(source):\(number + 1): Duplicate user '\(name)' found") }
+            var rules = ACLRules(commandCount: commands.commands.count)
+            for operation in words.dropFirst(2) {
+                do throws(ACLRuleError) {
+                    try apply(operation, to: &rules)
+                } catch {
+                    throw CommandError("\(source):\(number + 1): \(error.message). ")
+                }
+            }
+            loaded[name] = rules
+            order.append(name)
+        }
+        return state.withLock { state in
+            var dropped: [ACLUser] = []
+            for (name, user) in state.users where name != "default" && loaded[name] == nil {
+                user.isDeleted.store(true, ordering: .relaxed)
+                state.users[name] = nil
+                dropped.append(user)
+            }
+            for name in order {
+                let rules = loaded[name]!
+                if let existing = state.users[name] {
+                    existing.replaceRules(rules)
+                } else {
+                    state.users[name] = ACLUser(name: name, rules: rules)
+                }
+            }
+            if loaded["default"] == nil {
+                var rules = ACLRules(commandCount: commands.commands.count)
+                rules.enabled = true
+                rules.noPass = true
+                rules.keyPatterns = [("*", true, true)]
+                rules.channelPatterns = ["*"]
+                rules.allowedCommands = Array(repeating: true, count: commands.commands.count)
+                rules.commandRules = ["+@all"]
+                defaultUser.replaceRules(rules)
+            }
+            return dropped
+        }
+    }
+
+    /// Reads an ACL file into words per line.
+    static func readFile(_ path: String) throws(CommandError) -> [[String]] {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw CommandError("Error loading ACLs, opening file '\(path)': \(error.localizedDescription)")
+        }
+        return text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            line.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" }).map(String.init)
+        }
+    }
+
+    /// ACL SAVE: every user as ACL LIST prints it, written to a temporary file that is then renamed over `path`.
+    func save(to path: String) throws(CommandError) {
+        let text = userNames.compactMap { user(named: $0).map(Self.describe) }.joined(separator: "\n") + "\n"
+        let temporary = path + ".tmp-\(getpid())"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8)) else {
+            throw CommandError("There was an error trying to save the ACLs. Please check the server logs for more information")
+        }
+        guard rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw CommandError("There was an error trying to save the ACLs. Please check the server logs for more information")
+        }
     }
 
     // MARK: describing users

@@ -23,6 +23,7 @@ public enum CacheNodeServer {
         configuration: NodeConfiguration, logger: Logger, onReady: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws {
         let node = NodeState(configuration: configuration)
+        try node.loadUsersAtStartup()
         for (name, value) in RedisCompatibilityDirective.changed(in: configuration) {
             if RedisCompatibilityDirective.all.first(where: { $0.name == name })?.isEncodingThreshold == true {
                 logger.notice("'\(name) \(value)' is accepted for redis.conf compatibility: it sets only the encoding OBJECT ENCODING reports (cache-node picks its own representations)")

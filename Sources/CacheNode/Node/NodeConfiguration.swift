@@ -60,6 +60,10 @@ public struct NodeConfiguration: Sendable {
     public var slowlogMaxLength = 128
     /// `acllog-max-len`: ACL LOG keeps this many newest entries.
     public var aclLogMaxLength = 128
+    /// `aclfile`: the users' file, loaded at start-up and by ACL LOAD, written by ACL SAVE (`nil`: none).
+    public var aclFile: String?
+    /// `user <name> <rule> ...` directives, each as its words (name first), applied at start-up.
+    public var users: [[String]] = []
     /// `tracking-table-max-keys`: CLIENT TRACKING remembers at most this many keys (0: no limit); beyond it the
     /// node drops tracked keys, sending their readers invalidations.
     public var trackingTableMaxKeys = 1_000_000
@@ -154,6 +158,12 @@ public struct NodeConfiguration: Sendable {
                 }
                 continue
             }
+            if name == "user" {
+                let words = values.flatMap { $0.split(separator: " ").map(String.init) }
+                guard !words.isEmpty else { throw ConfigurationError("wrong number of arguments for directive 'user': expected a name and rules") }
+                configuration.users.append(words)
+                continue
+            }
             if name == "bind" {
                 guard !values.isEmpty else { throw ConfigurationError("bind needs at least one address") }
                 configuration.bind = values.flatMap { $0.split(separator: " ").map(String.init) }
@@ -190,6 +200,10 @@ public struct NodeConfiguration: Sendable {
             throw ConfigurationError("Invalid value for 'save': \(error)")
         }
         try configuration.validateReplication()
+        if configuration.aclFile != nil && !configuration.users.isEmpty {
+            throw ConfigurationError(
+                "Configuring users with 'user' directives and an ACL file ('aclfile') at the same time is invalid: define the users in one place")
+        }
         return configuration
     }
 
@@ -456,6 +470,8 @@ struct ConfigParameter: Sendable {
               set: { $0.slowlogMaxLength = try int($1, in: 0...Int(Int32.max)) }),
         .init(name: "acllog-max-len", aliases: [], mutable: true, get: { String($0.aclLogMaxLength) },
               set: { $0.aclLogMaxLength = try int($1, in: 0...Int(Int32.max)) }),
+        .init(name: "aclfile", aliases: [], mutable: false, get: { $0.aclFile ?? "" },
+              set: { $0.aclFile = $1.isEmpty ? nil : $1 }),
         .init(name: "tracking-table-max-keys", aliases: [], mutable: true, get: { String($0.trackingTableMaxKeys) },
               set: { $0.trackingTableMaxKeys = try int($1) }),
         .init(name: "threads", aliases: ["io-threads"], mutable: false, get: { String($0.threads) },

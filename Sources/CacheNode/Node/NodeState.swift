@@ -145,6 +145,27 @@ public final class NodeState: Sendable {
         errorReplyCounts.withLock { $0 = [:] }
     }
 
+    /// Loads the users of `aclfile`, or of the configuration's `user` directives, before the node serves (redis
+    /// refuses to start when either has an error).
+    public func loadUsersAtStartup() throws(ConfigurationError) {
+        let configuration = self.configuration
+        do throws(CommandError) {
+            if let path = configuration.aclFile {
+                // A missing file is created by the first ACL SAVE; until then the default user is as configured.
+                guard FileManager.default.fileExists(atPath: path) else { return }
+                try acl.load(lines: AccessControl.readFile(path), source: path)
+            } else if !configuration.users.isEmpty {
+                try acl.load(lines: configuration.users.map { ["user"] + $0 }, source: configuration.configFile ?? "the command line")
+            }
+        } catch {
+            throw ConfigurationError("Error loading ACL users: \(error.message)")
+        }
+        // requirepass still sets the default user's password when no rule for it was given.
+        if configuration.aclFile == nil && !configuration.users.contains(where: { $0.first == "default" }) {
+            acl.setDefaultPassword(configuration.requirePass)
+        }
+    }
+
     /// Changes the configuration and applies what takes effect at run time.
     public func updateConfiguration(_ change: (inout NodeConfiguration) throws(ConfigurationError) -> Void) throws(ConfigurationError) {
         let (previous, updated) = try configurationStorage.withLock {

@@ -3,6 +3,7 @@
 // DRYRUN, deleting a user and its connections, and scripts running under the caller's rules.
 @testable import CacheNode
 import CacheNodeTestSupport
+import Foundation
 import Testing
 
 private func bulk(_ text: String) -> RESPValue { .string(text) }
@@ -136,5 +137,48 @@ private extension RESPValue {
     var count: Int? {
         if case .array(let items) = self { return items.count }
         return nil
+    }
+}
+
+struct ACLFileTests {
+    @Test func saveAndLoadTheACLFile() throws {
+        let path = NSTemporaryDirectory() + "users-\(UUID().uuidString).acl"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var configuration = NodeConfiguration()
+        configuration.aclFile = path
+        let node = TestNode(configuration: configuration)
+        let admin = try node.connect()
+        #expect(try admin.send("CONFIG", "GET", "aclfile") == .array([bulk("aclfile"), bulk(path)]))
+        #expect(try admin.send("ACL", "SETUSER", "alice", "on", ">pw", "~app:*", "+get") == .simple("OK"))
+        #expect(try admin.send("ACL", "SAVE") == .simple("OK"))
+        let saved = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(saved == "user alice on sanitize-payload #\(AccessControl.sha256("pw")) ~app:* resetchannels -@all +get\nuser default on nopass sanitize-payload ~* &* +@all\n")
+        // A user made since the save is gone after LOAD, and its connection closed; alice is as saved.
+        #expect(try admin.send("ACL", "SETUSER", "bob", "on", "nopass", "+@all", "~*") == .simple("OK"))
+        let bob = try node.connect()
+        #expect(try bob.send("AUTH", "bob", "x") == .simple("OK"))
+        #expect(try admin.send("ACL", "LOAD") == .simple("OK"))
+        #expect(try admin.send("ACL", "USERS") == .array([bulk("alice"), bulk("default")]))
+        #expect(throws: (any Error).self) { _ = try bob.send("PING") }
+        // A bad file changes nothing.
+        try "user carol on +nosuch\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try admin.send("ACL", "LOAD").text?.contains(":1: Unknown command or category name in ACL") == true)
+        #expect(try admin.send("ACL", "USERS") == .array([bulk("alice"), bulk("default")]))
+    }
+
+    @Test func userDirectivesAndTheirConflictWithAnACLFile() throws {
+        let configuration = try NodeConfiguration.parse(arguments: ["--user", "ops", "on", ">pw", "~*", "+@read", "--requirepass", "secret"])
+        #expect(configuration.users == [["ops", "on", ">pw", "~*", "+@read"]])
+        let node = TestNode(configuration: configuration)
+        try node.state.loadUsersAtStartup()
+        let client = try node.connect()
+        #expect(try client.send("AUTH", "ops", "pw") == .simple("OK"))
+        #expect(try client.send("GET", "k") == .null)
+        #expect(try client.send("SET", "k", "v").text?.hasPrefix("NOPERM") == true)
+        // requirepass still sets the default user's password.
+        #expect(try client.send("AUTH", "default", "secret") == .simple("OK"))
+        #expect(throws: ConfigurationError.self) {
+            _ = try NodeConfiguration.parse(arguments: ["--user", "ops", "on", "--aclfile", "/tmp/users.acl"])
+        }
     }
 }
