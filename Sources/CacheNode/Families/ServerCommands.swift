@@ -244,6 +244,12 @@ enum ServerFamily {
                 if (try? parameter.set(&scratch, value)) == nil { continue }
                 text += "\(parameter.name) \(NodeConfiguration.quotedConfigValue(value))\n"
             }
+            // Without an ACL file the users live in the config file, as `user` lines (redis rewriteConfigUserOption).
+            if configuration.aclFile == nil {
+                for name in node.acl.userNames {
+                    if let user = node.acl.user(named: name) { text += AccessControl.describe(user) + "\n" }
+                }
+            }
             do {
                 try text.write(toFile: path, atomically: true, encoding: .utf8)
             } catch {

@@ -33,6 +33,7 @@ struct ServerCommandsTests {
         #expect(try client.send("CONFIG", "SET", "hash-max-ziplist-entries", "256") == .simple("OK"))
         #expect(try client.send("CONFIG", "SET", "oom-score-adj-values", "0 100 900") == .simple("OK"))
         #expect(try client.send("CONFIG", "SET", "notify-keyspace-events", "Kx$") == .simple("OK"))
+        #expect(try client.send("ACL", "SETUSER", "ops", "on", ">pw", "~*", "+@read") == .simple("OK"))
         #expect(try client.send("CONFIG", "REWRITE") == .simple("OK"))
 
         let reread = try NodeConfiguration.parse(arguments: [file])
@@ -53,6 +54,14 @@ struct ServerCommandsTests {
         #expect(reread.clientOutputBufferLimits.replica == OutputLimit(hard: 1 << 30, soft: 512 << 20, softSeconds: 120))
         #expect(reread.maxMemory == 100 * 1024 * 1024)
         #expect(reread.replicaOf == nil)
+        // Users are written as `user` lines and come back at start-up, the default user's password with them.
+        #expect(reread.users.map { $0.first } == ["default", "ops"])
+        let withUsers = TestNode(configuration: reread)
+        try withUsers.state.loadUsersAtStartup()
+        let ops = try withUsers.connect()
+        #expect(try ops.send("AUTH", "ops", "pw") == .simple("OK"))
+        #expect(try ops.send("SET", "k", "v").text?.hasPrefix("NOPERM") == true)
+        #expect(try ops.send("AUTH", #"pa ss"wo\rd"#) == .simple("OK"))
     }
 
     // redis's introspection unit sets every parameter CONFIG GET lists to its own value; port and bind, which redis
