@@ -77,7 +77,15 @@ public final class Stripe: @unchecked Sendable {
     /// Guards everything in the stripe.
     public let lock = StripeLock()
     var tables: [KeyTable?]
-    var watchers: [DatabaseKey: [WatchToken]] = [:]
+    var watchers: [DatabaseKey: [Watch]] = [:]
+
+    /// One WATCH of a key: the client's token, and whether the key had already expired (but was still stored) when
+    /// it was watched. Deleting such a stale key is no logical change and does not abort the transaction (redis 7's
+    /// `watchedKey.expired`).
+    struct Watch {
+        let token: WatchToken
+        var stale: Bool
+    }
     /// The stripe's estimated bytes, republished on unlock so the eviction check needs no lock.
     let publishedBytes = Atomic<Int>(0)
     var random: SplitMix64
@@ -129,21 +137,53 @@ public final class Stripe: @unchecked Sendable {
         notifyWatchers(DatabaseKey(database: database, key: key))
     }
 
+    /// Called after `key` changed: its watchers' transactions will abort, except where a key that was already
+    /// expired when watched is now gone (redis touchWatchedKey).
     func notifyWatchers(_ key: DatabaseKey) {
-        guard let tokens = watchers[key] else { return }
-        for token in tokens { token.isDirty = true }
+        guard var entries = watchers[key] else { return }
+        let exists = tables[key.database]?.find(KeyRef(key.key)) != nil
+        for index in entries.indices {
+            if entries[index].stale && !exists {
+                entries[index].stale = false
+            } else {
+                entries[index].token.isDirty = true
+            }
+        }
+        watchers[key] = entries
     }
 
     /// Before a whole database is emptied (FLUSHDB; every database when `database` is `nil`: FLUSHALL) or replaced
     /// by `replacement` (SWAPDB): marks dirty the watchers of its keys that exist here, or in `replacement`. A
     /// watched key missing before and after did not change, and its WATCH holds (redis 7's
     /// touchAllWatchedKeysInDb).
-    func allKeysModified(database: Int?, replacement: Int? = nil) {
+    /// Stale keys (expired when watched) as redis 7.2's touchAllWatchedKeysInDb treats them: one deleted, or replaced
+    /// by another expired key, is no change; a missing key replaced by an expired one becomes a stale watch.
+    func allKeysModified(database: Int?, replacement: Int? = nil, now: Int64 = .max) {
         if watchers.isEmpty { return }
-        for (watched, tokens) in watchers where database == nil || watched.database == database {
+        for (watched, var entries) in watchers where database == nil || watched.database == database {
             let key = KeyRef(watched.key)
-            let exists = tables[watched.database]?.find(key) != nil || replacement.map { tables[$0]?.find(key) != nil } == true
-            if exists { for token in tokens { token.isDirty = true } }
+            let existsInEmptied = tables[watched.database]?.find(key) != nil
+            var replacementExpireAt: Int64?? = nil
+            if let replacement, let table = tables[replacement], let position = table.find(key) {
+                replacementExpireAt = .some(table.entry(at: position).pointee.meta.expireAt)
+            }
+            guard existsInEmptied || replacementExpireAt != nil else { continue }
+            let replacementExpired = replacementExpireAt.map { $0.map { $0 <= now } ?? false } ?? false
+            for index in entries.indices {
+                if entries[index].stale {
+                    if replacementExpireAt == nil {
+                        entries[index].stale = false
+                        continue
+                    } else if replacementExpired {
+                        continue
+                    }
+                } else if !existsInEmptied && replacementExpired {
+                    entries[index].stale = true
+                    continue
+                }
+                entries[index].token.isDirty = true
+            }
+            watchers[watched] = entries
         }
     }
 }
@@ -518,11 +558,12 @@ public final class Keyspace: Sendable {
         }
     }
 
-    /// Swaps two databases (SWAPDB). Requires every stripe locked.
-    public func swapDatabases(_ first: Int, _ second: Int) {
+    /// Swaps two databases (SWAPDB) at `now` (which tells watched keys that were already expired). Requires every
+    /// stripe locked.
+    public func swapDatabases(_ first: Int, _ second: Int, now: Int64) {
         for stripe in stripes {
-            stripe.allKeysModified(database: first, replacement: second)
-            stripe.allKeysModified(database: second, replacement: first)
+            stripe.allKeysModified(database: first, replacement: second, now: now)
+            stripe.allKeysModified(database: second, replacement: first, now: now)
             stripe.tables.swapAt(first, second)
         }
     }
@@ -571,18 +612,25 @@ public final class Keyspace: Sendable {
 
     // MARK: WATCH
 
-    /// Registers `token` as watching `key` in `database`. Requires the key's stripe locked.
-    public func watch(_ key: KeyRef, database: Int, token: WatchToken) {
-        stripes[stripeIndex(for: key)].watchers[DatabaseKey(database: database, key: key.bytes), default: []].append(token)
+    /// Registers `token` as watching `key` in `database` at `now` (a key stored but already expired is a stale
+    /// watch). Requires the key's stripe locked.
+    public func watch(_ key: KeyRef, database: Int, token: WatchToken, now: Int64) {
+        let stripe = stripes[stripeIndex(for: key)]
+        var stale = false
+        if let table = stripe.existingTable(database), let position = table.find(key),
+           let expireAt = table.entry(at: position).pointee.meta.expireAt {
+            stale = expireAt <= now
+        }
+        stripe.watchers[DatabaseKey(database: database, key: key.bytes), default: []].append(Stripe.Watch(token: token, stale: stale))
     }
 
     /// Removes `token` from the watchers of `key`. Requires the key's stripe locked.
     public func unwatch(_ key: KeyRef, database: Int, token: WatchToken) {
         let stripe = stripes[stripeIndex(for: key)]
         let databaseKey = DatabaseKey(database: database, key: key.bytes)
-        guard var tokens = stripe.watchers[databaseKey] else { return }
-        tokens.removeAll { $0 === token }
-        stripe.watchers[databaseKey] = tokens.isEmpty ? nil : tokens
+        guard var entries = stripe.watchers[databaseKey] else { return }
+        entries.removeAll { $0.token === token }
+        stripe.watchers[databaseKey] = entries.isEmpty ? nil : entries
     }
 
     /// Marks `token` dirty (a watched key was already expired or the transaction must abort).

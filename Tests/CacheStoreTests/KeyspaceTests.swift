@@ -217,7 +217,7 @@ struct KeyspaceTests {
         let db = keyspace.database(0, now: start)
         let token = WatchToken()
         keyspace.withAllLocked {
-            keyspace.watch(KeyRef("watched"), database: 0, token: token)
+            keyspace.watch(KeyRef("watched"), database: 0, token: token, now: 0)
             db.set(KeyRef("other"), .string("x"))
             keyspace.database(1, now: start).set(KeyRef("watched"), .string("x"))
         }

@@ -222,7 +222,7 @@ extension CommandTable {
             let count = context.keyspace.databaseCount
             guard first >= 0 && first < count && second >= 0 && second < count else { throw .invalidDatabase }
             if first != second {
-                context.keyspace.swapDatabases(first, second)
+                context.keyspace.swapDatabases(first, second, now: context.now)
                 // Clients blocked in either database may find what they wait for in the data swapped in.
                 context.signalReady(inDatabases: [first, second])
             }

@@ -63,7 +63,7 @@ extension CommandTable {
             for index in 1..<context.arguments.count {
                 let key = context.key(index)
                 if session.watchedKeys.contains(where: { $0.database == session.database && $0.key.bytes == key.bytes }) { continue }
-                context.keyspace.watch(key, database: session.database, token: token)
+                context.keyspace.watch(key, database: session.database, token: token, now: context.now)
                 session.watchedKeys.append((session.database, key))
             }
             reply.ok()

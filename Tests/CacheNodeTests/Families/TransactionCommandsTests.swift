@@ -8,10 +8,17 @@ import Testing
 struct TransactionCommandsTests {
     /// WATCH `key` in `database` (as prepared by `setUp`), run `change` from the same client, then MULTI/PING/EXEC:
     /// whether the transaction ran.
-    private func transactionRuns(afterWatching key: String, _ setUp: [[String]], _ change: [[String]]) throws -> Bool {
+    private func transactionRuns(
+        afterWatching key: String, _ setUp: [[String]], _ change: [[String]], millisecondsBeforeWatch: Int64 = 0
+    ) throws -> Bool {
         let node = TestNode()
         let client = try node.connect()
         for command in setUp { _ = try client.send(arguments: command.map { Array($0.utf8) }) }
+        if millisecondsBeforeWatch > 0 {
+            // Keys whose time passed stay stored (no active expiry) until something touches them.
+            _ = try client.send("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+            node.advance(milliseconds: millisecondsBeforeWatch)
+        }
         #expect(try client.send("WATCH", key) == .simple("OK"))
         for command in change { _ = try client.send(arguments: command.map { Array($0.utf8) }) }
         #expect(try client.send("MULTI") == .simple("OK"))
@@ -42,6 +49,25 @@ struct TransactionCommandsTests {
         #expect(try !transactionRuns(afterWatching: "x", [["SELECT", "1"], ["SET", "x", "30"], ["SELECT", "0"]], [["SWAPDB", "0", "1"]]))
         // Missing in both: nothing changed for it.
         #expect(try transactionRuns(afterWatching: "x", [["SELECT", "1"], ["SET", "y", "30"], ["SELECT", "0"]], [["SWAPDB", "0", "1"]]))
+    }
+
+    // redis 7.2's stale keys: a key already expired (but still stored) when watched is logically missing, so its
+    // deletion, or its replacement by another expired key, changes nothing; a key that expires after WATCH does.
+    @Test func aWatchedKeyThatWasAlreadyExpiredIsMissingNotChanged() throws {
+        let stale: [[String]] = [["SET", "x", "foo", "PX", "1"]]
+        #expect(try transactionRuns(afterWatching: "x", stale, [], millisecondsBeforeWatch: 2))
+        #expect(try transactionRuns(afterWatching: "x", stale, [["DEL", "x"]], millisecondsBeforeWatch: 2))
+        #expect(try transactionRuns(afterWatching: "x", stale, [["FLUSHDB"]], millisecondsBeforeWatch: 2))
+        #expect(try transactionRuns(afterWatching: "x", stale, [["SWAPDB", "0", "1"]], millisecondsBeforeWatch: 2))
+        // Written again, it changed.
+        #expect(try !transactionRuns(afterWatching: "x", stale, [["SET", "x", "bar"]], millisecondsBeforeWatch: 2))
+        // A missing key replaced by an expired one, and an expired one by another: no change.
+        #expect(try transactionRuns(afterWatching: "x", [["SELECT", "1"], ["SET", "x", "foo", "PX", "1"], ["SELECT", "0"]],
+                                    [["SWAPDB", "0", "1"]], millisecondsBeforeWatch: 2))
+        #expect(try transactionRuns(afterWatching: "x", stale + [["SELECT", "1"], ["SET", "x", "foo", "PX", "1"], ["SELECT", "0"]],
+                                    [["SWAPDB", "0", "1"]], millisecondsBeforeWatch: 2))
+        // A key live when watched that expires before EXEC aborts it.
+        #expect(try !transactionRuns(afterWatching: "x", [["SET", "x", "foo", "PX", "100"]], [["DEBUG", "SLEEP", "0.2"]]))
     }
 
     // Queued, SHUTDOWN ran at EXEC and stopped the node (found by redis's multi.tcl "MULTI with SHUTDOWN").
