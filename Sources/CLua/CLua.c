@@ -97,28 +97,28 @@ static int format_double(double value, char *text, size_t size) {
     return snprintf(text, size, "%.17g", value);
 }
 
-// MARK: SHA1
+// MARK: SHA1 and SHA-256
+
+/// `count` bytes as lowercase hex digits and a NUL.
+static void hex_digest(const unsigned char *digest, int count, char *out) {
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < count; i++) {
+        out[i * 2] = hex[digest[i] >> 4];
+        out[i * 2 + 1] = hex[digest[i] & 15];
+    }
+    out[count * 2] = '\0';
+}
 
 void cl_sha1_hex(const void *bytes, size_t length, char out[41]) {
     unsigned char digest[SHA_DIGEST_LENGTH];
     SHA1((const unsigned char *)bytes, length, digest);
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < SHA_DIGEST_LENGTH; i++) {
-        out[i * 2] = hex[digest[i] >> 4];
-        out[i * 2 + 1] = hex[digest[i] & 15];
-    }
-    out[40] = '\0';
+    hex_digest(digest, SHA_DIGEST_LENGTH, out);
 }
 
 void cl_sha256_hex(const void *bytes, size_t length, char out[65]) {
     unsigned char digest[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)bytes, length, digest);
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
-        out[i * 2] = hex[digest[i] >> 4];
-        out[i * 2 + 1] = hex[digest[i] & 15];
-    }
-    out[64] = '\0';
+    hex_digest(digest, SHA256_DIGEST_LENGTH, out);
 }
 
 // MARK: errors as redis's error tables
@@ -906,18 +906,26 @@ static void function_name(const char *sha, char name[43]) {
     name[42] = '\0';
 }
 
-int cl_engine_define(cl_engine *engine, const char *sha, const char *body, size_t length, cl_buffer *error) {
-    lua_State *L = engine->lua;
-    if (luaL_loadbuffer(L, body, length, "@user_script")) {
-        append_string(error, "Error compiling script (new function): ");
+/// Compiles `code` as chunk `chunk` and leaves it on the stack with the environment kept in the registry under
+/// `environment`; on a syntax error writes `error_prefix` and Lua's message to `error` and returns 1.
+static int compile(lua_State *L, const char *code, size_t length, const char *chunk, const char *environment,
+                   const char *error_prefix, cl_buffer *error) {
+    if (luaL_loadbuffer(L, code, length, chunk)) {
+        append_string(error, error_prefix);
         size_t message_length;
         const char *message = lua_tolstring(L, -1, &message_length);
         if (message) cl_buffer_append(error, message, message_length);
         lua_pop(L, 1);
         return 1;
     }
-    lua_getfield(L, LUA_REGISTRYINDEX, "__cl_environment");
+    lua_getfield(L, LUA_REGISTRYINDEX, environment);
     lua_setfenv(L, -2);
+    return 0;
+}
+
+int cl_engine_define(cl_engine *engine, const char *sha, const char *body, size_t length, cl_buffer *error) {
+    lua_State *L = engine->lua;
+    if (compile(L, body, length, "@user_script", "__cl_environment", "Error compiling script (new function): ", error)) return 1;
     char name[43];
     function_name(sha, name);
     lua_setfield(L, LUA_REGISTRYINDEX, name);
@@ -933,12 +941,16 @@ int cl_engine_has(cl_engine *engine, const char *sha) {
     return defined;
 }
 
-static void set_global_array(lua_State *L, const char *name, int count, const char *const *items, const size_t *lengths) {
+static void push_array(lua_State *L, int count, const char *const *items, const size_t *lengths) {
     lua_createtable(L, count, 0);
     for (int j = 0; j < count; j++) {
         lua_pushlstring(L, items[j], lengths[j]);
         lua_rawseti(L, -2, j + 1);
     }
+}
+
+static void set_global_array(lua_State *L, const char *name, int count, const char *const *items, const size_t *lengths) {
+    push_array(L, count, items, lengths);
     lua_pushstring(L, name);
     lua_insert(L, -2);
     lua_rawset(L, LUA_GLOBALSINDEX);
@@ -1129,43 +1141,36 @@ static int register_function(lua_State *L) {
                 return lua_error(L);
             }
             const char *key = lua_tostring(L, -2);
-            if (strcasecmp(key, "function_name") == 0) {
-                if (lua_type(L, -1) != LUA_TSTRING) {
-                    push_error_text(L, "function_name argument given to redis.register_function must be a string");
-                    return lua_error(L);
-                }
-                lua_pushvalue(L, -1);
-                lua_setfield(L, entry, "name");
-            } else if (strcasecmp(key, "description") == 0) {
-                if (lua_type(L, -1) != LUA_TSTRING) {
-                    push_error_text(L, "description argument given to redis.register_function must be a string");
-                    return lua_error(L);
-                }
-                lua_pushvalue(L, -1);
-                lua_setfield(L, entry, "description");
-            } else if (strcasecmp(key, "callback") == 0) {
-                if (!lua_isfunction(L, -1)) {
-                    push_error_text(L, "callback argument given to redis.register_function must be a function");
-                    return lua_error(L);
-                }
-                lua_pushvalue(L, -1);
-                lua_setfield(L, entry, "callback");
-            } else if (strcasecmp(key, "flags") == 0) {
-                if (!lua_istable(L, -1)) {
-                    push_error_text(L, "flags argument to redis.register_function must be a table representing function flags");
-                    return lua_error(L);
-                }
+            // redis luaRegisterFunctionReadNamedArgs: each named argument, the type it needs and its error.
+            static const struct { const char *key; const char *field; int type; const char *error; } named[] = {
+                {"function_name", "name", LUA_TSTRING, "function_name argument given to redis.register_function must be a string"},
+                {"description", "description", LUA_TSTRING, "description argument given to redis.register_function must be a string"},
+                {"callback", "callback", LUA_TFUNCTION, "callback argument given to redis.register_function must be a function"},
+                {"flags", "flags", LUA_TTABLE, "flags argument to redis.register_function must be a table representing function flags"},
+            };
+            size_t found = sizeof(named) / sizeof(named[0]);
+            for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
+                if (strcasecmp(key, named[i].key) == 0) found = i;
+            }
+            if (found == sizeof(named) / sizeof(named[0])) {
+                push_error_text(L, "unknown argument given to redis.register_function");
+                return lua_error(L);
+            }
+            if (lua_type(L, -1) != named[found].type) {
+                push_error_text(L, named[found].error);
+                return lua_error(L);
+            }
+            if (named[found].type == LUA_TTABLE) {
                 int flags = read_flags(L);
                 if (flags < 0) {
                     push_error_text(L, "unknown flag given");
                     return lua_error(L);
                 }
                 lua_pushinteger(L, flags);
-                lua_setfield(L, entry, "flags");
             } else {
-                push_error_text(L, "unknown argument given to redis.register_function");
-                return lua_error(L);
+                lua_pushvalue(L, -1);
             }
+            lua_setfield(L, entry, named[found].field);
             lua_pop(L, 1);
         }
         lua_getfield(L, entry, "name");
@@ -1325,16 +1330,7 @@ static void append_u32(cl_buffer *out, uint32_t value) {
 int cl_library_load(cl_engine *engine, const char *code, size_t length, long long timeout_ms, int *library,
                     cl_buffer *functions, cl_buffer *error) {
     lua_State *L = engine->lua;
-    if (luaL_loadbuffer(L, code, length, "@user_function")) {
-        append_string(error, "Error compiling function: ");
-        size_t message_length;
-        const char *message = lua_tolstring(L, -1, &message_length);
-        if (message) cl_buffer_append(error, message, message_length);
-        lua_pop(L, 1);
-        return 1;
-    }
-    lua_getfield(L, LUA_REGISTRYINDEX, "__cl_function_environment");
-    lua_setfenv(L, -2);
+    if (compile(L, code, length, "@user_function", "__cl_function_environment", "Error compiling function: ", error)) return 1;
     cl_load load = {.timeout_ms = timeout_ms};
     clock_gettime(CLOCK_MONOTONIC, &load.start);
     lua_pushlightuserdata(L, &load);
@@ -1398,14 +1394,6 @@ int cl_library_load(cl_engine *engine, const char *code, size_t length, long lon
 }
 
 void cl_library_release(cl_engine *engine, int library) { luaL_unref(engine->lua, LUA_REGISTRYINDEX, library); }
-
-static void push_array(lua_State *L, int count, const char *const *items, const size_t *lengths) {
-    lua_createtable(L, count, 0);
-    for (int j = 0; j < count; j++) {
-        lua_pushlstring(L, items[j], lengths[j]);
-        lua_rawseti(L, -2, j + 1);
-    }
-}
 
 int cl_function_call(cl_engine *engine, int library, const char *function,
                      int key_count, const char *const *keys, const size_t *key_lengths,

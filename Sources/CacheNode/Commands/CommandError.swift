@@ -49,6 +49,12 @@ public struct CommandError: Error, Hashable, Sendable, CustomStringConvertible {
         CommandError("invalid expire time in '\(name)' command")
     }
 
+    /// `-ERR unknown subcommand or wrong number of arguments for '<sub>'. Try <NAME> HELP.` (redis
+    /// addReplySubcommandSyntaxError).
+    public static func subcommandSyntax(_ subcommand: String, of command: String) -> CommandError {
+        CommandError("unknown subcommand or wrong number of arguments for '\(subcommand.prefix(128))'. Try \(command.uppercased()) HELP.")
+    }
+
     /// `-ERR unknown subcommand '<sub>'. Try <NAME> HELP.`
     public static func unknownSubcommand(_ subcommand: String, of command: String) -> CommandError {
         CommandError("unknown subcommand '\(subcommand.prefix(128))'. Try \(command.uppercased()) HELP.")

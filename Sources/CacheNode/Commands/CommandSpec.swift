@@ -160,6 +160,18 @@ public final class CommandSpec: Sendable {
         self.handler = handler
     }
 
+    /// The specs of container `container`'s subcommands, named `container|name`, from a table of name, arity, flags
+    /// and summary (COMMAND INFO/DOCS and ACL rules read them; the container's handler runs them).
+    static func subcommands(
+        of container: String, group: CommandGroup, since: String, keys: (String) -> KeySpec = { _ in .none },
+        _ table: [(name: String, arity: Int, flags: CommandFlags, summary: String)]
+    ) -> [CommandSpec] {
+        table.map { entry in
+            CommandSpec("\(container)|\(entry.name)", arity: entry.arity, flags: entry.flags, keys: keys(entry.name), group: group,
+                        summary: entry.summary, since: since) { _, _ throws(CommandError) in }
+        }
+    }
+
     /// The subcommand `arguments` name (`client|reply` for `CLIENT REPLY OFF`), if this is a container that has it.
     /// Its flags add to the container's where they differ by subcommand (inside MULTI, for MONITOR).
     public func subcommand(of arguments: CommandArguments) -> CommandSpec? {

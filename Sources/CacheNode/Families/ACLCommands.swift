@@ -9,7 +9,7 @@ extension CommandTable {
         // ACL <subcommand> [...]
         CommandSpec("acl", arity: -2, flags: [.noScript, .loading, .stale], group: .server,
                     summary: "A container for Access List Control commands.", since: "6.0.0",
-                    subcommands: [
+                    subcommands: CommandSpec.subcommands(of: "acl", group: .server, since: "6.0.0", [
                         ("setuser", -3, [.admin, .noScript, .loading, .stale], "Creates and modifies an ACL user and its rules."),
                         ("getuser", 3, [.admin, .noScript, .loading, .stale], "Lists the ACL rules of a user."),
                         ("deluser", -3, [.admin, .noScript, .loading, .stale], "Deletes ACL users, and terminates their connections."),
@@ -23,10 +23,7 @@ extension CommandTable {
                         ("save", 2, [.admin, .noScript, .loading, .stale], "Saves the effective ACL rules in the configured ACL file."),
                         ("load", 2, [.admin, .noScript, .loading, .stale], "Reloads the rules from the configured ACL file."),
                         ("help", 2, [.loading, .stale], "Returns helpful text about the different subcommands."),
-                    ].map { (name: String, arity: Int, flags: CommandFlags, summary: String) in
-                        CommandSpec("acl|\(name)", arity: arity, flags: flags, group: .server, summary: summary,
-                                    since: "6.0.0") { _, _ throws(CommandError) in }
-                    }) { context, reply throws(CommandError) in
+                    ])) { context, reply throws(CommandError) in
             try ACLFamily.acl(&context, &reply)
         },
     ]
@@ -44,12 +41,22 @@ enum ACLFamily {
             let revoked = node.pubsub.subscriptions(of: client).contains { subscription in
                 !node.acl.channelAllowed(subscription.name, rules, literal: subscription.kind == .pattern)
             }
-            guard revoked else { continue }
-            if client === context.session {
-                context.closesConnection = true
-            } else {
-                client.connection.close()
-            }
+            if revoked { close(client, &context) }
+        }
+    }
+
+    /// Closes the connections authenticated as `users` (redis ACLFreeUserAndKillClients).
+    private static func closeConnections(of users: [ACLUser], _ context: inout CommandContext) {
+        let names = Set(users.map(\.name))
+        for client in context.node.clients where names.contains(client.snapshot.userName) { close(client, &context) }
+    }
+
+    /// Closes a client: the caller's own connection after this command's reply, another at once.
+    private static func close(_ client: ClientSession, _ context: inout CommandContext) {
+        if client === context.session {
+            context.closesConnection = true
+        } else {
+            client.connection.close()
         }
     }
 
@@ -87,14 +94,7 @@ enum ACLFamily {
         case "deluser":
             let removed = try acl.deleteUsers((2..<arguments.count).map { arguments.string($0) })
             // Their connections end (redis ACLFreeUserAndKillClients); the caller's own ends after this reply.
-            let names = Set(removed.map(\.name))
-            for client in context.node.clients where names.contains(client.snapshot.userName) {
-                if client === context.session {
-                    context.closesConnection = true
-                } else {
-                    client.connection.close()
-                }
-            }
+            closeConnections(of: removed, &context)
             reply.integer(removed.count)
         case "users":
             let names = acl.userNames
@@ -109,9 +109,7 @@ enum ACLFamily {
         case "whoami":
             reply.bulk(context.session.user?.name ?? "default")
         case "cat":
-            if arguments.count > 3 {
-                throw CommandError("unknown subcommand or wrong number of arguments for '\(arguments.string(1))'. Try ACL HELP.")
-            }
+            if arguments.count > 3 { throw .subcommandSyntax(arguments.string(1), of: "acl") }
             if arguments.count == 3 {
                 let category = arguments.string(2).lowercased()
                 guard AccessControl.categories.contains(category) else {
@@ -127,9 +125,7 @@ enum ACLFamily {
                 for category in AccessControl.categories { reply.bulk(category) }
             }
         case "genpass":
-            if arguments.count > 3 {
-                throw CommandError("unknown subcommand or wrong number of arguments for '\(arguments.string(1))'. Try ACL HELP.")
-            }
+            if arguments.count > 3 { throw .subcommandSyntax(arguments.string(1), of: "acl") }
             var bits = 256
             if arguments.count == 3 {
                 guard let requested = arguments.integer(2), requested > 0, requested <= 4096 else {
@@ -142,9 +138,7 @@ enum ACLFamily {
             let hex = Array("0123456789abcdef")
             reply.bulk(String((0..<characters).map { _ in hex[Int(generator.next() & 15)] }))
         case "log":
-            if arguments.count > 3 {
-                throw CommandError("unknown subcommand or wrong number of arguments for '\(arguments.string(1))'. Try ACL HELP.")
-            }
+            if arguments.count > 3 { throw .subcommandSyntax(arguments.string(1), of: "acl") }
             if arguments.count == 3 && arguments.matches(2, "reset") {
                 acl.resetLog()
                 reply.ok()
@@ -195,10 +189,7 @@ enum ACLFamily {
                 try acl.save(to: path)
             } else {
                 let gone = try acl.load(lines: AccessControl.readFile(path), source: path)
-                let names = Set(gone.map(\.name))
-                for client in context.node.clients where names.contains(client.snapshot.userName) {
-                    if client === context.session { context.closesConnection = true } else { client.connection.close() }
-                }
+                closeConnections(of: gone, &context)
             }
             reply.ok()
         case "help":

@@ -27,7 +27,7 @@ extension CommandTable {
         // during CLIENT PAUSE WRITE, as in redis, where only those subcommands carry the write flag).
         CommandSpec("function", arity: -2, flags: [.noScript, .mayReplicate, .wholeKeyspace], group: .scripting,
                     summary: "A container for function commands.", since: "7.0.0",
-                    subcommands: [
+                    subcommands: CommandSpec.subcommands(of: "function", group: .scripting, since: "7.0.0", [
                         ("load", -3, [.noScript, .write, .denyOOM], "Creates a library."),
                         ("delete", 3, [.noScript, .write], "Deletes a library and its functions."),
                         ("flush", -2, [.noScript, .write], "Deletes all libraries and functions."),
@@ -37,10 +37,7 @@ extension CommandTable {
                         ("stats", 2, [.noScript], "Returns information about a function during execution."),
                         ("kill", 2, [.noScript], "Terminates a function during execution."),
                         ("help", 2, [.loading, .stale], "Returns helpful text about the different subcommands."),
-                    ].map { (name: String, arity: Int, flags: CommandFlags, summary: String) in
-                        CommandSpec("function|\(name)", arity: arity, flags: flags, group: .scripting, summary: summary,
-                                    since: "7.0.0") { _, _ throws(CommandError) in }
-                    }) { context, reply throws(CommandError) in
+                    ])) { context, reply throws(CommandError) in
             try FunctionFamily.function(&context, &reply)
         },
     ]
@@ -113,7 +110,7 @@ enum FunctionFamily {
             propagate(&context)
             reply.ok()
         case "flush":
-            if arguments.count > 3 { throw subcommandSyntax(arguments) }
+            if arguments.count > 3 { throw .subcommandSyntax(arguments.string(1), of: "function") }
             if arguments.count == 3 && !arguments.matches(2, "sync") && !arguments.matches(2, "async") {
                 throw CommandError("FUNCTION FLUSH only supports SYNC|ASYNC option")
             }
@@ -121,7 +118,7 @@ enum FunctionFamily {
             propagate(&context)
             reply.ok()
         case "restore":
-            if arguments.count > 4 { throw subcommandSyntax(arguments) }
+            if arguments.count > 4 { throw .subcommandSyntax(arguments.string(1), of: "function") }
             var policy = FunctionEngine.RestorePolicy.append
             if arguments.count == 4 {
                 if arguments.matches(3, "append") {
@@ -271,11 +268,6 @@ enum FunctionFamily {
         if context.node.replication.isRecording { context.node.replication.propagate(context) }
     }
 
-    /// redis addReplySubcommandSyntaxError.
-    private static func subcommandSyntax(_ arguments: CommandArguments) -> CommandError {
-        CommandError("unknown subcommand or wrong number of arguments for '\(arguments.string(1).prefix(128))'. Try FUNCTION HELP.")
-    }
-
     /// FUNCTION LIST's flag names (redis scripts_flags_def).
     static func flagNames(_ flags: ScriptFlags) -> [String] {
         let table: [(ScriptFlags, String)] = [
@@ -290,7 +282,7 @@ enum FunctionFamily {
 /// then a 2-byte version and a CRC-64 of everything before it, as DUMP payloads of keys carry.
 enum FunctionDumpPayload {
     static let version: UInt16 = 1
-    static let libraryOpcode: UInt8 = 0xF5
+    static let libraryOpcode = SnapshotFormat.functionLibraryOpcode
 
     static func encode(_ sources: [[UInt8]]) -> [UInt8] {
         var bytes: [UInt8] = []

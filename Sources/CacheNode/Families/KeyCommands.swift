@@ -247,16 +247,14 @@ extension CommandTable {
         // OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT|HELP key
         CommandSpec("object", arity: -2, flags: [.readonly], keys: .custom({ $0.count > 2 ? [2] : [] }), group: .generic,
                     summary: "A container for object introspection commands.", since: "2.2.3",
-                    subcommands: [
-                        ("encoding", 3, "Returns the internal encoding of a Redis object."),
-                        ("freq", 3, "Returns the logarithmic access frequency counter of a Redis object."),
-                        ("idletime", 3, "Returns the time since the last access to a Redis object."),
-                        ("refcount", 3, "Returns the reference count of a value of a key."),
-                        ("help", 2, "Returns helpful text about the different subcommands."),
-                    ].map { name, arity, summary in
-                        CommandSpec("object|\(name)", arity: arity, flags: [.readonly], keys: name == "help" ? .none : .range(first: 2, last: 2, step: 1),
-                                    group: .generic, summary: summary, since: "2.2.3") { _, _ throws(CommandError) in }
-                    }) { context, reply throws(CommandError) in
+                    subcommands: CommandSpec.subcommands(
+                        of: "object", group: .generic, since: "2.2.3", keys: { $0 == "help" ? .none : .range(first: 2, last: 2, step: 1) }, [
+                            ("encoding", 3, [.readonly], "Returns the internal encoding of a Redis object."),
+                            ("freq", 3, [.readonly], "Returns the logarithmic access frequency counter of a Redis object."),
+                            ("idletime", 3, [.readonly], "Returns the time since the last access to a Redis object."),
+                            ("refcount", 3, [.readonly], "Returns the reference count of a value of a key."),
+                            ("help", 2, [.readonly], "Returns helpful text about the different subcommands."),
+                        ])) { context, reply throws(CommandError) in
             try KeyFamily.object(&context, &reply)
         },
     ]

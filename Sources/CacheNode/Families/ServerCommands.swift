@@ -49,15 +49,14 @@ extension CommandTable {
         // MEMORY USAGE key [SAMPLES count] | MEMORY STATS | MEMORY DOCTOR | MEMORY HELP
         CommandSpec("memory", arity: -2, flags: [.readonly], keys: .custom({ $0.count > 2 && $0.matches(1, "usage") ? [2] : [] }),
                     group: .server, summary: "A container for memory diagnostics commands.", since: "4.0.0",
-                    subcommands: [
-                        ("doctor", 2, "Outputs a memory problems report."), ("malloc-stats", 2, "Returns the allocator statistics."),
-                        ("purge", 2, "Asks the allocator to release memory."), ("stats", 2, "Returns details about memory usage."),
-                        ("usage", -3, "Estimates the memory usage of a key."),
-                        ("help", 2, "Returns helpful text about the different subcommands."),
-                    ].map { name, arity, summary in
-                        CommandSpec("memory|\(name)", arity: arity, flags: [.readonly], group: .server, summary: summary,
-                                    since: "4.0.0") { _, _ throws(CommandError) in }
-                    }) { context, reply throws(CommandError) in
+                    subcommands: CommandSpec.subcommands(of: "memory", group: .server, since: "4.0.0", [
+                        ("doctor", 2, [.readonly], "Outputs a memory problems report."),
+                        ("malloc-stats", 2, [.readonly], "Returns the allocator statistics."),
+                        ("purge", 2, [.readonly], "Asks the allocator to release memory."),
+                        ("stats", 2, [.readonly], "Returns details about memory usage."),
+                        ("usage", -3, [.readonly], "Estimates the memory usage of a key."),
+                        ("help", 2, [.readonly], "Returns helpful text about the different subcommands."),
+                    ])) { context, reply throws(CommandError) in
             let arguments = context.arguments
             if arguments.matches(1, "usage") && arguments.count >= 3 {
                 guard let value = context.db.peek(context.key(2)) else {

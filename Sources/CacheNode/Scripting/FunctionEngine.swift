@@ -356,32 +356,15 @@ final class FunctionEngine: Sendable {
                 running.withLock { $0 = nil }
                 isRunning.store(false, ordering: .releasing)
             }
-            var reply = cl_buffer()
-            defer { cl_buffer_free(&reply) }
-            let context = Unmanaged.passUnretained(invocation).toOpaque()
-            let outcome = ScriptEngine.withCArrays(keys) { keyPointers, keyLengths in
-                ScriptEngine.withCArrays(arguments) { argumentPointers, argumentLengths in
-                    function.withCString { name in
-                        cl_function_call(
-                            state.engine, reference, name, Int32(keys.count), keyPointers, keyLengths, Int32(arguments.count),
-                            argumentPointers, argumentLengths, Int32(clientProtocol), context,
-                            { context, argc, argv, lengths, resp, reply in
-                                let invocation = Unmanaged<ScriptInvocation>.fromOpaque(context!).takeUnretainedValue()
-                                let words = (0..<Int(argc)).map { UnsafeRawBufferPointer(start: argv![$0], count: lengths![$0]) }
-                                let bytes = invocation.call(CommandArguments(words), protocolVersion: Int(resp))
-                                bytes.withUnsafeReadableBytes { raw in cl_buffer_append(reply, raw.baseAddress, raw.count) }
-                            },
-                            { context, level, message, length in
-                                let invocation = Unmanaged<ScriptInvocation>.fromOpaque(context!).takeUnretainedValue()
-                                invocation.log(level: Int(level), String(decoding: UnsafeRawBufferPointer(start: message, count: length), as: UTF8.self))
-                            },
-                            &reply)
-                    }
+            let outcome = ScriptEngine.invoke(keys: keys, arguments: arguments, invocation: invocation) { keys, arguments, context, reply in
+                function.withCString { name in
+                    cl_function_call(
+                        state.engine, reference, name, keys.count, keys.pointers, keys.lengths, arguments.count, arguments.pointers,
+                        arguments.lengths, Int32(clientProtocol), context, ScriptEngine.commandCallback, ScriptEngine.logCallback, reply)
                 }
             }
-            let bytes = reply.length > 0 ? Array(UnsafeRawBufferPointer(start: reply.data, count: reply.length)) : []
             publish(state)
-            return (bytes, outcome == 0 ? .value : outcome == 1 ? .error : .errorAlreadyCounted)
+            return outcome
         }
     }
 

@@ -128,36 +128,56 @@ final class ScriptEngine: Sendable {
             isRunning.store(true, ordering: .releasing)
             runningScriptWrote.store(false, ordering: .releasing)
             defer { isRunning.store(false, ordering: .releasing) }
-            var reply = cl_buffer()
-            defer { cl_buffer_free(&reply) }
-            let context = Unmanaged.passUnretained(invocation).toOpaque()
-            let outcome = Self.withCArrays(keys) { keyPointers, keyLengths in
-                Self.withCArrays(arguments) { argumentPointers, argumentLengths in
-                    sha.withCString { shaText in
-                        cl_engine_run(
-                            cache.engine, shaText, Int32(keys.count), keyPointers, keyLengths, Int32(arguments.count),
-                            argumentPointers, argumentLengths, Int32(clientProtocol), context,
-                            { context, argc, argv, lengths, resp, reply in
-                                let invocation = Unmanaged<ScriptInvocation>.fromOpaque(context!).takeUnretainedValue()
-                                let words = (0..<Int(argc)).map { index in
-                                    UnsafeRawBufferPointer(start: argv![index], count: lengths![index])
-                                }
-                                let bytes = invocation.call(CommandArguments(words), protocolVersion: Int(resp))
-                                bytes.withUnsafeReadableBytes { raw in cl_buffer_append(reply, raw.baseAddress, raw.count) }
-                            },
-                            { context, level, message, length in
-                                let invocation = Unmanaged<ScriptInvocation>.fromOpaque(context!).takeUnretainedValue()
-                                let text = String(decoding: UnsafeRawBufferPointer(start: message, count: length), as: UTF8.self)
-                                invocation.log(level: Int(level), text)
-                            },
-                            &reply)
-                    }
+            let outcome = Self.invoke(keys: keys, arguments: arguments, invocation: invocation) { keys, arguments, context, reply in
+                sha.withCString { shaText in
+                    cl_engine_run(
+                        cache.engine, shaText, keys.count, keys.pointers, keys.lengths, arguments.count, arguments.pointers,
+                        arguments.lengths, Int32(clientProtocol), context, Self.commandCallback, Self.logCallback, reply)
                 }
             }
-            let bytes = reply.length > 0 ? Array(UnsafeRawBufferPointer(start: reply.data, count: reply.length)) : []
             publishMemory(cache)
-            return (bytes, outcome == 0 ? .value : outcome == 1 ? .error : .errorAlreadyCounted)
+            return outcome
         }
+    }
+
+    /// KEYS or ARGV as the engine takes them.
+    struct CArray {
+        let count: Int32
+        let pointers: UnsafePointer<UnsafePointer<CChar>?>?
+        let lengths: UnsafePointer<Int>?
+    }
+
+    /// Runs a script or function through `entry` (the engine's entry point, given KEYS, ARGV, the invocation as its
+    /// context and the reply buffer) and returns its RESP reply and what kind it is.
+    static func invoke(
+        keys: [[UInt8]], arguments: [[UInt8]], invocation: ScriptInvocation,
+        _ entry: (CArray, CArray, UnsafeMutableRawPointer, UnsafeMutablePointer<cl_buffer>) -> Int32
+    ) -> (reply: [UInt8], kind: ReplyKind) {
+        var reply = cl_buffer()
+        defer { cl_buffer_free(&reply) }
+        let context = Unmanaged.passUnretained(invocation).toOpaque()
+        let outcome = withCArrays(keys) { keyPointers, keyLengths in
+            withCArrays(arguments) { argumentPointers, argumentLengths in
+                entry(CArray(count: Int32(keys.count), pointers: keyPointers, lengths: keyLengths),
+                      CArray(count: Int32(arguments.count), pointers: argumentPointers, lengths: argumentLengths), context, &reply)
+            }
+        }
+        let bytes = reply.length > 0 ? Array(UnsafeRawBufferPointer(start: reply.data, count: reply.length)) : []
+        return (bytes, outcome == 0 ? .value : outcome == 1 ? .error : .errorAlreadyCounted)
+    }
+
+    /// The engine's calls back into Swift, for scripts and functions alike: a redis.call runs through the
+    /// ScriptInvocation the context points at; a redis.log line goes to its logger.
+    static let commandCallback: cl_command_function = { context, argc, argv, lengths, resp, reply in
+        let invocation = Unmanaged<ScriptInvocation>.fromOpaque(context!).takeUnretainedValue()
+        let words = (0..<Int(argc)).map { index in UnsafeRawBufferPointer(start: argv![index], count: lengths![index]) }
+        let bytes = invocation.call(CommandArguments(words), protocolVersion: Int(resp))
+        bytes.withUnsafeReadableBytes { raw in cl_buffer_append(reply, raw.baseAddress, raw.count) }
+    }
+
+    static let logCallback: cl_log_function = { context, level, message, length in
+        let invocation = Unmanaged<ScriptInvocation>.fromOpaque(context!).takeUnretainedValue()
+        invocation.log(level: Int(level), String(decoding: UnsafeRawBufferPointer(start: message, count: length), as: UTF8.self))
     }
 
     /// SCRIPT EXISTS.

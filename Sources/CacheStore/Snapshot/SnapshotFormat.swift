@@ -51,7 +51,8 @@ public enum SnapshotFormat {
 
     static let recordOpcode: UInt8 = 0x01
     static let auxiliaryOpcode: UInt8 = 0xFA
-    static let functionLibraryOpcode: UInt8 = 0xF5
+    /// Opens a function library entry (redis RDB_OPCODE_FUNCTION2); FUNCTION DUMP payloads use it too.
+    public static let functionLibraryOpcode: UInt8 = 0xF5
     static let trailerOpcode: UInt8 = 0xFF
     /// The largest auxiliary field body accepted when decoding.
     static let maximumAuxiliaryBytes = 64 * 1024
