@@ -88,6 +88,46 @@ struct FunctionProcessTests {
         }
     }
 
+    @Test func functionStatsAndKillFromTheOtherEventLoopStopARunawayFunction() throws {
+        let node = try CacheNodeProcess(arguments: ["--threads", "2"])
+        defer { node.stop() }
+        #expect(try redisCLI(node.port, ["FUNCTION", "LOAD", "#!lua name=spin\nredis.register_function{function_name='spin', callback=function() local n = 0 while true do n = n + 1 end end, flags={'no-writes'}}"]) == "spin")
+        #expect(try redisCLI(node.port, ["FUNCTION", "KILL"]) == "NOTBUSY No scripts in execution right now.")
+        let runaway = Process()
+        runaway.executableURL = URL(fileURLWithPath: "/usr/bin/redis-cli")
+        runaway.arguments = ["-h", "127.0.0.1", "-p", String(node.port), "FCALL", "spin", "0"]
+        runaway.standardOutput = FileHandle.nullDevice
+        runaway.standardError = FileHandle.nullDevice
+        try runaway.run()
+        defer { if runaway.isRunning { runaway.terminate() } }
+        // A connection on the busy loop waits (and is given up after a few seconds); one on the free loop answers.
+        var stats = ""
+        for _ in 0..<30 where !stats.contains("spin") {
+            if let result = try? runProgram("/usr/bin/redis-cli", ["-h", "127.0.0.1", "-p", String(node.port), "FUNCTION", "STATS"], timeout: 3) {
+                stats = result.output
+            }
+            if !stats.contains("spin") { usleep(100_000) }
+        }
+        #expect(stats.contains("running_script") && stats.contains("spin") && stats.contains("FCALL") && stats.contains("duration_ms"),
+                "FUNCTION STATS answered \(stats)")
+        var answers: [String] = []
+        for _ in 0..<30 where answers.last != "OK" {
+            if let result = try? runProgram("/usr/bin/redis-cli", ["-h", "127.0.0.1", "-p", String(node.port), "FUNCTION", "KILL"], timeout: 3) {
+                answers.append(result.output.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+            if answers.last != "OK" { usleep(100_000) }
+        }
+        #expect(answers.last == "OK", "FUNCTION KILL answered \(answers)")
+        let deadline = Date().addingTimeInterval(10)
+        while runaway.isRunning && Date() < deadline { usleep(10_000) }
+        #expect(!runaway.isRunning)
+        // Both loops serve again (connections alternate between them), and nothing runs any more.
+        for _ in 0..<2 {
+            let after = try redisCLI(node.port, ["FUNCTION", "STATS"])
+            #expect(after.contains("running_script") && !after.contains("spin"), "\(after)")
+        }
+    }
+
     @Test func aReplicaGetsTheLibrariesInItsFullSyncAndThenFromTheStream() throws {
         let ids = try TestIdentities(nodes: ["p", "r"])
         defer { ids.remove() }

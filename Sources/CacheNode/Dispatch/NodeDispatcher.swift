@@ -182,8 +182,7 @@ public struct NodeDispatcher: CommandDispatcher {
         if !session.isAuthenticated && !spec.flags.contains(.noAuth) {
             return reject(.noAuth, commandIndex: commandIndex, session: session, reply: &reply, flagTransaction: true)
         }
-        // ACL: one relaxed load for a user with every permission. The connection's own commands that work before
-        // AUTH (AUTH, HELLO, QUIT, RESET) are always allowed.
+        // ACL: one relaxed load for a user with every permission.
         if session.user?.isUnrestricted.load(ordering: .relaxed) == false, let refusal = aclRefusal(spec, commandIndex, arguments, session: session) {
             return reject(refusal, commandIndex: commandIndex, session: session, reply: &reply, flagTransaction: true)
         }
@@ -249,8 +248,8 @@ public struct NodeDispatcher: CommandDispatcher {
     /// ACL: why the session's user may not run this command (logged in ACL LOG), or `nil`.
     @inline(never)
     private func aclRefusal(_ spec: CommandSpec, _ commandIndex: Int, _ arguments: CommandArguments, session: ClientSession) -> CommandError? {
-        guard !(spec.flags.contains(.noAuth) && spec.group == .connection),
-              let refused = node.acl.refusal(session, spec, commandIndex, arguments, context: session.transaction != nil ? "multi" : "toplevel", node: node)
+        guard let refused = node.acl.refusal(
+            session, spec, commandIndex, arguments, context: session.transaction != nil ? "multi" : "toplevel", node: node)
         else { return nil }
         return CommandError(code: "NOPERM", refused.denial.message(user: refused.username))
     }

@@ -23,9 +23,10 @@ extension CommandTable {
             try FunctionFamily.fcall(&context, &reply, readOnly: true)
         },
         // FUNCTION LOAD|DELETE|FLUSH|LIST|DUMP|RESTORE|STATS|KILL|HELP. The container may replicate: its writing
-        // subcommands propagate themselves (FunctionFamily.propagate), the others are reads (allowed on replicas and
-        // during CLIENT PAUSE WRITE, as in redis, where only those subcommands carry the write flag).
-        CommandSpec("function", arity: -2, flags: [.noScript, .mayReplicate, .wholeKeyspace], group: .scripting,
+        // subcommands lock the keyspace and propagate themselves (FunctionFamily.changingLibraries), the others are
+        // reads (allowed on replicas and during CLIENT PAUSE WRITE, as in redis, where only those subcommands carry
+        // the write flag). It takes no stripe lock itself, so FUNCTION STATS and KILL reach a running FCALL.
+        CommandSpec("function", arity: -2, flags: [.noScript, .mayReplicate, .noKeyspace], group: .scripting,
                     summary: "A container for function commands.", since: "7.0.0",
                     subcommands: CommandSpec.subcommands(of: "function", group: .scripting, since: "7.0.0", [
                         ("load", -3, [.noScript, .write, .denyOOM], "Creates a library."),
@@ -60,12 +61,11 @@ enum FunctionFamily {
             throw CommandError("Can not execute a script with write flag using *_ro command.")
         }
         let clientProtocol = reply.protocolVersion == .v3 ? 3 : 2
-        let command = (0..<arguments.count).map { arguments.string($0) }
         let now = context.now
         try ScriptingFamily.run(&context, &reply, flags: flags, readOnly: readOnly, keyCount: keyCount, runner: .function(functions)) {
             keys, scriptArguments, invocation in
             guard let outcome = functions.call(
-                name, keys: keys, arguments: scriptArguments, command: command, clientProtocol: clientProtocol, now: now,
+                name, keys: keys, arguments: scriptArguments, command: arguments, clientProtocol: clientProtocol, now: now,
                 invocation: invocation)
             else {
                 // Deleted between the flags' lookup and the call: FUNCTION holds every stripe as FCALL does, so this
@@ -102,20 +102,21 @@ enum FunctionFamily {
             // No time limit for what the primary or the append-only file sends (redis mustObeyClient; the log is
             // replayed through a session in the primary's role).
             let timeout = context.session.isPrimaryLink ? 0 : FunctionEngine.loadTimeoutMilliseconds
-            let name = try functions.load(arguments.bytes(position), replace: replace, timeoutMilliseconds: timeout)
-            propagate(&context)
+            let code = arguments.bytes(position)
+            let name = try changingLibraries(&context) { () throws(CommandError) in
+                try functions.load(code, replace: replace, timeoutMilliseconds: timeout)
+            }
             reply.bulk(name)
         case "delete":
-            try functions.delete(arguments.string(2))
-            propagate(&context)
+            let name = arguments.string(2)
+            try changingLibraries(&context) { () throws(CommandError) in try functions.delete(name) }
             reply.ok()
         case "flush":
             if arguments.count > 3 { throw .subcommandSyntax(arguments.string(1), of: "function") }
             if arguments.count == 3 && !arguments.matches(2, "sync") && !arguments.matches(2, "async") {
                 throw CommandError("FUNCTION FLUSH only supports SYNC|ASYNC option")
             }
-            functions.flush()
-            propagate(&context)
+            try changingLibraries(&context) { () throws(CommandError) in functions.flush() }
             reply.ok()
         case "restore":
             if arguments.count > 4 { throw .subcommandSyntax(arguments.string(1), of: "function") }
@@ -132,8 +133,7 @@ enum FunctionFamily {
                 }
             }
             let sources = try FunctionDumpPayload.decode(arguments.bytes(2))
-            try functions.restore(sources, policy: policy)
-            propagate(&context)
+            try changingLibraries(&context) { () throws(CommandError) in try functions.restore(sources, policy: policy) }
             reply.ok()
         case "list":
             var withCode = false
@@ -189,7 +189,7 @@ enum FunctionFamily {
                 reply.bulk(running.name)
                 reply.bulk("command")
                 reply.arrayHeader(running.command.count)
-                for word in running.command { reply.bulk(word) }
+                for index in 0..<running.command.count { running.command.withBytes(index) { reply.bulk($0) } }
                 reply.bulk("duration_ms")
                 reply.integer(Int(max(0, context.node.clock.nowMilliseconds() - running.startedAt)))
             } else {
@@ -261,11 +261,22 @@ enum FunctionFamily {
         }
     }
 
-    /// A writing subcommand that succeeded: counted as a change for the save rules and sent to replicas and the
-    /// append-only file as received (the container's own flags do not say it writes).
-    private static func propagate(_ context: inout CommandContext) {
+    /// Runs a writing subcommand with every stripe locked (EXEC already holds them inside a transaction), as a
+    /// whole-keyspace write runs: a snapshot, which reads the libraries while it freezes the keyspace, has it entirely
+    /// or not at all. Once it succeeded it counts as a change for the save rules and goes to replicas and the
+    /// append-only file as received, still under the locks, so the stream has the changes in the order they ran
+    /// (the container's own flags do not say it writes).
+    @discardableResult
+    private static func changingLibraries<Result>(
+        _ context: inout CommandContext, _ change: () throws(CommandError) -> Result
+    ) throws(CommandError) -> Result {
+        let keyspace = context.keyspace
+        if !context.inTransaction { keyspace.lockAll() }
+        defer { if !context.inTransaction { keyspace.unlockAll() } }
+        let result = try change()
         context.session.stats.changesApplied.wrappingAdd(1, ordering: .relaxed)
         if context.node.replication.isRecording { context.node.replication.propagate(context) }
+        return result
     }
 
     /// FUNCTION LIST's flag names (redis scripts_flags_def).

@@ -426,8 +426,10 @@ final class AccessControl: Sendable {
 
     // MARK: checks
 
-    /// Why `user` may not run this command, or `nil` (redis ACLCheckAllUserCommandPerm).
+    /// Why `user` may not run this command, or `nil` (redis ACLCheckAllUserCommandPerm). The connection's own
+    /// commands that work before AUTH (AUTH, HELLO, QUIT, RESET) are always allowed, wherever they are checked.
     func denial(_ user: ACLUser, _ spec: CommandSpec, _ commandIndex: Int, _ arguments: CommandArguments) -> ACLDenial? {
+        if spec.flags.contains(.noAuth) && spec.group == .connection { return nil }
         let rules = user.rules
         if let sub = spec.subcommand(of: arguments) {
             let allowed = rules.allowedSubcommands.contains(sub.name)

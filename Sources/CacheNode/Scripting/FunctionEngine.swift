@@ -49,7 +49,7 @@ final class FunctionEngine: Sendable {
     let isRunning = Atomic<Bool>(false)
     let runningFunctionWrote = Atomic<Bool>(false)
     /// FUNCTION STATS's running_script: the function, its FCALL, and when it started (unix ms).
-    private let running = Mutex<(name: String, command: [String], startedAt: Int64)?>(nil)
+    private let running = Mutex<(name: String, command: CommandArguments, startedAt: Int64)?>(nil)
     /// INFO memory's figures, kept outside the lock (INFO may run inside a function, which holds it).
     private let luaBytes = Atomic<Int>(0)
     private let libraryCount = Atomic<Int>(0)
@@ -341,7 +341,7 @@ final class FunctionEngine: Sendable {
     /// FCALL: runs a function; `invocation` runs its redis.call()s. Returns the RESP reply and what kind it is, or
     /// `nil` if there is no such function.
     func call(
-        _ function: String, keys: [[UInt8]], arguments: [[UInt8]], command: [String], clientProtocol: Int, now: Int64,
+        _ function: String, keys: [[UInt8]], arguments: [[UInt8]], command: CommandArguments, clientProtocol: Int, now: Int64,
         invocation: ScriptInvocation
     ) -> (reply: [UInt8], kind: ScriptEngine.ReplyKind)? {
         state.withLock { state in
@@ -377,7 +377,7 @@ final class FunctionEngine: Sendable {
     }
 
     /// FUNCTION STATS's running_script: the running function, its command and since when (unix ms).
-    var runningFunction: (name: String, command: [String], startedAt: Int64)? {
+    var runningFunction: (name: String, command: CommandArguments, startedAt: Int64)? {
         running.withLock { $0 }
     }
 
