@@ -1028,8 +1028,9 @@ static int call_as_script(cl_engine *engine, cl_run *run, const char *name, int 
 }
 
 /// Starts a script run: the run context in the registry, the kill check, and the error handler on the stack.
-static void begin_run(cl_engine *engine, cl_run *run) {
+static void begin_run(cl_engine *engine, cl_run *run, void *context, cl_command_function command, cl_log_function log) {
     lua_State *L = engine->lua;
+    *run = (cl_run){.engine = engine, .context = context, .command = command, .log = log, .script_resp = 2};
     atomic_store(&engine->kill_requested, 0);
     lua_pushlightuserdata(L, run);
     lua_setfield(L, LUA_REGISTRYINDEX, run_key);
@@ -1044,8 +1045,8 @@ int cl_engine_run(cl_engine *engine, const char *sha,
                   int client_resp, void *context, cl_command_function command, cl_log_function log,
                   cl_buffer *reply) {
     lua_State *L = engine->lua;
-    cl_run run = {.engine = engine, .context = context, .command = command, .log = log, .script_resp = 2};
-    begin_run(engine, &run);
+    cl_run run;
+    begin_run(engine, &run, context, command, log);
     char name[43];
     function_name(sha, name);
     lua_getfield(L, LUA_REGISTRYINDEX, name);
@@ -1401,8 +1402,8 @@ int cl_function_call(cl_engine *engine, int library, const char *function,
                      int client_resp, void *context, cl_command_function command, cl_log_function log,
                      cl_buffer *reply) {
     lua_State *L = engine->lua;
-    cl_run run = {.engine = engine, .context = context, .command = command, .log = log, .script_resp = 2};
-    begin_run(engine, &run);
+    cl_run run;
+    begin_run(engine, &run, context, command, log);
     lua_rawgeti(L, LUA_REGISTRYINDEX, library);
     lua_getfield(L, -1, function);
     lua_remove(L, -2);

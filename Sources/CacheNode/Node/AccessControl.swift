@@ -142,15 +142,22 @@ final class AccessControl: Sendable {
 
     init(commands: CommandTable, requirePass: String?) {
         self.commands = commands
-        var rules = ACLRules(commandCount: commands.commands.count)
-        rules.enabled = true
-        rules.keyPatterns = [("*", true, true)]
-        rules.channelPatterns = ["*"]
-        rules.allowedCommands = Array(repeating: true, count: commands.commands.count)
-        rules.commandRules = ["+@all"]
+        var rules = Self.defaultUserRules(commandCount: commands.commands.count)
         Self.setPassword(&rules, requirePass)
         defaultUser = ACLUser(name: "default", rules: rules)
         state = Mutex(State(users: ["default": defaultUser]))
+    }
+
+    /// The default user as redis creates it: `on nopass ~* &* +@all`.
+    private static func defaultUserRules(commandCount: Int) -> ACLRules {
+        var rules = ACLRules(commandCount: commandCount)
+        rules.enabled = true
+        rules.noPass = true
+        rules.keyPatterns = [("*", true, true)]
+        rules.channelPatterns = ["*"]
+        rules.allowedCommands = Array(repeating: true, count: commandCount)
+        rules.commandRules = ["+@all"]
+        return rules
     }
 
     /// `requirepass`: the default user's one password, or `nopass` when empty (redis's compatibility rule).
@@ -564,14 +571,7 @@ final class AccessControl: Sendable {
                 }
             }
             if loaded["default"] == nil {
-                var rules = ACLRules(commandCount: commands.commands.count)
-                rules.enabled = true
-                rules.noPass = true
-                rules.keyPatterns = [("*", true, true)]
-                rules.channelPatterns = ["*"]
-                rules.allowedCommands = Array(repeating: true, count: commands.commands.count)
-                rules.commandRules = ["+@all"]
-                defaultUser.replaceRules(rules)
+                defaultUser.replaceRules(Self.defaultUserRules(commandCount: commands.commands.count))
             }
             return dropped
         }
