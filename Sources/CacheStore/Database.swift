@@ -29,6 +29,9 @@ public struct Database {
     public let now: Int64
     /// The client whose command this is (0: none), told to client tracking with each change.
     public let client: Int
+    /// Whether reads and in-place changes update a key's access clock (LRU/LFU); `false` for a client in CLIENT
+    /// NO-TOUCH mode. A new value stored under a key always starts a new access clock.
+    public var touchesKeys = true
 
     init(keyspace: Keyspace, index: Int, now: Int64, client: Int = 0) {
         self.keyspace = keyspace
@@ -68,7 +71,7 @@ public struct Database {
     public func value(_ key: KeyRef) -> StoredValue? {
         guard let (table, position) = find(key) else { return nil }
         let entry = table.entry(at: position)
-        keyspace.recordAccess(&entry.pointee.meta, now: now)
+        if touchesKeys { keyspace.recordAccess(&entry.pointee.meta, now: now) }
         return entry.pointee.value
     }
 
@@ -176,7 +179,7 @@ public struct Database {
         var modified = false
         if let position = findLive(key, in: table, stripe: stripe) {
             let entry = table.entry(at: position)
-            keyspace.recordAccess(&entry.pointee.meta, now: now)
+            if touchesKeys { keyspace.recordAccess(&entry.pointee.meta, now: now) }
             let sizeBefore = entry.pointee.value.heapSize
             var value: StoredValue? = entry.pointee.value
             entry.pointee.value = Self.placeholder

@@ -204,6 +204,9 @@ public final class Keyspace: Sendable {
     public let isSlotStriped: Bool
     let policyStorage = Atomic<Int>(EvictionPolicy.noEviction.rawValue)
     let maxMemoryStorage = Atomic<Int>(0)
+    /// The sum of the stripes' published sizes, kept with them on unlock, so the eviction check before every command
+    /// is one load rather than one per stripe.
+    private let publishedTotal = Atomic<Int>(0)
     let replicaStorage = Atomic<Bool>(false)
     let keyRemovalPausedStorage = Atomic<Bool>(false)
     let lfuLogFactorStorage = Atomic<Int>(10)
@@ -452,7 +455,14 @@ public final class Keyspace: Sendable {
     public func unlock(stripe index: Int) {
         let stripe = stripes[index]
         if maxMemoryStorage.load(ordering: .relaxed) > 0 {
-            stripe.publishedBytes.store(stripe.estimatedBytes, ordering: .relaxed)
+            // Only the lock holder publishes a stripe's size, so the total moves by exactly what this one changed; a
+            // read (nothing changed) writes nothing shared.
+            let size = stripe.estimatedBytes
+            let published = stripe.publishedBytes.load(ordering: .relaxed)
+            if size != published {
+                stripe.publishedBytes.store(size, ordering: .relaxed)
+                publishedTotal.wrappingAdd(size &- published, ordering: .relaxed)
+            }
         }
         stripe.lock.unlock()
     }
@@ -534,7 +544,7 @@ public final class Keyspace: Sendable {
     /// Estimated bytes held by all stripes. Exact only with every stripe locked; otherwise the last published sizes.
     public func estimatedBytes(locked: Bool) -> Int {
         if locked { return stripes.reduce(0) { $0 + $1.estimatedBytes } }
-        return stripes.reduce(0) { $0 + $1.publishedBytes.load(ordering: .relaxed) }
+        return publishedTotal.load(ordering: .relaxed)
     }
 
     /// Per database: keys and keys with an expiry (INFO keyspace). Requires every stripe locked.

@@ -104,16 +104,20 @@ public final class BlockingRegistry: Sendable {
     ) {
         precondition(!context.inTransaction, "blocking commands must not block inside EXEC")
         context.suspends = true
+        context.countsWhenUnblocked = true
         let session = context.session
+        let node = context.node
         let sessionID = ObjectIdentifier(session)
         var unique: [DatabaseKey] = []
         for key in keys {
             let databaseKey = DatabaseKey(database: session.database, key: key.bytes)
             if !unique.contains(databaseKey) { unique.append(databaseKey) }
         }
+        let firstRun = context.startMicroseconds > 0 ? max(0, node.clock.nowMicroseconds() - context.startMicroseconds) : 0
         let waiter = BlockedClient(
             session: session, spec: context.spec, arguments: arguments ?? context.arguments, database: session.database,
-            protocolVersion: session.protocolVersion, keys: unique, type: type, wakesOnAnyChange: wakesOnAnyChange)
+            protocolVersion: session.protocolVersion, keys: unique, type: type, wakesOnAnyChange: wakesOnAnyChange,
+            firstRunMicroseconds: firstRun)
         let isRetry = state.withLockedValue { state -> Bool in
             if let existing = state.bySession[sessionID] {
                 // A retry that still found nothing: the client keeps its place.
@@ -132,7 +136,7 @@ public final class BlockingRegistry: Sendable {
         if let deadline {
             let delay = max(deadline - context.now, 0)
             let timer = session.connection.eventLoop.scheduleTask(in: .milliseconds(delay)) { [self] in
-                self.timeOut(waiter)
+                self.timeOut(waiter, node: node)
             }
             state.withLockedValue { _ in waiter.timer = timer }
         }
@@ -155,7 +159,7 @@ public final class BlockingRegistry: Sendable {
             for waiter in candidates where waiter.wakesOnAnyChange || !unavailable.contains(waiter.type) {
                 guard claim(waiter) else { continue }
                 let attempt = retry(waiter, readyKey: key, node: node)
-                settle(waiter, attempt)
+                settle(waiter, attempt, node: node)
                 switch attempt {
                 case .notReady:
                     // The key holds no value of this type: later waiters of the same type cannot be served either.
@@ -191,8 +195,9 @@ public final class BlockingRegistry: Sendable {
     }
 
     /// Unblocks a blocked client as CLIENT UNBLOCK does: with the null array (as on a timeout) or with the error
-    /// `-UNBLOCKED client unblocked via CLIENT UNBLOCK`. Returns whether the client was blocked.
-    public func unblock(clientID: Int, withError: Bool) -> Bool {
+    /// `-UNBLOCKED client unblocked via CLIENT UNBLOCK` (a failed call, counted in errorstats). Returns whether the
+    /// client was blocked.
+    public func unblock(clientID: Int, withError: Bool, node: NodeState) -> Bool {
         guard hasWaiters else { return false }
         let removed = state.withLockedValue { state -> BlockedClient? in
             guard let waiter = state.bySession.values.first(where: { $0.session.connection.id == clientID }),
@@ -204,15 +209,36 @@ public final class BlockingRegistry: Sendable {
         }
         guard let removed else { return false }
         released(removed)
+        guard withError else {
+            resumeWithNullArray(removed, node: node)
+            return true
+        }
         var reply = ReplyWriter(buffer: removed.session.connection.allocator.buffer(capacity: 64),
                                 protocolVersion: removed.protocolVersion)
-        if withError {
-            reply.error(code: "UNBLOCKED", message: "client unblocked via CLIENT UNBLOCK")
-        } else {
-            reply.nullArray()
-        }
+        NodeDispatcher.replyError(
+            CommandError(code: "UNBLOCKED", "client unblocked via CLIENT UNBLOCK"), session: removed.session, node: node,
+            reply: &reply)
+        countEnded(removed, node: node, failed: true)
         removed.session.connection.resume(with: reply.buffer)
         return true
+    }
+
+    /// Counts a blocked command that ended (redis updateStatsOnUnblock): one call in commandstats, taking the time of
+    /// the run that blocked and of the run that served it (`servedFrom`, unix µs, if one did), failed if it ended in
+    /// an error; and the slow log, for that time.
+    private func countEnded(_ waiter: BlockedClient, node: NodeState, servedFrom start: Int64? = nil, failed: Bool) {
+        let end = node.clock.nowMicroseconds()
+        let total = waiter.firstRunMicroseconds + (start.map { max(0, end - $0) } ?? 0)
+        if let index = node.commands.lookupIndex(waiter.arguments) {
+            let stats = waiter.session.stats.commands
+            stats.add(1, to: .calls, of: index)
+            stats.add(Int(total), to: .microseconds, of: index)
+            if failed { stats.add(1, to: .failed, of: index) }
+        }
+        if node.slowLog.threshold >= 0 {
+            NodeDispatcher.logSlowCommand(
+                waiter.arguments, spec: waiter.spec, session: waiter.session, node: node, from: end - total, to: end)
+        }
     }
 
     // MARK: internals
@@ -261,25 +287,18 @@ public final class BlockingRegistry: Sendable {
             inTransaction: false)
         var reply = ReplyWriter(buffer: waiter.session.connection.allocator.buffer(capacity: 128),
                                 protocolVersion: waiter.protocolVersion)
-        // A blocking command goes to the slow log once served, with the time of the run that served it (redis logs
-        // it when unblocked, not when it blocked).
-        let start = node.slowLog.threshold >= 0 ? node.clock.nowMicroseconds() : 0
-        defer {
-            if start != 0 && !context.suspends {
-                NodeDispatcher.logSlowCommand(
-                    waiter.arguments, spec: waiter.spec, session: waiter.session, node: node, from: start, to: node.clock.nowMicroseconds())
-            }
-        }
+        // Counted (and slow-logged) once served, with the time of this run and of the one that blocked (redis
+        // counts a blocked command when it ends, not when it blocks).
+        let start = node.clock.nowMicroseconds()
         do {
             try waiter.spec.handler(&context, &reply)
         } catch {
-            if let index = node.commands.lookupIndex(waiter.arguments) {
-                waiter.session.stats.commands.add(1, to: .failed, of: index)
-            }
+            countEnded(waiter, node: node, servedFrom: start, failed: true)
             NodeDispatcher.replyError(error, session: waiter.session, node: node, reply: &reply)
             return .served(reply.buffer, readyKeys: context.readyKeys)
         }
         if context.suspends { return .stillBlocked }
+        countEnded(waiter, node: node, servedFrom: start, failed: false)
         // A served blocking command wrote (popped, moved): it counts towards the save rules like any write.
         if waiter.spec.flags.contains(.write) { waiter.session.stats.changesApplied.wrappingAdd(1, ordering: .relaxed) }
         if node.replication.isRecording { node.replication.propagate(context) }
@@ -288,7 +307,7 @@ public final class BlockingRegistry: Sendable {
 
     /// Finishes a retry: resumes a served client, or returns it to waiting (or completes a timeout or
     /// disconnection that arrived meanwhile).
-    private func settle(_ waiter: BlockedClient, _ attempt: Attempt) {
+    private func settle(_ waiter: BlockedClient, _ attempt: Attempt, node: NodeState) {
         enum Ending { case resume(ByteBuffer), timeOut, drop, none }
         let ending = state.withLockedValue { state -> Ending in
             if case .served(let reply, _) = attempt {
@@ -310,7 +329,7 @@ public final class BlockingRegistry: Sendable {
             waiter.session.connection.resume(with: reply)
         case .timeOut:
             released(waiter)
-            resumeWithNullArray(waiter)
+            resumeWithNullArray(waiter, node: node)
         case .drop:
             released(waiter)
         case .none:
@@ -319,7 +338,7 @@ public final class BlockingRegistry: Sendable {
     }
 
     /// Fires on the waiter's event loop when its deadline passes.
-    private func timeOut(_ waiter: BlockedClient) {
+    private func timeOut(_ waiter: BlockedClient, node: NodeState) {
         let expired = state.withLockedValue { state -> Bool in
             switch waiter.phase {
             case .waiting:
@@ -335,7 +354,7 @@ public final class BlockingRegistry: Sendable {
         }
         guard expired else { return }
         released(waiter)
-        resumeWithNullArray(waiter)
+        resumeWithNullArray(waiter, node: node)
     }
 
     /// Bookkeeping once a waiter has left the queues: counters, flags, timer.
@@ -354,7 +373,9 @@ public final class BlockingRegistry: Sendable {
         }
     }
 
-    private func resumeWithNullArray(_ waiter: BlockedClient) {
+    /// Ends a wait with the null array (a timeout, or CLIENT UNBLOCK TIMEOUT), counting the call.
+    private func resumeWithNullArray(_ waiter: BlockedClient, node: NodeState) {
+        countEnded(waiter, node: node, failed: false)
         var reply = ReplyWriter(buffer: waiter.session.connection.allocator.buffer(capacity: 8),
                                 protocolVersion: waiter.protocolVersion)
         reply.nullArray()
@@ -378,6 +399,8 @@ final class BlockedClient: @unchecked Sendable {
     let type: ValueType
     /// Retried on any write to its keys, not only when they hold `type`.
     let wakesOnAnyChange: Bool
+    /// How long the run that blocked took (µs): part of the command's time in commandstats and the slow log.
+    let firstRunMicroseconds: Int64
 
     var phase = Phase.waiting
     var hasTimedOut = false
@@ -385,7 +408,8 @@ final class BlockedClient: @unchecked Sendable {
     var timer: Scheduled<Void>?
 
     init(session: ClientSession, spec: CommandSpec, arguments: CommandArguments, database: Int,
-         protocolVersion: RESPVersion, keys: [DatabaseKey], type: ValueType, wakesOnAnyChange: Bool) {
+         protocolVersion: RESPVersion, keys: [DatabaseKey], type: ValueType, wakesOnAnyChange: Bool,
+         firstRunMicroseconds: Int64) {
         self.session = session
         self.spec = spec
         self.arguments = arguments
@@ -394,6 +418,7 @@ final class BlockedClient: @unchecked Sendable {
         self.keys = keys
         self.type = type
         self.wakesOnAnyChange = wakesOnAnyChange
+        self.firstRunMicroseconds = firstRunMicroseconds
     }
 }
 

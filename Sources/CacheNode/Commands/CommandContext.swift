@@ -33,6 +33,13 @@ public struct CommandContext {
     public internal(set) var readyKeys: [DatabaseKey] = []
     /// Set by blocking commands that had to wait: the connection suspends until resumed.
     public var suspends = false
+    /// Set by ``BlockingRegistry/block(_:keys:waitingFor:deadline:arguments:wakesOnAnyChange:)``: the command is
+    /// counted in commandstats (and the slow log) when it is served, times out or is unblocked, not now (redis counts
+    /// a blocked call once, when it ends).
+    public internal(set) var countsWhenUnblocked = false
+    /// When the dispatcher started this command (unix µs; 0 outside it): a blocked command's first run is part of its
+    /// time.
+    var startMicroseconds: Int64 = 0
     /// Set by QUIT: the connection closes once the reply is sent.
     public var closesConnection = false
     /// What a successful write sends to replicas (default: the command as received, with relative TTLs made
@@ -64,7 +71,12 @@ public struct CommandContext {
     }
 
     /// The client's selected database at this command's time.
-    public var db: Database { node.keyspace.database(session.database, now: now, client: session.connection.id) }
+    public var db: Database {
+        var database = node.keyspace.database(session.database, now: now, client: session.connection.id)
+        // CLIENT NO-TOUCH: the client's commands leave access clocks alone, except TOUCH (redis lookupKey).
+        if session.noTouch && spec.name != "touch" { database.touchesKeys = false }
+        return database
+    }
 
     /// The keyspace.
     public var keyspace: Keyspace { node.keyspace }

@@ -336,17 +336,19 @@ public struct NodeDispatcher: CommandDispatcher {
     ) -> DispatchOutcome {
         let keyspace = node.keyspace
         var outOfMemoryAtStart = false
-        if keyspace.maxMemory > 0 && needsMemory(spec, session: session) {
-            if case .outOfMemory = keyspace.evictIfNeeded(now: node.clock.nowMilliseconds(), baseline: node.baselineMemory.load(ordering: .relaxed)) {
+        // Over maxmemory, keys are evicted before any command, reads too (redis performEvictions in processCommand):
+        // memory a write overshot by comes down at the next command, whatever it is. Only commands that may grow
+        // memory are refused when nothing more can go.
+        if keyspace.maxMemory > 0,
+            case .outOfMemory = keyspace.evictIfNeeded(now: node.clock.nowMilliseconds(), baseline: node.baselineMemory.load(ordering: .relaxed))
+        {
+            if needsMemory(spec, session: session) {
                 session.stats.rejectedCommandsOOM.add(1, ordering: .relaxed)
                 session.stats.commands.add(1, to: .rejected, of: commandIndex)
                 return reject(.outOfMemory, session: session, reply: &reply, flagTransaction: false)
             }
-        } else if keyspace.maxMemory > 0 && spec.flags.contains(.mayReplicate) {
             // A script is not refused up front; its first write that may grow memory is (redis scriptVerifyOOM).
-            if case .outOfMemory = keyspace.evictIfNeeded(now: node.clock.nowMilliseconds(), baseline: node.baselineMemory.load(ordering: .relaxed)) {
-                outOfMemoryAtStart = true
-            }
+            if spec.flags.contains(.mayReplicate) { outOfMemoryAtStart = true }
         }
         // The arguments move into the context for the command and back out after it: a copy would cost a
         // reference-count increment and decrement per buffer they hold.
@@ -360,6 +362,7 @@ public struct NodeDispatcher: CommandDispatcher {
             arguments: consume arguments, spec: spec, session: session, node: node, now: startMicroseconds / 1000,
             inTransaction: false)
         context.clusterCheck = clusterCheck
+        context.startMicroseconds = startMicroseconds
         if outOfMemoryAtStart { context.outOfMemoryAtStart = true }
         session.stats.commandsProcessed.wrappingAdd(1, ordering: .relaxed)
         session.lastInteraction.store(context.now, ordering: .relaxed)
@@ -407,7 +410,12 @@ public struct NodeDispatcher: CommandDispatcher {
             }
         }
         // Counted once it ran, as redis does: INFO does not count itself, and CONFIG RESETSTAT counts after its reset.
-        session.stats.commands.add(1, to: .calls, of: commandIndex)
+        // A command that blocked is counted when it ends (BlockingRegistry), with the time of this run.
+        if context.countsWhenUnblocked {
+            session.timedCommand = -1
+        } else {
+            session.stats.commands.add(1, to: .calls, of: commandIndex)
+        }
         if node.monitors.isActive && Self.monitorsSee(spec, context.arguments) {
             node.feedMonitors(context.arguments, spec: spec, session: session)
         }

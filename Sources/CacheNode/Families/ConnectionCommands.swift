@@ -45,12 +45,18 @@ extension CommandTable {
             session.database = 0
             session.protocolVersion = .v2
             session.replyMode = .on
+            session.noTouch = false
+            session.isReadOnlyClusterClient = false
+            session.isAsking = false
             // Back to the default user: authenticated only if it needs no password (redis clearClientConnectionState).
             if session.user != nil {
                 session.user = context.node.acl.defaultUser
                 session.isAuthenticated = context.node.acl.defaultUser.authenticatesWithoutPassword
             }
-            session.updateInfo { $0.name = "" }
+            session.updateInfo { info in
+                info.name = ""
+                info.noEvict = false
+            }
             reply.protocolVersion = .v2
             reply.simpleString("RESET")
         },
@@ -241,7 +247,7 @@ enum ConnectionFamily {
                     throw CommandError("CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
                 }
             }
-            reply.integer(context.node.blocking.unblock(clientID: id, withError: withError) ? 1 : 0)
+            reply.integer(context.node.blocking.unblock(clientID: id, withError: withError, node: context.node) ? 1 : 0)
         case ("kill", _):
             try kill(&context, &reply)
         case ("reply", 3):
@@ -313,6 +319,13 @@ enum ConnectionFamily {
             reply.ok()
         case ("no-evict", 3), ("no-touch", 3):
             guard arguments.matches(2, "on") || arguments.matches(2, "off") else { throw .syntax }
+            let on = arguments.matches(2, "on")
+            if arguments.matches(1, "no-touch") {
+                session.noTouch = on
+            } else {
+                // Client eviction (maxmemory-clients) is not done here, so the flag only shows in CLIENT LIST.
+                session.updateInfo { $0.noEvict = on }
+            }
             reply.ok()
         case ("help", 2):
             let lines = [
@@ -419,13 +432,18 @@ enum ConnectionFamily {
         let age = max(0, (now - client.createdAt) / 1000)
         let idle = max(0, (now - client.lastInteraction.load(ordering: .relaxed)) / 1000)
         let command = node.commands.lastCommandName(client.lastCommand.load(ordering: .relaxed))
+        // redis's letters, in redis's order.
         var flags = info.isMonitor ? "O" : info.isSubscriber ? "P" : ""
+        if info.multiQueued >= 0 { flags += "x" }
+        if info.flags.contains("b") { flags += "b" }
         let tracking = node.tracking.mode(of: client.connection.id)
         if let tracking {
             flags += "t"
-            if tracking.broadcast { flags += "B" }
             if node.tracking.hasBrokenRedirect(client.connection.id) { flags += "R" }
+            if tracking.broadcast { flags += "B" }
         }
+        if info.noEvict { flags += "e" }
+        if info.noTouch { flags += "T" }
         if flags.isEmpty { flags = "N" }
         return "id=\(client.connection.id) addr=\(client.connection.remoteAddress) laddr=\(client.connection.localAddress) "
             + "fd=-1 name=\(info.name) age=\(age) idle=\(idle) flags=\(flags) "

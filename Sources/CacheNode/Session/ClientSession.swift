@@ -20,6 +20,9 @@ public struct ClientInfo: Sendable {
     public var userName: String = "default"
     /// In monitor mode (MONITOR).
     public var isMonitor = false
+    /// CLIENT NO-EVICT and CLIENT NO-TOUCH (CLIENT LIST flags `e` and `T`).
+    public var noEvict = false
+    public var noTouch = false
     /// Subscribed to a channel or a pattern: what another connection may read of the session's own
     /// `isInSubscriberMode`, whose sets only its event loop may touch.
     public var isSubscriber: Bool { subscriptions + patternSubscriptions > 0 }
@@ -75,6 +78,8 @@ public final class ClientSession: @unchecked Sendable {
     public var isReadOnlyClusterClient = false
     /// Whether replies are suppressed (CLIENT REPLY OFF/SKIP).
     public var replyMode: ReplyMode = .on
+    /// CLIENT NO-TOUCH: this client's commands do not update the access clocks of the keys they read or change.
+    public var noTouch = false { didSet { updateInfo { $0.noTouch = noTouch } } }
     /// CLIENT TRACKING's mode while on (the node's ``ClientTracking`` holds the same for other threads).
     public var tracking: TrackingMode?
     /// CLIENT CACHING YES (OPTIN) or NO (OPTOUT) was given for the next command.

@@ -610,12 +610,12 @@ struct BlockingCommandsTests {
             return
         }
         try blocked.write("BLPOP", "l", "0")
-        #expect(node.state.blocking.unblock(clientID: id, withError: false))
+        #expect(node.state.blocking.unblock(clientID: id, withError: false, node: node.state))
         #expect(try blocked.nextReply() == .nullArray)
-        #expect(!node.state.blocking.unblock(clientID: id, withError: false))
+        #expect(!node.state.blocking.unblock(clientID: id, withError: false, node: node.state))
 
         try blocked.write("BLMPOP", "0", "1", "l", "RIGHT")
-        #expect(node.state.blocking.unblock(clientID: id, withError: true))
+        #expect(node.state.blocking.unblock(clientID: id, withError: true, node: node.state))
         #expect(try blocked.nextReply() == .error("UNBLOCKED client unblocked via CLIENT UNBLOCK"))
         #expect(try other.blockedClients() == 0)
 
@@ -655,5 +655,82 @@ struct BlockingCommandsTests {
         try blocked.send("BLPOP", "none", "0")
         try blocked.send("BLMOVE", "none", "k", "LEFT", "LEFT", "0")
         #expect(try blocked.send("EXEC") == .array([.null, .null]))
+    }
+}
+
+/// INFO commandstats and errorstats, as `name → fields`.
+private func infoFields(_ client: TestClient, section: String, prefix: String) throws -> [String: String] {
+    guard let text = try client.send("INFO", section).text else { return [:] }
+    var fields: [String: String] = [:]
+    for line in text.split(whereSeparator: \.isNewline) where line.hasPrefix(prefix) {
+        let parts = line.dropFirst(prefix.count).split(separator: ":", maxSplits: 1)
+        if parts.count == 2 { fields[String(parts[0])] = String(parts[1]) }
+    }
+    return fields
+}
+
+/// How a blocked command is counted (redis updateStatsOnUnblock): once, when it ends (served, timed out, unblocked,
+/// failed), not when it blocks; the slow log sees it then too.
+struct BlockedCommandStatisticsTests {
+    @Test func countedOnceWhenItEnds() throws {
+        let node = TestNode()
+        let blocked = try node.connect()
+        let other = try node.connect()
+        guard case .integer(let id) = try blocked.send("CLIENT", "ID") else {
+            Issue.record("CLIENT ID did not reply with an integer")
+            return
+        }
+        func blpop() throws -> String? { try infoFields(other, section: "commandstats", prefix: "cmdstat_")["blpop"] }
+        try other.send("CONFIG", "RESETSTAT")
+        try blocked.write("BLPOP", "l", "0")
+        #expect(try other.blockedClients() == 1)
+        #expect(try blpop() == nil)
+        // Served.
+        try other.send("LPUSH", "l", "a")
+        #expect(try blocked.nextReply() == pair("l", "a"))
+        #expect(try blpop()?.hasPrefix("calls=1,") == true)
+        #expect(try blpop()?.hasSuffix("rejected_calls=0,failed_calls=0") == true)
+        // Unblocked as by a timeout, then with an error (a failed call, and an error reply in errorstats).
+        try blocked.write("BLPOP", "l", "0")
+        #expect(try other.send("CLIENT", "UNBLOCK", String(id)) == .integer(1))
+        #expect(try blocked.nextReply() == .nullArray)
+        #expect(try blpop()?.hasPrefix("calls=2,") == true)
+        try blocked.write("BLPOP", "l", "0")
+        #expect(try other.send("CLIENT", "UNBLOCK", String(id), "ERROR") == .integer(1))
+        #expect(try blocked.nextReply() == .error("UNBLOCKED client unblocked via CLIENT UNBLOCK"))
+        #expect(try blpop()?.hasPrefix("calls=3,") == true)
+        #expect(try blpop()?.hasSuffix("rejected_calls=0,failed_calls=1") == true)
+        #expect(try infoFields(other, section: "errorstats", prefix: "errorstat_")["UNBLOCKED"] == "count=1")
+        // Timed out, and in the slow log then.
+        try other.send("CONFIG", "SET", "slowlog-log-slower-than", "0")
+        try other.send("SLOWLOG", "RESET")
+        try blocked.write("BLPOP", "l", "1")
+        #expect(try other.send("SLOWLOG", "LEN") == .integer(1))  // the SLOWLOG RESET
+        blocked.advanceLoopTime(milliseconds: 1000)
+        #expect(try blocked.nextReply() == .nullArray)
+        #expect(try blpop()?.hasPrefix("calls=4,") == true)
+        let logged = try other.send("SLOWLOG", "GET", "-1").elements?.compactMap { entry in
+            (entry.elements?.count ?? 0) > 3 ? entry.elements?[3].strings : nil
+        }
+        #expect(logged?.contains(["BLPOP", "l", "1"]) == true)
+    }
+
+    /// redis's acl unit: a blocked command refused when it is served (its user lost the key meanwhile) is a rejected
+    /// call, not a call.
+    @Test func refusedWhenServedIsRejectedOnly() throws {
+        let node = TestNode()
+        let blocked = try node.connect()
+        let other = try node.connect()
+        try other.send("ACL", "SETUSER", "psuser", "reset", "on", "nopass", "+@all", "allkeys")
+        #expect(try blocked.send("AUTH", "psuser", "pspass") == .simple("OK"))
+        try other.send("CONFIG", "RESETSTAT")
+        try blocked.write("BLPOP", "list1", "0")
+        #expect(try other.blockedClients() == 1)
+        try other.send("ACL", "SETUSER", "psuser", "resetkeys")
+        try other.send("LPUSH", "list1", "foo")
+        let refusal = try blocked.nextReply()
+        #expect(refusal?.isError == true && refusal?.text?.hasPrefix("NOPERM No permissions to access a key") == true)
+        let stats = try infoFields(other, section: "commandstats", prefix: "cmdstat_")["blpop"]
+        #expect(stats == "calls=0,usec=0,usec_per_call=0.00,rejected_calls=1,failed_calls=0")
     }
 }

@@ -177,3 +177,35 @@ struct ConnectionCommandsTests {
         #expect(try killer.send("SET", "watched", "free") == .simple("OK"))
     }
 }
+
+/// CLIENT NO-TOUCH and NO-EVICT (redis 7.2): a no-touch client's commands leave the access clocks of keys alone,
+/// except TOUCH; both show in CLIENT LIST and RESET clears them.
+struct ClientNoTouchTests {
+    @Test func noTouchClientsLeaveAccessClocksAloneExceptTouch() throws {
+        let node = TestNode()
+        let client = try node.connect()
+        try client.send("SET", "foo", "bar")
+        try client.send("RPUSH", "list", "a")
+        node.advance(milliseconds: 10_000)
+        #expect(try client.send("CLIENT", "NO-TOUCH", "ON") == .simple("OK"))
+        #expect(try client.send("GET", "foo") == .string("bar"))
+        #expect(try client.send("RPUSH", "list", "b") == .integer(2))
+        #expect(try client.send("OBJECT", "IDLETIME", "foo") == .integer(10))
+        #expect(try client.send("OBJECT", "IDLETIME", "list") == .integer(10))
+        #expect(try client.send("TOUCH", "foo") == .integer(1))
+        #expect(try client.send("OBJECT", "IDLETIME", "foo") == .integer(0))
+        #expect(try client.send("CLIENT", "NO-TOUCH", "maybe").isError)
+        #expect(try client.send("CLIENT", "NO-EVICT", "ON") == .simple("OK"))
+        #expect(try client.send("CLIENT", "INFO").text?.contains(" flags=eT ") == true)
+        #expect(try client.send("CLIENT", "NO-TOUCH", "OFF") == .simple("OK"))
+        #expect(try client.send("LLEN", "list") == .integer(2))
+        #expect(try client.send("OBJECT", "IDLETIME", "list") == .integer(0))
+        // RESET clears both.
+        try client.send("CLIENT", "NO-TOUCH", "ON")
+        #expect(try client.send("RESET") == .simple("RESET"))
+        #expect(try client.send("CLIENT", "INFO").text?.contains(" flags=N ") == true)
+        node.advance(milliseconds: 3_000)
+        #expect(try client.send("GET", "foo") == .string("bar"))
+        #expect(try client.send("OBJECT", "IDLETIME", "foo") == .integer(0))
+    }
+}

@@ -4,6 +4,7 @@
 import CacheNode
 import CacheStore
 import CacheNodeTestSupport
+import Synchronization
 import Testing
 
 /// A subscriber to every keyspace channel of a node whose `notify-keyspace-events` is `classes`.
@@ -287,6 +288,24 @@ struct KeyspaceNotificationsTests {
         #expect(try watch.client.send("CONFIG", "SET", "maxmemory", "1") == .simple("OK"))
         #expect(try watch.keyevents() == ["evicted foo"])
         #expect(try watch.client.send("DBSIZE") == .integer(0))
+    }
+
+    /// redis evicts before every command, reads too: what a write overshot the limit by comes down at the next command.
+    @Test func aReadEvictsWhatAWriteOvershot() throws {
+        let watch = try EventWatch("Ee")
+        _ = try watch.client.send("CONFIG", "SET", "maxmemory-policy", "volatile-random")
+        _ = try watch.client.send("CONFIG", "SET", "maxmemory", "1gb")
+        _ = try watch.client.send("SETEX", "volatile-key", "10000", "x")
+        let used = watch.node.state.keyspace.estimatedBytes(locked: false) + watch.node.state.baselineMemory.load(ordering: .relaxed)
+        _ = try watch.client.send("CONFIG", "SET", "maxmemory", String(used + 100 * 1024))
+        // 200 KB: within the limit when it starts, over it once done.
+        _ = try watch.client.send("SETBIT", "big-key", "1600000", "0")
+        #expect(try watch.keyevents().isEmpty)
+        #expect(try watch.client.send("GETBIT", "big-key", "0") == .integer(0))
+        #expect(try watch.keyevents() == ["evicted volatile-key"])
+        // Nothing volatile is left: reads are still served, writes that may grow memory refused.
+        #expect(try watch.client.send("GET", "volatile-key") == .null)
+        #expect(try watch.client.send("SET", "k", "v").isError)
     }
 
     @Test func newKeysAreReportedOnceWhenCreated() throws {
