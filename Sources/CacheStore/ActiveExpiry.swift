@@ -39,6 +39,7 @@ extension Keyspace {
                             checked += 1
                             if at <= now {
                                 let removed = table.remove(at: position)
+                                if lazyFreeTriggers.contains(.expire) { lazyFree.release(removed.value) }
                                 expired += 1
                                 expiredKeys.add(1, ordering: .relaxed)
                                 stripe.keyModified(database: database, key: removed.key)

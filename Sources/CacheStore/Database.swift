@@ -59,6 +59,7 @@ public struct Database {
 
     func expire(table: KeyTable, position: Int, stripe: Stripe) {
         let removed = table.remove(at: position)
+        if keyspace.lazyFreeTriggers.contains(.expire) { keyspace.lazyFree.release(removed.value) }
         keyspace.expiredKeys.add(1, ordering: .relaxed)
         stripe.keyModified(database: index, key: removed.key, by: client)
         keyspace.observer?.keyExpired(database: index, key: removed.key)
@@ -106,7 +107,13 @@ public struct Database {
         let stripe = stripe(for: key)
         let table = stripe.table(index)
         if let position = findLive(key, in: table, stripe: stripe) {
-            table.replaceValue(at: position, with: value)
+            if keyspace.lazyFreeTriggers.contains(.serverDelete) {
+                let replaced = table.entry(at: position).pointee.value
+                table.replaceValue(at: position, with: value)
+                keyspace.lazyFree.release(replaced)
+            } else {
+                table.replaceValue(at: position, with: value)
+            }
             switch expiry {
             case .remove: table.setExpireAt(nil, at: position)
             case .keep: break
@@ -124,13 +131,15 @@ public struct Database {
     }
 
     /// Deletes `key`. Returns whether it existed.
+    /// - Parameter lazily: a large value is freed in the background (UNLINK; DEL with lazyfree-lazy-user-del).
     @discardableResult
-    public func delete(_ key: KeyRef) -> Bool {
+    public func delete(_ key: KeyRef, lazily: Bool = false) -> Bool {
         let stripe = stripe(for: key)
         guard let table = stripe.existingTable(index), let position = findLive(key, in: table, stripe: stripe) else {
             return false
         }
-        table.remove(at: position)
+        let removed = table.remove(at: position)
+        if lazily { keyspace.lazyFree.release(removed.value) }
         stripe.keyModified(database: index, key: key.bytes, by: client)
         return true
     }
@@ -155,7 +164,8 @@ public struct Database {
             return false
         }
         if let expireAt, expireAt <= now, !keyspace.isReplica {
-            table.remove(at: position)
+            let removed = table.remove(at: position)
+            if keyspace.lazyFreeTriggers.contains(.expire) { keyspace.lazyFree.release(removed.value) }
         } else {
             table.setExpireAt(expireAt, at: position)
         }
@@ -234,10 +244,11 @@ public struct Database {
     }
 
     /// Removes every key of this database (FLUSHDB).
-    public func removeAll() {
+    /// - Parameter lazily: hand the tables to the keyspace's lazy-free queue instead (FLUSHDB ASYNC).
+    public func removeAll(lazily: Bool = false) {
         for stripe in keyspace.stripes {
             stripe.allKeysModified(database: index)
-            stripe.existingTable(index)?.removeAll()
+            stripe.empty(index, lazilyInto: lazily ? keyspace.lazyFree : nil)
         }
     }
 

@@ -133,6 +133,7 @@ extension Keyspace {
             let stripe = stripes[stripeIndex]
             if let table = stripe.existingTable(victim.database), let position = table.find(victim.key) {
                 let removed = table.remove(at: position)
+                if lazyFreeTriggers.contains(.eviction) { lazyFree.release(removed.value) }
                 stripe.keyModified(database: victim.database, key: removed.key)
                 evictedKeys.add(1, ordering: .relaxed)
                 observer?.keyEvicted(database: victim.database, key: removed.key)

@@ -113,6 +113,18 @@ public final class Stripe: @unchecked Sendable {
         return table
     }
 
+    /// Removes every key of `database`: at once, or by handing the table to `lazyFree` (a new one is made on next
+    /// use). The caller reports the change.
+    func empty(_ database: Int, lazilyInto lazyFree: LazyFreeQueue?) {
+        guard let table = tables[database], table.count > 0 else { return }
+        if let lazyFree {
+            tables[database] = nil
+            lazyFree.release(table: table)
+        } else {
+            table.removeAll()
+        }
+    }
+
     /// The table of `database` if it exists.
 
     public func existingTable(_ database: Int) -> KeyTable? { tables[database] }
@@ -204,6 +216,14 @@ public final class Keyspace: Sendable {
     public let isSlotStriped: Bool
     let policyStorage = Atomic<Int>(EvictionPolicy.noEviction.rawValue)
     let maxMemoryStorage = Atomic<Int>(0)
+    /// Where large values removed from the keyspace are freed (UNLINK, FLUSHALL ASYNC, ``lazyFreeTriggers``).
+    public let lazyFree = LazyFreeQueue()
+    private let lazyFreeTriggerStorage = Atomic<UInt8>(0)
+    /// What else frees large values in the background (redis's lazyfree-lazy-* settings).
+    public var lazyFreeTriggers: LazyFreeTriggers {
+        get { LazyFreeTriggers(rawValue: lazyFreeTriggerStorage.load(ordering: .relaxed)) }
+        set { lazyFreeTriggerStorage.store(newValue.rawValue, ordering: .relaxed) }
+    }
     /// The sum of the stripes' published sizes, kept with them on unlock, so the eviction check before every command
     /// is one load rather than one per stripe.
     private let publishedTotal = Atomic<Int>(0)
@@ -561,10 +581,11 @@ public final class Keyspace: Sendable {
     }
 
     /// Removes every key of every database. Requires every stripe locked.
-    public func flushAll() {
+    /// - Parameter lazily: hand the tables to ``lazyFree`` instead of freeing their keys now (FLUSHALL ASYNC).
+    public func flushAll(lazily: Bool = false) {
         for stripe in stripes {
             stripe.allKeysModified(database: nil)
-            for case let table? in stripe.tables { table.removeAll() }
+            for database in stripe.tables.indices { stripe.empty(database, lazilyInto: lazily ? lazyFree : nil) }
         }
     }
 

@@ -8,12 +8,12 @@ extension CommandTable {
         // DEL key [key ...]
         CommandSpec("del", arity: -2, flags: [.write], keys: .range(first: 1, last: -1, step: 1), group: .generic,
                     summary: "Deletes one or more keys.") { context, reply throws(CommandError) in
-            KeyFamily.deleteGeneric(&context, &reply)
+            KeyFamily.deleteGeneric(&context, &reply, lazily: context.keyspace.lazyFreeTriggers.contains(.userDelete))
         },
         // UNLINK key [key ...]
         CommandSpec("unlink", arity: -2, flags: [.write, .fast], keys: .range(first: 1, last: -1, step: 1), group: .generic,
                     summary: "Asynchronously deletes one or more keys.", since: "4.0.0") { context, reply throws(CommandError) in
-            KeyFamily.deleteGeneric(&context, &reply)
+            KeyFamily.deleteGeneric(&context, &reply, lazily: true)
         },
         // EXISTS key [key ...]
         CommandSpec("exists", arity: -2, flags: [.readonly, .fast], keys: .range(first: 1, last: -1, step: 1), group: .generic,
@@ -231,16 +231,14 @@ extension CommandTable {
         // FLUSHDB [ASYNC | SYNC]
         CommandSpec("flushdb", arity: -1, flags: [.write, .wholeKeyspace], group: .server,
                     summary: "Removes all keys from the current database.") { context, reply throws(CommandError) in
-            try KeyFamily.checkFlushOption(context.arguments)
-            context.db.removeAll()
+            context.db.removeAll(lazily: try KeyFamily.flushesLazily(context))
             context.node.tracking.flushed()
             reply.ok()
         },
         // FLUSHALL [ASYNC | SYNC]
         CommandSpec("flushall", arity: -1, flags: [.write, .wholeKeyspace], group: .server,
                     summary: "Removes all keys from all databases.") { context, reply throws(CommandError) in
-            try KeyFamily.checkFlushOption(context.arguments)
-            context.keyspace.flushAll()
+            context.keyspace.flushAll(lazily: try KeyFamily.flushesLazily(context))
             context.node.tracking.flushed()
             reply.ok()
         },
@@ -305,10 +303,12 @@ struct ScanOptions {
 
 /// Shared implementations of the key commands.
 enum KeyFamily {
-    static func deleteGeneric(_ context: inout CommandContext, _ reply: inout ReplyWriter) {
+    /// DEL and UNLINK; `lazily`: large values are freed in the background (UNLINK always, DEL with
+    /// lazyfree-lazy-user-del).
+    static func deleteGeneric(_ context: inout CommandContext, _ reply: inout ReplyWriter, lazily: Bool) {
         let db = context.db
         var deleted = 0
-        for index in 1..<context.arguments.count where db.delete(context.key(index)) {
+        for index in 1..<context.arguments.count where db.delete(context.key(index), lazily: lazily) {
             deleted += 1
             context.notify(.generic, "del", argument: index)
         }
@@ -389,9 +389,15 @@ enum KeyFamily {
         }
     }
 
-    static func checkFlushOption(_ arguments: CommandArguments) throws(CommandError) {
+    /// FLUSHALL/FLUSHDB's option: whether the keys are freed in the background (ASYNC; with neither option,
+    /// lazyfree-lazy-user-flush decides).
+    static func flushesLazily(_ context: CommandContext) throws(CommandError) -> Bool {
+        let arguments = context.arguments
         if arguments.count > 2 { throw .syntax }
-        if arguments.count == 2 && !arguments.matches(1, "async") && !arguments.matches(1, "sync") { throw .syntax }
+        guard arguments.count == 2 else { return context.node.configuration.lazyFreeUserFlush }
+        if arguments.matches(1, "async") { return true }
+        if arguments.matches(1, "sync") { return false }
+        throw .syntax
     }
 
     /// OBJECT subcommands.

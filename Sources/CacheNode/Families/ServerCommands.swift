@@ -219,6 +219,7 @@ enum ServerFamily {
             reply.ok()
         case "resetstat":
             node.stats.reset()
+            node.keyspace.lazyFree.resetFreedCount()
             node.resetErrorReplyCounts()
             node.acl.resetDeniedCounts()
             node.rejectedConnections.store(0, ordering: .relaxed)

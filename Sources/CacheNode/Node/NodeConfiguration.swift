@@ -77,6 +77,11 @@ public struct NodeConfiguration: Sendable {
     public var redisCompatibilitySettings: [String: String] = [:]
     /// `client-output-buffer-limit`: how much unread output each class of client may hold.
     public var clientOutputBufferLimits = ClientOutputBufferLimits()
+    /// `lazyfree-lazy-user-del`, `-server-del`, `-expire`, `-eviction`: what else frees large values in the
+    /// background besides UNLINK and FLUSHALL/FLUSHDB ASYNC.
+    public var lazyFreeTriggers: LazyFreeTriggers = []
+    /// `lazyfree-lazy-user-flush`: FLUSHALL and FLUSHDB without SYNC or ASYNC free in the background.
+    public var lazyFreeUserFlush = false
     /// Cluster mode (`cluster-enabled yes`): hash slots, redirects, CLUSTER commands; only database 0.
     public var clusterEnabled = false
     /// nodes.conf: where a cluster node keeps its id and last topology (relative to `dir`; "" keeps nothing).
@@ -335,6 +340,14 @@ struct ConfigParameter: Sendable {
     let get: @Sendable (NodeConfiguration) -> String
     let set: @Sendable (inout NodeConfiguration, String) throws -> Void
 
+    /// A yes/no lazyfree-lazy-* directive turning `trigger` on or off.
+    private static func lazyFree(_ name: String, _ trigger: LazyFreeTriggers) -> ConfigParameter {
+        .init(name: name, aliases: [], mutable: true, get: { $0.lazyFreeTriggers.contains(trigger) ? "yes" : "no" },
+              set: { config, value in
+                  if try bool(value) { config.lazyFreeTriggers.insert(trigger) } else { config.lazyFreeTriggers.remove(trigger) }
+              })
+    }
+
     static func named(_ name: String) -> ConfigParameter? {
         let lower = name.lowercased()
         return all.first { $0.name == lower || $0.aliases.contains(lower) }
@@ -392,6 +405,12 @@ struct ConfigParameter: Sendable {
                   }
                   config.maxMemoryPolicy = policy
               }),
+        lazyFree("lazyfree-lazy-user-del", .userDelete),
+        lazyFree("lazyfree-lazy-server-del", .serverDelete),
+        lazyFree("lazyfree-lazy-expire", .expire),
+        lazyFree("lazyfree-lazy-eviction", .eviction),
+        .init(name: "lazyfree-lazy-user-flush", aliases: [], mutable: true, get: { $0.lazyFreeUserFlush ? "yes" : "no" },
+              set: { $0.lazyFreeUserFlush = try bool($1) }),
         .init(name: "maxmemory-samples", aliases: [], mutable: true, get: { String($0.maxMemorySamples) },
               set: { $0.maxMemorySamples = try int($1, in: 1...64) }),
         .init(name: "lfu-log-factor", aliases: [], mutable: true, get: { String($0.lfuLogFactor) },

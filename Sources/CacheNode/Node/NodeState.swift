@@ -192,6 +192,7 @@ public final class NodeState: Sendable {
             maximumBulkLength: configuration.protoMaxBulkLength,
             maximumQueryBufferLength: configuration.clientQueryBufferLimit))
         keyspace.evictionPolicy = configuration.maxMemoryPolicy
+        keyspace.lazyFreeTriggers = configuration.lazyFreeTriggers
         keyspace.evictionSamples = configuration.maxMemorySamples
         keyspace.lfuLogFactor = configuration.lfuLogFactor
         keyspace.lfuDecayTime = configuration.lfuDecayTime

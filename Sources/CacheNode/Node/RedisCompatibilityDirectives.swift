@@ -1,6 +1,6 @@
 // redis.conf directives cache-node accepts without acting on them, so that a redis.conf (redis 7.2's own, as shipped)
 // starts a node and scripts that CONFIG SET them keep working: encoding thresholds (cache-node picks its own
-// representations; the thresholds only set the encoding OBJECT ENCODING reports, as redis would have it), lazy freeing, fsync and RDB tuning of redis's own formats, process titles, logo, THP. Each is
+// representations; the thresholds only set the encoding OBJECT ENCODING reports, as redis would have it), a replica's lazy flush, fsync and RDB tuning of redis's own formats, process titles, logo, THP. Each is
 // validated as redis validates it and CONFIG GET shows what was set (redis's default otherwise); the node logs at
 // start-up every one set to something other than redis's default, since it has no effect here.
 
@@ -74,11 +74,6 @@ struct RedisCompatibilityDirective: Sendable {
             .init("hash-max-listpack-value", "64", .memory, aliases: ["hash-max-ziplist-value"]),
             .init("jemalloc-bg-thread", "yes", .bool),
             .init("latency-monitor-threshold", "0", int),
-            .init("lazyfree-lazy-eviction", "no", .bool),
-            .init("lazyfree-lazy-expire", "no", .bool),
-            .init("lazyfree-lazy-server-del", "no", .bool),
-            .init("lazyfree-lazy-user-del", "no", .bool),
-            .init("lazyfree-lazy-user-flush", "no", .bool),
             .init("list-compress-depth", "0", int),
             .init("list-max-listpack-size", "-2", .integer(-5...Int(Int32.max)), aliases: ["list-max-ziplist-size"]),
             .init("locale-collate", "", .text),

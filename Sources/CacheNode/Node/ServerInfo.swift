@@ -110,7 +110,9 @@ enum ServerInfo {
                 ("mem_fragmentation_ratio", NumberText.fixed(memory.heap > 0 ? Double(memory.resident) / Double(memory.heap) : 0, decimals: 2)),
                 // What maxmemory does not count: everything but the dataset's estimate and the start-up baseline.
                 ("mem_not_counted_for_evict", String(max(0, memory.heap - dataset - baseline))),
-                ("mem_allocator", "libc"), ("lazyfree_pending_objects", "0"),
+                ("mem_allocator", "libc"),
+                ("lazyfree_pending_objects", String(node.keyspace.lazyFree.pendingObjects)),
+                ("lazyfreed_objects", String(node.keyspace.lazyFree.freedObjects)),
             ]
         case "persistence":
             let persistence = node.persistence.current

@@ -2,6 +2,7 @@
 // tests/unit/keyspace.tcl, and the encoding checks of the type units).
 import CacheNode
 import CacheNodeTestSupport
+import CacheStore
 import Testing
 
 struct KeyCommandsTests {
@@ -36,5 +37,86 @@ struct KeyCommandsTests {
         #expect(try encoding("l") == .string("quicklist"))
         _ = try client.send("RPOP", "l")
         #expect(try encoding("l") == .string("listpack"))
+    }
+}
+
+/// Lazy freeing through the commands (redis's lazyfree unit): UNLINK and FLUSHALL/FLUSHDB ASYNC always, DEL, SET over
+/// a key and FLUSHALL without an option when lazyfree-lazy-* say so; INFO memory's counts.
+struct LazyFreeCommandsTests {
+    private func lazyfreed(_ client: TestClient) throws -> (pending: Int?, freed: Int?) {
+        let text = try client.send("INFO", "memory").text ?? ""
+        func field(_ name: String) -> Int? {
+            text.split(whereSeparator: \.isNewline).first { $0.hasPrefix(name + ":") }.flatMap { Int($0.dropFirst(name.count + 1)) }
+        }
+        return (field("lazyfree_pending_objects"), field("lazyfreed_objects"))
+    }
+
+    @Test func largeValuesAreFreedInTheBackgroundWhenAsked() throws {
+        let node = TestNode()
+        let client = try node.connect()
+        func fill(_ key: String, _ count: Int) throws {
+            try client.send(arguments: (["SADD", key] + (0..<count).map { "m\($0)" }).map { Array($0.utf8) })
+        }
+        let drain = { node.state.keyspace.lazyFree.drain() }
+        try fill("big", 100)
+        try fill("small", 10)
+        #expect(try client.send("UNLINK", "big", "small", "missing") == .integer(2))
+        drain()
+        #expect(try lazyfreed(client) == (0, 1))
+        // DEL frees at once unless lazyfree-lazy-user-del.
+        try fill("big", 100)
+        #expect(try client.send("DEL", "big") == .integer(1))
+        drain()
+        #expect(try lazyfreed(client) == (0, 1))
+        #expect(try client.send("CONFIG", "SET", "lazyfree-lazy-user-del", "yes") == .simple("OK"))
+        #expect(try client.send("CONFIG", "GET", "lazyfree-lazy-user-del").strings == ["lazyfree-lazy-user-del", "yes"])
+        try fill("big", 100)
+        #expect(try client.send("DEL", "big") == .integer(1))
+        drain()
+        #expect(try lazyfreed(client) == (0, 2))
+        // SET over a large value: lazyfree-lazy-server-del.
+        try client.send("CONFIG", "SET", "lazyfree-lazy-server-del", "yes")
+        try fill("big", 100)
+        #expect(try client.send("SET", "big", "now a string") == .simple("OK"))
+        drain()
+        #expect(try lazyfreed(client) == (0, 3))
+        // FLUSHALL ASYNC counts the keys it hands over; SYNC none; no option follows lazyfree-lazy-user-flush.
+        try client.send("DEL", "big")
+        try client.send("CONFIG", "RESETSTAT")
+        #expect(try lazyfreed(client) == (0, 0))
+        try client.send("MSET", "a", "1", "b", "2", "c", "3")
+        #expect(try client.send("FLUSHALL", "ASYNC") == .simple("OK"))
+        #expect(try client.send("DBSIZE") == .integer(0))
+        drain()
+        #expect(try lazyfreed(client) == (0, 3))
+        try client.send("MSET", "a", "1", "b", "2")
+        #expect(try client.send("FLUSHDB") == .simple("OK"))
+        drain()
+        #expect(try lazyfreed(client) == (0, 3))
+        try client.send("CONFIG", "SET", "lazyfree-lazy-user-flush", "yes")
+        try client.send("MSET", "a", "1", "b", "2")
+        #expect(try client.send("FLUSHDB") == .simple("OK"))
+        try client.send("MSET", "a", "1")
+        #expect(try client.send("FLUSHALL", "SYNC") == .simple("OK"))
+        drain()
+        #expect(try lazyfreed(client) == (0, 5))
+        #expect(try client.send("FLUSHALL", "LATER").isError)
+    }
+
+    /// redis's lazyfree unit: a stream with groups, consumers and pending entries is freed in the background; one
+    /// with a single entry and its group destroyed is not.
+    @Test func streamsCountTheirEntriesAndGroups() throws {
+        let node = TestNode()
+        let client = try node.connect()
+        for index in 0..<100 { try client.send("XADD", "stream", "*", "foo", "\(index)") }
+        try client.send("XGROUP", "CREATE", "stream", "mygroup", "0")
+        try client.send("XREADGROUP", "GROUP", "mygroup", "Alice", "COUNT", "2", "STREAMS", "stream", ">")
+        #expect(try client.send("UNLINK", "stream") == .integer(1))
+        try client.send("XADD", "s", "*", "a", "b")
+        try client.send("XGROUP", "CREATE", "s", "bla", "$")
+        try client.send("XGROUP", "DESTROY", "s", "bla")
+        #expect(try client.send("UNLINK", "s") == .integer(1))
+        node.state.keyspace.lazyFree.drain()
+        #expect(try lazyfreed(client) == (0, 1))
     }
 }
