@@ -25,6 +25,10 @@ extern int luaopen_struct(lua_State *L);
 struct cl_engine {
     lua_State *lua;
     atomic_int kill_requested;
+    /// busy-reply-threshold, in ms (negative: never reported; CONFIG SET may change it during a run), and whom to
+    /// tell.
+    _Atomic long long busy_after_ms;
+    cl_busy_function busy;
     /// Scripts run since the last incremental garbage-collection step (redis LUA_GC_CYCLE_PERIOD).
     int runs_since_gc_step;
 };
@@ -37,6 +41,9 @@ typedef struct cl_run {
     cl_log_function log;
     int script_resp;
     int in_command;
+    /// When the run started (CLOCK_MONOTONIC), and whether it was reported busy.
+    struct timespec start;
+    int reported_busy;
 } cl_run;
 
 static const char *run_key = "__cl_run";
@@ -750,14 +757,27 @@ static void load_library(lua_State *L, const char *name, lua_CFunction open) {
     lua_call(L, 1, 0);
 }
 
+static long long elapsed_ms(const struct timespec *start) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)(now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
+}
+
 static void count_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
     cl_run *run = current_run(L);
-    if (run && atomic_load(&run->engine->kill_requested)) {
+    if (!run) return;
+    if (atomic_load(&run->engine->kill_requested)) {
         // Every line from now on, so a pcall cannot catch it for good.
         lua_sethook(L, count_hook, LUA_MASKLINE, 0);
         push_error_text(L, "Script killed by user with SCRIPT KILL...");
         lua_error(L);
+    }
+    cl_engine *engine = run->engine;
+    long long busy_after_ms = atomic_load_explicit(&engine->busy_after_ms, memory_order_relaxed);
+    if (!run->reported_busy && engine->busy && busy_after_ms >= 0 && elapsed_ms(&run->start) >= busy_after_ms) {
+        run->reported_busy = 1;
+        engine->busy(run->context);
     }
 }
 
@@ -883,6 +903,7 @@ cl_engine *cl_engine_create(void) {
         return NULL;
     }
     atomic_init(&engine->kill_requested, 0);
+    atomic_init(&engine->busy_after_ms, -1);
     return engine;
 }
 
@@ -1031,6 +1052,7 @@ static int call_as_script(cl_engine *engine, cl_run *run, const char *name, int 
 static void begin_run(cl_engine *engine, cl_run *run, void *context, cl_command_function command, cl_log_function log) {
     lua_State *L = engine->lua;
     *run = (cl_run){.engine = engine, .context = context, .command = command, .log = log, .script_resp = 2};
+    clock_gettime(CLOCK_MONOTONIC, &run->start);
     atomic_store(&engine->kill_requested, 0);
     lua_pushlightuserdata(L, run);
     lua_setfield(L, LUA_REGISTRYINDEX, run_key);
@@ -1226,12 +1248,6 @@ static int register_function(lua_State *L) {
     return 0;
 }
 
-static long long elapsed_ms(const struct timespec *start) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (long long)(now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
-}
-
 /// FUNCTION LOAD's time limit (redis luaEngineLoadHook).
 static void load_hook(lua_State *L, lua_Debug *ar) {
     (void)ar;
@@ -1413,5 +1429,10 @@ int cl_function_call(cl_engine *engine, int library, const char *function,
 }
 
 void cl_engine_request_kill(cl_engine *engine) { atomic_store(&engine->kill_requested, 1); }
+
+void cl_engine_set_busy_report(cl_engine *engine, long long after_ms, cl_busy_function busy) {
+    engine->busy = busy;
+    atomic_store(&engine->busy_after_ms, after_ms);
+}
 
 size_t cl_engine_memory(cl_engine *engine) { return (size_t)lua_gc(engine->lua, LUA_GCCOUNT, 0) * 1024; }

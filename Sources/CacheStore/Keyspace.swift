@@ -406,6 +406,47 @@ public final class Keyspace: Sendable {
         if capturing && stripe.pendingCapture != nil { captureStripe(index) }
     }
 
+    /// Locks one stripe as ``lock(stripe:capturing:)`` does unless `abandon`, asked while the wait lasts (see
+    /// ``StripeLock/lock(abandoningWhen:)``), says to give up. Returns whether the stripe is locked.
+    public func lock(stripe index: Int, capturing: Bool = true, abandoningWhen abandon: () -> Bool) -> Bool {
+        let stripe = stripes[index]
+        guard stripe.lock.lock(abandoningWhen: abandon) else { return false }
+        if capturing && stripe.pendingCapture != nil { captureStripe(index) }
+        return true
+    }
+
+    /// ``lock(stripes:capturing:)`` unless `abandon` says to give up waiting: then none of them is locked.
+    public func lock(stripes indices: inout [Int], capturing: Bool = true, abandoningWhen abandon: () -> Bool) -> Bool {
+        lockInOrder(&indices, capturing: capturing, abandoningWhen: abandon)
+    }
+
+    /// ``lockInOrder(_:capturing:)``, giving up (with nothing locked) when `abandon` says so while it waits.
+    private func lockInOrder<Indices: MutableCollection & RandomAccessCollection>(
+        _ indices: inout Indices, capturing: Bool, abandoningWhen abandon: () -> Bool
+    ) -> Bool where Indices.Element == Int {
+        indices.sort()
+        var previous = -1
+        for position in indices.indices where indices[position] != previous {
+            guard lock(stripe: indices[position], capturing: capturing, abandoningWhen: abandon) else {
+                unlockInOrder(indices[..<position])
+                return false
+            }
+            previous = indices[position]
+        }
+        return true
+    }
+
+    /// ``lockAll(capturing:)`` unless `abandon` says to give up waiting: then no stripe is locked.
+    public func lockAll(capturing: Bool = true, abandoningWhen abandon: () -> Bool) -> Bool {
+        for index in stripes.indices {
+            guard lock(stripe: index, capturing: capturing, abandoningWhen: abandon) else {
+                for taken in stripes.indices[..<index].reversed() { unlock(stripe: taken) }
+                return false
+            }
+        }
+        return true
+    }
+
     /// Starts loading into the CPU cache what looking up `keys` in `database` will read, before the commands that
     /// use them run: a pipelined batch's lookups then miss the cache together instead of one command at a time.
     /// Three passes, each pass's loads hinted while the one before is on its way: every key's first hash-table slot,
@@ -413,7 +454,8 @@ public final class Keyspace: Sendable {
     /// batch's stripes are locked once, in ascending order as every multi-stripe locker takes them, for all three
     /// passes. A key repeating the one before it is hinted once. Changes nothing; a key that is absent or whose
     /// table changes before its command runs costs a wasted hint, never a wrong answer.
-    public func prefetch(_ keys: [KeyRef], database: Int) {
+    /// - Parameter abandon: asked while a lock wait lasts; `true` gives up the hints (a script holds the stripes).
+    public func prefetch(_ keys: [KeyRef], database: Int, abandoningWhen abandon: () -> Bool = { false }) {
         let count = keys.count
         guard count > 0 else { return }
         withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * count) { buffer in
@@ -423,7 +465,7 @@ public final class Keyspace: Sendable {
                 stripeOfKey[position] = stripeIndex(for: keys[position])
                 lockOrder[position] = stripeOfKey[position]
             }
-            lockInOrder(&lockOrder, capturing: false)
+            guard lockInOrder(&lockOrder, capturing: false, abandoningWhen: abandon) else { return }
             defer { unlockInOrder(lockOrder) }
             hint(keys, stripeOfKey: stripeOfKey, database: database)
         }

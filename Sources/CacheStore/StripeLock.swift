@@ -35,6 +35,24 @@ public final class StripeLock: @unchecked Sendable {
 
     /// Blocks until the lock is held.
     public func lock() { pthread_mutex_lock(mutexPointer) }
+
+    /// Takes the lock unless `abandon` says to stop waiting; it is asked after each 10 ms of waiting (a lock is held
+    /// that long only by a long-running holder, such as a script). Returns whether the lock is held.
+    public func lock(abandoningWhen abandon: () -> Bool) -> Bool {
+        if pthread_mutex_trylock(mutexPointer) == 0 { return true }
+        while true {
+            var deadline = timespec()
+            clock_gettime(CLOCK_REALTIME, &deadline)
+            deadline.tv_nsec += 10_000_000
+            if deadline.tv_nsec >= 1_000_000_000 {
+                deadline.tv_sec += 1
+                deadline.tv_nsec -= 1_000_000_000
+            }
+            // Spins a little first, as lock() does on this adaptive mutex.
+            if pthread_mutex_timedlock(mutexPointer, &deadline) == 0 { return true }
+            if abandon() { return false }
+        }
+    }
     /// Releases the lock.
     public func unlock() { pthread_mutex_unlock(mutexPointer) }
 

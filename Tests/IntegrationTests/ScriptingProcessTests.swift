@@ -152,3 +152,147 @@ struct FunctionProcessTests {
         #expect(try redisCLI(replica.port, ["FCALL_RO", "peek", "1", "c"]) == "ERR Function not found")
     }
 }
+
+/// A script past busy-reply-threshold (redis's busy script), against a real node with two event loops: clients on the
+/// other loop are answered -BUSY, including a command that was already waiting for the keys the script holds, until
+/// SCRIPT KILL stops it; one that wrote cannot be killed, and SHUTDOWN NOSAVE stops the node without its writes.
+@Suite(.serialized)
+struct BusyScriptProcessTests {
+    /// A connection with a line reader: single-line replies, and bulk strings read whole.
+    final class Connection {
+        let socket: LoopbackSocket
+        private var buffered: [UInt8] = []
+
+        init(port: Int) throws {
+            socket = try LoopbackSocket(port: port, receiveTimeout: .seconds(2))
+        }
+
+        func send(_ words: String...) throws {
+            var frame = "*\(words.count)\r\n"
+            for word in words { frame += "$\(word.utf8.count)\r\n\(word)\r\n" }
+            try socket.send(frame)
+        }
+
+        /// The next reply as text (`+OK`, `-ERR …`, `:1`, a bulk string's contents, `$-1`), or `nil` if none came
+        /// within the receive timeout.
+        func reply() -> String? {
+            guard let line = line() else { return nil }
+            guard line.hasPrefix("$"), let length = Int(line.dropFirst()), length >= 0 else { return line }
+            return self.line()
+        }
+
+        private func line() -> String? {
+            while true {
+                if let end = buffered.firstIndex(of: UInt8(ascii: "\n")) {
+                    let line = String(decoding: buffered[..<end], as: UTF8.self).trimmingCharacters(in: .newlines)
+                    buffered.removeSubrange(...end)
+                    return line
+                }
+                guard let chunk = try? socket.receive(), !chunk.isEmpty else { return nil }
+                buffered += chunk
+            }
+        }
+
+        func ask(_ words: String...) throws -> String? {
+            var frame = "*\(words.count)\r\n"
+            for word in words { frame += "$\(word.utf8.count)\r\n\(word)\r\n" }
+            try socket.send(frame)
+            return reply()
+        }
+    }
+
+    static let evalRefusal = "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+
+    /// Connects a client for the script and two others; starts `script` on the first and returns the clients, the other
+    /// two as (on the other loop, on the script's loop), found by which one answers `probe` while the script runs.
+    private func startBusyScript(
+        _ node: CacheNodeProcess, script: String? = nil, command: [String]? = nil, probe: [String]
+    ) throws -> (scripted: Connection, other: Connection, sameLoop: Connection, probeReply: String) {
+        let scripted = try Connection(port: node.port)
+        let candidates = [try Connection(port: node.port), try Connection(port: node.port)]
+        for connection in [scripted] + candidates { #expect(try connection.ask("PING") == "+PONG") }
+        let words = command ?? ["EVAL", script ?? "", "0"]
+        try scripted.socket.send(words.map { "$\($0.utf8.count)\r\n\($0)\r\n" }.reduce("*\(words.count)\r\n", +))
+        usleep(50_000)
+        for candidate in candidates { try candidate.socket.send(probe.map { "$\($0.utf8.count)\r\n\($0)\r\n" }.reduce("*\(probe.count)\r\n", +)) }
+        // Two loops take connections in turn: one of the two shares the script's loop and cannot answer.
+        for (index, candidate) in candidates.enumerated() {
+            if let reply = candidate.reply() { return (scripted, candidate, candidates[1 - index], reply) }
+        }
+        throw HarnessError(description: "neither client answered while the script ran; log:\n\(node.log.suffix(2_000))")
+    }
+
+    @Test func otherClientsAreRefusedBusyUntilScriptKill() throws {
+        let node = try CacheNodeProcess(arguments: ["--threads", "2", "--busy-reply-threshold", "300"])
+        defer { node.stop() }
+        let setUp = try Connection(port: node.port)
+        #expect(try setUp.ask("SET", "k", "v") == "+OK")
+        // The GET sent while the script runs waits for the key's lock, then gives up once the script turns busy.
+        let (scripted, other, sameLoop, firstReply) = try startBusyScript(
+            node, script: "local n = 0 while true do n = n + 1 end", probe: ["GET", "k"])
+        #expect(firstReply == Self.evalRefusal)
+        #expect(try other.ask("PING") == Self.evalRefusal)
+        #expect(try other.ask("SCRIPT", "LOAD", "return 1") == Self.evalRefusal)
+        #expect(try other.ask("CONFIG", "GET", "maxmemory") == Self.evalRefusal)
+        #expect(try other.ask("FUNCTION", "KILL") == Self.evalRefusal)
+        #expect(try other.ask("SHUTDOWN") == Self.evalRefusal)
+        // A transaction: MULTI and DISCARD are served, what it would queue is refused.
+        #expect(try other.ask("MULTI") == "+OK")
+        #expect(try other.ask("SET", "a", "b") == Self.evalRefusal)
+        #expect(try other.ask("DISCARD") == "+OK")
+        #expect(try other.ask("SCRIPT", "KILL") == "+OK")
+        #expect(scripted.reply()?.hasPrefix("-ERR Script killed by user with SCRIPT KILL...") == true)
+        // The client on the script's loop had its GET waiting: it runs now.
+        #expect(sameLoop.reply() == "v")
+        #expect(try other.ask("PING") == "+PONG")
+        #expect(try other.ask("SET", "a", "b") == "+OK")
+        #expect(try scripted.ask("GET", "a") == "b")
+    }
+
+    @Test func aBusyFunctionNamesFunctionKillAndFunctionStatsShowsIt() throws {
+        let node = try CacheNodeProcess(arguments: ["--threads", "2", "--busy-reply-threshold", "200"])
+        defer { node.stop() }
+        let setUp = try Connection(port: node.port)
+        #expect(try setUp.ask("FUNCTION", "LOAD", "#!lua name=spin\nredis.register_function('spin', function() local n = 0 while true do n = n + 1 end end)") == "spin")
+        let functionRefusal = "-BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+        let (scripted, other, _, firstReply) = try startBusyScript(node, command: ["FCALL", "spin", "0"], probe: ["SET", "k", "v"])
+        #expect(firstReply == functionRefusal)
+        #expect(try other.ask("SCRIPT", "KILL") == functionRefusal)
+        #expect(try other.ask("FUNCTION", "LIST") == functionRefusal)
+        try other.send("FUNCTION", "STATS")
+        var stats: [String] = []
+        while let line = other.reply(), line != "engines" { stats.append(line) }
+        #expect(stats.contains("running_script") && stats.contains("spin"), "FUNCTION STATS answered \(stats)")
+        while other.reply() != nil {}
+        #expect(try other.ask("FUNCTION", "KILL") == "+OK")
+        #expect(scripted.reply()?.hasPrefix("-ERR Script killed by user with SCRIPT KILL...") == true)
+        #expect(try other.ask("SET", "k", "v") == "+OK")
+    }
+
+    @Test func aScriptThatWroteIsUnkillableAndShutdownNosaveStopsTheNodeWithoutItsWrites() throws {
+        let directory = NSTemporaryDirectory() + "cache-node-busy-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let arguments = ["--threads", "2", "--busy-reply-threshold", "200", "--appendonly", "yes", "--dir", directory]
+        let node = try CacheNodeProcess(arguments: arguments)
+        // A node that did not stop still runs the script: SIGTERM would wait for it, as redis's does.
+        defer { node.kill9() }
+        let setUp = try Connection(port: node.port)
+        #expect(try setUp.ask("SET", "before", "1") == "+OK")
+        let (_, other, _, firstReply) = try startBusyScript(
+            node, script: "redis.call('set', 'partial', 'x') local n = 0 while true do n = n + 1 end", probe: ["GET", "before"])
+        #expect(firstReply == Self.evalRefusal)
+        #expect(try other.ask("SCRIPT", "KILL")?.hasPrefix("-UNKILLABLE Sorry the script already executed write commands") == true)
+        #expect(try other.ask("SHUTDOWN", "SAVE") == Self.evalRefusal)
+        try other.send("SHUTDOWN", "NOSAVE")
+        let deadline = Date().addingTimeInterval(15)
+        while node.process.isRunning && Date() < deadline { usleep(10_000) }
+        #expect(!node.process.isRunning, "the node did not stop; log:\n\(node.log.suffix(2_000))")
+        // The append-only file has what was written before the script, not the script's own write.
+        let restarted = try CacheNodeProcess(arguments: arguments)
+        defer { restarted.stop() }
+        let client = try Connection(port: restarted.port)
+        #expect(try client.ask("GET", "before") == "1")
+        #expect(try client.ask("GET", "partial") == "$-1")
+    }
+}

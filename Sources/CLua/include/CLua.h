@@ -49,6 +49,13 @@ int cl_engine_run(cl_engine *engine, const char *sha,
 /// SCRIPT KILL: the running script stops at its next check with "Script killed by user with SCRIPT KILL...".
 /// Safe from any thread.
 void cl_engine_request_kill(cl_engine *engine);
+
+/// Called once in a run, from the script's own thread, when it has run for the engine's busy threshold (redis's
+/// busy-reply-threshold): other clients are answered -BUSY from then on. `context` is the run's.
+typedef void (*cl_busy_function)(void *context);
+/// Sets whom runs report to, and after how long (milliseconds; negative: never). Safe during a run on another thread
+/// once `busy` was set: only the threshold changes then.
+void cl_engine_set_busy_report(cl_engine *engine, long long after_ms, cl_busy_function busy);
 /// Bytes the Lua state holds (INFO used_memory_lua).
 size_t cl_engine_memory(cl_engine *engine);
 

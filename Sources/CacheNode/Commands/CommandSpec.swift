@@ -47,6 +47,8 @@ public struct CommandFlags: OptionSet, Sendable, Hashable {
     public static let skipSlowlog = CommandFlags(rawValue: 1 << 18)
     /// Not shown to MONITOR after it ran (EVAL and friends show themselves before their script's commands).
     public static let skipMonitor = CommandFlags(rawValue: 1 << 19)
+    /// Served while a script is busy (redis CMD_ALLOW_BUSY): what stops it, and what a connection needs.
+    public static let allowBusy = CommandFlags(rawValue: 1 << 20)
 
     /// The flag names COMMAND reports.
     public var names: [String] {
@@ -55,7 +57,7 @@ public struct CommandFlags: OptionSet, Sendable, Hashable {
             (.write, "write"), (.readonly, "readonly"), (.denyOOM, "denyoom"), (.admin, "admin"),
             (.pubsub, "pubsub"), (.blocking, "blocking"), (.loading, "loading"), (.stale, "stale"),
             (.noAuth, "no_auth"), (.noMulti, "no_multi"), (.noScript, "noscript"), (.mayReplicate, "may_replicate"),
-            (.fast, "fast"), (.skipMonitor, "skip_monitor"), (.skipSlowlog, "skip_slowlog"),
+            (.fast, "fast"), (.skipMonitor, "skip_monitor"), (.skipSlowlog, "skip_slowlog"), (.allowBusy, "allow_busy"),
         ]
         for (flag, name) in table where contains(flag) { result.append(name) }
         return result

@@ -123,7 +123,10 @@ public struct NodeDispatcher: CommandDispatcher {
             // In place (inout): reading the element as a value would copy it, a retain and a release per reference.
             Self.noteCommand(&commands[position], table: table, keys: &keys)
         }
-        if keys.count > 1 { node.keyspace.prefetch(keys, database: session.database) }
+        if keys.count > 1 {
+            let busyScript = node.busyScript
+            node.keyspace.prefetch(keys, database: session.database, abandoningWhen: { busyScript.isBusy })
+        }
         session.prefetchKeys = keys
     }
 
@@ -210,6 +213,10 @@ public struct NodeDispatcher: CommandDispatcher {
         if spec.flags.contains(.write) && node.replication.isReplica && node.replication.readOnly && !session.isPrimaryLink {
             return reject(.readOnlyReplica, commandIndex: commandIndex, session: session, reply: &reply, flagTransaction: true)
         }
+        // A script past busy-reply-threshold: -BUSY, the one relaxed load otherwise. The primary's stream waits for it.
+        if node.busyScript.isBusy && !session.isPrimaryLink && !Self.servedWhileBusy(spec, arguments, session: session) {
+            return reject(node.busyScript.refusal, commandIndex: commandIndex, session: session, reply: &reply, flagTransaction: true)
+        }
         // CLIENT PAUSE: the one relaxed load while nothing is paused. A held command (queued in MULTI too) waits with
         // its connection suspended (redis blockPostponeClient).
         if node.clientPause.mode != .none && postponeIfPaused(spec, arguments, session: session, protocolVersion: reply.protocolVersion) {
@@ -243,6 +250,23 @@ public struct NodeDispatcher: CommandDispatcher {
             reply.buffer.moveWriterIndex(to: mark)
         }
         return outcome
+    }
+
+    /// A command that gave up waiting for the locks a busy script holds (its arguments handed back already): refused
+    /// -BUSY, untimed.
+    @inline(never)
+    private func refuseForBusyScript(_ commandIndex: Int, session: ClientSession, reply: inout ReplyWriter) -> DispatchOutcome {
+        session.timedCommand = -1
+        return reject(node.busyScript.refusal, commandIndex: commandIndex, session: session, reply: &reply, flagTransaction: true)
+    }
+
+    /// Whether a command is served while a script is busy (redis CMD_ALLOW_BUSY): DISCARD and RESET only for a client
+    /// that watches no keys (dropping its watches takes the locks of the keys, which the script holds).
+    @inline(never)
+    static func servedWhileBusy(_ spec: CommandSpec, _ arguments: CommandArguments, session: ClientSession) -> Bool {
+        if !spec.subcommands.isEmpty { return spec.subcommand(of: arguments)?.flags.contains(.allowBusy) == true }
+        guard spec.flags.contains(.allowBusy) else { return false }
+        return session.watchToken == nil || (spec.name != "discard" && spec.name != "reset")
     }
 
     /// ACL: why the session's user may not run this command (logged in ACL LOG), or `nil`.
@@ -367,10 +391,18 @@ public struct NodeDispatcher: CommandDispatcher {
         session.stats.commandsProcessed.wrappingAdd(1, ordering: .relaxed)
         session.lastInteraction.store(context.now, ordering: .relaxed)
 
+        // A wait for the locks gives up if a script holding them turns busy meanwhile (the command is refused -BUSY,
+        // as it would have been had it arrived a moment later); the primary's stream waits for the script.
+        let busyScript = node.busyScript
+        let givesUpWhenBusy = { busyScript.isBusy && !session.isPrimaryLink }
         if spec.flags.contains(.wholeKeyspace) {
             // Read-only whole-keyspace commands (INFO, KEYS, SCAN, DBSIZE) need not wait for a running snapshot
             // to serialize the stripes it has not captured yet; writers (FLUSHALL, SWAPDB, EXEC) must.
-            keyspace.lockAll(capturing: spec.flags.contains(.write) || spec.flags.contains(.mayReplicate) || spec.name == "exec")
+            let capturing = spec.flags.contains(.write) || spec.flags.contains(.mayReplicate) || spec.name == "exec"
+            guard keyspace.lockAll(capturing: capturing, abandoningWhen: givesUpWhenBusy) else {
+                arguments = context.surrenderArguments()
+                return refuseForBusyScript(commandIndex, session: session, reply: &reply)
+            }
             run(spec, commandIndex, &context, &reply)
             keyspace.unlockAll()
         } else {
@@ -383,7 +415,10 @@ public struct NodeDispatcher: CommandDispatcher {
                 context.cachedKey = key
                 context.cachedKeyIndex = 1
                 let stripe = keyspace.stripeIndex(for: key)
-                keyspace.lock(stripe: stripe, capturing: !spec.flags.contains(.readonly))
+                guard keyspace.lock(stripe: stripe, capturing: !spec.flags.contains(.readonly), abandoningWhen: givesUpWhenBusy) else {
+                    arguments = context.surrenderArguments()
+                return refuseForBusyScript(commandIndex, session: session, reply: &reply)
+                }
                 run(spec, commandIndex, &context, &reply)
                 keyspace.unlock(stripe: stripe)
             default:
@@ -391,7 +426,10 @@ public struct NodeDispatcher: CommandDispatcher {
                 var stripes = positions.map { position in
                     context.arguments.withBytes(position) { keyspace.stripeIndex(for: KeyRef($0)) }
                 }
-                keyspace.lock(stripes: &stripes, capturing: !spec.flags.contains(.readonly))
+                guard keyspace.lock(stripes: &stripes, capturing: !spec.flags.contains(.readonly), abandoningWhen: givesUpWhenBusy) else {
+                    arguments = context.surrenderArguments()
+                return refuseForBusyScript(commandIndex, session: session, reply: &reply)
+                }
                 run(spec, commandIndex, &context, &reply)
                 keyspace.unlock(stripes: stripes)
             }

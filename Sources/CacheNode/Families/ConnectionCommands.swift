@@ -27,13 +27,13 @@ extension CommandTable {
             reply.bulk(context.arguments.buffer(1))
         },
         // QUIT
-        CommandSpec("quit", arity: -1, flags: [.noScript, .fast, .noAuth, .allowedWhileSubscribed, .transactionControl, .loading, .stale],
+        CommandSpec("quit", arity: -1, flags: [.noScript, .fast, .noAuth, .allowedWhileSubscribed, .transactionControl, .loading, .stale, .allowBusy],
                     group: .connection, summary: "Closes the connection.") { context, reply throws(CommandError) in
             reply.ok()
             context.closesConnection = true
         },
         // RESET
-        CommandSpec("reset", arity: 1, flags: [.noScript, .fast, .noAuth, .allowedWhileSubscribed, .transactionControl, .loading, .stale],
+        CommandSpec("reset", arity: 1, flags: [.noScript, .fast, .noAuth, .allowedWhileSubscribed, .transactionControl, .loading, .stale, .allowBusy],
                     group: .connection, summary: "Resets the connection.", since: "6.2.0") { context, reply throws(CommandError) in
             let session = context.session
             session.transaction = nil
@@ -61,7 +61,7 @@ extension CommandTable {
             reply.simpleString("RESET")
         },
         // AUTH [username] password
-        CommandSpec("auth", arity: -2, flags: [.noScript, .fast, .noAuth, .loading, .stale], group: .connection,
+        CommandSpec("auth", arity: -2, flags: [.noScript, .fast, .noAuth, .loading, .stale, .allowBusy], group: .connection,
                     summary: "Authenticates the connection.") { context, reply throws(CommandError) in
             let arguments = context.arguments
             guard arguments.count <= 3 else { throw .syntax }
@@ -73,7 +73,7 @@ extension CommandTable {
             reply.ok()
         },
         // HELLO [protover [AUTH username password] [SETNAME clientname]]
-        CommandSpec("hello", arity: -1, flags: [.noScript, .fast, .noAuth, .loading, .stale], group: .connection,
+        CommandSpec("hello", arity: -1, flags: [.noScript, .fast, .noAuth, .loading, .stale, .allowBusy], group: .connection,
                     summary: "Handshakes with the Redis server.", since: "6.0.0") { context, reply throws(CommandError) in
             try ConnectionFamily.hello(&context, &reply)
         },

@@ -35,8 +35,8 @@ extension CommandTable {
                         ("restore", -3, [.noScript, .write, .denyOOM], "Restores all libraries from a payload."),
                         ("list", -2, [.noScript], "Returns information about all libraries."),
                         ("dump", 2, [.noScript], "Dumps all libraries into a serialized binary payload."),
-                        ("stats", 2, [.noScript], "Returns information about a function during execution."),
-                        ("kill", 2, [.noScript], "Terminates a function during execution."),
+                        ("stats", 2, [.noScript, .allowBusy], "Returns information about a function during execution."),
+                        ("kill", 2, [.noScript, .allowBusy], "Terminates a function during execution."),
                         ("help", 2, [.loading, .stale], "Returns helpful text about the different subcommands."),
                     ])) { context, reply throws(CommandError) in
             try FunctionFamily.function(&context, &reply)
@@ -80,6 +80,8 @@ enum FunctionFamily {
         let arguments = context.arguments
         let functions = context.node.functions
         let subcommand = arguments.lowercased(1)
+        // STATS and KILL reach a running function; the others need the engine it holds.
+        if subcommand != "stats" && subcommand != "kill" && subcommand != "help" { try context.node.waitForIdleScriptEngines() }
         if context.spec.subcommand(of: arguments)?.flags.contains(.write) == true {
             // The write flag is the subcommand's, so the dispatcher's replica check does not see it.
             let node = context.node
@@ -205,14 +207,9 @@ enum FunctionFamily {
             reply.bulk("functions_count")
             reply.integer(memory.functions)
         case "kill":
-            switch functions.kill() {
-            case .killed: reply.ok()
-            case .notBusy: throw CommandError(code: "NOTBUSY", "No scripts in execution right now.")
-            case .unkillable:
-                throw CommandError(
-                    code: "UNKILLABLE",
-                    "The busy script was sent by a master instance in the context of replication and cannot be killed.")
-            }
+            try ScriptingFamily.kill(functions.kill(), otherKindRunning: context.node.scripts.isRunning.load(ordering: .acquiring),
+                                     otherKindRefusal: BusyScript.evalRefusal)
+            reply.ok()
         case "help":
             reply.simpleStringLines([
                 "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -271,7 +268,10 @@ enum FunctionFamily {
         _ context: inout CommandContext, _ change: () throws(CommandError) -> Result
     ) throws(CommandError) -> Result {
         let keyspace = context.keyspace
-        if !context.inTransaction { keyspace.lockAll() }
+        if !context.inTransaction {
+            let busyScript = context.node.busyScript
+            guard keyspace.lockAll(abandoningWhen: { busyScript.isBusy }) else { throw busyScript.refusal }
+        }
         defer { if !context.inTransaction { keyspace.unlockAll() } }
         let result = try change()
         context.session.stats.changesApplied.wrappingAdd(1, ordering: .relaxed)

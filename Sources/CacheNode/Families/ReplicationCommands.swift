@@ -34,7 +34,7 @@ extension CommandTable {
             try ReplicationFamily.wait(&context, &reply)
         },
         // REPLCONF option value [option value ...]
-        CommandSpec("replconf", arity: -1, flags: [.noScript, .admin, .noMulti, .loading, .stale], group: .server,
+        CommandSpec("replconf", arity: -1, flags: [.noScript, .admin, .noMulti, .loading, .stale, .allowBusy], group: .server,
                     summary: "An internal command for configuring the replication stream.", since: "3.0.0") {
             context, reply throws(CommandError) in
             try ReplicationFamily.replconf(context, &reply)

@@ -47,7 +47,7 @@ extension CommandTable {
                         ("kill", 2, "Terminates a server-side Lua script during execution."),
                         ("help", 2, "Returns helpful text about the different subcommands."),
                     ].map { name, arity, summary in
-                        CommandSpec("script|\(name)", arity: arity, flags: [.noScript, .noKeyspace], group: .scripting,
+                        CommandSpec("script|\(name)", arity: arity, flags: name == "kill" ? [.noScript, .noKeyspace, .allowBusy] : [.noScript, .noKeyspace], group: .scripting,
                                     summary: summary, since: "2.6.0") { _, _ throws(CommandError) in }
                     }) { context, reply throws(CommandError) in
             try ScriptingFamily.script(&context, &reply)
@@ -82,6 +82,23 @@ enum ScriptingFamily {
         }
     }
 
+    /// SCRIPT KILL's and FUNCTION KILL's replies (redis scriptKill): a running script of the other kind is named in a
+    /// -BUSY error; one that wrote cannot be stopped.
+    static func kill(
+        _ outcome: ScriptEngine.KillOutcome, otherKindRunning: Bool, otherKindRefusal: CommandError
+    ) throws(CommandError) {
+        switch outcome {
+        case .killed: return
+        case .notBusy:
+            if otherKindRunning { throw otherKindRefusal }
+            throw CommandError(code: "NOTBUSY", "No scripts in execution right now.")
+        case .unkillable:
+            throw CommandError(
+                code: "UNKILLABLE",
+                "Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.")
+        }
+    }
+
     /// What EVAL and FCALL share once they know the script's flags: the up-front refusals, the run with the
     /// caller's database restored after it, the wake-ups and the replication of its writes, and the error counts.
     /// `body` runs the script with its KEYS and ARGV.
@@ -108,10 +125,19 @@ enum ScriptingFamily {
         // A SELECT inside the script is the script's own (redis 7): the caller's database is restored after it.
         let database = session.database
         let outcome = body(keys, scriptArguments, invocation)
+        // A busy script ended: other clients are served again. One SHUTDOWN NOSAVE stopped did not finish: its writes
+        // are not replicated (redis exits before they are).
+        let abandoned = context.node.busyScript.isBusy && context.node.busyScript.scriptEnded()
         if session.database != database { session.database = database }
         for key in invocation.readyKeys { context.appendReady(key) }
         // Inside EXEC, EXEC wraps the whole transaction; otherwise the script's writes form one.
-        if !context.inTransaction && context.node.replication.isRecording { context.node.replication.commitTransaction() }
+        if !context.inTransaction && context.node.replication.isRecording {
+            if abandoned {
+                context.node.replication.discardTransaction()
+            } else {
+                context.node.replication.commitTransaction()
+            }
+        }
         if outcome.kind != .value, let index = context.node.commands.lookupIndex(arguments) {
             session.stats.commands.add(1, to: .failed, of: index)
         }
@@ -126,6 +152,8 @@ enum ScriptingFamily {
     static func script(_ context: inout CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
         let arguments = context.arguments
         let scripts = context.node.scripts
+        // KILL reaches a running script; the others need the engine it holds.
+        if !arguments.matches(1, "kill") && !arguments.matches(1, "help") { try context.node.waitForIdleScriptEngines() }
         switch arguments.lowercased(1) {
         case "load":
             reply.bulk(try scripts.load(arguments.bytes(2)).sha)
@@ -140,14 +168,9 @@ enum ScriptingFamily {
             scripts.flush()
             reply.ok()
         case "kill":
-            switch scripts.kill() {
-            case .killed: reply.ok()
-            case .notBusy: throw CommandError(code: "NOTBUSY", "No scripts in execution right now.")
-            case .unkillable:
-                throw CommandError(
-                    code: "UNKILLABLE",
-                    "Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.")
-            }
+            try ScriptingFamily.kill(scripts.kill(), otherKindRunning: context.node.functions.isRunning.load(ordering: .acquiring),
+                                     otherKindRefusal: BusyScript.functionRefusal)
+            reply.ok()
         case "help":
             let lines = [
                 "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -265,6 +288,14 @@ final class ScriptInvocation: @unchecked Sendable {
             }
         }
         return nil
+    }
+
+    /// The script has run for busy-reply-threshold: other clients are refused from now until it ends.
+    func reportBusy() {
+        switch runner {
+        case .eval: node.busyScript.report(.eval)
+        case .function: node.busyScript.report(.function)
+        }
     }
 
     /// redis.log: levels 0–3 are redis's debug, verbose, notice and warning.

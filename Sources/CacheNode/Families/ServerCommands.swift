@@ -94,7 +94,7 @@ extension CommandTable {
             reply.ok()
         },
         // SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]
-        CommandSpec("shutdown", arity: -1, flags: [.noScript, .admin, .noAuth, .noMulti, .loading, .stale], group: .server,
+        CommandSpec("shutdown", arity: -1, flags: [.noScript, .admin, .noAuth, .noMulti, .loading, .stale, .allowBusy], group: .server,
                     summary: "Synchronously saves the database(s) to disk and shuts down the Redis server.") { context, reply throws(CommandError) in
             guard context.session.isAuthenticated || context.node.configuration.requirePass == nil else { throw .noAuth }
             try ServerFamily.shutdown(&context)
@@ -130,6 +130,13 @@ enum ServerFamily {
             throw CommandError("No shutdown in progress.")
         }
         let node = context.node
+        // A busy script: only SHUTDOWN NOSAVE, which stops it whatever it wrote and drops its writes.
+        if node.busyScript.isBusy {
+            guard mode == .never else { throw node.busyScript.refusal }
+            node.busyScript.abandon()
+            node.scripts.forceKill()
+            node.functions.forceKill()
+        }
         do throws(PersistenceError) {
             if let outcome = try node.persistence.saveForShutdown(mode, node: node) {
                 Logger(label: "cache-node.persistence").notice("Saved \(outcome.records) keys before shutting down (SHUTDOWN)")

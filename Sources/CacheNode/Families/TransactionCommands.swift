@@ -6,7 +6,7 @@ import RESPServer
 extension CommandTable {
     static let transactionCommands: [CommandSpec] = [
         // MULTI
-        CommandSpec("multi", arity: 1, flags: [.noScript, .fast, .transactionControl, .loading, .stale], group: .transactions,
+        CommandSpec("multi", arity: 1, flags: [.noScript, .fast, .transactionControl, .loading, .stale, .allowBusy], group: .transactions,
                     summary: "Starts a transaction.", since: "1.2.0") { context, reply throws(CommandError) in
             guard context.session.transaction == nil else { throw .nestedMulti }
             context.session.transaction = []
@@ -44,7 +44,7 @@ extension CommandTable {
             if context.node.replication.isRecording { context.node.replication.commitTransaction() }
         },
         // DISCARD
-        CommandSpec("discard", arity: 1, flags: [.noScript, .fast, .transactionControl, .loading, .stale], group: .transactions,
+        CommandSpec("discard", arity: 1, flags: [.noScript, .fast, .transactionControl, .loading, .stale, .allowBusy], group: .transactions,
                     summary: "Discards a transaction.", since: "2.0.0") { context, reply throws(CommandError) in
             guard context.session.transaction != nil else { throw .discardWithoutMulti }
             context.session.transaction = nil

@@ -80,6 +80,9 @@ public struct NodeConfiguration: Sendable {
     /// `lazyfree-lazy-user-del`, `-server-del`, `-expire`, `-eviction`: what else frees large values in the
     /// background besides UNLINK and FLUSHALL/FLUSHDB ASYNC.
     public var lazyFreeTriggers: LazyFreeTriggers = []
+    /// `busy-reply-threshold` (`lua-time-limit`): after this many milliseconds a running script or function makes the
+    /// node answer other clients -BUSY (0: at once; negative: never).
+    public var busyReplyThreshold = 5000
     /// `lazyfree-lazy-user-flush`: FLUSHALL and FLUSHDB without SYNC or ASYNC free in the background.
     public var lazyFreeUserFlush = false
     /// Cluster mode (`cluster-enabled yes`): hash slots, redirects, CLUSTER commands; only database 0.
@@ -405,6 +408,8 @@ struct ConfigParameter: Sendable {
                   }
                   config.maxMemoryPolicy = policy
               }),
+        .init(name: "busy-reply-threshold", aliases: ["lua-time-limit"], mutable: true, get: { String($0.busyReplyThreshold) },
+              set: { $0.busyReplyThreshold = try int($1, in: 0...Int(Int64.max)) }),
         lazyFree("lazyfree-lazy-user-del", .userDelete),
         lazyFree("lazyfree-lazy-server-del", .serverDelete),
         lazyFree("lazyfree-lazy-expire", .expire),

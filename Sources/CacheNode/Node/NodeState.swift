@@ -25,6 +25,8 @@ public final class NodeState: Sendable {
     let scripts = ScriptEngine()
     /// FUNCTION's libraries.
     let functions = FunctionEngine()
+    /// Whether a script or function has run past busy-reply-threshold (other clients are refused -BUSY).
+    let busyScript = BusyScript()
     /// ACL users and the ACL log.
     let acl: AccessControl
     /// Cluster mode state (`cluster-enabled yes`), `nil` otherwise: the dispatcher's one check.
@@ -193,6 +195,8 @@ public final class NodeState: Sendable {
             maximumQueryBufferLength: configuration.clientQueryBufferLimit))
         keyspace.evictionPolicy = configuration.maxMemoryPolicy
         keyspace.lazyFreeTriggers = configuration.lazyFreeTriggers
+        scripts.setBusyThreshold(milliseconds: configuration.busyReplyThreshold)
+        functions.setBusyThreshold(milliseconds: configuration.busyReplyThreshold)
         keyspace.evictionSamples = configuration.maxMemorySamples
         keyspace.lfuLogFactor = configuration.lfuLogFactor
         keyspace.lfuDecayTime = configuration.lfuDecayTime
@@ -200,6 +204,15 @@ public final class NodeState: Sendable {
         keyspace.reportsAddedKeys = configuration.notifyKeyspaceEvents.contains(.newKey)
         replication.apply(configuration)
         appendOnly.apply(configuration, node: self)
+    }
+
+    /// Waits while a script or function runs on another event loop (it holds its engine until it ends), for the
+    /// SCRIPT and FUNCTION subcommands that use the engines; gives up with -BUSY once it turned busy.
+    func waitForIdleScriptEngines() throws(CommandError) {
+        while scripts.isRunning.load(ordering: .acquiring) || functions.isRunning.load(ordering: .acquiring) {
+            if busyScript.isBusy { throw busyScript.refusal }
+            usleep(1000)
+        }
     }
 
     /// Keeps CLIENT TRACKING's table within `tracking-table-max-keys` (redis trackingLimitUsedSlots): drops tracked

@@ -67,7 +67,6 @@ struct RedisCompatibilityDirective: Sendable {
             .init("aof-use-rdb-preamble", "yes", .bool),
             .init("acllog-max-len", "128", int),
             .init("active-expire-effort", "1", .integer(1...10)),
-            .init("busy-reply-threshold", "5000", int, aliases: ["lua-time-limit"]),
             .init("disable-thp", "yes", .bool),
             .init("dynamic-hz", "yes", .bool),
             .init("hash-max-listpack-entries", "128", int, aliases: ["hash-max-ziplist-entries"]),

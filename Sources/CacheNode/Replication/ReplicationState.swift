@@ -245,6 +245,15 @@ public final class ReplicationState: KeyspaceObserver, @unchecked Sendable {
     }
 
     /// Wraps the commands collected during EXEC in MULTI … EXEC and appends them (EXEC still holds every stripe).
+    /// Drops the writes recorded since the last commit (a script SHUTDOWN NOSAVE stopped): they reach neither replicas
+    /// nor the append-only file.
+    func discardTransaction() {
+        core.withLock { core in
+            core.transaction.clear()
+            core.transactionCommands = 0
+        }
+    }
+
     func commitTransaction() {
         core.withLock { core in
             guard core.transactionCommands > 0 else { return }

@@ -376,6 +376,16 @@ final class FunctionEngine: Sendable {
         return .killed
     }
 
+    /// SHUTDOWN NOSAVE: stops a running function whatever it wrote.
+    func forceKill() {
+        if isRunning.load(ordering: .acquiring) { cl_engine_request_kill(killTarget) }
+    }
+
+    /// busy-reply-threshold (milliseconds, or negative for never), as ``ScriptEngine/setBusyThreshold(milliseconds:)``.
+    func setBusyThreshold(milliseconds: Int) {
+        cl_engine_set_busy_report(killTarget, Int64(milliseconds), ScriptEngine.busyCallback)
+    }
+
     /// FUNCTION STATS's running_script: the running function, its command and since when (unix ms).
     var runningFunction: (name: String, command: CommandArguments, startedAt: Int64)? {
         running.withLock { $0 }

@@ -205,6 +205,21 @@ final class ScriptEngine: Sendable {
         return .killed
     }
 
+    /// SHUTDOWN NOSAVE: stops a running script whatever it wrote.
+    func forceKill() {
+        if isRunning.load(ordering: .acquiring) { cl_engine_request_kill(killTarget) }
+    }
+
+    /// busy-reply-threshold (milliseconds, or negative for never): when a running script reports itself busy.
+    func setBusyThreshold(milliseconds: Int) {
+        cl_engine_set_busy_report(killTarget, Int64(milliseconds), Self.busyCallback)
+    }
+
+    /// The engines' report of a busy run (scripts and functions alike), on the script's thread.
+    static let busyCallback: cl_busy_function = { context in
+        Unmanaged<ScriptInvocation>.fromOpaque(context!).takeUnretainedValue().reportBusy()
+    }
+
     /// INFO memory: the Lua state's bytes, the cached scripts and their bodies' bytes (as of the last script run,
     /// load or flush).
     var memory: (lua: Int, scripts: Int, bodyBytes: Int) {
