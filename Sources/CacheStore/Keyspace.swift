@@ -406,6 +406,14 @@ public final class Keyspace: Sendable {
         if capturing && stripe.pendingCapture != nil { captureStripe(index) }
     }
 
+    /// Locks one stripe as ``lock(stripe:capturing:)`` does if it is free, without waiting; returns whether it did.
+    public func tryLock(stripe index: Int, capturing: Bool = true) -> Bool {
+        let stripe = stripes[index]
+        guard stripe.lock.tryLock() else { return false }
+        if capturing && stripe.pendingCapture != nil { captureStripe(index) }
+        return true
+    }
+
     /// Locks one stripe as ``lock(stripe:capturing:)`` does unless `abandon`, asked while the wait lasts (see
     /// ``StripeLock/lock(abandoningWhen:)``), says to give up. Returns whether the stripe is locked.
     public func lock(stripe index: Int, capturing: Bool = true, abandoningWhen abandon: () -> Bool) -> Bool {

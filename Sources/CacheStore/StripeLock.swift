@@ -36,6 +36,9 @@ public final class StripeLock: @unchecked Sendable {
     /// Blocks until the lock is held.
     public func lock() { pthread_mutex_lock(mutexPointer) }
 
+    /// Takes the lock if it is free, without waiting.
+    public func tryLock() -> Bool { pthread_mutex_trylock(mutexPointer) == 0 }
+
     /// Takes the lock unless `abandon` says to stop waiting; it is asked after each 10 ms of waiting (a lock is held
     /// that long only by a long-running holder, such as a script). Returns whether the lock is held.
     public func lock(abandoningWhen abandon: () -> Bool) -> Bool {

@@ -252,6 +252,26 @@ public struct NodeDispatcher: CommandDispatcher {
         return outcome
     }
 
+    /// The lock waits of ``execute``: they give up once a script holding the locks turns busy (the primary's stream
+    /// waits for it). Kept out of line, so the closure they pass costs nothing when a free lock is taken at once.
+    @inline(never)
+    private func lockUnlessBusy(stripe: Int, capturing: Bool, session: ClientSession) -> Bool {
+        let busyScript = node.busyScript
+        return node.keyspace.lock(stripe: stripe, capturing: capturing, abandoningWhen: { busyScript.isBusy && !session.isPrimaryLink })
+    }
+
+    @inline(never)
+    private func lockUnlessBusy(stripes: inout [Int], capturing: Bool, session: ClientSession) -> Bool {
+        let busyScript = node.busyScript
+        return node.keyspace.lock(stripes: &stripes, capturing: capturing, abandoningWhen: { busyScript.isBusy && !session.isPrimaryLink })
+    }
+
+    @inline(never)
+    private func lockUnlessBusy(all capturing: Bool, session: ClientSession) -> Bool {
+        let busyScript = node.busyScript
+        return node.keyspace.lockAll(capturing: capturing, abandoningWhen: { busyScript.isBusy && !session.isPrimaryLink })
+    }
+
     /// A command that gave up waiting for the locks a busy script holds (its arguments handed back already): refused
     /// -BUSY, untimed.
     @inline(never)
@@ -392,14 +412,12 @@ public struct NodeDispatcher: CommandDispatcher {
         session.lastInteraction.store(context.now, ordering: .relaxed)
 
         // A wait for the locks gives up if a script holding them turns busy meanwhile (the command is refused -BUSY,
-        // as it would have been had it arrived a moment later); the primary's stream waits for the script.
-        let busyScript = node.busyScript
-        let givesUpWhenBusy = { busyScript.isBusy && !session.isPrimaryLink }
+        // as it would have been had it arrived a moment later); see lockUnlessBusy.
         if spec.flags.contains(.wholeKeyspace) {
             // Read-only whole-keyspace commands (INFO, KEYS, SCAN, DBSIZE) need not wait for a running snapshot
             // to serialize the stripes it has not captured yet; writers (FLUSHALL, SWAPDB, EXEC) must.
             let capturing = spec.flags.contains(.write) || spec.flags.contains(.mayReplicate) || spec.name == "exec"
-            guard keyspace.lockAll(capturing: capturing, abandoningWhen: givesUpWhenBusy) else {
+            guard lockUnlessBusy(all: capturing, session: session) else {
                 arguments = context.surrenderArguments()
                 return refuseForBusyScript(commandIndex, session: session, reply: &reply)
             }
@@ -415,7 +433,11 @@ public struct NodeDispatcher: CommandDispatcher {
                 context.cachedKey = key
                 context.cachedKeyIndex = 1
                 let stripe = keyspace.stripeIndex(for: key)
-                guard keyspace.lock(stripe: stripe, capturing: !spec.flags.contains(.readonly), abandoningWhen: givesUpWhenBusy) else {
+                let capturing = !spec.flags.contains(.readonly)
+                // The free lock without a wait (as cheap as taking it), else the wait that may give up.
+                guard keyspace.tryLock(stripe: stripe, capturing: capturing)
+                    || lockUnlessBusy(stripe: stripe, capturing: capturing, session: session)
+                else {
                     arguments = context.surrenderArguments()
                 return refuseForBusyScript(commandIndex, session: session, reply: &reply)
                 }
@@ -426,7 +448,7 @@ public struct NodeDispatcher: CommandDispatcher {
                 var stripes = positions.map { position in
                     context.arguments.withBytes(position) { keyspace.stripeIndex(for: KeyRef($0)) }
                 }
-                guard keyspace.lock(stripes: &stripes, capturing: !spec.flags.contains(.readonly), abandoningWhen: givesUpWhenBusy) else {
+                guard lockUnlessBusy(stripes: &stripes, capturing: !spec.flags.contains(.readonly), session: session) else {
                     arguments = context.surrenderArguments()
                 return refuseForBusyScript(commandIndex, session: session, reply: &reply)
                 }
