@@ -284,6 +284,16 @@ static const char *parse_reply(lua_State *L, const char *p, const char *end) {
         lua_rawset(L, -3);
         return next;
     }
+    case '|': {
+        // RESP3 attributes are no reply of their own: skipped, the reply after them is the value (as redis's Lua).
+        long long count = strtoll(p, NULL, 10);
+        const char *after = next;
+        for (long long i = 0; i < 2 * count && after < end; i++) {
+            after = parse_reply(L, after, end);
+            lua_pop(L, 1);
+        }
+        return parse_reply(L, after, end);
+    }
     case '(':
         lua_newtable(L);
         lua_pushstring(L, "big_number");

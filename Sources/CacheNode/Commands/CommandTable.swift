@@ -15,7 +15,7 @@ public struct CommandTable: Sendable {
         stringCommands, bitmapCommands, hyperLogLogCommands, keyCommands, connectionCommands, serverCommands, slowLogCommands,
         transactionCommands,
         hashCommands, listCommands, setCommands, sortedSetCommands, sortCommands, geoCommands, streamCommands, pubSubCommands,
-        scriptingCommands, functionCommands, aclCommands,
+        scriptingCommands, functionCommands, aclCommands, moduleCommands,
         persistenceCommands,
         clusterCommands, migrateCommands,
         replicationCommands,

@@ -2,6 +2,7 @@
 // RESTORE and DEBUG DIGEST / DIGEST-VALUE / RELOAD. Snapshots are written by Persistence/SnapshotPersistence.swift;
 // payloads and digests come from CacheStore's Snapshot folder.
 import CacheStore
+import NIOCore
 import RESPServer
 import Synchronization
 
@@ -77,6 +78,54 @@ extension CommandTable {
 
 /// Shared implementations of the persistence commands.
 enum PersistenceFamily {
+    /// DEBUG PROTOCOL: a test value of each RESP type (redis debug.c), in the client's protocol.
+    static func debugProtocol(_ type: String, reply: inout ReplyWriter) throws(CommandError) {
+        let resp3 = reply.protocolVersion == .v3
+        switch type {
+        case "string": reply.bulk("Hello World")
+        case "integer": reply.integer(12345)
+        case "double": reply.double(3.141)
+        case "bignum":
+            if resp3 {
+                reply.buffer.writeStaticString("(1234567999999999999999999999999999999\r\n")
+            } else {
+                reply.bulk("1234567999999999999999999999999999999")
+            }
+        case "null": reply.null()
+        case "array", "set":
+            if type == "set" { reply.setHeader(3) } else { reply.arrayHeader(3) }
+            for value in 0..<3 { reply.integer(value) }
+        case "map":
+            reply.mapHeader(3)
+            for value in 0..<3 {
+                reply.integer(value)
+                reply.boolean(value == 1)
+            }
+        case "attrib":
+            if resp3 {
+                reply.buffer.writeStaticString("|1\r\n")
+                reply.bulk("key-popularity")
+                reply.arrayHeader(2)
+                reply.bulk("key:123")
+                reply.integer(90)
+            }
+            // An attribute is no reply of its own: a real one follows.
+            reply.bulk("Some real reply following the attribute")
+        case "push":
+            guard resp3 else { throw CommandError("RESP2 is not supported by this command") }
+            reply.pushHeader(2)
+            reply.bulk("server-cpu-usage")
+            reply.integer(42)
+            reply.bulk("Some real reply following the push reply")
+        case "true": reply.boolean(true)
+        case "false": reply.boolean(false)
+        case "verbatim": reply.verbatim("This is a verbatim\nstring")
+        default:
+            throw CommandError(
+                "Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false")
+        }
+    }
+
     static func restore(_ context: inout CommandContext, _ reply: inout ReplyWriter) throws(CommandError) {
         let arguments = context.arguments
         guard let ttl = arguments.integer(2) else { throw .notInteger }
@@ -233,6 +282,15 @@ enum PersistenceFamily {
             guard arguments.count == 3, let flag = arguments.integer(2) else { throw .wrongArity("debug") }
             context.node.activeExpiryEnabled.store(flag != 0, ordering: .relaxed)
             reply.ok()
+        case "protocol":
+            // One reply of each RESP type, as the client's protocol has it (redis's test hook).
+            guard arguments.count == 3 else { throw .wrongArity("debug") }
+            try PersistenceFamily.debugProtocol(arguments.lowercased(2), reply: &reply)
+        case "set-disable-deny-scripts":
+            // Lets scripts call the commands they may not (redis's test hook, script_disable_deny_script).
+            guard arguments.count == 3, let flag = arguments.integer(2) else { throw .wrongArity("debug") }
+            context.node.scriptsMayCallAnyCommand.store(flag != 0, ordering: .relaxed)
+            reply.ok()
         case "help":
             let lines = [
                 "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -246,6 +304,9 @@ enum PersistenceFamily {
                 "SLEEP <seconds>", "    Stop the server for <seconds>. Decimals allowed.",
                 "PAUSE-CRON <0|1>", "    Stop periodic cron job processing.",
                 "SET-ACTIVE-EXPIRE <0|1>", "    Setting it to 0 disables expiring keys in the background when they are not accessed.",
+                "PROTOCOL <type>", "    Reply with a test value of the specified type. <type> can be: string,",
+                "    integer, double, bignum, null, array, set, map, attrib, push, verbatim, true, false.",
+                "SET-DISABLE-DENY-SCRIPTS <0|1>", "    For testing: scripts may call commands scripts are normally denied.",
                 "HELP", "    Print this help.",
             ]
             reply.simpleStringLines(lines)

@@ -261,7 +261,8 @@ final class ScriptInvocation: @unchecked Sendable {
         guard spec.acceptsArgumentCount(arguments.count) && spec.subcommandWithWrongArity(in: arguments) == nil else {
             return CommandError("Wrong number of args calling Redis command from script")
         }
-        if spec.flags.contains(.noScript) || spec.subcommand(of: arguments)?.flags.contains(.noScript) == true {
+        if (spec.flags.contains(.noScript) || spec.subcommand(of: arguments)?.flags.contains(.noScript) == true)
+            && !node.scriptsMayCallAnyCommand.load(ordering: .relaxed) {
             return CommandError("This Redis command is not allowed from script")
         }
         // The caller's ACL rules hold inside the script too (redis scriptVerifyACL).

@@ -54,6 +54,8 @@ public final class NodeState: Sendable {
     public let baselineMemory = Atomic<Int>(0)
     /// DEBUG PAUSE-CRON: the housekeeping cycle does nothing while set.
     public let housekeepingPaused = Atomic<Bool>(false)
+    /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may call the commands marked `noScript` (a test hook, as in redis).
+    public let scriptsMayCallAnyCommand = Atomic<Bool>(false)
     /// Whether the active expiry cycle runs (DEBUG SET-ACTIVE-EXPIRE; lazy expiry on access always does).
     public let activeExpiryEnabled = Atomic<Bool>(true)
     /// Unix seconds of the last successful save (LASTSAVE).

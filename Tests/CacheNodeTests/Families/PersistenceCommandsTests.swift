@@ -399,3 +399,35 @@ struct PersistenceCommandsTests {
         }
     }
 }
+
+/// DEBUG PROTOCOL (one value of each RESP type, in the client's protocol) and DEBUG SET-DISABLE-DENY-SCRIPTS, the
+/// test hooks redis's scripting unit uses to check the Lua <-> RESP conversions.
+struct DebugProtocolTests {
+    @Test func everyTypeInBothProtocols() throws {
+        let client = try TestNode().connect()
+        #expect(try client.send("DEBUG", "PROTOCOL", "bignum") == .string("1234567999999999999999999999999999999"))
+        #expect(try client.send("DEBUG", "PROTOCOL", "map") == .array([.integer(0), .integer(0), .integer(1), .integer(1), .integer(2), .integer(0)]))
+        #expect(try client.send("DEBUG", "PROTOCOL", "attrib") == .string("Some real reply following the attribute"))
+        #expect(try client.send("DEBUG", "PROTOCOL", "push") == .error("ERR RESP2 is not supported by this command"))
+        #expect(try client.send("DEBUG", "PROTOCOL", "nothing").isError)
+        try client.send("HELLO", "3")
+        #expect(try client.send("DEBUG", "PROTOCOL", "true") == .boolean(true))
+        #expect(try client.send("DEBUG", "PROTOCOL", "double") == .double(3.141))
+        #expect(try client.send("DEBUG", "PROTOCOL", "set") == .set([.integer(0), .integer(1), .integer(2)]))
+        #expect(try client.send("DEBUG", "PROTOCOL", "verbatim") == .verbatim("This is a verbatim\nstring"))
+        #expect(try client.send("DEBUG", "PROTOCOL", "null") == .null)
+    }
+
+    @Test func scriptsSeeTheConversionsOnceDenyScriptsIsOff() throws {
+        let client = try TestNode().connect()
+        let script = "redis.setresp(3); local v = redis.call('debug', 'protocol', 'bignum'); return v.big_number"
+        #expect(try client.send("EVAL", script, "0").text?.hasPrefix("ERR This Redis command is not allowed from script") == true)
+        #expect(try client.send("DEBUG", "SET-DISABLE-DENY-SCRIPTS", "1") == .simple("OK"))
+        #expect(try client.send("EVAL", script, "0") == .string("1234567999999999999999999999999999999"))
+        // An attribute is skipped: the reply after it is the value.
+        #expect(try client.send("EVAL", "redis.setresp(3); return redis.call('debug', 'protocol', 'attrib')", "0") == .string(
+            "Some real reply following the attribute"))
+        #expect(try client.send("DEBUG", "SET-DISABLE-DENY-SCRIPTS", "0") == .simple("OK"))
+        #expect(try client.send("EVAL", script, "0").isError)
+    }
+}
