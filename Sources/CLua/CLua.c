@@ -492,8 +492,9 @@ static cl_run *current_run(lua_State *L) {
     return run;
 }
 
-/// redis.call / redis.pcall. Leaves the result (or an error table) on the stack; returns whether it is an error.
-static int run_command(lua_State *L) {
+/// redis.call / redis.pcall (`resp` the script's protocol), redis.acl_check_cmd (CL_ACL_CHECK_ONLY). Leaves the
+/// result (or an error table) on the stack; returns whether it is an error.
+static int run_command(lua_State *L, int check_only) {
     cl_run *run = current_run(L);
     int argc = lua_gettop(L);
     if (!run) {
@@ -533,7 +534,7 @@ static int run_command(lua_State *L) {
     }
     cl_buffer reply = {0};
     run->in_command = 1;
-    run->command(run->context, argc, argv, lengths, run->script_resp, &reply);
+    run->command(run->context, argc, argv, lengths, check_only ? CL_ACL_CHECK_ONLY : run->script_resp, &reply);
     run->in_command = 0;
     free(argv);
     free(lengths);
@@ -546,12 +547,21 @@ static int run_command(lua_State *L) {
 }
 
 static int redis_call(lua_State *L) {
-    if (run_command(L)) return lua_error(L);
+    if (run_command(L, 0)) return lua_error(L);
     return 1;
 }
 
 static int redis_pcall(lua_State *L) {
-    run_command(L);
+    run_command(L, 0);
+    return 1;
+}
+
+/// redis.acl_check_cmd(command, args...): whether the script's user may run it (an error for an unknown command).
+static int redis_acl_check_cmd(lua_State *L) {
+    if (run_command(L, 1)) return lua_error(L);
+    int allowed = lua_tonumber(L, -1) != 0;
+    lua_pop(L, 1);
+    lua_pushboolean(L, allowed);
     return 1;
 }
 
@@ -846,6 +856,7 @@ static lua_State *create_state(void) {
     static const luaL_Reg api[] = {
         {"call", redis_call},
         {"pcall", redis_pcall},
+        {"acl_check_cmd", redis_acl_check_cmd},
         {"log", redis_log},
         {"setresp", redis_setresp},
         {"sha1hex", redis_sha1hex},

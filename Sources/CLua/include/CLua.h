@@ -17,7 +17,10 @@ void cl_buffer_append(cl_buffer *buffer, const void *bytes, size_t length);
 void cl_buffer_free(cl_buffer *buffer);
 
 /// Runs one command for redis.call / redis.pcall and writes its RESP reply (in protocol `resp`, 2 or 3) to `reply`.
-/// An error reply (`-CODE message\r\n`) is how a refused or failed command is reported.
+/// An error reply (`-CODE message\r\n`) is how a refused or failed command is reported. With `resp`
+/// CL_ACL_CHECK_ONLY (redis.acl_check_cmd) the command is not run: the reply is `:1` or `:0`, whether the script's
+/// user may run it, or an error for an unknown command.
+enum { CL_ACL_CHECK_ONLY = -1 };
 typedef void (*cl_command_function)(void *context, int argc, const char *const *argv, const size_t *lengths, int resp,
                                     cl_buffer *reply);
 /// redis.log(level, ...): level 0 (debug) ... 3 (warning), the message joined with spaces.

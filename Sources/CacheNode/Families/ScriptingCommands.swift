@@ -256,6 +256,19 @@ final class ScriptInvocation: @unchecked Sendable {
         return reply.buffer
     }
 
+    /// redis.acl_check_cmd: `:1` if the script's user may run the command, `:0` if not (nothing logged), an error if
+    /// there is no such command.
+    func aclCheck(_ arguments: CommandArguments) -> ByteBuffer {
+        var reply = ReplyWriter(buffer: ByteBuffer(), protocolVersion: .v2)
+        guard let index = node.commands.lookupIndex(arguments) else {
+            reply.error(code: "ERR", message: "Invalid command passed to redis.acl_check_cmd()")
+            return reply.buffer
+        }
+        let allowed = session.user.map { node.acl.denial($0, node.commands.commands[index], index, arguments) == nil } ?? true
+        reply.integer(allowed ? 1 : 0)
+        return reply.buffer
+    }
+
     /// redis scriptCall's checks for a known command, in its order.
     private func refusal(_ spec: CommandSpec, _ commandIndex: Int, _ arguments: CommandArguments) -> CommandError? {
         guard spec.acceptsArgumentCount(arguments.count) && spec.subcommandWithWrongArity(in: arguments) == nil else {

@@ -171,7 +171,9 @@ final class ScriptEngine: Sendable {
     static let commandCallback: cl_command_function = { context, argc, argv, lengths, resp, reply in
         let invocation = Unmanaged<ScriptInvocation>.fromOpaque(context!).takeUnretainedValue()
         let words = (0..<Int(argc)).map { index in UnsafeRawBufferPointer(start: argv![index], count: lengths![index]) }
-        let bytes = invocation.call(CommandArguments(words), protocolVersion: Int(resp))
+        let arguments = CommandArguments(words)
+        let bytes = resp == CL_ACL_CHECK_ONLY
+            ? invocation.aclCheck(arguments) : invocation.call(arguments, protocolVersion: Int(resp))
         bytes.withUnsafeReadableBytes { raw in cl_buffer_append(reply, raw.baseAddress, raw.count) }
     }
 

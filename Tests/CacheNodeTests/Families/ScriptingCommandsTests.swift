@@ -249,3 +249,22 @@ struct ScriptingCommandsTests {
         #expect(try client.send("SCRIPT", "NOSUCH") == .error("ERR unknown subcommand 'NOSUCH'. Try SCRIPT HELP."))
     }
 }
+
+/// redis.acl_check_cmd: whether the script's user may run a command on given keys, without running it or logging.
+struct ScriptACLCheckTests {
+    @Test func answersForTheCallersUser() throws {
+        let node = TestNode()
+        let admin = try node.connect()
+        let client = try node.connect()
+        try admin.send("ACL", "SETUSER", "bob", "on", "nopass", "+set", "+eval", "~xx")
+        #expect(try client.send("AUTH", "bob", "any") == .simple("OK"))
+        #expect(try client.send("EVAL", "return redis.acl_check_cmd('set','xx',1)", "1", "xx") == .integer(1))
+        #expect(try client.send("EVAL", "return redis.acl_check_cmd('hset','xx','f',1)", "1", "xx") == .null)
+        #expect(try client.send("EVAL", "return redis.acl_check_cmd('set','yy',1)", "0") == .null)
+        #expect(try client.send("EVAL", "return redis.acl_check_cmd('invalid-cmd','arg')", "0").text?.hasPrefix(
+            "ERR Invalid command passed to redis.acl_check_cmd()") == true)
+        // Nothing was logged: only checked.
+        #expect(try admin.send("ACL", "LOG") == .array([]))
+        #expect(try admin.send("EVAL", "return redis.acl_check_cmd('hset','xx','f',1)", "0") == .integer(1))
+    }
+}
