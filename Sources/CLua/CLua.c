@@ -84,12 +84,17 @@ static void append_bulk(cl_buffer *buffer, const char *bytes, size_t length) {
 }
 
 /// A status or error line: CR and LF become spaces, as redis maps them.
-static void append_line(cl_buffer *buffer, char marker, const char *text, size_t length) {
-    cl_buffer_append(buffer, &marker, 1);
+/// `text` with CR and LF made spaces (redis sdsmapchars), so a one-line reply stays one line.
+static void append_one_line(cl_buffer *buffer, const char *text, size_t length) {
     for (size_t i = 0; i < length; i++) {
         char c = (text[i] == '\r' || text[i] == '\n') ? ' ' : text[i];
         cl_buffer_append(buffer, &c, 1);
     }
+}
+
+static void append_line(cl_buffer *buffer, char marker, const char *text, size_t length) {
+    cl_buffer_append(buffer, &marker, 1);
+    append_one_line(buffer, text, length);
     cl_buffer_append(buffer, "\r\n", 2);
 }
 
@@ -323,13 +328,8 @@ static void table_to_reply(lua_State *L, int script_resp, int client_resp, cl_bu
     if (raw_field(L, "err") == LUA_TSTRING) {
         size_t length;
         const char *text = lua_tolstring(L, -1, &length);
-        cl_buffer_append(out, "-", 1);
         // Error text goes out as it is (redis addReplyErrorFormatEx maps newlines to spaces).
-        for (size_t i = 0; i < length; i++) {
-            char c = (text[i] == '\r' || text[i] == '\n') ? ' ' : text[i];
-            cl_buffer_append(out, &c, 1);
-        }
-        cl_buffer_append(out, "\r\n", 2);
+        append_line(out, '-', text, length);
         lua_pop(L, 1);
         return;
     }
@@ -359,10 +359,13 @@ static void table_to_reply(lua_State *L, int script_resp, int client_resp, cl_bu
     if (raw_field(L, "big_number") == LUA_TSTRING) {
         size_t length;
         const char *text = lua_tolstring(L, -1, &length);
+        // Line breaks become spaces in either protocol, as redis maps them.
         if (client_resp == 3) {
             append_line(out, '(', text, length);
         } else {
-            append_bulk(out, text, length);
+            append_format(out, "$%lld\r\n", (long long)length);
+            append_one_line(out, text, length);
+            cl_buffer_append(out, "\r\n", 2);
         }
         lua_pop(L, 1);
         return;

@@ -250,6 +250,15 @@ struct ScriptingCommandsTests {
     }
 }
 
+/// A big number with line breaks keeps the reply one line: they become spaces, in both protocols (redis sdsmapchars).
+struct ScriptBigNumberTests {
+    @Test func lineBreaksBecomeSpaces() throws {
+        let client = try TestNode().connect()
+        #expect(try client.send("EVAL", "return {big_number='123\\r\\n123'}", "0") == .string("123  123"))
+        #expect(try client.send("PING") == .simple("PONG"))
+    }
+}
+
 /// redis.acl_check_cmd: whether the script's user may run a command on given keys, without running it or logging.
 struct ScriptACLCheckTests {
     @Test func answersForTheCallersUser() throws {
