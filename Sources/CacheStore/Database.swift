@@ -83,6 +83,14 @@ public struct Database {
         return table.entry(at: position).pointee.value
     }
 
+    /// The value and access clock of `key` as stored, even if its time to live has passed and it was not reclaimed yet
+    /// (DEBUG OBJECT, which looks in the table as redis's dbFind does). Changes nothing.
+    public func stored(_ key: KeyRef) -> (value: StoredValue, access: UInt16)? {
+        guard let table = stripe(for: key).existingTable(index), let position = table.find(key) else { return nil }
+        let entry = table.entry(at: position).pointee
+        return (entry.value, entry.meta.access)
+    }
+
     /// Whether `key` exists (no access-clock update, as EXISTS does).
 
     public func exists(_ key: KeyRef) -> Bool { find(key) != nil }

@@ -197,14 +197,15 @@ enum PersistenceFamily {
             if !context.inTransaction { keyspace.unlockAll() }
             reply.simpleString(KeyspaceDigest.hex(digest))
         case "object":
-            // DEBUG OBJECT key: redis's one-line description (the address and refcount are placeholders here).
+            // DEBUG OBJECT key: redis's one-line description (the address and refcount are placeholders here), of the
+            // key as stored, expired or not (redis's dbFind).
             guard arguments.count == 3 else { throw .wrongArity("debug") }
             let key = context.key(2)
             let db = context.db
             let thresholds = ObjectEncoding.Thresholds(context.node.configuration)
             let now = context.now
             let describe = { () -> String? in
-                guard let value = db.peek(key), let access = db.accessClock(key) else { return nil }
+                guard let (value, access) = db.stored(key) else { return nil }
                 let idle = keyspace.evictionPolicy.usesLFU ? 0 : keyspace.idleSeconds(access: access, now: now)
                 return "Value at:0x0 refcount:1 encoding:\(ObjectEncoding.name(of: value, thresholds: thresholds)) "
                     + "serializedlength:\(ValueCodec.encode(value).count) lru:\(max(0, Int(now / 1000) - idle) & 0xFFFFFF) lru_seconds_idle:\(idle)"

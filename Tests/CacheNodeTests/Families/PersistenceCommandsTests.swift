@@ -418,6 +418,18 @@ struct DebugProtocolTests {
         #expect(try client.send("DEBUG", "PROTOCOL", "null") == .null)
     }
 
+    /// DEBUG OBJECT looks in the table (redis's dbFind): a key past its time to live but not reclaimed yet is there.
+    @Test func debugObjectSeesAnExpiredKeyUntilItIsReclaimed() throws {
+        let node = TestNode()
+        let client = try node.connect()
+        try client.send("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+        try client.send("SET", "key", "value", "PX", "1")
+        node.advance(milliseconds: 2)
+        #expect(try client.send("DEBUG", "OBJECT", "key").text?.hasPrefix("Value at:") == true)
+        #expect(try client.send("EXISTS", "key") == .integer(0))
+        #expect(try client.send("DEBUG", "OBJECT", "key") == .error("ERR no such key"))
+    }
+
     @Test func scriptsSeeTheConversionsOnceDenyScriptsIsOff() throws {
         let client = try TestNode().connect()
         let script = "redis.setresp(3); local v = redis.call('debug', 'protocol', 'bignum'); return v.big_number"
