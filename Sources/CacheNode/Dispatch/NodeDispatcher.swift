@@ -644,12 +644,14 @@ public struct NodeDispatcher: CommandDispatcher {
 
     /// Runs a queued command inside EXEC, with every stripe already locked. Returns keys made ready.
     static func runQueued(
-        _ queued: QueuedCommand, session: ClientSession, node: NodeState, now: Int64, reply: inout ReplyWriter,
-        fromScript: Bool = false
+        _ queued: QueuedCommand, session: ClientSession, node: NodeState, now: Int64, startMicroseconds: Int64,
+        reply: inout ReplyWriter, fromScript: Bool = false
     ) -> [DatabaseKey] {
         var context = CommandContext(
             arguments: queued.arguments, spec: queued.spec, session: session, node: node, now: now, inTransaction: true)
         context.fromScript = fromScript
+        // The time of the EXEC or script running it: TIME answers it, as redis's cached time.
+        context.startMicroseconds = startMicroseconds
         session.stats.commandsProcessed.wrappingAdd(1, ordering: .relaxed)
         // Counted, not timed: EXEC's time covers the commands it runs.
         session.stats.commands.add(1, to: .calls, of: queued.commandIndex)

@@ -120,7 +120,9 @@ enum ScriptingFamily {
         let scriptArguments = (3 + keyCount..<arguments.count).map { arguments.bytes($0) }
         let session = context.session
         let invocation = ScriptInvocation(
-            session: session, node: context.node, now: context.now, readOnly: readOnly || flags.contains(.noWrites),
+            session: session, node: context.node, now: context.now,
+            startMicroseconds: context.startMicroseconds > 0 ? context.startMicroseconds : context.node.clock.nowMicroseconds(),
+            readOnly: readOnly || flags.contains(.noWrites),
             outOfMemoryAtStart: context.outOfMemoryAtStart && !flags.contains(.allowOOM), runner: runner)
         // A SELECT inside the script is the script's own (redis 7): the caller's database is restored after it.
         let database = session.database
@@ -209,6 +211,8 @@ final class ScriptInvocation: @unchecked Sendable {
     let readOnly: Bool
     let outOfMemoryAtStart: Bool
     let runner: Runner
+    /// When the script started (unix µs): TIME inside it answers this, as redis's cached time.
+    let startMicroseconds: Int64
     private var wrote = false
     private(set) var readyKeys: [DatabaseKey] = []
 
@@ -218,10 +222,14 @@ final class ScriptInvocation: @unchecked Sendable {
         case function(FunctionEngine)
     }
 
-    init(session: ClientSession, node: NodeState, now: Int64, readOnly: Bool, outOfMemoryAtStart: Bool, runner: Runner) {
+    init(
+        session: ClientSession, node: NodeState, now: Int64, startMicroseconds: Int64, readOnly: Bool, outOfMemoryAtStart: Bool,
+        runner: Runner
+    ) {
         self.session = session
         self.node = node
         self.now = now
+        self.startMicroseconds = startMicroseconds
         self.readOnly = readOnly
         self.outOfMemoryAtStart = outOfMemoryAtStart
         self.runner = runner
@@ -251,7 +259,7 @@ final class ScriptInvocation: @unchecked Sendable {
         }
         let ready = NodeDispatcher.runQueued(
             QueuedCommand(spec: spec, arguments: arguments, commandIndex: index), session: session, node: node, now: now,
-            reply: &reply, fromScript: true)
+            startMicroseconds: startMicroseconds, reply: &reply, fromScript: true)
         readyKeys.append(contentsOf: ready)
         return reply.buffer
     }

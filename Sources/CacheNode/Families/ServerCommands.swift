@@ -40,11 +40,12 @@ extension CommandTable {
         // TIME
         CommandSpec("time", arity: 1, flags: [.fast, .loading, .stale], group: .server,
                     summary: "Returns the server time.", since: "2.6.0") { context, reply throws(CommandError) in
-            var spec = timespec()
-            clock_gettime(CLOCK_REALTIME, &spec)
+            // The command's time, read when it started: in a script or EXEC, that of the script or EXEC (redis's
+            // cached time), so a script sees one time throughout.
+            let microseconds = context.startMicroseconds > 0 ? context.startMicroseconds : context.node.clock.nowMicroseconds()
             reply.arrayHeader(2)
-            reply.bulk(String(spec.tv_sec))
-            reply.bulk(String(spec.tv_nsec / 1000))
+            reply.bulk(String(microseconds / 1_000_000))
+            reply.bulk(String(microseconds % 1_000_000))
         },
         // MEMORY USAGE key [SAMPLES count] | MEMORY STATS | MEMORY DOCTOR | MEMORY HELP
         CommandSpec("memory", arity: -2, flags: [.readonly], keys: .custom({ $0.count > 2 && $0.matches(1, "usage") ? [2] : [] }),

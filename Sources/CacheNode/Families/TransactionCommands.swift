@@ -38,7 +38,9 @@ extension CommandTable {
                         + refused.denial.message(user: refused.username))
                     continue
                 }
-                let ready = NodeDispatcher.runQueued(command, session: session, node: context.node, now: context.now, reply: &reply)
+                let ready = NodeDispatcher.runQueued(
+                    command, session: session, node: context.node, now: context.now, startMicroseconds: context.startMicroseconds,
+                    reply: &reply)
                 for key in ready { context.appendReady(key) }
             }
             if context.node.replication.isRecording { context.node.replication.commitTransaction() }

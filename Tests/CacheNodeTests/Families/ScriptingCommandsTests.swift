@@ -259,6 +259,25 @@ struct ScriptBigNumberTests {
     }
 }
 
+/// TIME answers the time its command started, and inside a script or EXEC that of the script or EXEC (redis's
+/// cached time): a script sees one time throughout.
+struct CommandTimeTests {
+    @Test func timeIsTheCommandsStartAndAScriptsOwn() throws {
+        let node = TestNode()
+        let client = try node.connect()
+        let start = node.clock.nowMicroseconds()
+        #expect(try client.send("TIME").strings == [String(start / 1_000_000), String(start % 1_000_000)])
+        // The script's calls to TIME around a DEBUG SLEEP (which moves the manual clock) see the script's start.
+        try client.send("DEBUG", "SET-DISABLE-DENY-SCRIPTS", "1")
+        let times = try client.send(
+            "EVAL", "local a = redis.call('TIME') redis.call('DEBUG', 'SLEEP', 0.5) local b = redis.call('TIME') return {a[2], b[2]}", "0")
+        #expect(times.strings?.count == 2 && times.strings?.first == times.strings?.last)
+        node.advance(milliseconds: 1500)
+        let later = node.clock.nowMicroseconds()
+        #expect(try client.send("TIME").strings == [String(later / 1_000_000), String(later % 1_000_000)])
+    }
+}
+
 /// redis.acl_check_cmd: whether the script's user may run a command on given keys, without running it or logging.
 struct ScriptACLCheckTests {
     @Test func answersForTheCallersUser() throws {
