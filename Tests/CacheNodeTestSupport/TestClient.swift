@@ -127,6 +127,23 @@ public final class TestClient {
 
     /// Whether the server closed the connection.
     public var isClosed: Bool { !channel.isActive }
+
+    /// The fields of INFO `section` whose names start with `prefix`, by name without it (`cmdstat_get` → `get`).
+    public func info(_ section: String, prefix: String = "") throws -> [String: String] {
+        guard let text = try send("INFO", section).text else { return [:] }
+        var fields: [String: String] = [:]
+        for line in text.split(whereSeparator: \.isNewline) where line.hasPrefix(prefix) {
+            let parts = line.dropFirst(prefix.count).split(separator: ":", maxSplits: 1)
+            if parts.count == 2 { fields[String(parts[0])] = String(parts[1]) }
+        }
+        return fields
+    }
+
+    /// CLIENT ID of this connection.
+    public func clientID() throws -> Int {
+        guard case .integer(let id) = try send("CLIENT", "ID") else { throw TestClientError.noReply(["CLIENT", "ID"]) }
+        return id
+    }
 }
 
 /// Failures of the test client itself.

@@ -167,10 +167,11 @@ struct BusyScriptProcessTests {
             socket = try LoopbackSocket(port: port, receiveTimeout: .seconds(2))
         }
 
-        func send(_ words: String...) throws {
-            var frame = "*\(words.count)\r\n"
-            for word in words { frame += "$\(word.utf8.count)\r\n\(word)\r\n" }
-            try socket.send(frame)
+        func send(_ words: String...) throws { try send(words) }
+
+        /// Sends one command as a RESP array of bulk strings.
+        func send(_ words: [String]) throws {
+            try socket.send(words.reduce("*\(words.count)\r\n") { $0 + "$\($1.utf8.count)\r\n\($1)\r\n" })
         }
 
         /// The next reply as text (`+OK`, `-ERR …`, `:1`, a bulk string's contents, `$-1`), or `nil` if none came
@@ -194,9 +195,7 @@ struct BusyScriptProcessTests {
         }
 
         func ask(_ words: String...) throws -> String? {
-            var frame = "*\(words.count)\r\n"
-            for word in words { frame += "$\(word.utf8.count)\r\n\(word)\r\n" }
-            try socket.send(frame)
+            try send(words)
             return reply()
         }
     }
@@ -211,10 +210,9 @@ struct BusyScriptProcessTests {
         let scripted = try Connection(port: node.port)
         let candidates = [try Connection(port: node.port), try Connection(port: node.port)]
         for connection in [scripted] + candidates { #expect(try connection.ask("PING") == "+PONG") }
-        let words = command ?? ["EVAL", script ?? "", "0"]
-        try scripted.socket.send(words.map { "$\($0.utf8.count)\r\n\($0)\r\n" }.reduce("*\(words.count)\r\n", +))
+        try scripted.send(command ?? ["EVAL", script ?? "", "0"])
         usleep(50_000)
-        for candidate in candidates { try candidate.socket.send(probe.map { "$\($0.utf8.count)\r\n\($0)\r\n" }.reduce("*\(probe.count)\r\n", +)) }
+        for candidate in candidates { try candidate.send(probe) }
         // Two loops take connections in turn: one of the two shares the script's loop and cannot answer.
         for (index, candidate) in candidates.enumerated() {
             if let reply = candidate.reply() { return (scripted, candidate, candidates[1 - index], reply) }

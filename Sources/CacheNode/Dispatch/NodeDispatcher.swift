@@ -439,7 +439,7 @@ public struct NodeDispatcher: CommandDispatcher {
                     || lockUnlessBusy(stripe: stripe, capturing: capturing, session: session)
                 else {
                     arguments = context.surrenderArguments()
-                return refuseForBusyScript(commandIndex, session: session, reply: &reply)
+                    return refuseForBusyScript(commandIndex, session: session, reply: &reply)
                 }
                 run(spec, commandIndex, &context, &reply)
                 keyspace.unlock(stripe: stripe)
@@ -450,7 +450,7 @@ public struct NodeDispatcher: CommandDispatcher {
                 }
                 guard lockUnlessBusy(stripes: &stripes, capturing: !spec.flags.contains(.readonly), session: session) else {
                     arguments = context.surrenderArguments()
-                return refuseForBusyScript(commandIndex, session: session, reply: &reply)
+                    return refuseForBusyScript(commandIndex, session: session, reply: &reply)
                 }
                 run(spec, commandIndex, &context, &reply)
                 keyspace.unlock(stripes: stripes)

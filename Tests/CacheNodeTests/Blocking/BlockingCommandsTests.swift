@@ -605,10 +605,7 @@ struct BlockingCommandsTests {
         let node = TestNode()
         let blocked = try node.connect()
         let other = try node.connect()
-        guard case .integer(let id) = try blocked.send("CLIENT", "ID") else {
-            Issue.record("CLIENT ID did not reply with an integer")
-            return
-        }
+        let id = try blocked.clientID()
         try blocked.write("BLPOP", "l", "0")
         #expect(node.state.blocking.unblock(clientID: id, withError: false, node: node.state))
         #expect(try blocked.nextReply() == .nullArray)
@@ -658,17 +655,6 @@ struct BlockingCommandsTests {
     }
 }
 
-/// INFO commandstats and errorstats, as `name → fields`.
-private func infoFields(_ client: TestClient, section: String, prefix: String) throws -> [String: String] {
-    guard let text = try client.send("INFO", section).text else { return [:] }
-    var fields: [String: String] = [:]
-    for line in text.split(whereSeparator: \.isNewline) where line.hasPrefix(prefix) {
-        let parts = line.dropFirst(prefix.count).split(separator: ":", maxSplits: 1)
-        if parts.count == 2 { fields[String(parts[0])] = String(parts[1]) }
-    }
-    return fields
-}
-
 /// How a blocked command is counted (redis updateStatsOnUnblock): once, when it ends (served, timed out, unblocked,
 /// failed), not when it blocks; the slow log sees it then too.
 struct BlockedCommandStatisticsTests {
@@ -676,11 +662,8 @@ struct BlockedCommandStatisticsTests {
         let node = TestNode()
         let blocked = try node.connect()
         let other = try node.connect()
-        guard case .integer(let id) = try blocked.send("CLIENT", "ID") else {
-            Issue.record("CLIENT ID did not reply with an integer")
-            return
-        }
-        func blpop() throws -> String? { try infoFields(other, section: "commandstats", prefix: "cmdstat_")["blpop"] }
+        let id = try blocked.clientID()
+        func blpop() throws -> String? { try other.info("commandstats", prefix: "cmdstat_")["blpop"] }
         try other.send("CONFIG", "RESETSTAT")
         try blocked.write("BLPOP", "l", "0")
         #expect(try other.blockedClients() == 1)
@@ -700,7 +683,7 @@ struct BlockedCommandStatisticsTests {
         #expect(try blocked.nextReply() == .error("UNBLOCKED client unblocked via CLIENT UNBLOCK"))
         #expect(try blpop()?.hasPrefix("calls=3,") == true)
         #expect(try blpop()?.hasSuffix("rejected_calls=0,failed_calls=1") == true)
-        #expect(try infoFields(other, section: "errorstats", prefix: "errorstat_")["UNBLOCKED"] == "count=1")
+        #expect(try other.info("errorstats", prefix: "errorstat_")["UNBLOCKED"] == "count=1")
         // Timed out, and in the slow log then.
         try other.send("CONFIG", "SET", "slowlog-log-slower-than", "0")
         try other.send("SLOWLOG", "RESET")
@@ -730,7 +713,7 @@ struct BlockedCommandStatisticsTests {
         try other.send("LPUSH", "list1", "foo")
         let refusal = try blocked.nextReply()
         #expect(refusal?.isError == true && refusal?.text?.hasPrefix("NOPERM No permissions to access a key") == true)
-        let stats = try infoFields(other, section: "commandstats", prefix: "cmdstat_")["blpop"]
+        let stats = try other.info("commandstats", prefix: "cmdstat_")["blpop"]
         #expect(stats == "calls=0,usec=0,usec_per_call=0.00,rejected_calls=1,failed_calls=0")
     }
 }

@@ -44,11 +44,8 @@ struct KeyCommandsTests {
 /// a key and FLUSHALL without an option when lazyfree-lazy-* say so; INFO memory's counts.
 struct LazyFreeCommandsTests {
     private func lazyfreed(_ client: TestClient) throws -> (pending: Int?, freed: Int?) {
-        let text = try client.send("INFO", "memory").text ?? ""
-        func field(_ name: String) -> Int? {
-            text.split(whereSeparator: \.isNewline).first { $0.hasPrefix(name + ":") }.flatMap { Int($0.dropFirst(name.count + 1)) }
-        }
-        return (field("lazyfree_pending_objects"), field("lazyfreed_objects"))
+        let memory = try client.info("memory")
+        return (memory["lazyfree_pending_objects"].flatMap { Int($0) }, memory["lazyfreed_objects"].flatMap { Int($0) })
     }
 
     @Test func largeValuesAreFreedInTheBackgroundWhenAsked() throws {
