@@ -117,7 +117,7 @@ public final class BlockingRegistry: Sendable {
         let waiter = BlockedClient(
             session: session, spec: context.spec, arguments: arguments ?? context.arguments, database: session.database,
             protocolVersion: session.protocolVersion, keys: unique, type: type, wakesOnAnyChange: wakesOnAnyChange,
-            firstRunMicroseconds: firstRun)
+            commandIndex: node.commands.lookupIndex(context.arguments), firstRunMicroseconds: firstRun)
         let isRetry = state.withLockedValue { state -> Bool in
             if let existing = state.bySession[sessionID] {
                 // A retry that still found nothing: the client keeps its place.
@@ -229,7 +229,7 @@ public final class BlockingRegistry: Sendable {
     private func countEnded(_ waiter: BlockedClient, node: NodeState, servedFrom start: Int64? = nil, failed: Bool) {
         let end = node.clock.nowMicroseconds()
         let total = waiter.firstRunMicroseconds + (start.map { max(0, end - $0) } ?? 0)
-        if let index = node.commands.lookupIndex(waiter.arguments) {
+        if let index = waiter.commandIndex {
             let stats = waiter.session.stats.commands
             stats.add(1, to: .calls, of: index)
             stats.add(Int(total), to: .microseconds, of: index)
@@ -274,7 +274,7 @@ public final class BlockingRegistry: Sendable {
         let database = keyspace.database(waiter.database, now: now)
         guard waiter.wakesOnAnyChange || database.peek(KeyRef(readyKey.key))?.type == waiter.type else { return .notReady }
         // The user's rules may have changed while it waited (redis checks a reprocessed command again).
-        if let index = node.commands.lookupIndex(waiter.arguments),
+        if let index = waiter.commandIndex,
            let refused = node.acl.refusal(waiter.session, waiter.spec, index, waiter.arguments, context: "toplevel", node: node) {
             waiter.session.stats.commands.add(1, to: .rejected, of: index)
             var reply = ReplyWriter(buffer: waiter.session.connection.allocator.buffer(capacity: 64), protocolVersion: waiter.protocolVersion)
@@ -399,6 +399,8 @@ final class BlockedClient: @unchecked Sendable {
     let type: ValueType
     /// Retried on any write to its keys, not only when they hold `type`.
     let wakesOnAnyChange: Bool
+    /// Its command's place in the command table (commandstats), looked up once when it blocked.
+    let commandIndex: Int?
     /// How long the run that blocked took (µs): part of the command's time in commandstats and the slow log.
     let firstRunMicroseconds: Int64
 
@@ -408,7 +410,7 @@ final class BlockedClient: @unchecked Sendable {
     var timer: Scheduled<Void>?
 
     init(session: ClientSession, spec: CommandSpec, arguments: CommandArguments, database: Int,
-         protocolVersion: RESPVersion, keys: [DatabaseKey], type: ValueType, wakesOnAnyChange: Bool,
+         protocolVersion: RESPVersion, keys: [DatabaseKey], type: ValueType, wakesOnAnyChange: Bool, commandIndex: Int?,
          firstRunMicroseconds: Int64) {
         self.session = session
         self.spec = spec
@@ -418,6 +420,7 @@ final class BlockedClient: @unchecked Sendable {
         self.keys = keys
         self.type = type
         self.wakesOnAnyChange = wakesOnAnyChange
+        self.commandIndex = commandIndex
         self.firstRunMicroseconds = firstRunMicroseconds
     }
 }
