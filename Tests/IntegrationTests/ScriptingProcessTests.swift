@@ -4,6 +4,21 @@ import Foundation
 import LoopbackTestSupport
 import Testing
 
+/// Sends `arguments` with redis-cli on a new connection each time until `accepts` its answer (at most 30 tries, 3 s
+/// each) and returns the answers, trimmed. Connections are spread over the event loops in turn: one on the loop a
+/// script keeps busy waits and is given up, the next reaches the free loop.
+private func askFromAnotherLoop(_ port: Int, _ arguments: [String], until accepts: (String) -> Bool) -> [String] {
+    var answers: [String] = []
+    for _ in 0..<30 {
+        if let result = try? runProgram("/usr/bin/redis-cli", ["-h", "127.0.0.1", "-p", String(port)] + arguments, timeout: 3) {
+            answers.append(result.output.trimmingCharacters(in: .whitespacesAndNewlines))
+            if accepts(answers.last!) { break }
+        }
+        usleep(100_000)
+    }
+    return answers
+}
+
 @Suite(.serialized)
 struct ScriptingProcessTests {
     @Test func scriptKillFromTheOtherEventLoopStopsARunawayScript() throws {
@@ -23,16 +38,8 @@ struct ScriptingProcessTests {
         try runaway.run()
         defer { if runaway.isRunning { runaway.terminate() } }
 
-        // Connections are spread over the loops in turn: one on the busy loop waits (and is given up after a few
-        // seconds), the next reaches the free one. NOTBUSY means the script had not started yet.
-        var answers: [String] = []
-        for _ in 0..<30 where answers.last != "OK" {
-            if let result = try? runProgram(
-                "/usr/bin/redis-cli", ["-h", "127.0.0.1", "-p", String(node.port), "SCRIPT", "KILL"], timeout: 3) {
-                answers.append(result.output.trimmingCharacters(in: .whitespacesAndNewlines))
-            }
-            if answers.last != "OK" { usleep(100_000) }
-        }
+        // NOTBUSY means the script had not started yet.
+        let answers = askFromAnotherLoop(node.port, ["SCRIPT", "KILL"]) { $0 == "OK" }
         #expect(answers.last == "OK", "SCRIPT KILL answered \(answers)")
         let deadline = Date().addingTimeInterval(10)
         while runaway.isRunning && Date() < deadline { usleep(10_000) }
@@ -100,23 +107,10 @@ struct FunctionProcessTests {
         runaway.standardError = FileHandle.nullDevice
         try runaway.run()
         defer { if runaway.isRunning { runaway.terminate() } }
-        // A connection on the busy loop waits (and is given up after a few seconds); one on the free loop answers.
-        var stats = ""
-        for _ in 0..<30 where !stats.contains("spin") {
-            if let result = try? runProgram("/usr/bin/redis-cli", ["-h", "127.0.0.1", "-p", String(node.port), "FUNCTION", "STATS"], timeout: 3) {
-                stats = result.output
-            }
-            if !stats.contains("spin") { usleep(100_000) }
-        }
+        let stats = askFromAnotherLoop(node.port, ["FUNCTION", "STATS"]) { $0.contains("spin") }.last ?? ""
         #expect(stats.contains("running_script") && stats.contains("spin") && stats.contains("FCALL") && stats.contains("duration_ms"),
                 "FUNCTION STATS answered \(stats)")
-        var answers: [String] = []
-        for _ in 0..<30 where answers.last != "OK" {
-            if let result = try? runProgram("/usr/bin/redis-cli", ["-h", "127.0.0.1", "-p", String(node.port), "FUNCTION", "KILL"], timeout: 3) {
-                answers.append(result.output.trimmingCharacters(in: .whitespacesAndNewlines))
-            }
-            if answers.last != "OK" { usleep(100_000) }
-        }
+        let answers = askFromAnotherLoop(node.port, ["FUNCTION", "KILL"]) { $0 == "OK" }
         #expect(answers.last == "OK", "FUNCTION KILL answered \(answers)")
         let deadline = Date().addingTimeInterval(10)
         while runaway.isRunning && Date() < deadline { usleep(10_000) }
